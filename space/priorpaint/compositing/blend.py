@@ -1,0 +1,108 @@
+"""From the generated crop back to the photo: resize, feather, blend.
+
+The generated square is resized to the crop's size and blended into the photo with the
+feathered edit mask.  The feather stays *inside* the mask (the mask is eroded before it
+is blurred, then cut to the mask's support), so every pixel where the edit mask is 0 is
+copied from the input bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+from ..images import Photo
+from .crop import Crop
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """(1, 3, R, R) or (3, R, R) in [-1, 1] -> (R, R, 3) uint8."""
+    if img.dim() == 4:
+        img = img[0]
+    arr = img.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return arr.permute(1, 2, 0).cpu().numpy()
+
+
+def default_feather(side: int) -> int:
+    return max(1, int(round(side * 0.03)))
+
+
+def feather_mask(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Float alpha in [0, 1]: ``mask/255`` softened inward by ``radius`` px; 0 wherever mask is 0."""
+    alpha = mask.astype(np.float32) / 255.0
+    if radius <= 0 or not mask.any():
+        return alpha
+    support = Image.fromarray(((mask > 0) * 255).astype(np.uint8), "L")
+    pad = 2 * radius + 2  # the border of the crop counts as outside only where the mask says so
+    padded = Image.new("L", (support.width + 2 * pad, support.height + 2 * pad), 0)
+    padded.paste(support, (pad, pad))
+    size = 2 * radius + 1
+    eroded = padded.filter(ImageFilter.MinFilter(size)) if size <= 31 else _erode_large(padded, radius)
+    soft = eroded.filter(ImageFilter.GaussianBlur(radius / 2.0))
+    soft = np.asarray(soft, dtype=np.float32)[pad:-pad, pad:-pad] / 255.0
+    return alpha * np.where(mask > 0, soft, 0.0)
+
+
+def _erode_large(img: Image.Image, radius: int) -> Image.Image:
+    # Repeated small erosions equal one large square erosion, and stay fast for big radii.
+    left = radius
+    while left > 0:
+        step = min(left, 15)
+        img = img.filter(ImageFilter.MinFilter(2 * step + 1))
+        left -= step
+    return img
+
+
+def blend_region(base: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``base*(1-a) + generated*a`` in uint8; exactly ``base`` where ``a == 0``."""
+    a = alpha[..., None]
+    mixed = np.round(base.astype(np.float32) * (1.0 - a) + generated.astype(np.float32) * a)
+    mixed = np.clip(mixed, 0, 255).astype(np.uint8)
+    return np.where(a > 0, mixed, base)
+
+
+def resize_generated(generated: np.ndarray, side: int) -> np.ndarray:
+    if generated.shape[0] == side:
+        return generated
+    return np.asarray(Image.fromarray(generated, "RGB").resize((side, side), Image.LANCZOS))
+
+
+def composite(photo: Photo, crop: Crop, generated: np.ndarray, edit_mask: Optional[np.ndarray] = None,
+              feather: Optional[int] = None) -> Tuple[Photo, np.ndarray, Tuple[int, int, int, int]]:
+    """Blend ``generated`` (R×R×3 uint8, the model's square) into a copy of ``photo``.
+
+    ``edit_mask``: square-region uint8 mask (default: the selection). Returns the new
+    photo (alpha unchanged), the result layer as RGBA for the part of the square inside
+    the image (its alpha is the feathered mask), and that layer's (x, y, w, h).
+    """
+    x0, y0, side = crop.square
+    mask = crop.region_mask if edit_mask is None else edit_mask
+    radius = default_feather(side) if feather is None else int(feather)
+    alpha = feather_mask(mask, radius)
+    big = resize_generated(generated, side)
+    W, H = crop.image_size
+    xs0, ys0, xs1, ys1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
+    sub = (slice(ys0 - y0, ys1 - y0), slice(xs0 - x0, xs1 - x0))
+    out = photo.rgb.copy()
+    out[ys0:ys1, xs0:xs1] = blend_region(photo.rgb[ys0:ys1, xs0:xs1], big[sub], alpha[sub])
+    layer = np.dstack([big[sub], np.round(alpha[sub] * 255).astype(np.uint8)])
+    return photo.with_rgb(out), layer, (xs0, ys0, xs1 - xs0, ys1 - ys0)
+
+
+def changed_outside(before: Photo, after: Photo, crop: Crop, edit_mask: Optional[np.ndarray] = None) -> int:
+    """Pixels that differ between two photos where the edit mask is 0 (must be 0)."""
+    x0, y0, side = crop.square
+    W, H = crop.image_size
+    inside = np.zeros((H, W), bool)
+    mask = crop.region_mask if edit_mask is None else edit_mask
+    xs0, ys0, xs1, ys1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
+    inside[ys0:ys1, xs0:xs1] = mask[ys0 - y0:ys1 - y0, xs0 - x0:xs1 - x0] > 0
+    diff = (before.rgb != after.rgb).any(axis=2)
+    if before.alpha is not None or after.alpha is not None:
+        a = before.alpha if before.alpha is not None else np.full(diff.shape, 255, np.uint8)
+        b = after.alpha if after.alpha is not None else np.full(diff.shape, 255, np.uint8)
+        diff |= a != b
+    return int((diff & ~inside).sum())

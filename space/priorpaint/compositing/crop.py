@@ -1,0 +1,166 @@
+"""From a photo and a selection to the model's input, and the selection's geometry.
+
+The selection is a box ``(x, y, w, h)`` or a soft mask (0..255, image-sized).  Its bounding
+box, widened by a context margin and squared, is cut from the photo (padding by edge
+replication where the square leaves the image), then resized with antialiasing to the
+model's resolution.  The selection mask travels with it, cut and resized the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import InputError
+from ..images import Photo
+
+log = logging.getLogger(__name__)
+MIN_BOX = 8
+DEFAULT_MARGIN = 0.1
+
+
+@dataclass
+class Crop:
+    """Where the model's square sits in the photo, and what it sees there."""
+    square: Tuple[int, int, int]          # x0, y0, side (may extend outside the photo)
+    box: Tuple[int, int, int, int]        # the selection's bounding box, clipped (x, y, w, h)
+    image_size: Tuple[int, int]           # (W, H) of the photo
+    resolution: int
+    region: np.ndarray                    # (side, side, 3) uint8: photo pixels of the square (edge-padded)
+    region_mask: np.ndarray               # (side, side) uint8: the selection inside the square
+    notes: List[str] = field(default_factory=list)
+
+    def target(self, device=None) -> torch.Tensor:
+        """The crop at model resolution, (1, 3, R, R) in [-1, 1]."""
+        small = np.array(resize_rgb(self.region, self.resolution))
+        t = torch.from_numpy(small).permute(2, 0, 1).float().div(127.5).sub(1.0)
+        return t.unsqueeze(0).to(device or "cpu")
+
+    def model_mask(self, device=None, mask: Optional[np.ndarray] = None) -> torch.Tensor:
+        """A square-region mask (default: the selection) at model resolution, (1, 1, R, R) in [0, 1]."""
+        m = self.region_mask if mask is None else mask
+        small = np.array(resize_gray(m, self.resolution))
+        return torch.from_numpy(small).float().div(255.0)[None, None].to(device or "cpu")
+
+    def region_of(self, full: np.ndarray) -> np.ndarray:
+        """Cut this crop's square out of an image-sized (H, W[, C]) array, zero outside the image."""
+        return cut_square(full, self.square, pad="zero")
+
+
+def resize_rgb(arr: np.ndarray, size: int) -> np.ndarray:
+    if arr.shape[0] == size and arr.shape[1] == size:
+        return arr
+    return np.asarray(Image.fromarray(arr, "RGB").resize((size, size), Image.LANCZOS, reducing_gap=None))
+
+
+def resize_gray(arr: np.ndarray, size: int) -> np.ndarray:
+    if arr.shape[0] == size and arr.shape[1] == size:
+        return arr
+    return np.asarray(Image.fromarray(arr, "L").resize((size, size), Image.BILINEAR if arr.shape[0] < size else Image.BOX))
+
+
+def cut_square(full: np.ndarray, square: Tuple[int, int, int], pad: str = "edge") -> np.ndarray:
+    """The ``side``×``side`` window at (x0, y0) of ``full``; outside the image: edge or zero."""
+    x0, y0, side = square
+    h, w = full.shape[:2]
+    xs0, ys0 = max(x0, 0), max(y0, 0)
+    xs1, ys1 = min(x0 + side, w), min(y0 + side, h)
+    inner = full[ys0:ys1, xs0:xs1]
+    widths = [(ys0 - y0, y0 + side - ys1), (xs0 - x0, x0 + side - xs1)] + [(0, 0)] * (full.ndim - 2)
+    if all(a == 0 and b == 0 for a, b in widths):
+        return np.ascontiguousarray(inner)
+    if pad == "edge":
+        return np.pad(inner, widths, mode="edge")
+    return np.pad(inner, widths, mode="constant")
+
+
+def parse_box(text: str) -> Tuple[int, int, int, int]:
+    try:
+        parts = [int(round(float(p))) for p in str(text).split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4:
+        raise InputError(f"--box must be X,Y,W,H (four integers), got {text!r}")
+    return tuple(parts)  # type: ignore[return-value]
+
+
+def clip_box(box: Sequence[int], size: Tuple[int, int], notes: List[str]) -> Tuple[int, int, int, int]:
+    """Clip a box to the image; refuse one wholly outside or smaller than MIN_BOX."""
+    x, y, w, h = (int(v) for v in box)
+    W, H = size
+    if w <= 0 or h <= 0:
+        raise InputError(f"box {x},{y},{w},{h} has no area (width and height must be positive)")
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+    if x1 <= x0 or y1 <= y0:
+        raise InputError(f"box {x},{y},{w},{h} lies outside the {W}x{H} image")
+    if (x0, y0, x1, y1) != (x, y, x + w, y + h):
+        note = f"box {x},{y},{w},{h} is partly outside the {W}x{H} image; clipped to {x0},{y0},{x1 - x0},{y1 - y0}"
+        log.warning(note)
+        notes.append(note)
+    if x1 - x0 < MIN_BOX or y1 - y0 < MIN_BOX:
+        raise InputError(f"selection {x1 - x0}x{y1 - y0} px is too small; it must be at least {MIN_BOX}x{MIN_BOX} px")
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def mask_bbox(mask: np.ndarray) -> Tuple[int, int, int, int]:
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    if ys.size == 0:
+        raise InputError("the selection mask is empty: select a region first")
+    return int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)
+
+
+def square_around(box: Tuple[int, int, int, int], size: Tuple[int, int], margin: float) -> Tuple[int, int, int]:
+    """The margin-widened bounding square of ``box``, shifted inside the image when it fits."""
+    x, y, w, h = box
+    W, H = size
+    side = int(math.ceil(max(w, h) * (1.0 + 2.0 * margin)))
+    cx, cy = x + w / 2.0, y + h / 2.0
+    x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
+    # The square must contain the box even after rounding.
+    x0 = min(x0, x); y0 = min(y0, y)
+    x0 = max(x0, x + w - side); y0 = max(y0, y + h - side)
+    # Prefer real context over padding: slide inside the image where the square fits.
+    if side <= W:
+        x0 = min(max(x0, 0), W - side)
+    if side <= H:
+        y0 = min(max(y0, 0), H - side)
+    return x0, y0, side
+
+
+def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None,
+              mask: Optional[np.ndarray] = None, margin: float = DEFAULT_MARGIN) -> Crop:
+    """The model's view of a selection given as a box or an image-sized soft mask."""
+    if (box is None) == (mask is None):
+        raise InputError("give exactly one of a box or a mask for the selection")
+    if not 0.0 <= margin <= 1.0:
+        raise InputError(f"margin must be between 0 and 1, got {margin}")
+    size = photo.size
+    notes: List[str] = []
+    if box is not None:
+        sel = clip_box(box, size, notes)
+        x, y, w, h = sel
+        full_mask = None
+    else:
+        if mask.shape != (size[1], size[0]):
+            raise InputError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {size[0]}x{size[1]}")
+        sel = mask_bbox(mask)
+        if sel[2] < MIN_BOX or sel[3] < MIN_BOX:
+            raise InputError(f"selection {sel[2]}x{sel[3]} px is too small; it must be at least {MIN_BOX}x{MIN_BOX} px")
+        full_mask = mask
+    square = square_around(sel, size, margin)
+    region = cut_square(photo.rgb, square, pad="edge")
+    if full_mask is not None:
+        region_mask = cut_square(full_mask, square, pad="zero")
+    else:
+        region_mask = np.zeros((square[2], square[2]), np.uint8)
+        x, y, w, h = sel
+        region_mask[y - square[1]:y - square[1] + h, x - square[0]:x - square[0] + w] = 255
+    return Crop(square=square, box=sel, image_size=size, resolution=resolution,
+                region=region, region_mask=region_mask, notes=notes)

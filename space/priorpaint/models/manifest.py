@@ -1,0 +1,161 @@
+"""The weights manifest: one JSON file per model in ``weights_manifest/``.
+
+A model entry::
+
+    {
+      "id": "dcgan-digiface-64",
+      "kind": "generator",                # or "perceptual" (a loss network)
+      "architecture": "dcgan",
+      "config": {"nz": 100, "ngf": 64, "nc": 3},
+      "resolution": 64, "domain": "faces", "split_layer": "b8",
+      "license": "MIT", "description": "...",
+      "sources": [                        # tried in order
+        {"type": "package", "package": "gan-face-generate", "version": "1.1.1",
+         "path": "gan_face_generate/weights.tar", "sha256": "...",
+         "format": "torch", "state_dict_key": "netG_state_dict"},
+        {"type": "hub", "repo_id": "...", "filename": "...", "revision": "<40 hex>",
+         "sha256": "...", "format": "safetensors"},
+        {"type": "file", "path": "/abs/or/relative/to/manifest.safetensors", "sha256": "..."}
+      ]
+    }
+
+The manifest folder is found, in order, at ``$PRIORPAINT_MANIFEST_DIR``, beside the
+package (``priorpaint/weights_manifest``, as in a deployed Space) or at the top of the
+source checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..errors import InputError, ModelError
+
+SOURCE_TYPES = ("package", "hub", "file")
+FORMATS = ("torch", "safetensors")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_REV = re.compile(r"^[0-9a-f]{40}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+DEFAULT_MODEL = "dcgan-digiface-64"
+
+
+@dataclass
+class Source:
+    type: str
+    sha256: Optional[str] = None
+    format: str = "torch"
+    state_dict_key: Optional[str] = None
+    # package
+    package: Optional[str] = None
+    version: Optional[str] = None
+    path: Optional[str] = None
+    # hub
+    repo_id: Optional[str] = None
+    filename: Optional[str] = None
+    revision: Optional[str] = None
+
+    def describe(self) -> str:
+        if self.type == "package":
+            return f"package {self.package}=={self.version}:{self.path}"
+        if self.type == "hub":
+            rev = (self.revision or "main")[:12]
+            return f"hub {self.repo_id}/{self.filename}@{rev}"
+        return f"file {self.path}"
+
+
+@dataclass
+class ModelEntry:
+    id: str
+    architecture: str
+    config: dict
+    resolution: int
+    sources: List[Source]
+    kind: str = "generator"
+    domain: str = ""
+    split_layer: Optional[str] = None
+    license: str = ""
+    description: str = ""
+    manifest_path: Optional[Path] = None
+    extra: dict = field(default_factory=dict)
+
+
+def _parse_source(raw: dict, where: str) -> Source:
+    if not isinstance(raw, dict) or raw.get("type") not in SOURCE_TYPES:
+        raise ModelError(f"{where}: each source needs a type in {SOURCE_TYPES}")
+    known = set(Source.__dataclass_fields__)
+    src = Source(**{k: v for k, v in raw.items() if k in known})
+    if src.sha256 is not None:
+        src.sha256 = src.sha256.lower()
+        if not _SHA.match(src.sha256):
+            raise ModelError(f"{where}: sha256 must be 64 hex digits")
+    if src.format not in FORMATS:
+        raise ModelError(f"{where}: format must be one of {FORMATS}")
+    if src.type == "package" and not (src.package and src.path):
+        raise ModelError(f"{where}: a package source needs 'package' and 'path'")
+    if src.type == "hub":
+        if not (src.repo_id and src.filename):
+            raise ModelError(f"{where}: a hub source needs 'repo_id' and 'filename'")
+        if src.revision is not None and not _REV.match(src.revision):
+            raise ModelError(f"{where}: a hub revision must be a pinned 40-hex commit")
+    if src.type == "file" and not src.path:
+        raise ModelError(f"{where}: a file source needs 'path'")
+    return src
+
+
+def parse_entry(raw: dict, path: Optional[Path] = None) -> ModelEntry:
+    where = str(path or raw.get("id", "manifest entry"))
+    for key in ("id", "architecture", "resolution", "sources"):
+        if key not in raw:
+            raise ModelError(f"{where}: missing '{key}'")
+    if not _ID.match(str(raw["id"])):
+        raise ModelError(f"{where}: bad model id {raw['id']!r}")
+    if not isinstance(raw["sources"], list) or not raw["sources"]:
+        raise ModelError(f"{where}: 'sources' must be a non-empty list")
+    known = set(ModelEntry.__dataclass_fields__) - {"sources", "manifest_path", "extra"}
+    entry = ModelEntry(
+        sources=[_parse_source(s, f"{where} source {i}") for i, s in enumerate(raw["sources"])],
+        manifest_path=path,
+        extra={k: v for k, v in raw.items() if k not in known and k != "sources"},
+        **{k: raw[k] for k in known if k in raw},
+    )
+    entry.config = dict(entry.config or {})
+    entry.resolution = int(entry.resolution)
+    return entry
+
+
+def manifest_dirs() -> List[Path]:
+    env = os.environ.get("PRIORPAINT_MANIFEST_DIR")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    here = Path(__file__).resolve().parent.parent  # .../priorpaint
+    candidates = [here / "weights_manifest", here.parent.parent / "weights_manifest"]
+    return [p for p in candidates if p.is_dir()]
+
+
+def load_manifest(dirs: Optional[List[Path]] = None) -> Dict[str, ModelEntry]:
+    """All entries, by id; the first folder wins when two define the same id."""
+    entries: Dict[str, ModelEntry] = {}
+    for d in dirs if dirs is not None else manifest_dirs():
+        for path in sorted(Path(d).glob("*.json")):
+            try:
+                raw = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise ModelError(f"manifest {path} is not valid JSON: {e}") from None
+            entry = parse_entry(raw, path)
+            entries.setdefault(entry.id, entry)
+    return entries
+
+
+def get_entry(model_id: Optional[str], kind: str = "generator",
+              dirs: Optional[List[Path]] = None) -> ModelEntry:
+    entries = load_manifest(dirs)
+    model_id = model_id or DEFAULT_MODEL
+    entry = entries.get(model_id)
+    if entry is None or entry.kind != kind:
+        known = sorted(e.id for e in entries.values() if e.kind == kind)
+        raise InputError(f"unknown model {model_id!r}; known models: {', '.join(known) or 'none'}")
+    return entry
