@@ -156,7 +156,7 @@ def project(gen: LayeredGenerator, target: torch.Tensor, mask: Optional[torch.Te
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     h = h.detach()
     with torch.no_grad():
         final = psnr(gen.forward_from(split, h, z=z_best), target, mask if cfg.masked else None)

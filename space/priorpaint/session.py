@@ -1,0 +1,184 @@
+"""An editing session: one photo, one selection, one projection, then edits and renders.
+
+This is the pipeline of the architecture page in one object, used by the CLI, the web
+app and the API alike::
+
+    s = EditSession.open("photo.png", box=(140, 20, 180, 180))
+    s.project()                                   # crop -> (z, z_h)
+    state = s.apply(["direction:smile=1.5"])      # edits: z_h -> z_h_e
+    out = s.render(state)                         # G_F(z_h_e) -> composite into the photo
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .compositing.blend import changed_outside, composite, to_uint8
+from .compositing.crop import DEFAULT_MARGIN, Crop, make_crop
+from .edits.registry import EDIT_KINDS, EditState, parse_specs
+from .errors import InputError
+from .images import Photo, load_mask, load_photo
+from .jobs import CancelToken, ProgressFn, checkpoint
+from .models.layered import LayeredGenerator
+from .models.registry import load_generator
+from .projection.project import Projection, ProjectionConfig, check_finite, project, psnr
+
+
+@dataclass
+class Render:
+    photo: Photo                     # the full composited photo (alpha as the input's)
+    layer: np.ndarray                # (h, w, 4) uint8: the result for the layer box, alpha = feathered mask
+    layer_box: tuple                 # (x, y, w, h) of the layer in the photo
+    generated: np.ndarray            # (R, R, 3) uint8: the generator's output at model resolution
+    metrics: Dict[str, object] = field(default_factory=dict)
+
+
+class EditSession:
+    def __init__(self, photo: Photo, crop: Crop, gen: LayeredGenerator):
+        self.id = secrets.token_urlsafe(16)
+        self.photo = photo
+        self.crop = crop
+        self.gen = gen
+        self.model_id = getattr(gen, "model_id", gen.architecture)
+        dev = gen.device
+        self.target = crop.target(dev)
+        self.mask = crop.model_mask(dev)
+        self.projection: Optional[Projection] = None
+        #: per-stage caches (e.g. the fitted G′), keyed by their owners
+        self.cache: Dict[str, object] = {}
+        self.seconds: Dict[str, float] = {}
+        self.lock = threading.RLock()
+        self.created = self.used = time.time()
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def open(cls, image, box: Optional[Sequence[int]] = None, mask=None, model: Optional[str] = None,
+             device=None, margin: float = DEFAULT_MARGIN, allow_download: bool = False,
+             gen: Optional[LayeredGenerator] = None) -> "EditSession":
+        """A session for ``image`` (path, bytes, PIL image, array or Photo) and a box or mask."""
+        t0 = time.perf_counter()
+        photo = image if isinstance(image, Photo) else load_photo(image)
+        if mask is not None:
+            mask = load_mask(mask, photo.size)
+        gen = gen or load_generator(model, device=device, allow_download=allow_download)
+        crop = make_crop(photo, gen.resolution, box=box, mask=mask, margin=margin)
+        s = cls(photo, crop, gen)
+        s.seconds["crop"] = time.perf_counter() - t0
+        return s
+
+    # -- projection ----------------------------------------------------------------------
+    def project(self, config: Optional[ProjectionConfig] = None, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None) -> Projection:
+        with self.lock:
+            t0 = time.perf_counter()
+            self.projection = project(self.gen, self.target, self.mask, config, progress, cancel)
+            self.cache.clear()  # anything fitted to an earlier projection is stale
+            self.seconds["project"] = time.perf_counter() - t0
+            self.used = time.time()
+            return self.projection
+
+    def require_projection(self) -> Projection:
+        if self.projection is None:
+            raise InputError("this session has no projection yet: project the selection first")
+        return self.projection
+
+    # -- edits ---------------------------------------------------------------------------
+    def initial_state(self) -> EditState:
+        p = self.require_projection()
+        return EditState(z=p.z, h=p.h)
+
+    def apply(self, specs, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+              state: Optional[EditState] = None) -> EditState:
+        """Apply edit specs (CLI strings, dicts or a JSON list) in order."""
+        parsed = parse_specs(specs)
+        with self.lock:
+            state = state or self.initial_state()
+            for i, spec in enumerate(parsed):
+                checkpoint(cancel, progress, "edit", i / max(len(parsed), 1), {"edit": spec["kind"]})
+                t0 = time.perf_counter()
+                state = EDIT_KINDS[spec["kind"]].apply(self, state, spec)
+                check_finite(state.h, f"the latent after edit {spec['kind']}")
+                check_finite(state.z, f"the latent after edit {spec['kind']}")
+                record = {k: v for k, v in spec.items() if not isinstance(v, (np.ndarray, torch.Tensor))}
+                record["seconds"] = time.perf_counter() - t0
+                state.applied.append(record)
+            self.used = time.time()
+            return state
+
+    def generate(self, state: Optional[EditState] = None) -> torch.Tensor:
+        """``G_F(z_h_e)`` at model resolution, (1, 3, R, R) in [-1, 1] (the live preview)."""
+        state = state or self.initial_state()
+        with torch.no_grad():
+            return self.gen.forward_from(self.require_projection().split, state.h,
+                                         interventions=state.interventions or None, z=state.z)
+
+    def edit_mask(self, state: Optional[EditState]) -> np.ndarray:
+        """The square-region edit mask of a state (the selection unless an edit narrowed it)."""
+        if state is not None and state.edit_mask is not None:
+            return state.edit_mask
+        return self.crop.region_mask
+
+    # -- rendering -----------------------------------------------------------------------
+    def render(self, state: Optional[EditState] = None, progress: Optional[ProgressFn] = None,
+               cancel: Optional[CancelToken] = None, feather: Optional[int] = None) -> Render:
+        """Composite the generated square into the photo under the feathered edit mask."""
+        with self.lock:
+            state = state or self.initial_state()
+            t0 = time.perf_counter()
+            image = self.generate(state)
+            return self._composite(state, image, t0, feather)
+
+    def _composite(self, state: EditState, image: torch.Tensor, t0: float,
+                   feather: Optional[int] = None, metrics: Optional[dict] = None) -> Render:
+        mask = self.edit_mask(state)
+        if not mask.any():
+            # Nothing to edit: the output is the input, bit for bit.
+            out, box = self.photo, self.crop.box
+            layer = np.zeros((box[3], box[2], 4), np.uint8)
+        else:
+            out, layer, box = composite(self.photo, self.crop, to_uint8(image), mask, feather)
+        m = {
+            "model": self.model_id,
+            "psnr_z": self.projection.psnr_z if self.projection else None,
+            "psnr_projection": self.projection.psnr if self.projection else None,
+            "changed_outside_mask": changed_outside(self.photo, out, self.crop, mask),
+            "edits": state.applied,
+            "notes": self.crop.notes + state.notes,
+        }
+        if metrics:
+            m.update(metrics)
+        self.seconds["composite"] = time.perf_counter() - t0
+        self.used = time.time()
+        return Render(photo=out, layer=layer, layer_box=box, generated=to_uint8(image), metrics=m)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def nbytes(self) -> int:
+        """Approximate memory held by the session (for the server's LRU cache)."""
+        n = self.photo.rgb.nbytes + (self.photo.alpha.nbytes if self.photo.alpha is not None else 0)
+        n += self.crop.region.nbytes + self.crop.region_mask.nbytes
+        n += self.target.numel() * 4 + self.mask.numel() * 4
+        if self.projection is not None:
+            n += (self.projection.z.numel() + self.projection.h.numel()) * 4
+        for v in self.cache.values():
+            n += _tensor_bytes(v)
+        return n
+
+    def reconstruction_psnr(self, image: torch.Tensor, mask: Optional[torch.Tensor] = None) -> float:
+        return psnr(image, self.target, mask)
+
+
+def _tensor_bytes(v) -> int:
+    if isinstance(v, torch.Tensor):
+        return v.numel() * v.element_size()
+    if isinstance(v, dict):
+        return sum(_tensor_bytes(x) for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return sum(_tensor_bytes(x) for x in v)
+    return getattr(v, "nbytes", 0) if not callable(getattr(v, "nbytes", None)) else v.nbytes()
