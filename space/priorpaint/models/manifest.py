@@ -71,9 +71,9 @@ class Source:
 class ModelEntry:
     id: str
     architecture: str
-    config: dict
     resolution: int
     sources: List[Source]
+    config: dict = field(default_factory=dict)
     kind: str = "generator"
     domain: str = ""
     split_layer: Optional[str] = None
