@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import InputError
 
 MAX_PIXELS = 100_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL refuses bombs past 2x; we refuse past 1x with a clear message
 Source = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 
