@@ -1,0 +1,313 @@
+"""What the GIMP plug-in asks the backend, in terms of crops and layers.
+
+Only the crop travels: the plug-in cuts the selection's bounding square (with the same
+context margin as the backend, clipped to the image) from the drawable and sends that
+crop with its selection mask. Results come back placed inside the crop; the functions
+here add the crop's offset so that every returned layer is in image coordinates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import png
+from .client import BackendError, BridgeError, Client, ProgressFn, status_of
+
+MARGIN = 0.1      # context margin on each side, as a fraction of the selection's longer side
+MIN_SIZE = 8      # the backend refuses selections smaller than this (px)
+
+
+def square_around(box: Sequence[int], size: Tuple[int, int], margin: float = MARGIN) -> Tuple[int, int, int]:
+    """The margin-widened bounding square of ``box`` (x, y, w, h), slid inside the image where it fits.
+
+    The same rule as the backend's crop, so the backend's square inside the crop equals
+    this square.
+    """
+    x, y, w, h = box
+    W, H = size
+    side = int(math.ceil(max(w, h) * (1.0 + 2.0 * margin)))
+    cx, cy = x + w / 2.0, y + h / 2.0
+    x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
+    x0 = min(x0, x)
+    y0 = min(y0, y)
+    x0 = max(x0, x + w - side)
+    y0 = max(y0, y + h - side)
+    if side <= W:
+        x0 = min(max(x0, 0), W - side)
+    if side <= H:
+        y0 = min(max(y0, 0), H - side)
+    return x0, y0, side
+
+
+def crop_rect(box: Sequence[int], size: Tuple[int, int], margin: float = MARGIN) -> Tuple[int, int, int, int]:
+    """The rectangle (x, y, w, h) to cut from the image: the square clipped to the image."""
+    x0, y0, side = square_around(box, size, margin)
+    W, H = size
+    x1, y1 = min(x0 + side, W), min(y0 + side, H)
+    x0, y0 = max(x0, 0), max(y0, 0)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def check_selection(box: Optional[Sequence[int]], size: Tuple[int, int]) -> Tuple[int, int, int, int]:
+    """Validate a selection's bounding box (image coordinates); raise a user-facing error."""
+    if box is None:
+        raise BridgeError("the selection is empty: select the region to edit first (e.g. with the rectangle select tool)")
+    x, y, w, h = (int(v) for v in box)
+    W, H = size
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+    if x1 <= x0 or y1 <= y0:
+        raise BridgeError("the selection does not overlap the image: select a region inside the image")
+    if x1 - x0 < MIN_SIZE or y1 - y0 < MIN_SIZE:
+        raise BridgeError(f"the selection is {x1 - x0}x{y1 - y0} px; it must be at least {MIN_SIZE}x{MIN_SIZE} px")
+    return x0, y0, x1 - x0, y1 - y0
+
+
+@dataclass
+class Crop:
+    """What travels: the crop's pixels, its selection mask, and where it sits in the image."""
+    x: int
+    y: int
+    image: png.Image          # RGB (3 channels) crop
+    mask: bytes               # crop-sized gray selection mask, 0..255
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+    @classmethod
+    def from_pixels(cls, x: int, y: int, w: int, h: int, pixels: bytes, channels: int, mask: bytes) -> "Crop":
+        """Build from the drawable's pixels (1..4 channels) and the selection mask.
+
+        Alpha is folded into the mask (transparent pixels are not selected) and the image
+        is sent as RGB; gray is converted to RGB.
+        """
+        img = png.Image(w, h, channels, pixels)
+        if len(mask) != w * h:
+            raise ValueError(f"mask has {len(mask)} bytes for a {w}x{h} crop")
+        if channels in (2, 4):
+            alpha = img.channel(channels - 1)
+            if alpha.count(255) != len(alpha):
+                mask = bytes((m * a + 127) // 255 for m, a in zip(mask, alpha))
+        if not any(mask):
+            raise BridgeError("the selection is empty (or covers only transparent pixels): select a region to edit")
+        return cls(x, y, img.to_rgb(), bytes(mask))
+
+    def upload(self, client: Client) -> Tuple[dict, dict]:
+        image = client.upload_file_data(png.encode_image(self.image), "crop.png")
+        mask = client.upload_file_data(png.encode(self.width, self.height, 1, self.mask), "mask.png")
+        return image, mask
+
+
+@dataclass
+class Layer:
+    """A result layer in image coordinates: RGBA pixels, alpha = feathered edit mask."""
+    name: str
+    x: int
+    y: int
+    image: png.Image
+    status: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Projection:
+    session: str
+    status: Dict[str, Any]
+    crop: Crop
+    square: Tuple[int, int, int]            # in image coordinates (may extend outside the image)
+    reconstruction: Optional[png.Image]     # G(z_h) at model resolution
+    adapted: Optional[png.Image]            # G'(z_h) at model resolution, when adapted
+
+
+@dataclass
+class Segmentation:
+    session: str
+    legend: Dict[str, List[int]]
+    labels: Layer                            # label map (RGB(A)) placed over the layer box
+
+
+class Progress:
+    """Maps each backend call onto a slice of one overall progress bar."""
+
+    def __init__(self, callback: Optional[Callable[[float, str], None]], slices: Sequence[Tuple[str, float]]):
+        self.callback = callback
+        self.slices = list(slices)
+        self.index = 0
+
+    def stage(self, index: int) -> ProgressFn:
+        start = sum(w for _, w in self.slices[:index])
+        width = self.slices[index][1]
+        label = self.slices[index][0]
+
+        def report(fraction: float, stage: str, status: dict) -> None:
+            if self.callback is not None:
+                text = f"{label}: {stage}" if stage and stage != "done" else label
+                self.callback(min(1.0, start + width * max(0.0, min(1.0, fraction))), text)
+
+        return report
+
+
+def _loads(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise BackendError(f"the backend sent malformed JSON: {value[:200]!r}") from None
+    return value
+
+
+def list_models(client: Client) -> List[dict]:
+    return list(_loads(client.call("models", [])[0]) or [])
+
+
+def list_directions(client: Client, model: str = "") -> List[dict]:
+    value = _loads(client.call("directions", [model])[0])
+    return list(value or [])
+
+
+def list_concepts(client: Client, model: str = "") -> Dict[str, Any]:
+    value = _loads(client.call("concepts", [model])[0])
+    return value if isinstance(value, dict) else {"concepts": list(value or [])}
+
+
+def project(client: Client, crop: Crop, model: str = "", steps: int = 0, seed: int = 0, adapt: bool = False,
+            on_progress: Optional[ProgressFn] = None, on_job=None, should_cancel=None,
+            fetch_images: bool = True) -> Projection:
+    """Project the crop's selection; the session id is reused by later edits."""
+    image, mask = crop.upload(client)
+    outputs = client.call("project", [image, mask, "", model, int(steps), int(seed), bool(adapt)],
+                          on_progress=on_progress, on_job=on_job, should_cancel=should_cancel)
+    st = status_of(outputs)
+    session = st.get("session")
+    if not session:
+        raise BackendError(f"the backend's projection returned no session: {st!r}")
+    sq = st.get("square") or [0, 0, max(crop.width, crop.height)]
+    square = (int(sq[0]) + crop.x, int(sq[1]) + crop.y, int(sq[2]))
+    recon = adapted = None
+    if fetch_images:
+        if len(outputs) > 2 and outputs[2]:
+            recon = png.decode(client.download(outputs[2]))
+        if len(outputs) > 3 and outputs[3]:
+            adapted = png.decode(client.download(outputs[3]))
+    return Projection(session=str(session), status=st, crop=crop, square=square,
+                      reconstruction=recon, adapted=adapted)
+
+
+def edit(client: Client, projection: Projection, edits: List[dict], adapt: bool, name: str,
+         files: Optional[List[bytes]] = None, on_progress: Optional[ProgressFn] = None, on_job=None,
+         should_cancel=None) -> Layer:
+    """Apply edit specs to a projected session; return the result layer in image coordinates."""
+    file_refs = None
+    if files:
+        file_refs = [client.upload_file_data(b, f"spec{i}.png") for i, b in enumerate(files)]
+    outputs = client.call("edit", [projection.session, json.dumps(edits), bool(adapt), file_refs],
+                          on_progress=on_progress, on_job=on_job, should_cancel=should_cancel)
+    st = status_of(outputs)
+    box = st.get("layer")
+    if not isinstance(box, dict) or len(outputs) < 3 or not outputs[2]:
+        raise BackendError(f"the backend's edit returned no layer: {st!r}")
+    layer_img = png.decode(client.download(outputs[2])).to_rgba()
+    if (layer_img.width, layer_img.height) != (int(box["w"]), int(box["h"])):
+        raise BackendError(f"the layer image is {layer_img.width}x{layer_img.height} but the status says "
+                           f"{box['w']}x{box['h']}")
+    return Layer(name=name, x=int(box["x"]) + projection.crop.x, y=int(box["y"]) + projection.crop.y,
+                 image=layer_img, status=st)
+
+
+def direction_spec(direction: str, strength: float) -> dict:
+    return {"kind": "direction", "name": direction, "strength": float(strength)}
+
+
+def semantic_edit(client: Client, crop: Crop, direction: str, strength: float, adapt: bool = True,
+                  model: str = "", steps: int = 0, progress: Optional[Callable[[float, str], None]] = None,
+                  on_job=None, should_cancel=None) -> Layer:
+    """Project the crop, move along a named direction, return the edited layer."""
+    p = Progress(progress, [("Projecting", 0.5), ("Editing", 0.5)])
+    proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
+                   on_job=on_job, should_cancel=should_cancel, fetch_images=False)
+    name = f"priorpaint: {direction} {strength:+g}" if direction else "priorpaint: reconstruction"
+    edits = [direction_spec(direction, strength)] if direction else []
+    return edit(client, proj, edits, adapt, name, on_progress=p.stage(1), on_job=on_job,
+                should_cancel=should_cancel)
+
+
+def paint_concept(client: Client, crop: Crop, concept: str, mode: str, adapt: bool = True, model: str = "",
+                  steps: int = 0, progress=None, on_job=None, should_cancel=None) -> Layer:
+    """Add or remove a concept's units inside the selection (the painted region is the selection)."""
+    if mode not in ("add", "remove"):
+        raise BridgeError(f"mode must be 'add' or 'remove', got {mode!r}")
+    p = Progress(progress, [("Projecting", 0.5), ("Painting", 0.5)])
+    proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
+                   on_job=on_job, should_cancel=should_cancel, fetch_images=False)
+    paint_mask = png.encode(crop.width, crop.height, 1, crop.mask)
+    spec = {"kind": "paint", "concept": concept, "mode": mode, "mask": "file:0"}
+    return edit(client, proj, [spec], adapt, f"priorpaint: {mode} {concept}", files=[paint_mask],
+                on_progress=p.stage(1), on_job=on_job, should_cancel=should_cancel)
+
+
+def project_layers(client: Client, crop: Crop, model: str = "", steps: int = 0, adapt: bool = True,
+                   progress=None, on_job=None, should_cancel=None) -> Tuple[Projection, List[Layer]]:
+    """Projection as layers: G(z) and (with ``adapt``) the round trip through G′ composited.
+
+    The G(z) reconstruction comes at model resolution and is returned with the square's
+    geometry; the plug-in scales it to the square. The G′ layer is the edit endpoint's
+    round trip (no edits), placed like any result layer.
+    """
+    p = Progress(progress, [("Projecting", 0.6 if adapt else 1.0)] + ([("Adapting G′", 0.4)] if adapt else []))
+    proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
+                   on_job=on_job, should_cancel=should_cancel)
+    layers: List[Layer] = []
+    if proj.reconstruction is not None:
+        x0, y0, side = proj.square
+        layers.append(Layer(name=f"priorpaint: G(z) reconstruction ({proj.status.get('psnr_projection', 0):.1f} dB)"
+                            if isinstance(proj.status.get("psnr_projection"), (int, float))
+                            else "priorpaint: G(z) reconstruction",
+                            x=x0, y=y0, image=proj.reconstruction.to_rgba(), status=proj.status))
+    if adapt:
+        layers.append(edit(client, proj, [], True, "priorpaint: G′ reconstruction", on_progress=p.stage(1),
+                           on_job=on_job, should_cancel=should_cancel))
+    return proj, layers
+
+
+def segment(client: Client, crop: Crop, model: str = "", steps: int = 0, progress=None, on_job=None,
+            should_cancel=None) -> Segmentation:
+    """Project the crop and return the label map over the layer box (image coordinates)."""
+    p = Progress(progress, [("Projecting", 0.8), ("Segmenting", 0.2)])
+    proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
+                   on_job=on_job, should_cancel=should_cancel, fetch_images=False)
+    outputs = client.call("segment", [proj.session], on_progress=p.stage(1), on_job=on_job,
+                          should_cancel=should_cancel)
+    st = status_of(outputs)
+    legend = st.get("legend") or {}
+    if len(outputs) < 2 or not outputs[1]:
+        raise BackendError(f"the backend's segmentation returned no label map: {st!r}")
+    labels = png.decode(client.download(outputs[1])).to_rgba()
+    box = st.get("layer")
+    if isinstance(box, dict):
+        x, y = int(box["x"]) + crop.x, int(box["y"]) + crop.y
+    else:
+        # The label map covers the layer box: the square clipped to the image, i.e. the crop.
+        x, y = crop.x, crop.y
+    return Segmentation(session=proj.session, legend={str(k): list(v) for k, v in legend.items()},
+                        labels=Layer(name="priorpaint labels", x=x, y=y, image=labels, status=st))
+
+
+def apply_segmentation(client: Client, session: str, labels: png.Image, crop_origin: Tuple[int, int],
+                       adapt: bool = True, save_vector: str = "", progress=None, on_job=None,
+                       should_cancel=None) -> Layer:
+    """Apply an edited label map (sized like the layer box) to the session it came from."""
+    spec: Dict[str, Any] = {"kind": "segment", "labels": "file:0"}
+    if save_vector:
+        spec["save_vector"] = save_vector
+    dummy = Crop(crop_origin[0], crop_origin[1], png.Image(1, 1, 3, b"\0\0\0"), b"\xff")
+    proj = Projection(session=session, status={}, crop=dummy, square=(0, 0, 0), reconstruction=None, adapted=None)
+    p = Progress(progress, [("Segmentation edit", 1.0)])
+    return edit(client, proj, [spec], adapt, "priorpaint: segmentation edit",
+                files=[png.encode_image(labels.to_rgb())], on_progress=p.stage(0), on_job=on_job,
+                should_cancel=should_cancel)

@@ -1,0 +1,152 @@
+"""``priorpaint install-gimp-plugin``: copy the GIMP 3 plug-in and gimp_bridge into GIMP.
+
+GIMP 3 loads a Python plug-in from ``<plug-ins>/<name>/<name>.py`` (its own folder, the
+file executable). The installer writes::
+
+    <plug-ins>/priorpaint/priorpaint.py      (mode 755)
+    <plug-ins>/priorpaint/gimp_bridge/*.py   (the standard-library client it imports)
+
+Default ``<plug-ins>`` folder (GIMP 3's user plug-in folder):
+
+- Linux and others: ``${XDG_CONFIG_HOME:-~/.config}/GIMP/3.0/plug-ins``
+- macOS: ``~/Library/Application Support/GIMP/3.0/plug-ins``
+- Windows: ``%APPDATA%\\GIMP\\3.0\\plug-ins``
+
+Where the sources come from: in a source checkout, ``plugin/priorpaint/priorpaint.py``
+beside ``space/``; in an installed distribution, the same file ships as package data of
+``priorpaint.gimp_plugin`` (pyproject maps that package to ``plugin/priorpaint``). The
+``gimp_bridge`` package is found by importing it (it is installed with priorpaint, and in
+a checkout it is the folder at the repository root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+PLUGIN_NAME = "priorpaint"
+
+
+class InstallError(Exception):
+    pass
+
+
+def default_plugin_dir(platform: Optional[str] = None, env: Optional[dict] = None, home: Optional[Path] = None) -> Path:
+    platform = platform or sys.platform
+    env = os.environ if env is None else env
+    home = Path(home) if home is not None else Path.home()
+    if platform == "win32":
+        appdata = env.get("APPDATA")
+        base = Path(appdata) if appdata else home / "AppData" / "Roaming"
+        return base / "GIMP" / "3.0" / "plug-ins"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "GIMP" / "3.0" / "plug-ins"
+    xdg = env.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg else home / ".config"
+    return base / "GIMP" / "3.0" / "plug-ins"
+
+
+def plugin_source() -> Path:
+    """The plug-in's ``priorpaint.py``: the checkout's ``plugin/`` first, else the installed copy."""
+    here = Path(__file__).resolve().parent
+    candidates = [here.parent.parent / "plugin" / PLUGIN_NAME / f"{PLUGIN_NAME}.py",
+                  here / "gimp_plugin" / f"{PLUGIN_NAME}.py"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise InstallError("cannot find the GIMP plug-in source; looked at: " + ", ".join(str(c) for c in candidates))
+
+
+def bridge_source() -> Path:
+    try:
+        import gimp_bridge
+    except ImportError as exc:
+        raise InstallError(f"the gimp_bridge package is not importable ({exc}); reinstall priorpaint") from None
+    return Path(gimp_bridge.__file__).resolve().parent
+
+
+def install(plugin_dir: Optional[Path] = None) -> Path:
+    """Install (or replace) the plug-in; return its folder."""
+    plugin_dir = Path(plugin_dir) if plugin_dir else default_plugin_dir()
+    source, bridge = plugin_source(), bridge_source()
+    plugin_dir.mkdir(parents=True, exist_ok=True)
+    target = plugin_dir / PLUGIN_NAME
+    staging = Path(tempfile.mkdtemp(prefix=".priorpaint-install-", dir=plugin_dir))
+    try:
+        script = staging / f"{PLUGIN_NAME}.py"
+        shutil.copyfile(source, script)
+        script.chmod(script.stat().st_mode | stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        (staging / "gimp_bridge").mkdir()
+        for f in sorted(bridge.glob("*.py")):
+            shutil.copyfile(f, staging / "gimp_bridge" / f.name)
+        staging.chmod(0o755)
+        if target.exists():
+            _remove_installed(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _remove_installed(target: Path) -> None:
+    if not (target / f"{PLUGIN_NAME}.py").exists() and any(target.iterdir()):
+        raise InstallError(f"{target} exists but does not look like the priorpaint plug-in; not touching it")
+    shutil.rmtree(target)
+
+
+def uninstall(plugin_dir: Optional[Path] = None) -> Optional[Path]:
+    """Remove the plug-in; return the removed folder, or None when it was not installed."""
+    plugin_dir = Path(plugin_dir) if plugin_dir else default_plugin_dir()
+    target = plugin_dir / PLUGIN_NAME
+    if not target.exists():
+        return None
+    _remove_installed(target)
+    return target
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    plugin_dir = Path(args.gimp_dir).expanduser() if args.gimp_dir else None
+    try:
+        if args.uninstall:
+            removed = uninstall(plugin_dir)
+            where = plugin_dir or default_plugin_dir()
+            print(f"removed {removed}" if removed else f"the priorpaint plug-in is not installed in {where}")
+            return 0
+        target = install(plugin_dir)
+    except (InstallError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"installed the GIMP plug-in in {target}")
+    print("restart GIMP; the procedures are under Filters > Generative > priorpaint "
+          "(start the backend with `priorpaint serve`)")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "install-gimp-plugin", help="install the GIMP 3 plug-in (and gimp_bridge) into GIMP's plug-in folder",
+        description="Copy the priorpaint GIMP 3 plug-in and its gimp_bridge client into GIMP 3's user "
+                    f"plug-in folder (default here: {default_plugin_dir()}).")
+    p.add_argument("--gimp-dir", metavar="DIR",
+                   help="GIMP 3 plug-ins folder to install into (default: the user plug-in folder of this OS)")
+    p.add_argument("--uninstall", action="store_true", help="remove the plug-in instead")
+    p.set_defaults(func=_cmd)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="priorpaint")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_cli(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""A cached Debian trixie root with GIMP 3, for driving the real GIMP headless in tests.
+
+Debian bookworm ships GIMP 2.10 without Python; trixie ships GIMP 3 with Python
+plug-in support. The root is built once with ``debootstrap`` and cached under
+``${PRIORPAINT_CACHE:-~/.cache/priorpaint}/gimp3-trixie-root``. A file lock
+serialises builds and uses; a marker file written last (``.priorpaint-complete``)
+tells a finished root from a half-built one, which is removed and rebuilt.
+
+Needs root and the host packages ``debootstrap`` (and ``util-linux`` for mount).
+Run ``python tests/gimp_root.py`` to build the root by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SUITE = "trixie"
+ROOT_PACKAGES = ["gimp", "python3", "python3-gi", "gir1.2-gimp-3.0"]
+MARKER = ".priorpaint-complete"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("PRIORPAINT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "priorpaint")
+    return Path(base)
+
+
+def root_path() -> Path:
+    return cache_dir() / "gimp3-trixie-root"
+
+
+def unavailable_reason() -> str | None:
+    """Why a GIMP root cannot be built or used here, or None when it can."""
+    if sys.platform != "linux":
+        return "the GIMP 3 test root needs Linux"
+    if os.geteuid() != 0:
+        return "building and entering the GIMP 3 debootstrap root needs root (chroot, mount)"
+    if shutil.which("debootstrap") is None and not (root_path() / MARKER).exists():
+        return "debootstrap is not installed (apt-get install debootstrap)"
+    for tool in ("chroot", "mount", "umount"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not available"
+    return None
+
+
+def host_debian_mirror() -> str:
+    """The Debian archive URI this machine's apt uses (deb822 .sources or one-line .list)."""
+    files = [Path("/etc/apt/sources.list")]
+    d = Path("/etc/apt/sources.list.d")
+    if d.is_dir():
+        files += sorted(p for p in d.iterdir() if p.suffix in (".sources", ".list"))
+    for f in files:
+        try:
+            text = f.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("#"):
+                continue
+            uris: list[str] = []
+            if line.startswith("URIs:"):
+                uris = line.split(":", 1)[1].split()
+            elif line.startswith("deb ") or line.startswith("deb\t"):
+                parts = [p for p in line.split()[1:] if not p.startswith("[")]
+                # drop "[opt=val ...]" blocks spread over several tokens
+                parts = [p for p in parts if "=" not in p and not p.endswith("]")]
+                uris = parts[:1]
+            for uri in uris:
+                u = uri.rstrip("/")
+                if u.endswith("/debian") and "security" not in u:
+                    return u
+    return DEFAULT_MIRROR
+
+
+def _run(cmd: list[str], log, **kw) -> None:
+    log(f"$ {' '.join(cmd)}")
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    if proc.returncode != 0:
+        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}")
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root.resolve()).rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            target = line.split()[1].replace("\\040", " ")
+            if target.startswith(prefix) or target == prefix.rstrip("/"):
+                found.append(target)
+    return found
+
+
+def unmount_all(root: Path) -> None:
+    # deepest first; repeat because mounts may be stacked
+    for _ in range(10):
+        targets = sorted(_mounts_under(root), key=len, reverse=True)
+        if not targets:
+            return
+        for t in targets:
+            if subprocess.run(["umount", t], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", t], capture_output=True)
+    left = _mounts_under(root)
+    if left:
+        raise RuntimeError(f"could not unmount {left}")
+
+
+def _remove_root(root: Path) -> None:
+    if not root.exists():
+        return
+    unmount_all(root)
+    # --one-file-system: never descend into a mount that might have survived
+    subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=True)
+
+
+@contextlib.contextmanager
+def locked(timeout: float = 3600.0):
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    lock_path = cache_dir() / "gimp3-trixie-root.lock"
+    with open(lock_path, "a+") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"timed out waiting for {lock_path}")
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_root(log=print) -> Path:
+    """Return a complete trixie root with GIMP 3; build it when missing or half-built.
+
+    The caller must hold :func:`locked`.
+    """
+    root = root_path()
+    if (root / MARKER).exists():
+        return root
+    if root.exists():
+        log(f"removing half-built root {root}")
+        _remove_root(root)
+    if shutil.which("debootstrap") is None:
+        raise RuntimeError("debootstrap is not installed (apt-get install debootstrap)")
+    mirror = host_debian_mirror()
+    t0 = time.monotonic()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    _run(["debootstrap", "--variant=minbase", SUITE, str(root), mirror], log)
+    if os.path.exists("/etc/resolv.conf"):
+        shutil.copyfile("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    with mounted(root):
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
+        _run(["chroot", str(root), "apt-get", "update"], log, env=env)
+        _run(["chroot", str(root), "apt-get", "install", "-y", "--no-install-recommends", *ROOT_PACKAGES], log, env=env)
+        _run(["chroot", str(root), "apt-get", "clean"], log, env=env)
+        _run(["chroot", str(root), "gimp-console-3.0", "--version"], log, env=env)
+    (root / MARKER).write_text(f"built {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} from {mirror} "
+                               f"in {time.monotonic() - t0:.0f}s\n")
+    return root
+
+
+@contextlib.contextmanager
+def mounted(root: Path):
+    """Mount proc and bind /dev into the root; unmount on exit."""
+    proc_t, dev_t = root / "proc", root / "dev"
+    subprocess.run(["mount", "-t", "proc", "proc", str(proc_t)], check=True)
+    try:
+        subprocess.run(["mount", "--bind", "/dev", str(dev_t)], check=True)
+        try:
+            yield root
+        finally:
+            if subprocess.run(["umount", str(dev_t)], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", str(dev_t)], check=True)
+    finally:
+        if subprocess.run(["umount", str(proc_t)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(proc_t)], check=True)
+
+
+def gimp_batch(root: Path, script: str, timeout: float = 600.0) -> subprocess.CompletedProcess:
+    """Run a python-fu-eval script in gimp-console-3.0 inside the (mounted) root."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
+           "PRIORPAINT_URL": os.environ.get("PRIORPAINT_GIMP_URL", "")}
+    env = {k: v for k, v in env.items() if v}
+    cmd = ["chroot", str(root), "gimp-console-3.0", "-i", "-d", "-f",
+           "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"]
+    return subprocess.run(cmd, input=script, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+if __name__ == "__main__":
+    reason = unavailable_reason()
+    if reason:
+        sys.exit(reason)
+    with locked():
+        print(ensure_root())

@@ -1,0 +1,521 @@
+"""gimp_bridge: PNG codec against PIL, SSE parsing, the HTTP client, cancel, settings, installer.
+
+The client tests run against a small standard-library HTTP server in this file that
+speaks the plain-HTTP Gradio protocol of docs/api.md (upload, call, SSE stream, files),
+so that progress, errors, tokens and cancellation can be driven deterministically.
+The tests against the real backend are in test_gimp_bridge_live.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from gimp_bridge import ops, png
+from gimp_bridge import settings as bsettings
+from gimp_bridge.client import (BackendError, BackendNotRunning, Cancelled, Client, error_message,
+                                not_running_message, parse_sse)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _astronaut() -> np.ndarray:
+    import skimage
+    return np.asarray(PILImage.open(Path(skimage.__file__).parent / "data" / "astronaut.png").convert("RGB"))
+
+
+def _pil_png(img: PILImage.Image, **kw) -> bytes:
+    b = io.BytesIO()
+    img.save(b, "PNG", **kw)
+    return b.getvalue()
+
+
+def _arr(img: png.Image) -> np.ndarray:
+    a = np.frombuffer(img.data, np.uint8).reshape(img.height, img.width, img.channels)
+    return a[..., 0] if img.channels == 1 else a
+
+
+# -- PNG -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("channels,mode", [(1, "L"), (2, "LA"), (3, "RGB"), (4, "RGBA")])
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (64, 33), (255, 17)])
+def test_png_encode_is_read_by_pil(channels, mode, size):
+    rng = np.random.default_rng(sum(size) * channels)
+    w, h = size
+    a = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+    a[h // 2:, :] = a[0:1, :]   # repeated rows exercise the Up filter's zero differences
+    blob = png.encode(w, h, channels, a.tobytes())
+    got = np.asarray(PILImage.open(io.BytesIO(blob)))
+    assert PILImage.open(io.BytesIO(blob)).mode == mode
+    np.testing.assert_array_equal(got.reshape(h, w, channels), a)
+    back = png.decode(blob)
+    assert (back.width, back.height, back.channels) == (w, h, channels)
+    assert back.data == a.tobytes()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "1"])
+def test_png_decode_matches_pil_on_a_photo(mode):
+    photo = PILImage.fromarray(_astronaut()[100:260, 120:290])   # odd sizes, real content
+    if mode == "RGBA":
+        a = np.asarray(photo.convert("RGBA")).copy()
+        a[..., 3] = np.linspace(0, 255, a.shape[1]).astype(np.uint8)[None, :]
+        img = PILImage.fromarray(a, "RGBA")
+    elif mode == "LA":
+        img = photo.convert("LA")
+    elif mode == "P":
+        img = photo.convert("P", palette=PILImage.Palette.ADAPTIVE, colors=37)
+    else:
+        img = photo.convert(mode)
+    blob = _pil_png(img, optimize=True)   # PIL chooses filters per row (Sub/Up/Average/Paeth)
+    got = png.decode(blob)
+    expect_mode = {"P": "RGB", "1": "L"}.get(mode, mode)
+    ref = np.asarray(img.convert(expect_mode))
+    if expect_mode == "L":
+        ref = ref.astype(np.uint8)
+    np.testing.assert_array_equal(_arr(got), ref)
+
+
+def test_png_decode_palette_with_transparency_and_16_bit():
+    a = _astronaut()[:40, :50]
+    p = PILImage.fromarray(a).convert("P", palette=PILImage.Palette.ADAPTIVE, colors=8)
+    p.info["transparency"] = bytes([0, 128] + [255] * 6)
+    blob = _pil_png(p, transparency=bytes([0, 128] + [255] * 6))
+    got = png.decode(blob)
+    assert got.channels == 4
+    np.testing.assert_array_equal(_arr(got), np.asarray(PILImage.open(io.BytesIO(blob)).convert("RGBA")))
+    g16 = (np.asarray(PILImage.fromarray(a).convert("L")).astype(np.uint16) * 257)
+    blob16 = _pil_png(PILImage.fromarray(g16))
+    assert PILImage.open(io.BytesIO(blob16)).mode.startswith("I")
+    np.testing.assert_array_equal(_arr(png.decode(blob16)), (g16 >> 8).astype(np.uint8))
+
+
+def _adam7_png(a: np.ndarray) -> bytes:
+    """An Adam7-interlaced RGB PNG written by hand (PIL cannot write interlaced PNGs)."""
+    h, w, _ = a.shape
+    raw = bytearray()
+    for x0, y0, dx, dy in png._ADAM7:
+        sub = a[y0::dy, x0::dx]
+        if sub.size == 0:
+            continue
+        prev = np.zeros_like(sub[0])
+        for row in sub:
+            raw.append(2)   # Up filter within each pass
+            raw += ((row.astype(np.int16) - prev) % 256).astype(np.uint8).tobytes()
+            prev = row.astype(np.int16)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
+    return png.SIGNATURE + png._chunk(b"IHDR", ihdr) + png._chunk(b"IDAT", zlib.compress(bytes(raw))) + \
+        png._chunk(b"IEND", b"")
+
+
+def test_png_decode_interlaced():
+    a = _astronaut()[:21, :13]
+    blob = _adam7_png(a)
+    np.testing.assert_array_equal(np.asarray(PILImage.open(io.BytesIO(blob)).convert("RGB")), a)
+    np.testing.assert_array_equal(_arr(png.decode(blob)), a)
+
+
+def test_png_rejects_corrupt_data():
+    blob = bytearray(png.encode(4, 4, 3, bytes(48)))
+    with pytest.raises(png.PNGError, match="signature"):
+        png.decode(b"GIF89a" + bytes(blob[6:]))
+    blob[-20] ^= 0xFF   # inside IDAT: the CRC no longer matches
+    with pytest.raises(png.PNGError, match="CRC"):
+        png.decode(bytes(blob))
+    with pytest.raises(ValueError):
+        png.encode(4, 4, 3, bytes(47))
+
+
+def test_channel_conversions():
+    rgba = png.Image(2, 1, 4, bytes([255, 0, 0, 10, 0, 0, 255, 200]))
+    assert rgba.to_rgb().data == bytes([255, 0, 0, 0, 0, 255])
+    assert rgba.to_gray().data == bytes([76, 29])   # Rec. 601 luma, as PIL's convert("L")
+    assert png.convert(rgba.data, 4, 2) == bytes([76, 10, 29, 200])
+    gray = png.Image(2, 1, 1, bytes([5, 250]))
+    assert gray.to_rgba().data == bytes([5, 5, 5, 255, 250, 250, 250, 255])
+    ref = np.asarray(PILImage.fromarray(_astronaut()[:8, :8]).convert("L"))
+    got = png.Image(8, 8, 3, _astronaut()[:8, :8].tobytes()).to_gray()
+    np.testing.assert_array_equal(_arr(got), ref)
+    assert png.Image(3, 2, 1, bytes(range(6))).crop(1, 0, 2, 2).data == bytes([1, 2, 4, 5])
+
+
+# -- SSE and messages ----------------------------------------------------------------------
+
+def test_parse_sse():
+    raw = [b"event: generating\r\n", b'data: ["{\\"done\\": false}", null]\r\n', b"\r\n",
+           b": a comment\n", b"event: heartbeat\n", b"data: null\n", b"\n",
+           b"event:complete\n", b"data: [1,\n", b"data: 2]\n", b"\n",
+           b"data: no event name\n"]
+    assert list(parse_sse(raw)) == [
+        ("generating", '["{\\"done\\": false}", null]'),
+        ("heartbeat", "null"),
+        ("complete", "[1,\n2]"),
+        ("message", "no event name"),
+    ]
+
+
+def test_error_message_forms():
+    assert error_message('"Selection too small"') == "Selection too small"
+    assert error_message("plain text") == "plain text"
+    assert error_message('{"message": "bad"}') == "bad"
+    assert "without a message" in error_message("null")
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_connection_refused_message():
+    url = f"http://127.0.0.1:{_free_port()}"
+    c = Client(url, connect_retries=2, retry_delay=0.01)
+    t0 = time.monotonic()
+    with pytest.raises(BackendNotRunning) as e:
+        c.call("models", [])
+    assert str(e.value) == f"backend not running at {url} — start it with `priorpaint serve`"
+    assert str(e.value) == not_running_message(url)
+    assert time.monotonic() - t0 < 5
+
+
+# -- a protocol-faithful fake backend --------------------------------------------------------
+
+class FakeBackend:
+    """Plain-HTTP Gradio protocol: uploads, calls, SSE streams, files, cancel, token."""
+
+    def __init__(self, token: str = ""):
+        self.token = token
+        self.uploads: list = []
+        self.calls: list = []
+        self.cancelled: list = []
+        self.cancel_event = threading.Event()
+        self.files = {"/srv/out.png": png.encode(2, 2, 4, bytes(range(16)))}
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _auth(self) -> bool:
+                if fake.token and self.headers.get("Authorization") != f"Bearer {fake.token}":
+                    self._send(401, b'{"detail": "Not authenticated"}')
+                    return False
+                return True
+
+            def _send(self, code, body, ctype="application/json"):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                if not self._auth():
+                    return
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/gradio_api/upload":
+                    fake.uploads.append(body)
+                    self._send(200, json.dumps([f"/srv/upload{len(fake.uploads)}.png"]).encode())
+                elif self.path.startswith("/gradio_api/call/"):
+                    api = self.path.rsplit("/", 1)[1]
+                    data = json.loads(body)["data"]
+                    fake.calls.append((api, data))
+                    if api == "cancel":
+                        fake.cancelled.append(data[0])
+                        fake.cancel_event.set()
+                    self._send(200, json.dumps({"event_id": f"ev{len(fake.calls)}"}).encode())
+                else:
+                    self._send(404, b'{"detail": "Not Found"}')
+
+            def do_GET(self):
+                if not self._auth():
+                    return
+                if self.path.startswith("/gradio_api/file="):
+                    blob = fake.files.get(self.path.split("=", 1)[1])
+                    return self._send(200, blob, "image/png") if blob else self._send(404, b"{}")
+                if not self.path.startswith("/gradio_api/call/"):
+                    return self._send(404, b"{}")
+                api = self.path.split("/")[3]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+
+                def event(name, data):
+                    self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                    self.wfile.flush()
+
+                def status(**kw):
+                    return json.dumps(kw)
+
+                if api == "cancel":
+                    event("complete", [status(cancelled=True, id=fake.cancelled[-1])])
+                elif api == "work":
+                    for f in (0.0, 0.5):
+                        event("generating", [status(done=False, stage="project", fraction=f, job="job-7"), None])
+                    event("heartbeat", None)
+                    event("complete", [status(done=True, session="s1"),
+                                       {"path": "/srv/out.png", "url": "/gradio_api/file=/srv/out.png"}])
+                elif api == "slow":
+                    event("generating", [status(done=False, stage="adapt", fraction=0.1, job="job-slow"), None])
+                    # keep streaming heartbeats until cancelled (bounded: 20 s)
+                    for _ in range(200):
+                        if fake.cancel_event.wait(0.1):
+                            break
+                        event("heartbeat", None)
+                    event("error", "job cancelled")
+                elif api == "fails":
+                    event("error", "the selection is 3x3 px; it must be at least 8x8 px")
+                elif api == "dies":
+                    event("generating", [status(done=False, stage="project", fraction=0.1, job="j"), None])
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake():
+    f = FakeBackend()
+    yield f
+    f.close()
+
+
+def test_call_reports_progress_and_downloads_files(fake):
+    c = Client(fake.url)
+    seen, jobs = [], []
+    outputs = c.call("work", ["a", 1], on_progress=lambda f, s, st: seen.append((f, s)), on_job=jobs.append)
+    assert seen == [(0.0, "project"), (0.5, "project"), (1.0, "done")]
+    assert jobs == ["job-7"]
+    assert json.loads(outputs[0])["session"] == "s1"
+    assert fake.calls == [("work", ["a", 1])]
+    img = png.decode(c.download(outputs[1]))
+    assert (img.width, img.height, img.channels) == (2, 2, 4) and img.data == bytes(range(16))
+    # an absolute URL naming another host (server bound to 0.0.0.0) is fetched from ours
+    assert c.file_url({"path": "/srv/out.png", "url": "http://0.0.0.0:9/gradio_api/file=/srv/out.png"}) == \
+        fake.url + "/gradio_api/file=/srv/out.png"
+
+
+def test_upload_is_multipart_and_counted(fake):
+    c = Client(fake.url)
+    blob = png.encode(3, 3, 3, bytes(27))
+    assert c.upload(blob, "crop.png") == "/srv/upload1.png"
+    body = fake.uploads[0]
+    assert b'name="files"; filename="crop.png"' in body and blob in body
+    assert c.bytes_sent == len(body)
+
+
+def test_error_event_and_closed_stream(fake):
+    c = Client(fake.url)
+    with pytest.raises(BackendError, match="at least 8x8 px"):
+        c.call("fails", [])
+    with pytest.raises(BackendError, match="closed the stream"):
+        c.call("dies", [])
+    with pytest.raises(BackendError, match="no such endpoint"):
+        c._json("POST", "/nope", {})
+
+
+def test_token_is_sent_and_missing_token_explained():
+    f = FakeBackend(token="s3cret")
+    try:
+        with pytest.raises(BackendError, match="token"):
+            Client(f.url, token="").call("work", [])
+        assert json.loads(Client(f.url, token="s3cret").call("work", [])[0])["session"] == "s1"
+    finally:
+        f.close()
+
+
+def test_should_cancel_cancels_the_backend_job(fake):
+    c = Client(fake.url)
+    with pytest.raises(Cancelled):
+        c.call("slow", [], should_cancel=lambda: True)
+    assert fake.cancelled == ["job-slow"]
+
+
+def test_killed_plugin_process_cancels_the_job_through_the_watchdog(fake, tmp_path):
+    """GIMP kills a plug-in whose progress the user cancels; the watcher cancels the job."""
+    script = tmp_path / "plugin_like.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from gimp_bridge.client import Client\n"
+        "from gimp_bridge.watchdog import JobGuard\n"
+        f"c = Client({fake.url!r})\n"
+        "with JobGuard(c) as g:\n"
+        "    c.call('slow', [], on_job=g.set_job, on_progress=lambda f, s, st: print('progress', f, flush=True))\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("progress 0.1")
+        time.sleep(0.3)   # the job id has reached the watcher
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert fake.cancel_event.wait(15), "the watcher did not cancel the job"
+        assert fake.cancelled == ["job-slow"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_finished_job_is_not_cancelled(fake, tmp_path):
+    from gimp_bridge.watchdog import JobGuard
+    c = Client(fake.url)
+    with JobGuard(c) as g:
+        c.call("work", [], on_job=g.set_job)
+        watcher = g._proc
+    assert watcher is not None and watcher.poll() is not None
+    time.sleep(0.3)
+    assert fake.cancelled == []
+
+
+# -- crop geometry -------------------------------------------------------------------------
+
+def test_square_matches_the_backend_rule():
+    from priorpaint.compositing.crop import square_around as backend_square
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        W, H = (int(v) for v in rng.integers(20, 900, 2))
+        w, h = int(rng.integers(8, W + 1)), int(rng.integers(8, H + 1))
+        x, y = int(rng.integers(0, W - w + 1)), int(rng.integers(0, H - h + 1))
+        assert ops.square_around((x, y, w, h), (W, H)) == backend_square((x, y, w, h), (W, H), ops.MARGIN)
+
+
+def test_crop_rect_is_clipped_and_contains_the_selection():
+    assert ops.crop_rect((140, 20, 180, 180), (512, 512)) == (122, 2, 216, 216)
+    x, y, w, h = ops.crop_rect((0, 0, 300, 300), (6000, 4000))
+    assert (x, y) == (0, 0) and w == h == 360
+    x, y, w, h = ops.crop_rect((10, 0, 100, 30), (120, 30))    # selection touches the border
+    assert (x, y, w, h) == (0, 0, 120, 30)
+
+
+def test_selection_checks_and_alpha_folding():
+    with pytest.raises(Exception, match="selection is empty"):
+        ops.check_selection(None, (100, 100))
+    with pytest.raises(Exception, match="at least 8x8"):
+        ops.check_selection((0, 0, 5, 50), (100, 100))
+    px = bytes([10, 20, 30, 0, 10, 20, 30, 255])   # first pixel transparent
+    crop = ops.Crop.from_pixels(0, 0, 2, 1, px, 4, bytes([255, 128]))
+    assert crop.mask == bytes([0, 128]) and crop.image.channels == 3
+    with pytest.raises(Exception, match="empty"):
+        ops.Crop.from_pixels(0, 0, 2, 1, bytes([1, 0, 2, 0]), 2, bytes([255, 255]))
+
+
+def test_only_the_crop_travels_for_a_big_photo(fake, capsys):
+    """6000x4000 photo, 300 px selection: the upload is the 360 px square and its mask."""
+    W, H = 6000, 4000
+    big = np.tile(_astronaut(), (8, 12, 1))[:H, :W]   # photo detail at native resolution everywhere
+    sel = (2500, 1500, 300, 300)
+    x, y, w, h = ops.crop_rect(sel, (W, H))
+    mask = np.zeros((h, w), np.uint8)
+    mask[sel[1] - y:sel[1] - y + 300, sel[0] - x:sel[0] - x + 300] = 255
+    crop = ops.Crop.from_pixels(x, y, w, h, np.ascontiguousarray(big[y:y + h, x:x + w]).tobytes(), 3,
+                                mask.tobytes())
+    c = Client(fake.url)
+    crop.upload(c)
+    c.call("work", ["project"])
+    sent = c.bytes_sent
+    with capsys.disabled():
+        print(f"\n[gimp_bridge] 6000x4000 photo, 300 px selection: crop {w}x{h}, bytes sent {sent} "
+              f"(the full photo raw would be {W * H * 3} bytes)")
+    assert (w, h) == (360, 360)
+    assert sent < 600_000   # a 360x360 RGB PNG + a mask PNG + JSON
+    assert sent < W * H * 3 / 100
+
+
+# -- settings ------------------------------------------------------------------------------
+
+def test_settings_precedence_and_persistence(tmp_path, monkeypatch):
+    path = tmp_path / "gimp.json"
+    monkeypatch.setenv("PRIORPAINT_SETTINGS", str(path))
+    monkeypatch.delenv("PRIORPAINT_URL", raising=False)
+    assert bsettings.load().resolved_url() == "http://127.0.0.1:7860"
+    monkeypatch.setenv("PRIORPAINT_URL", "http://127.0.0.1:9999/")
+    assert bsettings.load().resolved_url() == "http://127.0.0.1:9999"
+    bsettings.save(bsettings.Settings(url="https://user-priorpaint.hf.space", model="m", token="t"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    s = bsettings.load()
+    assert (s.resolved_url(), s.model, s.token) == ("https://user-priorpaint.hf.space", "m", "t")
+    assert Client.from_settings().url == "https://user-priorpaint.hf.space"
+    path.write_text("{not json")
+    assert bsettings.load() == bsettings.Settings()
+
+
+# -- installer -----------------------------------------------------------------------------
+
+def test_installer_copies_plugin_and_bridge(tmp_path):
+    from priorpaint import gimp_install
+    target = gimp_install.install(tmp_path / "plug-ins")
+    script = target / "priorpaint.py"
+    assert script.read_text().startswith("#!/usr/bin/env python3")
+    assert os.access(script, os.X_OK)
+    for name in ("__init__.py", "client.py", "png.py", "ops.py", "settings.py", "watchdog.py"):
+        assert (target / "gimp_bridge" / name).is_file()
+    # a second install replaces the first; uninstall removes it
+    gimp_install.install(tmp_path / "plug-ins")
+    assert sorted(p.name for p in (tmp_path / "plug-ins").iterdir()) == ["priorpaint"]
+    assert gimp_install.uninstall(tmp_path / "plug-ins") == target and not target.exists()
+    assert gimp_install.uninstall(tmp_path / "plug-ins") is None
+    foreign = tmp_path / "other" / "priorpaint"
+    foreign.mkdir(parents=True)
+    (foreign / "keep.txt").write_text("mine")
+    with pytest.raises(gimp_install.InstallError):
+        gimp_install.uninstall(tmp_path / "other")
+    assert (foreign / "keep.txt").exists()
+
+
+def test_installer_cli_and_default_folders(tmp_path):
+    from priorpaint import gimp_install
+    home = Path("/h")
+    assert gimp_install.default_plugin_dir("linux", {}, home) == home / ".config/GIMP/3.0/plug-ins"
+    assert gimp_install.default_plugin_dir("linux", {"XDG_CONFIG_HOME": "/x"}, home) == Path("/x/GIMP/3.0/plug-ins")
+    assert gimp_install.default_plugin_dir("darwin", {}, home) == \
+        home / "Library/Application Support/GIMP/3.0/plug-ins"
+    assert gimp_install.default_plugin_dir("win32", {"APPDATA": "C:/U/AppData/Roaming"}, home) == \
+        Path("C:/U/AppData/Roaming/GIMP/3.0/plug-ins")
+    exe = Path(sys.executable).parent / "priorpaint"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "priorpaint.cli"]
+    out = subprocess.run(cmd + ["install-gimp-plugin", "--gimp-dir", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "priorpaint" / "priorpaint.py").exists()
+    out = subprocess.run(cmd + ["install-gimp-plugin", "--gimp-dir", str(tmp_path), "--uninstall"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and not (tmp_path / "priorpaint").exists()
+
+
+def test_plugin_and_bridge_use_only_the_standard_library():
+    allowed_third_party = {"gi"}   # GIMP's own bindings
+    for path in [REPO / "plugin" / "priorpaint" / "priorpaint.py", *sorted((REPO / "gimp_bridge").glob("*.py"))]:
+        import ast
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module.split(".")[0]]
+            for n in names:
+                assert n in sys.stdlib_module_names or n in allowed_third_party or n == "gimp_bridge", \
+                    f"{path.name} imports {n}"
