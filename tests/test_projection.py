@@ -157,3 +157,41 @@ def test_sessions_are_independent_across_threads(astronaut_path):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert results == {0: 0, 1: 0}
+
+
+def test_cli_bad_sha256_refuses_and_writes_nothing(tmp_path, monkeypatch, astronaut_path, capsys):
+    from priorpaint.models import manifest as mf
+    raw = json.loads((mf.manifest_dirs()[0] / "dcgan-digiface-64.json").read_text())
+    raw["id"] = "tampered"
+    raw["sources"][0]["sha256"] = "1" * 64
+    (tmp_path / "tampered.json").write_text(json.dumps(raw))
+    monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(tmp_path))
+    out, rep = tmp_path / "o.png", tmp_path / "r.json"
+    assert main(["project", str(astronaut_path), "--box", "140,20,180,180", "--model", "tampered",
+                 "-o", str(out), "--report", str(rep), "--steps", "1"]) == 2
+    assert "sha256 mismatch" in capsys.readouterr().err
+    assert not out.exists() and not rep.exists()
+
+
+def test_cli_16bit_grayscale_with_alpha(tmp_path, astronaut_path):
+    gray16 = (np.asarray(Image.open(astronaut_path).convert("L"), dtype=np.uint16) * 257)
+    img = _write(tmp_path, Image.fromarray(gray16), "g16.png")
+    out = tmp_path / "g16-out.png"
+    assert main(["project", img, "--box", "140,20,180,180", "-o", str(out), "--steps", "5"]) == 0
+    res = np.asarray(Image.open(out).convert("RGB"))
+    outside = np.ones((512, 512), bool)
+    outside[20:200, 140:320] = False
+    assert np.array_equal(res[outside][:, 0], (gray16 // 257).astype(np.uint8)[outside])
+
+
+def test_cli_huge_image_is_refused(tmp_path, capsys):
+    import struct
+    import zlib
+
+    def chunk(kind, data):  # a PNG header claiming 10050x10000 px: refused before decoding
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 10_050, 10_000, 8, 0, 0, 0, 0))
+                    + chunk(b"IEND", b""))
+    assert main(["project", str(big), "--box", "0,0,100,100", "-o", str(tmp_path / "o.png")]) == 2
+    assert "megapixel" in capsys.readouterr().err
