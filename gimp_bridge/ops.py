@@ -176,12 +176,17 @@ def list_concepts(client: Client, model: str = "") -> Dict[str, Any]:
     return value if isinstance(value, dict) else {"concepts": list(value or [])}
 
 
-def project(client: Client, crop: Crop, model: str = "", steps: int = 0, seed: int = 0, adapt: bool = False,
+def project(client: Client, crop: Crop, model: str = "", steps: Optional[int] = None, seed: int = 0,
+            adapt: bool = False,
             on_progress: Optional[ProgressFn] = None, on_job=None, should_cancel=None,
             fetch_images: bool = True) -> Projection:
-    """Project the crop's selection; the session id is reused by later edits."""
+    """Project the crop's selection; the session id is reused by later edits.
+
+    ``steps=None`` leaves the number of optimisation steps to the backend's default.
+    """
     image, mask = crop.upload(client)
-    outputs = client.call("project", [image, mask, "", model, int(steps), int(seed), bool(adapt)],
+    outputs = client.call("project", [image, mask, "", model, None if steps is None else int(steps), int(seed),
+                                      bool(adapt)],
                           on_progress=on_progress, on_job=on_job, should_cancel=should_cancel)
     st = status_of(outputs)
     session = st.get("session")
@@ -225,7 +230,7 @@ def direction_spec(direction: str, strength: float) -> dict:
 
 
 def semantic_edit(client: Client, crop: Crop, direction: str, strength: float, adapt: bool = True,
-                  model: str = "", steps: int = 0, progress: Optional[Callable[[float, str], None]] = None,
+                  model: str = "", steps: Optional[int] = None, progress: Optional[Callable[[float, str], None]] = None,
                   on_job=None, should_cancel=None) -> Layer:
     """Project the crop, move along a named direction, return the edited layer."""
     p = Progress(progress, [("Projecting", 0.5), ("Editing", 0.5)])
@@ -238,7 +243,7 @@ def semantic_edit(client: Client, crop: Crop, direction: str, strength: float, a
 
 
 def paint_concept(client: Client, crop: Crop, concept: str, mode: str, adapt: bool = True, model: str = "",
-                  steps: int = 0, progress=None, on_job=None, should_cancel=None) -> Layer:
+                  steps: Optional[int] = None, progress=None, on_job=None, should_cancel=None) -> Layer:
     """Add or remove a concept's units inside the selection (the painted region is the selection)."""
     if mode not in ("add", "remove"):
         raise BridgeError(f"mode must be 'add' or 'remove', got {mode!r}")
@@ -251,7 +256,7 @@ def paint_concept(client: Client, crop: Crop, concept: str, mode: str, adapt: bo
                 on_progress=p.stage(1), on_job=on_job, should_cancel=should_cancel)
 
 
-def project_layers(client: Client, crop: Crop, model: str = "", steps: int = 0, adapt: bool = True,
+def project_layers(client: Client, crop: Crop, model: str = "", steps: Optional[int] = None, adapt: bool = True,
                    progress=None, on_job=None, should_cancel=None) -> Tuple[Projection, List[Layer]]:
     """Projection as layers: G(z) and (with ``adapt``) the round trip through G′ composited.
 
@@ -275,7 +280,7 @@ def project_layers(client: Client, crop: Crop, model: str = "", steps: int = 0, 
     return proj, layers
 
 
-def segment(client: Client, crop: Crop, model: str = "", steps: int = 0, progress=None, on_job=None,
+def segment(client: Client, crop: Crop, model: str = "", steps: Optional[int] = None, progress=None, on_job=None,
             should_cancel=None) -> Segmentation:
     """Project the crop and return the label map over the layer box (image coordinates)."""
     p = Progress(progress, [("Projecting", 0.8), ("Segmenting", 0.2)])

@@ -1,0 +1,388 @@
+"""The GIMP 3 plug-in in the real GIMP: a Debian trixie root, gimp-console-3.0, python-fu-eval.
+
+The test builds (once, cached; see gimp_root.py) a trixie root with GIMP 3, installs the
+plug-in into it with ``priorpaint install-gimp-plugin``, starts ``priorpaint serve`` on a
+loopback port (the chroot shares the network namespace), and drives GIMP headless:
+
+1. with the backend up: the astronaut photo, the face box 140,20,180,180 selected,
+   ``priorpaint-semantic-edit`` run non-interactively; plus a grayscale image and a layer
+   with offsets and alpha under a feathered selection that touches the layer's border;
+2. with the backend stopped: the same call fails with the clear message and leaves the
+   image untouched; with no selection it fails with a clear message.
+
+Needs root, ``debootstrap`` and mount/chroot. Under CI=true it must run (a failure
+otherwise); elsewhere it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import gimp_root
+from conftest import need, skimage_data
+from gimp_bridge import ops
+from gimp_bridge.client import Client
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parent.parent
+SELECTION = (140, 20, 180, 180)
+STRENGTH = 3.0
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Backend:
+    """``priorpaint serve`` on a free loopback port, in a subprocess."""
+
+    def __init__(self, log_path: Path, startup_s: float = 240.0):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+        env.pop("PRIORPAINT_TOKEN", None)
+        self.proc = subprocess.Popen([sys.executable, "-m", "priorpaint.cli", "serve", "--port", str(self.port)],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
+        deadline = time.monotonic() + startup_s
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"priorpaint serve exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/gradio_api/info", timeout=2):
+                    break
+            except (OSError, urllib.error.URLError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"priorpaint serve did not start within {startup_s:.0f} s:\n{self.log()}")
+            time.sleep(0.5)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()[-4000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(15)
+        if not self._log.closed:
+            self._log.close()
+
+
+# The script GIMP runs (python-fu-eval, GIMP's own Python: standard library + gi only).
+GIMP_COMMON = r'''
+import json, os, time
+from gi.repository import Gimp, Gio, GLib, Gegl
+
+OUT = __OUT__
+PDB = Gimp.get_pdb()
+RES = {"cases": {}, "procs": {}}
+
+
+def raw(drawable, fmt, x=0, y=0, w=None, h=None):
+    w = drawable.get_width() if w is None else w
+    h = drawable.get_height() if h is None else h
+    rect = Gegl.Rectangle.new(x, y, w, h)
+    return bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.NONE))
+
+
+def flat(img):
+    dup = img.duplicate()
+    layer = dup.flatten()
+    data = raw(layer, "R'G'B'A u8")
+    dup.delete()
+    return data
+
+
+def run(img, drawable, name, **kw):
+    proc = PDB.lookup_procedure(name)
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("image", img)
+    cfg.set_core_object_array("drawables", [drawable] if drawable is not None else [])
+    for k, v in kw.items():
+        cfg.set_property(k, v)
+    t0 = time.monotonic()
+    r = proc.run(cfg)
+    dt = time.monotonic() - t0
+    status = r.index(0)
+    msg = r.index(1) if r.length() > 1 else None
+    return status.value_nick, (msg if isinstance(msg, str) else None), dt
+
+
+def case(key, img, drawable, name, **kw):
+    fmt = "Y'A u8" if drawable.is_gray() else "R'G'B'A u8"
+    ids_before = [l.get_id() for l in img.get_layers()]
+    drawable_before = raw(drawable, fmt)
+    offsets_before = list(drawable.get_offsets()[1:])
+    flat_before = flat(img)
+    W, H = img.get_width(), img.get_height()
+    sel = raw(img.get_selection(), "Y u8", 0, 0, W, H)
+    status, msg, dt = run(img, drawable, name, **kw)
+    new = [l for l in img.get_layers() if l.get_id() not in ids_before]
+    info = {"status": status, "message": msg, "seconds": dt, "size": [W, H],
+            "layers_before": len(ids_before), "layers_after": len(img.get_layers()),
+            "drawable_unchanged": raw(drawable, fmt) == drawable_before
+                                   and list(drawable.get_offsets()[1:]) == offsets_before,
+            "drawable_offsets": offsets_before}
+    if new:
+        L = new[0]
+        mask = L.get_mask()
+        info["new"] = {"name": L.get_name(), "offsets": list(L.get_offsets()[1:]),
+                       "size": [L.get_width(), L.get_height()], "has_mask": mask is not None,
+                       "gray": L.is_gray(), "above_source": img.get_item_position(L) < img.get_item_position(drawable)}
+        if mask is not None:
+            open(os.path.join(OUT, key + "_mask.raw"), "wb").write(raw(mask, "Y u8"))
+    open(os.path.join(OUT, key + "_before.raw"), "wb").write(flat_before)
+    open(os.path.join(OUT, key + "_after.raw"), "wb").write(flat(img))
+    open(os.path.join(OUT, key + "_sel.raw"), "wb").write(sel)
+    RES["cases"][key] = info
+    return info
+
+
+def load(path):
+    return Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
+
+
+def finish():
+    RES["ok"] = True
+    with open(os.path.join(OUT, "result.json"), "w") as f:
+        json.dump(RES, f)
+'''
+
+GIMP_BACKEND_UP = r'''
+for name in ["priorpaint-project", "priorpaint-semantic-edit", "priorpaint-paint-concept",
+             "priorpaint-segment", "priorpaint-apply-segmentation", "priorpaint-settings"]:
+    RES["procs"][name] = PDB.lookup_procedure(name) is not None
+
+# 1. The astronaut, the face selected, a semantic edit with G' adaptation.
+img = load(os.path.join(OUT, "astronaut.png"))
+layer = img.get_layers()[0]
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+case("main", img, layer, "priorpaint-semantic-edit", direction=__DIR__, strength=__STRENGTH__, adapt=True)
+dup = img.duplicate()
+dup.flatten()
+Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, dup, Gio.File.new_for_path(os.path.join(OUT, "result.png")), None)
+dup.delete()
+
+# 2. Grayscale: converted for the backend, the result layer is gray too.
+gimg = load(os.path.join(OUT, "astronaut.png"))
+gimg.convert_grayscale()
+gimg.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+case("gray", gimg, gimg.get_layers()[0], "priorpaint-semantic-edit", direction=__DIR__,
+     strength=__STRENGTH__, adapt=False)
+
+# 3. A layer with alpha and offsets on a larger canvas; a feathered selection touching its border.
+oimg = Gimp.Image.new(700, 620, Gimp.ImageBaseType.RGB)
+bg = Gimp.Layer.new(oimg, "white", 700, 620, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+oimg.insert_layer(bg, None, 0)
+bg.fill(Gimp.FillType.WHITE)
+photo = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, oimg, Gio.File.new_for_path(os.path.join(OUT, "astronaut.png")))
+oimg.insert_layer(photo, None, 0)
+photo.add_alpha()
+photo.set_offsets(150, 90)
+oimg.select_ellipse(Gimp.ChannelOps.REPLACE, 150, 90, 200, 190)
+Gimp.Selection.feather(oimg, 16.0)
+case("offsets", oimg, photo, "priorpaint-semantic-edit", direction=__DIR__, strength=__STRENGTH__, adapt=False)
+finish()
+'''
+
+GIMP_BACKEND_DOWN = r'''
+# Settings procedure (non-interactive): saved settings win over PRIORPAINT_URL.
+status, msg, _ = run(None, None, "priorpaint-settings", url=__URL__, model="", token="")
+RES["settings_status"] = status
+img = load(os.path.join(OUT, "astronaut.png"))
+layer = img.get_layers()[0]
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+case("stopped", img, layer, "priorpaint-semantic-edit", direction=__DIR__, strength=__STRENGTH__, adapt=True)
+Gimp.Selection.none(img)
+case("empty", img, layer, "priorpaint-semantic-edit", direction=__DIR__, strength=__STRENGTH__, adapt=True)
+finish()
+'''
+
+
+def _script(body: str, out_in_root: str, direction: str, url: str = "") -> str:
+    text = GIMP_COMMON + body
+    return (text.replace("__OUT__", repr(out_in_root)).replace("__SEL__", repr(SELECTION))
+            .replace("__DIR__", repr(direction)).replace("__STRENGTH__", repr(STRENGTH))
+            .replace("__URL__", repr(url)))
+
+
+def _load_raw(path: Path, w: int, h: int, c: int) -> np.ndarray:
+    return np.frombuffer(path.read_bytes(), np.uint8).reshape(h, w, c) if c > 1 else \
+        np.frombuffer(path.read_bytes(), np.uint8).reshape(h, w)
+
+
+@pytest.fixture(scope="module")
+def gimp(tmp_path_factory):
+    """A mounted, complete trixie root with the plug-in installed; yields (root, workdir in root)."""
+    need(gimp_root.unavailable_reason() is None, str(gimp_root.unavailable_reason()))
+    timings = {"t0": time.monotonic()}
+    with gimp_root.locked():
+        t = time.monotonic()
+        root = gimp_root.ensure_root(log=lambda m: print(m, flush=True))
+        timings["root"] = time.monotonic() - t
+        plugins = root / "root" / ".config" / "GIMP" / "3.0" / "plug-ins"
+        out = subprocess.run([sys.executable, "-m", "priorpaint.cli", "install-gimp-plugin", "--gimp-dir",
+                              str(plugins)], capture_output=True, text=True, cwd=str(REPO))
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert os.access(plugins / "priorpaint" / "priorpaint.py", os.X_OK)
+        # Saved settings from an earlier run would override PRIORPAINT_URL.
+        saved = root / "root" / ".config" / "priorpaint" / "gimp.json"
+        if saved.exists():
+            saved.unlink()
+        work_in_root = f"/tmp/priorpaint-gimp-test-{os.getpid()}"
+        work = root / work_in_root.lstrip("/")
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        shutil.copyfile(skimage_data("astronaut.png"), work / "astronaut.png")
+        try:
+            with gimp_root.mounted(root):
+                yield {"root": root, "work": work, "work_in_root": work_in_root, "timings": timings,
+                       "settings": saved, "artifacts": tmp_path_factory.mktemp("gimp")}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            if saved.exists():
+                saved.unlink()
+    total = time.monotonic() - timings["t0"]
+    print(f"\n[gimp] end-to-end wall time of the GIMP test module: {total:.1f} s "
+          f"(root ready in {timings['root']:.1f} s)", flush=True)
+
+
+def _run_gimp(gimp, script: str, url: str = "") -> dict:
+    result = gimp["work"] / "result.json"
+    if result.exists():
+        result.unlink()
+    env_url = os.environ.get("PRIORPAINT_GIMP_URL")
+    os.environ["PRIORPAINT_GIMP_URL"] = url
+    try:
+        proc = gimp_root.gimp_batch(gimp["root"], script, timeout=900)
+    finally:
+        if env_url is None:
+            os.environ.pop("PRIORPAINT_GIMP_URL", None)
+        else:
+            os.environ["PRIORPAINT_GIMP_URL"] = env_url
+    (gimp["artifacts"] / "gimp.log").write_text(proc.stdout + "\n" + proc.stderr)
+    assert result.exists(), f"the GIMP script did not finish (rc={proc.returncode}):\n{proc.stdout[-3000:]}\n" \
+                            f"{proc.stderr[-6000:]}"
+    return json.loads(result.read_text())
+
+
+def test_semantic_edit_in_real_gimp(gimp, capsys):
+    t_start = time.monotonic()
+    backend = Backend(gimp["artifacts"] / "serve.log")
+    try:
+        directions = ops.list_directions(Client(backend.url))
+        assert directions, "the backend lists no directions"
+        direction = directions[0]["name"]
+        res = _run_gimp(gimp, _script(GIMP_BACKEND_UP, gimp["work_in_root"], direction), url=backend.url)
+    finally:
+        backend.stop()
+    try:
+        # PRIORPAINT_URL points elsewhere: the URL saved by the settings procedure must win.
+        res2 = _run_gimp(gimp, _script(GIMP_BACKEND_DOWN, gimp["work_in_root"], direction, url=backend.url),
+                         url=f"http://127.0.0.1:{_free_port()}")
+    finally:
+        shutil.copytree(gimp["work"], gimp["artifacts"] / "work", dirs_exist_ok=True)
+    wall = time.monotonic() - t_start
+    work = gimp["work"]
+    astronaut = np.asarray(Image.open(work / "astronaut.png").convert("RGB"))
+
+    assert all(res["procs"].values()), res["procs"]
+
+    # -- main case -------------------------------------------------------------------------
+    main = res["cases"]["main"]
+    assert main["status"] == "success", main["message"]
+    assert main["layers_after"] == main["layers_before"] + 1
+    new = main["new"]
+    x0, y0, cw, ch = ops.crop_rect(SELECTION, (512, 512))
+    assert new["offsets"] == [x0, y0] and new["size"] == [cw, ch], new       # at the selection's square
+    sx, sy, sw, sh = SELECTION
+    assert x0 <= sx and y0 <= sy and x0 + cw >= sx + sw and y0 + ch >= sy + sh
+    assert new["has_mask"] and new["above_source"] and direction in new["name"]
+    assert main["drawable_unchanged"], "the user's layer was modified"
+    before = _load_raw(work / "main_before.raw", 512, 512, 4)[..., :3]
+    after = _load_raw(work / "main_after.raw", 512, 512, 4)[..., :3]
+    sel = _load_raw(work / "main_sel.raw", 512, 512, 1)
+    np.testing.assert_array_equal(before, astronaut)
+    outside = sel == 0
+    assert outside.sum() == 512 * 512 - sw * sh
+    np.testing.assert_array_equal(after[outside], astronaut[outside])        # outside: bit-identical
+    inside = ~outside
+    diff = np.abs(after.astype(int) - astronaut.astype(int)).max(axis=2)
+    assert (diff[inside] > 0).mean() > 0.5, "most selected pixels should change"
+    assert diff[inside].mean() > 3.0
+    saved = np.asarray(Image.open(work / "result.png").convert("RGB"))
+    np.testing.assert_array_equal(saved, after)
+    mask = _load_raw(work / "main_mask.raw", cw, ch, 1)
+    assert mask.max() == 255 and mask[sy - y0 + sh // 2, sx - x0 + sw // 2] == 255
+    assert mask[:sy - y0].max(initial=0) == 0 and mask[:, :sx - x0].max(initial=0) == 0   # 0 outside the selection
+
+    # -- grayscale ---------------------------------------------------------------------------
+    gray = res["cases"]["gray"]
+    assert gray["status"] == "success", gray["message"]
+    assert gray["new"]["gray"] and gray["new"]["offsets"] == [x0, y0] and gray["drawable_unchanged"]
+    gb = _load_raw(work / "gray_before.raw", 512, 512, 4)
+    ga = _load_raw(work / "gray_after.raw", 512, 512, 4)
+    gsel = _load_raw(work / "gray_sel.raw", 512, 512, 1)
+    np.testing.assert_array_equal(ga[gsel == 0], gb[gsel == 0])
+    assert (ga[gsel > 0] != gb[gsel > 0]).any()
+
+    # -- offsets + alpha + feathered selection touching the layer border -----------------------
+    off = res["cases"]["offsets"]
+    assert off["status"] == "success", off["message"]
+    assert off["drawable_unchanged"] and off["drawable_offsets"] == [150, 90]
+    ob = _load_raw(work / "offsets_before.raw", 700, 620, 4)
+    oa = _load_raw(work / "offsets_after.raw", 700, 620, 4)
+    osel = _load_raw(work / "offsets_sel.raw", 700, 620, 1)
+    np.testing.assert_array_equal(oa[osel == 0], ob[osel == 0])
+    assert (oa[osel == 255] != ob[osel == 255]).any()
+    assert 0 < osel.min() or (osel > 0).sum() > (osel == 255).sum()          # the selection is soft
+    # the selection's bounds inside the layer (layer coordinates), and the expected crop
+    ys, xs = np.nonzero(osel[90:90 + 512, 150:150 + 512])
+    box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+    ex, ey, ew, eh = ops.crop_rect(box, (512, 512))
+    assert off["new"]["offsets"] == [ex + 150, ey + 90] and off["new"]["size"] == [ew, eh]
+    assert ex == 0 and ey == 0          # touches the layer's border: the crop is clipped there
+
+    # -- backend stopped; empty selection ---------------------------------------------------------
+    assert res2["settings_status"] == "success"
+    assert json.loads(gimp["settings"].read_text())["url"] == backend.url
+    stopped = res2["cases"]["stopped"]
+    assert stopped["status"] == "execution-error"
+    assert f"backend not running at {backend.url} — start it with `priorpaint serve`" in stopped["message"]
+    assert stopped["layers_after"] == stopped["layers_before"] and stopped["drawable_unchanged"]
+    np.testing.assert_array_equal(_load_raw(work / "stopped_after.raw", 512, 512, 4),
+                                  _load_raw(work / "stopped_before.raw", 512, 512, 4))
+    empty = res2["cases"]["empty"]
+    assert empty["status"] == "execution-error"
+    assert "selection is empty" in empty["message"]
+    assert empty["layers_after"] == empty["layers_before"] and empty["drawable_unchanged"]
+
+    with capsys.disabled():
+        print(f"\n[gimp] semantic edit ({direction} {STRENGTH:+g}, adapt on) from invoking the procedure to "
+              f"the new layer: {main['seconds']:.1f} s; gray (no adapt): {res['cases']['gray']['seconds']:.1f} s; "
+              f"offsets (no adapt): {off['seconds']:.1f} s; this test: {wall:.1f} s", flush=True)
