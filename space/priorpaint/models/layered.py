@@ -24,6 +24,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..errors import InputError
+
 Intervention = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -68,11 +70,15 @@ class LayeredGenerator(nn.Module):
 
     # -- latents ------------------------------------------------------------------------
     def sample_latents(self, n: int, seed: Optional[int] = None,
-                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                       generator: Optional[torch.Generator] = None,
+                       space: Optional[str] = None) -> torch.Tensor:
         """``n`` latents from the prior (standard normal), deterministic for a seed.
 
         Sampling happens on the CPU so a seed gives the same latents on every device.
+        ``space`` names a latent space where the architecture has several (StyleGAN2:
+        "w+", "w", "z"); plain generators have only their input ``z``.
         """
+        self._check_space(space)
         if generator is None:
             generator = torch.Generator()
             if seed is not None:
@@ -80,7 +86,23 @@ class LayeredGenerator(nn.Module):
         z = torch.randn((n,) + self.latent_shape, generator=generator)
         return z.to(self.device)
 
-    def make_context(self, z: Optional[torch.Tensor]) -> dict:
+    def _check_space(self, space: Optional[str]) -> None:
+        if space not in (None, "z"):
+            raise InputError(f"{self.architecture or type(self).__name__} has no latent space {space!r}; "
+                             "its only latent is z")
+
+    def mean_latent(self, space: Optional[str] = None) -> torch.Tensor:
+        """The mean of the latent prior, ``(1, *latent_shape)`` (zero for a normal prior);
+        projection can start from it."""
+        self._check_space(space)
+        return torch.zeros((1,) + self.latent_shape, device=self.device)
+
+    def noise_inputs(self, upto: Optional[str] = None) -> Dict[str, torch.Tensor]:
+        """Per-layer noise inputs (name -> tensor) of the layers up to ``upto``, which
+        :meth:`make_context` accepts replacements for; none for plain generators."""
+        return {}
+
+    def make_context(self, z: Optional[torch.Tensor], noise: Optional[Dict[str, torch.Tensor]] = None) -> dict:
         """Per-latent inputs of later layers (none for plain feed-forward generators)."""
         return {}
 

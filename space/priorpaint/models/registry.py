@@ -29,6 +29,18 @@ def _build_dcgan(entry: ModelEntry) -> LayeredGenerator:
     return DCGANGenerator.from_config(cfg, split=entry.split_layer or "b8")
 
 
+@register_architecture("stylegan2")
+def _build_stylegan2(entry: ModelEntry) -> LayeredGenerator:
+    from .stylegan2 import StyleGAN2Generator
+    size = int(entry.config.get("size", entry.resolution))
+    if size != entry.resolution:
+        raise ModelError(f"model {entry.id}: config size {size} differs from resolution {entry.resolution}")
+    try:
+        return StyleGAN2Generator.from_config(dict(entry.config, size=size), split=entry.split_layer)
+    except ValueError as e:
+        raise ModelError(f"model {entry.id}: bad StyleGAN2 config: {e}") from None
+
+
 def build(entry: ModelEntry) -> LayeredGenerator:
     if entry.architecture not in BUILDERS:
         raise ModelError(f"model {entry.id}: unknown architecture {entry.architecture!r}; "

@@ -1,0 +1,139 @@
+"""``priorpaint convert IN.pt OUT.safetensors``: rosinality StyleGAN2 checkpoint -> safetensors.
+
+The input is read with ``torch.load(weights_only=True)``: only tensors, numbers, strings
+and plain containers are accepted, so a pickle that would run code (any class or function
+reference other than PyTorch's tensor rebuilders) is refused before anything runs.  It is
+either a ``g_ema`` state dict itself or a dict holding one under ``g_ema`` (the usual
+rosinality checkpoint: ``{"g_ema": ..., "latent_avg": ...}``, training checkpoints also
+``g``, ``d``, optimiser states).  The generator's configuration is inferred from key names
+and shapes and checked by loading the tensors into :class:`StyleGAN2Generator`.
+
+Writes ``OUT.safetensors`` (the ``g_ema`` tensors, plus ``latent_avg`` when the checkpoint
+had one) and ``OUT.json`` beside it: architecture, config, resolution, the sha256 of both
+files and a manifest ``sources`` entry for the new file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import re
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path) -> object:
+    """``torch.load(path, weights_only=True)`` with one-line errors for every failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such checkpoint file: {path}")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" (it references {m.group(1)})" if m else ""
+        raise ModelError(f"refusing to load {path}: the pickle needs code execution{what}; only tensors and "
+                         "plain containers are accepted (torch.load weights_only=True)") from None
+    except Exception as e:  # truncated or not a torch file at all
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ModelError(f"cannot read {path} as a torch checkpoint: {type(e).__name__}: {first}") from None
+
+
+def extract_g_ema(obj, where: str = "checkpoint") -> Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+    """``(g_ema state dict, latent_avg or None)`` of a loaded rosinality checkpoint."""
+    if not isinstance(obj, dict):
+        raise ModelError(f"{where} is a {type(obj).__name__}, not a dict: not a rosinality StyleGAN2 checkpoint")
+    latent_avg = obj.get("latent_avg")
+    sd = obj["g_ema"] if "g_ema" in obj else obj
+    if not isinstance(sd, dict):
+        raise ModelError(f"{where}: 'g_ema' is a {type(sd).__name__}, not a state dict")
+    tensors = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor) and k != "latent_avg"}
+    if "latent_avg" in sd and latent_avg is None:
+        latent_avg = sd["latent_avg"]
+    if latent_avg is not None:
+        if not isinstance(latent_avg, (torch.Tensor, float, int)):
+            raise ModelError(f"{where}: latent_avg is a {type(latent_avg).__name__}, expected a tensor")
+        latent_avg = torch.as_tensor(latent_avg, dtype=torch.float32).reshape(-1)
+    return tensors, latent_avg
+
+
+def check_generator(sd: Dict[str, torch.Tensor], latent_avg: Optional[torch.Tensor], where: str):
+    """The inferred config, after proving the tensors load into the generator."""
+    from .stylegan2 import StyleGAN2Generator, infer_config
+    try:
+        config = infer_config(sd)
+        gen = StyleGAN2Generator.from_config(config)
+        payload = dict(sd)
+        if latent_avg is not None:
+            payload["latent_avg"] = latent_avg
+        gen.load_state_dict(payload)
+    except ValueError as e:
+        raise ModelError(f"{where}: {str(e).splitlines()[0]}") from None
+    return config
+
+
+def convert(src, dst, overwrite: bool = False) -> dict:
+    """Convert ``src`` (.pt) to ``dst`` (.safetensors) and its config JSON; returns the config record."""
+    from safetensors.torch import save_file
+    src, dst = Path(src), Path(dst)
+    if dst.suffix != ".safetensors":
+        raise InputError(f"output must end in .safetensors, got {dst}")
+    meta_path = dst.with_suffix(".json")
+    for p in (dst, meta_path):
+        if p.exists() and not overwrite:
+            raise InputError(f"{p} exists; pass --force to overwrite it")
+    sd, latent_avg = extract_g_ema(load_checkpoint(src), where=str(src))
+    if latent_avg is not None and "style.1.weight" in sd and latent_avg.numel() != sd["style.1.weight"].shape[1]:
+        log.warning("%s: latent_avg has %d values, not style_dim; it is left out", src, latent_avg.numel())
+        latent_avg = None
+    config = check_generator(sd, latent_avg, str(src))
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
+    if latent_avg is not None:
+        tensors["latent_avg"] = latent_avg.contiguous()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(dst), metadata={"architecture": "stylegan2", "config": json.dumps(config)})
+    digest = _sha256(dst)
+    record = {
+        "architecture": "stylegan2",
+        "config": config,
+        "resolution": config["size"],
+        "latent_avg": latent_avg is not None,
+        "tensors": len(tensors),
+        "converted_from": {"file": src.name, "sha256": _sha256(src)},
+        "sources": [{"type": "file", "path": dst.name, "sha256": digest, "format": "safetensors"}],
+    }
+    meta_path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _cmd_convert(args) -> int:
+    record = convert(args.input, args.output, overwrite=args.force)
+    cfg = record["config"]
+    print(f"wrote {args.output} ({record['tensors']} tensors, StyleGAN2 {cfg['size']}x{cfg['size']}, "
+          f"style_dim {cfg['style_dim']}, n_mlp {cfg['n_mlp']}) and {Path(args.output).with_suffix('.json')}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("convert", help="convert a rosinality StyleGAN2 .pt checkpoint to safetensors + config JSON")
+    p.add_argument("input", help="the .pt checkpoint (read with torch.load(weights_only=True); no code runs)")
+    p.add_argument("output", help="the .safetensors file to write (its config JSON goes beside it)")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.set_defaults(func=_cmd_convert)

@@ -1,0 +1,537 @@
+"""The StyleGAN2 generator (Karras et al., CVPR 2020, configs E/F) as a LayeredGenerator.
+
+Plain PyTorch, no custom CUDA ops.  Module and parameter names follow the layout of the
+widely used rosinality PyTorch port, so its ``g_ema`` state dicts load key for key::
+
+    style.<1..n_mlp>.weight|bias            mapping network (after a pixel norm at index 0)
+    input.input                              the learned 4x4 constant
+    conv1.{conv.weight, conv.modulation.weight|bias, noise.weight, activate.bias}
+    to_rgb1.{conv.weight, conv.modulation.weight|bias, bias}
+    convs.<k>.*  (k even: 2x up-sampling conv with conv.blur.kernel; k odd: plain conv)
+    to_rgbs.<j>.{..., upsample.kernel}
+    noises.noise_<i>                         the fixed per-layer noise maps
+
+The maths, from the paper:
+
+* mapping ``f``: pixel norm, then ``n_mlp`` equalised-lr linear layers (learning-rate
+  multiplier ``lr_mlp``, 0.01) with leaky ReLU(0.2)·√2;
+* modulated convolution: per-sample input scales ``s = A(w)`` (affine, bias 1), weights
+  ``w' = c·W·s`` with the equalised-lr constant ``c = 1/√(fan_in)``, demodulated by
+  ``1/√(Σ w'² + 1e-8)`` per output channel.  Computed as ``conv(x·s, c·W)·d``, which is the
+  same linear map as the per-sample (grouped) weights and runs as an ordinary convolution;
+* up-sampling conv: transposed 3x3 convolution with stride 2 followed by the [1,3,3,1]
+  FIR low-pass (gain 4); the ToRGB skip images are up-sampled by zero insertion and the
+  same filter;
+* noise: ``x + b·noise`` with a learned scalar ``b`` per layer, then bias + leaky ReLU·√2.
+
+Layers for the LayeredGenerator are the synthesis blocks by resolution, ``b4``, ``b8``,
+..., ``b<size>`` (each: its convolutions and its ToRGB skip), then ``rgb``.  The output of
+a block carries the features **and** the running skip image: a tensor of ``C + 3``
+channels whose last three channels are the ToRGB sum so far (see :func:`split_output`).
+So ``forward_from(name, h, z=...)`` needs nothing but ``h`` and the latent, and
+interventions / G′ act on features and skip alike.  ``rgb`` returns the image.
+
+Latent spaces: the generator's input is ``w+`` (``(N, n_latent, style_dim)``, one style
+per modulated layer) or ``w`` (``(N, style_dim)``, broadcast); ``sample_latents`` draws
+``z ~ N(0, I)`` and maps it.  The noise maps are fixed buffers by default;
+:meth:`make_context` accepts replacements (projection can fit them).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..errors import InputError
+from .layered import LayeredGenerator
+
+SQRT2 = math.sqrt(2.0)
+BLUR_TAPS = (1, 3, 3, 1)
+LATENT_SPACES = ("w+", "w", "z")
+
+
+# -- building blocks ----------------------------------------------------------------------
+def fir_kernel(taps: Sequence[float], gain: float = 1.0) -> torch.Tensor:
+    """Separable 2-D FIR kernel from 1-D taps, normalised to sum ``gain``."""
+    t = torch.tensor([float(v) for v in taps])
+    k = torch.outer(t, t)
+    return k * (gain / k.sum())
+
+
+def fir_filter(x: torch.Tensor, kernel: torch.Tensor, pad: Sequence[int], up: int = 1) -> torch.Tensor:
+    """Zero-insertion up-sampling by ``up``, padding ``(before, after)`` on both axes, then
+    a depthwise 2-D convolution with ``kernel`` (true convolution: the kernel is flipped)."""
+    n, c, hgt, wid = x.shape
+    if up > 1:
+        x = x.reshape(n, c, hgt, 1, wid, 1)
+        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
+        x = x.reshape(n, c, hgt * up, wid * up)
+    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    k = kernel.flip([0, 1]).to(dtype=x.dtype, device=x.device)
+    weight = k[None, None].expand(c, 1, k.shape[0], k.shape[1])
+    return F.conv2d(x, weight, groups=c)
+
+
+class PixelNorm(nn.Module):
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate: weights stored as ``N(0,1)/lr_mul`` and
+    scaled by ``lr_mul/√in`` at run time; the bias by ``lr_mul``."""
+
+    def __init__(self, in_dim: int, out_dim: int, lr_mul: float = 1.0, bias_init: float = 0.0,
+                 activate: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
+        self.lr_mul = float(lr_mul)
+        self.scale = self.lr_mul / math.sqrt(in_dim)
+        self.activate = activate
+
+    def forward(self, x):
+        out = F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+        return F.leaky_relu(out, 0.2) * SQRT2 if self.activate else out
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channels: int, size: int = 4):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+
+    def forward(self, batch: int):
+        return self.input.expand(batch, -1, -1, -1)
+
+
+class Blur(nn.Module):
+    def __init__(self, pad: Sequence[int], gain: float):
+        super().__init__()
+        self.register_buffer("kernel", fir_kernel(BLUR_TAPS, gain))
+        self.pad = tuple(pad)
+
+    def forward(self, x):
+        return fir_filter(x, self.kernel, self.pad)
+
+
+class Upsample(nn.Module):
+    """2x up-sampling of the skip images: zero insertion + FIR low-pass (gain 4)."""
+
+    def __init__(self, factor: int = 2):
+        super().__init__()
+        self.register_buffer("kernel", fir_kernel(BLUR_TAPS, factor ** 2))
+        self.factor = factor
+        p = len(BLUR_TAPS) - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def forward(self, x):
+        return fir_filter(x, self.kernel, self.pad, up=self.factor)
+
+
+class ModulatedConv2d(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int,
+                 demodulate: bool = True, upsample: bool = False):
+        super().__init__()
+        self.in_ch, self.out_ch, self.kernel_size = in_ch, out_ch, kernel_size
+        self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size ** 2)
+        self.demodulate = demodulate
+        self.upsample = upsample
+        if upsample:
+            # transposed conv (stride 2) output is 2H + k - 2; the 4-tap filter with this
+            # padding brings it back to exactly 2H
+            p = (len(BLUR_TAPS) - 2) - (kernel_size - 1)
+            self.blur = Blur(((p + 1) // 2 + 1, p // 2 + 1), gain=4.0)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        s = self.modulation(w)                                  # (N, in)
+        weight = self.weight[0] * self.scale                    # (out, in, k, k)
+        x = x * s[:, :, None, None]
+        if self.upsample:
+            out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
+        else:
+            out = F.conv2d(x, weight, padding=self.kernel_size // 2)
+        if self.demodulate:
+            d = torch.rsqrt(s.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8)  # (N, out)
+            out = out * d[:, :, None, None]
+        return out
+
+
+class NoiseInjection(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, noise):
+        return x + self.weight * noise
+
+
+class BiasLeakyReLU(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        return F.leaky_relu(x + self.bias[None, :, None, None], 0.2) * SQRT2
+
+
+class StyledConv(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, upsample: bool = False):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, upsample=upsample)
+        self.noise = NoiseInjection()
+        self.activate = BiasLeakyReLU(out_ch)
+
+    def forward(self, x, w, noise):
+        return self.activate(self.noise(self.conv(x, w), noise))
+
+
+class ToRGB(nn.Module):
+    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        if upsample:
+            self.upsample = Upsample()
+
+    def forward(self, x, w, skip=None):
+        out = self.conv(x, w) + self.bias
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+# -- LayeredGenerator blocks --------------------------------------------------------------
+def split_output(h: torch.Tensor):
+    """``(features, skip_image)`` of a block output (the skip image is the last 3 channels)."""
+    return h[:, :-3], h[:, -3:]
+
+
+def _style(w: torch.Tensor, index: int, batch: int) -> torch.Tensor:
+    s = w[:, index]
+    return s.expand(batch, -1) if s.shape[0] == 1 and batch != 1 else s
+
+
+class InputBlock(nn.Module):
+    """``b4``: constant input, first conv, first ToRGB.  Reads styles 0, 1 and noise 0."""
+
+    def __init__(self, const: ConstantInput, conv: StyledConv, to_rgb: ToRGB):
+        super().__init__()
+        self.const, self.conv, self.to_rgb = const, conv, to_rgb
+        self.noise_indices = (0,)
+
+    def forward(self, x, context):
+        w = context["w"]
+        n = w.shape[0]
+        feat = self.conv(self.const(n), w[:, 0], context["noise"][0])
+        rgb = self.to_rgb(feat, w[:, 1])
+        return torch.cat([feat, rgb], dim=1)
+
+
+class UpBlock(nn.Module):
+    """``b<r>``: up-sampling conv, conv, ToRGB (+ up-sampled skip).  Styles i, i+1, i+2."""
+
+    def __init__(self, conv_up: StyledConv, conv: StyledConv, to_rgb: ToRGB, index: int):
+        super().__init__()
+        self.conv_up, self.conv, self.to_rgb = conv_up, conv, to_rgb
+        self.index = index  # style index of conv_up; noise indices are index, index + 1
+        self.noise_indices = (index, index + 1)
+
+    def forward(self, x, context):
+        feat, skip = split_output(x)
+        w, noise, i = context["w"], context["noise"], self.index
+        n = x.shape[0]
+        feat = self.conv_up(feat, _style(w, i, n), noise[i])
+        feat = self.conv(feat, _style(w, i + 1, n), noise[i + 1])
+        rgb = self.to_rgb(feat, _style(w, i + 2, n), skip)
+        return torch.cat([feat, rgb], dim=1)
+
+
+class ImageOut(nn.Module):
+    """``rgb``: the image (the accumulated skip) from the last block's output."""
+
+    noise_indices = ()
+
+    def forward(self, x, context):
+        return split_output(x)[1]
+
+
+# -- configuration ------------------------------------------------------------------------
+def default_channels(size: int, channel_multiplier: int) -> Dict[int, int]:
+    """Channels per resolution of the official configs (512 up to 32x32, then halving)."""
+    out = {}
+    r = 4
+    while r <= size:
+        out[r] = 512 if r <= 32 else (16384 * channel_multiplier) // r
+        r *= 2
+    return out
+
+
+_REQUIRED = ("style.1.weight", "style.1.bias", "input.input", "conv1.conv.weight",
+             "conv1.conv.modulation.weight", "conv1.conv.modulation.bias", "conv1.noise.weight",
+             "conv1.activate.bias", "to_rgb1.conv.weight", "to_rgb1.conv.modulation.weight",
+             "to_rgb1.conv.modulation.bias", "to_rgb1.bias", "noises.noise_0")
+
+
+def infer_config(sd: Dict[str, torch.Tensor]) -> dict:
+    """Size, style_dim, n_mlp and channels of a rosinality ``g_ema`` state dict, from its
+    key names and shapes.  Raises ValueError naming the missing keys for anything else."""
+    missing = [k for k in _REQUIRED if k not in sd]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else "")
+        raise ValueError(f"not a rosinality StyleGAN2 generator (g_ema) state dict: missing keys {shown}")
+    mlp = sorted(int(m.group(1)) for k in sd if (m := re.fullmatch(r"style\.(\d+)\.weight", k)))
+    if mlp != list(range(1, len(mlp) + 1)):
+        raise ValueError(f"StyleGAN2 mapping layers are not style.1..style.N: found {mlp}")
+    convs = sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(r"convs\.(\d+)\.conv\.weight", k))})
+    if convs != list(range(len(convs))) or len(convs) % 2:
+        raise ValueError(f"StyleGAN2 synthesis convs must be convs.0..convs.2k-1, found {convs}")
+    log_size = len(convs) // 2 + 2
+    size = 2 ** log_size
+    channels = {4: int(sd["input.input"].shape[1])}
+    for j in range(log_size - 2):
+        channels[2 ** (j + 3)] = int(sd[f"convs.{2 * j}.conv.weight"].shape[1])
+    config = {"size": size, "style_dim": int(sd["style.1.weight"].shape[1]), "n_mlp": len(mlp)}
+    for cm in (1, 2, 4, 8):
+        if default_channels(size, cm) == channels:
+            config["channel_multiplier"] = cm
+            break
+    else:
+        config["channels"] = {str(r): c for r, c in channels.items()}
+    return config
+
+
+def describe_config(cfg: dict) -> str:
+    ch = (f"channel_multiplier {cfg['channel_multiplier']}" if "channel_multiplier" in cfg
+          else f"channels {cfg.get('channels')}")
+    return f"size {cfg['size']}, style_dim {cfg['style_dim']}, n_mlp {cfg['n_mlp']}, {ch}"
+
+
+# -- the generator ------------------------------------------------------------------------
+class StyleGAN2Generator(LayeredGenerator):
+    architecture = "stylegan2"
+
+    def __init__(self, size: int = 256, style_dim: int = 512, n_mlp: int = 8,
+                 channel_multiplier: int = 2, channels: Optional[Dict] = None,
+                 lr_mlp: float = 0.01, split: Optional[str] = None, latent_space: str = "w+"):
+        log_size = int(round(math.log2(size))) if size > 0 else 0
+        if 2 ** log_size != size or size < 8:
+            raise ValueError(f"StyleGAN2 size must be a power of two >= 8, got {size}")
+        if latent_space not in ("w+", "w"):
+            raise ValueError(f"StyleGAN2 input latent space must be 'w+' or 'w', got {latent_space!r}")
+        self.n_latent = 2 * log_size - 2
+        self.style_dim = int(style_dim)
+        shape = (self.n_latent, self.style_dim) if latent_space == "w+" else (self.style_dim,)
+        split = split or f"b{min(32, size // 4)}"
+        super().__init__(resolution=size, latent_shape=shape, default_split=split)
+        self.latent_space = latent_space
+        ch = default_channels(size, channel_multiplier)
+        for r, c in (channels or {}).items():
+            if int(r) not in ch:
+                raise ValueError(f"channels given for resolution {r}, not in 4..{size}")
+            ch[int(r)] = int(c)
+        self.channels = ch
+        self.config = {"size": size, "style_dim": self.style_dim, "n_mlp": int(n_mlp), "lr_mlp": float(lr_mlp)}
+        if channels:
+            self.config["channels"] = {str(r): c for r, c in ch.items()}
+        else:
+            self.config["channel_multiplier"] = int(channel_multiplier)
+
+        self.style = nn.Sequential(PixelNorm(), *[
+            EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activate=True) for _ in range(n_mlp)])
+        self.input = ConstantInput(ch[4])
+        self.conv1 = StyledConv(ch[4], ch[4], 3, style_dim)
+        self.to_rgb1 = ToRGB(ch[4], style_dim, upsample=False)
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        self.noises = nn.Module()
+        self.num_noise = 2 * log_size - 3
+        for i in range(self.num_noise):
+            r = 2 ** ((i + 5) // 2)
+            self.noises.register_buffer(f"noise_{i}", torch.randn(1, 1, r, r))
+        prev = ch[4]
+        for j in range(log_size - 2):
+            c = ch[2 ** (j + 3)]
+            self.convs.append(StyledConv(prev, c, 3, style_dim, upsample=True))
+            self.convs.append(StyledConv(c, c, 3, style_dim))
+            self.to_rgbs.append(ToRGB(c, style_dim))
+            prev = c
+        # the (optional) average w of the checkpoint; not part of the state dict
+        self.register_buffer("latent_avg", None, persistent=False)
+        self._mean_cache: Dict[str, torch.Tensor] = {}
+
+        named = [("b4", InputBlock(self.input, self.conv1, self.to_rgb1))]
+        for j in range(log_size - 2):
+            named.append((f"b{2 ** (j + 3)}", UpBlock(self.convs[2 * j], self.convs[2 * j + 1],
+                                                     self.to_rgbs[j], index=1 + 2 * j)))
+        named.append(("rgb", ImageOut()))
+        self._set_layers(named)
+        self.eval()
+
+    @classmethod
+    def from_config(cls, config: dict, split: Optional[str] = None) -> "StyleGAN2Generator":
+        known = {"size", "style_dim", "n_mlp", "channel_multiplier", "channels", "lr_mlp", "latent_space"}
+        unknown = set(config) - known - {"resolution"}
+        if unknown:
+            raise ValueError(f"unknown StyleGAN2 config keys {sorted(unknown)}; known: {sorted(known)}")
+        size = int(config.get("size", config.get("resolution", 256)))
+        return cls(size=size, style_dim=int(config.get("style_dim", 512)), n_mlp=int(config.get("n_mlp", 8)),
+                   channel_multiplier=int(config.get("channel_multiplier", 2)),
+                   channels=config.get("channels"), lr_mlp=float(config.get("lr_mlp", 0.01)),
+                   split=split, latent_space=config.get("latent_space", "w+"))
+
+    # -- state dict: exactly the rosinality g_ema keys ------------------------------------
+    def state_dict(self, *args, **kwargs):
+        sd = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
+        return type(sd)((k, v) for k, v in sd.items() if not k[len(prefix):].startswith("layers."))
+
+    def load_state_dict(self, state_dict: Dict[str, torch.Tensor], strict: bool = True, assign: bool = False):
+        sd = dict(state_dict)
+        latent_avg = sd.pop("latent_avg", None)
+        found = infer_config(sd)
+        mine = {"size": self.resolution, "style_dim": self.style_dim, "n_mlp": self.config["n_mlp"]}
+        if any(found[k] != v for k, v in mine.items()) or \
+                {int(r): c for r, c in self.channels.items()} != {
+                    int(r): c for r, c in (found.get("channels") or
+                                           default_channels(found["size"], found["channel_multiplier"])).items()}:
+            raise ValueError(f"the weights are a StyleGAN2 with {describe_config(found)}; "
+                             f"this model is configured for {describe_config(self.config)}")
+        own = self.state_dict()
+        for k in own:  # the FIR kernels are constants: fill them in when a file leaves them out
+            if k.endswith(("blur.kernel", "upsample.kernel")) and k not in sd:
+                sd[k] = own[k]
+        missing = sorted(set(own) - set(sd))
+        unexpected = sorted(set(sd) - set(own))
+        if strict and (missing or unexpected):
+            raise ValueError(f"StyleGAN2 state dict does not match ({describe_config(found)}): "
+                             f"missing {missing[:6]}{'...' if len(missing) > 6 else ''}, "
+                             f"unexpected {unexpected[:6]}{'...' if len(unexpected) > 6 else ''}")
+        for k, v in sd.items():
+            if k in own and tuple(own[k].shape) != tuple(v.shape):
+                raise ValueError(f"StyleGAN2 weight {k} has shape {tuple(v.shape)}, the config expects "
+                                 f"{tuple(own[k].shape)}")
+        result = nn.Module.load_state_dict(self, sd, strict=False, assign=assign)
+        if latent_avg is not None:
+            la = torch.as_tensor(latent_avg, dtype=torch.float32).reshape(-1)
+            if la.numel() != self.style_dim:
+                raise ValueError(f"latent_avg has {la.numel()} values, style_dim is {self.style_dim}")
+            self.latent_avg = la.to(self.input.input.device)
+        self._mean_cache.clear()
+        return result
+
+    # -- latents --------------------------------------------------------------------------
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        """``w = f(z)`` for ``z`` of shape (N, style_dim)."""
+        return self.style(z)
+
+    def latent_shape_of(self, space: Optional[str] = None):
+        space = space or self.latent_space
+        if space not in LATENT_SPACES:
+            raise InputError(f"StyleGAN2 latent space must be one of {', '.join(LATENT_SPACES)}, got {space!r}")
+        return (self.n_latent, self.style_dim) if space == "w+" else (self.style_dim,)
+
+    def sample_latents(self, n: int, seed: Optional[int] = None,
+                       generator: Optional[torch.Generator] = None,
+                       space: Optional[str] = None) -> torch.Tensor:
+        """``n`` latents: ``z ~ N(0, I)`` drawn on the CPU (same for a seed on every device),
+        mapped to ``w`` and broadcast to ``w+`` (``space``: "w+" | "w" | "z", default: the
+        generator's input space)."""
+        space = space or self.latent_space
+        self.latent_shape_of(space)
+        if generator is None:
+            generator = torch.Generator()
+            if seed is not None:
+                generator.manual_seed(int(seed))
+        z = torch.randn((n, self.style_dim), generator=generator).to(self.device)
+        if space == "z":
+            return z
+        w = self.mapping(z)
+        return w if space == "w" else w.unsqueeze(1).repeat(1, self.n_latent, 1)
+
+    def mean_latent(self, space: Optional[str] = None, n: int = 4096) -> torch.Tensor:
+        """The mean ``w`` (the checkpoint's ``latent_avg`` when it had one, else the mean of
+        ``n`` mapped samples, seed 0), shaped ``(1, *latent shape of space)``."""
+        space = space or self.latent_space
+        shape = self.latent_shape_of(space)
+        if space == "z":
+            return torch.zeros((1,) + shape, device=self.device)
+        key = str(self.device)
+        if self.latent_avg is not None:
+            w = self.latent_avg.to(self.device)
+        elif key in self._mean_cache:
+            w = self._mean_cache[key]
+        else:
+            g = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                total = torch.zeros(self.style_dim, device=self.device)
+                done = 0
+                while done < n:
+                    m = min(1024, n - done)
+                    total += self.sample_latents(m, generator=g, space="w").sum(0)
+                    done += m
+            w = self._mean_cache[key] = total / n
+        w = w.reshape(1, self.style_dim)
+        return w.unsqueeze(1).repeat(1, self.n_latent, 1) if space == "w+" else w.clone()
+
+    def to_wplus(self, latent: torch.Tensor) -> torch.Tensor:
+        """``w`` (N, style_dim) or ``w+`` (N, n_latent, style_dim) as ``w+``."""
+        if latent.dim() == 2 and latent.shape[1] == self.style_dim:
+            return latent.unsqueeze(1).expand(-1, self.n_latent, -1)
+        if latent.dim() == 3 and tuple(latent.shape[1:]) == (self.n_latent, self.style_dim):
+            return latent
+        raise InputError(f"StyleGAN2 latent must be w (N, {self.style_dim}) or w+ (N, {self.n_latent}, "
+                         f"{self.style_dim}), got shape {tuple(latent.shape)}")
+
+    # -- context: styles and noise of every layer -----------------------------------------
+    def noise_inputs(self, upto: Optional[str] = None) -> Dict[str, torch.Tensor]:
+        """The fixed noise maps ``{"noise_<i>": (1, 1, r, r)}`` of the layers up to and
+        including ``upto`` (all layers when None)."""
+        names = self.layer_names if upto is None else self.layer_names[:self.index(upto) + 1]
+        out: Dict[str, torch.Tensor] = OrderedDict()
+        for name in names:
+            for i in self.layers[name].noise_indices:
+                out[f"noise_{i}"] = getattr(self.noises, f"noise_{i}")
+        return out
+
+    def make_context(self, z: Optional[torch.Tensor], noise: Optional[Dict[str, torch.Tensor]] = None) -> dict:
+        if z is None:
+            raise InputError("StyleGAN2 layers read the latent: pass z= (w or w+) to forward_from")
+        noises: List[torch.Tensor] = [getattr(self.noises, f"noise_{i}") for i in range(self.num_noise)]
+        for key, value in (noise or {}).items():
+            m = re.fullmatch(r"noise_(\d+)", key)
+            if m is None or int(m.group(1)) >= self.num_noise:
+                raise KeyError(f"no StyleGAN2 noise input {key!r}; there are noise_0..noise_{self.num_noise - 1}")
+            i = int(m.group(1))
+            if value.dim() != 4 or value.shape[1] != 1 or value.shape[-2:] != noises[i].shape[-2:]:
+                raise InputError(f"noise input {key} must be (N, 1, {noises[i].shape[-2]}, {noises[i].shape[-1]}), "
+                                 f"got {tuple(value.shape)}")
+            noises[i] = value
+        return {"w": self.to_wplus(z), "noise": noises}
+
+    def _call_layer(self, name: str, module: nn.Module, x: torch.Tensor, context: dict) -> torch.Tensor:
+        return module(x, context)
+
+    def feature_channels(self, name: str) -> int:
+        """Feature channels of a block's output (excluding the 3 skip-image channels)."""
+        if name == "rgb":
+            return 3
+        return self.channels[int(name[1:])]
+
+    def modulation_weights(self, names: Optional[Sequence[str]] = None) -> Dict[str, torch.Tensor]:
+        """The style affine weights ``A`` (in_ch, style_dim) of each modulated conv, keyed by
+        parameter name, for the given blocks (all when None): what SeFa factorises."""
+        names = self.layer_names if names is None else list(names)
+        out: Dict[str, torch.Tensor] = OrderedDict()
+        for name in names:
+            for pname, p in self.layers[name].named_parameters():
+                if pname.endswith("modulation.weight"):
+                    out[f"{name}.{pname}"] = p * (1.0 / math.sqrt(self.style_dim))
+        return out
