@@ -22,6 +22,7 @@ from .errors import InputError, PriorpaintError
 #: feature modules that add their own sub-commands with ``add_cli(subparsers)``
 COMMAND_MODULES: List[str] = [
     "priorpaint.bench",
+    "priorpaint.app.server",
     "priorpaint.models.convert",
     "priorpaint.gimp_install",
 ]

@@ -1,0 +1,191 @@
+"""The API with the real gradio_client against a live ``priorpaint serve`` (subprocess).
+
+project -> edit: the result's pixels outside the selection are the input's, bit for bit;
+progress arrives as intermediate outputs; cancel stops a running projection and frees its
+slot; engine errors reach the client as ``AppError`` with the message; token auth.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app_server import ROOT, Server, outside_box_equal, png_array
+from conftest import skimage_data
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+BOX = (140, 20, 180, 180)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server("--steps", "20", "--max-upload-mb", "2", "--slots", "1")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+    return Client(server.url, verbose=False, download_files=str(ROOT / "artifacts" / "app" / "downloads"))
+
+
+def statuses(outputs):
+    return [json.loads(o[0]) for o in outputs if o and o[0]]
+
+
+def test_project_edit_round_trip_keeps_outside_pixels(client):
+    from gradio_client import handle_file
+
+    photo = skimage_data("astronaut.png")
+    job = client.submit(handle_file(str(photo)), None, ",".join(map(str, BOX)), "", 30, 0, False,
+                        api_name="/project")
+    st, crop, recon, adapted = job.result(timeout=300)
+    st = json.loads(st)
+    assert st["done"] and st["model"] == "dcgan-digiface-64"
+    assert st["box"] == list(BOX) and len(st["session"]) >= 16
+    assert st["psnr_projection"] > 10 and adapted is None
+    assert png_array(crop).shape == (64, 64, 3) and png_array(recon).shape == (64, 64, 3)
+    # progress: intermediate outputs with done false, the job id and increasing fractions
+    inter = [s for s in statuses(job.outputs()) if not s["done"]]
+    assert inter and all(s["job"] == st["job"] for s in inter)
+    fr = [s["fraction"] for s in inter if s["stage"] == "project"]
+    assert fr and fr == sorted(fr) and fr[-1] > 0.3
+
+    est, result, layer, preview = client.predict(st["session"], "[]", False, None, api_name="/edit")
+    est = json.loads(est)
+    assert est["changed_outside_mask"] == 0
+    src = png_array(photo)
+    out = png_array(result)
+    assert out.shape == src.shape
+    assert outside_box_equal(out, src, BOX)
+    assert not np.array_equal(out, src)  # the region was re-generated
+    lay = png_array(layer)
+    L = est["layer"]
+    assert lay.shape == (L["h"], L["w"], 4)
+    assert png_array(preview).shape == (64, 64, 3)
+
+
+def test_mask_selection_and_no_mixing_between_sessions(client, tmp_path):
+    from gradio_client import handle_file
+
+    photo = skimage_data("chelsea.png")
+    w, h = Image.open(photo).size
+    mask = np.zeros((h, w), np.uint8)
+    mask[60:200, 120:300] = 255
+    mpath = tmp_path / "mask.png"
+    Image.fromarray(mask, "L").save(mpath)
+    st, *_ = client.predict(handle_file(str(photo)), handle_file(str(mpath)), "", "", 10, 1, False,
+                            api_name="/project")
+    st = json.loads(st)
+    assert st["box"] == [120, 60, 180, 140]
+    est, result, _, _ = client.predict(st["session"], "[]", False, None, api_name="/edit")
+    out, src = png_array(result), png_array(photo)
+    assert out.shape == src.shape and (out[mask == 0] == src[mask == 0]).all()
+
+
+def test_errors_reach_the_client_as_app_error(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="unknown or expired session 'nope'"):
+        client.predict("nope", "[]", False, None, api_name="/edit")
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image")
+    with pytest.raises(AppError, match="not an image file"):
+        client.predict(handle_file(str(text)), None, "1,1,20,20", "", 5, 0, False, api_name="/project")
+    photo = skimage_data("astronaut.png")
+    with pytest.raises(AppError, match="exactly one of a mask or a box"):
+        client.predict(handle_file(str(photo)), None, "", "", 5, 0, False, api_name="/project")
+    with pytest.raises(AppError, match="lies outside"):
+        client.predict(handle_file(str(photo)), None, "900,900,20,20", "", 5, 0, False, api_name="/project")
+    with pytest.raises(AppError, match="unknown model 'nope'"):
+        client.predict(handle_file(str(photo)), None, "140,20,180,180", "nope", 5, 0, False, api_name="/project")
+    with pytest.raises(AppError, match="steps must be between"):
+        client.predict(handle_file(str(photo)), None, "140,20,180,180", "", -1, 0, False, api_name="/project")
+
+
+def test_bad_edit_spec_is_refused_before_work(client):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    st, *_ = client.predict(handle_file(str(skimage_data("astronaut.png"))), None, "140,20,180,180", "", 5, 0,
+                            False, api_name="/project")
+    sid = json.loads(st)["session"]
+    with pytest.raises(AppError, match="unknown edit kind 'nonsense'"):
+        client.predict(sid, '[{"kind": "nonsense"}]', False, None, api_name="/edit")
+    with pytest.raises(AppError, match="not valid JSON|JSON list"):
+        client.predict(sid, "[{oops", False, None, api_name="/edit")
+
+
+def test_cancel_stops_a_running_projection_and_frees_its_slot(client):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    photo = handle_file(str(skimage_data("astronaut.png")))
+    job = client.submit(photo, None, "140,20,180,180", "", 5000, 0, False, api_name="/project")
+    job_id = None
+    deadline = time.monotonic() + 120
+    while job_id is None or not any(s["stage"] == "project" for s in statuses(job.outputs())):
+        assert time.monotonic() < deadline, "the projection never reported progress"
+        sts = statuses(job.outputs())
+        job_id = sts[0]["job"] if sts else None
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    reply = json.loads(client.predict(job_id, api_name="/cancel"))
+    assert reply == {"cancelled": True, "id": job_id, "jobs": [job_id]}
+    with pytest.raises(AppError, match="cancelled"):
+        job.result(timeout=60)
+    stopped = time.monotonic() - t0
+    assert stopped < 10, f"cancel took {stopped:.1f} s"
+    # The only engine slot (--slots 1) is free again: a short projection runs at once.
+    t1 = time.monotonic()
+    st, *_ = client.predict(photo, None, "140,20,180,180", "", 5, 0, False, api_name="/project")
+    assert json.loads(st)["done"]
+    assert time.monotonic() - t1 < 60
+    # Cancelling something that is not running says so.
+    assert json.loads(client.predict(job_id, api_name="/cancel"))["cancelled"] is False
+
+
+def test_models_endpoint(client):
+    rows = json.loads(client.predict(api_name="/models"))
+    ids = {r["id"]: r for r in rows}
+    assert ids["dcgan-digiface-64"]["present"] is True
+    assert {"id", "architecture", "resolution", "domain", "present", "source", "description"} <= set(rows[0])
+
+
+def test_token_auth_for_gradio_client_and_http():
+    import urllib.error
+    import urllib.request
+    from gradio_client import Client
+
+    s = Server("--steps", "5", "--token", "s3cret-token")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(s.url + "/gradio_api/info", timeout=10)
+        assert e.value.code == 401 and b"Bearer" in e.value.read()
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(urllib.request.Request(
+                s.url + "/gradio_api/info", headers={"Authorization": "Bearer wrong"}), timeout=10)
+        assert e.value.code == 401
+        with pytest.raises(Exception):
+            Client(s.url, verbose=False)
+        c = Client(s.url, verbose=False, headers={"Authorization": "Bearer s3cret-token"})
+        assert json.loads(c.predict(api_name="/models"))[0]["id"]
+    finally:
+        s.stop()
+
+
+def test_non_loopback_bind_without_token_is_refused():
+    r = subprocess.run([sys.executable, "-m", "priorpaint.cli", "serve", "--host", "0.0.0.0", "--port", "1"],
+                       capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+                       cwd=str(ROOT))
+    assert r.returncode == 2
+    assert "refusing to serve on 0.0.0.0 without a token" in r.stderr
