@@ -127,13 +127,30 @@ class EditSession:
 
     # -- rendering -----------------------------------------------------------------------
     def render(self, state: Optional[EditState] = None, progress: Optional[ProgressFn] = None,
-               cancel: Optional[CancelToken] = None, feather: Optional[int] = None) -> Render:
-        """Composite the generated square into the photo under the feathered edit mask."""
+               cancel: Optional[CancelToken] = None, feather: Optional[int] = None,
+               adapt: bool = False, adapt_options=None) -> Render:
+        """Composite the generated square into the photo under the feathered edit mask.
+
+        ``adapt=True`` renders through the image-specific generator G′ (fitted on the
+        unedited pixels, cached per session; see :mod:`priorpaint.adaptation`) instead of
+        ``G``; ``adapt_options``: ``"multiplicative"`` (default) / ``"weights"``, a dict of
+        :class:`priorpaint.adaptation.AdaptConfig` fields, or a config.  The metrics then
+        carry ``psnr_adapted``, ``edit_fidelity`` and ``adapt``; ``seconds["adapt"]`` the time.
+        """
         with self.lock:
             state = state or self.initial_state()
+            check_finite(state.h, "the edited latent")
+            check_finite(state.z, "the edited latent")
             t0 = time.perf_counter()
-            image = self.generate(state)
-            return self._composite(state, image, t0, feather)
+            metrics = None
+            if adapt:
+                from .adaptation import render_adapted
+                image, metrics = render_adapted(self, state, adapt_options, progress, cancel)
+                t0 = time.perf_counter()
+            else:
+                self.seconds.pop("adapt", None)
+                image = self.generate(state)
+            return self._composite(state, image, t0, feather, metrics)
 
     def _composite(self, state: EditState, image: torch.Tensor, t0: float,
                    feather: Optional[int] = None, metrics: Optional[dict] = None) -> Render:
