@@ -140,6 +140,7 @@ class Client:
         self.retry_delay = float(retry_delay)
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.last_cancel: Optional[dict] = None   # the cancel endpoint's answer after should_cancel fired
 
     @classmethod
     def from_settings(cls, **kw) -> "Client":
@@ -303,7 +304,7 @@ class Client:
                 if on_progress is not None and st:
                     on_progress(float(st.get("fraction") or 0.0), str(st.get("stage", "")), st)
             if should_cancel is not None and should_cancel():
-                self.cancel(job or event_id)
+                self.last_cancel = self.cancel(job or event_id)
                 raise Cancelled(f"{api_name} cancelled")
         raise BackendError(f"{api_name}: the backend closed the stream before finishing "
                            f"(the server may have stopped or restarted)")

@@ -22,8 +22,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ import pytest
 from PIL import Image
 
 import gimp_root
+from gimp_backend import Backend, free_port
 from conftest import need, skimage_data
 from gimp_bridge import ops
 from gimp_bridge.client import Client
@@ -40,55 +39,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
 SELECTION = (140, 20, 180, 180)
 STRENGTH = 3.0
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Backend:
-    """``priorpaint serve`` on a free loopback port, in a subprocess."""
-
-    def __init__(self, log_path: Path, startup_s: float = 240.0):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-        env.pop("PRIORPAINT_TOKEN", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "priorpaint.cli", "serve", "--port", str(self.port)],
-                                     stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
-        deadline = time.monotonic() + startup_s
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"priorpaint serve exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + "/gradio_api/info", timeout=2):
-                    break
-            except (OSError, urllib.error.URLError):
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"priorpaint serve did not start within {startup_s:.0f} s:\n{self.log()}")
-            time.sleep(0.5)
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()[-4000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
-        if not self._log.closed:
-            self._log.close()
 
 
 # The script GIMP runs (python-fu-eval, GIMP's own Python: standard library + gi only).
@@ -304,7 +254,7 @@ def test_semantic_edit_in_real_gimp(gimp, capsys):
     try:
         # PRIORPAINT_URL points elsewhere: the URL saved by the settings procedure must win.
         res2 = _run_gimp(gimp, _script(GIMP_BACKEND_DOWN, gimp["work_in_root"], direction, url=backend.url),
-                         url=f"http://127.0.0.1:{_free_port()}")
+                         url=f"http://127.0.0.1:{free_port()}")
     finally:
         shutil.copytree(gimp["work"], gimp["artifacts"] / "work", dirs_exist_ok=True)
     wall = time.monotonic() - t_start

@@ -1,0 +1,170 @@
+"""gimp_bridge against a live ``priorpaint serve`` (the real app, embedded model, loopback)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import skimage_data
+from gimp_backend import Backend
+from gimp_bridge import ops, png
+from gimp_bridge.client import BackendError, Cancelled, Client
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parent.parent
+SELECTION = (140, 20, 180, 180)
+TOKEN = "bridge-test-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    b = Backend(tmp_path_factory.mktemp("bridge-live") / "serve.log", "--token", TOKEN, "--steps", "120")
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return np.asarray(Image.open(skimage_data("astronaut.png")).convert("RGB"))
+
+
+def _crop(photo: np.ndarray, sel=SELECTION) -> ops.Crop:
+    H, W = photo.shape[:2]
+    x, y, w, h = ops.crop_rect(sel, (W, H))
+    mask = np.zeros((h, w), np.uint8)
+    mask[sel[1] - y:sel[1] - y + sel[3], sel[0] - x:sel[0] - x + sel[2]] = 255
+    return ops.Crop.from_pixels(x, y, w, h, np.ascontiguousarray(photo[y:y + h, x:x + w]).tobytes(), 3,
+                                mask.tobytes())
+
+
+def test_token_is_required(server):
+    with pytest.raises(BackendError, match="token"):
+        ops.list_directions(Client(server.url, token=""))
+    assert ops.list_directions(Client(server.url, token=TOKEN))
+
+
+def test_semantic_edit_layer_lands_on_the_selection(server, photo):
+    c = Client(server.url, token=TOKEN)
+    direction = ops.list_directions(c)[0]["name"]
+    seen = []
+    layer = ops.semantic_edit(c, _crop(photo), direction, 3.0, adapt=False,
+                              progress=lambda f, text: seen.append(f))
+    x0, y0, cw, ch = ops.crop_rect(SELECTION, (512, 512))
+    assert (layer.x, layer.y, layer.image.width, layer.image.height) == (x0, y0, cw, ch)
+    assert layer.status["changed_outside_mask"] == 0
+    assert seen[-1] == 1.0 and all(b >= a - 1e-9 for a, b in zip(seen, seen[1:])), "progress goes forward"
+    rgba = np.frombuffer(layer.image.data, np.uint8).reshape(ch, cw, 4)
+    alpha = rgba[..., 3]
+    sx, sy, sw, sh = SELECTION
+    inside = np.zeros_like(alpha, bool)
+    inside[sy - y0:sy - y0 + sh, sx - x0:sx - x0 + sw] = True
+    assert alpha[~inside].max() == 0 and alpha[inside].max() == 255
+    # the plug-in's composite: the layer over the photo with its alpha as the layer mask
+    region = photo[y0:y0 + ch, x0:x0 + cw].astype(np.float32)
+    a = alpha[..., None] / 255.0
+    out = np.round(region * (1 - a) + rgba[..., :3] * a).astype(np.uint8)
+    np.testing.assert_array_equal(out[~inside], photo[y0:y0 + ch, x0:x0 + cw][~inside])
+    assert np.abs(out[inside].astype(int) - region[inside]).mean() > 3
+    assert c.bytes_sent < 200_000
+
+
+def test_project_layers_give_gz_and_gprime(server, photo):
+    c = Client(server.url, token=TOKEN)
+    proj, layers = ops.project_layers(c, _crop(photo), adapt=True)
+    assert [L.name.split(" (")[0] for L in layers] == ["priorpaint: G(z) reconstruction",
+                                                       "priorpaint: G′ reconstruction"]
+    gz, gp = layers
+    x0, y0, side = proj.square
+    assert (gz.x, gz.y) == (x0, y0) and gz.image.width == gz.image.height == proj.status["resolution"]
+    assert (gp.x, gp.y) == ops.crop_rect(SELECTION, (512, 512))[:2]
+    assert proj.status["psnr_adapted"] is None and gp.status["psnr_adapted"] > proj.status["psnr_projection"]
+
+
+def test_cancel_stops_the_backend_job(server, photo):
+    c = Client(server.url, token=TOKEN)
+    fired = []
+
+    def should_cancel():
+        fired.append(time.monotonic())
+        return True
+
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        ops.project(c, _crop(photo), steps=2000, should_cancel=should_cancel)
+    assert c.last_cancel and c.last_cancel["cancelled"] is True, c.last_cancel
+    assert time.monotonic() - t0 < 30
+    # the server is free again: a short job runs at once
+    assert ops.list_directions(c)
+
+
+def test_killed_plugin_leaves_no_running_job(server, photo, tmp_path):
+    """The plug-in process dies mid-job (GIMP's cancel): the backend job is cancelled, not left running."""
+    crop = _crop(photo)
+    (tmp_path / "crop.png").write_bytes(png.encode_image(crop.image))
+    (tmp_path / "mask.png").write_bytes(png.encode(crop.width, crop.height, 1, crop.mask))
+    script = tmp_path / "plugin_like.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from gimp_bridge import ops, png\n"
+        "from gimp_bridge.client import Client\n"
+        "from gimp_bridge.watchdog import JobGuard\n"
+        f"c = Client({server.url!r}, token={TOKEN!r})\n"
+        f"img = png.read({str(tmp_path / 'crop.png')!r})\n"
+        f"mask = png.read({str(tmp_path / 'mask.png')!r})\n"
+        f"crop = ops.Crop({crop.x}, {crop.y}, img, mask.data)\n"
+        "def report(f, stage, st):\n"
+        "    if stage == 'project':\n"
+        "        print('job', st.get('job'), flush=True)\n"
+        "with JobGuard(c) as g:\n"
+        "    ops.project(c, crop, steps=3000, on_job=g.set_job, on_progress=report)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("job "), line
+        job = line.split()[1]
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 20
+        c = Client(server.url, token=TOKEN)
+        while time.monotonic() < deadline:
+            # once the job is gone, cancelling it finds nothing to cancel
+            if c.cancel(job)["cancelled"] is False:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"job {job} still running 20 s after the plug-in died")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_concepts_and_segmentation_follow_the_backend(server, photo):
+    """Paint concept / segment work when the backend offers them; otherwise its message reaches the user."""
+    c = Client(server.url, token=TOKEN)
+    crop = _crop(photo)
+    try:
+        concepts = ops.list_concepts(c).get("concepts") or []
+    except BackendError as e:
+        assert "not available" in str(e)
+        concepts = None
+    if concepts:
+        name = concepts[0]["name"] if isinstance(concepts[0], dict) else concepts[0]
+        layer = ops.paint_concept(c, crop, str(name), "add", adapt=False)
+        assert (layer.x, layer.y) == (crop.x, crop.y)
+    try:
+        seg = ops.segment(c, crop)
+    except BackendError as e:
+        assert "not available" in str(e)
+        return
+    assert seg.legend and (seg.labels.x, seg.labels.y) == (crop.x, crop.y)
+    assert (seg.labels.image.width, seg.labels.image.height) == (crop.width, crop.height)
+    layer = ops.apply_segmentation(c, seg.session, seg.labels.image, (crop.x, crop.y), adapt=False)
+    assert (layer.x, layer.y) == (crop.x, crop.y)
