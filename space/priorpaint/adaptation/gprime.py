@@ -362,7 +362,9 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
             loc = (run_tuned(gen, split, hr, zr, module) - ref).abs().mean()
             return out, cfg.lambda_locality * loc
 
-    params = [p for p in module.parameters() if p.requires_grad]
+    params = list(module.parameters())
+    for p in params:  # a warm start copies a fitted (frozen) module
+        p.requires_grad_(True)
     base_lr = cfg.default_lr()
     opt = torch.optim.Adam(params, lr=base_lr)
     losses: List[float] = []
@@ -387,7 +389,7 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
         best = min(best, value)
         if cfg.early_stop and steps_done >= max(cfg.min_steps, cfg.patience + 1):
             before = min(losses[:-cfg.patience])
-            if before - best < cfg.min_improvement * abs(before):
+            if before - best <= cfg.min_improvement * abs(before):
                 stopped = True
                 break
     checkpoint(cancel, progress, stage, 1.0, {"method": cfg.method, "steps": steps_done})
