@@ -430,3 +430,20 @@ def test_bad_latents_and_missing_context(tiny):
         tiny.forward_from("b16", h)
     with pytest.raises(InputError, match="w \\(N, 32\\) or w\\+"):
         tiny(torch.zeros(1, 7))
+
+
+# -- benchmark ------------------------------------------------------------------------------
+def test_bench_reports_per_step_seconds():
+    from priorpaint.bench import SECTIONS
+    from priorpaint.models.stylegan2_bench import bench_stylegan2, stylegan2_section
+    assert stylegan2_section in SECTIONS
+    report = {}
+    sec = bench_stylegan2(report, size=16, style_dim=8, n_mlp=1, steps=2, devices=["cpu"],
+                          channels={4: 8, 8: 8, 16: 8})
+    assert report["stylegan2"] is sec and sec["device"] == "cpu"
+    assert sec["project_steps"] == 2 and sec["project_step_seconds"] > 0
+    assert sec["gprime_steps"] == 2 and sec["gprime_step_seconds"] > 0
+    assert sec["gprime_layers"] == ["b8", "b16"] and sec["split"] == "b4"
+    assert sec["per_device"]["cpu"]["project_seconds"] >= sec["project_step_seconds"]
+    with pytest.raises(ValueError):
+        bench_stylegan2({}, steps=6)

@@ -60,9 +60,12 @@ def projection_section(report: dict, args) -> None:
     }
 
 
+from .models.stylegan2_bench import stylegan2_section  # noqa: E402  (stdlib-only at import)
+
 #: the benchmark's sections, in order; each issue appends its own
 SECTIONS: List[Callable[[Dict, object], None]] = [
     projection_section,
+    stylegan2_section,
 ]
 
 

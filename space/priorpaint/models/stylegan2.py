@@ -525,13 +525,39 @@ class StyleGAN2Generator(LayeredGenerator):
             return 3
         return self.channels[int(name[1:])]
 
-    def modulation_weights(self, names: Optional[Sequence[str]] = None) -> Dict[str, torch.Tensor]:
-        """The style affine weights ``A`` (in_ch, style_dim) of each modulated conv, keyed by
-        parameter name, for the given blocks (all when None): what SeFa factorises."""
-        names = self.layer_names if names is None else list(names)
-        out: Dict[str, torch.Tensor] = OrderedDict()
-        for name in names:
-            for pname, p in self.layers[name].named_parameters():
-                if pname.endswith("modulation.weight"):
-                    out[f"{name}.{pname}"] = p * (1.0 / math.sqrt(self.style_dim))
+    def style_slots(self, names: Optional[Sequence[str]] = None) -> Dict[int, torch.Tensor]:
+        """``{w+ index: A}``: the style affine weight ``A`` (in_ch, style_dim, equalised-lr
+        scale applied) of each modulated conv (ToRGB excluded) of the given blocks."""
+        out: Dict[int, torch.Tensor] = OrderedDict()
+        for name in (self.layer_names if names is None else names):
+            block = self.layers[name]
+            if isinstance(block, InputBlock):
+                convs = [(0, block.conv)]
+            elif isinstance(block, UpBlock):
+                convs = [(block.index, block.conv_up), (block.index + 1, block.conv)]
+            else:
+                convs = []
+            for slot, conv in convs:
+                m = conv.conv.modulation
+                out[slot] = m.weight * m.scale
         return out
+
+    def sefa_weight(self, names: Optional[Sequence[str]] = None) -> torch.Tensor:
+        """SeFa's matrix ``A`` (out, latent dim) for this generator's input latent.
+
+        The style affine maps of the modulated convs of ``names`` (all blocks when None),
+        stacked: ``B`` (Σ in_ch, style_dim).  For ``w`` input, ``A = B``; for ``w+``,
+        ``A = B·P`` with ``P = [I … I]/√k`` over the k style slots those convs read, so the
+        leading eigenvectors of ``AᵀA`` are SeFa's ``w`` directions written into those slots
+        (unit norm), with the same eigenvalues."""
+        slots = self.style_slots(names)
+        if not slots:
+            raise InputError(f"no modulated convolutions in layers {list(names or [])}")
+        b = torch.cat(list(slots.values()), dim=0).detach()
+        if self.latent_space == "w":
+            return b
+        p = torch.zeros(self.style_dim, self.n_latent, self.style_dim, device=b.device, dtype=b.dtype)
+        for slot in slots:
+            p[:, slot] = torch.eye(self.style_dim, device=b.device, dtype=b.dtype)
+        p /= math.sqrt(len(slots))
+        return b @ p.reshape(self.style_dim, -1)

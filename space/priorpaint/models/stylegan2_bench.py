@@ -1,0 +1,116 @@
+"""Benchmark: per-step time of projection and of G′ on a config-f-sized StyleGAN2.
+
+Random weights (no download): a 256x256 generator with channel multiplier 2, style_dim
+512 and 8 mapping layers (30.0 M parameters, the size of the official 256 px config-f
+models).  A few steps of each (CPU is slow), on the CPU and on CUDA when present:
+
+* projection: :func:`priorpaint.projection.project` in ``w+`` (one start, no perceptual
+  loss); ``project_step_seconds`` is its wall time over its steps (setup included), and
+  ``project_refine_step_seconds`` the median time of one split-layer refinement step;
+* G′: :func:`priorpaint.adaptation.gprime.fit_gprime` (the paper's multiplicative δ on
+  the layers after the split, no early stop); ``gprime_step_seconds`` is the median time
+  of one step, ``gprime_1000_steps_seconds`` that times 1000 (the paper's recipe).
+
+The figures go to ``report["stylegan2"]`` (top level: the fastest device; ``per_device``:
+all of them).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Dict, List, Optional
+
+
+def _intervals(stamps: List[float]) -> List[float]:
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def _median(xs: List[float]) -> Optional[float]:
+    return round(statistics.median(xs), 4) if xs else None
+
+
+def _bench_device(device: str, size: int, channel_multiplier: int, style_dim: int, n_mlp: int,
+                  steps: int, channels: Optional[dict] = None) -> Dict[str, object]:
+    import torch
+
+    from ..projection.project import ProjectionConfig, project
+    from .stylegan2 import StyleGAN2Generator
+
+    torch.manual_seed(0)
+    gen = StyleGAN2Generator(size=size, channel_multiplier=channel_multiplier, style_dim=style_dim,
+                             n_mlp=n_mlp, channels=channels).to(device).eval()
+    for p in gen.parameters():
+        p.requires_grad_(False)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    with torch.no_grad():
+        target = gen(gen.sample_latents(1, seed=1)).clamp(-1, 1)
+        gen(gen.sample_latents(1, seed=2))  # warm-up (kernels, allocator)
+    sync()
+
+    stamps: Dict[str, List[float]] = {}
+
+    def progress(stage, fraction, info):
+        sync()
+        stamps.setdefault(info.get("phase", stage), []).append(time.perf_counter())
+
+    cfg = ProjectionConfig(steps=steps, candidates=1, starts=1, perceptual=False, seed=0)
+    t0 = time.perf_counter()
+    proj = project(gen, target, config=cfg, progress=progress)
+    sync()
+    project_seconds = time.perf_counter() - t0
+    out: Dict[str, object] = {
+        "device": device,
+        "parameters_millions": round(sum(p.numel() for p in gen.parameters()) / 1e6, 2),
+        "project_steps": steps,
+        "project_seconds": round(project_seconds, 3),
+        "project_step_seconds": round(project_seconds / max(steps, 1), 4),
+        "project_refine_step_seconds": _median(_intervals(stamps.get("refine", []))),
+        "split": proj.split,
+    }
+    try:
+        from ..adaptation.gprime import AdaptConfig, fit_gprime
+    except ImportError:  # G′ not available in this build
+        return out
+    stamps.clear()
+    weight = torch.ones(1, 1, size, size, device=device)
+    acfg = AdaptConfig(steps=steps, early_stop=False, perceptual=False)
+    t0 = time.perf_counter()
+    gp = fit_gprime(gen, proj.split, proj.h, proj.z, target, weight, config=acfg, progress=progress)
+    sync()
+    total = time.perf_counter() - t0
+    step = _median(_intervals(stamps.get("adapt", [])[:gp.steps + 1])) or round(total / max(gp.steps, 1), 4)
+    out.update({
+        "gprime_steps": gp.steps,
+        "gprime_layers": gp.layers,
+        "gprime_seconds": round(total, 3),
+        "gprime_step_seconds": step,
+        "gprime_1000_steps_seconds": round(step * 1000, 1),
+    })
+    return out
+
+
+def bench_stylegan2(report: dict, size: int = 256, channel_multiplier: int = 2, style_dim: int = 512,
+                    n_mlp: int = 8, steps: int = 5, devices: Optional[List[str]] = None,
+                    channels: Optional[dict] = None) -> dict:
+    """Add ``report["stylegan2"]``: per-step seconds of projection and G′ (see the module doc)."""
+    import torch
+
+    if not 1 <= steps <= 5:
+        raise ValueError("the StyleGAN2 benchmark runs 1 to 5 steps of each stage")
+    if devices is None:
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    per = {d: _bench_device(d, size, channel_multiplier, style_dim, n_mlp, steps, channels) for d in devices}
+    primary = devices[-1]
+    section = dict(per[primary])
+    section.update({"config": {"size": size, "channel_multiplier": channel_multiplier, "style_dim": style_dim,
+                               "n_mlp": n_mlp, "channels": channels, "weights": "random"},
+                    "threads": torch.get_num_threads(), "per_device": per,
+                    "target": "G′ 1000 steps under 10 s on a current GPU (paper: about 30 s on a 2019 GPU)"})
+    report["stylegan2"] = section
+    return section
+
+
+def stylegan2_section(report: dict, args=None) -> None:
+    """The ``priorpaint bench`` section (``--only stylegan2``)."""
+    bench_stylegan2(report)
