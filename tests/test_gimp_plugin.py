@@ -137,6 +137,15 @@ dup.flatten()
 Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, dup, Gio.File.new_for_path(os.path.join(OUT, "result.png")), None)
 dup.delete()
 
+# 1b. Project selection: G(z) scaled to the square, and the G' round trip with its mask.
+pimg = load(os.path.join(OUT, "astronaut.png"))
+pimg.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+ids = [l.get_id() for l in pimg.get_layers()]
+status, msg, dt = run(pimg, pimg.get_layers()[0], "priorpaint-project", adapt=True)
+RES["project"] = {"status": status, "message": msg, "seconds": dt,
+                  "layers": [[l.get_name(), list(l.get_offsets()[1:]), l.get_width(), l.get_height(),
+                              l.get_mask() is not None] for l in pimg.get_layers() if l.get_id() not in ids]}
+
 # 2. Grayscale: converted for the backend, the result layer is gray too.
 gimg = load(os.path.join(OUT, "astronaut.png"))
 gimg.convert_grayscale()
@@ -290,6 +299,15 @@ def test_semantic_edit_in_real_gimp(gimp, capsys):
     mask = _load_raw(work / "main_mask.raw", cw, ch, 1)
     assert mask.max() == 255 and mask[sy - y0 + sh // 2, sx - x0 + sw // 2] == 255
     assert mask[:sy - y0].max(initial=0) == 0 and mask[:, :sx - x0].max(initial=0) == 0   # 0 outside the selection
+
+    # -- project selection: G(z) and G' as layers ------------------------------------------
+    pr = res["project"]
+    assert pr["status"] == "success", pr["message"]
+    by_kind = {("G′" if "G′" in L[0] else "G(z)" if "G(z)" in L[0] else L[0]): L for L in pr["layers"]}
+    assert sorted(by_kind) == ["G(z)", "G′"], pr["layers"]
+    gprime, gz = by_kind["G′"], by_kind["G(z)"]
+    assert gprime[1:4] == [[x0, y0], cw, ch] and gprime[4]
+    assert gz[2] == gz[3] == cw and gz[1] == [x0, y0] and not gz[4]          # square inside the image
 
     # -- grayscale ---------------------------------------------------------------------------
     gray = res["cases"]["gray"]
