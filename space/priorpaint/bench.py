@@ -62,10 +62,25 @@ def projection_section(report: dict, args) -> None:
 
 from .models.stylegan2_bench import stylegan2_section  # noqa: E402  (stdlib-only at import)
 
+
+def directions_section(report: dict, args) -> None:
+    """Directions figures (``report["directions"]``); see :mod:`priorpaint.edits.directions_bench`."""
+    from .edits.directions_bench import directions_section as section
+    section(report, args)
+
+
+def scribble_section(report: dict, args) -> None:
+    """Scribble figures (``report["scribble"]``); see :mod:`priorpaint.edits.directions_bench`."""
+    from .edits.directions_bench import scribble_section as section
+    section(report, args)
+
+
 #: the benchmark's sections, in order; each issue appends its own
 SECTIONS: List[Callable[[Dict, object], None]] = [
     projection_section,
     stylegan2_section,
+    directions_section,
+    scribble_section,
 ]
 
 

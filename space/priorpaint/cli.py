@@ -25,6 +25,7 @@ COMMAND_MODULES: List[str] = [
     "priorpaint.app.server",
     "priorpaint.models.convert",
     "priorpaint.gimp_install",
+    "priorpaint.edits.directions",
 ]
 
 EXIT_USAGE = 2

@@ -1,5 +1,6 @@
 """Semantic edits: each module registers its edit kinds with :mod:`priorpaint.edits.registry`."""
 
 from .registry import EDIT_KINDS, EditState, parse_spec, parse_specs, register_edit
+from . import directions, interpolate, scribble  # noqa: F401,E402  (register direction, interpolate, scribble)
 
 __all__ = ["EDIT_KINDS", "EditState", "parse_spec", "parse_specs", "register_edit"]

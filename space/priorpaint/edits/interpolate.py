@@ -1,0 +1,96 @@
+"""Interpolation between two projected images: ``interpolate:OTHER.png@T``.
+
+OTHER is projected with the session's model, split layer and selection geometry, then the
+current state moves a fraction ``T`` (0..1) of the way to it, linearly in both latents::
+
+    z_e = (1 − T)·z + T·z_other        h_e = (1 − T)·h + T·h_other
+
+(``h`` is what ``G_F`` renders; ``z`` is kept consistent for generators whose later layers
+read it.)  Selection geometry: an OTHER of the photo's size has the session's square cut
+from it, exactly like the photo; an OTHER of any other size is taken to *be* the
+selection's square (as it comes out of the layer box): a non-square image is
+centre-cropped to a square, and it is resized to the model's resolution.
+
+The other image's projection is cached in the session (keyed by its pixels, steps and
+seed), so sliding ``T`` re-renders at preview speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Optional
+
+import numpy as np
+
+from ..compositing.crop import cut_square, resize_rgb
+from ..errors import InputError
+from ..images import load_photo
+from ..projection.project import ProjectionConfig, project
+from .registry import EditState, register_edit
+
+DEFAULT_STEPS = 300
+
+
+def other_square(session, other) -> np.ndarray:
+    """The other image's pixels for the selection's square, at model resolution (R, R, 3) uint8."""
+    photo = load_photo(other, "interpolation image")
+    if photo.size == session.photo.size:
+        region = cut_square(photo.rgb, session.crop.square, pad="edge")
+    else:
+        h, w = photo.rgb.shape[:2]
+        side = min(h, w)
+        y0, x0 = (h - side) // 2, (w - side) // 2
+        region = np.ascontiguousarray(photo.rgb[y0:y0 + side, x0:x0 + side])
+    return resize_rgb(region, session.gen.resolution)
+
+
+def project_other(session, other, steps: int = DEFAULT_STEPS, seed: int = 0):
+    """``(z, h)`` of the other image, projected like the session's (cached in the session)."""
+    import torch
+    pixels = other_square(session, other)
+    split = session.require_projection().split
+    key = ("interpolate", hashlib.sha256(pixels.tobytes()).hexdigest(), int(steps), int(seed), split)
+    hit = session.cache.get(key)
+    if hit is not None:
+        return hit["z"], hit["h"]
+    target = torch.from_numpy(pixels).permute(2, 0, 1).float().div(127.5).sub(1.0)[None].to(session.gen.device)
+    p = project(session.gen, target, session.mask, ProjectionConfig(steps=int(steps), seed=int(seed), split=split))
+    session.cache[key] = {"z": p.z, "h": p.h}
+    return p.z, p.h
+
+
+def parse_interpolate(args: str) -> dict:
+    path, sep, t = args.rpartition("@")
+    if not sep or not path.strip():
+        raise InputError(f"interpolate edit must be interpolate:OTHER.png@T (T between 0 and 1), got interpolate:{args}")
+    try:
+        value = float(t)
+    except ValueError:
+        raise InputError(f"interpolate: T {t!r} is not a number (between 0 and 1)") from None
+    return {"other": path.strip(), "t": value}
+
+
+@register_edit("interpolate", parse_interpolate,
+               help="interpolate:OTHER.png@T — move a fraction T (0..1) toward OTHER projected with the same model "
+                    "and selection (OTHER of the photo's size is cut like the photo; other sizes are the square itself)")
+def apply_interpolate(session, state: EditState, spec: dict) -> EditState:
+    other = spec.get("other")
+    if other is None or (isinstance(other, str) and not other.strip()):
+        raise InputError("interpolate edit needs 'other' (an image)")
+    try:
+        t = float(spec.get("t", 0.5))
+    except (TypeError, ValueError):
+        raise InputError(f"interpolate: t {spec.get('t')!r} is not a number") from None
+    if not math.isfinite(t) or not 0.0 <= t <= 1.0:
+        raise InputError(f"interpolate: t must be between 0 and 1, got {spec.get('t')!r}")
+    steps = spec.get("steps", DEFAULT_STEPS)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise InputError(f"interpolate: steps must be a non-negative integer, got {steps!r}")
+    z_o, h_o = project_other(session, other, steps=steps, seed=int(spec.get("seed", 0)))
+    new = state.evolve()
+    new.z = (1.0 - t) * state.z + t * z_o.to(state.z.device)
+    new.h = (1.0 - t) * state.h + t * h_o.to(state.h.device)
+    if not isinstance(other, str):
+        spec["other"] = f"<{type(other).__name__}>"   # keep the report JSON-friendly
+    return new

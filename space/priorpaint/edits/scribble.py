@@ -1,0 +1,189 @@
+"""Colour scribbles (iGAN): ``scribble:STROKES.png``.
+
+The strokes are an RGBA image whose alpha marks the strokes and whose colour says what
+colour the generated image should have there.  Its size picks how it maps onto the photo:
+
+* the photo's size: the selection's square is cut from it (outside the photo: no stroke);
+* the layer box's size (the selection's square clipped to the photo — what the app and
+  the GIMP plug-in hand out) or the square's own size: it is placed on the square;
+* any other size: it is resized (bilinear, premultiplied by alpha) to the layer box, with
+  a note in the report.
+
+The strokes are then taken to the model's resolution (area-averaged, premultiplied), and
+the latent is optimised (Adam, a fixed number of steps, deterministic) so that the
+generated image matches the stroke colours under the strokes while staying close to the
+current image elsewhere::
+
+    loss = Σ a·‖G − c‖² / Σ a  +  λ_keep · Σ (1 − a)·‖G − G₀‖² / Σ (1 − a)  +  λ_h · mean(δh²)
+
+over ``h_e = h + δh`` at the split layer (``space="h"``, the default: the split feature
+is expressive enough to take the strokes, and it is twice as fast) or, with
+``space="z+h"``, also a latent move ``δz`` mapped through ``G_H`` with the residual kept
+(``h + G_H(z+δz) − G_H(z) + δh``), so that a stroke can move the face as a whole.  The edit
+mask used for rendering stays the selection.  A strokes image whose alpha is 0 everywhere
+is a no-op (with a note).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import InputError
+from ..images import load_photo
+from .registry import EditState, register_edit
+
+DEFAULTS = {"steps": 100, "lr": 0.05, "lambda_keep": 1.0, "lambda_h": 0.01, "space": "h"}
+
+
+def _resize_premultiplied(rgb: np.ndarray, alpha: np.ndarray, size: Tuple[int, int], resample) -> Tuple[np.ndarray, np.ndarray]:
+    """Resize colour and alpha (float arrays) without dark fringes: premultiply, resize, divide."""
+    a = alpha.astype(np.float32)
+    pre = rgb.astype(np.float32) * a[..., None]
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(pre[..., c]), "F").resize(size, resample)) for c in range(3)]
+    a2 = np.asarray(Image.fromarray(np.ascontiguousarray(a), "F").resize(size, resample))
+    a2 = np.clip(a2, 0.0, 1.0)
+    rgb2 = np.stack(chans, -1) / np.maximum(a2, 1e-6)[..., None]
+    return np.clip(rgb2, 0, 255), a2
+
+
+def stroke_target(session, strokes) -> Tuple[torch.Tensor, torch.Tensor, list]:
+    """``(colour (1,3,R,R) in [-1,1], weight (1,1,R,R) in [0,1], notes)`` for the session's square."""
+    photo = load_photo(strokes, "scribble strokes")
+    if photo.alpha is None:
+        raise InputError("scribble strokes need an alpha channel (RGBA): alpha marks the strokes, "
+                         f"but this image is {photo.mode}")
+    notes = []
+    crop = session.crop
+    x0, y0, side = crop.square
+    W, H = crop.image_size
+    xs0, ys0, xs1, ys1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
+    layer_size = (xs1 - xs0, ys1 - ys0)
+    rgb = photo.rgb.astype(np.float32)
+    alpha = photo.alpha.astype(np.float32) / 255.0
+    if photo.size == (W, H):
+        rgb_sq = crop.region_of(rgb)
+        a_sq = crop.region_of(alpha)
+    else:
+        if photo.size == (side, side):
+            rgb_sq, a_sq = rgb, alpha
+        else:
+            if photo.size != layer_size:
+                note = (f"scribble strokes are {photo.size[0]}x{photo.size[1]}, neither the photo "
+                        f"({W}x{H}) nor the layer box ({layer_size[0]}x{layer_size[1]}); resized to the layer box")
+                notes.append(note)
+                rgb, alpha = _resize_premultiplied(rgb, alpha, layer_size, Image.BILINEAR)
+            rgb_sq = np.zeros((side, side, 3), np.float32)
+            a_sq = np.zeros((side, side), np.float32)
+            rgb_sq[ys0 - y0:ys1 - y0, xs0 - x0:xs1 - x0] = rgb
+            a_sq[ys0 - y0:ys1 - y0, xs0 - x0:xs1 - x0] = alpha
+    r = session.gen.resolution
+    if side != r:
+        rgb_sq, a_sq = _resize_premultiplied(rgb_sq, a_sq, (r, r), Image.BOX if side > r else Image.BILINEAR)
+    dev = session.gen.device
+    colour = torch.from_numpy(np.ascontiguousarray(rgb_sq)).permute(2, 0, 1).float().div(127.5).sub(1.0)[None].to(dev)
+    weight = torch.from_numpy(np.ascontiguousarray(a_sq)).float()[None, None].to(dev)
+    return colour, weight, notes
+
+
+def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, colour: torch.Tensor, weight: torch.Tensor,
+             interventions=None, steps: int = DEFAULTS["steps"], lr: float = DEFAULTS["lr"],
+             lambda_keep: float = DEFAULTS["lambda_keep"], lambda_h: float = DEFAULTS["lambda_h"],
+             space: str = DEFAULTS["space"], cancel=None, progress=None):
+    """``(z_e, h_e, info)``: the latent whose image has the stroke colours (see the module docstring)."""
+    from ..jobs import checkpoint
+    if space not in ("h", "z+h"):
+        raise InputError(f"scribble space must be 'h' or 'z+h', got {space!r}")
+    iv = interventions or None
+    with torch.no_grad():
+        base = gen.forward_from(split, h, interventions=iv, z=z)
+        hz = gen.forward_to(z, split) if space == "z+h" else None
+    keep = (1.0 - weight).expand_as(base)
+    w3 = weight.expand_as(base)
+    wsum = w3.sum().clamp_min(1e-6)
+    ksum = keep.sum().clamp_min(1e-6)
+    dh = torch.zeros_like(h, requires_grad=True)
+    params = [dh]
+    dz = None
+    if space == "z+h":
+        dz = torch.zeros_like(z, requires_grad=True)
+        params.append(dz)
+    opt = torch.optim.Adam(params, lr=lr)
+
+    def forward():
+        z_e = z + dz if dz is not None else z
+        h_e = h + dh
+        if dz is not None:
+            h_e = h_e + gen.forward_to(z_e, split) - hz
+        return z_e, h_e, gen.forward_from(split, h_e, interventions=iv, z=z_e)
+
+    with torch.enable_grad():
+        first = None
+        for i in range(steps):
+            checkpoint(cancel, progress, "scribble", i / max(steps, 1))
+            _, _, out = forward()
+            err = out - colour
+            stroke = (w3 * err * err).sum() / wsum
+            kd = out - base
+            loss = stroke + lambda_keep * (keep * kd * kd).sum() / ksum + lambda_h * (dh * dh).mean()
+            if first is None:
+                first = float(stroke.detach())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        z_e, h_e, out = forward()
+        err = out - colour
+        stroke = float((w3 * err * err).sum() / wsum)
+        kd = out - base
+        kept = float((keep * kd * kd).sum() / ksum)
+    if first is None:
+        first = stroke
+    return z_e.detach(), h_e.detach(), {"stroke_mse_before": first, "stroke_mse_after": stroke,
+                                        "elsewhere_mse": kept}
+
+
+def parse_scribble(args: str) -> dict:
+    path = args.strip()
+    if not path:
+        raise InputError("scribble edit must be scribble:STROKES.png (an RGBA image whose alpha marks the strokes)")
+    return {"strokes": path}
+
+
+@register_edit("scribble", parse_scribble,
+               help="scribble:STROKES.png — RGBA strokes (alpha marks them) sized like the photo or the layer box "
+                    "(other sizes are resized); the latent is optimised to take their colours")
+def apply_scribble(session, state: EditState, spec: dict) -> EditState:
+    strokes = spec.get("strokes")
+    if strokes is None or (isinstance(strokes, str) and not strokes.strip()):
+        raise InputError("scribble edit needs 'strokes' (an RGBA image)")
+    colour, weight, notes = stroke_target(session, strokes)
+    if not isinstance(strokes, str):
+        spec["strokes"] = f"<{type(strokes).__name__}>"   # keep the report JSON-friendly
+    new = state.evolve()
+    new.notes.extend(notes)
+    if float(weight.sum()) <= 0:
+        new.notes.append("scribble has no strokes (its alpha is 0 everywhere): nothing changed")
+        spec["noop"] = True
+        return new
+    sel = session.mask
+    if sel is not None and float((weight * sel).sum()) <= 0:
+        new.notes.append("no scribble stroke lies inside the selection: the result shows no change there")
+    opts = {k: spec.get(k, v) for k, v in DEFAULTS.items()}
+    try:
+        opts["steps"] = int(opts["steps"])
+        for k in ("lr", "lambda_keep", "lambda_h"):
+            opts[k] = float(opts[k])
+    except (TypeError, ValueError):
+        raise InputError("scribble: steps must be an integer and lr, lambda_keep, lambda_h numbers") from None
+    if opts["steps"] < 0 or opts["steps"] > 5000:
+        raise InputError(f"scribble: steps must be between 0 and 5000, got {opts['steps']}")
+    split = session.require_projection().split
+    z_e, h_e, info = optimise(session.gen, state.z, state.h, split, colour, weight,
+                              interventions=state.interventions, **opts)
+    new.z, new.h = z_e, h_e
+    spec.update({k: round(v, 5) for k, v in info.items()}, steps=opts["steps"], space=opts["space"])
+    return new
