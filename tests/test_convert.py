@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from priorpaint import cli
 from priorpaint.errors import InputError, ModelError
 from priorpaint.models.convert import convert
-from priorpaint.models.manifest import parse_entry
+from priorpaint.models.manifest import load_manifest, parse_entry
 from priorpaint.models.registry import generator_from_entry
 from priorpaint.models.stylegan2 import StyleGAN2Generator, infer_config
 from priorpaint.models.weights import sha256_file
@@ -64,9 +64,9 @@ def test_round_trip(tmp_path, sd):
     assert meta["config"] == infer_config(sd)
     assert meta["sources"][0]["sha256"] == sha256_file(dst) and meta["sources"][0]["path"] == dst.name
     assert meta["converted_from"]["sha256"] == sha256_file(src)
-    # the JSON's fields make a manifest entry that loads (sha256 verified) and renders the same image
-    entry = parse_entry({"id": "converted", "architecture": meta["architecture"], "config": meta["config"],
-                         "resolution": meta["resolution"], "sources": meta["sources"]}, dst.with_suffix(".json"))
+    # the JSON is a manifest entry: its folder works as a manifest folder (sha256 verified)
+    assert meta["id"] == "sg2"
+    entry = load_manifest([dst.parent])["sg2"]
     gen = generator_from_entry(entry, device="cpu")
     ref = StyleGAN2Generator.from_config(infer_config(sd))
     ref.load_state_dict(sd)

@@ -211,6 +211,8 @@ def test_matches_per_sample_grouped_reference():
     ref = reference_forward(sd, wplus)
     assert out.shape == (3, 3, 64, 64)
     assert torch.allclose(out, ref, atol=1e-4, rtol=1e-4), float((out - ref).abs().max())
+    one = gen(wplus[1:2])  # a single sample takes the folded-weights path
+    assert torch.allclose(one, ref[1:2], atol=1e-4, rtol=1e-4), float((one - ref[1:2]).abs().max())
     assert 0.02 < float(out.std()) < 3.0  # the fixture's scaling keeps images in range
 
 

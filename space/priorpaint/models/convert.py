@@ -10,7 +10,9 @@ and shapes and checked by loading the tensors into :class:`StyleGAN2Generator`.
 
 Writes ``OUT.safetensors`` (the ``g_ema`` tensors, plus ``latent_avg`` when the checkpoint
 had one) and ``OUT.json`` beside it: architecture, config, resolution, the sha256 of both
-files and a manifest ``sources`` entry for the new file.
+files and a ``sources`` entry for the new file.  The JSON is a complete manifest entry
+(id: the output's file name without extension), so the pair can be dropped into a
+manifest folder (``PRIORPAINT_MANIFEST_DIR``) and used as a model at once.
 """
 
 from __future__ import annotations
@@ -110,10 +112,14 @@ def convert(src, dst, overwrite: bool = False) -> dict:
     dst.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(dst), metadata={"architecture": "stylegan2", "config": json.dumps(config)})
     digest = _sha256(dst)
+    model_id = re.sub(r"[^A-Za-z0-9._-]", "-", dst.stem).lstrip("._-")[:96] or "stylegan2"
     record = {
+        "id": model_id,
+        "kind": "generator",
         "architecture": "stylegan2",
         "config": config,
         "resolution": config["size"],
+        "description": f"StyleGAN2 converted by priorpaint convert from {src.name}",
         "latent_avg": latent_avg is not None,
         "tensors": len(tensors),
         "converted_from": {"file": src.name, "sha256": _sha256(src)},

@@ -150,18 +150,25 @@ class ModulatedConv2d(nn.Module):
             p = (len(BLUR_TAPS) - 2) - (kernel_size - 1)
             self.blur = Blur(((p + 1) // 2 + 1, p // 2 + 1), gain=4.0)
 
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            return self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
+        return F.conv2d(x, weight, padding=self.kernel_size // 2)
+
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         s = self.modulation(w)                                  # (N, in)
         weight = self.weight[0] * self.scale                    # (out, in, k, k)
-        x = x * s[:, :, None, None]
-        if self.upsample:
-            out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
-        else:
-            out = F.conv2d(x, weight, padding=self.kernel_size // 2)
+        d = None
         if self.demodulate:
             d = torch.rsqrt(s.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8)  # (N, out)
-            out = out * d[:, :, None, None]
-        return out
+        if x.shape[0] == 1:
+            # one sample: scale the (small) weights rather than the (large) activations
+            weight = weight * s[0][None, :, None, None]
+            if d is not None:
+                weight = weight * d[0][:, None, None, None]
+            return self._conv(x, weight)
+        out = self._conv(x * s[:, :, None, None], weight)
+        return out if d is None else out * d[:, :, None, None]
 
 
 class NoiseInjection(nn.Module):
