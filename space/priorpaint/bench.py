@@ -63,6 +63,12 @@ def projection_section(report: dict, args) -> None:
 from .models.stylegan2_bench import stylegan2_section  # noqa: E402  (stdlib-only at import)
 
 
+def adaptation_section(report: dict, args) -> None:
+    """G′ figures (``report["adaptation"]``); see :mod:`priorpaint.adaptation.bench`."""
+    from .adaptation.bench import adaptation_section as section  # imports torch: only when run
+    section(report, args)
+
+
 def directions_section(report: dict, args) -> None:
     """Directions figures (``report["directions"]``); see :mod:`priorpaint.edits.directions_bench`."""
     from .edits.directions_bench import directions_section as section
@@ -79,6 +85,7 @@ def scribble_section(report: dict, args) -> None:
 SECTIONS: List[Callable[[Dict, object], None]] = [
     projection_section,
     stylegan2_section,
+    adaptation_section,
     directions_section,
     scribble_section,
 ]

@@ -37,7 +37,7 @@ from .gprime import (METHODS, PARAMETRISATIONS, AdaptConfig, GPrime, check_finit
                      naive_config, pearson)
 
 __all__ = ["AdaptConfig", "GPrime", "METHODS", "PARAMETRISATIONS", "fit_gprime", "naive_config",
-           "pearson", "render_adapted", "adapt_config"]
+           "pearson", "render_adapted", "adapt_config", "gprime_for"]
 
 CACHE_KEY = "adaptation"
 
@@ -57,6 +57,15 @@ def adapt_config(options=None) -> AdaptConfig:
             raise InputError(f"unknown adaptation options {', '.join(bad)}; known: {', '.join(sorted(known))}")
         return AdaptConfig(**options).validate()
     raise InputError(f"adaptation options must be a method name or a dict, got {type(options).__name__}")
+
+
+def _cache_key(cfg: AdaptConfig) -> str:
+    return f"{CACHE_KEY}:{cfg.method}:{cfg.parametrisation if cfg.method == 'multiplicative' else ''}"
+
+
+def gprime_for(session, options=None) -> Optional[GPrime]:
+    """The session's cached G′ of this method (None before a render with ``adapt=True``)."""
+    return session.cache.get(_cache_key(adapt_config(options)))
 
 
 def _same(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> bool:
@@ -119,8 +128,10 @@ def render_adapted(session, state, options=None, progress: Optional[ProgressFn] 
         session.seconds["adapt"] = 0.0
         return plain, metrics
 
-    key = f"{CACHE_KEY}:{cfg.method}:{cfg.parametrisation}"
+    key = _cache_key(cfg)
     cached: Optional[GPrime] = session.cache.get(key)
+    if cached is not None and cached.config != cfg:
+        cached = None  # other options: fit afresh
     grown = cached is None or bool((fitted_edit & ~cached.fitted_edit).any())
     if cached is not None and not grown and _same(cached.fitted_h, state.h.to(dev)) \
             and _same(cached.fitted_z, state.z.to(dev)) and not inter:

@@ -76,6 +76,7 @@ class AdaptConfig:
     lr: Optional[float] = None            # default per method (see default_lr)
     warmup: int = 10                      # linear learning-rate warm-up steps
     lambda_reg: float = 0.05              # λ_reg · Σ mean(δ²) (multiplicative)
+    inside_penalty: float = 30.0          # δ² weighs (1 + this) where a layer sees the edit region
     lambda_locality: float = 1.0          # weights: ‖G_F'(h_r) − G_F(h_r)‖₁ on random latents
     locality_batch: int = 2               # weights: random latents per step
     locality_mix: float = 0.5             # weights: h_r = h + mix·(G_H(z_r) − h)
@@ -201,6 +202,7 @@ class GPrime:
     steps: int = 0
     seconds: float = 0.0
     losses: List[float] = field(default_factory=list)
+    psnrs: List[float] = field(default_factory=list)  # dB on the fitted pixels before each step
     stopped_early: bool = False
     fitted_edit: Optional[np.ndarray] = None   # (R, R) bool: the edit region the fit avoided
     fitted_h: Optional[torch.Tensor] = None
@@ -314,6 +316,12 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
             module = FreeDeltas(shapes, dev)
         else:
             module = DeltaNet(shapes, dev, seed=cfg.seed)
+        # δ² is weighed up where a layer sees the edit region (1 − weight), if asked.
+        reg_maps = {}
+        for n in layers:
+            inside = F.interpolate(1.0 - weight, size=shapes[n][-2:], mode="area") \
+                if len(shapes[n]) == 3 else torch.zeros(())
+            reg_maps[n] = 1.0 + cfg.inside_penalty * inside.to(dev)
         # The first perturbed layer's output does not depend on δ: compute it once.
         first = layers[0]
         context = gen.make_context(z)
@@ -337,7 +345,7 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
             for n in layers[1:]:
                 rest[n] = _compose(d[n], rest.get(n))
             out = gen.run(x, start=first, interventions=rest, z=z, context=context)[0]
-            reg = sum(v.pow(2).mean() for v in d.values())
+            reg = sum((v.pow(2) * reg_maps[n]).mean() for n, v in d.items())
             return out, cfg.lambda_reg * reg
     else:
         names = gen.layers_after(split)
@@ -368,6 +376,7 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
     base_lr = cfg.default_lr()
     opt = torch.optim.Adam(params, lr=base_lr)
     losses: List[float] = []
+    psnrs: List[float] = []
     best = float("inf")
     stopped = False
     steps_done = 0
@@ -385,6 +394,9 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
         opt.step()
         value = float(total.detach())
         losses.append(value)
+        with torch.no_grad():
+            err = ((out.detach().clamp(-1, 1) - target) ** 2 * weight).sum() / (weight.sum() * out.shape[1])
+            psnrs.append(float(10.0 * torch.log10(4.0 / err.clamp_min(1e-12))))
         steps_done = step + 1
         best = min(best, value)
         if cfg.early_stop and steps_done >= max(cfg.min_steps, cfg.patience + 1):
@@ -396,7 +408,8 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
     for p in module.parameters():
         p.requires_grad_(False)
     return GPrime(gen=gen, split=split, method=cfg.method, layers=layers, module=module, config=cfg,
-                  steps=steps_done, seconds=time.perf_counter() - t0, losses=losses, stopped_early=stopped,
+                  steps=steps_done, seconds=time.perf_counter() - t0, losses=losses, psnrs=psnrs,
+                  stopped_early=stopped,
                   fitted_h=h, fitted_z=z)
 
 
