@@ -79,6 +79,7 @@ class EditSession:
         with self.lock:
             t0 = time.perf_counter()
             self.projection = project(self.gen, self.target, self.mask, config, progress, cancel)
+            self.projection_config = config or ProjectionConfig()  # reused to project other images alike
             self.cache.clear()  # anything fitted to an earlier projection is stale
             self.seconds["project"] = time.perf_counter() - t0
             self.used = time.time()

@@ -11,8 +11,10 @@ from it, exactly like the photo; an OTHER of any other size is taken to *be* the
 selection's square (as it comes out of the layer box): a non-square image is
 centre-cropped to a square, and it is resized to the model's resolution.
 
-The other image's projection is cached in the session (keyed by its pixels, steps and
-seed), so sliding ``T`` re-renders at preview speed.
+OTHER is projected with the session's own projection settings (steps, seed, losses,
+masking; a JSON spec may override ``steps`` and ``seed``), and that projection is cached in
+the session (keyed by its pixels and the settings), so sliding ``T`` re-renders at
+preview speed.
 """
 
 from __future__ import annotations
@@ -29,9 +31,6 @@ from ..images import load_photo
 from ..projection.project import ProjectionConfig, project
 from .registry import EditState, register_edit
 
-DEFAULT_STEPS = 300
-
-
 def other_square(session, other) -> np.ndarray:
     """The other image's pixels for the selection's square, at model resolution (R, R, 3) uint8."""
     photo = load_photo(other, "interpolation image")
@@ -45,17 +44,29 @@ def other_square(session, other) -> np.ndarray:
     return resize_rgb(region, session.gen.resolution)
 
 
-def project_other(session, other, steps: int = DEFAULT_STEPS, seed: int = 0):
-    """``(z, h)`` of the other image, projected like the session's (cached in the session)."""
+def project_other(session, other, steps: Optional[int] = None, seed: Optional[int] = None):
+    """``(z, h)`` of the other image, projected like the session's (cached in the session).
+
+    The session's projection settings are reused (steps, seed, losses, masking, split);
+    ``steps`` / ``seed`` override them.
+    """
+    import dataclasses
     import torch
     pixels = other_square(session, other)
-    split = session.require_projection().split
-    key = ("interpolate", hashlib.sha256(pixels.tobytes()).hexdigest(), int(steps), int(seed), split)
+    proj = session.require_projection()
+    cfg = getattr(session, "projection_config", None) or ProjectionConfig()
+    changes = {"split": proj.split}
+    if steps is not None:
+        changes["steps"] = int(steps)
+    if seed is not None:
+        changes["seed"] = int(seed)
+    cfg = dataclasses.replace(cfg, **changes)
+    key = ("interpolate", hashlib.sha256(pixels.tobytes()).hexdigest(), repr(cfg))
     hit = session.cache.get(key)
     if hit is not None:
         return hit["z"], hit["h"]
-    target = torch.from_numpy(pixels).permute(2, 0, 1).float().div(127.5).sub(1.0)[None].to(session.gen.device)
-    p = project(session.gen, target, session.mask, ProjectionConfig(steps=int(steps), seed=int(seed), split=split))
+    target = torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float().div(127.5).sub(1.0)[None].to(session.gen.device)
+    p = project(session.gen, target, session.mask, cfg)
     session.cache[key] = {"z": p.z, "h": p.h}
     return p.z, p.h
 
@@ -84,10 +95,11 @@ def apply_interpolate(session, state: EditState, spec: dict) -> EditState:
         raise InputError(f"interpolate: t {spec.get('t')!r} is not a number") from None
     if not math.isfinite(t) or not 0.0 <= t <= 1.0:
         raise InputError(f"interpolate: t must be between 0 and 1, got {spec.get('t')!r}")
-    steps = spec.get("steps", DEFAULT_STEPS)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise InputError(f"interpolate: steps must be a non-negative integer, got {steps!r}")
-    z_o, h_o = project_other(session, other, steps=steps, seed=int(spec.get("seed", 0)))
+    steps, seed = spec.get("steps"), spec.get("seed")
+    for name, v in (("steps", steps), ("seed", seed)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise InputError(f"interpolate: {name} must be a non-negative integer, got {v!r}")
+    z_o, h_o = project_other(session, other, steps=steps, seed=seed)
     new = state.evolve()
     new.z = (1.0 - t) * state.z + t * z_o.to(state.z.device)
     new.h = (1.0 - t) * state.h + t * h_o.to(state.h.device)
