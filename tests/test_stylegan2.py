@@ -257,6 +257,12 @@ def test_forward_from_broadcasts_one_latent_over_a_batch_of_features(tiny):
     out = tiny.forward_from("b16", h, z=w)
     assert out.shape == (3, 3, 64, 64)
     assert torch.allclose(out[2], tiny(w)[0], atol=1e-5)
+    # and one feature under several latents: one image per latent
+    ws = tiny.sample_latents(2, seed=3)
+    h1 = tiny.forward_to(ws[:1], "b16")
+    both = tiny.forward_from("b16", h1, z=ws)
+    assert both.shape == (2, 3, 64, 64)
+    assert torch.allclose(both[1], tiny.forward_from("b16", h1, z=ws[1:])[0], atol=1e-5)
 
 
 def test_per_layer_styles_only_affect_later_layers(tiny):

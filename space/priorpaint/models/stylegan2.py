@@ -161,7 +161,7 @@ class ModulatedConv2d(nn.Module):
         d = None
         if self.demodulate:
             d = torch.rsqrt(s.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8)  # (N, out)
-        if x.shape[0] == 1:
+        if x.shape[0] == 1 and s.shape[0] == 1:
             # one sample: scale the (small) weights rather than the (large) activations
             weight = weight * s[0][None, :, None, None]
             if d is not None:
