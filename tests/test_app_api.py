@@ -189,3 +189,58 @@ def test_non_loopback_bind_without_token_is_refused():
                        cwd=str(ROOT))
     assert r.returncode == 2
     assert "refusing to serve on 0.0.0.0 without a token" in r.stderr
+
+
+def test_space_export_is_self_contained_and_runs(tmp_path):
+    """``priorpaint space-export DIR`` writes a folder whose app.py serves the API on its own."""
+    import os
+    import urllib.request
+
+    from gradio_client import Client
+    from app_server import free_port
+
+    dest = tmp_path / "space"
+    r = subprocess.run([sys.executable, "-m", "priorpaint.cli", "space-export", str(dest)],
+                       capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert r.returncode == 0, r.stderr
+    for name in ("app.py", "README.md", "requirements.txt", "priorpaint/session.py",
+                 "priorpaint/app/ui.py", "priorpaint/weights_manifest/dcgan-digiface-64.json"):
+        assert (dest / name).is_file(), name
+    card = (dest / "README.md").read_text()
+    assert card.startswith("---\n") and "sdk: gradio" in card and "app_file: app.py" in card
+    # A second export into the non-empty folder is refused without --force.
+    r2 = subprocess.run([sys.executable, "-m", "priorpaint.cli", "space-export", str(dest)],
+                        capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert r2.returncode == 2 and "--force" in r2.stderr
+    # Run the exported app.py from elsewhere: it must use its own package and manifest.
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+               GRADIO_ANALYTICS_ENABLED="False", PRIORPAINT_STEPS="5")
+    env.pop("PRIORPAINT_MANIFEST_DIR", None)
+    log = open(tmp_path / "space.log", "w")
+    proc = subprocess.Popen([sys.executable, str(dest / "app.py")], cwd=str(tmp_path), env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "space.log").read_text()
+            try:
+                urllib.request.urlopen(url + "/gradio_api/info", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the exported Space did not start"
+                time.sleep(0.3)
+        rows = json.loads(Client(url, verbose=False).predict(api_name="/models"))
+        assert "dcgan-digiface-64" in {r["id"] for r in rows}
+        probe = subprocess.run([sys.executable, "-c",
+                                "import sys; sys.path.insert(0, sys.argv[1]); import priorpaint; "
+                                "from priorpaint.models.manifest import manifest_dirs; "
+                                "print(priorpaint.__file__); print(manifest_dirs()[0])", str(dest)],
+                               capture_output=True, text=True, timeout=60, env=env, cwd=str(tmp_path))
+        lines = probe.stdout.split()
+        assert lines[0].startswith(str(dest)) and lines[1] == str(dest / "priorpaint" / "weights_manifest")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()

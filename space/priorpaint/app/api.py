@@ -138,6 +138,11 @@ def _rgb_image(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr), "RGBA" if arr.ndim == 3 and arr.shape[2] == 4 else "RGB")
 
 
+#: image-valued fields of edit specs: over the API they must be "file:N" references, so a
+#: client can only use files it uploaded, never read other files on the server
+IMAGE_FIELDS = ("strokes", "other", "mask", "labels", "legend")
+
+
 def resolve_files(specs: List[dict], files: Sequence) -> List[dict]:
     """Replace ``"file:N"`` references in edit specs by the server path of ``files[N]``."""
     paths = [file_path(f, f"file {i}") for i, f in enumerate(files or [])]
@@ -145,6 +150,9 @@ def resolve_files(specs: List[dict], files: Sequence) -> List[dict]:
     for spec in specs:
         spec = dict(spec)
         for k, v in list(spec.items()):
+            if k in IMAGE_FIELDS and isinstance(v, str) and not v.startswith("file:"):
+                raise InputError(f"edit {spec.get('kind')!r}: {k} must be a reference \"file:N\" to the N-th "
+                                 f"file sent with the edits, got {str(v)[:60]!r}")
             if isinstance(v, str) and v.startswith("file:"):
                 ref = v[5:]
                 if not ref.isdigit() or int(ref) >= len(paths):
@@ -173,8 +181,7 @@ def parse_edit_list(edits: Any, files: Sequence = ()) -> List[dict]:
         raw = [raw]
     if not isinstance(raw, list):
         raise InputError(f"edits must be a JSON list of edit specs, got {type(raw).__name__}")
-    raw = [resolve_files([s], files)[0] if isinstance(s, dict) else s for s in raw]
-    return parse_specs(raw)
+    return resolve_files(parse_specs(raw), files)
 
 
 def render(session, state, adapt: bool, progress=None, cancel=None):

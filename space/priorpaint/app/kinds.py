@@ -15,10 +15,17 @@ from typing import Dict, List, Optional
 from ..errors import InputError
 
 
+#: the edit modules of the design; each registers its kinds when imported
+EDIT_MODULES = ("directions", "scribble", "interpolate", "concepts", "segedit", "parts")
+
+
 def edit_kinds() -> Dict[str, object]:
+    """Every registered edit kind (importing the edit modules this version has)."""
     from ..edits.registry import EDIT_KINDS, _load_kinds
 
     _load_kinds()
+    for name in EDIT_MODULES:
+        _module(name)
     return dict(EDIT_KINDS)
 
 
@@ -42,22 +49,15 @@ def list_directions(model: Optional[str], device=None) -> List[dict]:
     mod = _module("directions")
     if mod is None or "direction" not in edit_kinds():
         raise InputError("latent directions are not available in this version of priorpaint")
-    gen = _generator(model, device)
-    rows = mod.list_directions(gen)
-    return [dict(r) for r in rows]
+    return [dict(r) for r in mod.list_directions(model)]
 
 
 def list_concepts(model: Optional[str], device=None) -> dict:
-    """``{concepts: [...], vectors: [...]}`` for a model."""
+    """``{concepts: [{name, colour, ...}], vectors: [...], legend: {name: [r, g, b]}}`` for a model."""
     mod = _module("concepts")
     if mod is None or "paint" not in edit_kinds():
         raise InputError("concept painting is not available in this version of priorpaint")
-    gen = _generator(model, device)
-    out = {"concepts": list(mod.list_concepts(gen)), "vectors": []}
-    seg = _module("segedit")
-    if seg is not None and hasattr(seg, "list_vectors"):
-        out["vectors"] = list(seg.list_vectors(gen))
-    return out
+    return dict(mod.list_concepts(model, gen=_generator(model, device)))
 
 
 def segment(session, progress=None, cancel=None):
@@ -65,4 +65,9 @@ def segment(session, progress=None, cancel=None):
     mod = _module("segedit")
     if mod is None or "segment" not in edit_kinds():
         raise InputError("segmentation editing is not available in this version of priorpaint")
-    return mod.session_labels(session, progress=progress, cancel=cancel)
+    from ..jobs import checkpoint
+
+    checkpoint(cancel, progress, "segment", 0.0)
+    labels, legend = mod.segment_session(session)
+    checkpoint(cancel, progress, "segment", 1.0)
+    return labels, legend, {"layer_size": [int(labels.shape[1]), int(labels.shape[0])]}

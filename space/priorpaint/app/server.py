@@ -153,6 +153,46 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def export_space(dest, force: bool = False):
+    """Copy ``space/`` and ``weights_manifest/`` into ``dest``: a folder deployable as a Space as-is.
+
+    The manifest goes to ``dest/priorpaint/weights_manifest`` (where
+    :func:`priorpaint.models.manifest.manifest_dirs` looks first).  Needs the source
+    checkout (the Space files are not part of an installed wheel).
+    """
+    import shutil
+    from pathlib import Path
+
+    space = Path(__file__).resolve().parents[2]
+    repo = space.parent
+    manifest = repo / "weights_manifest"
+    missing = [str(p) for p in (space / "app.py", space / "README.md", space / "requirements.txt", manifest)
+               if not p.exists()]
+    if missing:
+        raise InputError(f"space-export needs the priorpaint source checkout; missing: {', '.join(missing)}")
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        if not force:
+            raise InputError(f"{dest} exists and is not empty; give --force to replace its contents")
+        if (dest / ".git").exists():
+            raise InputError(f"{dest} is a git repository; export into an empty folder and copy from there")
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("app.py", "README.md", "requirements.txt"):
+        shutil.copy2(space / name, dest / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(space / "priorpaint", dest / "priorpaint", ignore=ignore)
+    shutil.copytree(manifest, dest / "priorpaint" / "weights_manifest", ignore=ignore, dirs_exist_ok=True)
+    return dest
+
+
+def cmd_space_export(args) -> int:
+    dest = export_space(args.dir, force=args.force)
+    print(f"wrote a deployable Space to {dest}; upload it with:\n"
+          f"  huggingface-cli upload <user>/<space> {dest} . --repo-type space")
+    return 0
+
+
 def add_cli(sub) -> None:
     p = sub.add_parser("serve", help="run the web app and its API (Gradio) on 127.0.0.1:7860")
     p.add_argument("--host", default=DEFAULT_HOST,
@@ -171,3 +211,9 @@ def add_cli(sub) -> None:
     p.add_argument("--steps", type=int, default=200, help="default projection steps of the app (default 200)")
     p.add_argument("--verbose-server", action="store_true", help="print Gradio's start-up messages")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("space-export",
+                       help="copy space/ and weights_manifest/ into DIR, a folder deployable as a Hugging Face Space")
+    p.add_argument("dir", help="the folder to write (created; must be empty unless --force)")
+    p.add_argument("--force", action="store_true", help="replace the contents of a non-empty DIR")
+    p.set_defaults(func=cmd_space_export)

@@ -228,7 +228,8 @@ def run_job(jobs: JobRegistry, job: Job, work: Callable[[Callable, CancelToken],
             acquired = True
             job.token.check()
             q.put(("progress", "starting", 0.0))
-            q.put(("result", work(progress, job.token)))
+            from .gpu import engine_call
+            q.put(("result", engine_call(work, progress, job.token)))
         except BaseException as e:  # handed to the consumer
             q.put(("error", e))
         finally:

@@ -28,7 +28,7 @@ import gradio as gr
 
 from ..errors import InputError
 from . import kinds
-from .api import Backend, user_errors
+from .api import IMAGE_FIELDS, Backend, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +151,12 @@ def build_app(backend: Backend) -> gr.Blocks:
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="pp-stop")
             with gr.Column(scale=2):
                 with gr.Row():
-                    crop_img = gr.Image(label="crop", format="png", interactive=False, elem_id="pp-crop")
-                    recon_img = gr.Image(label="G(z_h)", format="png", interactive=False, elem_id="pp-recon")
-                    adapted_img = gr.Image(label="G′", format="png", interactive=False, elem_id="pp-adapted")
+                    crop_img = gr.Image(label="crop", format="png", interactive=False, elem_id="pp-crop", height=180)
+                    recon_img = gr.Image(label="G(z_h)", format="png", interactive=False, elem_id="pp-recon", height=180)
+                    adapted_img = gr.Image(label="G′", format="png", interactive=False, elem_id="pp-adapted", height=180)
                 status = gr.Markdown("Project a selection to start.", elem_id="pp-status")
                 preview_img = gr.Image(label="live preview (model resolution, no G′)", format="png",
-                                       interactive=False, elem_id="pp-preview")
+                                       interactive=False, elem_id="pp-preview", height=256)
 
         # -- one tab per edit kind of this version ---------------------------------------
         tab_inputs: List[gr.components.Component] = []
@@ -253,14 +253,20 @@ def build_app(backend: Backend) -> gr.Blocks:
                     render_adapt = gr.Checkbox(value=True, label="use G′", elem_id="pp-render-adapt")
                 result_img = gr.Image(label="result", format="png", interactive=False, elem_id="pp-result")
                 download = gr.File(label="download the full-resolution PNG", interactive=False, elem_id="pp-download")
-                render_md = gr.Markdown("")
+                render_md = gr.Markdown("", elem_id="pp-render-md")
 
-        def collect_specs(values) -> str:
-            specs, i = [], 0
+        def collect_specs(values) -> tuple:
+            """(edits JSON, files): the tabs' edits, image fields as "file:N" references."""
+            specs, files, i = [], [], 0
             for n, fn in spec_builders:
-                specs.extend(fn(values[i:i + n]))
+                for spec in fn(values[i:i + n]):
+                    for k in IMAGE_FIELDS:
+                        if isinstance(spec.get(k), str):
+                            files.append(spec[k])
+                            spec[k] = f"file:{len(files) - 1}"
+                    specs.append(spec)
                 i += n
-            return json.dumps(specs)
+            return json.dumps(specs), files
 
         # -- page events -------------------------------------------------------------------
         @user_errors
@@ -317,18 +323,21 @@ def build_app(backend: Backend) -> gr.Blocks:
         def ui_preview(sid, *values):
             if not sid:
                 return gr.skip()
-            return backend.preview(sid, collect_specs(values))
+            edits, files = collect_specs(values)
+            return backend.preview(sid, edits, files)
 
         for s in sliders:
-            s.release(ui_preview, [session, *tab_inputs], preview_img, api_visibility=PRIVATE,
-                      trigger_mode="always_last", concurrency_id="preview", concurrency_limit=4)
+            s.input(ui_preview, [session, *tab_inputs], preview_img, api_visibility=PRIVATE,
+                    trigger_mode="always_last", concurrency_id="preview", concurrency_limit=4,
+                    show_progress="minimal")
 
         @user_errors
         def ui_render(sid, adapt_v, *values, progress=gr.Progress()):
             if not sid:
                 raise InputError("project a selection first")
             progress(0.0, desc="starting")
-            for st, result, layer, prev in backend.edit(sid, collect_specs(values), adapt_v, None):
+            edits, files = collect_specs(values)
+            for st, result, layer, prev in backend.edit(sid, edits, adapt_v, files):
                 d = json.loads(st)
                 if not d.get("done"):
                     progress(d.get("fraction", 0.0), desc=d.get("stage", ""))
@@ -371,8 +380,9 @@ def build_app(backend: Backend) -> gr.Blocks:
             def ui_concepts(model_id):
                 try:
                     d = kinds.list_concepts(model_id or None, backend.device)
-                except InputError:
-                    return gr.skip(), gr.skip()
+                except Exception as e:  # a model without concepts: the lists stay empty
+                    log.warning("no concepts for %s: %s", model_id, e)
+                    return gr.update(choices=[]), gr.update(choices=[])
                 names = [c["name"] if isinstance(c, dict) else str(c) for c in d.get("concepts", [])]
                 vecs = [v["name"] if isinstance(v, dict) else str(v) for v in d.get("vectors", [])]
                 return gr.update(choices=names), gr.update(choices=vecs)
