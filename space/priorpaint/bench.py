@@ -81,6 +81,13 @@ def scribble_section(report: dict, args) -> None:
     section(report, args)
 
 
+def concepts_section(report: dict, args) -> None:
+    """Concepts and segmentation figures (``segmentation``, ``concepts``, ``segment_edit``,
+    ``vectors``); see :mod:`priorpaint.edits.concepts_bench`."""
+    from .edits.concepts_bench import concepts_section as section
+    section(report, args)
+
+
 #: the benchmark's sections, in order; each issue appends its own
 SECTIONS: List[Callable[[Dict, object], None]] = [
     projection_section,
@@ -88,6 +95,7 @@ SECTIONS: List[Callable[[Dict, object], None]] = [
     adaptation_section,
     directions_section,
     scribble_section,
+    concepts_section,
 ]
 
 

@@ -26,6 +26,8 @@ COMMAND_MODULES: List[str] = [
     "priorpaint.models.convert",
     "priorpaint.gimp_install",
     "priorpaint.edits.directions",
+    "priorpaint.edits.concepts",
+    "priorpaint.edits.segedit",
 ]
 
 EXIT_USAGE = 2
@@ -116,7 +118,11 @@ def cmd_project(args) -> int:
 
 
 def cmd_edit(args) -> int:
-    _run_selection(args, args.edit or [])
+    edits = args.edit or []
+    if getattr(args, "save_vector", None):
+        from .edits.segedit import attach_save_vector
+        edits = attach_save_vector(edits, args.save_vector)  # the same as segment:...#save=NAME
+    _run_selection(args, edits)
     return 0
 
 
@@ -164,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     _selection_args(p)
     p.add_argument("--edit", action="append", metavar="SPEC",
                    help="an edit KIND:ARGS (repeatable, applied in order); with none, the projection round trip")
+    p.add_argument("--save-vector", metavar="NAME",
+                   help="save the change of the segment edit as editing vector NAME (for vector:NAME=STRENGTH)")
     p.set_defaults(func=cmd_edit)
 
     for name in COMMAND_MODULES:

@@ -2,5 +2,6 @@
 
 from .registry import EDIT_KINDS, EditState, parse_spec, parse_specs, register_edit
 from . import directions, interpolate, scribble  # noqa: F401,E402  (register direction, interpolate, scribble)
+from . import concepts, segedit, vectors  # noqa: F401,E402  (register paint, segment, vector)
 
 __all__ = ["EDIT_KINDS", "EditState", "parse_spec", "parse_specs", "register_edit"]

@@ -307,14 +307,14 @@ def load_centroids(gen: LayeredGenerator, recipe: PartsRecipe) -> Tuple[torch.Te
     return cents, fp
 
 
-_parts_cache: Dict[Tuple[int, str], Parts] = {}
+_parts_cache: Dict[Tuple[str, str, str], Parts] = {}
 
 
 def get_parts(gen: LayeredGenerator, path: Optional[Path] = None) -> Parts:
     """The named parts of ``gen``: the shipped names when a parts file exists, else cluster numbers."""
     model = model_key(gen)
     raw = read_parts_file(model, path)
-    key = (id(gen), str(path) + json.dumps(raw, sort_keys=True) + str(cache_root()))
+    key = (weights_fingerprint(gen), model, str(path) + json.dumps(raw, sort_keys=True) + str(cache_root()))
     hit = _parts_cache.get(key)
     if hit is not None:
         return hit

@@ -1,0 +1,241 @@
+"""Benchmark section for concepts and segmentation (appended to ``priorpaint.bench.SECTIONS``).
+
+* ``segmentation``: the segmentation head's pixel accuracy and mean IoU against the
+  discovered parts on 64 held-out sampled latents (target mIoU ≥ 0.6), and how long
+  training it from 16 labelled samples takes (uncached).
+* ``concepts``: 50 sampled latents; image ``i`` gets concept ``i mod C``, ``add`` for the
+  first C images of every 2C and ``remove`` for the next C; the painted region is the
+  half-size square (of 9 grid positions) where the concept covers closest to half.
+  ``success_rate``: the concept's area inside the region (segmentation head) moved in
+  the asked direction (target ≥ 0.8); ``outside_changed_fraction``: pixels outside the
+  region whose 8-bit generated value changed at all, before compositing (target < 1 %).
+* ``segment_edit``: the astronaut selection is projected, its label map (from
+  :func:`segment_session`) edited — the central face class grown by 3 px (model
+  resolution) into its neighbours — and applied through the session; plus 8 sampled
+  latents with the same edit.  ``achieved_fraction`` (target ≥ 0.7) and ``seconds``
+  (target ≤ 5 s) are the mean and the maximum.
+* ``vectors``: the astronaut edit saved as a vector and applied to a second projected
+  image; ``preview_ms`` is the median of apply(``vector:NAME=s``) + ``G_F`` over 40 strengths
+  (target ≤ 20 ms).
+
+Grids for people are written under ``artifacts/concepts/``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _grid(rows, path: Path, scale: int = 2) -> None:
+    from PIL import Image
+    tiles = [np.concatenate(r, axis=1) for r in rows]
+    width = max(t.shape[1] for t in tiles)
+    tiles = [np.pad(t, ((0, 2), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
+    sheet = np.concatenate(tiles, axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sheet).resize((sheet.shape[1] * scale, sheet.shape[0] * scale), Image.NEAREST).save(path)
+
+
+def _outline(img: np.ndarray, mask: np.ndarray, colour=(255, 255, 0)) -> np.ndarray:
+    m = mask.astype(bool)
+    edge = m & ~(np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1))
+    out = img.copy()
+    out[edge] = colour
+    return out
+
+
+def grow_request(cls, k: int, radius: int = 3):
+    """Class map with class ``k`` grown by ``radius`` px into its neighbours (torch, (R, R))."""
+    import torch.nn.functional as F
+    m = (cls == k).float()[None, None]
+    grown = F.max_pool2d(m, 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
+    out = cls.clone()
+    out[grown] = k
+    return out
+
+
+def concepts_section(report: dict, args) -> None:
+    import torch
+    from PIL import Image
+
+    from ..bench import ASTRONAUT_BOX, astronaut_path
+    from ..compositing.blend import to_uint8
+    from ..models.registry import load_generator
+    from ..projection.project import ProjectionConfig
+    from ..session import EditSession
+    from . import concepts as C
+    from .parts import get_parts
+    from .segedit import SegEditConfig, dilate, optimise_labels, segment_session, session_classes
+    from .seghead import HeadConfig, colour_labels, evaluate_head, get_head, train_head
+    from .vectors import delete_vector
+
+    art = Path(getattr(args, "artifacts", None) or "artifacts") / "concepts"
+    gen = load_generator(args.model)
+    R = gen.resolution
+    split = gen.default_split
+
+    # -- segmentation head ----------------------------------------------------------------
+    parts = get_parts(gen)
+    cfg = HeadConfig()
+    z_train = gen.sample_latents(cfg.train_images, seed=cfg.seed)
+    labels, _ = parts.labels(gen, z_train)
+    t0 = time.perf_counter()
+    train_head(gen, z_train, labels, parts.names, [parts.legend[n] for n in parts.names], cfg)
+    train_s = time.perf_counter() - t0
+    head = get_head(gen, use_user=False)
+    q = evaluate_head(gen, head, samples=64)
+    report["segmentation"] = {
+        "model": getattr(gen, "model_id", gen.architecture),
+        "classes": q["classes"], "train_images": cfg.train_images, "held_out": q["samples"],
+        "pixel_accuracy": round(q["pixel_accuracy"], 4), "miou": round(q["miou"], 4),
+        "iou": dict(zip(q["classes"], q["iou"])),
+        "train_seconds": round(train_s, 2),
+        "targets": "miou >= 0.6 against the discovered parts on held-out samples",
+    }
+    zs = gen.sample_latents(8, seed=777)
+    truth, ims = parts.labels(gen, zs, out_size=R)
+    pred = head.predict_z(gen, zs)
+    _grid([[to_uint8(ims[i]) for i in range(8)],
+           [colour_labels(truth[i].cpu().numpy(), head.colours) for i in range(8)],
+           [colour_labels(pred[i].cpu().numpy(), head.colours) for i in range(8)]],
+          art / "segmentation.png")
+
+    # -- concept painting -----------------------------------------------------------------
+    d = C.get_dissection(gen)
+    radius = C.footprint_radius(gen, split)
+    half = R // 2
+    positions = [(y, x) for y in (0, R // 4, half) for x in (0, R // 4, half)]
+    n_img, successes, outside, deltas, rows = 50, 0, [], [], []
+    for i in range(n_img):
+        z = gen.sample_latents(1, seed=1000 + i)
+        with torch.no_grad():
+            h = gen.forward_to(z, split)
+        cls = head.predict(gen, h, z, split)[0]
+        c = i % len(head.names)
+        mode = "add" if (i // len(head.names)) % 2 == 0 else "remove"
+        y, x = min(positions, key=lambda p: abs(float((cls[p[0]:p[0] + half, p[1]:p[1] + half] == c).float().mean()) - 0.5))
+        m = torch.zeros(R, R)
+        m[y:y + half, x:x + half] = 1
+        w, _ = C.split_weights(m, h.shape[-1], radius)
+        units = d.top_units(head.names[c], C.DEFAULT_K)
+        he = C.paint_h(h, units, d.high[units], mode, w)
+        cls2 = head.predict(gen, he, z, split)[0]
+        before = float((cls[y:y + half, x:x + half] == c).float().mean())
+        after = float((cls2[y:y + half, x:x + half] == c).float().mean())
+        ok = after > before if mode == "add" else after < before
+        successes += ok
+        deltas.append(after - before)
+        with torch.no_grad():
+            a = to_uint8(gen.forward_from(split, h, z=z))
+            b = to_uint8(gen.forward_from(split, he, z=z))
+        out_mask = m.numpy() == 0
+        outside.append(float((a != b).any(axis=2)[out_mask].mean()))
+        if i < 12:
+            mm = m.numpy()
+            rows.append([_outline(a, mm), _outline(b, mm),
+                         colour_labels(cls.cpu().numpy(), head.colours), colour_labels(cls2.cpu().numpy(), head.colours)])
+    _grid([sum(rows[j:j + 2], []) for j in range(0, len(rows), 2)], art / "paint.png")
+    report["concepts"] = {
+        "images": n_img, "k_units": C.DEFAULT_K, "split": split, "footprint_px": radius,
+        "success_rate": round(successes / n_img, 3),
+        "mean_abs_area_change": round(float(np.mean(np.abs(deltas))), 4),
+        "outside_changed_fraction": round(float(np.mean(outside)), 5),
+        "outside_changed_fraction_max": round(float(np.max(outside)), 5),
+        "grid": str(art / "paint.png"),
+        "targets": "success_rate >= 0.8 (area of the concept inside the painted region moves the asked way); "
+                   "outside_changed_fraction < 0.01 (any 8-bit change, before compositing)",
+    }
+
+    # -- segmentation edit: the astronaut, through the session and a label-map PNG ------------
+    s = EditSession.open(astronaut_path(), box=ASTRONAUT_BOX, model=args.model)
+    s.project(ProjectionConfig(steps=min(int(getattr(args, "steps", 300)), 300), seed=0))
+    labels_rgb, legend = segment_session(s)
+    cur = session_classes(s, None, head)
+    k_face = head.names.index("eyes-nose-mouth") if "eyes-nose-mouth" in head.names else int(cur.flatten().mode().values)
+    want = grow_request(cur, k_face)
+    side = s.crop.square[2]
+    want_big = np.asarray(Image.fromarray(colour_labels(want.cpu().numpy(), head.colours)).resize((side, side), Image.NEAREST))
+    lx, ly, lw, lh = C.layer_box(s.crop)
+    x0, y0, _ = s.crop.square
+    edited = want_big[ly - y0:ly - y0 + lh, lx - x0:lx - x0 + lw]
+    path = art / "astronaut_labels_edited.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(labels_rgb).save(art / "astronaut_labels.png")
+    Image.fromarray(np.ascontiguousarray(edited)).save(path)
+    name = "bench-grow-face"
+    t0 = time.perf_counter()
+    state = s.apply([{"kind": "segment", "labels": str(path), "save_vector": name}])
+    seg_s = time.perf_counter() - t0
+    res = state.applied[-1]["result"]
+    achieved, seconds = [res["achieved_fraction"]], [seg_s]
+    rendered = s.render(state)
+    srows = [[s.render().generated, rendered.generated,
+              colour_labels(cur.cpu().numpy(), head.colours), colour_labels(want.cpu().numpy(), head.colours),
+              colour_labels(session_classes(s, state, head).cpu().numpy(), head.colours)]]
+    # the same request on sampled latents (no photo: the edit optimisation alone)
+    for i in range(8):
+        z = gen.sample_latents(1, seed=2000 + i)
+        with torch.no_grad():
+            h = gen.forward_to(z, split)
+        cls = head.predict(gen, h, z, split)[0]
+        tgt = grow_request(cls, k_face)
+        changed = tgt != cls
+        if not changed.any():
+            continue
+        t0 = time.perf_counter()
+        he, r = optimise_labels(gen, head, z, h, split, tgt, dilate(changed, SegEditConfig().dilate), changed)
+        seconds.append(time.perf_counter() - t0)
+        achieved.append(r["achieved_fraction"])
+        if i < 3:
+            with torch.no_grad():
+                srows.append([to_uint8(gen.forward_from(split, h, z=z)), to_uint8(gen.forward_from(split, he, z=z)),
+                              colour_labels(cls.cpu().numpy(), head.colours), colour_labels(tgt.cpu().numpy(), head.colours),
+                              colour_labels(head.predict(gen, he, z, split)[0].cpu().numpy(), head.colours)])
+    _grid(srows, art / "segment_edit.png")
+    report["segment_edit"] = {
+        "request": f"grow {head.names[k_face]} by 3 px (model resolution)",
+        "edits": len(achieved),
+        "achieved_fraction": round(float(np.mean(achieved)), 4),
+        "achieved_fraction_min": round(float(np.min(achieved)), 4),
+        "seconds": round(float(np.max(seconds)), 3),
+        "seconds_mean": round(float(np.mean(seconds)), 3),
+        "astronaut": {k: res.get(k) for k in ("achieved_fraction", "changed_pixels", "steps", "seconds",
+                                               "outside_changed_fraction", "perceptual")},
+        "changed_outside_mask": rendered.metrics["changed_outside_mask"],
+        "grid": str(art / "segment_edit.png"),
+        "targets": "achieved_fraction >= 0.7 of the requested label change; seconds <= 5",
+    }
+
+    # -- vectors: apply the saved edit to another projected image ----------------------------
+    try:
+        zo = gen.sample_latents(1, seed=31337)
+        with torch.no_grad():
+            other = to_uint8(gen(zo))
+        big = np.asarray(Image.fromarray(other).resize((256, 256), Image.LANCZOS))
+        s2 = EditSession.open(big, box=(16, 16, 224, 224), model=args.model)
+        s2.project(ProjectionConfig(steps=100, seed=0))
+        st0 = s2.initial_state()
+        strengths = np.linspace(-1.5, 1.5, 40)
+        for v in strengths[:4]:  # warm-up (loads the vector once)
+            s2.generate(s2.apply([f"vector:{name}={v:.3f}"], state=st0))
+        frames = []
+        for v in strengths:
+            t0 = time.perf_counter()
+            s2.generate(s2.apply([f"vector:{name}={v:.3f}"], state=st0))
+            frames.append((time.perf_counter() - t0) * 1000)
+        vrow = [s2.render().generated] + [s2.generate(s2.apply([f"vector:{name}={v}"], state=st0)) for v in (0.5, 1.0, 1.5)]
+        vrow = [vrow[0]] + [to_uint8(t) for t in vrow[1:]]
+        _grid([vrow], art / "vector.png")
+        report["vectors"] = {
+            "preview_ms": round(statistics.median(frames), 2),
+            "preview_ms_p90": round(float(np.percentile(frames, 90)), 2),
+            "frames": len(frames),
+            "grid": str(art / "vector.png"),
+            "targets": "preview_ms <= 20 (apply vector:NAME=s + G_F at model resolution)",
+        }
+    finally:
+        delete_vector(getattr(gen, "model_id", gen.architecture), name)

@@ -1,0 +1,327 @@
+"""Segmentation edits (EditGAN, Ling et al. 2021) and the label map of a projected selection.
+
+1. :func:`segment_session` runs the segmentation head (:mod:`priorpaint.edits.seghead`) on
+   the projection ``G_F(h)`` and returns the label map for the *layer box* (the part of
+   the crop's square inside the photo) as a plain RGB picture, with its legend
+   ``{name: [r, g, b]}``.  ``priorpaint segment`` writes it as a PNG (+ legend JSON).
+2. The user edits that picture (grows the mouth, paints hair away, ...) and passes it
+   back as ``segment:EDITED.png``.  Sizes: the layer box or the whole photo; any other
+   size is resized to the layer box **nearest-neighbour** (labels are never blended),
+   with a note.  Every colour must be a legend colour (the error names the others);
+   fully transparent pixels (alpha 0) mean "keep the current label".
+3. The edited region is where the requested label differs from the current one (at the
+   model's resolution), dilated by ``dilate`` px.  Starting from the projection, ``h`` is
+   optimised (Adam) so that the head predicts the requested labels inside the region
+   (cross-entropy) while the image outside it stays as it was (L1 + L2 and, when its
+   weights are present, the perceptual loss, against the image before the edit), with a
+   small pull towards the starting ``h``.
+4. ``Δ = h_edited − h`` is an editing vector: ``#save=NAME`` (or the CLI's
+   ``--save-vector NAME``, which adds exactly that to the spec) stores it for
+   ``vector:NAME=STRENGTH`` (:mod:`priorpaint.edits.vectors`).
+
+The spec's ``result`` (filled in by the edit and kept in the report's ``edits``) says
+how much of the requested change was reached (``achieved_fraction``), in how many steps
+and seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..errors import InputError
+from ..jobs import checkpoint
+from .concepts import layer_box, merge_edit_mask, model_to_region, read_image_array, to_region
+from .parts import model_key
+from .registry import EditState, register_edit
+from .seghead import SegHead, classes_from_rgb, colour_labels, get_head, parse_legend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SegEditConfig:
+    steps: int = 80
+    lr: float = 0.01
+    dilate: int = 2              # px at model resolution around the changed labels
+    lambda_outside: float = 10.0  # weight of the image-outside term
+    lambda_perceptual: float = 1.0
+    lambda_h: float = 0.001       # pull towards the starting h
+    stop_at: float = 0.95         # stop early once this fraction of the requested change is reached ...
+    min_steps: int = 20           # ... but not before this many steps (the outside term needs them)
+
+
+# -- the label map of a session -------------------------------------------------------------
+
+def session_classes(session, state: Optional[EditState] = None, head: Optional[SegHead] = None) -> torch.Tensor:
+    """Class per pixel (R, R) of the session's current image at model resolution."""
+    head = head or get_head(session.gen)
+    state = state or session.initial_state()
+    split = session.require_projection().split
+    return head.predict(session.gen, state.h, state.z, split)[0]
+
+
+def segment_session(session, state: Optional[EditState] = None) -> Tuple[np.ndarray, Dict[str, List[int]]]:
+    """The label map of the projected selection for the layer box, and its legend.
+
+    Returns ``(labels, legend)``: ``labels`` is an (h, w, 3) uint8 RGB picture sized like
+    the layer box (:func:`priorpaint.edits.concepts.layer_box`), one legend colour per
+    class, upsampled nearest-neighbour from the model's resolution; ``legend`` maps
+    class name -> [r, g, b].
+    """
+    head = get_head(session.gen)
+    cls = session_classes(session, state, head).cpu().numpy()
+    rgb = colour_labels(cls, head.colours)
+    x0, y0, side = session.crop.square
+    big = np.asarray(Image.fromarray(rgb, "RGB").resize((side, side), Image.NEAREST))
+    lx, ly, lw, lh = layer_box(session.crop)
+    labels = np.ascontiguousarray(big[ly - y0:ly - y0 + lh, lx - x0:lx - x0 + lw])
+    return labels, {n: list(c) for n, c in head.legend.items()}
+
+
+def region_to_model_labels(region: np.ndarray, resolution: int) -> np.ndarray:
+    """(side, side) int class map (−1 = keep) -> (R, R), nearest-neighbour (pixel centres)."""
+    side = region.shape[0]
+    if side == resolution:
+        return region
+    idx = np.minimum(((np.arange(resolution) + 0.5) * side / resolution).astype(np.int64), side - 1)
+    return region[idx][:, idx]
+
+
+def requested_labels(session, spec: dict, head: SegHead, current: torch.Tensor) -> Tuple[torch.Tensor, List[str]]:
+    """The requested class map (R, R) from the spec's label picture; pixels it keeps take ``current``."""
+    legend = parse_legend(spec["legend"]) if spec.get("legend") else head.legend
+    arr = read_image_array(spec.get("labels"), "label map")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    keep_alpha = None
+    if arr.shape[2] in (2, 4):
+        keep_alpha = arr[..., -1]
+        arr = arr[..., :3] if arr.shape[2] == 4 else np.repeat(arr[..., :1], 3, axis=2)
+    region, valid, notes = to_region(session, np.ascontiguousarray(arr), "label map", nearest=True)
+    if keep_alpha is not None:
+        a_region, _, _ = to_region(session, keep_alpha, "label map", nearest=True)
+        valid &= a_region > 0
+    classes = classes_from_rgb(region, legend, head.names, "label map", valid=valid)
+    small = torch.from_numpy(region_to_model_labels(classes, session.gen.resolution)).to(current.device)
+    return torch.where(small >= 0, small, current), notes
+
+
+def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    if radius <= 0:
+        return mask
+    m = mask.float()[None, None]
+    return F.max_pool2d(m, 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
+
+
+def optimise_labels(gen, head: SegHead, z: torch.Tensor, h0: torch.Tensor, split: str, target: torch.Tensor,
+                    region: torch.Tensor, changed: torch.Tensor, config: Optional[SegEditConfig] = None,
+                    progress=None, cancel=None) -> Tuple[torch.Tensor, Dict[str, object]]:
+    """EditGAN's optimisation of ``h`` (see the module docstring). Returns (h_edited, result)."""
+    from ..projection.perceptual import get_perceptual
+    from ..projection.project import pixel_loss
+    cfg = config or SegEditConfig()
+    t0 = time.perf_counter()
+    dev = h0.device
+    with torch.no_grad():
+        ref = gen.forward_from(split, h0, z=z)
+    inside = region.float()[None, None].to(dev)
+    outside = 1.0 - inside
+    tgt = target[None].to(dev)
+    percept = get_perceptual(dev)
+    scale = h0.pow(2).mean().clamp_min(1e-8)
+    h = h0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([h], lr=cfg.lr)
+    n_changed = int(changed.sum())
+    achieved, steps = 0.0, 0
+    for step in range(cfg.steps):
+        checkpoint(cancel, progress, "segment", step / max(cfg.steps, 1))
+        logits, img = head.logits(gen, h, z, split)
+        with torch.no_grad():
+            pred = logits.argmax(1)[0]
+            achieved = float((pred[changed] == target[changed]).float().mean()) if n_changed else 1.0
+        if achieved >= cfg.stop_at and step >= min(cfg.min_steps, cfg.steps):
+            break
+        ce = F.cross_entropy(logits, tgt, reduction="none")[:, None]
+        loss = (ce * inside).sum() / inside.sum().clamp_min(1)
+        if float(outside.sum()) > 0:
+            rec = pixel_loss(img, ref, outside)[0]
+            if percept is not None:
+                rec = rec + cfg.lambda_perceptual * percept(img, ref, outside)[0]
+            loss = loss + cfg.lambda_outside * rec
+        loss = loss + cfg.lambda_h * (h - h0).pow(2).mean() / scale
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        steps = step + 1
+    h = h.detach()
+    with torch.no_grad():
+        logits, img = head.logits(gen, h, z, split)
+        pred = logits.argmax(1)[0]
+        achieved = float((pred[changed] == target[changed]).float().mean()) if n_changed else 1.0
+        moved = (to8(img) != to8(ref)).any(1)[0]
+        out_px = ~region.to(dev)
+        diff_out = moved[out_px]
+    result = {"achieved_fraction": round(achieved, 4), "changed_pixels": n_changed,
+              "region_pixels": int(region.sum()), "steps": steps,
+              "seconds": round(time.perf_counter() - t0, 3),
+              # 8-bit pixels outside the region that changed at all, before compositing
+              "outside_changed_fraction": round(float(diff_out.float().mean()) if diff_out.numel() else 0.0, 5),
+              "perceptual": percept is not None}
+    return h, result
+
+
+def to8(img: torch.Tensor) -> torch.Tensor:
+    return img.detach().clamp(-1, 1).add(1).mul(127.5).round()
+
+
+# -- the edit -------------------------------------------------------------------------------
+
+def parse_segment(args: str) -> dict:
+    """``EDITED_LABELS.png[#save=NAME][#legend=L.json][#steps=N]`` (options also comma-separated)."""
+    path, _, opts = args.partition("#")
+    if not path.strip():
+        raise InputError("segment spec must be segment:EDITED_LABELS.png[#save=NAME]")
+    spec: dict = {"labels": path.strip()}
+    for opt in filter(None, (o.strip() for o in opts.replace("#", ",").split(","))):
+        k, eq, v = opt.partition("=")
+        k = k.strip()
+        if not eq:
+            raise InputError(f"segment option {opt!r} must be KEY=VALUE (keys: save, legend, steps)")
+        if k == "save":
+            spec["save_vector"] = v.strip()
+        elif k == "legend":
+            spec["legend"] = v.strip()
+        elif k == "steps":
+            try:
+                spec["steps"] = int(v)
+            except ValueError:
+                raise InputError(f"segment option steps must be an integer, got {v!r}") from None
+        else:
+            raise InputError(f"unknown segment option {k!r} (keys: save, legend, steps)")
+    return spec
+
+
+def attach_save_vector(edits: List[str], name: Optional[str]) -> List[str]:
+    """The CLI's ``--save-vector NAME``: add ``#save=NAME`` to the (last) segment edit."""
+    if not name:
+        return list(edits)
+    from .vectors import check_name
+    check_name(name)
+    out = list(edits)
+    for i in range(len(out) - 1, -1, -1):
+        text = out[i].strip()
+        if text.startswith("segment:"):
+            out[i] = text + ("," if "#" in text else "#") + f"save={name}"
+            return out
+        if text.startswith("{") and '"segment"' in text:
+            import json
+            try:
+                spec = json.loads(text)
+            except json.JSONDecodeError:
+                break
+            spec["save_vector"] = name
+            out[i] = json.dumps(spec)
+            return out
+    raise InputError("--save-vector needs a segment edit (--edit segment:EDITED_LABELS.png) to save")
+
+
+@register_edit("segment", parse_segment,
+               help="segment:EDITED_LABELS.png[#save=NAME] — make the image follow an edited label map "
+                    "(from `priorpaint segment`); #save=NAME keeps the change as an editing vector")
+def apply_segment(session, state: EditState, spec: dict) -> EditState:
+    gen = session.gen
+    head = get_head(gen)
+    split = session.require_projection().split
+    save = spec.get("save_vector")
+    if save:
+        from .vectors import check_name
+        check_name(save)
+    cfg = SegEditConfig()
+    if spec.get("steps") is not None:
+        cfg.steps = int(spec["steps"])
+        if not 1 <= cfg.steps <= 2000:
+            raise InputError(f"segment steps must be between 1 and 2000, got {cfg.steps}")
+    current = session_classes(session, state, head)
+    target, notes = requested_labels(session, spec, head, current)
+    new = state.evolve()
+    new.notes.extend(notes)
+    changed = target != current
+    if not changed.any():
+        new.notes.append("the label map asks for no change: nothing to edit")
+        new.edit_mask = merge_edit_mask(session, state, np.zeros_like(session.crop.region_mask))
+        spec["result"] = {"achieved_fraction": 1.0, "changed_pixels": 0, "steps": 0, "seconds": 0.0}
+        return new
+    region = dilate(changed, cfg.dilate)
+    h, result = optimise_labels(gen, head, state.z, state.h, split, target, region, changed, cfg)
+    moves: Dict[str, int] = {}
+    cur, tgt = current[changed].tolist(), target[changed].tolist()
+    for a, b in zip(cur, tgt):
+        key = f"{head.names[a]}->{head.names[b]}"
+        moves[key] = moves.get(key, 0) + 1
+    result["requested"] = moves
+    new.h = h
+    # render: the edited region, grown a little so the feathered blend has room
+    mask_model = dilate(region, 2)
+    new.edit_mask = merge_edit_mask(session, state, model_to_region(mask_model.float(), session.crop.square[2]))
+    if save:
+        from .vectors import save_vector
+        path = save_vector(model_key(gen), save, h - state.h,
+                           {"split": split, "kind": "segment", "requested": moves,
+                            "achieved_fraction": result["achieved_fraction"], "steps": result["steps"],
+                            "classes": head.names})
+        result["saved_vector"] = str(path)
+    spec["result"] = result
+    return new
+
+
+# -- command line -------------------------------------------------------------------------------
+
+def cmd_segment(args) -> int:
+    import json
+    from pathlib import Path
+    from ..compositing.crop import parse_box
+    from ..projection.project import ProjectionConfig
+    from ..session import EditSession
+    t0 = time.perf_counter()
+    if args.steps < 0:
+        raise InputError("--steps must be 0 or more")
+    s = EditSession.open(args.image, box=parse_box(args.box) if args.box else None, mask=args.mask,
+                         model=args.model, margin=args.margin, allow_download=args.download)
+    p = s.project(ProjectionConfig(steps=args.steps, seed=args.seed))
+    labels, legend = segment_session(s)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(labels, "RGB").save(out, format="PNG")
+    legend_path = Path(args.legend) if args.legend else out.with_suffix(".json")
+    legend_path.parent.mkdir(parents=True, exist_ok=True)
+    legend_path.write_text(json.dumps(legend, indent=1) + "\n")
+    box = layer_box(s.crop)
+    print(f"wrote {out} ({labels.shape[1]}x{labels.shape[0]}, placed at {box[0]},{box[1]} in the image) and "
+          f"legend {legend_path}: {', '.join(legend)}; psnr_projection {p.psnr:.2f} dB, "
+          f"{time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("segment", help="project a selection and write its label map (RGB PNG, one legend colour "
+                                       "per class) for the layer box, plus the legend JSON")
+    p.add_argument("image", help="the photo")
+    sel = p.add_mutually_exclusive_group(required=True)
+    sel.add_argument("--box", help="selection box X,Y,W,H in pixels")
+    sel.add_argument("--mask", help="selection mask image, same size as the photo")
+    p.add_argument("-o", "--output", required=True, help="where to write the label map (PNG)")
+    p.add_argument("--legend", help="where to write the legend JSON {name: [r, g, b]} (default: OUTPUT with .json)")
+    p.add_argument("--model", default=None, help="manifest model id (default: dcgan-digiface-64)")
+    p.add_argument("--download", action="store_true", help="allow downloading a hub model's weights")
+    p.add_argument("--steps", type=int, default=300, help="projection optimisation steps (default 300)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the projection (default 0)")
+    p.add_argument("--margin", type=float, default=0.1, help="context margin around the selection (default 0.1)")
+    p.set_defaults(func=cmd_segment)

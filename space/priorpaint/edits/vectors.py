@@ -1,0 +1,182 @@
+"""Editing vectors (EditGAN): saved latent deltas, applied to other images with a strength.
+
+A segmentation edit (:mod:`priorpaint.edits.segedit`) ends with ``Δ = h_edited − h`` at the
+split layer.  Saved under a name, it lives in
+``${PRIORPAINT_CACHE:-~/.cache/priorpaint}/vectors/<model>/<name>.safetensors`` (tensors
+``delta_h`` and, when the latent moved too, ``delta_z``) with ``<name>.json`` beside it
+(metadata: model, split, shape, norm, what the edit asked for and achieved, when).
+
+``vector:NAME=STRENGTH`` adds ``STRENGTH·Δ`` to the current ``h`` — no optimisation, so a
+preview costs one pass of ``G_F`` (milliseconds).  The edit mask is where ``Δ`` can
+change the image: the split cells where ``Δ`` is non-negligible, grown by the
+generator's footprint — computed once per vector, not per preview.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from .parts import cache_root, model_key
+from .registry import EditState, register_edit
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def vectors_dir(model: str) -> Path:
+    return cache_root() / "vectors" / model
+
+
+def check_name(name: str) -> str:
+    name = str(name or "").strip()
+    if not _NAME.match(name) or name.endswith(".") or ".." in name:
+        raise InputError(f"vector name {name!r} must be 1-64 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
+    return name
+
+
+def save_vector(model: str, name: str, delta_h: torch.Tensor, meta: dict,
+                delta_z: Optional[torch.Tensor] = None) -> Path:
+    """Write ``<name>.safetensors`` + ``<name>.json`` (replacing a vector of that name)."""
+    from safetensors.torch import save_file
+    name = check_name(name)
+    folder = vectors_dir(model)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {"delta_h": delta_h.detach().float().cpu().contiguous()}
+    if delta_z is not None and float(delta_z.abs().max()) > 0:
+        tensors["delta_z"] = delta_z.detach().float().cpu().contiguous()
+    info = dict(meta)
+    info.update({"name": name, "model": model, "shape": list(tensors["delta_h"].shape),
+                 "norm": round(float(tensors["delta_h"].norm()), 4),
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    path = folder / f"{name}.safetensors"
+    tmp = folder / f".{name}.tmp"
+    save_file(tensors, str(tmp), metadata={"priorpaint": json.dumps(info)})
+    tmp.replace(path)
+    (folder / f"{name}.json").write_text(json.dumps(info, indent=1, default=float) + "\n")
+    _loaded.pop((model, name), None)
+    return path
+
+
+def list_vectors(model: str) -> List[dict]:
+    """Metadata of the saved vectors of ``model``, by name."""
+    folder = vectors_dir(model)
+    out = []
+    if not folder.is_dir():
+        return out
+    for p in sorted(folder.glob("*.safetensors")):
+        meta_path = p.with_suffix(".json")
+        try:
+            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        except (OSError, json.JSONDecodeError):
+            meta = {}
+        meta.setdefault("name", p.stem)
+        out.append(meta)
+    return out
+
+
+_loaded: Dict[Tuple[str, str], Tuple[float, dict, dict]] = {}
+
+
+def load_vector(model: str, name: str) -> Tuple[Dict[str, torch.Tensor], dict]:
+    """(tensors, metadata) of a saved vector; an unknown name lists the known ones."""
+    from safetensors import safe_open
+    path = vectors_dir(model) / f"{name}.safetensors"
+    if not _NAME.match(str(name)) or not path.exists():
+        known = [v["name"] for v in list_vectors(model)]
+        raise InputError(f"unknown vector {name!r} for model {model}; saved vectors: "
+                         f"{', '.join(known) if known else 'none (save one with a segment edit and --save-vector NAME)'}")
+    mtime = path.stat().st_mtime_ns
+    hit = _loaded.get((model, name))
+    if hit and hit[0] == mtime:
+        return hit[1], hit[2]
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = json.loads((f.metadata() or {}).get("priorpaint", "{}"))
+    _loaded[(model, name)] = (mtime, tensors, meta)
+    return tensors, meta
+
+
+def delete_vector(model: str, name: str) -> None:
+    load_vector(model, name)
+    for suffix in (".safetensors", ".json"):
+        p = vectors_dir(model) / f"{name}{suffix}"
+        if p.exists():
+            p.unlink()
+    _loaded.pop((model, name), None)
+
+
+def reach_mask(delta_h: torch.Tensor, resolution: int, radius: int, rel: float = 0.02) -> torch.Tensor:
+    """(R, R) bool: the output pixels a change ``delta_h`` (1, C, s, s) can reach."""
+    mag = delta_h.detach().float().norm(dim=1)[0]                      # (s, s)
+    cells = (mag > rel * mag.max().clamp_min(1e-12)).float()
+    if not cells.any():
+        return torch.zeros(resolution, resolution, dtype=torch.bool)
+    up = F.interpolate(cells[None, None], size=(resolution, resolution), mode="nearest")
+    if radius > 0:
+        up = F.max_pool2d(up, 2 * radius + 1, stride=1, padding=radius)
+    return up[0, 0] > 0
+
+
+def parse_vector(args: str) -> dict:
+    """``NAME[=STRENGTH]`` (strength 1 by default)."""
+    name, eq, val = args.partition("=")
+    spec = {"name": name.strip(), "strength": 1.0}
+    if eq:
+        try:
+            spec["strength"] = float(val)
+        except ValueError:
+            raise InputError(f"vector strength must be a number, got {val!r} in vector:{args}") from None
+    if not spec["name"]:
+        raise InputError("vector spec must be vector:NAME=STRENGTH")
+    return spec
+
+
+_reach: Dict[tuple, np.ndarray] = {}
+
+
+@register_edit("vector", parse_vector,
+               help="vector:NAME=STRENGTH — add a saved editing vector (see `priorpaint concepts`) "
+                    "times STRENGTH to the latent")
+def apply_vector(session, state: EditState, spec: dict) -> EditState:
+    from .concepts import footprint_radius, merge_edit_mask, model_to_region
+    gen = session.gen
+    model = model_key(gen)
+    name = str(spec.get("name", ""))
+    try:
+        strength = float(spec.get("strength", 1.0))
+    except (TypeError, ValueError):
+        raise InputError(f"vector strength must be a number, got {spec.get('strength')!r}") from None
+    if not math.isfinite(strength):
+        raise InputError(f"vector strength must be finite, got {strength}")
+    tensors, meta = load_vector(model, name)
+    dh = tensors["delta_h"]
+    split = session.require_projection().split
+    if meta.get("split", split) != split or tuple(dh.shape) != tuple(state.h.shape):
+        raise InputError(f"vector {name!r} was made at layer {meta.get('split')} with shape {list(dh.shape)}; "
+                         f"this session's latent is {list(state.h.shape)} at {split}")
+    new = state.evolve()
+    if strength == 0.0:
+        new.edit_mask = merge_edit_mask(session, state, np.zeros_like(session.crop.region_mask))
+        return new
+    new.h = state.h + strength * dh.to(state.h.device, state.h.dtype)
+    if "delta_z" in tensors:
+        new.z = state.z + strength * tensors["delta_z"].to(state.z.device, state.z.dtype)
+    side = session.crop.square[2]
+    key = (model, name, side, footprint_radius(gen, split), meta.get("created"), meta.get("norm"))
+    region = _reach.get(key)
+    if region is None or region.shape[0] != side:
+        reach = reach_mask(dh, gen.resolution, footprint_radius(gen, split))
+        region = model_to_region(reach.float(), side)
+        _reach[key] = region
+    new.edit_mask = merge_edit_mask(session, state, region)
+    return new
