@@ -22,8 +22,13 @@ it has in ``G``.  Two ways of changing ``G_F``:
 
 Loss, minimised with Adam: L1 on the pixels outside the edit mask (weights ``w`` in
 [0, 1] at model resolution), plus the perceptual loss on the same pixels when its weights
-are present, plus ``λ_reg · Σ_i mean(δ_i²)`` (per-element mean, so one λ fits layers of
-any size; for ``weights``: the locality term).
+are present, plus ``λ_reg · Σ_i mean(c_i · δ_i²)`` (per-element mean, so one λ fits layers
+of any size; for ``weights``: the locality term).  ``c_i = 1 + inside_penalty · m_i``
+where ``m_i`` is the share of the edit region each position of layer ``i`` covers (the
+edit mask area-resized to the layer): a δ inside the edit region has no pixel to match
+and would only learn, through the convolutions' reach across the mask border, to undo
+the edit there.  This edit-region weight is our addition to the paper's loss; on the
+benchmark it raises the edit fidelity from 0.86 to 0.96 for 0.4 dB of PSNR outside.
 
 Split and layers for the DCGAN: the paper perturbs the last five layers of a 15-layer
 ProGAN (``h = n − 5``: the layers that render fine detail, not layout).  The embedded
@@ -72,14 +77,16 @@ class AdaptConfig:
     method: str = "multiplicative"        # "multiplicative" (paper) or "weights" (PTI-style)
     parametrisation: str = "free"         # multiplicative only: "free" tensors or "network" R
     layers: Optional[Sequence[str]] = None  # perturbed layers; default: G_F's layers before the image layer
-    steps: int = 200                      # most optimisation steps (early stopping may end sooner)
+    steps: int = 120                      # most optimisation steps (early stopping may end sooner)
     lr: Optional[float] = None            # default per method (see default_lr)
-    warmup: int = 10                      # linear learning-rate warm-up steps
+    warmup: int = 0                       # linear learning-rate warm-up steps
     lambda_reg: float = 0.05              # λ_reg · Σ mean(δ²) (multiplicative)
     inside_penalty: float = 30.0          # δ² weighs (1 + this) where a layer sees the edit region
     lambda_locality: float = 1.0          # weights: ‖G_F'(h_r) − G_F(h_r)‖₁ on random latents
     locality_batch: int = 2               # weights: random latents per step
     locality_mix: float = 0.5             # weights: h_r = h + mix·(G_H(z_r) − h)
+    pixel_loss: str = "charbonnier"       # smoothed L1 (default), "l1" (the paper's) or "l1+l2"
+    l2_weight: float = 1.0                # the L2 term's weight in "l1+l2"
     lambda_perceptual: float = 1.0
     perceptual: bool = True               # use the perceptual term when its weights are present
     patience: int = 25                    # early stopping window (steps)
@@ -87,7 +94,8 @@ class AdaptConfig:
     min_steps: int = 40                   # never stop before this many steps
     early_stop: bool = True
     cache_first: bool = True              # compute the first perturbed layer's input once (it has no δ)
-    schedule: str = "cosine"              # "cosine" or "constant"
+    schedule: str = "hold"                # "hold" (constant, cosine at the end), "cosine" or "constant"
+    decay: float = 0.3                    # "hold": the share of the steps that decays
     seed: int = 0                         # the weights variant's random latents
 
     def default_lr(self) -> float:
@@ -95,7 +103,7 @@ class AdaptConfig:
             return float(self.lr)
         if self.method == "weights":
             return 2e-3
-        return 0.1 if self.parametrisation == "free" else 0.01
+        return 0.1 if self.parametrisation == "free" else 0.03
 
     def validate(self) -> "AdaptConfig":
         if self.method not in METHODS:
@@ -105,15 +113,18 @@ class AdaptConfig:
                              f"got {self.parametrisation!r}")
         if self.steps < 0:
             raise InputError("adaptation steps must be 0 or more")
-        if self.schedule not in ("cosine", "constant"):
-            raise InputError(f"adaptation schedule must be cosine or constant, got {self.schedule!r}")
+        if self.schedule not in ("cosine", "hold", "constant"):
+            raise InputError(f"adaptation schedule must be cosine, hold or constant, got {self.schedule!r}")
+        if self.pixel_loss not in ("l1", "l1+l2", "charbonnier"):
+            raise InputError(f"adaptation pixel loss must be l1, l1+l2 or charbonnier, got {self.pixel_loss!r}")
         return self
 
 
 def naive_config(**changes) -> AdaptConfig:
-    """The paper's recipe as stated: Adam lr 0.1, 1000 steps, constant rate, no early stop."""
+    """The paper's recipe as stated: Adam lr 0.1, 1000 steps, constant rate, L1, no early
+    stop, the whole ``G_F`` run every step (same δ regulariser as the default)."""
     base = AdaptConfig(steps=1000, lr=0.1, warmup=0, schedule="constant", early_stop=False,
-                       cache_first=False)
+                       cache_first=False, pixel_loss="l1")
     return replace(base, **changes)
 
 
@@ -223,7 +234,10 @@ class GPrime:
             return run_tuned(self.gen, self.split, h, z, self.module, interventions)
 
     def nbytes(self) -> int:
-        return sum(p.numel() * p.element_size() for p in self.module.parameters())
+        n = sum(p.numel() * p.element_size() for p in self.module.parameters())
+        for t in (self.fitted_h, self.fitted_z):
+            n += 0 if t is None else t.numel() * t.element_size()
+        return n
 
 
 def _compose(delta: torch.Tensor, edit: Optional[Callable]) -> Callable:
@@ -264,12 +278,22 @@ def _lr_at(cfg: AdaptConfig, base: float, step: int) -> float:
     if cfg.schedule == "constant" or cfg.steps <= cfg.warmup:
         return base
     t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    if cfg.schedule == "hold":  # constant, then a cosine over the last `decay` of the steps
+        t = max(0.0, (t - (1.0 - cfg.decay)) / max(cfg.decay, 1e-6))
     return base * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0))))
 
 
-def _masked_l1(out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def _masked_pixel_loss(out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                       kind: str = "l1", l2_weight: float = 1.0, eps: float = 0.01) -> torch.Tensor:
     w = weight.expand_as(out)
-    return ((out - target).abs() * w).sum() / w.sum().clamp_min(1e-6)
+    diff = out - target
+    if kind == "l1":
+        per = diff.abs()
+    elif kind == "l1+l2":
+        per = diff.abs() + l2_weight * diff * diff
+    else:  # "charbonnier": L1 away from zero, quadratic within eps of it
+        per = torch.sqrt(diff * diff + eps * eps) - eps
+    return (per * w).sum() / w.sum().clamp_min(1e-6)
 
 
 def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[torch.Tensor],
@@ -385,7 +409,7 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, base_lr, step)
         out, reg = forward()
-        loss = _masked_l1(out, target, weight)
+        loss = _masked_pixel_loss(out, target, weight, cfg.pixel_loss, cfg.l2_weight)
         if percept is not None:
             loss = loss + cfg.lambda_perceptual * percept(out, target, weight)[0]
         total = loss + reg
