@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 
 import pytest
@@ -155,3 +156,31 @@ def test_unreadable_and_misnamed(tmp_path, sd):
         convert(tmp_path / "missing.pt", tmp_path / "t.safetensors")
     with pytest.raises(InputError, match=r"must end in \.safetensors"):
         convert(src, tmp_path / "t.pt")
+
+
+@pytest.mark.slow
+def test_converted_model_works_from_the_command_line(tmp_path, sd, monkeypatch, capsys):
+    """convert -> the output folder is a manifest folder -> `models` lists it -> `project` runs."""
+    import numpy as np
+    from PIL import Image
+    from priorpaint.models.registry import clear_cache
+    src = tmp_path / "ckpt.pt"
+    torch.save({"g_ema": sd, "latent_avg": torch.zeros(STYLE_DIM)}, src)
+    models = tmp_path / "models"
+    assert cli.main(["convert", str(src), str(models / "sg2-cli.safetensors")]) == 0
+    monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(models))
+    monkeypatch.setenv("PRIORPAINT_CACHE", str(tmp_path / "cache"))
+    clear_cache()
+    capsys.readouterr()
+    assert cli.main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "sg2-cli" in listing and "stylegan2" in listing and "64px" in listing
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(0).random((80, 90, 3)) * 255).astype(np.uint8)).save(photo)
+    report = tmp_path / "r.json"
+    rc = cli.main(["project", str(photo), "--box", "10,10,50,50", "--model", "sg2-cli", "--steps", "4",
+                   "-o", str(tmp_path / "out.png"), "--report", str(report)])
+    clear_cache()
+    assert rc == 0
+    r = json.loads(report.read_text())
+    assert r["model"] == "sg2-cli" and r["changed_outside_mask"] == 0 and math.isfinite(r["psnr_projection"])
