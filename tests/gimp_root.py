@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +23,8 @@ import time
 from pathlib import Path
 
 SUITE = "trixie"
-ROOT_PACKAGES = ["gimp", "python3", "python3-gi", "gir1.2-gimp-3.0"]
+ROOT_PACKAGES = ["gimp", "python3", "python3-gi", "gir1.2-gimp-3.0",
+                 "xvfb", "xdotool"]   # the last two: a display for the interactive dialog test
 MARKER = ".priorpaint-complete"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -147,6 +149,14 @@ def ensure_root(log=print) -> Path:
     """
     root = root_path()
     if (root / MARKER).exists():
+        missing = [p for p in ROOT_PACKAGES if p not in _marker_packages(root)]
+        if missing:   # a root cached by an older version of this file: add what is new
+            log(f"adding {missing} to {root}")
+            with mounted(root):
+                _apt(root, ["update"], log)
+                _apt(root, ["install", "-y", "--no-install-recommends", *missing], log)
+                _apt(root, ["clean"], log)
+            _write_marker(root, _marker_packages(root) + missing, "updated")
         return root
     if root.exists():
         log(f"removing half-built root {root}")
@@ -160,14 +170,33 @@ def ensure_root(log=print) -> Path:
     if os.path.exists("/etc/resolv.conf"):
         shutil.copyfile("/etc/resolv.conf", root / "etc" / "resolv.conf")
     with mounted(root):
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
-        _run(["chroot", str(root), "apt-get", "update"], log, env=env)
-        _run(["chroot", str(root), "apt-get", "install", "-y", "--no-install-recommends", *ROOT_PACKAGES], log, env=env)
-        _run(["chroot", str(root), "apt-get", "clean"], log, env=env)
-        _run(["chroot", str(root), "gimp-console-3.0", "--version"], log, env=env)
-    (root / MARKER).write_text(f"built {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} from {mirror} "
-                               f"in {time.monotonic() - t0:.0f}s\n")
+        _apt(root, ["update"], log)
+        _apt(root, ["install", "-y", "--no-install-recommends", *ROOT_PACKAGES], log)
+        _apt(root, ["clean"], log)
+        _run(["chroot", str(root), "gimp-console-3.0", "--version"], log, env=_ENV)
+    _write_marker(root, ROOT_PACKAGES, f"built from {mirror} in {time.monotonic() - t0:.0f}s")
     return root
+
+
+_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
+
+
+def _apt(root: Path, args: list, log) -> None:
+    _run(["chroot", str(root), "apt-get", *args], log, env=_ENV)
+
+
+def _marker_packages(root: Path) -> list:
+    try:
+        return list(json.loads((root / MARKER).read_text()).get("packages", []))
+    except (OSError, ValueError, AttributeError):
+        return ["gimp", "python3", "python3-gi", "gir1.2-gimp-3.0"]   # the first version's plain-text marker
+
+
+def _write_marker(root: Path, packages: list, note: str) -> None:
+    tmp = root / (MARKER + ".tmp")
+    tmp.write_text(json.dumps({"packages": sorted(set(packages)), "note": note,
+                               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
+    os.replace(tmp, root / MARKER)
 
 
 @contextlib.contextmanager
@@ -187,14 +216,48 @@ def mounted(root: Path):
             subprocess.run(["umount", "-l", str(proc_t)], check=True)
 
 
-def gimp_batch(root: Path, script: str, timeout: float = 600.0) -> subprocess.CompletedProcess:
-    """Run a python-fu-eval script in gimp-console-3.0 inside the (mounted) root."""
+def gimp_batch(root: Path, script: str, timeout: float = 600.0, display: str = "") -> subprocess.CompletedProcess:
+    """Run a python-fu-eval script in gimp-console-3.0 inside the (mounted) root.
+
+    ``PRIORPAINT_GIMP_URL`` (host environment) becomes the plug-in's ``PRIORPAINT_URL``;
+    ``display`` (e.g. ``":93"``, an Xvfb inside the root) lets plug-in dialogs open.
+    """
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
-           "PRIORPAINT_URL": os.environ.get("PRIORPAINT_GIMP_URL", "")}
+           "PRIORPAINT_URL": os.environ.get("PRIORPAINT_GIMP_URL", ""), "DISPLAY": display}
     env = {k: v for k, v in env.items() if v}
     cmd = ["chroot", str(root), "gimp-console-3.0", "-i", "-d", "-f",
            "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"]
     return subprocess.run(cmd, input=script, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@contextlib.contextmanager
+def xvfb(root: Path):
+    """An Xvfb X server inside the (mounted) root; yields its display name (":N")."""
+    sockets = root / "tmp" / ".X11-unix"
+    n = next(n for n in range(90, 200) if not (sockets / f"X{n}").exists() and not (root / "tmp" / f".X{n}-lock").exists())
+    proc = subprocess.Popen(["chroot", str(root), "Xvfb", f":{n}", "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_ENV)
+    try:
+        deadline = time.monotonic() + 30
+        while not (sockets / f"X{n}").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Xvfb :{n} did not start in the GIMP root")
+            time.sleep(0.2)
+        yield f":{n}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def xdotool(root: Path, display: str, *args: str) -> str:
+    """Run xdotool inside the root against ``display``; return its stdout ("" on failure)."""
+    p = subprocess.run(["chroot", str(root), "env", f"DISPLAY={display}", "xdotool", *args],
+                       capture_output=True, text=True, timeout=30, env=_ENV)
+    return p.stdout.strip() if p.returncode == 0 else ""
 
 
 if __name__ == "__main__":

@@ -355,3 +355,85 @@ def test_semantic_edit_in_real_gimp(gimp, capsys):
         print(f"\n[gimp] semantic edit ({direction} {STRENGTH:+g}, adapt on) from invoking the procedure to "
               f"the new layer: {main['seconds']:.1f} s; gray (no adapt): {res['cases']['gray']['seconds']:.1f} s; "
               f"offsets (no adapt): {off['seconds']:.1f} s; this test: {wall:.1f} s", flush=True)
+
+
+GIMP_INTERACTIVE = r'''
+img = load(os.path.join(OUT, "astronaut.png"))
+layer = img.get_layers()[0]
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+RES["interactive"] = []
+for _ in range(2):   # the driver presses Escape on the first dialog, Return on the second
+    ids = [l.get_id() for l in img.get_layers()]
+    status, msg, dt = run_interactive(img, layer, "priorpaint-semantic-edit")
+    RES["interactive"].append({"status": status, "message": msg, "seconds": dt,
+                               "new": [l.get_name() for l in img.get_layers() if l.get_id() not in ids]})
+finish()
+'''
+
+GIMP_RUN_INTERACTIVE = r'''
+def run_interactive(img, drawable, name):
+    proc = PDB.lookup_procedure(name)
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+    cfg.set_property("image", img)
+    cfg.set_core_object_array("drawables", [drawable])
+    t0 = time.monotonic()
+    r = proc.run(cfg)
+    msg = r.index(1) if r.length() > 1 else None
+    return r.index(0).value_nick, (msg if isinstance(msg, str) else None), time.monotonic() - t0
+'''
+
+
+def test_interactive_dialog_in_real_gimp(gimp):
+    """The Semantic edit dialog (GimpUi.ProcedureDialog, directions from the backend) under Xvfb:
+    Escape cancels without touching the image; Return (OK) adds the edited layer."""
+    import threading
+
+    root = gimp["root"]
+    if gimp["settings"].exists():   # saved by the settings procedure in another test: would win over the env
+        gimp["settings"].unlink()
+    backend = Backend(gimp["artifacts"] / "serve-interactive.log")
+    keys, seen = ["Escape", "Return"], []
+    stop = threading.Event()
+    try:
+        names = [d["name"] for d in ops.list_directions(Client(backend.url))]
+        with gimp_root.xvfb(root) as display:
+            def drive():
+                title = "priorpaint: Semantic edit"
+                while keys and not stop.is_set():
+                    win = gimp_root.xdotool(root, display, "search", "--name", title).split("\n")[0]
+                    if not win:
+                        time.sleep(0.5)
+                        continue
+                    time.sleep(1.0)   # let the dialog finish mapping
+                    gimp_root.xdotool(root, display, "windowfocus", "--sync", win)
+                    key = keys.pop(0)
+                    gimp_root.xdotool(root, display, "key", key)
+                    seen.append(key)
+                    while gimp_root.xdotool(root, display, "search", "--name", title) and not stop.is_set():
+                        time.sleep(0.3)
+
+            driver = threading.Thread(target=drive, daemon=True)
+            driver.start()
+            script = _script(GIMP_RUN_INTERACTIVE + GIMP_INTERACTIVE, gimp["work_in_root"], "")
+            os.environ["PRIORPAINT_GIMP_URL"] = backend.url
+            try:
+                result = gimp["work"] / "result.json"
+                if result.exists():
+                    result.unlink()
+                proc = gimp_root.gimp_batch(root, script, timeout=600, display=display)
+            finally:
+                os.environ.pop("PRIORPAINT_GIMP_URL", None)
+                stop.set()
+                driver.join(10)
+    finally:
+        backend.stop()
+    (gimp["artifacts"] / "gimp-interactive.log").write_text(proc.stdout + "\n" + proc.stderr)
+    assert result.exists(), f"the GIMP script did not finish:\n{proc.stderr[-4000:]}"
+    runs = json.loads(result.read_text())["interactive"]
+    assert seen == ["Escape", "Return"], (seen, runs)
+    assert runs[0]["status"] == "cancel" and runs[0]["new"] == []
+    assert runs[1]["status"] == "success", runs[1]["message"]
+    assert len(runs[1]["new"]) == 1
+    chosen = runs[1]["new"][0].split(": ", 1)[1].rsplit(" ", 1)[0]
+    assert chosen in names, (runs[1]["new"], names)

@@ -141,10 +141,11 @@ def add_cli(subparsers) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="priorpaint")
-    sub = parser.add_subparsers(dest="command", required=True)
+    """``python -m priorpaint.gimp_install [--gimp-dir DIR] [--uninstall]`` (same as the sub-command)."""
+    parser = argparse.ArgumentParser(prog="python -m priorpaint.gimp_install")
+    sub = parser.add_subparsers(dest="command")
     add_cli(sub)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(["install-gimp-plugin", *(sys.argv[1:] if argv is None else argv)])
     return args.func(args)
 
 
