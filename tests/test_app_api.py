@@ -72,6 +72,17 @@ def test_project_edit_round_trip_keeps_outside_pixels(client):
     assert lay.shape == (L["h"], L["w"], 4)
     assert png_array(preview).shape == (64, 64, 3)
 
+    # A direction edit rendered through G′: still bit-identical outside the selection.
+    edits = json.dumps([{"kind": "direction", "name": "sefa0", "strength": 2.0}])
+    est2, result2, _, preview2 = client.predict(st["session"], edits, True, None, api_name="/edit")
+    est2 = json.loads(est2)
+    assert est2["changed_outside_mask"] == 0 and est2["adapt"] is True
+    assert isinstance(est2["psnr_adapted"], float)
+    assert [e["kind"] for e in est2["edits"]] == ["direction"]
+    out2 = png_array(result2)
+    assert outside_box_equal(out2, src, BOX) and not np.array_equal(out2, out)
+    assert not np.array_equal(png_array(preview2), png_array(preview))
+
 
 def test_mask_selection_and_no_mixing_between_sessions(client, tmp_path):
     from gradio_client import handle_file
@@ -244,3 +255,55 @@ def test_space_export_is_self_contained_and_runs(tmp_path):
         proc.terminate()
         proc.wait(20)
         log.close()
+
+
+def test_listings_segment_and_file_referencing_edits(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    dirs = json.loads(client.predict("", api_name="/directions"))
+    assert dirs and {"name", "description", "min", "max", "default"} <= set(dirs[0])
+    concepts = json.loads(client.predict("", api_name="/concepts"))
+    names = [c["name"] for c in concepts["concepts"]]
+    assert "hair" in names and isinstance(concepts["vectors"], list)
+
+    photo = skimage_data("astronaut.png")
+    st, *_ = client.predict(handle_file(str(photo)), None, "140,20,180,180", "", 10, 0, False, api_name="/project")
+    st = json.loads(st)
+    sst, labels = client.predict(st["session"], api_name="/segment")
+    sst = json.loads(sst)
+    lab = png_array(labels)
+    x0, y0, side = st["square"]
+    assert lab.shape[:2] == (side, side)  # the square lies inside the photo here: layer box = square
+    legend = sst["legend"]
+    assert "hair" in legend and all(len(c) == 3 for c in legend.values())
+    # Paint "hair" over the forehead in the label map and send it back as file:0.
+    edited = lab[..., :3].copy()
+    edited[30:60, 40:170] = legend["hair"]  # inside the selection (the box starts 18 px into the square)
+    lpath = tmp_path / "labels.png"
+    Image.fromarray(edited, "RGB").save(lpath)
+    spec = json.dumps([{"kind": "segment", "labels": "file:0", "steps": 20}])
+    est, result, _, _ = client.predict(st["session"], spec, False, [handle_file(str(lpath))], api_name="/edit")
+    est = json.loads(est)
+    assert est["changed_outside_mask"] == 0
+    # A label edit's mask is the changed labels, dilated: it may reach past the selection,
+    # never past the layer box (the square).
+    assert outside_box_equal(png_array(result), png_array(photo), (x0, y0, side, side))
+    assert not np.array_equal(png_array(result), png_array(photo))
+    # Concept paint with its mask as file:0 (sized like the layer box).
+    m = np.zeros((side, side), np.uint8)
+    m[20:90, 30:180] = 255
+    mpath = tmp_path / "paint.png"
+    Image.fromarray(m, "L").save(mpath)
+    spec = json.dumps([{"kind": "paint", "concept": "hair", "mode": "add", "mask": "file:0"}])
+    est, result, _, _ = client.predict(st["session"], spec, False, [handle_file(str(mpath))], api_name="/edit")
+    assert json.loads(est)["changed_outside_mask"] == 0
+    # A server path instead of a file reference is refused: clients use only what they upload.
+    with pytest.raises(AppError, match="must be a reference"):
+        client.predict(st["session"], json.dumps([{"kind": "scribble", "strokes": str(photo)}]), False, None,
+                       api_name="/edit")
+    with pytest.raises(AppError, match="must be a reference"):
+        client.predict(st["session"], json.dumps([f"scribble:{photo}"]), False, None, api_name="/edit")
+    with pytest.raises(AppError, match="refers to 'file:3' but 1 file"):
+        client.predict(st["session"], json.dumps([{"kind": "scribble", "strokes": "file:3"}]), False,
+                       [handle_file(str(mpath))], api_name="/edit")

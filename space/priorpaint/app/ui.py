@@ -344,8 +344,9 @@ def build_app(backend: Backend) -> gr.Blocks:
                     yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
                     continue
                 path = scratch.save(result, "priorpaint-result")
+                pa = d.get("psnr_adapted")
                 msg = (f"changed outside the mask: **{d.get('changed_outside_mask')}** px · "
-                       f"PSNR G′ {d.get('psnr_adapted') if d.get('psnr_adapted') is not None else '—'} · "
+                       f"PSNR G′ {'—' if pa is None else f'{pa:.2f} dB'} · "
                        f"{(d.get('seconds') or {}).get('total', 0):.1f} s")
                 notes = d.get("notes") or []
                 if notes:
