@@ -342,3 +342,17 @@ def test_cli_unknown_direction_exits_2(tmp_path, astronaut_path, capsys):
     err = capsys.readouterr().err
     assert "unknown direction 'smile'" in err and "head_turn" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_derive_writes_grids_and_measurements(tiny_gen, tmp_path):
+    from PIL import Image
+    report = D.derive(tiny_gen, tmp_path / "out", count=2, samples=120)
+    for m in ("sefa", "ganspace", "ganspace_z", "supervised"):
+        im = Image.open(tmp_path / "out" / f"tiny-dcgan-{m}.png")
+        rows = 2 if m != "supervised" else 3
+        assert im.size == (3 * 7 * 16 + 2 * 4, rows * 20 - 4)       # 3 faces × 7 strengths; rows = components
+    data = json.loads((tmp_path / "out" / "tiny-dcgan-measurements.json").read_text())
+    assert data["strengths"] == [-3, -2, -1, 0, 1, 2, 3]
+    assert len(data["components"]["sefa"]) == 2 and "left_right" in data["components"]["sefa"][0]
+    # the supervised brightness direction measurably raises brightness
+    assert data["components"]["supervised"][0]["brightness"] > 0
