@@ -307,3 +307,99 @@ def test_listings_segment_and_file_referencing_edits(client, tmp_path):
     with pytest.raises(AppError, match="refers to 'file:3' but 1 file"):
         client.predict(st["session"], json.dumps([{"kind": "scribble", "strokes": "file:3"}]), False,
                        [handle_file(str(mpath))], api_name="/edit")
+
+
+# -- the session store and the job runner, in-process ------------------------------------------
+
+class _FakeSession:
+    def __init__(self, sid, size):
+        self.id, self.size, self.used = sid, size, time.time()
+
+    def nbytes(self):
+        return self.size
+
+
+def test_session_store_is_a_bounded_lru_with_expiry():
+    from priorpaint.app.sessions import SessionStore
+    from priorpaint.errors import InputError
+
+    store = SessionStore(max_sessions=3, max_bytes=1000, ttl_s=3600)
+    for k in "abc":
+        store.put(_FakeSession(k, 100))
+    store.get("a")                      # a is now the most recently used
+    store.put(_FakeSession("d", 100))   # over the count: the least recently used (b) goes
+    assert [k for k in "abcd" if _has(store, k)] == ["a", "c", "d"]
+    store.put(_FakeSession("e", 850))   # over the bytes: c, then a (LRU order: c, a, d) go; e stays
+    assert [k for k in "acde" if _has(store, k)] == ["d", "e"]
+    assert store.nbytes == 950 and store.evicted == 3
+    big = _FakeSession("huge", 5000)    # a session larger than the budget is still kept alone
+    store.put(big)
+    assert _has(store, "huge") and len(store) == 1
+    store.ttl_s = 0.05
+    time.sleep(0.1)
+    with pytest.raises(InputError, match="unknown or expired session 'huge'"):
+        store.get("huge")
+    assert store.expired == 1
+    with pytest.raises(InputError, match="no session given"):
+        store.get("")
+
+
+def _has(store, sid):
+    return sid in store  # no LRU touch
+
+
+def test_closing_a_job_stream_cancels_its_worker_and_frees_the_slot():
+    from priorpaint.app.sessions import JobRegistry, run_job
+    from priorpaint.jobs import checkpoint
+
+    jobs = JobRegistry(slots=1)
+    steps = []
+
+    def work(progress, cancel):
+        for i in range(10_000):
+            checkpoint(cancel, progress, "work", i / 10_000)
+            steps.append(i)
+            time.sleep(0.005)
+        return "finished"
+
+    job = jobs.new("test")
+    stream = run_job(jobs, job, work, min_interval=0.0)
+    seen = [next(stream) for _ in range(5)]
+    assert all(s["job"] == job.id and not s["done"] for s in seen)
+    stream.close()                      # the consumer went away
+    n = len(steps)
+    time.sleep(0.2)
+    assert len(steps) <= n + 1, "the worker kept running after its stream closed"
+    assert job.token.cancelled and not jobs.running() and jobs.busy == 0
+    # the slot is free: a second job runs to completion
+    job2 = jobs.new("test")
+    out = list(run_job(jobs, job2, lambda p, c: "ok"))
+    assert out[-1] == {"result": "ok"}
+
+
+def test_cancel_by_session_id_and_errors_from_the_worker():
+    from priorpaint.app.sessions import JobRegistry, run_job
+    from priorpaint.errors import Cancelled, InputError
+    from priorpaint.jobs import checkpoint
+
+    jobs = JobRegistry(slots=2)
+
+    def slow(progress, cancel):
+        while True:
+            checkpoint(cancel, progress, "work", 0.5)
+            time.sleep(0.01)
+
+    job = jobs.new("test", session_id="S1")
+    stream = run_job(jobs, job, slow)
+    next(stream)
+    assert jobs.cancel("S1") == [job.id]
+    with pytest.raises(Cancelled, match="cancelled"):
+        for _ in stream:
+            pass
+    assert jobs.cancel("S1") == []
+
+    def bad(progress, cancel):
+        raise InputError("the selection mask is empty: select a region first")
+    with pytest.raises(InputError, match="mask is empty"):
+        list(run_job(jobs, jobs.new("test"), bad))
+    assert jobs.busy == 0 and not jobs.running()

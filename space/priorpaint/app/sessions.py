@@ -51,6 +51,11 @@ class SessionStore:
         with self._lock:
             return len(self._items)
 
+    def __contains__(self, sid: str) -> bool:
+        """Whether ``sid`` is stored (without touching its LRU position)."""
+        with self._lock:
+            return sid in self._items
+
     @property
     def nbytes(self) -> int:
         with self._lock:
