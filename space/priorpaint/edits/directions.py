@@ -167,6 +167,7 @@ def clear_memory_cache() -> None:
     """Forget the in-process copies (the files stay)."""
     with _memo_lock:
         _memo.clear()
+    _resolved.clear()
 
 
 def _canonical_sign(vectors: torch.Tensor) -> torch.Tensor:
@@ -584,10 +585,30 @@ def _entry_for(model_id: str, name: str, data: dict) -> dict:
                      f"{'; ' if known else ', but '}raw components are sefa0, sefa1, ... and ganspace0, ganspace1, ...")
 
 
+_resolved: Dict[tuple, "Direction"] = {}
+
+
 def get_direction(gen: LayeredGenerator, name: str, model_id: Optional[str] = None) -> Direction:
-    """The named (or raw ``sefaK`` / ``ganspaceK``) direction of ``gen``, computed or cached."""
+    """The named (or raw ``sefaK`` / ``ganspaceK``) direction of ``gen``, computed or cached.
+
+    Resolved directions are remembered per weights, device, name and manifest version, so a
+    live preview pays for the lookup once.
+    """
     from ..models.manifest import DEFAULT_MODEL
     model_id = model_id or getattr(gen, "model_id", None) or DEFAULT_MODEL
+    path = directions_manifest_path(model_id)
+    stamp = path.stat().st_mtime_ns if path is not None else None
+    key = (fingerprint(gen), str(gen.device), model_id, name, str(path), stamp, str(directions_cache_dir()))
+    hit = _resolved.get(key)
+    if hit is None:
+        hit = _resolve_direction(gen, name, model_id)
+        if len(_resolved) > 256:
+            _resolved.clear()
+        _resolved[key] = hit
+    return hit
+
+
+def _resolve_direction(gen: LayeredGenerator, name: str, model_id: str) -> Direction:
     data = load_named(model_id)
     e = _entry_for(model_id, name, data)
     methods = data.get("methods", {})
