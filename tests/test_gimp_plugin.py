@@ -437,3 +437,71 @@ def test_interactive_dialog_in_real_gimp(gimp):
     assert len(runs[1]["new"]) == 1
     chosen = runs[1]["new"][0].split(": ", 1)[1].rsplit(" ", 1)[0]
     assert chosen in names, (runs[1]["new"], names)
+
+
+GIMP_KINDS = r'''
+img = load(os.path.join(OUT, "astronaut.png"))
+layer = img.get_layers()[0]
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+RES["segment"] = run(img, layer, "priorpaint-segment")
+labels = [l for l in img.get_layers() if l.get_parasite("priorpaint-segment") is not None]
+RES["labels"] = [{"name": l.get_name(), "offsets": list(l.get_offsets()[1:]), "size": [l.get_width(), l.get_height()],
+                  "meta": json.loads(bytes(l.get_parasite("priorpaint-segment").get_data()).decode("utf-8"))}
+                 for l in labels]
+lab = labels[0]
+lx, ly = lab.get_offsets()[1:]
+# the user paints a 10x10 block of the "face" colour onto the background part of the labels
+img.select_rectangle(Gimp.ChannelOps.REPLACE, lx + 5, ly + 5, 10, 10)
+Gimp.context_set_foreground(Gegl.Color.new("#ff0000"))
+lab.edit_fill(Gimp.FillType.FOREGROUND)
+Gimp.Selection.none(img)
+ids = [l.get_id() for l in img.get_layers()]
+status = run(img, layer, "priorpaint-apply-segmentation", adapt=False)   # finds the labels layer itself
+new = [l for l in img.get_layers() if l.get_id() not in ids]
+RES["apply"] = {"status": status, "labels_visible": lab.get_visible(),
+                "new": [[l.get_name(), list(l.get_offsets()[1:]), l.get_width(), l.get_height()] for l in new]}
+if new and new[0].get_mask() is not None:
+    m = raw(new[0].get_mask(), "Y u8")
+    w = new[0].get_width()
+    on = [i for i, v in enumerate(m) if v]
+    RES["apply"]["mask_on"] = [len(on), [on[0] % w, on[0] // w], [on[-1] % w, on[-1] // w]] if on else [0]
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+ids = [l.get_id() for l in img.get_layers()]
+status = run(img, layer, "priorpaint-paint-concept", concept="hair", mode="remove", adapt=False)
+RES["paint"] = {"status": status, "new": [[l.get_name(), list(l.get_offsets()[1:])] for l in img.get_layers()
+                                           if l.get_id() not in ids]}
+finish()
+'''
+
+
+def test_segment_apply_and_paint_procedures_in_real_gimp(gimp):
+    """Segment selection → label layer (legend in name + parasite) → paint on it → Apply
+    segmentation edit; Paint concept. Driven against a protocol-faithful stand-in for the
+    segment/concept endpoints (tests/gimp_fake_backend.py)."""
+    from gimp_fake_backend import LEGEND, FakeKindsBackend
+
+    if gimp["settings"].exists():
+        gimp["settings"].unlink()
+    fake = FakeKindsBackend()
+    try:
+        res = _run_gimp(gimp, _script(GIMP_KINDS, gimp["work_in_root"], ""), url=fake.url)
+    finally:
+        fake.close()
+    x0, y0, cw, ch = ops.crop_rect(SELECTION, (512, 512))
+    assert res["segment"][0] == "success", res["segment"]
+    [labels] = res["labels"]
+    assert labels["offsets"] == [x0, y0] and labels["size"] == [cw, ch]
+    assert "face=#ff0000" in labels["name"] and "background=#0000ff" in labels["name"]
+    assert labels["meta"]["legend"] == LEGEND and labels["meta"]["url"] == fake.url
+    apply = res["apply"]
+    assert apply["status"][0] == "success", apply["status"]
+    assert apply["new"] == [["priorpaint: segmentation edit", [x0, y0], cw, ch]]
+    assert apply["labels_visible"] is False
+    assert apply["mask_on"] == [100, [5, 5], [14, 14]]      # exactly the painted block changed
+    sent = [d for api, d in fake.calls if api == "edit"]
+    assert json.loads(sent[0][1])[0]["kind"] == "segment"
+    paint = res["paint"]
+    assert paint["status"][0] == "success", paint["status"]
+    assert paint["new"] == [["priorpaint: remove hair", [x0, y0]]]
+    spec = json.loads(sent[1][1])[0]
+    assert spec == {"kind": "paint", "concept": "hair", "mode": "remove", "mask": "file:0"}

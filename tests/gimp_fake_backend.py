@@ -1,0 +1,150 @@
+"""A protocol-faithful stand-in for the backend's segment / concepts / paint endpoints.
+
+It speaks the plain-HTTP Gradio protocol of docs/api.md (upload, call, SSE, files) with
+simple deterministic image maths, so the plug-in's GIMP-side code for *Segment selection*,
+*Apply segmentation edit* and *Paint concept* (label layers, parasites, placement) is
+exercised in the real GIMP while the real backend does not offer these kinds yet. It
+records every call so the test can check what the plug-in sent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from gimp_bridge import ops
+
+LEGEND = {"background": [0, 0, 255], "face": [255, 0, 0]}
+
+
+def _multipart_file(body: bytes, ctype: str) -> bytes:
+    boundary = ctype.split("boundary=", 1)[1].strip().encode()
+    part = body.split(b"--" + boundary)[1]
+    return part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
+
+
+class FakeKindsBackend:
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="pp-fake-"))
+        self.files = {}
+        self.sessions = {}
+        self.calls = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, code, body, ctype="application/json"):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/gradio_api/upload":
+                    path = str(fake.dir / f"up{len(fake.files)}.png")
+                    fake.files[path] = _multipart_file(body, self.headers["Content-Type"])
+                    return self._send(200, json.dumps([path]).encode())
+                api = self.path.rsplit("/", 1)[1]
+                data = json.loads(body)["data"]
+                fake.calls.append((api, data))
+                self.server.pending[f"ev{len(fake.calls)}"] = (api, data)
+                self._send(200, json.dumps({"event_id": f"ev{len(fake.calls)}"}).encode())
+
+            def do_GET(self):
+                if self.path.startswith("/gradio_api/file="):
+                    blob = fake.files.get(self.path.split("=", 1)[1])
+                    return self._send(200, blob, "image/png") if blob else self._send(404, b"{}")
+                api, event = self.path.split("/")[3:5]
+                _, data = self.server.pending.pop(event)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                try:
+                    outputs = fake.handle(api, data)
+                    self.wfile.write(f"event: generating\ndata: {json.dumps([json.dumps({'done': False, 'stage': api, 'fraction': 0.5, 'job': 'j-' + api})])}\n\n".encode())
+                    self.wfile.write(f"event: complete\ndata: {json.dumps(outputs)}\n\n".encode())
+                except Exception as e:  # reported like the real app's user errors
+                    self.wfile.write(f"event: error\ndata: {json.dumps(str(e))}\n\n".encode())
+                self.wfile.flush()
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.pending = {}
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    # -- what the endpoints compute ---------------------------------------------------------
+    def _img(self, ref) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(self.files[ref["path"]])))
+
+    def _file(self, arr: np.ndarray) -> dict:
+        path = str(self.dir / f"out{len(self.files)}.png")
+        b = io.BytesIO()
+        Image.fromarray(arr).save(b, "PNG")
+        self.files[path] = b.getvalue()
+        return {"path": path, "url": f"/gradio_api/file={path}", "meta": {"_type": "gradio.FileData"}}
+
+    def handle(self, api: str, data: list):
+        if api == "concepts":
+            return [json.dumps({"concepts": [{"name": "hair"}, {"name": "door"}], "vectors": []})]
+        if api == "project":
+            image, mask = self._img(data[0]), self._img(data[1])
+            sid = secrets.token_urlsafe(8)
+            self.sessions[sid] = (image, mask)
+            ys, xs = np.nonzero(mask)
+            box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+            square = ops.square_around(box, (image.shape[1], image.shape[0]))
+            st = {"done": True, "session": sid, "box": list(box), "square": list(square), "resolution": 64}
+            return [json.dumps(st), None, self._file(np.zeros((64, 64, 3), np.uint8)), None]
+        if api == "segment":
+            image, mask = self.sessions[data[0]]
+            labels = np.zeros(image.shape[:2] + (3,), np.uint8)
+            labels[:] = LEGEND["background"]
+            labels[mask > 0] = LEGEND["face"]
+            return [json.dumps({"done": True, "legend": LEGEND}), self._file(labels)]
+        if api == "edit":
+            image, mask = self.sessions[data[0]]
+            specs = json.loads(data[1])
+            files = data[3] or []
+            h, w = image.shape[:2]
+            alpha = mask.copy()
+            rgb = 255 - image[..., :3]
+            if specs and specs[0]["kind"] == "segment":
+                labels = self._img(files[int(specs[0]["labels"].split(":")[1])])[..., :3]
+                if labels.shape[:2] != (h, w):
+                    raise ValueError(f"labels are {labels.shape[1]}x{labels.shape[0]}, the layer box is {w}x{h}")
+                changed = (labels != self.segment_labels(mask)).any(axis=2)
+                alpha = np.where(changed, 255, 0).astype(np.uint8)
+                rgb = labels
+            elif specs and specs[0]["kind"] == "paint":
+                paint = self._img(files[int(specs[0]["mask"].split(":")[1])])
+                alpha = paint if paint.ndim == 2 else paint[..., 0]
+            layer = np.dstack([rgb, alpha])
+            st = {"done": True, "layer": {"x": 0, "y": 0, "w": w, "h": h}, "changed_outside_mask": 0}
+            return [json.dumps(st), None, self._file(layer), None]
+        raise ValueError(f"unknown endpoint {api}")
+
+    @staticmethod
+    def segment_labels(mask: np.ndarray) -> np.ndarray:
+        labels = np.zeros(mask.shape + (3,), np.uint8)
+        labels[:] = LEGEND["background"]
+        labels[mask > 0] = LEGEND["face"]
+        return labels
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
