@@ -165,6 +165,11 @@ def _run_backend(procedure, title, work):
         return None, _cancel(procedure)
     except BridgeError as exc:
         return None, _fail(procedure, "priorpaint: %s" % exc)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        # e.g. a reply this plug-in version cannot read: say so instead of crashing the plug-in
+        return None, _fail(procedure, "priorpaint: unexpected reply from the backend at %s (%s: %s); "
+                                      "is the backend the same priorpaint version?"
+                           % (client.url, type(exc).__name__, exc))
     finally:
         progress.end()
     return value, None
@@ -185,6 +190,14 @@ def _interactive_dialog(procedure, config, title, properties, extra=None):
         on_ok()
     dialog.destroy()
     return confirmed
+
+
+def _label(name, description, width=70):
+    """A combo entry: the name and as much of the description as fits."""
+    if not description:
+        return name
+    text = "%s — %s" % (name, description)
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
 
 
 def _choice_combo(dialog, config, prop, label, values):
@@ -220,8 +233,8 @@ def run_semantic_edit(procedure, run_mode, image, drawables, config, data):
         if run_mode == Gimp.RunMode.INTERACTIVE:
             client, s = _client()
             try:
-                choices = [(d["name"], "%s — %s" % (d["name"], d.get("description", "")) if d.get("description")
-                            else d["name"]) for d in ops.list_directions(client, s.model)]
+                choices = [(d["name"], _label(d["name"], d.get("description", "")))
+                           for d in ops.list_directions(client, s.model)]
             except BridgeError as exc:
                 return _fail(procedure, "priorpaint: %s" % exc)
             if not choices:
