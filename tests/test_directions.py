@@ -356,3 +356,22 @@ def test_derive_writes_grids_and_measurements(tiny_gen, tmp_path):
     assert len(data["components"]["sefa"]) == 2 and "left_right" in data["components"]["sefa"][0]
     # the supervised brightness direction measurably raises brightness
     assert data["components"]["supervised"][0]["brightness"] > 0
+
+
+def test_direction_from_a_users_example_images(tiny_gen):
+    """Bright examples vs dark examples: the fitted direction brightens generated images."""
+    from priorpaint.compositing.blend import to_uint8
+    z = tiny_gen.sample_latents(200, seed=5)
+    with torch.no_grad():
+        imgs = tiny_gen(z)
+    b = D.ATTRIBUTES["brightness"][0](imgs)
+    order = torch.argsort(b)
+    pos = [to_uint8(imgs[i]) for i in order[-3:]]
+    neg = [to_uint8(imgs[i]) for i in order[:3]]
+    n = D.examples_direction(tiny_gen, pos, neg, steps=20)
+    zs = tiny_gen.sample_latents(64, seed=6)
+    with torch.no_grad():
+        gain = D.ATTRIBUTES["brightness"][0](tiny_gen(zs + 2 * n)) - D.ATTRIBUTES["brightness"][0](tiny_gen(zs - 2 * n))
+    assert float(gain.mean()) > 0
+    with pytest.raises(InputError, match="one positive and one negative"):
+        D.examples_direction(tiny_gen, pos, [])

@@ -471,6 +471,30 @@ def labelled_direction(positives: torch.Tensor, negatives: torch.Tensor, l2: flo
     return fit_boundary(lat, lab, l2=l2)["normal"].reshape(positives.shape[1:])
 
 
+def examples_direction(gen: LayeredGenerator, positives: Sequence, negatives: Sequence,
+                       steps: int = 100, seed: int = 0) -> torch.Tensor:
+    """A direction from a user's example images: each is projected (the whole image, centre-
+    cropped to a square, at the model's resolution) and a boundary is fitted between the
+    latents of the positives and of the negatives.  Returns a unit latent vector."""
+    from ..compositing.crop import resize_rgb
+    from ..images import load_photo
+    from ..projection.project import ProjectionConfig, project
+
+    def latent(img, what):
+        rgb = load_photo(img, what).rgb
+        side = min(rgb.shape[:2])
+        y0, x0 = (rgb.shape[0] - side) // 2, (rgb.shape[1] - side) // 2
+        small = np.array(resize_rgb(np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side]), gen.resolution))
+        target = torch.from_numpy(small).permute(2, 0, 1).float().div(127.5).sub(1.0)[None].to(gen.device)
+        return project(gen, target, config=ProjectionConfig(steps=steps, seed=seed)).z
+
+    if not positives or not negatives:
+        raise InputError("a supervised direction needs at least one positive and one negative example")
+    pos = torch.cat([latent(im, f"positive example {i + 1}") for i, im in enumerate(positives)])
+    neg = torch.cat([latent(im, f"negative example {i + 1}") for i, im in enumerate(negatives)])
+    return labelled_direction(pos, neg)
+
+
 def compute_attribute_direction(gen: LayeredGenerator, attribute: str, samples: int = 2000,
                                 seed: int = 0, quantile: float = 0.3, batch: int = 250) -> Dict[str, torch.Tensor]:
     """InterFaceGAN on labels from an attribute: top ``quantile`` vs bottom ``quantile``."""
