@@ -217,3 +217,33 @@ def test_segment_cli_writes_an_rgb_png_and_its_legend(shared_cache, astronaut_pa
     assert main(["edit", str(astronaut_path), "--box", "140,20,180,180", "--steps", "4", "-o", str(tmp_path / "o.png"),
                  "--edit", "vector:never-saved=1"]) == 2
     assert "unknown vector 'never-saved'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_head_from_painted_labels_via_the_cli(shared_cache, tmp_path, capsys):
+    from priorpaint.cli import main
+    folder = tmp_path / "paint"
+    assert main(["concepts", "--samples", str(folder), "--n", "2"]) == 0
+    legend = json.loads((folder / "legend.json").read_text())
+    legend["glasses"] = [0, 255, 0]
+    (folder / "legend.json").write_text(json.dumps(legend))
+    lab = np.array(Image.open(folder / "labels_00.png"))
+    lab[100:130, 60:200] = (0, 255, 0)
+    Image.fromarray(lab).save(folder / "labels_00.png")
+    bad = lab.copy()
+    bad[0, 0] = (7, 7, 7)
+    Image.fromarray(bad).save(folder / "labels_01.png")
+    assert main(["concepts", "--train-head", str(folder)]) == 2
+    assert "labels_01.png has 1 colour(s) not in the legend: [7, 7, 7]" in capsys.readouterr().err
+    (folder / "labels_01.png").unlink()
+    capsys.readouterr()
+    assert main(["concepts", "--train-head", str(folder)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 1 and report["classes"][-1] == "glasses"
+    assert report["training_pixel_accuracy"] > 0.8
+    assert main(["concepts", "--json"]) == 0
+    assert "glasses" in [c["name"] for c in json.loads(capsys.readouterr().out)["concepts"]]
+    assert main(["concepts", "--reset-head"]) == 0
+    capsys.readouterr()
+    assert main(["concepts", "--json"]) == 0
+    assert "glasses" not in [c["name"] for c in json.loads(capsys.readouterr().out)["concepts"]]

@@ -431,9 +431,14 @@ def _train_from_folder(gen: LayeredGenerator, folder: Path, legend_path: Optiona
             continue
         arr = read_image_array(str(p), f"label map {p.name}")
         rgb = arr[..., :3] if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2)
-        if rgb.shape[0] != gen.resolution:
-            rgb = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((gen.resolution,) * 2, Image.NEAREST))
-        maps.append(torch.from_numpy(classes_from_rgb(rgb, legend, names, f"label map {p.name}")))
+        if rgb.shape[0] != rgb.shape[1]:
+            raise InputError(f"label map {p.name} is {rgb.shape[1]}x{rgb.shape[0]}; the samples are square")
+        cls = classes_from_rgb(np.ascontiguousarray(rgb), legend, names, f"label map {p.name}")  # every pixel checked
+        if cls.shape[0] != gen.resolution:  # nearest-neighbour (pixel centres) to the model's resolution
+            idx = np.minimum(((np.arange(gen.resolution) + 0.5) * cls.shape[0] / gen.resolution).astype(np.int64),
+                             cls.shape[0] - 1)
+            cls = cls[idx][:, idx]
+        maps.append(torch.from_numpy(cls))
         used.append(i)
     if not maps:
         raise InputError(f"{folder} has no labels_XX.png label maps")
