@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import pickle
 import re
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -28,6 +27,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..errors import InputError, ModelError
+from .weights import safe_torch_load
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,7 @@ def load_checkpoint(path) -> object:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such checkpoint file: {path}")
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        text = str(e)
-        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        what = f" (it references {m.group(1)})" if m else ""
-        raise ModelError(f"refusing to load {path}: the pickle needs code execution{what}; only tensors and "
-                         "plain containers are accepted (torch.load weights_only=True)") from None
-    except Exception as e:  # truncated or not a torch file at all
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise ModelError(f"cannot read {path} as a torch checkpoint: {type(e).__name__}: {first}") from None
+    return safe_torch_load(path)
 
 
 def extract_g_ema(obj, where: str = "checkpoint") -> Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:

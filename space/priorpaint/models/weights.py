@@ -14,6 +14,9 @@ import hashlib
 import importlib.metadata
 import logging
 import os
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -104,16 +107,39 @@ def weights_status(entry: ModelEntry) -> Tuple[bool, Optional[Source], Optional[
     return False, None, None
 
 
+def safe_torch_load(path: Path):
+    """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors.
+
+    A pickle that needs code execution is refused (nothing in it runs) with a message
+    naming the global it asked for.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        what = (f"the pickle needs code execution (it references {m.group(1)})" if m else
+                "the pickle uses instructions a weights-only load refuses (one that needs code execution, "
+                "or not a torch checkpoint)")
+        raise ModelError(f"refusing to load {path}: {what}; only tensors and plain containers are accepted "
+                         "(torch.load weights_only=True)") from None
+    except Exception as e:  # truncated, or not a torch file at all
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ModelError(f"cannot read {path} as a torch checkpoint: {type(e).__name__}: {first}") from None
+
+
 def read_state_dict(path: Path, src: Source) -> Dict[str, torch.Tensor]:
     """Tensors of a verified file; torch files are read with ``weights_only=True``."""
-    try:
-        if src.format == "safetensors":
+    if src.format == "safetensors":
+        try:
             from safetensors.torch import load_file
             sd = load_file(str(path), device="cpu")
-        else:
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ModelError(f"cannot read weights {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        except Exception as e:
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise ModelError(f"cannot read weights {path} as safetensors: {type(e).__name__}: {first}") from None
+    else:
+        sd = safe_torch_load(path)
     if src.state_dict_key:
         if not isinstance(sd, dict) or src.state_dict_key not in sd:
             raise ModelError(f"weights {path} have no '{src.state_dict_key}' entry")
