@@ -36,7 +36,9 @@ from ..errors import InputError
 from ..images import load_photo
 from .registry import EditState, register_edit
 
-DEFAULTS = {"steps": 100, "lr": 0.05, "lambda_keep": 1.0, "lambda_h": 0.01, "space": "h"}
+#: 60 Adam steps at lr 0.08 with λ_keep 5: on the astronaut two strokes reach an error of
+#: ~0.01 (from ~0.55) while the rest of the image moves ~4x less than with λ_keep 1
+DEFAULTS = {"steps": 60, "lr": 0.08, "lambda_keep": 5.0, "lambda_h": 0.01, "space": "h"}
 
 
 def _resize_premultiplied(rgb: np.ndarray, alpha: np.ndarray, size: Tuple[int, int], resample) -> Tuple[np.ndarray, np.ndarray]:
