@@ -195,3 +195,20 @@ def test_cli_huge_image_is_refused(tmp_path, capsys):
                     + chunk(b"IEND", b""))
     assert main(["project", str(big), "--box", "0,0,100,100", "-o", str(tmp_path / "o.png")]) == 2
     assert "megapixel" in capsys.readouterr().err
+
+
+def test_multistart_budget_comes_from_the_generator(tiny_gen, monkeypatch):
+    asked = []
+    real = tiny_gen.sample_latents
+
+    def spy(n, *args, **kwargs):
+        asked.append(n)
+        return real(n, *args, **kwargs)
+
+    monkeypatch.setattr(tiny_gen, "sample_latents", spy)
+    target = torch.zeros(1, 3, 16, 16)
+    project(tiny_gen, target, config=ProjectionConfig(steps=2))
+    monkeypatch.setattr(tiny_gen, "projection_defaults", {"candidates": 5, "starts": 2})
+    p = project(tiny_gen, target, config=ProjectionConfig(steps=2))
+    project(tiny_gen, target, config=ProjectionConfig(steps=2, candidates=7))
+    assert asked == [256, 5, 7] and p.z.shape == (1, 8)

@@ -34,6 +34,9 @@ class LayeredGenerator(nn.Module):
 
     #: short architecture name, as written in manifests ("dcgan", "stylegan2")
     architecture: str = ""
+    #: projection's multi-start budget: random candidates scored, starts optimised as a batch
+    #: (a cheap 64 px generator affords many; a large StyleGAN2 overrides this with fewer)
+    projection_defaults = {"candidates": 256, "starts": 8}
 
     def __init__(self, resolution: int, latent_shape: Tuple[int, ...], default_split: str):
         super().__init__()

@@ -324,6 +324,8 @@ def describe_config(cfg: dict) -> str:
 # -- the generator ------------------------------------------------------------------------
 class StyleGAN2Generator(LayeredGenerator):
     architecture = "stylegan2"
+    # A synthesis pass costs 100-1000x the DCGAN's: score few random starts.
+    projection_defaults = {"candidates": 16, "starts": 2}
 
     def __init__(self, size: int = 256, style_dim: int = 512, n_mlp: int = 8,
                  channel_multiplier: int = 2, channels: Optional[Dict] = None,

@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class ProjectionConfig:
     steps: int = 300             # total optimisation steps: a quarter in z, the rest refining h
-    candidates: int = 256        # random latents scored before the search
-    starts: int = 8              # restarts optimised together as one batch
+    candidates: Optional[int] = None  # random latents scored before the search (None: the generator's default)
+    starts: Optional[int] = None      # restarts optimised together as one batch (None: the generator's default)
     lr_z: float = 0.05
     lr_h: float = 0.05
     lambda_h: float = 0.01       # ‖h − G_H(z)‖² penalty (mean over elements)
@@ -151,13 +151,16 @@ def project(gen: LayeredGenerator, target: torch.Tensor, mask: Optional[torch.Te
     total = max(cfg.z_steps + cfg.refine_steps, 1)
     t0 = time.perf_counter()
     # --- 1. multi-start z search --------------------------------------------------------
+    defaults = dict(gen.projection_defaults)
+    n_candidates = int(cfg.candidates if cfg.candidates is not None else defaults["candidates"])
+    n_starts = int(cfg.starts if cfg.starts is not None else defaults["starts"])
     gcpu = torch.Generator().manual_seed(int(cfg.seed))
     with torch.no_grad():
-        cands = gen.sample_latents(max(cfg.candidates, cfg.starts), generator=gcpu, space=cfg.latent_space)
+        cands = gen.sample_latents(max(n_candidates, n_starts), generator=gcpu, space=cfg.latent_space)
         if cfg.init == "mean":
             cands = torch.cat([gen.mean_latent(space=cfg.latent_space).to(cands), cands])
         scores = torch.cat([loss_fn(gen(chunk)) for chunk in cands.split(64)])
-        best = scores.argsort()[: cfg.starts]
+        best = scores.argsort()[:n_starts]
         if cfg.init == "mean" and not bool((best == 0).any()):
             best = torch.cat([best.new_zeros(1), best[:-1]])
     z = cands[best].clone().requires_grad_(True)
