@@ -14,7 +14,8 @@
    optimised (Adam) so that the head predicts the requested labels inside the region
    (cross-entropy) while the image outside it stays as it was (L1 + L2 and, when its
    weights are present, the perceptual loss, against the image before the edit), with a
-   small pull towards the starting ``h``.
+   small pull towards the starting ``h``.  Only the split cells whose footprint reaches
+   the region move, so the image far from the edit does not change at all.
 4. ``Δ = h_edited − h`` is an editing vector: ``#save=NAME`` (or the CLI's
    ``--save-vector NAME``, which adds exactly that to the spec) stores it for
    ``vector:NAME=STRENGTH`` (:mod:`priorpaint.edits.vectors`).
@@ -137,12 +138,18 @@ def optimise_labels(gen, head: SegHead, z: torch.Tensor, h0: torch.Tensor, split
     tgt = target[None].to(dev)
     percept = get_perceptual(dev)
     scale = h0.pow(2).mean().clamp_min(1e-8)
-    h = h0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([h], lr=cfg.lr)
+    # only the split cells whose footprint reaches the region may move: far from the edit
+    # the image stays exactly as it was
+    from .concepts import footprint_radius
+    reach = dilate(region.to(dev), footprint_radius(gen, split))
+    cells = (F.adaptive_max_pool2d(reach.float()[None, None], h0.shape[-2:]) > 0).to(h0.dtype)
+    delta = torch.zeros_like(h0, requires_grad=True)
+    opt = torch.optim.Adam([delta], lr=cfg.lr)
     n_changed = int(changed.sum())
     achieved, steps = 0.0, 0
     for step in range(cfg.steps):
         checkpoint(cancel, progress, "segment", step / max(cfg.steps, 1))
+        h = h0 + delta * cells
         logits, img = head.logits(gen, h, z, split)
         with torch.no_grad():
             pred = logits.argmax(1)[0]
@@ -161,7 +168,7 @@ def optimise_labels(gen, head: SegHead, z: torch.Tensor, h0: torch.Tensor, split
         loss.backward()
         opt.step()
         steps = step + 1
-    h = h.detach()
+    h = (h0 + delta * cells).detach()
     with torch.no_grad():
         logits, img = head.logits(gen, h, z, split)
         pred = logits.argmax(1)[0]
