@@ -350,15 +350,16 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
             inside = F.interpolate(1.0 - weight, size=shapes[n][-2:], mode="area") \
                 if len(shapes[n]) == 3 else torch.zeros(())
             reg_maps[n] = 1.0 + cfg.inside_penalty * inside.to(dev)
-        # The first perturbed layer's output does not depend on δ: compute it once.
+        # The first perturbed layer's output does not depend on δ: compute it once (without
+        # that layer's own edit intervention, which acts after the × (1 + δ)).
         first = layers[0]
         context = gen.make_context(z)
-        if cfg.cache_first:
-            with torch.no_grad():
-                base_first = gen.run(h, start=split, stop=first, interventions=inter, z=z,
-                                     context=context)[0]
         first_edit = inter.pop(first, None)
         rest_edit = inter
+        if cfg.cache_first:
+            with torch.no_grad():
+                base_first = gen.run(h, start=split, stop=first, interventions=rest_edit, z=z,
+                                     context=context)[0]
 
         def forward():
             d = module()
