@@ -41,7 +41,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..models.layered import LayeredGenerator
-from .parts import cache_root, model_key, weights_fingerprint
+from .parts import DERIVE_LOCK, cache_root, model_key, temp_beside, weights_fingerprint
 from .registry import EditState, register_edit
 from .seghead import SegHead, get_head
 
@@ -118,6 +118,11 @@ _dissections: Dict[Tuple[str, str], Dissection] = {}
 
 def get_dissection(gen: LayeredGenerator, config: Optional[DissectConfig] = None) -> Dissection:
     """The cached dissection of ``gen``'s current segmentation head."""
+    with DERIVE_LOCK:
+        return _get_dissection(gen, config)
+
+
+def _get_dissection(gen: LayeredGenerator, config: Optional[DissectConfig]) -> Dissection:
     from safetensors.torch import load_file, save_file
     cfg = config or DissectConfig()
     head = get_head(gen)
@@ -137,7 +142,7 @@ def get_dissection(gen: LayeredGenerator, config: Optional[DissectConfig] = None
     if d is None:
         d = dissect(gen, head, cfg)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = temp_beside(path)
         save_file({"iou": d.iou.contiguous(), "order": d.order.contiguous(), "threshold": d.threshold.contiguous(),
                    "high": d.high.contiguous()}, str(tmp))
         tmp.replace(path)

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -56,6 +57,11 @@ def cache_root() -> Path:
     """``$PRIORPAINT_CACHE`` or ``~/.cache/priorpaint`` (read on every call, so tests can redirect it)."""
     env = os.environ.get("PRIORPAINT_CACHE", "").strip()
     return Path(env).expanduser() if env else Path.home() / ".cache" / "priorpaint"
+
+
+def temp_beside(path: Path) -> Path:
+    """A temporary name next to ``path``, unique per process and thread (write, then os.replace)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 def model_key(gen: LayeredGenerator) -> str:
@@ -301,7 +307,7 @@ def load_centroids(gen: LayeredGenerator, recipe: PartsRecipe) -> Tuple[torch.Te
     cents, maps, ims = fit_clusters(gen, recipe)
     fp = cluster_fingerprint(maps, ims, recipe.k)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = temp_beside(path)
     save_file({"centroids": cents.contiguous()}, str(tmp))
     os.replace(tmp, path)
     return cents, fp
@@ -309,9 +315,18 @@ def load_centroids(gen: LayeredGenerator, recipe: PartsRecipe) -> Tuple[torch.Te
 
 _parts_cache: Dict[Tuple[str, str, str], Parts] = {}
 
+#: serialises the (re)computation of derived data (parts, heads, unit rankings) between the
+#: app's worker threads: one computes and caches, the others then read the cache
+DERIVE_LOCK = threading.RLock()
+
 
 def get_parts(gen: LayeredGenerator, path: Optional[Path] = None) -> Parts:
     """The named parts of ``gen``: the shipped names when a parts file exists, else cluster numbers."""
+    with DERIVE_LOCK:
+        return _get_parts(gen, path)
+
+
+def _get_parts(gen: LayeredGenerator, path: Optional[Path]) -> Parts:
     model = model_key(gen)
     raw = read_parts_file(model, path)
     key = (weights_fingerprint(gen), model, str(path) + json.dumps(raw, sort_keys=True) + str(cache_root()))

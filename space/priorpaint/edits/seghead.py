@@ -31,7 +31,8 @@ from torch import nn
 
 from ..errors import InputError, ModelError
 from ..models.layered import LayeredGenerator
-from .parts import cache_root, get_parts, model_key, normalised_features, weights_fingerprint
+from .parts import (DERIVE_LOCK, cache_root, get_parts, model_key, normalised_features, temp_beside,
+                    weights_fingerprint)
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def save_head(head: SegHead, path: Path, extra: Optional[dict] = None) -> None:
             "size": str(head.size)}
     for k, v in (extra or {}).items():
         meta[k] = json.dumps(v)
-    tmp = path.with_suffix(".tmp")
+    tmp = temp_beside(path)
     save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(tmp), metadata=meta)
     os.replace(tmp, path)
 
@@ -241,6 +242,11 @@ def user_head_path(gen: LayeredGenerator) -> Path:
 def get_head(gen: LayeredGenerator, config: Optional[HeadConfig] = None, use_user: bool = True) -> SegHead:
     """The model's segmentation head: a user-trained one when present, else the default
     head trained on the discovered parts (cached; retrained when missing)."""
+    with DERIVE_LOCK:
+        return _get_head(gen, config, use_user)
+
+
+def _get_head(gen: LayeredGenerator, config: Optional[HeadConfig], use_user: bool) -> SegHead:
     if use_user:
         up = user_head_path(gen)
         if up.exists():

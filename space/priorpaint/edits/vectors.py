@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .parts import cache_root, model_key
+from .parts import cache_root, model_key, temp_beside
 from .registry import EditState, register_edit
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -59,7 +59,7 @@ def save_vector(model: str, name: str, delta_h: torch.Tensor, meta: dict,
                  "norm": round(float(tensors["delta_h"].norm()), 4),
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     path = folder / f"{name}.safetensors"
-    tmp = folder / f".{name}.tmp"
+    tmp = temp_beside(path)
     save_file(tensors, str(tmp), metadata={"priorpaint": json.dumps(info)})
     tmp.replace(path)
     (folder / f"{name}.json").write_text(json.dumps(info, indent=1, default=float) + "\n")
