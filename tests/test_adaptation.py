@@ -242,6 +242,20 @@ def test_render_through_gprime_keeps_the_outside_and_the_edit(session):
     assert refit.metrics["changed_outside_mask"] == 0
 
 
+def test_render_reports_progress_and_honours_cancel(session):
+    session.cache.clear()
+    seen = []
+    session.render(_edited(session), adapt=True, adapt_options=dict(steps=5),
+                   progress=lambda stage, f, info: seen.append((stage, f)))
+    assert [st for st, _ in seen] == ["adapt"] * 6 and seen[-1][1] == 1.0
+    token = CancelToken()
+    token.cancel("by the user")
+    session.cache.clear()
+    with pytest.raises(Cancelled, match="by the user"):
+        session.render(_edited(session, strength=1.0), adapt=True, adapt_options=FAST, cancel=token)
+    assert not session.cache  # nothing half-fitted is kept
+
+
 def test_reconstruction_through_gprime_beats_g(session):
     session.cache.clear()
     r = session.render(None, adapt=True, adapt_options=FAST)
