@@ -165,7 +165,6 @@ def test_bad_label_maps_are_refused_or_resized(session, tmp_path):
 
 @pytest.mark.slow
 def test_segment_edit_saves_a_vector_that_applies_to_other_images(session, shared_cache, tmp_path):
-    head = SH.get_head(session.gen)
     labels, legend = segment_session(session)
     lx, ly, lw, lh = layer_box(session.crop)
     edited = labels.copy()

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, ModelError
+from ..errors import ModelError
 from ..models.layered import LayeredGenerator
 
 log = logging.getLogger(__name__)
@@ -379,8 +379,6 @@ def derive(gen: LayeredGenerator, recipe: Optional[PartsRecipe] = None, names: O
     ``names``: cluster -> name.  Clusters not named keep the name the existing file gives
     them when its recipe is the same, else ``part<j>``.
     """
-    from PIL import Image
-
     model = model_key(gen)
     old = read_parts_file(model, out_json)
     recipe = recipe or (_recipe_from(old) if old else default_recipe(gen))
