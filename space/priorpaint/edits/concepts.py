@@ -460,7 +460,7 @@ def _train_from_folder(gen: LayeredGenerator, folder: Path, legend_path: Optiona
 
 def cmd_concepts(args) -> int:
     from ..models.registry import load_generator
-    from .parts import PartsRecipe, derive, read_parts_file
+    from .parts import PartsRecipe, derive, parts_file, read_parts_file
     from .seghead import evaluate_head, user_head_path
     gen = load_generator(args.model, allow_download=args.download)
     if args.derive:
@@ -478,9 +478,9 @@ def cmd_concepts(args) -> int:
                 raise InputError(f"--names takes CLUSTER=NAME pairs like 0=hair,1=skin; got {item!r}")
             names[int(j)] = n.strip()
         data = derive(gen, recipe, names=names, artifacts=Path(args.artifacts) / "parts")
-        print(f"derived {len(data['clusters'])} clusters of {data['model']} "
-              f"({'names kept from ' if old and not recipe else ''}{', '.join(data['legend'])}); "
-              f"cluster maps in {Path(args.artifacts) / 'parts'}")
+        kept = "names kept from the existing file" if old and not recipe and not names else "names"
+        print(f"derived {len(data['clusters'])} clusters of {data['model']} ({kept}: {', '.join(data['legend'])}); "
+              f"cluster maps in {Path(args.artifacts) / 'parts'}; wrote {parts_file(data['model'])}")
         return 0
     if args.samples:
         _write_samples(gen, Path(args.samples), args.n, args.seed)
