@@ -260,8 +260,11 @@ class FakeBackend:
                 self.end_headers()
 
                 def event(name, data):
-                    self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
-                    self.wfile.flush()
+                    try:
+                        self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass   # the client went away (it cancelled): nothing more to send
 
                 def status(**kw):
                     return json.dumps(kw)

@@ -166,5 +166,16 @@ def test_concepts_and_segmentation_follow_the_backend(server, photo):
         return
     assert seg.legend and (seg.labels.x, seg.labels.y) == (crop.x, crop.y)
     assert (seg.labels.image.width, seg.labels.image.height) == (crop.width, crop.height)
-    layer = ops.apply_segmentation(c, seg.session, seg.labels.image, (crop.x, crop.y), adapt=False)
-    assert (layer.x, layer.y) == (crop.x, crop.y)
+    labels = np.frombuffer(seg.labels.image.data, np.uint8).reshape(crop.height, crop.width, 4).copy()
+    colours = [tuple(v) for v in seg.legend.values()]
+    assert len(colours) >= 2
+    sx, sy = SELECTION[0] - crop.x, SELECTION[1] - crop.y
+    labels[sy + 60:sy + 100, sx + 60:sx + 100, :3] = colours[0]   # the user repaints a block inside the face
+    edited = png.Image(crop.width, crop.height, 4, labels.tobytes())
+    layer = ops.apply_segmentation(c, seg.session, edited, (crop.x, crop.y), adapt=False)
+    # the result layer lies inside the crop, wherever the backend puts its box
+    w, h = layer.image.width, layer.image.height
+    assert crop.x <= layer.x and crop.y <= layer.y
+    assert layer.x + w <= crop.x + crop.width and layer.y + h <= crop.y + crop.height
+    assert layer.status["changed_outside_mask"] == 0
+    assert np.frombuffer(layer.image.data, np.uint8).reshape(h, w, 4)[..., 3].max() > 0
