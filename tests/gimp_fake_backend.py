@@ -127,6 +127,10 @@ class FakeKindsBackend:
                 labels = self._img(files[int(specs[0]["labels"].split(":")[1])])[..., :3]
                 if labels.shape[:2] != (h, w):
                     raise ValueError(f"labels are {labels.shape[1]}x{labels.shape[0]}, the layer box is {w}x{h}")
+                known = {tuple(v) for v in LEGEND.values()}
+                found = {tuple(int(c) for c in v) for v in np.unique(labels.reshape(-1, 3), axis=0)}
+                if not found <= known:   # as the real backend: colours outside the legend are refused
+                    raise ValueError(f"labels use colours outside the legend: {sorted(found - known)}")
                 changed = (labels != self.segment_labels(mask)).any(axis=2)
                 alpha = np.where(changed, 255, 0).astype(np.uint8)
                 rgb = labels

@@ -171,8 +171,12 @@ def test_concepts_and_segmentation_follow_the_backend(server, photo):
     assert len(colours) >= 2
     sx, sy = SELECTION[0] - crop.x, SELECTION[1] - crop.y
     labels[sy + 60:sy + 100, sx + 60:sx + 100, :3] = colours[0]   # the user repaints a block inside the face
+    # with an antialiased edge in between colours, as a GIMP brush leaves it
+    labels[sy + 100, sx + 60:sx + 100, :3] = (np.array(colours[0]) * 0.6 + np.array(colours[1]) * 0.4).astype(np.uint8)
     edited = png.Image(crop.width, crop.height, 4, labels.tobytes())
-    layer = ops.apply_segmentation(c, seg.session, edited, (crop.x, crop.y), adapt=False)
+    with pytest.raises(BackendError, match="legend|colour"):   # the backend refuses colours outside the legend
+        ops.apply_segmentation(c, seg.session, edited, (crop.x, crop.y), adapt=False)
+    layer = ops.apply_segmentation(c, seg.session, edited, (crop.x, crop.y), adapt=False, legend=seg.legend)
     # the result layer lies inside the crop, wherever the backend puts its box
     w, h = layer.image.width, layer.image.height
     assert crop.x <= layer.x and crop.y <= layer.y

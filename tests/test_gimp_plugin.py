@@ -454,6 +454,10 @@ lx, ly = lab.get_offsets()[1:]
 img.select_rectangle(Gimp.ChannelOps.REPLACE, lx + 5, ly + 5, 10, 10)
 Gimp.context_set_foreground(Gegl.Color.new("#ff0000"))
 lab.edit_fill(Gimp.FillType.FOREGROUND)
+# and a stray antialiased-looking pixel between the legend's colours, beside the block
+img.select_rectangle(Gimp.ChannelOps.REPLACE, lx + 15, ly + 5, 1, 1)
+Gimp.context_set_foreground(Gegl.Color.new("#4000c0"))
+lab.edit_fill(Gimp.FillType.FOREGROUND)
 Gimp.Selection.none(img)
 ids = [l.get_id() for l in img.get_layers()]
 status = run(img, layer, "priorpaint-apply-segmentation", adapt=False)   # finds the labels layer itself

@@ -407,7 +407,7 @@ def run_apply_segmentation(procedure, run_mode, image, drawables, config, data):
             raise BridgeError("the labels came from the backend at %s but the settings now point to %s; "
                               "run 'Segment selection' again" % (meta["url"], client.url))
         return ops.apply_segmentation(client, meta["session"], labels, tuple(meta["crop"]), adapt=adapt,
-                                      progress=progress, on_job=guard.set_job)
+                                      legend=meta.get("legend"), progress=progress, on_job=guard.set_job)
 
     result, err = _run_backend(procedure, "priorpaint: segmentation edit", work)
     if err is not None:
