@@ -42,17 +42,18 @@ Speed (the paper's recipe is Adam lr 0.1 for 1000 steps, :func:`naive_config`): 
 perturbed layer's input does not depend on ``δ``, so its output is computed once and each
 step runs only the rest of ``G_F`` (2.6× cheaper steps on the DCGAN); the pixel loss is
 Charbonnier (``sqrt(d² + ε²) − ε``, ε = 0.01: L1 away from zero, smooth at it, which Adam
-converges on faster than on the kink of L1); the rate is held at 0.1 then decays (cosine)
+converges on faster than on the kink of L1); the rate is held at 0.15 then decays (cosine)
 over the last 30 % of 120 steps; the fit stops earlier when the loss has not improved by
 ``min_improvement`` (relative) over the last ``patience`` steps (typical of warm starts).
-Measured on the benchmark (one thread, loaded machine): the naive recipe needs ~190 of
-its steps to reach the 38.8 dB the default reaches in 120 cheaper ones.
+Measured on the benchmark: the naive recipe needs 225 of its steps to reach the 39.0 dB
+the default reaches in 120 steps that are 1.2× (idle) to 2.9× (loaded machine) cheaper.
 
-Which parametrisation: on the benchmark, free δ's reach 38.8 dB on the unedited pixels
+Which parametrisation: on the benchmark, free δ's reach 39.0 dB on the unedited pixels
 with an edit fidelity of 0.96 in 120 steps; the network ``R`` (smooth δ's, fewer
-parameters) reaches only ~33.5 dB in the same steps with the same fidelity and costs more
-per step, and the weight tuning reaches ~39 dB but with a fidelity of 0.86 (tuned weights
-change the edit too) at about 3× the cost per step.  Free δ's are the default.
+parameters) reaches only 33.8 dB in the same steps with the same fidelity and costs more
+per step; the weight tuning stops on a plateau at 35.7 dB with a fidelity of 0.84 (tuned
+weights change how the edit renders too) at several times the cost per step.  Free δ's
+are the default.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class AdaptConfig:
             return float(self.lr)
         if self.method == "weights":
             return 2e-3
-        return 0.1 if self.parametrisation == "free" else 0.03
+        return 0.15 if self.parametrisation == "free" else 0.03
 
     def validate(self) -> "AdaptConfig":
         if self.method not in METHODS:
