@@ -18,7 +18,8 @@ On the astronaut face box ``140,20,180,180`` with the benchmark's model:
   ``R`` parametrisation, the PTI-style weight tuning and the naive recipe; ``pose_edit``:
   the default on a head-turn direction, where G′ is expected to do worse (layout changes);
 * a before/after grid (photo, G(z_h), G′(z_h), G(z_h_e), G′(z_h_e), composite) is saved as
-  a PNG next to ``--json`` (or in the temporary directory); ``grid`` gives its path.
+  a PNG next to ``--json`` (or in the temporary directory), for both edits; ``grid`` and
+  ``pose_edit.grid`` give their paths.
 """
 
 from __future__ import annotations
@@ -176,7 +177,10 @@ def adaptation_section(report: dict, args) -> None:
     finally:
         torch.set_num_threads(threads)
     pose_state, pose_edit = latent_edit(s, *POSE_DIRECTION, seed=1)
-    pose, _, _ = _measure(s, pose_state.evolve(edit_mask=central_mask(s)), default)
+    pose_state = pose_state.evolve(edit_mask=central_mask(s))
+    pose, pose_render, _ = _measure(s, pose_state, default)
+    pose_grid = save_grid(s, pose_state, pose_render, out_dir / "priorpaint-bench-adaptation-pose-grid.png",
+                          default)
     naive = figures["naive_paper_recipe"]
     # Equal quality: how long the naive recipe takes to first reach the default's PSNR.
     goal = gp.psnrs[-1] if gp.psnrs else float("inf")
@@ -211,7 +215,7 @@ def adaptation_section(report: dict, args) -> None:
         _r(naive_step * reached / max(ours_step * main["steps"], 1e-12)),
         "changed_outside_mask": main["changed_outside_mask"],
         "variants": figures,
-        "pose_edit": dict(pose, edit=pose_edit),
+        "pose_edit": dict(pose, edit=pose_edit, grid=str(pose_grid)),
         "grid": str(grid),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "targets": "psnr >= 35 dB on the unedited pixels, edit_fidelity >= 0.9, seconds <= 3 and "
