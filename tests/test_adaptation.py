@@ -221,24 +221,24 @@ def test_render_through_gprime_keeps_the_outside_and_the_edit(session):
     r = session.render(state, adapt=True, adapt_options=FAST)
     m = r.metrics
     assert m["changed_outside_mask"] == 0
-    assert m["adapt"]["action"] == "fitted" and m["adapt"]["steps"] <= 60
+    assert m["adaptation"]["action"] == "fitted" and m["adaptation"]["steps"] <= 60
     assert m["psnr_adapted"] > m["psnr_unadapted"] + 3.0
     assert m["edit_fidelity"] > 0.8
     assert session.seconds["adapt"] > 0
     # The same state again: the cached G′ is reused as it is, and renders the same pixels.
     again = session.render(state, adapt=True, adapt_options=FAST)
-    assert again.metrics["adapt"]["action"] == "reused"
+    assert again.metrics["adaptation"]["action"] == "reused"
     assert np.array_equal(again.generated, r.generated)
     # A stronger edit in the same region: warm start from the cached δ's.
     stronger = _edited(session, strength=2.5)
     warm = session.render(stronger, adapt=True, adapt_options=FAST)
-    assert warm.metrics["adapt"]["action"] == "warm-started"
+    assert warm.metrics["adaptation"]["action"] == "warm-started"
     # A larger edit region: refit from δ = 0.
     big = stronger.evolve(edit_mask=np.full_like(stronger.edit_mask, 0))
     side = big.edit_mask.shape[0]
     big.edit_mask[side // 8:7 * side // 8, side // 8:7 * side // 8] = 255
     refit = session.render(big, adapt=True, adapt_options=FAST)
-    assert refit.metrics["adapt"]["action"] == "fitted"
+    assert refit.metrics["adaptation"]["action"] == "fitted"
     assert refit.metrics["changed_outside_mask"] == 0
 
 
@@ -267,7 +267,7 @@ def test_reconstruction_through_gprime_beats_g(session):
 def test_weights_variant_renders_and_leaves_the_cached_generator_alone(session):
     before = {k: v.clone() for k, v in session.gen.state_dict().items()}
     r = session.render(_edited(session), adapt=True, adapt_options={"method": "weights", "steps": 20})
-    assert r.metrics["adapt"]["method"] == "weights" and r.metrics["changed_outside_mask"] == 0
+    assert r.metrics["adaptation"]["method"] == "weights" and r.metrics["changed_outside_mask"] == 0
     assert r.metrics["psnr_adapted"] > r.metrics["psnr_unadapted"]
     after = session.gen.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -278,7 +278,7 @@ def test_empty_edit_mask_is_a_no_op_bit_for_bit(session):
     state.edit_mask = np.zeros_like(state.edit_mask)
     r = session.render(state, adapt=True, adapt_options=FAST)
     assert np.array_equal(r.photo.rgb, session.photo.rgb)
-    assert r.metrics["adapt"]["action"].startswith("skipped") and r.metrics["psnr_adapted"] is None
+    assert r.metrics["adaptation"]["action"].startswith("skipped") and r.metrics["psnr_adapted"] is None
 
 
 def test_edit_mask_over_the_whole_crop_renders_with_g_and_says_so(session):

@@ -136,7 +136,7 @@ class EditSession:
         unedited pixels, cached per session; see :mod:`priorpaint.adaptation`) instead of
         ``G``; ``adapt_options``: ``"multiplicative"`` (default) / ``"weights"``, a dict of
         :class:`priorpaint.adaptation.AdaptConfig` fields, or a config.  The metrics then
-        carry ``psnr_adapted``, ``edit_fidelity`` and ``adapt``; ``seconds["adapt"]`` the time.
+        carry ``psnr_adapted``, ``edit_fidelity`` and ``adaptation``; ``seconds["adapt"]`` the time.
         """
         with self.lock:
             state = state or self.initial_state()

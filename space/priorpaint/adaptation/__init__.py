@@ -86,7 +86,7 @@ def render_adapted(session, state, options=None, progress: Optional[ProgressFn] 
     Metrics: ``psnr_adapted`` (dB, G′(z_h_e) against the crop on the unedited pixels at
     model resolution), ``psnr_unadapted`` (the same for G), ``edit_fidelity`` (when an
     edit is present: Pearson correlation inside the edit mask between
-    ``G′(z_h_e) − G′(z_h)`` and ``G(z_h_e) − G(z_h)``), ``adapt`` (what was done).
+    ``G′(z_h_e) − G′(z_h)`` and ``G(z_h_e) − G(z_h)``), ``adaptation`` (what was done: method, action, steps).
     ``session.seconds["adapt"]`` gets the fitting time.
     """
     cfg = adapt_config(options)
@@ -105,7 +105,7 @@ def render_adapted(session, state, options=None, progress: Optional[ProgressFn] 
     metrics: Dict[str, object] = {"psnr_adapted": None, "edit_fidelity": None}
     info: Dict[str, object] = {"method": cfg.method, "parametrisation": cfg.parametrisation
                                if cfg.method == "multiplicative" else None}
-    metrics["adapt"] = info
+    metrics["adaptation"] = info
     notes = []
 
     with torch.no_grad():

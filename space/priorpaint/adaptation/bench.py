@@ -78,8 +78,8 @@ def _measure(session, state, cfg: AdaptConfig):
         "psnr_unadapted": _r(m["psnr_unadapted"]),
         "edit_fidelity": _r(m["edit_fidelity"], 4),
         "seconds": _r(session.seconds["adapt"], 3),
-        "steps": m["adapt"].get("steps"),
-        "stopped_early": m["adapt"].get("stopped_early"),
+        "steps": m["adaptation"].get("steps"),
+        "stopped_early": m["adaptation"].get("stopped_early"),
         "changed_outside_mask": m["changed_outside_mask"],
     }, r, gprime_for(session, cfg)
 
