@@ -315,3 +315,9 @@ def test_cli_project_and_edit_adapt_flags(tmp_path, astronaut_path):
                  "--steps", "20", "--no-adapt", "--report", str(rep)]) == 0
     r = json.loads(rep.read_text())
     assert r["psnr_adapted"] is None and "adapt" not in r["seconds"]
+    # edit adapts by default; the method is selectable
+    assert main(["edit", str(astronaut_path), "--box", "140,20,180,180", "-o", str(tmp_path / "w.png"),
+                 "--steps", "20", "--adapt-method", "weights", "--report", str(rep)]) == 0
+    r = json.loads(rep.read_text())
+    assert r["adaptation"]["method"] == "weights" and r["psnr_adapted"] > r["psnr_projection"]
+    assert r["changed_outside_mask"] == 0
