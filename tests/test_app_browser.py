@@ -30,67 +30,132 @@ def _browser(pw):
                                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
 
 
-def test_upload_select_project_slide_render():
+def _project(page, timeout=180_000):
+    """Click Project and wait for the session (or fail with the error toast's text)."""
+    page.locator("#pp-project").click()
+    page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session') || "
+                           "document.querySelector('.toast-body') !== null", timeout=timeout)
+    toast = page.locator(".toast-body")
+    assert toast.count() == 0, f"the page showed an error: {toast.first.inner_text()}"
+
+
+def _upload(page, path):
+    page.locator("#pp-editor input[type=file]").first.set_input_files(str(path))
+    page.wait_for_timeout(1500)
+
+
+def _paint_face(page):
+    """Select the astronaut's face with the brush."""
+    page.locator("#pp-editor button[aria-label='Brush']").click()
+    box = page.locator("#pp-editor canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    scale = min(box["width"], box["height"]) * 0.89 / 512  # the editor fits the 512 px photo
+    fx, fy = cx + (230 - 256) * scale, cy + (110 - 256) * scale  # the face centre in the photo
+    for dy in range(-40, 41, 12):
+        page.mouse.move(fx - 45 * scale * 2, fy + dy * scale * 2)
+        page.mouse.down()
+        page.mouse.move(fx + 45 * scale * 2, fy + dy * scale * 2, steps=8)
+        page.mouse.up()
+
+
+def _need_browser():
     need(Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is not None,
          f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         need(False, "playwright is not installed (pip install playwright)")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    server = Server("--steps", "20")
-    try:
-        with sync_playwright() as pw:
-            browser = _browser(pw)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(120_000)
-            page.goto(server.url + "/")
-            page.wait_for_selector("#pp-editor")
-            # 1. upload
-            page.locator("#pp-editor input[type=file]").first.set_input_files(str(skimage_data("astronaut.png")))
-            page.wait_for_timeout(1500)
-            # 2. select: paint over the face with the brush
-            page.locator("#pp-editor button[aria-label='Brush']").click()
-            box = page.locator("#pp-editor canvas").first.bounding_box()
-            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            scale = min(box["width"], box["height"]) * 0.89 / 512  # the editor fits the 512 px photo
-            fx, fy = cx + (230 - 256) * scale, cy + (110 - 256) * scale  # the face centre in the photo
-            for dy in range(-40, 41, 12):
-                page.mouse.move(fx - 45 * scale * 2, fy + dy * scale * 2)
-                page.mouse.down()
-                page.mouse.move(fx + 45 * scale * 2, fy + dy * scale * 2, steps=8)
-                page.mouse.up()
-            page.screenshot(path=str(SHOTS / "browser-1-selected.png"))
-            # 3. project
-            page.locator("#pp-project").click()
-            page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session')",
-                                   timeout=180_000)
-            status = page.locator("#pp-status").inner_text()
-            assert "PSNR" in status
-            assert page.locator("#pp-recon img").count() == 1
-            page.screenshot(path=str(SHOTS / "browser-2-projected.png"))
-            # 4. move a direction slider: the live preview appears
-            slider = page.locator("#pp-dir-0 input[type=range]")
-            slider.wait_for(state="visible")
-            slider.scroll_into_view_if_needed()
-            sb = slider.bounding_box()
-            page.mouse.click(sb["x"] + sb["width"] * 0.9, sb["y"] + sb["height"] / 2)
-            page.wait_for_selector("#pp-preview img", timeout=120_000)
-            page.screenshot(path=str(SHOTS / "browser-3-slider.png"))
-            # 5. render (G′ + composite) and the full-resolution download
-            page.get_by_role("tab", name="Render").scroll_into_view_if_needed()
-            page.get_by_role("tab", name="Render").click()
-            page.locator("#pp-render").click()
-            page.wait_for_selector("#pp-result img", timeout=300_000)
-            page.wait_for_function("document.querySelector('#pp-render-md')?.innerText.includes('changed outside')",
-                                   timeout=60_000)
-            assert "changed outside the mask: 0" in page.locator("#pp-render-md").inner_text()
-            assert page.locator("#pp-download a").count() >= 1
-            page.locator("#pp-result").scroll_into_view_if_needed()
-            page.screenshot(path=str(SHOTS / "browser-4-rendered.png"), full_page=True)
-            # The result image is the full-resolution photo.
-            nat = page.eval_on_selector("#pp-result img", "im => [im.naturalWidth, im.naturalHeight]")
-            assert nat == [512, 512]
-            browser.close()
-    finally:
-        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server():
+    _need_browser()
+    s = Server("--steps", "20")
+    yield s
+    s.stop()
+
+
+def test_upload_select_project_slide_render(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = _browser(pw)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(server.url + "/")
+        page.wait_for_selector("#pp-editor")
+        # 1. upload
+        _upload(page, skimage_data("astronaut.png"))
+        page.wait_for_timeout(1500)
+        # 2. select: paint over the face with the brush
+        _paint_face(page)
+        page.screenshot(path=str(SHOTS / "browser-1-selected.png"))
+        # 3. project
+        _project(page)
+        status = page.locator("#pp-status").inner_text()
+        assert "PSNR" in status
+        assert page.locator("#pp-recon img").count() == 1
+        page.screenshot(path=str(SHOTS / "browser-2-projected.png"))
+        # 4. move a direction slider: the live preview appears
+        slider = page.locator("#pp-dir-0 input[type=range]")
+        slider.wait_for(state="visible")
+        slider.scroll_into_view_if_needed()
+        sb = slider.bounding_box()
+        page.mouse.click(sb["x"] + sb["width"] * 0.9, sb["y"] + sb["height"] / 2)
+        page.wait_for_selector("#pp-preview img", timeout=120_000)
+        page.screenshot(path=str(SHOTS / "browser-3-slider.png"))
+        # 5. render (G′ + composite) and the full-resolution download
+        page.get_by_role("tab", name="Render").scroll_into_view_if_needed()
+        page.get_by_role("tab", name="Render").click()
+        page.locator("#pp-render").click()
+        page.wait_for_selector("#pp-result img", timeout=300_000)
+        page.wait_for_function("document.querySelector('#pp-render-md')?.innerText.includes('changed outside')",
+                               timeout=60_000)
+        assert "changed outside the mask: 0" in page.locator("#pp-render-md").inner_text()
+        assert page.locator("#pp-download a").count() >= 1
+        page.locator("#pp-result").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "browser-4-rendered.png"), full_page=True)
+        # The result image is the full-resolution photo.
+        nat = page.eval_on_selector("#pp-result img", "im => [im.naturalWidth, im.naturalHeight]")
+        assert nat == [512, 512]
+        browser.close()
+
+
+def test_label_map_tab_edit(server):
+    """Project a painted selection, get the label map, paint a class over it, render without G′."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = _browser(pw)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(server.url + "/")
+        page.wait_for_selector("#pp-editor")
+        _upload(page, skimage_data("astronaut.png"))
+        _paint_face(page)
+        _project(page)
+        page.get_by_role("tab", name="Label map").scroll_into_view_if_needed()
+        page.get_by_role("tab", name="Label map").click()
+        page.locator("#pp-seg-get").click()
+        page.wait_for_function("document.querySelector('#pp-legend')?.innerText.includes('hair')")
+        page.wait_for_timeout(1500)
+        page.locator("#pp-seg-editor button[aria-label='Brush']").click()
+        canvas = page.locator("#pp-seg-editor canvas").first
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        for dy in (-60, -50, -40):
+            page.mouse.move(cx - 50, cy + dy)
+            page.mouse.down()
+            page.mouse.move(cx + 50, cy + dy, steps=6)
+            page.mouse.up()
+        page.screenshot(path=str(SHOTS / "browser-5-labels.png"), full_page=True)
+        page.get_by_role("tab", name="Render").click()
+        page.locator("#pp-render-adapt input").uncheck()
+        page.locator("#pp-render").click()
+        page.wait_for_function("document.querySelector('#pp-render-md')?.innerText.includes('changed outside')",
+                               timeout=180_000)
+        text = page.locator("#pp-render-md").inner_text()
+        assert "changed outside the mask: 0" in text and "edits: segment" in text, text
+        page.screenshot(path=str(SHOTS / "browser-6-label-render.png"), full_page=True)
+        browser.close()

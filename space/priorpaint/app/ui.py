@@ -107,6 +107,19 @@ def _stroke_layer(value) -> Optional[Image.Image]:
     return Image.fromarray(out, "RGBA")
 
 
+def snap_labels(labels: np.ndarray, layer: np.ndarray, legend: dict) -> np.ndarray:
+    """The label map with the painted layer on top, every painted pixel snapped to the nearest
+    legend colour (brush edges are anti-aliased; a label map must hold legend colours only)."""
+    out = np.array(labels[..., :3], dtype=np.uint8)
+    painted = layer[..., 3] >= 128
+    if painted.any():
+        pal = np.asarray(list(legend.values()), dtype=np.int32)
+        px = layer[..., :3][painted].astype(np.int32)
+        nearest = ((px[:, None, :] - pal[None]) ** 2).sum(-1).argmin(1)
+        out[painted] = pal[nearest].astype(np.uint8)
+    return out
+
+
 def _status_md(st: dict) -> str:
     def db(v):
         return "—" if v is None else f"{v:.2f} dB"
@@ -196,26 +209,27 @@ def build_app(backend: Backend) -> gr.Blocks:
                     spec_builders.append((3, paint_specs))
             if "segment" in available:
                 with gr.Tab("Label map"):
-                    seg_btn = gr.Button("Get the label map of the selection")
-                    legend_md = gr.Markdown("")
+                    seg_btn = gr.Button("Get the label map of the selection", elem_id="pp-seg-get")
+                    legend_md = gr.Markdown("", elem_id="pp-legend")
                     seg_ed = gr.ImageEditor(label="paint classes (use the legend colours)", type="numpy",
-                                            image_mode="RGBA", format="png", transforms=())
+                                            image_mode="RGBA", format="png", transforms=(),
+                                            elem_id="pp-seg-editor")
                     seg_name = gr.Textbox(label="save as editing vector (optional name)")
-                    tab_inputs.extend([seg_ed, seg_name])
+                    seg_legend = gr.State({})
+                    tab_inputs.extend([seg_ed, seg_name, seg_legend])
 
                     def seg_specs(vals):
-                        ed, name = vals
+                        ed, name, legend = vals
                         layer = _stroke_layer(ed)
-                        if layer is None:
+                        if layer is None or not legend:
                             return []
                         bg, _ = _editor_layers(ed)
-                        labels = Image.fromarray(np.ascontiguousarray(bg[..., :3]), "RGB")
-                        labels.paste(layer.convert("RGB"), (0, 0), layer.split()[3])
-                        spec = {"kind": "segment", "labels": scratch.save(labels, "labels")}
+                        labels = snap_labels(np.asarray(bg)[..., :3], np.asarray(layer), legend)
+                        spec = {"kind": "segment", "labels": scratch.save(Image.fromarray(labels, "RGB"), "labels")}
                         if name:
                             spec["save_vector"] = name.strip()
                         return [spec]
-                    spec_builders.append((2, seg_specs))
+                    spec_builders.append((3, seg_specs))
             if "scribble" in available:
                 with gr.Tab("Colour scribble"):
                     scr_ed = gr.ImageEditor(label="scribble colours over the photo", type="numpy",
@@ -347,7 +361,8 @@ def build_app(backend: Backend) -> gr.Blocks:
                 pa = d.get("psnr_adapted")
                 msg = (f"changed outside the mask: **{d.get('changed_outside_mask')}** px · "
                        f"PSNR G′ {'—' if pa is None else f'{pa:.2f} dB'} · "
-                       f"{(d.get('seconds') or {}).get('total', 0):.1f} s")
+                       f"{(d.get('seconds') or {}).get('total', 0):.1f} s  \n"
+                       f"edits: {', '.join(e.get('kind', '?') for e in d.get('edits') or []) or 'none'}")
                 notes = d.get("notes") or []
                 if notes:
                     msg += "  \n" + "  \n".join(f"note: {n}" for n in notes)
@@ -367,14 +382,17 @@ def build_app(backend: Backend) -> gr.Blocks:
                     d = json.loads(st)
                     if not d.get("done"):
                         progress(d.get("fraction", 0.0), desc=d.get("stage", ""))
-                        yield gr.skip(), gr.skip()
+                        yield gr.skip(), gr.skip(), gr.skip()
                         continue
                     legend = d.get("legend") or {}
                     md = " · ".join(f"<span style='color:rgb({c[0]},{c[1]},{c[2]})'>■</span> {n}"
                                     for n, c in legend.items())
-                    yield {"background": np.asarray(labels.convert("RGBA")), "layers": [], "composite": None}, md
+                    colours = ["#%02x%02x%02x" % tuple(c) for c in legend.values()]
+                    value = {"background": np.asarray(labels.convert("RGBA")), "layers": [], "composite": None}
+                    yield (gr.update(value=value, brush=gr.Brush(colors=colours, default_color=colours[0],
+                                                                  color_mode="fixed")), md, legend)
 
-            seg_btn.click(ui_segment, [session], [seg_ed, legend_md], api_visibility=PRIVATE,
+            seg_btn.click(ui_segment, [session], [seg_ed, legend_md, seg_legend], api_visibility=PRIVATE,
                           concurrency_id=ENGINE, concurrency_limit=16)
 
         if "paint" in available or "vector" in available:
