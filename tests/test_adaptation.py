@@ -256,6 +256,27 @@ def test_render_reports_progress_and_honours_cancel(session):
     assert not session.cache  # nothing half-fitted is kept
 
 
+def test_reconstruction_fit_renders_every_edit_without_refitting(session):
+    session.cache.clear()
+    opts = dict(FAST, fit="reconstruction")
+    whole_selection = _edited(session, region=False)  # edit mask = the selection
+    r = session.render(whole_selection, adapt=True, adapt_options=opts)
+    a = r.metrics["adaptation"]
+    assert a["action"] == "fitted" and a["fit"] == "reconstruction"
+    assert r.metrics["changed_outside_mask"] == 0 and r.metrics["edit_fidelity"] > 0.8
+    other = session.render(_edited(session, strength=1.0), adapt=True, adapt_options=opts)
+    assert other.metrics["adaptation"]["action"] == "reused"
+    # an edit mask over the whole crop still adapts: nothing is fitted per edit
+    state = _edited(session)
+    state.edit_mask = np.full_like(state.edit_mask, 255)
+    full = session.render(state, adapt=True, adapt_options=opts)
+    assert full.metrics["adaptation"]["action"] == "reused" and full.metrics["psnr_adapted"] is None
+    assert not any("covers the whole crop" in n for n in full.metrics["notes"])
+    assert not np.array_equal(full.generated, session.render(state).generated)
+    with pytest.raises(InputError, match="fit must be"):
+        session.render(state, adapt=True, adapt_options={"fit": "everything"})
+
+
 def test_reconstruction_through_gprime_beats_g(session):
     session.cache.clear()
     r = session.render(None, adapt=True, adapt_options=FAST)
@@ -307,9 +328,10 @@ def test_cli_project_and_edit_adapt_flags(tmp_path, astronaut_path):
     from priorpaint.cli import main
     rep = tmp_path / "r.json"
     assert main(["project", str(astronaut_path), "--box", "140,20,180,180", "-o", str(tmp_path / "p.png"),
-                 "--steps", "20", "--adapt", "--report", str(rep)]) == 0
+                 "--steps", "20", "--adapt", "--adapt-fit", "reconstruction", "--report", str(rep)]) == 0
     r = json.loads(rep.read_text())
     assert r["psnr_adapted"] > r["psnr_projection"] and r["seconds"]["adapt"] > 0
+    assert r["adaptation"]["fit"] == "reconstruction"
     assert r["changed_outside_mask"] == 0 and r["edit_fidelity"] is None
     assert main(["edit", str(astronaut_path), "--box", "140,20,180,180", "-o", str(tmp_path / "e.png"),
                  "--steps", "20", "--no-adapt", "--report", str(rep)]) == 0

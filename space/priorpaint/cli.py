@@ -54,6 +54,9 @@ def _selection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapt-method", choices=("multiplicative", "weights"), default="multiplicative",
                    help="G' by multiplicative feature perturbations (default, the paper's) or by tuning "
                         "G_F's weights (PTI-style)")
+    p.add_argument("--adapt-fit", choices=("unedited", "reconstruction"), default="unedited",
+                   help="fit G' on the pixels outside the edit mask for each edit (default, the paper's), "
+                        "or once on the whole crop's reconstruction (better for edits of the whole selection)")
 
 
 def _run_selection(args, edits: List[str]):
@@ -75,7 +78,8 @@ def _run_selection(args, edits: List[str]):
     proj = session.project(ProjectionConfig(steps=args.steps, seed=args.seed, masked=args.masked))
     state = session.apply(specs) if specs else None
     adapt = args.adapt if args.adapt is not None else args.command == "edit"
-    result = session.render(state, adapt=adapt, adapt_options=args.adapt_method if adapt else None)
+    result = session.render(state, adapt=adapt, adapt_options={"method": args.adapt_method,
+                                                               "fit": args.adapt_fit} if adapt else None)
     save_photo(result.photo, args.output)
     if args.layer:
         from PIL import Image

@@ -15,6 +15,14 @@ Which pixels G′ is fitted to:
   ``G`` alone and says so in the notes;
 * an empty edit mask: nothing is rendered (the output is the input); no fit.
 
+With ``fit="reconstruction"`` (an option, not the paper's rule) G′ is instead fitted once
+per session so that ``G′(z_h)`` reproduces the whole crop, and every edit is rendered
+through that G′ without a fit of its own.  For edits whose edit mask is the whole
+selection (latent directions), the paper's rule leaves only the context margin to fit
+to, so the selection is rendered by an almost unadapted G; the reconstruction fit renders
+it as the photo with the edit applied (edit fidelity 0.84–0.98 on the astronaut for the
+named directions), an edit mask covering the whole crop included.
+
 The session cache keeps one fitted G′ per method: it is reused as it is for the same
 latent and an edit region inside the one it was fitted for, fine-tuned from its δ's
 (warm start, usually a few dozen steps) for a new latent inside that region, and refitted
@@ -60,7 +68,8 @@ def adapt_config(options=None) -> AdaptConfig:
 
 
 def _cache_key(cfg: AdaptConfig) -> str:
-    return f"{CACHE_KEY}:{cfg.method}:{cfg.parametrisation if cfg.method == 'multiplicative' else ''}"
+    return (f"{CACHE_KEY}:{cfg.fit}:{cfg.method}:"
+            f"{cfg.parametrisation if cfg.method == 'multiplicative' else ''}")
 
 
 def gprime_for(session, options=None) -> Optional[GPrime]:
@@ -120,6 +129,9 @@ def render_adapted(session, state, options=None, progress: Optional[ProgressFn] 
     else:
         weight = torch.ones_like(edit_mask)
         fitted_edit = np.zeros_like(edit_region)
+    if cfg.fit == "reconstruction":
+        return _render_reconstruction_fit(session, state, cfg, plain, weight, edit_mask, edited,
+                                          metrics, info, t0, progress, cancel)
     if float(weight.sum()) <= 0:
         notes.append("the edit mask covers the whole crop, so no unedited pixels are left to fit G′ to: "
                       "rendered with G alone (select a larger area or a smaller edit region to adapt)")
@@ -149,13 +161,40 @@ def render_adapted(session, state, options=None, progress: Optional[ProgressFn] 
         info["steps"] = gp.steps
         info["stopped_early"] = gp.stopped_early
         info["final_loss"] = gp.losses[-1] if gp.losses else None
-    image = gp(state.h, state.z, inter)
+    return _finish(session, state, gp, plain, weight, edit_mask, edited, metrics, t0)
+
+
+def _finish(session, state, gp: GPrime, plain, weight, edit_mask, edited, metrics, t0):
+    proj = session.projection
+    gen = session.gen
+    image = gp(state.h, state.z, state.interventions or None)
     session.seconds["adapt"] = time.perf_counter() - t0
-    metrics["psnr_adapted"] = session.reconstruction_psnr(image, weight)
-    metrics["psnr_unadapted"] = session.reconstruction_psnr(plain, weight)
+    if float(weight.sum()) > 0:
+        metrics["psnr_adapted"] = session.reconstruction_psnr(image, weight)
+        metrics["psnr_unadapted"] = session.reconstruction_psnr(plain, weight)
     if edited:
         with torch.no_grad():
-            base = gen.forward_from(split, proj.h, z=proj.z)
+            base = gen.forward_from(proj.split, proj.h, z=proj.z)
             base_adapted = gp(proj.h, proj.z)
         metrics["edit_fidelity"] = pearson(image - base_adapted, plain - base, edit_mask)
     return image, metrics
+
+
+def _render_reconstruction_fit(session, state, cfg, plain, weight, edit_mask, edited, metrics, info,
+                               t0, progress, cancel):
+    """``fit="reconstruction"``: G′ fitted once per session so that ``G′(z_h)`` reproduces the
+    whole crop, then every edit is rendered through it (no fit per edit)."""
+    proj = session.projection
+    key = _cache_key(cfg)
+    gp: Optional[GPrime] = session.cache.get(key)
+    if gp is not None and gp.config == cfg:
+        info["action"] = "reused"
+    else:
+        gp = fit_gprime(session.gen, proj.split, proj.h, proj.z, session.target,
+                        torch.ones_like(edit_mask), cfg, progress=progress, cancel=cancel)
+        gp.fitted_edit = np.zeros(tuple(edit_mask.shape[-2:]), bool)
+        session.cache[key] = gp
+        info.update(action="fitted", steps=gp.steps, stopped_early=gp.stopped_early,
+                    final_loss=gp.losses[-1] if gp.losses else None)
+    info["fit"] = "reconstruction"
+    return _finish(session, state, gp, plain, weight, edit_mask, edited, metrics, t0)

@@ -80,6 +80,8 @@ PARAMETRISATIONS = ("free", "network")
 @dataclass
 class AdaptConfig:
     method: str = "multiplicative"        # "multiplicative" (paper) or "weights" (PTI-style)
+    fit: str = "unedited"                 # rendering: fit G′(z_h_e) on the unedited pixels (paper),
+                                          # or "reconstruction": G′(z_h) on the whole crop, once
     parametrisation: str = "free"         # multiplicative only: "free" tensors or "network" R
     layers: Optional[Sequence[str]] = None  # perturbed layers; default: G_F's layers before the image layer
     steps: int = 120                      # most optimisation steps (early stopping may end sooner)
@@ -116,6 +118,8 @@ class AdaptConfig:
         if self.parametrisation not in PARAMETRISATIONS:
             raise InputError(f"adaptation parametrisation must be one of {', '.join(PARAMETRISATIONS)}, "
                              f"got {self.parametrisation!r}")
+        if self.fit not in ("unedited", "reconstruction"):
+            raise InputError(f"adaptation fit must be unedited or reconstruction, got {self.fit!r}")
         if self.steps < 0:
             raise InputError("adaptation steps must be 0 or more")
         if self.schedule not in ("cosine", "hold", "constant"):
