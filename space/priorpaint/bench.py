@@ -88,6 +88,12 @@ def concepts_section(report: dict, args) -> None:
     section(report, args)
 
 
+def app_section(report: dict, args) -> None:
+    """Load and fault figures of the app on a live server (``report["app"]``); see :mod:`priorpaint.app.bench`."""
+    from .app.bench import app_section as section
+    section(report, args)
+
+
 #: the benchmark's sections, in order; each issue appends its own
 SECTIONS: List[Callable[[Dict, object], None]] = [
     projection_section,
@@ -96,6 +102,7 @@ SECTIONS: List[Callable[[Dict, object], None]] = [
     directions_section,
     scribble_section,
     concepts_section,
+    app_section,
 ]
 
 
