@@ -307,6 +307,7 @@ def test_edit_mask_over_the_whole_crop_renders_with_g_and_says_so(session):
     state.edit_mask = np.full_like(state.edit_mask, 255)
     r = session.render(state, adapt=True, adapt_options=FAST)
     assert any("covers the whole crop" in n and "G alone" in n for n in r.metrics["notes"])
+    assert not state.notes  # the caller's state is left as it was
     plain = session.render(state, adapt=False)
     assert np.array_equal(r.generated, plain.generated)
 

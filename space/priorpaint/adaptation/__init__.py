@@ -135,7 +135,8 @@ def render_adapted(session, state, options=None, progress: Optional[ProgressFn] 
     if float(weight.sum()) <= 0:
         notes.append("the edit mask covers the whole crop, so no unedited pixels are left to fit G′ to: "
                       "rendered with G alone (select a larger area or a smaller edit region to adapt)")
-        state.notes.extend(n for n in notes if n not in state.notes)
+        # The render's notes (the caller's state is not modified).
+        metrics["notes"] = list(session.crop.notes) + list(state.notes) + notes
         info["action"] = "skipped: edit mask covers the whole crop"
         session.seconds["adapt"] = 0.0
         return plain, metrics
