@@ -121,8 +121,13 @@ def test_upload_select_project_slide_render(server):
         browser.close()
 
 
-def test_label_map_tab_edit(server):
-    """Project a painted selection, get the label map, paint a class over it, render without G′."""
+@pytest.mark.parametrize("tab, editor, kind", [
+    ("Label map", "#pp-seg-editor", "segment"),
+    ("Colour scribble", "#pp-scribble-editor", "scribble"),
+    ("Concept paint", "#pp-paint-editor", "paint"),
+])
+def test_region_tab_edit(server, tab, editor, kind):
+    """Project a painted selection, paint in an edit tab, render without G′: the edit is applied."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -133,14 +138,16 @@ def test_label_map_tab_edit(server):
         page.wait_for_selector("#pp-editor")
         _upload(page, skimage_data("astronaut.png"))
         _paint_face(page)
+        page.locator("#pp-adapt input").uncheck()
         _project(page)
-        page.get_by_role("tab", name="Label map").scroll_into_view_if_needed()
-        page.get_by_role("tab", name="Label map").click()
-        page.locator("#pp-seg-get").click()
-        page.wait_for_function("document.querySelector('#pp-legend')?.innerText.includes('hair')")
-        page.wait_for_timeout(1500)
-        page.locator("#pp-seg-editor button[aria-label='Brush']").click()
-        canvas = page.locator("#pp-seg-editor canvas").first
+        page.get_by_role("tab", name=tab).scroll_into_view_if_needed()
+        page.get_by_role("tab", name=tab).click()
+        if kind == "segment":
+            page.locator("#pp-seg-get").click()
+            page.wait_for_function("document.querySelector('#pp-legend')?.innerText.includes('hair')")
+            page.wait_for_timeout(1500)
+        page.locator(f"{editor} button[aria-label='Brush']").click()
+        canvas = page.locator(f"{editor} canvas").first
         canvas.scroll_into_view_if_needed()
         box = canvas.bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -149,13 +156,15 @@ def test_label_map_tab_edit(server):
             page.mouse.down()
             page.mouse.move(cx + 50, cy + dy, steps=6)
             page.mouse.up()
-        page.screenshot(path=str(SHOTS / "browser-5-labels.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"browser-5-{kind}.png"), full_page=True)
         page.get_by_role("tab", name="Render").click()
         page.locator("#pp-render-adapt input").uncheck()
         page.locator("#pp-render").click()
-        page.wait_for_function("document.querySelector('#pp-render-md')?.innerText.includes('changed outside')",
-                               timeout=180_000)
+        page.wait_for_function("document.querySelector('#pp-render-md')?.innerText.includes('changed outside') || "
+                               "document.querySelector('.toast-body') !== null", timeout=180_000)
+        toast = page.locator(".toast-body")
+        assert toast.count() == 0, f"the page showed an error: {toast.first.inner_text()}"
         text = page.locator("#pp-render-md").inner_text()
-        assert "changed outside the mask: 0" in text and "edits: segment" in text, text
-        page.screenshot(path=str(SHOTS / "browser-6-label-render.png"), full_page=True)
+        assert "changed outside the mask: 0" in text and f"edits: {kind}" in text, text
+        page.screenshot(path=str(SHOTS / f"browser-6-{kind}-render.png"), full_page=True)
         browser.close()

@@ -158,7 +158,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                     steps = gr.Slider(0, 1000, value=backend.default_steps, step=10, label="projection steps",
                                       elem_id="pp-steps")
                     seed = gr.Number(value=0, precision=0, label="seed", minimum=0)
-                    adapt = gr.Checkbox(value=False, label="fit G′ (slower, more faithful)", elem_id="pp-adapt")
+                    adapt = gr.Checkbox(value=True, label="fit G′ (slower, more faithful)", elem_id="pp-adapt")
                 with gr.Row():
                     project_btn = gr.Button("Project", variant="primary", elem_id="pp-project")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="pp-stop")
@@ -173,6 +173,7 @@ def build_app(backend: Backend) -> gr.Blocks:
 
         # -- one tab per edit kind of this version ---------------------------------------
         tab_inputs: List[gr.components.Component] = []
+        region_editors: List[gr.ImageEditor] = []  # tabs that paint over the selection's region
         sliders: List[gr.Slider] = []
         spec_builders = []  # (n_inputs, fn(values) -> specs)
         with gr.Tabs():
@@ -194,10 +195,11 @@ def build_app(backend: Backend) -> gr.Blocks:
                 with gr.Tab("Concept paint"):
                     concept = gr.Dropdown(choices=[], label="concept", allow_custom_value=True)
                     paint_mode = gr.Radio(["add", "remove"], value="add", label="mode")
-                    paint_ed = gr.ImageEditor(label="paint where the concept goes", type="numpy",
+                    paint_ed = gr.ImageEditor(label="paint where the concept goes (the selection's square)", type="numpy",
                                               image_mode="RGBA", format="png", transforms=(),
-                                              brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"))
+                                              brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"), elem_id="pp-paint-editor")
                     tab_inputs.extend([concept, paint_mode, paint_ed])
+                    region_editors.append(paint_ed)
 
                     def paint_specs(vals):
                         c, mode, ed = vals
@@ -232,10 +234,11 @@ def build_app(backend: Backend) -> gr.Blocks:
                     spec_builders.append((3, seg_specs))
             if "scribble" in available:
                 with gr.Tab("Colour scribble"):
-                    scr_ed = gr.ImageEditor(label="scribble colours over the photo", type="numpy",
+                    scr_ed = gr.ImageEditor(label="scribble colours (the selection's square)", type="numpy",
                                             image_mode="RGBA", format="png", transforms=(),
-                                            brush=gr.Brush(color_mode="defaults"))
+                                            brush=gr.Brush(color_mode="defaults"), elem_id="pp-scribble-editor")
                     tab_inputs.append(scr_ed)
+                    region_editors.append(scr_ed)
 
                     def scr_specs(vals):
                         layer = _stroke_layer(vals[0])
@@ -315,9 +318,17 @@ def build_app(backend: Backend) -> gr.Blocks:
                                                      maximum=r.get("max", 3), value=r.get("default", 0)))
                         else:
                             updates.append(gr.update(visible=False, value=0))
-                yield (d["session"], crop, recon, adapted, _status_md(d), names, *updates)
+                # The paint/scribble tabs start on the layer box (the selection's square in the photo).
+                x0, y0, side = d["square"]
+                lx, ly = max(x0, 0), max(y0, 0)
+                region = np.ascontiguousarray(bg[ly:min(y0 + side, bg.shape[0]), lx:min(x0 + side, bg.shape[1])])
+                if region.ndim == 3 and region.shape[2] == 3:
+                    region = np.dstack([region, np.full(region.shape[:2], 255, np.uint8)])
+                editors = [{"background": region, "layers": [], "composite": None} for _ in region_editors]
+                yield (d["session"], crop, recon, adapted, _status_md(d), names, *updates, *editors)
 
-        project_outputs = [session, crop_img, recon_img, adapted_img, status, direction_names, *sliders]
+        project_outputs = [session, crop_img, recon_img, adapted_img, status, direction_names, *sliders,
+                           *region_editors]
 
         def _pad(gen):
             # (gr.skip(),)*6 is yielded for progress; pad to the slider count
@@ -404,7 +415,8 @@ def build_app(backend: Backend) -> gr.Blocks:
                     return gr.update(choices=[]), gr.update(choices=[])
                 names = [c["name"] if isinstance(c, dict) else str(c) for c in d.get("concepts", [])]
                 vecs = [v["name"] if isinstance(v, dict) else str(v) for v in d.get("vectors", [])]
-                return gr.update(choices=names), gr.update(choices=vecs)
+                return (gr.update(choices=names, value=names[0] if names else None),
+                        gr.update(choices=vecs, value=vecs[0] if vecs else None))
             c_out = [concept if "paint" in available else gr.State(), vec if "vector" in available else gr.State()]
             model.change(ui_concepts, [model], c_out, api_visibility=PRIVATE)
             demo.load(ui_concepts, [model], c_out, api_visibility=PRIVATE)
