@@ -403,3 +403,23 @@ def test_cancel_by_session_id_and_errors_from_the_worker():
     with pytest.raises(InputError, match="mask is empty"):
         list(run_job(jobs, jobs.new("test"), bad))
     assert jobs.busy == 0 and not jobs.running()
+
+
+def test_editor_value_to_photo_and_mask_and_label_snapping():
+    from priorpaint.app.ui import _editor_layers, _photo_image, snap_labels
+
+    bg = np.zeros((6, 8, 4), np.uint8)
+    bg[..., 3] = 255
+    paint = np.zeros((6, 8, 4), np.uint8)
+    paint[1:3, 2:5, 3] = 200                      # the brush layer's alpha is the selection
+    photo, alpha = _editor_layers({"background": bg, "layers": [paint], "composite": None})
+    assert photo.shape == (6, 8, 4) and alpha.sum() == 200 * 6
+    assert _photo_image(photo).mode == "RGB"      # an opaque background is saved as RGB
+    assert _editor_layers({"background": None, "layers": [], "composite": bg})[0] is not None
+    assert _editor_layers(None) == (None, None)
+    # Anti-aliased brush pixels become the nearest legend colour; faint ones are not painted.
+    layer = np.zeros((2, 2, 4), np.uint8)
+    layer[0, 0] = [250, 8, 3, 255]
+    layer[1, 1] = [0, 0, 250, 60]
+    out = snap_labels(np.zeros((2, 2, 3), np.uint8), layer, {"hair": [255, 0, 0], "skin": [0, 0, 255]})
+    assert out[0, 0].tolist() == [255, 0, 0] and out[1, 1].tolist() == [0, 0, 0]

@@ -68,7 +68,11 @@ def _editor_layers(value) -> tuple:
     """(background RGBA array or None, paint alpha (H, W) uint8 or None) of an ImageEditor value."""
     if not value:
         return None, None
-    bg = value.get("background") if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None, None
+    bg = value.get("background")
+    if bg is None:  # the page may send only the composite (no paint layer yet)
+        bg = value.get("composite")
     if bg is None:
         return None, None
     bg = np.asarray(bg)
