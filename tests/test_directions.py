@@ -335,7 +335,10 @@ def test_cli_edit_with_directions_reports_each_edit(tmp_path, astronaut_path):
     assert any("clamped to -3" in n for n in report["notes"])
 
 
-def test_cli_unknown_direction_exits_2(tmp_path, astronaut_path, capsys):
+def test_cli_unknown_direction_exits_2(tmp_path, astronaut_path, capsys, monkeypatch):
+    def no_projection(*args, **kwargs):
+        raise AssertionError("an unknown direction must be refused before projecting")
+    monkeypatch.setattr("priorpaint.session.project", no_projection)
     rc = main(["edit", str(astronaut_path), "--box", "140,20,180,180", "--steps", "2",
                "--edit", "direction:smile=1", "-o", str(tmp_path / "o.png")])
     assert rc == 2

@@ -212,3 +212,17 @@ def test_multistart_budget_comes_from_the_generator(tiny_gen, monkeypatch):
     p = project(tiny_gen, target, config=ProjectionConfig(steps=2))
     project(tiny_gen, target, config=ProjectionConfig(steps=2, candidates=7))
     assert asked == [256, 5, 7] and p.z.shape == (1, 8)
+
+
+def test_an_edit_mask_never_reaches_outside_the_selection(astronaut_path):
+    s = EditSession.open(astronaut_path, box=(200, 60, 60, 60))
+    s.project(ProjectionConfig(steps=5))
+    state = s.initial_state()
+    state.edit_mask = np.full_like(s.crop.region_mask, 255)  # an edit asking for the whole square
+    state.h = state.h + 0.5
+    r = s.render(state)
+    outside = np.ones((512, 512), bool)
+    outside[60:120, 200:260] = False
+    assert np.array_equal(r.photo.rgb[outside], s.photo.rgb[outside])
+    assert r.metrics["changed_outside_mask"] == 0
+    assert np.array_equal(s.edit_mask(state), s.crop.region_mask)

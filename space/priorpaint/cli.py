@@ -73,8 +73,9 @@ def _run_selection(args, edits: List[str]):
                                margin=args.margin, allow_download=args.download)
     specs = None
     if edits:
-        from .edits.registry import parse_specs
+        from .edits.registry import check_specs, parse_specs
         specs = parse_specs(edits)  # refuse a bad spec before the slow projection
+        check_specs(session.gen, specs)
     proj = session.project(ProjectionConfig(steps=args.steps, seed=args.seed, masked=args.masked))
     state = session.apply(specs) if specs else None
     adapt = args.adapt if args.adapt is not None else args.command == "edit"

@@ -121,9 +121,11 @@ class EditSession:
                                          interventions=state.interventions or None, z=state.z)
 
     def edit_mask(self, state: Optional[EditState]) -> np.ndarray:
-        """The square-region edit mask of a state (the selection unless an edit narrowed it)."""
+        """The square-region edit mask of a state: the selection, or an edit's own mask
+        (a painted region, changed labels) clipped to the selection — as in GIMP, an
+        edit never reaches outside what the user selected."""
         if state is not None and state.edit_mask is not None:
-            return state.edit_mask
+            return np.minimum(state.edit_mask, self.crop.region_mask)
         return self.crop.region_mask
 
     # -- rendering -----------------------------------------------------------------------
@@ -199,4 +201,5 @@ def _tensor_bytes(v) -> int:
         return sum(_tensor_bytes(x) for x in v.values())
     if isinstance(v, (list, tuple)):
         return sum(_tensor_bytes(x) for x in v)
-    return getattr(v, "nbytes", 0) if not callable(getattr(v, "nbytes", None)) else v.nbytes()
+    nbytes = getattr(v, "nbytes", 0)
+    return nbytes() if callable(nbytes) else int(nbytes)

@@ -757,7 +757,14 @@ def parse_direction(args: str) -> dict:
     return {"name": name, "strength": strength}
 
 
-@register_edit("direction", parse_direction,
+def check_direction(gen: LayeredGenerator, spec: dict) -> None:
+    """Refuse an unknown direction name (listing the known ones) without computing anything."""
+    from ..models.manifest import DEFAULT_MODEL
+    model_id = getattr(gen, "model_id", None) or DEFAULT_MODEL
+    _entry_for(model_id, str(spec.get("name", "")), load_named(model_id))
+
+
+@register_edit("direction", parse_direction, check=check_direction,
                help="direction:NAME=STRENGTH — move along a named latent direction (see `priorpaint directions`); "
                     "repeatable, combined additively; strengths outside the range are clamped with a note")
 def apply_direction_edit(session, state: EditState, spec: dict) -> EditState:

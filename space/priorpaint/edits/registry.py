@@ -43,17 +43,28 @@ class EditKind:
     parse: Callable[[str], dict]                 # CLI args (after "KIND:") -> spec
     apply: Callable[..., EditState]              # (session, state, spec) -> state
     help: str = ""
+    #: optional cheap ``check(gen, spec)`` that refuses a bad spec before the slow projection
+    check: Optional[Callable[..., None]] = None
 
 
 EDIT_KINDS: Dict[str, EditKind] = {}
 
 
-def register_edit(name: str, parse: Callable[[str], dict], help: str = ""):
+def register_edit(name: str, parse: Callable[[str], dict], help: str = "",
+                  check: Optional[Callable[..., None]] = None):
     """Decorator for an ``apply(session, state, spec)`` function."""
     def deco(apply):
-        EDIT_KINDS[name] = EditKind(name=name, parse=parse, apply=apply, help=help)
+        EDIT_KINDS[name] = EditKind(name=name, parse=parse, apply=apply, help=help, check=check)
         return apply
     return deco
+
+
+def check_specs(gen, specs: List[dict]) -> None:
+    """Run each parsed spec's cheap check against a generator (names that exist, ...)."""
+    for spec in specs:
+        kind = EDIT_KINDS[spec["kind"]]
+        if kind.check is not None:
+            kind.check(gen, spec)
 
 
 def _load_kinds() -> None:

@@ -144,7 +144,12 @@ def parse_vector(args: str) -> dict:
 _reach: Dict[tuple, np.ndarray] = {}
 
 
-@register_edit("vector", parse_vector,
+def check_vector(gen, spec: dict) -> None:
+    """Refuse an unknown vector name (listing the saved ones) before any work."""
+    load_vector(model_key(gen), str(spec.get("name", "")))
+
+
+@register_edit("vector", parse_vector, check=check_vector,
                help="vector:NAME=STRENGTH — add a saved editing vector (see `priorpaint concepts`) "
                     "times STRENGTH to the latent")
 def apply_vector(session, state: EditState, spec: dict) -> EditState:
