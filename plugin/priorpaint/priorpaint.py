@@ -258,6 +258,11 @@ def run_semantic_edit(procedure, run_mode, image, drawables, config, data):
     result, err = _run_backend(procedure, "priorpaint: %s" % direction, work)
     if err is not None:
         return err
+    return _paste_result(procedure, image, drawable, result, offsets)
+
+
+def _paste_result(procedure, image, drawable, result, offsets):
+    """Add the backend's result as one new layer (one undo step) and report success."""
     image.undo_group_start()
     try:
         new_layer(image, drawable, result, offsets, _is_gray(drawable))
@@ -298,13 +303,7 @@ def run_paint_concept(procedure, run_mode, image, drawables, config, data):
     result, err = _run_backend(procedure, "priorpaint: %s %s" % (mode, concept), work)
     if err is not None:
         return err
-    image.undo_group_start()
-    try:
-        new_layer(image, drawable, result, offsets, _is_gray(drawable))
-    finally:
-        image.undo_group_end()
-    Gimp.displays_flush()
-    return _ok(procedure)
+    return _paste_result(procedure, image, drawable, result, offsets)
 
 
 def run_project(procedure, run_mode, image, drawables, config, data):

@@ -320,15 +320,7 @@ def cmd_segment(args) -> int:
 def add_cli(sub) -> None:
     p = sub.add_parser("segment", help="project a selection and write its label map (RGB PNG, one legend colour "
                                        "per class) for the layer box, plus the legend JSON")
-    p.add_argument("image", help="the photo")
-    sel = p.add_mutually_exclusive_group(required=True)
-    sel.add_argument("--box", help="selection box X,Y,W,H in pixels")
-    sel.add_argument("--mask", help="selection mask image, same size as the photo")
-    p.add_argument("-o", "--output", required=True, help="where to write the label map (PNG)")
+    from ..cli import add_selection_args
+    add_selection_args(p, "where to write the label map (PNG)")
     p.add_argument("--legend", help="where to write the legend JSON {name: [r, g, b]} (default: OUTPUT with .json)")
-    p.add_argument("--model", default=None, help="manifest model id (default: dcgan-digiface-64)")
-    p.add_argument("--download", action="store_true", help="allow downloading a hub model's weights")
-    p.add_argument("--steps", type=int, default=300, help="projection optimisation steps (default 300)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the projection (default 0)")
-    p.add_argument("--margin", type=float, default=0.1, help="context margin around the selection (default 0.1)")
     p.set_defaults(func=cmd_segment)
