@@ -52,3 +52,58 @@ def tiny_gen():
 def default_gen():
     from priorpaint.models.registry import load_generator
     return load_generator()
+
+
+#: projection settings for tests that need a projection, not its quality
+FAST_PROJECTION = dict(candidates=16, starts=2, perceptual=False)
+ASTRONAUT_BOX = (140, 20, 180, 180)
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """An empty derived-data cache (directions, parts, heads, vectors) for one test."""
+    from priorpaint.edits import directions
+    monkeypatch.setenv("PRIORPAINT_CACHE", str(tmp_path / "cache"))
+    directions.clear_memory_cache()
+    yield tmp_path / "cache"
+    directions.clear_memory_cache()
+
+
+@pytest.fixture
+def tiny_session(tiny_gen, astronaut_path):
+    """The astronaut's face projected (briefly) into the tiny generator."""
+    from priorpaint.projection.project import ProjectionConfig
+    from priorpaint.session import EditSession
+    s = EditSession.open(astronaut_path, box=ASTRONAUT_BOX, gen=tiny_gen)
+    s.project(ProjectionConfig(steps=8, **FAST_PROJECTION))
+    return s
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module: small networks stall when threads oversubscribe a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One derived-data cache per module, shared by the modules that use it, so the embedded
+    model's segmentation head is trained once per test run."""
+    path = tmp_path_factory.getbasetemp() / "concepts-cache"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PRIORPAINT_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def session(shared_cache, astronaut_path):
+    """The astronaut's face projected into the embedded model, with the shared cache."""
+    from priorpaint.projection.project import ProjectionConfig
+    from priorpaint.session import EditSession
+    s = EditSession.open(astronaut_path, box=ASTRONAUT_BOX)
+    s.project(ProjectionConfig(steps=20, candidates=32, starts=2, perceptual=False))
+    return s

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from priorpaint.adaptation import AdaptConfig, adapt_config, fit_gprime, pearson
-from priorpaint.adaptation.gprime import (DeltaNet, FreeDeltas, GPrime, perturbed_layers, run_multiplicative,
+from priorpaint.adaptation.gprime import (DeltaNet, FreeDeltas, perturbed_layers, run_multiplicative,
                                           run_tuned)
 from priorpaint.errors import Cancelled, InputError
 from priorpaint.jobs import CancelToken
@@ -196,6 +196,18 @@ def session(astronaut_path):
     return s
 
 
+@pytest.fixture(scope="module")
+def whole_crop_session(astronaut_path):
+    """A selection that covers its whole crop (the full square photo, no margin): the one
+    way an edit mask can cover the crop, since edit masks are clipped to the selection."""
+    from priorpaint.projection.project import ProjectionConfig
+    from priorpaint.session import EditSession
+    s = EditSession.open(astronaut_path, box=(0, 0, 512, 512), margin=0.0)
+    assert s.crop.region_mask.all()
+    s.project(ProjectionConfig(steps=10, seed=0, candidates=16, starts=2))
+    return s
+
+
 def _edited(session, strength=2.0, region=True):
     """A seeded latent edit confined to the central part of the selection."""
     p = session.projection
@@ -266,15 +278,22 @@ def test_reconstruction_fit_renders_every_edit_without_refitting(session):
     assert r.metrics["changed_outside_mask"] == 0 and r.metrics["edit_fidelity"] > 0.8
     other = session.render(_edited(session, strength=1.0), adapt=True, adapt_options=opts)
     assert other.metrics["adaptation"]["action"] == "reused"
-    # an edit mask over the whole crop still adapts: nothing is fitted per edit
-    state = _edited(session)
-    state.edit_mask = np.full_like(state.edit_mask, 255)
-    full = session.render(state, adapt=True, adapt_options=opts)
-    assert full.metrics["adaptation"]["action"] == "reused" and full.metrics["psnr_adapted"] is None
-    assert not any("covers the whole crop" in n for n in full.metrics["notes"])
-    assert not np.array_equal(full.generated, session.render(state).generated)
     with pytest.raises(InputError, match="fit must be"):
-        session.render(state, adapt=True, adapt_options={"fit": "everything"})
+        session.render(whole_selection, adapt=True, adapt_options={"fit": "everything"})
+
+
+def test_reconstruction_fit_adapts_even_when_the_edit_covers_the_crop(whole_crop_session):
+    # an edit mask over the whole crop still adapts: nothing is fitted per edit
+    s = whole_crop_session
+    s.cache.clear()
+    opts = dict(FAST, fit="reconstruction")
+    state = _edited(s)
+    state.edit_mask = np.full_like(state.edit_mask, 255)
+    full = s.render(state, adapt=True, adapt_options=opts)
+    assert full.metrics["adaptation"]["action"] == "fitted" and full.metrics["psnr_adapted"] is None
+    assert s.render(state, adapt=True, adapt_options=opts).metrics["adaptation"]["action"] == "reused"
+    assert not any("covers the whole crop" in n for n in full.metrics["notes"])
+    assert not np.array_equal(full.generated, s.render(state).generated)
 
 
 def test_reconstruction_through_gprime_beats_g(session):
@@ -302,7 +321,8 @@ def test_empty_edit_mask_is_a_no_op_bit_for_bit(session):
     assert r.metrics["adaptation"]["action"].startswith("skipped") and r.metrics["psnr_adapted"] is None
 
 
-def test_edit_mask_over_the_whole_crop_renders_with_g_and_says_so(session):
+def test_edit_mask_over_the_whole_crop_renders_with_g_and_says_so(whole_crop_session):
+    session = whole_crop_session
     state = _edited(session)
     state.edit_mask = np.full_like(state.edit_mask, 255)
     r = session.render(state, adapt=True, adapt_options=FAST)

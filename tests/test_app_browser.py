@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from app_server import ROOT, Server

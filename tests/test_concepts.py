@@ -14,24 +14,6 @@ from priorpaint.edits import parts as P
 from priorpaint.errors import InputError
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    """One temporary cache for the module (the embedded model's head is trained once)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PRIORPAINT_CACHE", str(tmp_path_factory.getbasetemp() / "concepts-cache"))
-    yield
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def session(shared_cache, astronaut_path):
-    from priorpaint.projection.project import ProjectionConfig
-    from priorpaint.session import EditSession
-    s = EditSession.open(astronaut_path, box=(140, 20, 180, 180))
-    s.project(ProjectionConfig(steps=20, candidates=32, starts=2, perceptual=False))
-    return s
-
-
 # -- math on a tiny generator --------------------------------------------------------------
 
 def test_split_weights_strict_and_fallbacks():

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,27 +13,12 @@ from priorpaint.cli import main
 from priorpaint.edits import directions as D
 from priorpaint.edits.registry import parse_spec
 from priorpaint.errors import InputError, ModelError
-from priorpaint.projection.project import ProjectionConfig
-from priorpaint.session import EditSession
+
+from conftest import FAST_PROJECTION
 
 BOX = (140, 20, 180, 180)
-FAST = dict(candidates=16, starts=2, perceptual=False)
-
-
-@pytest.fixture(autouse=True)
-def tmp_cache(tmp_path, monkeypatch):
-    """Every test gets an empty direction cache (files and in-process copies)."""
-    monkeypatch.setenv("PRIORPAINT_CACHE", str(tmp_path / "cache"))
-    D.clear_memory_cache()
-    yield tmp_path / "cache"
-    D.clear_memory_cache()
-
-
-@pytest.fixture
-def tiny_session(tiny_gen, astronaut_path):
-    s = EditSession.open(astronaut_path, box=BOX, gen=tiny_gen)
-    s.project(ProjectionConfig(steps=8, **FAST))
-    return s
+FAST = FAST_PROJECTION
+pytestmark = pytest.mark.usefixtures("tmp_cache")  # every test: an empty direction cache
 
 
 # -- SeFa -------------------------------------------------------------------------------
@@ -349,7 +332,7 @@ def test_cli_unknown_direction_exits_2(tmp_path, astronaut_path, capsys, monkeyp
 
 def test_derive_writes_grids_and_measurements(tiny_gen, tmp_path):
     from PIL import Image
-    report = D.derive(tiny_gen, tmp_path / "out", count=2, samples=120)
+    D.derive(tiny_gen, tmp_path / "out", count=2, samples=120)
     for m in ("sefa", "ganspace", "ganspace_z", "supervised"):
         im = Image.open(tmp_path / "out" / f"tiny-dcgan-{m}.png")
         rows = 2 if m != "supervised" else 3

@@ -13,25 +13,12 @@ from priorpaint.cli import main
 from priorpaint.edits import interpolate as I
 from priorpaint.edits.registry import parse_spec
 from priorpaint.errors import InputError
-from priorpaint.projection.project import ProjectionConfig
-from priorpaint.session import EditSession
 
-from conftest import skimage_data
+from conftest import FAST_PROJECTION, skimage_data
 
 BOX = (140, 20, 180, 180)
-FAST = dict(candidates=16, starts=2, perceptual=False)
-
-
-@pytest.fixture(autouse=True)
-def tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRIORPAINT_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def tiny_session(tiny_gen, astronaut_path):
-    s = EditSession.open(astronaut_path, box=BOX, gen=tiny_gen)
-    s.project(ProjectionConfig(steps=8, seed=0, **FAST))
-    return s
+FAST = FAST_PROJECTION
+pytestmark = pytest.mark.usefixtures("tmp_cache")
 
 
 def test_interpolation_is_linear_in_both_latents(tiny_session, monkeypatch):

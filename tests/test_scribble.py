@@ -16,20 +16,11 @@ from priorpaint.errors import InputError
 from priorpaint.projection.project import ProjectionConfig
 from priorpaint.session import EditSession
 
+from conftest import FAST_PROJECTION
+
 BOX = (140, 20, 180, 180)
-FAST = dict(candidates=16, starts=2, perceptual=False)
-
-
-@pytest.fixture(autouse=True)
-def tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRIORPAINT_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def tiny_session(tiny_gen, astronaut_path):
-    s = EditSession.open(astronaut_path, box=BOX, gen=tiny_gen)
-    s.project(ProjectionConfig(steps=8, **FAST))
-    return s
+FAST = FAST_PROJECTION
+pytestmark = pytest.mark.usefixtures("tmp_cache")
 
 
 def full_strokes(size, colour=(255, 0, 0), box=(200, 60, 260, 100)):

@@ -17,23 +17,6 @@ from priorpaint.edits.segedit import (attach_save_vector, parse_segment, region_
 from priorpaint.errors import InputError
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PRIORPAINT_CACHE", str(tmp_path_factory.getbasetemp() / "concepts-cache"))
-    yield tmp_path_factory.getbasetemp() / "concepts-cache"
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def session(shared_cache, astronaut_path):
-    from priorpaint.projection.project import ProjectionConfig
-    from priorpaint.session import EditSession
-    s = EditSession.open(astronaut_path, box=(140, 20, 180, 180))
-    s.project(ProjectionConfig(steps=20, candidates=32, starts=2, perceptual=False))
-    return s
-
-
 LEGEND = {"sky": (0, 0, 255), "skin": (255, 200, 150), "hair": (90, 50, 0)}
 
 

@@ -25,13 +25,7 @@ TINY = {4: 32, 8: 32, 16: 16, 32: 16, 64: 8}
 STYLE_DIM, N_MLP = 32, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the machines these run on are shared: one thread avoids oversubscription stalls
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fir(gain):

@@ -25,12 +25,7 @@ from test_stylegan2 import STYLE_DIM, tiny_generator
 BOX = (16, 16, 64, 64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def session_env(cache_dir):

@@ -33,7 +33,7 @@ old pixels there and erase the edit).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Dict, Optional, Tuple
 
 import numpy as np

@@ -69,7 +69,7 @@ def check_specs(gen, specs: List[dict]) -> None:
 
 def _load_kinds() -> None:
     # Importing the edits package registers every kind it defines.
-    from .. import edits  # noqa: F401
+    from .. import edits  # noqa: F401  (importing registers the kinds)
 
 
 def parse_spec(spec: Union[str, dict]) -> dict:

@@ -26,7 +26,7 @@ is a no-op (with a note).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
