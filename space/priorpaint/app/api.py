@@ -11,6 +11,7 @@ the results.  Engine errors (:class:`~priorpaint.errors.PriorpaintError`) become
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -34,33 +35,32 @@ log = logging.getLogger(__name__)
 MAX_STEPS = 5000
 
 
+@contextlib.contextmanager
+def _as_gr_errors(name: str):
+    try:
+        yield
+    except PriorpaintError as e:
+        raise gr.Error(str(e), print_exception=False) from None
+    except gr.Error:
+        raise
+    except Exception as e:
+        log.exception("internal error in %s", name)
+        raise gr.Error(f"internal error in {name}: {type(e).__name__}: {_first_line(e)}") from None
+
+
 def user_errors(fn):
     """Turn engine errors into ``gr.Error`` (the message reaches browser, gradio_client and HTTP)."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
-            try:
+            with _as_gr_errors(fn.__name__):
                 yield from fn(*args, **kwargs)
-            except PriorpaintError as e:
-                raise gr.Error(str(e), print_exception=False) from None
-            except gr.Error:
-                raise
-            except Exception as e:
-                log.exception("internal error in %s", fn.__name__)
-                raise gr.Error(f"internal error in {fn.__name__}: {type(e).__name__}: {_first_line(e)}") from None
         return gen_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
+        with _as_gr_errors(fn.__name__):
             return fn(*args, **kwargs)
-        except PriorpaintError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-        except gr.Error:
-            raise
-        except Exception as e:
-            log.exception("internal error in %s", fn.__name__)
-            raise gr.Error(f"internal error in {fn.__name__}: {type(e).__name__}: {_first_line(e)}") from None
     return wrapper
 
 
