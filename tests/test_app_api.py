@@ -57,7 +57,8 @@ def test_project_edit_round_trip_keeps_outside_pixels(client):
     inter = [s for s in statuses(job.outputs()) if not s["done"]]
     assert inter and all(s["job"] == st["job"] for s in inter)
     fr = [s["fraction"] for s in inter if s["stage"] == "project"]
-    assert fr and fr == sorted(fr) and all(0 <= f < 1 for f in fr)
+    # a stage may report 1.0 while the endpoint still renders: done=false marks the stream, not the stage
+    assert fr and fr == sorted(fr) and all(0 <= f <= 1 for f in fr) and fr[0] < 1
 
     est, result, layer, preview = client.predict(st["session"], "[]", False, None, api_name="/edit")
     est = json.loads(est)
