@@ -509,3 +509,69 @@ def test_segment_apply_and_paint_procedures_in_real_gimp(gimp):
     assert paint["new"] == [["priorpaint: remove hair", [x0, y0]]]
     spec = json.loads(sent[1][1])[0]
     assert spec == {"kind": "paint", "concept": "hair", "mode": "remove", "mask": "file:0"}
+
+
+GIMP_KINDS_REAL = r'''
+img = load(os.path.join(OUT, "astronaut.png"))
+layer = img.get_layers()[0]
+source_before = raw(layer, "R'G'B'A u8")
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+RES["segment"] = run(img, layer, "priorpaint-segment")
+labels = [l for l in img.get_layers() if l.get_parasite("priorpaint-segment") is not None]
+RES["labels"] = [{"offsets": list(l.get_offsets()[1:]), "size": [l.get_width(), l.get_height()],
+                  "meta": json.loads(bytes(l.get_parasite("priorpaint-segment").get_data()).decode("utf-8"))}
+                 for l in labels]
+lab = labels[0]
+legend = RES["labels"][0]["meta"]["legend"]
+name = "hair" if "hair" in legend else sorted(legend)[0]
+lx, ly = lab.get_offsets()[1:]
+w, h = lab.get_width(), lab.get_height()
+# the user paints a block of one part's colour in the middle of the label map
+img.select_rectangle(Gimp.ChannelOps.REPLACE, lx + w // 2 - 16, ly + h // 2 - 16, 32, 32)
+Gimp.context_set_foreground(Gegl.Color.new("#%02x%02x%02x" % tuple(legend[name])))
+lab.edit_fill(Gimp.FillType.FOREGROUND)
+Gimp.Selection.none(img)
+ids = [l.get_id() for l in img.get_layers()]
+RES["apply"] = {"status": run(img, layer, "priorpaint-apply-segmentation", adapt=False),
+                "new": [[l.get_name(), list(l.get_offsets()[1:])] for l in img.get_layers() if l.get_id() not in ids]}
+open(os.path.join(OUT, "seg_after.raw"), "wb").write(flat(img))
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+ids = [l.get_id() for l in img.get_layers()]
+RES["paint"] = {"status": run(img, layer, "priorpaint-paint-concept", concept=name, mode="remove", adapt=True),
+                "new": [[l.get_name(), list(l.get_offsets()[1:])] for l in img.get_layers() if l.get_id() not in ids]}
+open(os.path.join(OUT, "paint_after.raw"), "wb").write(flat(img))
+RES["source_unchanged"] = raw(layer, "R'G'B'A u8") == source_before
+finish()
+'''
+
+
+def test_segment_apply_and_paint_against_the_real_backend(gimp, tmp_path, monkeypatch):
+    """The same three procedures end to end: real GIMP, real plug-in, real `priorpaint serve`
+    (parts, segmentation head and concept units computed by the backend on first use)."""
+    if gimp["settings"].exists():
+        gimp["settings"].unlink()
+    monkeypatch.setenv("PRIORPAINT_CACHE", str(tmp_path / "cache"))
+    backend = Backend(gimp["artifacts"] / "serve-kinds.log")
+    try:
+        res = _run_gimp(gimp, _script(GIMP_KINDS_REAL, gimp["work_in_root"], ""), url=backend.url)
+    finally:
+        backend.stop()
+    x0, y0, cw, ch = ops.crop_rect(SELECTION, (512, 512))
+    assert res["segment"][0] == "success", res["segment"]
+    [labels] = res["labels"]
+    assert labels["offsets"] == [x0, y0] and labels["size"] == [cw, ch]
+    assert len(labels["meta"]["legend"]) >= 2
+    assert res["apply"]["status"][0] == "success", res["apply"]["status"]
+    assert res["apply"]["new"] == [["priorpaint: segmentation edit", [x0, y0]]]
+    assert res["paint"]["status"][0] == "success", res["paint"]["status"]
+    assert len(res["paint"]["new"]) == 1 and res["paint"]["new"][0][1] == [x0, y0]
+    assert res["source_unchanged"], "the user's layer was modified"
+    astronaut = np.asarray(Image.open(gimp["work"] / "astronaut.png").convert("RGB"))
+    sx, sy, sw, sh = SELECTION
+    outside = np.ones((512, 512), bool)
+    outside[sy:sy + sh, sx:sx + sw] = False
+    seg = _load_raw(gimp["work"] / "seg_after.raw", 512, 512, 4)[..., :3]
+    painted = _load_raw(gimp["work"] / "paint_after.raw", 512, 512, 4)[..., :3]
+    np.testing.assert_array_equal(seg[outside], astronaut[outside])
+    np.testing.assert_array_equal(painted[outside], astronaut[outside])
+    assert not np.array_equal(painted[~outside], seg[~outside])   # the concept edit changed the selection
