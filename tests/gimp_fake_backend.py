@@ -31,6 +31,21 @@ def _multipart_file(body: bytes, ctype: str) -> bytes:
     return part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A keep-alive request handler that logs nothing and answers with ``_send``."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def _send(self, code, body, ctype="application/json"):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class FakeKindsBackend:
     def __init__(self):
         self.dir = Path(tempfile.mkdtemp(prefix="pp-fake-"))
@@ -39,19 +54,7 @@ class FakeKindsBackend:
         self.calls = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _send(self, code, body, ctype="application/json"):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.path == "/gradio_api/upload":

@@ -28,6 +28,16 @@ def _browser(pw):
                                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
 
 
+def _open_app(pw, server):
+    """A headless Chromium showing the app, with the upload editor ready."""
+    browser = _browser(pw)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(server.url + "/")
+    page.wait_for_selector("#pp-editor")
+    return browser, page
+
+
 def _project(page, timeout=180_000):
     """Click Project and wait for the session (or fail with the error toast's text)."""
     page.locator("#pp-project").click()
@@ -77,11 +87,7 @@ def server():
 def test_upload_select_project_slide_render(server):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
-        browser = _browser(pw)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(120_000)
-        page.goto(server.url + "/")
-        page.wait_for_selector("#pp-editor")
+        browser, page = _open_app(pw, server)
         # 1. upload
         _upload(page, skimage_data("astronaut.png"))
         page.wait_for_timeout(1500)
@@ -129,11 +135,7 @@ def test_region_tab_edit(server, tab, editor, kind):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = _browser(pw)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(120_000)
-        page.goto(server.url + "/")
-        page.wait_for_selector("#pp-editor")
+        browser, page = _open_app(pw, server)
         _upload(page, skimage_data("astronaut.png"))
         _paint_face(page)
         page.locator("#pp-adapt input").uncheck()

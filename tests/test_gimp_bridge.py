@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from PIL import Image as PILImage
 
 from gimp_bridge import ops, png
 from gimp_bridge import settings as bsettings
+from gimp_fake_backend import QuietHandler
 from gimp_bridge.client import (BackendError, BackendNotRunning, Cancelled, Client, error_message,
                                 not_running_message, parse_sse)
 
@@ -209,24 +210,12 @@ class FakeBackend:
         self.files = {"/srv/out.png": png.encode(2, 2, 4, bytes(range(16)))}
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
+        class Handler(QuietHandler):
             def _auth(self) -> bool:
                 if fake.token and self.headers.get("Authorization") != f"Bearer {fake.token}":
                     self._send(401, b'{"detail": "Not authenticated"}')
                     return False
                 return True
-
-            def _send(self, code, body, ctype="application/json"):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
 
             def do_POST(self):
                 if not self._auth():
