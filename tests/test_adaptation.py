@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from priorpaint.adaptation import AdaptConfig, adapt_config, fit_gprime, pearson
+from priorpaint.adaptation import AdaptConfig, adapt_config, fit_gprime
+from priorpaint.metrics import pearson
 from priorpaint.adaptation.gprime import (DeltaNet, FreeDeltas, perturbed_layers, run_multiplicative,
                                           run_tuned)
 from priorpaint.errors import Cancelled, InputError
@@ -25,6 +26,7 @@ def gen32():
     """A tiny random DCGAN with two layers to perturb after a b4 split (b8, b16)."""
     torch.manual_seed(0)
     gen = DCGANGenerator(nz=8, ngf=4, resolution=32, split="b4")
+    gen.model_id = "tiny-dcgan-32"
     for m in gen.modules():  # wider than the default init, so the images are not ~0
         if isinstance(m, torch.nn.ConvTranspose2d):
             m.weight.data.normal_(0.0, 0.3)
@@ -105,7 +107,7 @@ def test_fit_lowers_the_masked_loss(gen32, options):
 @pytest.mark.parametrize("options", [dict(), dict(cache_first=False), dict(method="weights")])
 def test_edit_interventions_act_once_on_gprime(gen32, options):
     """An edit's intervention on a perturbed layer: the fit starts from exactly G with it."""
-    from priorpaint.projection.project import psnr
+    from priorpaint.metrics import psnr
     z, h = _latent(gen32)
     edit = {"b8": lambda x: x * 0.5 + 0.3, "b16": lambda x: x.flip(-1)}
     target = torch.zeros(1, 3, 32, 32)

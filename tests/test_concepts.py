@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from priorpaint.compositing.regions import split_weights
 from priorpaint.edits import concepts as C
+from priorpaint.models.footprint import footprint_radius
 from priorpaint.edits import parts as P
 from priorpaint.errors import InputError
 
@@ -19,21 +21,21 @@ from priorpaint.errors import InputError
 def test_split_weights_strict_and_fallbacks():
     m = torch.zeros(64, 64)
     m[16:48, 16:48] = 1
-    w, level = C.split_weights(m, 8, erode=7)
+    w, level = split_weights(m, 8, erode=7)
     assert level == 3
     assert torch.equal(torch.nonzero(w > 0).unique(dim=0)[:, 0].unique(), torch.tensor([3, 4]))
     assert float(w.sum()) == 4.0                              # the 2x2 cells whose footprint fits
     small = torch.zeros(64, 64)
     small[20:34, 20:34] = 1                                  # 14 px: eroded to nothing by 7 px
-    w, level = C.split_weights(small, 8, erode=7)
+    w, level = split_weights(small, 8, erode=7)
     assert level == 0 and float(w.max()) > 0
-    w, level = C.split_weights(torch.zeros(64, 64), 8, erode=7)
+    w, level = split_weights(torch.zeros(64, 64), 8, erode=7)
     assert level == 0 and float(w.max()) == 0
 
 
 def test_footprint_radius_of_a_transposed_convolution(tiny_gen):
     # b8 -> rgb is one 4x4 stride-2 transposed convolution: a cell (2 px) reaches 1 px further.
-    assert C.footprint_radius(tiny_gen, "b8") == 1
+    assert footprint_radius(tiny_gen, "b8") == 1
 
 
 def test_strict_paint_leaves_the_output_outside_the_region_exactly(tiny_gen):
@@ -43,7 +45,7 @@ def test_strict_paint_leaves_the_output_outside_the_region_exactly(tiny_gen):
         base = tiny_gen.forward_from("b8", h)
     m = torch.zeros(16, 16)
     m[2:12, 4:14] = 1
-    w, level = C.split_weights(m, h.shape[-1], C.footprint_radius(tiny_gen, "b8"))
+    w, level = split_weights(m, h.shape[-1], footprint_radius(tiny_gen, "b8"))
     assert level == 3
     units = torch.tensor([0, 2])
     he = C.paint_h(h, units, torch.full((2,), 4.0), "add", w)
@@ -77,8 +79,7 @@ def test_dissection_ranks_every_unit_for_every_class(tiny_gen, tmp_path, monkeyp
 # -- the edit on the embedded model -----------------------------------------------------------
 
 def _paint_mask(session, box_like: bool = True, size=None):
-    from priorpaint.edits.concepts import layer_box
-    lx, ly, lw, lh = layer_box(session.crop)
+    lx, ly, lw, lh = session.crop.layer_box
     if size is not None:
         m = np.zeros(size[::-1], np.uint8)
         m[size[1] // 4:size[1] * 3 // 4, size[0] // 4:size[0] * 3 // 4] = 255

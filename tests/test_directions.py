@@ -64,8 +64,9 @@ def test_directions_are_cached_as_files_and_recomputed_on_a_version_change(tiny_
     assert len(files) == 1
     D.clear_memory_cache()
     calls = []
-    real = D.compute_sefa
-    monkeypatch.setattr(D, "compute_sefa", lambda g: calls.append(1) or real(g))
+    from priorpaint.edits.directions import closedform as sefa_module
+    real = sefa_module.compute_sefa
+    monkeypatch.setattr(sefa_module, "compute_sefa", lambda g: calls.append(1) or real(g))
     assert torch.equal(D.sefa(tiny_gen)["vectors"], first) and calls == []   # read back from the file
     monkeypatch.setitem(D.METHOD_VERSIONS, "sefa", 2)
     D.sefa(tiny_gen)

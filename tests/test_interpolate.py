@@ -40,7 +40,7 @@ def test_the_same_photo_projects_to_the_same_latent(tiny_session, astronaut_path
     s = tiny_session
     st = s.apply([{"kind": "interpolate", "other": str(astronaut_path), "t": 1.0, "steps": 8}])
     # the session was projected with the same config, except the perceptual flag: compare pixels
-    other = I.other_square(s, str(astronaut_path))
+    other = I.other_square(s.context(), str(astronaut_path))
     expect = np.array(Image.fromarray(s.crop.region).resize((16, 16), Image.LANCZOS, reducing_gap=None))
     assert np.array_equal(other, expect)
     assert st.h.shape == s.projection.h.shape
@@ -50,12 +50,12 @@ def test_other_sizes_are_the_square_itself(tiny_session, astronaut_path):
     s = tiny_session
     x0, y0, side = s.crop.square
     square = Image.open(astronaut_path).convert("RGB").crop((x0, y0, x0 + side, y0 + side))
-    a = I.other_square(s, square)
-    b = I.other_square(s, str(astronaut_path))
+    a = I.other_square(s.context(), square)
+    b = I.other_square(s.context(), str(astronaut_path))
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     wide = Image.new("RGB", (300, 100), (10, 20, 30))
     wide.paste(square.resize((100, 100)), (100, 0))           # non-square: centre-cropped
-    c = I.other_square(s, wide)
+    c = I.other_square(s.context(), wide)
     assert np.abs(c.astype(int) - a.astype(int)).mean() < 6
 
 

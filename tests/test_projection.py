@@ -13,7 +13,8 @@ from PIL import Image
 from priorpaint.cli import main
 from priorpaint.errors import Cancelled, InputError
 from priorpaint.jobs import CancelToken
-from priorpaint.projection.project import ProjectionConfig, pixel_loss, project, psnr
+from priorpaint.metrics import pixel_loss, psnr
+from priorpaint.projection.project import ProjectionConfig, project
 from priorpaint.session import EditSession
 
 

@@ -34,8 +34,8 @@ def test_layer_box_sized_strokes_equal_photo_sized_strokes(tiny_session):
     full = full_strokes(s.photo.size)
     x0, y0, side = s.crop.square
     layer = full.crop((x0, y0, x0 + side, y0 + side))       # the square lies inside the photo here
-    c1, w1, n1 = S.stroke_target(s, full)
-    c2, w2, n2 = S.stroke_target(s, layer)
+    c1, w1, n1 = S.stroke_target(s.context(), full)
+    c2, w2, n2 = S.stroke_target(s.context(), layer)
     assert torch.allclose(c1 * w1, c2 * w2, atol=1e-5) and torch.allclose(w1, w2, atol=1e-6)
     assert not n1 and not n2
     assert float(w1.max()) > 0.99 and float(w1.min()) == 0.0
@@ -50,8 +50,8 @@ def test_other_sized_strokes_are_resized_with_a_note(tiny_session):
     full = full_strokes(s.photo.size)
     layer = full.crop((x0, y0, x0 + side, y0 + side))
     half = layer.resize((side // 2, side // 2), Image.NEAREST)
-    c1, w1, _ = S.stroke_target(s, layer)
-    c2, w2, notes = S.stroke_target(s, half)
+    c1, w1, _ = S.stroke_target(s.context(), layer)
+    c2, w2, notes = S.stroke_target(s.context(), half)
     assert len(notes) == 1 and "resized to the layer box" in notes[0] and f"{side}x{side}" in notes[0]
     assert float((w1 - w2).abs().mean()) < 0.02
     assert float((c1 * w1 - c2 * w2).abs().mean()) < 0.05

@@ -11,9 +11,7 @@ from PIL import Image
 
 from priorpaint.edits import seghead as SH
 from priorpaint.edits import vectors as V
-from priorpaint.edits.concepts import layer_box
-from priorpaint.edits.segedit import (attach_save_vector, parse_segment, region_to_model_labels,
-                                      segment_session)
+from priorpaint.edits.segedit import attach_save_vector, parse_segment, region_to_model_labels
 from priorpaint.errors import InputError
 
 
@@ -105,9 +103,9 @@ def test_segment_spec_forms_and_save_vector_flag():
 # -- the embedded model ---------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_segment_session_gives_a_layer_box_rgb_map_in_legend_colours(session):
-    labels, legend = segment_session(session)
-    lx, ly, lw, lh = layer_box(session.crop)
+def test_segment_gives_a_layer_box_rgb_map_in_legend_colours(session):
+    labels, legend = session.segment()
+    lx, ly, lw, lh = session.crop.layer_box
     assert labels.shape == (lh, lw, 3) and labels.dtype == np.uint8
     colours = {tuple(c) for c in legend.values()}
     assert {tuple(int(v) for v in px) for px in labels.reshape(-1, 3)} <= colours
@@ -117,7 +115,7 @@ def test_segment_session_gives_a_layer_box_rgb_map_in_legend_colours(session):
 
 @pytest.mark.slow
 def test_unchanged_label_map_is_a_bit_identical_no_op(session, tmp_path):
-    labels, _ = segment_session(session)
+    labels, _ = session.segment()
     p = tmp_path / "same.png"
     Image.fromarray(labels).save(p)
     state = session.apply([f"segment:{p}"])
@@ -128,7 +126,7 @@ def test_unchanged_label_map_is_a_bit_identical_no_op(session, tmp_path):
 
 @pytest.mark.slow
 def test_bad_label_maps_are_refused_or_resized(session, tmp_path):
-    labels, legend = segment_session(session)
+    labels, legend = session.segment()
     bad = labels.copy()
     bad[:5, :5] = (1, 2, 3)
     with pytest.raises(InputError, match=r"colour\(s\) not in the legend: \[1, 2, 3\] \(25 px\)"):
@@ -148,8 +146,8 @@ def test_bad_label_maps_are_refused_or_resized(session, tmp_path):
 
 @pytest.mark.slow
 def test_segment_edit_saves_a_vector_that_applies_to_other_images(session, shared_cache, tmp_path):
-    labels, legend = segment_session(session)
-    lx, ly, lw, lh = layer_box(session.crop)
+    labels, legend = session.segment()
+    lx, ly, lw, lh = session.crop.layer_box
     edited = labels.copy()
     c = np.array(legend["eyes-nose-mouth"], np.uint8)
     edited[lh // 3:lh * 2 // 3, lw // 3:lw * 2 // 3] = c          # grow the central face

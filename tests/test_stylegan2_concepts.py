@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from priorpaint.edits.concepts import get_dissection, layer_box
+from priorpaint.edits.concepts import get_dissection
 from priorpaint.edits.parts import get_parts
-from priorpaint.edits.segedit import segment_session
 from priorpaint.edits.seghead import get_head, head_layers
 
 from test_stylegan2_edits import session_env
@@ -58,8 +57,8 @@ def test_concept_painting(env):
 
 def test_segment_edit_and_editing_vector(env):
     gen, _, s = env
-    labels, legend = segment_session(s)
-    lx, ly, lw, lh = layer_box(s.crop)
+    labels, legend = s.segment()
+    lx, ly, lw, lh = s.crop.layer_box
     assert labels.shape == (lh, lw, 3) and labels.dtype == np.uint8
     colours = [tuple(c) for c in legend.values()]
     present = {tuple(int(v) for v in px) for px in labels.reshape(-1, 3)}

@@ -104,7 +104,7 @@ def test_supervised_direction(env):
     assert n.shape == gen.latent_shape and float(n.norm()) == pytest.approx(1.0, abs=1e-4)
     z = gen.sample_latents(8, seed=99)
     d = D.Direction(name="bright", description="", method="supervised", space="z", vector=n[None])
-    up, down = (D._images_along(gen, z, d, [s]) for s in (2.0, -2.0))
+    up, down = (D.images_along(gen, z, d, [s]) for s in (2.0, -2.0))
     bright = D.ATTRIBUTES["brightness"][0]
     assert float((bright(up) - bright(down)).mean()) > 0
 

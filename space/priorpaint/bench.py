@@ -126,10 +126,8 @@ def run(args) -> int:
     return 0
 
 
-def add_cli(sub) -> None:
-    p = sub.add_parser("bench", help="print the benchmark figures (quality in dB, seconds per stage, peak memory)")
+def add_arguments(p) -> None:
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("--model", default=None, help="model id (default: the embedded default)")
     p.add_argument("--steps", type=int, default=300, help="projection steps (default 300)")
     p.add_argument("--only", help="comma-separated section names to run (e.g. projection)")
-    p.set_defaults(func=run)

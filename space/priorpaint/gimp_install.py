@@ -21,14 +21,13 @@ a checkout it is the folder at the repository root).
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 PLUGIN_NAME = "priorpaint"
 
@@ -109,45 +108,3 @@ def uninstall(plugin_dir: Optional[Path] = None) -> Optional[Path]:
         return None
     _remove_installed(target)
     return target
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    plugin_dir = Path(args.gimp_dir).expanduser() if args.gimp_dir else None
-    try:
-        if args.uninstall:
-            removed = uninstall(plugin_dir)
-            where = plugin_dir or default_plugin_dir()
-            print(f"removed {removed}" if removed else f"the priorpaint plug-in is not installed in {where}")
-            return 0
-        target = install(plugin_dir)
-    except (InstallError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"installed the GIMP plug-in in {target}")
-    print("restart GIMP; the procedures are under Filters > Generative > priorpaint "
-          "(start the backend with `priorpaint serve`)")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "install-gimp-plugin", help="install the GIMP 3 plug-in (and gimp_bridge) into GIMP's plug-in folder",
-        description="Copy the priorpaint GIMP 3 plug-in and its gimp_bridge client into GIMP 3's user "
-                    f"plug-in folder (default here: {default_plugin_dir()}).")
-    p.add_argument("--gimp-dir", metavar="DIR",
-                   help="GIMP 3 plug-ins folder to install into (default: the user plug-in folder of this OS)")
-    p.add_argument("--uninstall", action="store_true", help="remove the plug-in instead")
-    p.set_defaults(func=_cmd)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m priorpaint.gimp_install [--gimp-dir DIR] [--uninstall]`` (same as the sub-command)."""
-    parser = argparse.ArgumentParser(prog="python -m priorpaint.gimp_install")
-    sub = parser.add_subparsers(dest="command")
-    add_cli(sub)
-    args = parser.parse_args(["install-gimp-plugin", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

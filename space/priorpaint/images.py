@@ -173,3 +173,18 @@ def save_photo(photo: Photo, path: Union[str, os.PathLike]) -> None:
         im.save(path)
     except (KeyError, ValueError, OSError) as e:
         raise InputError(f"cannot write {path}: {e}") from None
+
+
+def read_image_array(src, what: str) -> np.ndarray:
+    """An image-valued spec field (path, bytes, PIL image or array) as a uint8 array (H, W[, C])."""
+    if isinstance(src, np.ndarray):
+        arr = src
+        if arr.dtype != np.uint8:
+            arr = np.clip(np.round(arr * (255.0 if arr.size and arr.max() <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+        return arr
+    if src is None or (isinstance(src, str) and not src.strip()):
+        raise InputError(f"{what}: no image given")
+    if isinstance(src, str) and src.startswith("file:"):
+        raise InputError(f"{what}: the file reference {src!r} was not resolved (pass the file with the request)")
+    p = load_photo(src, what)
+    return p.to_array()

@@ -20,15 +20,17 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 
+from . import store
 from .compositing.blend import changed_outside, composite, to_uint8
 from .compositing.crop import DEFAULT_MARGIN, Crop, make_crop
-from .edits.registry import EDIT_KINDS, EditState, parse_specs
+from .edits import EDIT_KINDS, EditContext, EditState, parse_specs
 from .errors import InputError
 from .images import Photo, load_mask, load_photo
 from .jobs import CancelToken, ProgressFn, checkpoint
 from .models.layered import LayeredGenerator
 from .models.registry import load_generator
-from .projection.project import Projection, ProjectionConfig, check_finite, project, psnr
+from .metrics import check_finite, psnr
+from .projection.project import Projection, ProjectionConfig, project
 
 
 @dataclass
@@ -46,7 +48,7 @@ class EditSession:
         self.photo = photo
         self.crop = crop
         self.gen = gen
-        self.model_id = getattr(gen, "model_id", gen.architecture)
+        self.model_id = store.model_key(gen)
         dev = gen.device
         self.target = crop.target(dev)
         self.mask = crop.model_mask(dev)
@@ -95,16 +97,25 @@ class EditSession:
         p = self.require_projection()
         return EditState(z=p.z, h=p.h)
 
+    def context(self, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> EditContext:
+        """What the edit kinds get: the generator, the square, the split, the projection
+        settings, the session's memo, cancel and progress — never the session itself."""
+        p = self.require_projection()
+        return EditContext(gen=self.gen, crop=self.crop, split=p.split, mask=self.mask,
+                           projection_config=self.projection_config, memo=self.cache,
+                           cancel=cancel, progress=progress)
+
     def apply(self, specs, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
               state: Optional[EditState] = None) -> EditState:
         """Apply edit specs (CLI strings, dicts or a JSON list) in order."""
         parsed = parse_specs(specs)
         with self.lock:
             state = state or self.initial_state()
+            ctx = self.context(progress, cancel)
             for i, spec in enumerate(parsed):
                 checkpoint(cancel, progress, "edit", i / max(len(parsed), 1), {"edit": spec["kind"]})
                 t0 = time.perf_counter()
-                state = EDIT_KINDS[spec["kind"]].apply(self, state, spec)
+                state = EDIT_KINDS[spec["kind"]].apply(ctx, state, spec)
                 check_finite(state.h, f"the latent after edit {spec['kind']}")
                 check_finite(state.z, f"the latent after edit {spec['kind']}")
                 record = {k: v for k, v in spec.items() if not isinstance(v, (np.ndarray, torch.Tensor))}
@@ -119,6 +130,12 @@ class EditSession:
         with torch.no_grad():
             return self.gen.forward_from(self.require_projection().split, state.h,
                                          interventions=state.interventions or None, z=state.z)
+
+    def segment(self, state: Optional[EditState] = None):
+        """The label map of the current (or given) state for the layer box, and its legend
+        (see :func:`priorpaint.edits.segedit.segment_labels`)."""
+        from .edits.segedit import segment_labels
+        return segment_labels(self.context(), state or self.initial_state())
 
     def edit_mask(self, state: Optional[EditState]) -> np.ndarray:
         """The square-region edit mask of a state: the selection, or an edit's own mask

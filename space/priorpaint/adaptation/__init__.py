@@ -41,11 +41,11 @@ import torch
 
 from ..errors import InputError
 from ..jobs import CancelToken, ProgressFn
-from .gprime import (METHODS, PARAMETRISATIONS, AdaptConfig, GPrime, check_finite, fit_gprime,
-                     naive_config, pearson)
+from ..metrics import check_finite, pearson
+from .gprime import REFUSE, METHODS, PARAMETRISATIONS, AdaptConfig, GPrime, fit_gprime, naive_config
 
 __all__ = ["AdaptConfig", "GPrime", "METHODS", "PARAMETRISATIONS", "fit_gprime", "naive_config",
-           "pearson", "render_adapted", "adapt_config", "gprime_for"]
+           "render_adapted", "adapt_config", "gprime_for"]
 
 CACHE_KEY = "adaptation"
 
@@ -100,8 +100,8 @@ def render_adapted(session, state, options=None, progress: Optional[ProgressFn] 
     """
     cfg = adapt_config(options)
     proj = session.require_projection()
-    check_finite(state.h, "the edited split-layer latent")
-    check_finite(state.z, "the edited latent")
+    check_finite(state.h, "the edited split-layer latent", REFUSE)
+    check_finite(state.z, "the edited latent", REFUSE)
     gen = session.gen
     dev = gen.device
     split = proj.split

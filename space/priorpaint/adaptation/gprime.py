@@ -71,7 +71,10 @@ from torch import nn
 
 from ..errors import InputError
 from ..jobs import CancelToken, ProgressFn, checkpoint
+from ..metrics import check_finite, pixel_loss
 from ..models.layered import LayeredGenerator
+
+REFUSE = "refusing to adapt the generator"
 
 METHODS = ("multiplicative", "weights")
 PARAMETRISATIONS = ("free", "network")
@@ -135,11 +138,6 @@ def naive_config(**changes) -> AdaptConfig:
     base = AdaptConfig(steps=1000, lr=0.1, warmup=0, schedule="constant", early_stop=False,
                        cache_first=False, pixel_loss="l1")
     return replace(base, **changes)
-
-
-def check_finite(t: torch.Tensor, what: str) -> None:
-    if not torch.isfinite(t).all():
-        raise InputError(f"{what} contains NaN or infinite values; refusing to adapt the generator")
 
 
 def perturbed_layers(gen: LayeredGenerator, split: str, layers: Optional[Sequence[str]] = None) -> List[str]:
@@ -292,19 +290,6 @@ def _lr_at(cfg: AdaptConfig, base: float, step: int) -> float:
     return base * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0))))
 
 
-def _masked_pixel_loss(out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                       kind: str = "l1", l2_weight: float = 1.0, eps: float = 0.01) -> torch.Tensor:
-    w = weight.expand_as(out)
-    diff = out - target
-    if kind == "l1":
-        per = diff.abs()
-    elif kind == "l1+l2":
-        per = diff.abs() + l2_weight * diff * diff
-    else:  # "charbonnier": L1 away from zero, quadratic within eps of it
-        per = torch.sqrt(diff * diff + eps * eps) - eps
-    return (per * w).sum() / w.sum().clamp_min(1e-6)
-
-
 def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[torch.Tensor],
                target: torch.Tensor, weight: torch.Tensor, config: Optional[AdaptConfig] = None,
                interventions: Optional[Dict[str, Callable]] = None, init: Optional[GPrime] = None,
@@ -323,10 +308,10 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
     z = None if z is None else z.detach().to(dev)
     target = target.detach().to(dev)
     weight = weight.detach().to(dev).float()
-    check_finite(h, "the split-layer latent")
+    check_finite(h, "the split-layer latent", REFUSE)
     if z is not None:
-        check_finite(z, "the latent")
-    check_finite(target, "the target image")
+        check_finite(z, "the latent", REFUSE)
+    check_finite(target, "the target image", REFUSE)
     if float(weight.sum()) <= 0:
         raise InputError("the edit mask covers the whole crop: no unedited pixels are left to fit G′ to")
     layers = perturbed_layers(gen, split, cfg.layers)
@@ -419,7 +404,7 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, base_lr, step)
         out, reg = forward()
-        loss = _masked_pixel_loss(out, target, weight, cfg.pixel_loss, cfg.l2_weight)
+        loss = pixel_loss(out, target, weight, cfg.pixel_loss, cfg.l2_weight, per_sample=False)
         if percept is not None:
             loss = loss + cfg.lambda_perceptual * percept(out, target, weight)[0]
         total = loss + reg
@@ -447,19 +432,3 @@ def fit_gprime(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[t
                   fitted_h=h, fitted_z=z)
 
 
-# -- metrics ----------------------------------------------------------------------------------
-def pearson(a: torch.Tensor, b: torch.Tensor, weight: Optional[torch.Tensor] = None) -> float:
-    """Weighted Pearson correlation of two images (over channels and the weighted pixels)."""
-    a = a.detach().double()
-    b = b.detach().double()
-    w = torch.ones_like(a) if weight is None else weight.detach().double().expand_as(a)
-    sw = w.sum()
-    if float(sw) <= 0:
-        return float("nan")
-    ma, mb = (a * w).sum() / sw, (b * w).sum() / sw
-    da, db = a - ma, b - mb
-    cov = (w * da * db).sum()
-    va, vb = (w * da * da).sum(), (w * db * db).sum()
-    if float(va) <= 0 or float(vb) <= 0:
-        return float("nan")
-    return float(cov / torch.sqrt(va * vb))

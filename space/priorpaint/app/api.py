@@ -185,17 +185,8 @@ def parse_edit_list(edits: Any, files: Sequence = ()) -> List[dict]:
 
 
 def render(session, state, adapt: bool, progress=None, cancel=None):
-    """``session.render`` with G′ when the engine supports it; notes when it does not."""
-    params = inspect.signature(session.render).parameters
-    kw = {"progress": progress, "cancel": cancel}
-    if "adapt" in params:
-        return session.render(state, adapt=bool(adapt), **kw)
-    r = session.render(state, **kw)
-    if adapt:
-        r.metrics.setdefault("notes", []).append(
-            "adaptation (G') is not available in this version; rendered G_F(z_h_e) without it")
-        r.metrics.setdefault("psnr_adapted", None)
-    return r
+    """``session.render`` through G′ (``adapt``) or G."""
+    return session.render(state, adapt=bool(adapt), progress=progress, cancel=cancel)
 
 
 class Backend:
@@ -213,22 +204,8 @@ class Backend:
 
     # -- models ------------------------------------------------------------------------
     def models(self) -> str:
-        from ..models.manifest import DEFAULT_MODEL, load_manifest
-        from ..models.weights import weights_status
-
-        rows = []
-        default = self.model or DEFAULT_MODEL
-        for entry in load_manifest().values():
-            if entry.kind != "generator":
-                continue
-            present, src, _ = weights_status(entry)
-            rows.append({
-                "id": entry.id, "architecture": entry.architecture, "resolution": entry.resolution,
-                "domain": entry.domain, "present": bool(present),
-                "source": (src or entry.sources[0]).describe(), "description": entry.description,
-                "default": entry.id == default,
-            })
-        return json.dumps(rows)
+        from ..models.listing import list_models
+        return json.dumps(list_models(kind="generator", default=self.model))
 
     def model_choices(self) -> List[tuple]:
         rows = json.loads(self.models())
@@ -270,9 +247,8 @@ class Backend:
             adapted, psnr_adapted, notes = None, None, []
             if adapt:
                 r = render(s, None, True, progress, cancel)
-                if "adapt" in inspect.signature(s.render).parameters:
-                    adapted = r.generated
-                    psnr_adapted = r.metrics.get("psnr_adapted")
+                adapted = r.generated
+                psnr_adapted = r.metrics.get("psnr_adapted")
                 notes = [n for n in r.metrics.get("notes", []) if n not in s.crop.notes]
             crop = np.asarray(Image.fromarray(s.crop.region, "RGB").resize(
                 (s.gen.resolution, s.gen.resolution), Image.LANCZOS, reducing_gap=None))

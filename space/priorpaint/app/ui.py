@@ -26,6 +26,7 @@ from PIL import Image
 
 import gradio as gr
 
+from ..compositing.regions import Rect
 from ..errors import InputError
 from . import kinds
 from .api import IMAGE_FIELDS, Backend, user_errors
@@ -323,9 +324,8 @@ def build_app(backend: Backend) -> gr.Blocks:
                         else:
                             updates.append(gr.update(visible=False, value=0))
                 # The paint/scribble tabs start on the layer box (the selection's square in the photo).
-                x0, y0, side = d["square"]
-                lx, ly = max(x0, 0), max(y0, 0)
-                region = np.ascontiguousarray(bg[ly:min(y0 + side, bg.shape[0]), lx:min(x0 + side, bg.shape[1])])
+                box = Rect.square_in_image(d["square"], (bg.shape[1], bg.shape[0]))
+                region = np.ascontiguousarray(bg[box.rows, box.cols])
                 if region.ndim == 3 and region.shape[2] == 3:
                     region = np.dstack([region, np.full(region.shape[:2], 255, np.uint8)])
                 editors = [{"background": region, "layers": [], "composite": None} for _ in region_editors]

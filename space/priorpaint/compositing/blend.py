@@ -83,23 +83,21 @@ def composite(photo: Photo, crop: Crop, generated: np.ndarray, edit_mask: Option
     radius = default_feather(side) if feather is None else int(feather)
     alpha = feather_mask(mask, radius)
     big = resize_generated(generated, side)
-    W, H = crop.image_size
-    xs0, ys0, xs1, ys1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
-    sub = (slice(ys0 - y0, ys1 - y0), slice(xs0 - x0, xs1 - x0))
+    box = crop.layer_box
+    sub = box.within(crop.square)
     out = photo.rgb.copy()
-    out[ys0:ys1, xs0:xs1] = blend_region(photo.rgb[ys0:ys1, xs0:xs1], big[sub], alpha[sub])
+    out[box.rows, box.cols] = blend_region(photo.rgb[box.rows, box.cols], big[sub], alpha[sub])
     layer = np.dstack([big[sub], np.round(alpha[sub] * 255).astype(np.uint8)])
-    return photo.with_rgb(out), layer, (xs0, ys0, xs1 - xs0, ys1 - ys0)
+    return photo.with_rgb(out), layer, tuple(box)
 
 
 def changed_outside(before: Photo, after: Photo, crop: Crop, edit_mask: Optional[np.ndarray] = None) -> int:
     """Pixels that differ between two photos where the edit mask is 0 (must be 0)."""
-    x0, y0, side = crop.square
     W, H = crop.image_size
     inside = np.zeros((H, W), bool)
     mask = crop.region_mask if edit_mask is None else edit_mask
-    xs0, ys0, xs1, ys1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
-    inside[ys0:ys1, xs0:xs1] = mask[ys0 - y0:ys1 - y0, xs0 - x0:xs1 - x0] > 0
+    box = crop.layer_box
+    inside[box.rows, box.cols] = mask[box.within(crop.square)] > 0
     diff = (before.rgb != after.rgb).any(axis=2)
     if before.alpha is not None or after.alpha is not None:
         a = before.alpha if before.alpha is not None else np.full(diff.shape, 255, np.uint8)

@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..images import Photo
+from .regions import Rect
 
 log = logging.getLogger(__name__)
 MIN_BOX = 8
@@ -48,6 +49,11 @@ class Crop:
         small = np.array(resize_gray(m, self.resolution))
         return torch.from_numpy(small).float().div(255.0)[None, None].to(device or "cpu")
 
+    @property
+    def layer_box(self) -> Rect:
+        """The part of the square inside the photo: where the result layer goes."""
+        return Rect.square_in_image(self.square, self.image_size)
+
     def region_of(self, full: np.ndarray) -> np.ndarray:
         """Cut this crop's square out of an image-sized (H, W[, C]) array, zero outside the image."""
         return cut_square(full, self.square, pad="zero")
@@ -69,9 +75,9 @@ def cut_square(full: np.ndarray, square: Tuple[int, int, int], pad: str = "edge"
     """The ``side``×``side`` window at (x0, y0) of ``full``; outside the image: edge or zero."""
     x0, y0, side = square
     h, w = full.shape[:2]
-    xs0, ys0 = max(x0, 0), max(y0, 0)
-    xs1, ys1 = min(x0 + side, w), min(y0 + side, h)
-    inner = full[ys0:ys1, xs0:xs1]
+    box = Rect.square_in_image(square, (w, h))
+    xs0, ys0, xs1, ys1 = box.x, box.y, box.x + box.w, box.y + box.h
+    inner = full[box.rows, box.cols]
     widths = [(ys0 - y0, y0 + side - ys1), (xs0 - x0, x0 + side - xs1)] + [(0, 0)] * (full.ndim - 2)
     if all(a == 0 and b == 0 for a, b in widths):
         return np.ascontiguousarray(inner)

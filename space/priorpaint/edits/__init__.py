@@ -1,7 +1,10 @@
-"""Semantic edits: each module registers its edit kinds with :mod:`priorpaint.edits.registry`."""
+"""Semantic edits: each module registers its edit kinds with :mod:`priorpaint.edits.registry`.
 
-from .registry import EDIT_KINDS, EditState, parse_spec, parse_specs, register_edit
+Importing this package registers every kind (direction, interpolate, scribble, paint,
+segment, vector)."""
+
+from .registry import EDIT_KINDS, EditContext, EditState, check_specs, parse_spec, parse_specs, register_edit
 from . import directions, interpolate, scribble  # noqa: F401,E402  (register direction, interpolate, scribble)
 from . import concepts, segedit, vectors  # noqa: F401,E402  (register paint, segment, vector)
 
-__all__ = ["EDIT_KINDS", "EditState", "parse_spec", "parse_specs", "register_edit"]
+__all__ = ["EDIT_KINDS", "EditContext", "EditState", "check_specs", "parse_spec", "parse_specs", "register_edit"]

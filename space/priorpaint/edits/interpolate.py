@@ -29,45 +29,45 @@ from ..compositing.crop import cut_square, resize_rgb
 from ..errors import InputError
 from ..images import load_photo
 from ..projection.project import ProjectionConfig, project
-from .registry import EditState, register_edit
+from .registry import EditContext, EditState, register_edit
 
-def other_square(session, other) -> np.ndarray:
+def other_square(ctx: EditContext, other) -> np.ndarray:
     """The other image's pixels for the selection's square, at model resolution (R, R, 3) uint8."""
     photo = load_photo(other, "interpolation image")
-    if photo.size == session.photo.size:
-        region = cut_square(photo.rgb, session.crop.square, pad="edge")
+    if photo.size == ctx.crop.image_size:
+        region = cut_square(photo.rgb, ctx.crop.square, pad="edge")
     else:
         h, w = photo.rgb.shape[:2]
         side = min(h, w)
         y0, x0 = (h - side) // 2, (w - side) // 2
         region = np.ascontiguousarray(photo.rgb[y0:y0 + side, x0:x0 + side])
-    return resize_rgb(region, session.gen.resolution)
+    return resize_rgb(region, ctx.gen.resolution)
 
 
-def project_other(session, other, steps: Optional[int] = None, seed: Optional[int] = None):
-    """``(z, h)`` of the other image, projected like the session's (cached in the session).
+def project_other(ctx: EditContext, other, steps: Optional[int] = None, seed: Optional[int] = None):
+    """``(z, h)`` of the other image, projected like the photo (remembered in the session's memo).
 
-    The session's projection settings are reused (steps, seed, losses, masking, split);
-    ``steps`` / ``seed`` override them.
+    The photo's projection settings are reused (steps, seed, losses, masking, split);
+    ``steps`` / ``seed`` override them.  The projection reports progress and stops on
+    the edit's cancel token.
     """
     import dataclasses
     import torch
-    pixels = other_square(session, other)
-    proj = session.require_projection()
-    cfg = getattr(session, "projection_config", None) or ProjectionConfig()
-    changes = {"split": proj.split}
+    pixels = other_square(ctx, other)
+    cfg = ctx.projection_config or ProjectionConfig()
+    changes = {"split": ctx.split}
     if steps is not None:
         changes["steps"] = int(steps)
     if seed is not None:
         changes["seed"] = int(seed)
     cfg = dataclasses.replace(cfg, **changes)
     key = ("interpolate", hashlib.sha256(pixels.tobytes()).hexdigest(), repr(cfg))
-    hit = session.cache.get(key)
+    hit = ctx.memo.get(key)
     if hit is not None:
         return hit["z"], hit["h"]
-    target = torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float().div(127.5).sub(1.0)[None].to(session.gen.device)
-    p = project(session.gen, target, session.mask, cfg)
-    session.cache[key] = {"z": p.z, "h": p.h}
+    target = torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float().div(127.5).sub(1.0)[None].to(ctx.gen.device)
+    p = project(ctx.gen, target, ctx.mask, cfg, ctx.progress, ctx.cancel)
+    ctx.memo[key] = {"z": p.z, "h": p.h}
     return p.z, p.h
 
 
@@ -85,7 +85,7 @@ def parse_interpolate(args: str) -> dict:
 @register_edit("interpolate", parse_interpolate,
                help="interpolate:OTHER.png@T — move a fraction T (0..1) toward OTHER projected with the same model "
                     "and selection (OTHER of the photo's size is cut like the photo; other sizes are the square itself)")
-def apply_interpolate(session, state: EditState, spec: dict) -> EditState:
+def apply_interpolate(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     other = spec.get("other")
     if other is None or (isinstance(other, str) and not other.strip()):
         raise InputError("interpolate edit needs 'other' (an image)")
@@ -99,7 +99,7 @@ def apply_interpolate(session, state: EditState, spec: dict) -> EditState:
     for name, v in (("steps", steps), ("seed", seed)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
             raise InputError(f"interpolate: {name} must be a non-negative integer, got {v!r}")
-    z_o, h_o = project_other(session, other, steps=steps, seed=seed)
+    z_o, h_o = project_other(ctx, other, steps=steps, seed=seed)
     new = state.evolve()
     new.z = (1.0 - t) * state.z + t * z_o.to(state.z.device)
     new.h = (1.0 - t) * state.h + t * h_o.to(state.h.device)

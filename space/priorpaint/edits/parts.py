@@ -26,9 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -37,7 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import store
 from ..errors import ModelError
+from ..store import DERIVE_LOCK, model_key, weights_fingerprint
 from ..models.layered import LayeredGenerator
 
 log = logging.getLogger(__name__)
@@ -49,40 +49,6 @@ PALETTE = [
     (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
     (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
 ]
-
-
-# -- cache folder -------------------------------------------------------------------------
-
-def cache_root() -> Path:
-    """``$PRIORPAINT_CACHE`` or ``~/.cache/priorpaint`` (read on every call, so tests can redirect it)."""
-    env = os.environ.get("PRIORPAINT_CACHE", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "priorpaint"
-
-
-def temp_beside(path: Path) -> Path:
-    """A temporary name next to ``path``, unique per process and thread (write, then os.replace)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-
-
-def model_key(gen: LayeredGenerator) -> str:
-    return str(getattr(gen, "model_id", "") or gen.architecture or "model")
-
-
-def weights_fingerprint(gen: LayeredGenerator) -> str:
-    """A short hash of the generator's weights, so cached derived data never outlives them."""
-    cached = getattr(gen, "_priorpaint_fingerprint", None)
-    if cached is not None:
-        return cached
-    h = hashlib.sha256()
-    for name, t in sorted(gen.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    fp = h.hexdigest()[:16]
-    try:
-        gen._priorpaint_fingerprint = fp
-    except AttributeError:  # pragma: no cover - plain attribute on nn.Module always works
-        pass
-    return fp
 
 
 # -- the recipe -------------------------------------------------------------------------------
@@ -292,32 +258,26 @@ def _recipe_from(raw: dict) -> PartsRecipe:
 
 
 def _centroid_cache(gen: LayeredGenerator, recipe: PartsRecipe) -> Path:
-    return cache_root() / "concepts" / model_key(gen) / f"parts-{recipe.key()}-{weights_fingerprint(gen)}.safetensors"
+    return store.cache_root() / "concepts" / model_key(gen) / f"parts-{recipe.key()}-{weights_fingerprint(gen)}.safetensors"
 
 
 def load_centroids(gen: LayeredGenerator, recipe: PartsRecipe) -> Tuple[torch.Tensor, Optional[List[dict]]]:
-    """Centroids from the cache, or recomputed from the recipe (and cached)."""
-    from safetensors.torch import load_file, save_file
-    path = _centroid_cache(gen, recipe)
-    if path.exists():
-        try:
-            return load_file(str(path))["centroids"], None
-        except Exception as e:  # a damaged cache file is recomputed, not trusted
-            log.warning("ignoring unreadable cache %s: %s", path, e)
-    cents, maps, ims = fit_clusters(gen, recipe)
-    fp = cluster_fingerprint(maps, ims, recipe.k)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_beside(path)
-    save_file({"centroids": cents.contiguous()}, str(tmp))
-    os.replace(tmp, path)
-    return cents, fp
+    """Centroids from the store, or recomputed from the recipe (and saved); the cluster
+    fingerprint comes back only when they were recomputed."""
+    fresh: List[List[dict]] = []
+
+    def compute():
+        cents, maps, ims = fit_clusters(gen, recipe)
+        fresh.append(cluster_fingerprint(maps, ims, recipe.k))
+        return {"centroids": cents}
+
+    cents = store.load_or_compute(_centroid_cache(gen, recipe), compute, memo=False)["centroids"]
+    return cents, (fresh[0] if fresh else None)
 
 
 _parts_cache: Dict[Tuple[str, str, str], Parts] = {}
+store.on_clear(_parts_cache.clear)
 
-#: serialises the (re)computation of derived data (parts, heads, unit rankings) between the
-#: app's worker threads: one computes and caches, the others then read the cache
-DERIVE_LOCK = threading.RLock()
 
 
 def get_parts(gen: LayeredGenerator, path: Optional[Path] = None) -> Parts:
@@ -329,7 +289,7 @@ def get_parts(gen: LayeredGenerator, path: Optional[Path] = None) -> Parts:
 def _get_parts(gen: LayeredGenerator, path: Optional[Path]) -> Parts:
     model = model_key(gen)
     raw = read_parts_file(model, path)
-    key = (weights_fingerprint(gen), model, str(path) + json.dumps(raw, sort_keys=True) + str(cache_root()))
+    key = (weights_fingerprint(gen), model, str(path) + json.dumps(raw, sort_keys=True) + str(store.cache_root()))
     hit = _parts_cache.get(key)
     if hit is not None:
         return hit
@@ -410,10 +370,7 @@ def derive(gen: LayeredGenerator, recipe: Optional[PartsRecipe] = None, names: O
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(_compact_json(data))
     # the cache now holds exactly these centroids
-    from safetensors.torch import save_file
-    cache = _centroid_cache(gen, recipe)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"centroids": cents.contiguous()}, str(cache))
+    store.save_tensors(_centroid_cache(gen, recipe), {"centroids": cents})
     if artifacts is not None:
         write_cluster_maps(ims, maps, Path(artifacts), recipe.k, final, legend, grid)
     _parts_cache.clear()

@@ -6,7 +6,10 @@ returns a new state.  An edit kind registers:
 
 * a parser for the CLI form ``KIND:ARGS`` (e.g. ``direction:smile=1.5``) into a spec dict
   ``{"kind": KIND, ...}`` (the JSON form used by the API);
-* an ``apply(session, state, spec) -> EditState`` function.
+* an ``apply(ctx, state, spec) -> EditState`` function.  ``ctx`` is an :class:`EditContext`:
+  exactly what an edit may use (the generator, the selection's square, the split layer,
+  the projection settings, a per-session memo, cancel and progress) — an edit never sees
+  the session that called it.
 
 Specs are applied in order; the result is rendered by :meth:`EditSession.render`.
 """
@@ -15,12 +18,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
+from ..compositing.regions import place_in_square
 from ..errors import InputError
+from ..jobs import CancelToken, ProgressFn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..compositing.crop import Crop
+    from ..models.layered import LayeredGenerator
+    from ..projection.project import ProjectionConfig
 
 
 @dataclass
@@ -36,12 +46,41 @@ class EditState:
         return replace(self, applied=list(self.applied), notes=list(self.notes),
                        interventions=dict(self.interventions), **changes)
 
+    def merged_edit_mask(self, mask: np.ndarray, selection: np.ndarray) -> np.ndarray:
+        """The edit mask after an edit with its own ``mask``: united with what earlier edits
+        changed (the selection, when an earlier edit kept no mask of its own)."""
+        if not self.applied:
+            return mask
+        prev = self.edit_mask if self.edit_mask is not None else selection
+        return np.maximum(prev, mask)
+
+
+@dataclass
+class EditContext:
+    """What an edit kind may use.  Built by the session for each :meth:`apply`."""
+    gen: "LayeredGenerator"
+    crop: "Crop"                          # the selection's square in the photo, and its masks
+    split: str                            # the projection's split layer (where ``h`` lives)
+    mask: torch.Tensor                    # the selection at model resolution, (1, 1, R, R)
+    projection_config: "ProjectionConfig"  # how the photo was projected (to project others alike)
+    memo: Dict[Any, Any] = field(default_factory=dict)   # per-session memo (e.g. other projections)
+    cancel: Optional[CancelToken] = None
+    progress: Optional[ProgressFn] = None
+
+    def place(self, arr: np.ndarray, what: str, nearest: bool, fill=0) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+        """An image-sized or layer-box-sized array placed in the square (see
+        :func:`priorpaint.compositing.regions.place_in_square`)."""
+        return place_in_square(arr, self.crop.square, self.crop.image_size, what, nearest, fill)
+
+    def merged_mask(self, state: EditState, mask: np.ndarray) -> np.ndarray:
+        return state.merged_edit_mask(mask, self.crop.region_mask)
+
 
 @dataclass
 class EditKind:
     name: str
     parse: Callable[[str], dict]                 # CLI args (after "KIND:") -> spec
-    apply: Callable[..., EditState]              # (session, state, spec) -> state
+    apply: Callable[..., EditState]              # (ctx, state, spec) -> state
     help: str = ""
     #: optional cheap ``check(gen, spec)`` that refuses a bad spec before the slow projection
     check: Optional[Callable[..., None]] = None
@@ -52,7 +91,7 @@ EDIT_KINDS: Dict[str, EditKind] = {}
 
 def register_edit(name: str, parse: Callable[[str], dict], help: str = "",
                   check: Optional[Callable[..., None]] = None):
-    """Decorator for an ``apply(session, state, spec)`` function."""
+    """Decorator for an ``apply(ctx, state, spec)`` function."""
     def deco(apply):
         EDIT_KINDS[name] = EditKind(name=name, parse=parse, apply=apply, help=help, check=check)
         return apply
@@ -67,14 +106,8 @@ def check_specs(gen, specs: List[dict]) -> None:
             kind.check(gen, spec)
 
 
-def _load_kinds() -> None:
-    # Importing the edits package registers every kind it defines.
-    from .. import edits  # noqa: F401  (importing registers the kinds)
-
-
 def parse_spec(spec: Union[str, dict]) -> dict:
     """A spec dict from the CLI form ``KIND:ARGS``, a JSON object string, or a dict."""
-    _load_kinds()
     if isinstance(spec, str):
         text = spec.strip()
         if text.startswith("{"):

@@ -34,7 +34,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..images import load_photo
-from .registry import EditState, register_edit
+from .registry import EditContext, EditState, register_edit
 
 #: 60 Adam steps at lr 0.08 with λ_keep 5: on the astronaut two strokes reach an error of
 #: ~0.01 (from ~0.55) while the rest of the image moves ~4x less than with λ_keep 1
@@ -52,18 +52,18 @@ def _resize_premultiplied(rgb: np.ndarray, alpha: np.ndarray, size: Tuple[int, i
     return np.clip(rgb2, 0, 255), a2
 
 
-def stroke_target(session, strokes) -> Tuple[torch.Tensor, torch.Tensor, list]:
-    """``(colour (1,3,R,R) in [-1,1], weight (1,1,R,R) in [0,1], notes)`` for the session's square."""
+def stroke_target(ctx: EditContext, strokes) -> Tuple[torch.Tensor, torch.Tensor, list]:
+    """``(colour (1,3,R,R) in [-1,1], weight (1,1,R,R) in [0,1], notes)`` for the selection's square."""
     photo = load_photo(strokes, "scribble strokes")
     if photo.alpha is None:
         raise InputError("scribble strokes need an alpha channel (RGBA): alpha marks the strokes, "
                          f"but this image is {photo.mode}")
     notes = []
-    crop = session.crop
-    x0, y0, side = crop.square
+    crop = ctx.crop
+    side = crop.square[2]
     W, H = crop.image_size
-    xs0, ys0, xs1, ys1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
-    layer_size = (xs1 - xs0, ys1 - ys0)
+    box = crop.layer_box
+    layer_size = (box.w, box.h)
     rgb = photo.rgb.astype(np.float32)
     alpha = photo.alpha.astype(np.float32) / 255.0
     if photo.size == (W, H):
@@ -80,12 +80,13 @@ def stroke_target(session, strokes) -> Tuple[torch.Tensor, torch.Tensor, list]:
                 rgb, alpha = _resize_premultiplied(rgb, alpha, layer_size, Image.BILINEAR)
             rgb_sq = np.zeros((side, side, 3), np.float32)
             a_sq = np.zeros((side, side), np.float32)
-            rgb_sq[ys0 - y0:ys1 - y0, xs0 - x0:xs1 - x0] = rgb
-            a_sq[ys0 - y0:ys1 - y0, xs0 - x0:xs1 - x0] = alpha
-    r = session.gen.resolution
+            inner = box.within(crop.square)
+            rgb_sq[inner] = rgb
+            a_sq[inner] = alpha
+    r = ctx.gen.resolution
     if side != r:
         rgb_sq, a_sq = _resize_premultiplied(rgb_sq, a_sq, (r, r), Image.BOX if side > r else Image.BILINEAR)
-    dev = session.gen.device
+    dev = ctx.gen.device
     colour = torch.from_numpy(np.ascontiguousarray(rgb_sq)).permute(2, 0, 1).float().div(127.5).sub(1.0)[None].to(dev)
     weight = torch.from_numpy(np.ascontiguousarray(a_sq)).float()[None, None].to(dev)
     return colour, weight, notes
@@ -158,11 +159,11 @@ def parse_scribble(args: str) -> dict:
 @register_edit("scribble", parse_scribble,
                help="scribble:STROKES.png — RGBA strokes (alpha marks them) sized like the photo or the layer box "
                     "(other sizes are resized); the latent is optimised to take their colours")
-def apply_scribble(session, state: EditState, spec: dict) -> EditState:
+def apply_scribble(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     strokes = spec.get("strokes")
     if strokes is None or (isinstance(strokes, str) and not strokes.strip()):
         raise InputError("scribble edit needs 'strokes' (an RGBA image)")
-    colour, weight, notes = stroke_target(session, strokes)
+    colour, weight, notes = stroke_target(ctx, strokes)
     if not isinstance(strokes, str):
         spec["strokes"] = f"<{type(strokes).__name__}>"   # keep the report JSON-friendly
     new = state.evolve()
@@ -171,7 +172,7 @@ def apply_scribble(session, state: EditState, spec: dict) -> EditState:
         new.notes.append("scribble has no strokes (its alpha is 0 everywhere): nothing changed")
         spec["noop"] = True
         return new
-    sel = session.mask
+    sel = ctx.mask
     if sel is not None and float((weight * sel).sum()) <= 0:
         new.notes.append("no scribble stroke lies inside the selection: the result shows no change there")
     opts = {k: spec.get(k, v) for k, v in DEFAULTS.items()}
@@ -183,9 +184,8 @@ def apply_scribble(session, state: EditState, spec: dict) -> EditState:
         raise InputError("scribble: steps must be an integer and lr, lambda_keep, lambda_h numbers") from None
     if opts["steps"] < 0 or opts["steps"] > 5000:
         raise InputError(f"scribble: steps must be between 0 and 5000, got {opts['steps']}")
-    split = session.require_projection().split
-    z_e, h_e, info = optimise(session.gen, state.z, state.h, split, colour, weight,
-                              interventions=state.interventions, **opts)
+    z_e, h_e, info = optimise(ctx.gen, state.z, state.h, ctx.split, colour, weight,
+                              interventions=state.interventions, progress=ctx.progress, cancel=ctx.cancel, **opts)
     new.z, new.h = z_e, h_e
     spec.update({k: round(v, 5) for k, v in info.items()}, steps=opts["steps"], space=opts["space"])
     return new

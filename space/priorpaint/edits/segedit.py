@@ -1,6 +1,6 @@
 """Segmentation edits (EditGAN, Ling et al. 2021) and the label map of a projected selection.
 
-1. :func:`segment_session` runs the segmentation head (:mod:`priorpaint.edits.seghead`) on
+1. :func:`segment_labels` runs the segmentation head (:mod:`priorpaint.edits.seghead`) on
    the projection ``G_F(h)`` and returns the label map for the *layer box* (the part of
    the crop's square inside the photo) as a plain RGB picture, with its legend
    ``{name: [r, g, b]}``.  ``priorpaint segment`` writes it as a PNG (+ legend JSON).
@@ -39,9 +39,11 @@ from PIL import Image
 
 from ..errors import InputError
 from ..jobs import checkpoint
-from .concepts import layer_box, merge_edit_mask, model_to_region, read_image_array, to_region
-from .parts import model_key
-from .registry import EditState, register_edit
+from ..compositing.regions import model_to_region
+from ..images import read_image_array
+from ..models.footprint import footprint_radius
+from ..store import model_key
+from .registry import EditContext, EditState, register_edit
 from .seghead import SegHead, classes_from_rgb, colour_labels, get_head, parse_legend
 
 log = logging.getLogger(__name__)
@@ -61,29 +63,26 @@ class SegEditConfig:
 
 # -- the label map of a session -------------------------------------------------------------
 
-def session_classes(session, state: Optional[EditState] = None, head: Optional[SegHead] = None) -> torch.Tensor:
-    """Class per pixel (R, R) of the session's current image at model resolution."""
-    head = head or get_head(session.gen)
-    state = state or session.initial_state()
-    split = session.require_projection().split
-    return head.predict(session.gen, state.h, state.z, split)[0]
+def state_classes(ctx: EditContext, state: EditState, head: Optional[SegHead] = None) -> torch.Tensor:
+    """Class per pixel (R, R) of a state's image at model resolution."""
+    head = head or get_head(ctx.gen)
+    return head.predict(ctx.gen, state.h, state.z, ctx.split)[0]
 
 
-def segment_session(session, state: Optional[EditState] = None) -> Tuple[np.ndarray, Dict[str, List[int]]]:
+def segment_labels(ctx: EditContext, state: EditState) -> Tuple[np.ndarray, Dict[str, List[int]]]:
     """The label map of the projected selection for the layer box, and its legend.
 
     Returns ``(labels, legend)``: ``labels`` is an (h, w, 3) uint8 RGB picture sized like
-    the layer box (:func:`priorpaint.edits.concepts.layer_box`), one legend colour per
+    the layer box (:attr:`priorpaint.compositing.crop.Crop.layer_box`), one legend colour per
     class, upsampled nearest-neighbour from the model's resolution; ``legend`` maps
     class name -> [r, g, b].
     """
-    head = get_head(session.gen)
-    cls = session_classes(session, state, head).cpu().numpy()
+    head = get_head(ctx.gen)
+    cls = state_classes(ctx, state, head).cpu().numpy()
     rgb = colour_labels(cls, head.colours)
-    x0, y0, side = session.crop.square
+    side = ctx.crop.square[2]
     big = np.asarray(Image.fromarray(rgb, "RGB").resize((side, side), Image.NEAREST))
-    lx, ly, lw, lh = layer_box(session.crop)
-    labels = np.ascontiguousarray(big[ly - y0:ly - y0 + lh, lx - x0:lx - x0 + lw])
+    labels = np.ascontiguousarray(big[ctx.crop.layer_box.within(ctx.crop.square)])
     return labels, {n: list(c) for n, c in head.legend.items()}
 
 
@@ -96,7 +95,7 @@ def region_to_model_labels(region: np.ndarray, resolution: int) -> np.ndarray:
     return region[idx][:, idx]
 
 
-def requested_labels(session, spec: dict, head: SegHead, current: torch.Tensor) -> Tuple[torch.Tensor, List[str]]:
+def requested_labels(ctx: EditContext, spec: dict, head: SegHead, current: torch.Tensor) -> Tuple[torch.Tensor, List[str]]:
     """The requested class map (R, R) from the spec's label picture; pixels it keeps take ``current``."""
     legend = parse_legend(spec["legend"]) if spec.get("legend") else head.legend
     arr = read_image_array(spec.get("labels"), "label map")
@@ -106,12 +105,12 @@ def requested_labels(session, spec: dict, head: SegHead, current: torch.Tensor) 
     if arr.shape[2] in (2, 4):
         keep_alpha = arr[..., -1]
         arr = arr[..., :3] if arr.shape[2] == 4 else np.repeat(arr[..., :1], 3, axis=2)
-    region, valid, notes = to_region(session, np.ascontiguousarray(arr), "label map", nearest=True)
+    region, valid, notes = ctx.place(np.ascontiguousarray(arr), "label map", nearest=True)
     if keep_alpha is not None:
-        a_region, _, _ = to_region(session, keep_alpha, "label map", nearest=True)
+        a_region, _, _ = ctx.place(keep_alpha, "label map", nearest=True)
         valid &= a_region > 0
     classes = classes_from_rgb(region, legend, head.names, "label map", valid=valid)
-    small = torch.from_numpy(region_to_model_labels(classes, session.gen.resolution)).to(current.device)
+    small = torch.from_numpy(region_to_model_labels(classes, ctx.gen.resolution)).to(current.device)
     return torch.where(small >= 0, small, current), notes
 
 
@@ -127,7 +126,7 @@ def optimise_labels(gen, head: SegHead, z: torch.Tensor, h0: torch.Tensor, split
                     progress=None, cancel=None) -> Tuple[torch.Tensor, Dict[str, object]]:
     """EditGAN's optimisation of ``h`` (see the module docstring). Returns (h_edited, result)."""
     from ..projection.perceptual import get_perceptual
-    from ..projection.project import pixel_loss
+    from ..metrics import pixel_loss
     cfg = config or SegEditConfig()
     t0 = time.perf_counter()
     dev = h0.device
@@ -140,7 +139,6 @@ def optimise_labels(gen, head: SegHead, z: torch.Tensor, h0: torch.Tensor, split
     scale = h0.pow(2).mean().clamp_min(1e-8)
     # only the split cells whose footprint reaches the region may move: far from the edit
     # the image stays exactly as it was
-    from .concepts import footprint_radius
     reach = dilate(region.to(dev), footprint_radius(gen, split))
     cells = (F.adaptive_max_pool2d(reach.float()[None, None], h0.shape[-2:]) > 0).to(h0.dtype)
     delta = torch.zeros_like(h0, requires_grad=True)
@@ -243,10 +241,10 @@ def attach_save_vector(edits: List[str], name: Optional[str]) -> List[str]:
 @register_edit("segment", parse_segment,
                help="segment:EDITED_LABELS.png[#save=NAME] — make the image follow an edited label map "
                     "(from `priorpaint segment`); #save=NAME keeps the change as an editing vector")
-def apply_segment(session, state: EditState, spec: dict) -> EditState:
-    gen = session.gen
+def apply_segment(ctx: EditContext, state: EditState, spec: dict) -> EditState:
+    gen = ctx.gen
     head = get_head(gen)
-    split = session.require_projection().split
+    split = ctx.split
     save = spec.get("save_vector")
     if save:
         from .vectors import check_name
@@ -256,18 +254,19 @@ def apply_segment(session, state: EditState, spec: dict) -> EditState:
         cfg.steps = int(spec["steps"])
         if not 1 <= cfg.steps <= 2000:
             raise InputError(f"segment steps must be between 1 and 2000, got {cfg.steps}")
-    current = session_classes(session, state, head)
-    target, notes = requested_labels(session, spec, head, current)
+    current = state_classes(ctx, state, head)
+    target, notes = requested_labels(ctx, spec, head, current)
     new = state.evolve()
     new.notes.extend(notes)
     changed = target != current
     if not changed.any():
         new.notes.append("the label map asks for no change: nothing to edit")
-        new.edit_mask = merge_edit_mask(session, state, np.zeros_like(session.crop.region_mask))
+        new.edit_mask = ctx.merged_mask(state, np.zeros_like(ctx.crop.region_mask))
         spec["result"] = {"achieved_fraction": 1.0, "changed_pixels": 0, "steps": 0, "seconds": 0.0}
         return new
     region = dilate(changed, cfg.dilate)
-    h, result = optimise_labels(gen, head, state.z, state.h, split, target, region, changed, cfg)
+    h, result = optimise_labels(gen, head, state.z, state.h, split, target, region, changed, cfg,
+                                progress=ctx.progress, cancel=ctx.cancel)
     moves: Dict[str, int] = {}
     cur, tgt = current[changed].tolist(), target[changed].tolist()
     for a, b in zip(cur, tgt):
@@ -277,7 +276,7 @@ def apply_segment(session, state: EditState, spec: dict) -> EditState:
     new.h = h
     # render: the edited region, grown a little so the feathered blend has room
     mask_model = dilate(region, 2)
-    new.edit_mask = merge_edit_mask(session, state, model_to_region(mask_model.float(), session.crop.square[2]))
+    new.edit_mask = ctx.merged_mask(state, model_to_region(mask_model.float(), ctx.crop.square[2]))
     if save:
         from .vectors import save_vector
         path = save_vector(model_key(gen), save, h - state.h,
@@ -287,40 +286,3 @@ def apply_segment(session, state: EditState, spec: dict) -> EditState:
         result["saved_vector"] = str(path)
     spec["result"] = result
     return new
-
-
-# -- command line -------------------------------------------------------------------------------
-
-def cmd_segment(args) -> int:
-    import json
-    from pathlib import Path
-    from ..compositing.crop import parse_box
-    from ..projection.project import ProjectionConfig
-    from ..session import EditSession
-    t0 = time.perf_counter()
-    if args.steps < 0:
-        raise InputError("--steps must be 0 or more")
-    s = EditSession.open(args.image, box=parse_box(args.box) if args.box else None, mask=args.mask,
-                         model=args.model, margin=args.margin, allow_download=args.download)
-    p = s.project(ProjectionConfig(steps=args.steps, seed=args.seed))
-    labels, legend = segment_session(s)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(labels, "RGB").save(out, format="PNG")
-    legend_path = Path(args.legend) if args.legend else out.with_suffix(".json")
-    legend_path.parent.mkdir(parents=True, exist_ok=True)
-    legend_path.write_text(json.dumps(legend, indent=1) + "\n")
-    box = layer_box(s.crop)
-    print(f"wrote {out} ({labels.shape[1]}x{labels.shape[0]}, placed at {box[0]},{box[1]} in the image) and "
-          f"legend {legend_path}: {', '.join(legend)}; psnr_projection {p.psnr:.2f} dB, "
-          f"{time.perf_counter() - t0:.2f} s")
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("segment", help="project a selection and write its label map (RGB PNG, one legend colour "
-                                       "per class) for the layer box, plus the legend JSON")
-    from ..cli import add_selection_args
-    add_selection_args(p, "where to write the label map (PNG)")
-    p.add_argument("--legend", help="where to write the legend JSON {name: [r, g, b]} (default: OUTPUT with .json)")
-    p.set_defaults(func=cmd_segment)

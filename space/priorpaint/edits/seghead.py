@@ -29,10 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from PIL import Image
+
+from ..images import read_image_array
 from ..errors import InputError, ModelError
 from ..models.layered import LayeredGenerator
-from .parts import (DERIVE_LOCK, cache_root, get_parts, model_key, normalised_features, temp_beside,
-                    weights_fingerprint)
+from .. import store
+from ..store import DERIVE_LOCK, model_key, weights_fingerprint
+from .parts import get_parts, normalised_features
 
 log = logging.getLogger(__name__)
 
@@ -201,20 +205,16 @@ def confusion_scores(pred: torch.Tensor, truth: torch.Tensor, k: int) -> Dict[st
 
 def _head_path(gen: LayeredGenerator, parts_key: str, cfg: HeadConfig, layers: Sequence[str]) -> Path:
     tag = hashlib.sha256(f"{parts_key}|{cfg.key()}|{','.join(layers)}".encode()).hexdigest()[:12]
-    return cache_root() / "concepts" / model_key(gen) / f"seghead-{tag}-{weights_fingerprint(gen)}.safetensors"
+    return store.folder("concepts", model_key(gen), f"seghead-{tag}-{weights_fingerprint(gen)}.safetensors")
 
 
 def save_head(head: SegHead, path: Path, extra: Optional[dict] = None) -> None:
-    from safetensors.torch import save_file
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"layers": json.dumps(head.layers), "names": json.dumps(head.names),
             "colours": json.dumps(head.colours), "hidden": str(head.net[0].out_channels),
             "size": str(head.size)}
     for k, v in (extra or {}).items():
         meta[k] = json.dumps(v)
-    tmp = temp_beside(path)
-    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    store.save_tensors(path, head.state_dict(), metadata=meta)
 
 
 def load_head(path: Path, device=None) -> SegHead:
@@ -232,11 +232,12 @@ def load_head(path: Path, device=None) -> SegHead:
 
 
 _heads: Dict[Tuple[str, str], SegHead] = {}
+store.on_clear(_heads.clear)
 
 
 def user_head_path(gen: LayeredGenerator) -> Path:
     """Where ``priorpaint concepts --train-head`` keeps a head trained from painted labels."""
-    return cache_root() / "concepts" / model_key(gen) / f"seghead-user-{weights_fingerprint(gen)}.safetensors"
+    return store.folder("concepts", model_key(gen), f"seghead-user-{weights_fingerprint(gen)}.safetensors")
 
 
 def get_head(gen: LayeredGenerator, config: Optional[HeadConfig] = None, use_user: bool = True) -> SegHead:
@@ -361,3 +362,64 @@ def classes_from_rgb(rgb: np.ndarray, legend: Dict[str, Tuple[int, int, int]], n
                          f"the legend is {leg} (paint with exactly these colours, without antialiasing)")
     out[~check] = -1
     return out.reshape(rgb.shape[:2])
+
+
+# -- painted labels: samples to paint on, and a head trained from them -----------------------
+
+def write_label_samples(gen: LayeredGenerator, folder: Path, n: int, seed: int, scale: int = 4) -> None:
+    """Generated samples to paint labels on: sample_XX.png, labels_XX.png (the head's labels,
+    to correct), latents.safetensors and legend.json."""
+    from safetensors.torch import save_file
+    from ..compositing.blend import to_uint8
+    if not 1 <= n <= 16:
+        raise InputError(f"samples to write must be between 1 and 16 (a head is trained from at most 16 images), got {n}")
+    head = get_head(gen)
+    folder.mkdir(parents=True, exist_ok=True)
+    z = gen.sample_latents(n, seed=seed)
+    labels = head.predict_z(gen, z).cpu().numpy()
+    with torch.no_grad():
+        ims = gen(z)
+    big = gen.resolution * scale
+    for i in range(n):
+        Image.fromarray(to_uint8(ims[i])).resize((big, big), Image.LANCZOS).save(folder / f"sample_{i:02d}.png")
+        Image.fromarray(colour_labels(labels[i], head.colours)).resize((big, big), Image.NEAREST).save(
+            folder / f"labels_{i:02d}.png")
+    save_file({"z": z.detach().cpu().contiguous()}, str(folder / "latents.safetensors"),
+              metadata={"model": model_key(gen), "seed": str(seed)})
+    (folder / "legend.json").write_text(json.dumps({k: list(v) for k, v in head.legend.items()}, indent=1) + "\n")
+
+
+def train_head_from_folder(gen: LayeredGenerator, folder: Path, legend_path: Optional[str]) -> dict:
+    from safetensors.torch import load_file
+    lat = folder / "latents.safetensors"
+    if not lat.exists():
+        raise InputError(f"{folder} has no latents.safetensors: make the folder with `priorpaint concepts --samples {folder}`")
+    z = load_file(str(lat))["z"].to(gen.device)
+    legend = parse_legend(legend_path or (folder / "legend.json"))
+    names = list(legend)
+    maps, used = [], []
+    for i in range(z.shape[0]):
+        p = folder / f"labels_{i:02d}.png"
+        if not p.exists():
+            continue
+        arr = read_image_array(str(p), f"label map {p.name}")
+        rgb = arr[..., :3] if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2)
+        if rgb.shape[0] != rgb.shape[1]:
+            raise InputError(f"label map {p.name} is {rgb.shape[1]}x{rgb.shape[0]}; the samples are square")
+        cls = classes_from_rgb(np.ascontiguousarray(rgb), legend, names, f"label map {p.name}")  # every pixel checked
+        if cls.shape[0] != gen.resolution:  # nearest-neighbour (pixel centres) to the model's resolution
+            idx = np.minimum(((np.arange(gen.resolution) + 0.5) * cls.shape[0] / gen.resolution).astype(np.int64),
+                             cls.shape[0] - 1)
+            cls = cls[idx][:, idx]
+        maps.append(torch.from_numpy(cls))
+        used.append(i)
+    if not maps:
+        raise InputError(f"{folder} has no labels_XX.png label maps")
+    labels = torch.stack(maps)
+    zz = z[used]
+    head = train_head(gen, zz, labels, names, [legend[n] for n in names], HeadConfig(train_images=len(used)))
+    pred = head.predict_z(gen, zz, size=gen.resolution)
+    fit = confusion_scores(pred, labels.to(pred.device), len(names))
+    save_head(head, user_head_path(gen), {"trained_from": str(folder), "images": len(used)})
+    return {"head": str(user_head_path(gen)), "images": len(used), "classes": names,
+            "training_pixel_accuracy": round(fit["pixel_accuracy"], 4), "training_miou": round(fit["miou"], 4)}

@@ -26,14 +26,17 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .parts import cache_root, model_key, temp_beside
-from .registry import EditState, register_edit
+from .. import store
+from ..store import model_key
+from ..compositing.regions import model_to_region
+from ..models.footprint import footprint_radius
+from .registry import EditContext, EditState, register_edit
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def vectors_dir(model: str) -> Path:
-    return cache_root() / "vectors" / model
+    return store.folder("vectors", model)
 
 
 def check_name(name: str) -> str:
@@ -47,7 +50,6 @@ def check_name(name: str) -> str:
 def save_vector(model: str, name: str, delta_h: torch.Tensor, meta: dict,
                 delta_z: Optional[torch.Tensor] = None) -> Path:
     """Write ``<name>.safetensors`` + ``<name>.json`` (replacing a vector of that name)."""
-    from safetensors.torch import save_file
     name = check_name(name)
     folder = vectors_dir(model)
     folder.mkdir(parents=True, exist_ok=True)
@@ -58,10 +60,7 @@ def save_vector(model: str, name: str, delta_h: torch.Tensor, meta: dict,
     info.update({"name": name, "model": model, "shape": list(tensors["delta_h"].shape),
                  "norm": round(float(tensors["delta_h"].norm()), 4),
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    path = folder / f"{name}.safetensors"
-    tmp = temp_beside(path)
-    save_file(tensors, str(tmp), metadata={"priorpaint": json.dumps(info)})
-    tmp.replace(path)
+    path = store.save_tensors(folder / f"{name}.safetensors", tensors, metadata={"priorpaint": json.dumps(info)})
     (folder / f"{name}.json").write_text(json.dumps(info, indent=1, default=float) + "\n")
     _loaded.pop((model, name), None)
     return path
@@ -85,6 +84,7 @@ def list_vectors(model: str) -> List[dict]:
 
 
 _loaded: Dict[Tuple[str, str], Tuple[float, dict, dict]] = {}
+store.on_clear(_loaded.clear)
 
 
 def load_vector(model: str, name: str) -> Tuple[Dict[str, torch.Tensor], dict]:
@@ -152,9 +152,8 @@ def check_vector(gen, spec: dict) -> None:
 @register_edit("vector", parse_vector, check=check_vector,
                help="vector:NAME=STRENGTH — add a saved editing vector (see `priorpaint concepts`) "
                     "times STRENGTH to the latent")
-def apply_vector(session, state: EditState, spec: dict) -> EditState:
-    from .concepts import footprint_radius, merge_edit_mask, model_to_region
-    gen = session.gen
+def apply_vector(ctx: EditContext, state: EditState, spec: dict) -> EditState:
+    gen = ctx.gen
     model = model_key(gen)
     name = str(spec.get("name", ""))
     try:
@@ -165,23 +164,23 @@ def apply_vector(session, state: EditState, spec: dict) -> EditState:
         raise InputError(f"vector strength must be finite, got {strength}")
     tensors, meta = load_vector(model, name)
     dh = tensors["delta_h"]
-    split = session.require_projection().split
+    split = ctx.split
     if meta.get("split", split) != split or tuple(dh.shape) != tuple(state.h.shape):
         raise InputError(f"vector {name!r} was made at layer {meta.get('split')} with shape {list(dh.shape)}; "
                          f"this session's latent is {list(state.h.shape)} at {split}")
     new = state.evolve()
     if strength == 0.0:
-        new.edit_mask = merge_edit_mask(session, state, np.zeros_like(session.crop.region_mask))
+        new.edit_mask = ctx.merged_mask(state, np.zeros_like(ctx.crop.region_mask))
         return new
     new.h = state.h + strength * dh.to(state.h.device, state.h.dtype)
     if "delta_z" in tensors:
         new.z = state.z + strength * tensors["delta_z"].to(state.z.device, state.z.dtype)
-    side = session.crop.square[2]
+    side = ctx.crop.square[2]
     key = (model, name, side, footprint_radius(gen, split), meta.get("created"), meta.get("norm"))
     region = _reach.get(key)
     if region is None or region.shape[0] != side:
         reach = reach_mask(dh, gen.resolution, footprint_radius(gen, split))
         region = model_to_region(reach.float(), side)
         _reach[key] = region
-    new.edit_mask = merge_edit_mask(session, state, region)
+    new.edit_mask = ctx.merged_mask(state, region)
     return new

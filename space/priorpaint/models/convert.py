@@ -117,19 +117,3 @@ def convert(src, dst, overwrite: bool = False) -> dict:
     }
     meta_path.write_text(json.dumps(record, indent=2) + "\n")
     return record
-
-
-def _cmd_convert(args) -> int:
-    record = convert(args.input, args.output, overwrite=args.force)
-    cfg = record["config"]
-    print(f"wrote {args.output} ({record['tensors']} tensors, StyleGAN2 {cfg['size']}x{cfg['size']}, "
-          f"style_dim {cfg['style_dim']}, n_mlp {cfg['n_mlp']}) and {Path(args.output).with_suffix('.json')}")
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("convert", help="convert a rosinality StyleGAN2 .pt checkpoint to safetensors + config JSON")
-    p.add_argument("input", help="the .pt checkpoint (read with torch.load(weights_only=True); no code runs)")
-    p.add_argument("output", help="the .safetensors file to write (its config JSON goes beside it)")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
-    p.set_defaults(func=_cmd_convert)

@@ -34,6 +34,10 @@ class LayeredGenerator(nn.Module):
 
     #: short architecture name, as written in manifests ("dcgan", "stylegan2")
     architecture: str = ""
+    #: the manifest id of the loaded weights; every derived artefact (directions, parts,
+    #: heads, vectors) is keyed by it.  Set by the model registry when it loads a model; a
+    #: generator built by hand must be given one before anything is derived for it.
+    model_id: str = ""
     #: projection's multi-start budget: random candidates scored, starts optimised as a batch
     #: (a cheap 64 px generator affords many; a large StyleGAN2 overrides this with fewer)
     projection_defaults = {"candidates": 256, "starts": 8}

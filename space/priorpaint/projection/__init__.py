@@ -1,5 +1,5 @@
 """Projection of a photo crop into a generator (multi-start z search + split-layer refinement)."""
 
-from .project import Projection, ProjectionConfig, project, psnr
+from .project import Projection, ProjectionConfig, project
 
-__all__ = ["Projection", "ProjectionConfig", "project", "psnr"]
+__all__ = ["Projection", "ProjectionConfig", "project"]

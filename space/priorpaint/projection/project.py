@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..jobs import CancelToken, ProgressFn, checkpoint
+from ..metrics import check_finite, pixel_loss, psnr
 from ..models.layered import LayeredGenerator
 from .perceptual import get_perceptual
 
@@ -75,29 +76,6 @@ class Projection:
     noise: Dict[str, torch.Tensor] = field(default_factory=dict)  # fitted noise inputs (baked into h)
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None) -> float:
-    """PSNR in dB between images in [-1, 1] (peak-to-peak 2), optionally over a mask."""
-    err = (a.detach().float().clamp(-1, 1) - b.detach().float()) ** 2
-    if mask is not None:
-        m = mask.expand_as(err)
-        if m.sum() <= 0:
-            return float("nan")
-        mse = (err * m).sum() / m.sum()
-    else:
-        mse = err.mean()
-    return float(10.0 * torch.log10(4.0 / mse.clamp_min(1e-12)))
-
-
-def pixel_loss(out: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor]) -> torch.Tensor:
-    """Per-sample L1 + L2, weighted by ``weight`` (N or 1, 1, R, R) when given."""
-    diff = out - target
-    per = diff.abs() + diff * diff
-    if weight is None:
-        return per.flatten(1).mean(1)
-    w = weight.expand_as(per)
-    return (per * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1e-6)
-
-
 def noise_regularization(noises: List[torch.Tensor]) -> torch.Tensor:
     """Per-sample sum over maps and scales (down to 8x8) of the squared mean products of
     each noise map with itself shifted by one pixel in x and in y: zero for white noise."""
@@ -110,11 +88,6 @@ def noise_regularization(noises: List[torch.Tensor]) -> torch.Tensor:
                 break
             v = F.avg_pool2d(v, 2)
     return total
-
-
-def check_finite(t: torch.Tensor, what: str) -> None:
-    if not torch.isfinite(t).all():
-        raise InputError(f"{what} contains NaN or infinite values")
 
 
 def project(gen: LayeredGenerator, target: torch.Tensor, mask: Optional[torch.Tensor] = None,

@@ -1,0 +1,38 @@
+"""Options shared by the commands that project a selection (project, edit, segment)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_selection_args(p: argparse.ArgumentParser, output_help: str) -> None:
+    """The photo, its selection, the model and the projection options: shared by every
+    command that projects a selection (project, edit, segment)."""
+    p.add_argument("image", help="the photo (PNG, JPEG, TIFF, WebP, ...; any mode)")
+    sel = p.add_mutually_exclusive_group(required=True)
+    sel.add_argument("--box", help="selection box X,Y,W,H in pixels")
+    sel.add_argument("--mask", help="selection mask image, same size as the photo (white or alpha = selected)")
+    p.add_argument("-o", "--output", required=True, help=output_help)
+    p.add_argument("--model", default=None, help="manifest model id (default: dcgan-digiface-64); see `priorpaint models`")
+    p.add_argument("--download", action="store_true", help="allow downloading a hub model's weights")
+    p.add_argument("--steps", type=int, default=300, help="projection optimisation steps (default 300)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the projection (default 0)")
+    p.add_argument("--margin", type=float, default=0.1,
+                   help="context margin around the selection, as a fraction of its size (default 0.1)")
+
+
+def add_render_args(p: argparse.ArgumentParser) -> None:
+    """The selection options plus what a render writes and how (report, layer, G\u2032)."""
+    add_selection_args(p, "where to write the composited result (PNG keeps alpha)")
+    p.add_argument("--report", help="write a JSON report with quality figures and seconds per stage")
+    p.add_argument("--masked", action="store_true", help="project only the selected pixels (loss weighted by the mask)")
+    p.add_argument("--layer", help="also write the result layer (RGBA, alpha = feathered edit mask) to this PNG")
+    p.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None,
+                   help="render through the image-specific generator G' fitted to the photo's unedited pixels "
+                        "(default: on for edit, off for project)")
+    p.add_argument("--adapt-method", choices=("multiplicative", "weights"), default="multiplicative",
+                   help="G' by multiplicative feature perturbations (default, the paper's) or by tuning "
+                        "G_F's weights (PTI-style)")
+    p.add_argument("--adapt-fit", choices=("unedited", "reconstruction"), default="unedited",
+                   help="fit G' on the pixels outside the edit mask for each edit (default, the paper's), "
+                        "or once on the whole crop's reconstruction (better for edits of the whole selection)")

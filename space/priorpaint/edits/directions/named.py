@@ -1,0 +1,172 @@
+"""Named directions of a model: ``weights_manifest/directions/<model>.json`` gives each a method,
+a component index and a sign (or an attribute for a supervised direction), a description of
+what it really does, and the strength range.  Raw components are always available as
+``sefa<K>`` and ``ganspace<K>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional
+
+
+from ...errors import InputError, ModelError
+from ...models.layered import LayeredGenerator
+from ... import store
+
+log = logging.getLogger(__name__)
+
+from .base import DEFAULT_RANGE, GANSPACE_COMPONENTS, GANSPACE_SAMPLES, RAW_PATTERN, Direction
+from .pca import ganspace
+from .closedform import sefa
+from .boundaries import attribute_direction
+
+
+def directions_manifest_path(model_id: str) -> Optional[Path]:
+    from ...models.manifest import manifest_dirs
+    for d in manifest_dirs():
+        p = Path(d) / "directions" / f"{model_id}.json"
+        if p.is_file():
+            return p
+    return None
+
+
+def load_named(model_id: Optional[str]) -> dict:
+    """The named-directions manifest of a model (``{}`` when it has none)."""
+    from ...models.manifest import DEFAULT_MODEL
+    path = directions_manifest_path(model_id or DEFAULT_MODEL)
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelError(f"directions manifest {path} is not valid JSON: {e}") from None
+    names = [d.get("name") for d in data.get("directions", [])]
+    if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+        raise ModelError(f"directions manifest {path}: every direction needs a unique name")
+    return data
+
+
+def _raw_entries(count: int = 5) -> List[dict]:
+    out = []
+    for method, what in (("sefa", "SeFa component"), ("ganspace", "GANSpace component")):
+        for k in range(count):
+            out.append({"name": f"{method}{k}", "method": method, "component": k, "sign": 1,
+                        "description": f"{what} {k} (unnamed)",
+                        "min": DEFAULT_RANGE[0], "max": DEFAULT_RANGE[1], "default": 0.0})
+    return out
+
+
+def list_directions(model_id: Optional[str] = None) -> List[dict]:
+    """``[{name, description, min, max, default, method}]`` for a model (no generator needed).
+
+    The named directions of its manifest; a model without one lists its first raw SeFa
+    and GANSpace components.  This is what the app shows as sliders.
+    """
+    data = load_named(model_id)
+    entries = data.get("directions") or _raw_entries()
+    return [{"name": d["name"], "description": d.get("description", ""),
+             "min": float(d.get("min", DEFAULT_RANGE[0])), "max": float(d.get("max", DEFAULT_RANGE[1])),
+             "default": float(d.get("default", 0.0)), "method": d.get("method", "")}
+            for d in entries]
+
+
+def _entry_for(model_id: str, name: str, data: dict) -> dict:
+    for d in data.get("directions", []):
+        if d["name"] == name:
+            return d
+    m = RAW_PATTERN.match(name)
+    if m:
+        return {"name": name, "method": m.group(1), "component": int(m.group(2)), "sign": 1,
+                "description": f"{'SeFa' if m.group(1) == 'sefa' else 'GANSpace'} component {m.group(2)}"}
+    known = [d["name"] for d in data.get("directions", [])]
+    raise InputError(f"unknown direction {name!r} for model {model_id}; known: "
+                     f"{', '.join(known) if known else 'none named'}"
+                     f"{'; ' if known else ', but '}raw components are sefa0, sefa1, ... and ganspace0, ganspace1, ...")
+
+
+_resolved: Dict[tuple, "Direction"] = {}
+store.on_clear(_resolved.clear)
+
+
+def get_direction(gen: LayeredGenerator, name: str, model_id: Optional[str] = None) -> Direction:
+    """The named (or raw ``sefaK`` / ``ganspaceK``) direction of ``gen``, computed or cached.
+
+    Resolved directions are remembered per weights, device, name and manifest version, so a
+    live preview pays for the lookup once.
+    """
+    model_id = model_id or store.model_key(gen)
+    path = directions_manifest_path(model_id)
+    stamp = path.stat().st_mtime_ns if path is not None else None
+    key = (store.weights_fingerprint(gen), str(gen.device), model_id, name, str(path), stamp, str(store.cache_root()))
+    hit = _resolved.get(key)
+    if hit is None:
+        hit = _resolve_direction(gen, name, model_id)
+        if len(_resolved) > 256:
+            _resolved.clear()
+        _resolved[key] = hit
+    return hit
+
+
+def _resolve_direction(gen: LayeredGenerator, name: str, model_id: str) -> Direction:
+    data = load_named(model_id)
+    e = _entry_for(model_id, name, data)
+    methods = data.get("methods", {})
+    method = e.get("method")
+    sign = float(e.get("sign", 1))
+    if sign not in (1.0, -1.0):
+        raise ModelError(f"direction {name!r}: sign must be 1 or -1")
+    common = dict(name=name, description=e.get("description", ""), method=method,
+                  min=float(e.get("min", DEFAULT_RANGE[0])), max=float(e.get("max", DEFAULT_RANGE[1])),
+                  default=float(e.get("default", 0.0)))
+    lat = (1,) + tuple(gen.latent_shape)
+    if method == "sefa":
+        vecs = sefa(gen)["vectors"]
+        k = _component(e, vecs.shape[0], name)
+        return Direction(space="z", vector=(sign * vecs[k]).reshape(lat), info={"component": k}, **common)
+    if method == "ganspace":
+        cfg = dict(methods.get("ganspace", {}))
+        cfg.update({k: e[k] for k in ("layer", "samples", "components", "seed") if k in e})
+        layer = cfg.get("layer") or gen.default_split
+        res = ganspace(gen, layer=layer, samples=int(cfg.get("samples", GANSPACE_SAMPLES)),
+                       components=int(cfg.get("components", GANSPACE_COMPONENTS)), seed=int(cfg.get("seed", 0)))
+        k = _component(e, res["vectors"].shape[0], name)
+        if e.get("space", "h") == "z":
+            return Direction(space="z", vector=(sign * res["z_vectors"][k]).reshape(lat),
+                             info={"component": k}, **common)
+        shape = (1,) + tuple(res["mean"].shape)
+        return Direction(space="h", layer=layer, vector=(sign * res["vectors"][k]).reshape(shape),
+                         scale=float(res["sigma"][k]), info={"component": k}, **common)
+    if method == "supervised":
+        cfg = dict(methods.get("supervised", {}))
+        cfg.update({k: e[k] for k in ("samples", "seed", "quantile") if k in e})
+        if "attribute" not in e:
+            raise ModelError(f"supervised direction {name!r} names no attribute")
+        n = attribute_direction(gen, e["attribute"], samples=int(cfg.get("samples", 2000)),
+                                seed=int(cfg.get("seed", 0)), quantile=float(cfg.get("quantile", 0.3)),
+                                condition=tuple(e.get("condition", ())))
+        return Direction(space="z", vector=(sign * n).reshape(lat), **common)
+    raise ModelError(f"direction {name!r} has unknown method {method!r}")
+
+
+def _component(e: dict, count: int, name: str) -> int:
+    k = int(e.get("component", 0))
+    if not 0 <= k < count:
+        raise InputError(f"direction {name!r}: component {k} does not exist (there are {count})")
+    return k
+
+
+
+
+def prepare(gen: LayeredGenerator, model_id: Optional[str] = None) -> Dict[str, float]:
+    """Compute (or load) every named direction of a model; seconds per name."""
+    import time
+    out = {}
+    for d in list_directions(model_id or store.model_key(gen)):
+        t0 = time.perf_counter()
+        get_direction(gen, d["name"], model_id)
+        out[d["name"]] = round(time.perf_counter() - t0, 3)
+    return out
+

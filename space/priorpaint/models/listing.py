@@ -1,0 +1,33 @@
+"""One listing of the manifest's models, used by ``priorpaint models`` and the app's API."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from .manifest import DEFAULT_MODEL, load_manifest
+from .weights import weights_status
+
+
+def list_models(kind: Optional[str] = None, default: Optional[str] = None, paths: bool = False) -> List[dict]:
+    """One dict per manifest entry (of ``kind`` when given): id, kind, architecture,
+    resolution, domain, whether its weights are present here, its source, description,
+    and whether it is the ``default`` model (the embedded default when None).
+
+    ``paths``: also the local path of present weights (for the command line; the API hands
+    its listing to remote clients and leaves paths out)."""
+    default = default or DEFAULT_MODEL
+    rows = []
+    for entry in load_manifest().values():
+        if kind is not None and entry.kind != kind:
+            continue
+        present, src, path = weights_status(entry)
+        row = {
+            "id": entry.id, "kind": entry.kind, "architecture": entry.architecture,
+            "resolution": entry.resolution, "domain": entry.domain, "present": bool(present),
+            "source": (src or entry.sources[0]).describe(), "description": entry.description,
+            "default": entry.id == default,
+        }
+        if paths:
+            row["path"] = str(path) if path else None
+        rows.append(row)
+    return rows
