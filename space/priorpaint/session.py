@@ -165,7 +165,9 @@ class EditSession:
             metrics = None
             if adapt:
                 from .adaptation import render_adapted
-                image, metrics = render_adapted(self, state, adapt_options, progress, cancel)
+                image, metrics, self.seconds["adapt"] = render_adapted(
+                    self.gen, self.require_projection(), self.target, self.crop, self.edit_mask(state), state,
+                    self.cache, adapt_options, progress, cancel)
                 t0 = time.perf_counter()
             else:
                 self.seconds.pop("adapt", None)
@@ -190,6 +192,8 @@ class EditSession:
             "notes": self.crop.notes + state.notes,
         }
         if metrics:
+            metrics = dict(metrics)
+            m["notes"] = m["notes"] + metrics.pop("notes", [])
             m.update(metrics)
         self.seconds["composite"] = time.perf_counter() - t0
         self.used = time.time()
@@ -209,6 +213,11 @@ class EditSession:
 
     def reconstruction_psnr(self, image: torch.Tensor, mask: Optional[torch.Tensor] = None) -> float:
         return psnr(image, self.target, mask)
+
+    def gprime(self, options=None):
+        """The G′ fitted by the last adapted render with these options (None before one)."""
+        from .adaptation import gprime_for
+        return gprime_for(self.cache, options)
 
 
 def _tensor_bytes(v) -> int:

@@ -1,8 +1,9 @@
 """Adapting the generator to one photo: G′, and rendering edits through it.
 
 :func:`render_adapted` is what :meth:`priorpaint.session.EditSession.render` calls with
-``adapt=True``: it fits G′ on the pixels of the crop that the edit leaves alone (or
-reuses the session's cached G′), runs ``G′(z_h_e)`` and returns the image to composite
+``adapt=True``: given the generator, the projection, the crop's target and the edit mask,
+it fits G′ on the pixels of the crop that the edit leaves alone (or reuses a G′ from the
+``cache`` dict the caller keeps), runs ``G′(z_h_e)`` and returns the image to composite
 plus the metrics of the report.
 
 Which pixels G′ is fitted to:
@@ -23,7 +24,7 @@ to, so the selection is rendered by an almost unadapted G; the reconstruction fi
 it as the photo with the edit applied (edit fidelity 0.84–0.98 on the astronaut for the
 named directions), an edit mask covering the whole crop included.
 
-The session cache keeps one fitted G′ per method: it is reused as it is for the same
+The cache keeps one fitted G′ per method: it is reused as it is for the same
 latent and an edit region inside the one it was fitted for, fine-tuned from its δ's
 (warm start, usually a few dozen steps) for a new latent inside that region, and refitted
 from δ = 0 when the edit region grows beyond it (its δ's would have learnt the photo's
@@ -41,7 +42,10 @@ import torch
 
 from ..errors import InputError
 from ..jobs import CancelToken, ProgressFn
-from ..metrics import check_finite, pearson
+from ..compositing.crop import Crop
+from ..metrics import check_finite, pearson, psnr
+from ..models.layered import LayeredGenerator
+from ..projection.project import Projection
 from .gprime import REFUSE, METHODS, PARAMETRISATIONS, AdaptConfig, GPrime, fit_gprime, naive_config
 
 __all__ = ["AdaptConfig", "GPrime", "METHODS", "PARAMETRISATIONS", "fit_gprime", "naive_config",
@@ -72,9 +76,9 @@ def _cache_key(cfg: AdaptConfig) -> str:
             f"{cfg.parametrisation if cfg.method == 'multiplicative' else ''}")
 
 
-def gprime_for(session, options=None) -> Optional[GPrime]:
-    """The session's cached G′ of this method (None before a render with ``adapt=True``)."""
-    return session.cache.get(_cache_key(adapt_config(options)))
+def gprime_for(cache: dict, options=None) -> Optional[GPrime]:
+    """The cached G′ of this method (None before a render with ``adapt=True``)."""
+    return cache.get(_cache_key(adapt_config(options)))
 
 
 def _same(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> bool:
@@ -83,33 +87,36 @@ def _same(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> bool:
     return a.shape == b.shape and bool(torch.equal(a, b))
 
 
-def _has_edit(session, state) -> bool:
-    p = session.projection
+def _has_edit(p: Projection, state) -> bool:
     return bool(state.interventions) or not (_same(state.h, p.h) and _same(state.z, p.z))
 
 
-def render_adapted(session, state, options=None, progress: Optional[ProgressFn] = None,
-                   cancel: Optional[CancelToken] = None) -> Tuple[torch.Tensor, Dict[str, object]]:
-    """``(image, metrics)``: ``G′(z_h_e)`` at model resolution and the report's figures.
+def render_adapted(gen: LayeredGenerator, projection: Projection, target: torch.Tensor, crop: Crop,
+                   edit_np: np.ndarray, state, cache: dict, options=None,
+                   progress: Optional[ProgressFn] = None,
+                   cancel: Optional[CancelToken] = None) -> Tuple[torch.Tensor, Dict[str, object], float]:
+    """``(image, metrics, seconds)``: ``G′(z_h_e)`` at model resolution, the report's figures
+    and the time spent adapting.
+
+    ``target`` is the crop at model resolution; ``edit_np`` the square-region edit mask of
+    ``state`` (uint8); ``cache`` a dict the caller keeps per projection (fitted G′s live there).
 
     Metrics: ``psnr_adapted`` (dB, G′(z_h_e) against the crop on the unedited pixels at
     model resolution), ``psnr_unadapted`` (the same for G), ``edit_fidelity`` (when an
     edit is present: Pearson correlation inside the edit mask between
     ``G′(z_h_e) − G′(z_h)`` and ``G(z_h_e) − G(z_h)``), ``adaptation`` (what was done: method, action, steps).
-    ``session.seconds["adapt"]`` gets the fitting time.
+    ``notes`` (when present) are this stage's own notes.
     """
     cfg = adapt_config(options)
-    proj = session.require_projection()
+    proj = projection
     check_finite(state.h, "the edited split-layer latent", REFUSE)
     check_finite(state.z, "the edited latent", REFUSE)
-    gen = session.gen
     dev = gen.device
     split = proj.split
     t0 = time.perf_counter()
-    edit_np = session.edit_mask(state)
-    edit_mask = session.crop.model_mask(dev, edit_np)          # (1, 1, R, R) in [0, 1]
+    edit_mask = crop.model_mask(dev, edit_np)          # (1, 1, R, R) in [0, 1]
     edit_region = (edit_mask[0, 0] > 0).cpu().numpy()
-    edited = _has_edit(session, state)
+    edited = _has_edit(proj, state)
     inter = state.interventions or None
     metrics: Dict[str, object] = {"psnr_adapted": None, "edit_fidelity": None}
     info: Dict[str, object] = {"method": cfg.method, "parametrisation": cfg.parametrisation
@@ -121,8 +128,7 @@ def render_adapted(session, state, options=None, progress: Optional[ProgressFn] 
         plain = gen.forward_from(split, state.h, interventions=inter, z=state.z)
     if not edit_np.any():
         info["action"] = "skipped: empty edit mask"
-        session.seconds["adapt"] = 0.0
-        return plain, metrics
+        return plain, metrics, 0.0
     if edited:
         weight = 1.0 - edit_mask
         fitted_edit = edit_region
@@ -130,19 +136,17 @@ def render_adapted(session, state, options=None, progress: Optional[ProgressFn] 
         weight = torch.ones_like(edit_mask)
         fitted_edit = np.zeros_like(edit_region)
     if cfg.fit == "reconstruction":
-        return _render_reconstruction_fit(session, state, cfg, plain, weight, edit_mask, edited,
-                                          metrics, info, t0, progress, cancel)
+        return _render_reconstruction_fit(gen, proj, target, cache, state, cfg, plain, weight, edit_mask,
+                                          edited, metrics, info, t0, progress, cancel)
     if float(weight.sum()) <= 0:
         notes.append("the edit mask covers the whole crop, so no unedited pixels are left to fit G′ to: "
                       "rendered with G alone (select a larger area or a smaller edit region to adapt)")
-        # The render's notes (the caller's state is not modified).
-        metrics["notes"] = list(session.crop.notes) + list(state.notes) + notes
+        metrics["notes"] = notes   # the render's notes (the caller's state is not modified)
         info["action"] = "skipped: edit mask covers the whole crop"
-        session.seconds["adapt"] = 0.0
-        return plain, metrics
+        return plain, metrics, 0.0
 
     key = _cache_key(cfg)
-    cached: Optional[GPrime] = session.cache.get(key)
+    cached: Optional[GPrime] = cache.get(key)
     if cached is not None and cached.config != cfg:
         cached = None  # other options: fit afresh
     grown = cached is None or bool((fitted_edit & ~cached.fitted_edit).any())
@@ -152,50 +156,47 @@ def render_adapted(session, state, options=None, progress: Optional[ProgressFn] 
         info["action"] = "reused"
     else:
         init = None if grown else cached
-        gp = fit_gprime(gen, split, state.h, state.z, session.target, weight, cfg, interventions=inter,
+        gp = fit_gprime(gen, split, state.h, state.z, target, weight, cfg, interventions=inter,
                         init=init, progress=progress, cancel=cancel)
         # The region whose photo pixels the δ's have never learnt: a warm start happens only
         # inside the cached one, so it is the new edit region in both cases.
         gp.fitted_edit = fitted_edit
-        session.cache[key] = gp
+        cache[key] = gp
         info["action"] = "warm-started" if init is not None else "fitted"
         info["steps"] = gp.steps
         info["stopped_early"] = gp.stopped_early
         info["final_loss"] = gp.losses[-1] if gp.losses else None
-    return _finish(session, state, gp, plain, weight, edit_mask, edited, metrics, t0)
+    return _finish(gen, proj, target, state, gp, plain, weight, edit_mask, edited, metrics, t0)
 
 
-def _finish(session, state, gp: GPrime, plain, weight, edit_mask, edited, metrics, t0):
-    proj = session.projection
-    gen = session.gen
+def _finish(gen, proj, target, state, gp: GPrime, plain, weight, edit_mask, edited, metrics, t0):
     image = gp(state.h, state.z, state.interventions or None)
-    session.seconds["adapt"] = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
     if float(weight.sum()) > 0:
-        metrics["psnr_adapted"] = session.reconstruction_psnr(image, weight)
-        metrics["psnr_unadapted"] = session.reconstruction_psnr(plain, weight)
+        metrics["psnr_adapted"] = psnr(image, target, weight)
+        metrics["psnr_unadapted"] = psnr(plain, target, weight)
     if edited:
         with torch.no_grad():
             base = gen.forward_from(proj.split, proj.h, z=proj.z)
             base_adapted = gp(proj.h, proj.z)
         metrics["edit_fidelity"] = pearson(image - base_adapted, plain - base, edit_mask)
-    return image, metrics
+    return image, metrics, seconds
 
 
-def _render_reconstruction_fit(session, state, cfg, plain, weight, edit_mask, edited, metrics, info,
-                               t0, progress, cancel):
+def _render_reconstruction_fit(gen, proj, target, cache, state, cfg, plain, weight, edit_mask, edited,
+                               metrics, info, t0, progress, cancel):
     """``fit="reconstruction"``: G′ fitted once per session so that ``G′(z_h)`` reproduces the
     whole crop, then every edit is rendered through it (no fit per edit)."""
-    proj = session.projection
     key = _cache_key(cfg)
-    gp: Optional[GPrime] = session.cache.get(key)
+    gp: Optional[GPrime] = cache.get(key)
     if gp is not None and gp.config == cfg:
         info["action"] = "reused"
     else:
-        gp = fit_gprime(session.gen, proj.split, proj.h, proj.z, session.target,
+        gp = fit_gprime(gen, proj.split, proj.h, proj.z, target,
                         torch.ones_like(edit_mask), cfg, progress=progress, cancel=cancel)
         gp.fitted_edit = np.zeros(tuple(edit_mask.shape[-2:]), bool)
-        session.cache[key] = gp
+        cache[key] = gp
         info.update(action="fitted", steps=gp.steps, stopped_early=gp.stopped_early,
                     final_loss=gp.losses[-1] if gp.losses else None)
     info["fit"] = "reconstruction"
-    return _finish(session, state, gp, plain, weight, edit_mask, edited, metrics, t0)
+    return _finish(gen, proj, target, state, gp, plain, weight, edit_mask, edited, metrics, t0)
