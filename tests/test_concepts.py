@@ -73,7 +73,7 @@ def test_dissection_ranks_every_unit_for_every_class(tiny_gen, tmp_path, monkeyp
     assert torch.all(d.high >= d.threshold - 1e-6)
     cached = C.get_dissection(tiny_gen, C.DissectConfig(samples=16, size=16))
     assert torch.equal(cached.order, d.order)
-    assert list((tmp_path / "concepts" / "tiny-dcgan").glob("units-*.safetensors"))
+    assert list((tmp_path / "concepts" / "tiny-dcgan").glob("units2-*.safetensors"))
 
 
 # -- the edit on the embedded model -----------------------------------------------------------

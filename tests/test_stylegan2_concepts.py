@@ -40,7 +40,9 @@ def test_segmentation_head_on_synthesis_features(env):
 def test_concept_painting(env):
     gen, _, s = env
     d = get_dissection(gen)
-    assert d.split == s.projection.split and d.iou.shape[1] == gen.feature_channels("b16") + 3
+    # only the block's feature channels are units: the 3 channels of the skip image are not ranked
+    assert d.split == s.projection.split and d.iou.shape[1] == gen.feature_channels("b16")
+    assert int(d.order.max()) < gen.feature_channels("b16")
     concept = d.names[0]
     paint = np.zeros((96, 96), np.uint8)
     paint[40:72, 40:72] = 255

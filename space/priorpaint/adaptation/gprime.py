@@ -267,16 +267,7 @@ def run_multiplicative(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Op
 def run_tuned(gen: LayeredGenerator, split: str, h: torch.Tensor, z: Optional[torch.Tensor],
               tuned: nn.ModuleDict, interventions: Optional[Dict[str, Callable]] = None) -> torch.Tensor:
     """``G_F`` with its layers replaced by the private tuned copies (the shared ``gen`` is untouched)."""
-    context = gen.make_context(z)
-    inter = interventions or {}
-    x = h
-    for name in gen.layers_after(split):
-        module = tuned[name] if name in tuned else gen.layers[name]
-        x = gen._call_layer(name, module, x, context)
-        fn = inter.get(name)
-        if fn is not None:
-            x = fn(x)
-    return x
+    return gen.run_with(dict(tuned.items()), h, start=split, interventions=interventions, z=z)
 
 
 def _lr_at(cfg: AdaptConfig, base: float, step: int) -> float:

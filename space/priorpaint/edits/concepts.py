@@ -91,7 +91,7 @@ def dissect(gen: LayeredGenerator, head: SegHead, config: Optional[DissectConfig
     with torch.no_grad():
         for chunk in z.split(batch):
             h = gen.forward_to(chunk, split)
-            acts.append(h.float())
+            acts.append(gen.units(split, h).float())   # real units only (no skip image)
             labels.append(head.logits(gen, h, chunk, split, cfg.size)[0].argmax(1))
     acts_t = torch.cat(acts)                           # (N, U, s, s)
     lab = torch.cat(labels)                            # (N, S, S)
@@ -129,7 +129,7 @@ def _get_dissection(gen: LayeredGenerator, config: Optional[DissectConfig]) -> D
     cfg = config or DissectConfig()
     head = get_head(gen)
     sig = hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes() for p in head.parameters())).hexdigest()[:12]
-    path = store.folder("concepts", model_key(gen), f"units-{cfg.key()}-{sig}-{weights_fingerprint(gen)}.safetensors")
+    path = store.folder("concepts", model_key(gen), f"units2-{cfg.key()}-{sig}-{weights_fingerprint(gen)}.safetensors")
     key = (str(gen.device), str(path))
     if key in _dissections:
         return _dissections[key]

@@ -172,6 +172,29 @@ class LayeredGenerator(nn.Module):
         """
         return self.run(h, start=name or self.default_split, interventions=interventions, z=z)[0]
 
+    def units(self, name: str, h: torch.Tensor) -> torch.Tensor:
+        """The *units* of layer ``name``'s output ``h``: its feature channels.  A layer whose
+        output also carries other data (StyleGAN2's running skip image) leaves it out, so
+        unit-level methods (dissection) rank only real units; the units are the leading
+        channels of ``h``, so unit ``i`` is channel ``i``."""
+        return h
+
+    def run_with(self, modules: Dict[str, nn.Module], x: torch.Tensor, start: Optional[str] = None,
+                 interventions: Optional[Dict[str, Intervention]] = None,
+                 z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Like :meth:`run` after ``start`` to the output, with the layers named in ``modules``
+        replaced by those modules (e.g. private tuned copies; ``self`` is not changed)."""
+        names = self.layer_names
+        first = 0 if start is None else self.index(start) + 1
+        context = self.make_context(x if start is None else z)
+        interventions = interventions or {}
+        for name in names[first:]:
+            x = self._call_layer(name, modules.get(name, self.layers[name]), x, context)
+            fn = interventions.get(name)
+            if fn is not None:
+                x = fn(x)
+        return x
+
     def describe(self) -> List[dict]:
         """One dict per layer with its output shape, for listings and documentation."""
         with torch.no_grad():

@@ -528,6 +528,10 @@ class StyleGAN2Generator(LayeredGenerator):
     def _call_layer(self, name: str, module: nn.Module, x: torch.Tensor, context: dict) -> torch.Tensor:
         return module(x, context)
 
+    def units(self, name: str, h: torch.Tensor) -> torch.Tensor:
+        """A block's feature channels, without the 3 channels of the running skip image."""
+        return h if name == "rgb" else h[:, :self.feature_channels(name)]
+
     def feature_channels(self, name: str) -> int:
         """Feature channels of a block's output (excluding the 3 skip-image channels)."""
         if name == "rgb":
