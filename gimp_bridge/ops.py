@@ -303,44 +303,16 @@ def segment(client: Client, crop: Crop, model: str = "", steps: Optional[int] = 
                         labels=Layer(name="priorpaint labels", x=x, y=y, image=labels, status=st))
 
 
-def snap_to_legend(labels: png.Image, legend: Dict[str, Sequence[int]]) -> png.Image:
-    """RGBA label map with every visible pixel set to its nearest legend colour.
-
-    Painting in GIMP leaves antialiased edges in colours between the legend's; the backend
-    refuses colours outside the legend. Transparent pixels (alpha 0: "keep") stay as they are.
-    """
-    rgba = labels.to_rgba()
-    colours = [tuple(int(c) for c in v[:3]) for v in legend.values()]
-    if not colours:
-        return rgba
-    cache: Dict[bytes, bytes] = {}
-    out = bytearray(rgba.data)
-    data = rgba.data
-    for i in range(0, len(data), 4):
-        px = data[i:i + 3]
-        if data[i + 3] == 0:
-            continue
-        snapped = cache.get(px)
-        if snapped is None:
-            r, g, b = px
-            snapped = bytes(min(colours, key=lambda c: (c[0] - r) ** 2 + (c[1] - g) ** 2 + (c[2] - b) ** 2))
-            cache[px] = snapped
-        out[i:i + 3] = snapped
-        out[i + 3] = 255
-    return png.Image(rgba.width, rgba.height, 4, bytes(out))
-
-
 def apply_segmentation(client: Client, session: str, labels: png.Image, crop_origin: Tuple[int, int],
                        adapt: bool = True, save_vector: str = "", legend: Optional[Dict[str, Sequence[int]]] = None,
                        progress=None, on_job=None, should_cancel=None) -> Layer:
     """Apply an edited label map (sized like the layer box) to the session it came from.
 
-    With ``legend``, colours are snapped to it first (see :func:`snap_to_legend`) and the
-    legend travels with the spec.
+    The label map goes as painted (GIMP's brushes antialias): the spec asks the backend to
+    snap its colours to the legend (``snap``); with ``legend``, the legend travels with it.
     """
-    spec: Dict[str, Any] = {"kind": "segment", "labels": "file:0"}
+    spec: Dict[str, Any] = {"kind": "segment", "labels": "file:0", "snap": True}
     if legend:
-        labels = snap_to_legend(labels, legend)
         spec["legend"] = {k: [int(c) for c in v[:3]] for k, v in legend.items()}
     if save_vector:
         spec["save_vector"] = save_vector

@@ -406,8 +406,8 @@ def test_cancel_by_session_id_and_errors_from_the_worker():
     assert jobs.busy == 0 and not jobs.running()
 
 
-def test_editor_value_to_photo_and_mask_and_label_snapping():
-    from priorpaint.app.ui import _editor_layers, _photo_image, snap_labels
+def test_editor_value_to_photo_and_mask_and_painted_labels():
+    from priorpaint.app.ui import _editor_layers, _photo_image, paint_over_labels
 
     bg = np.zeros((6, 8, 4), np.uint8)
     bg[..., 3] = 255
@@ -418,9 +418,9 @@ def test_editor_value_to_photo_and_mask_and_label_snapping():
     assert _photo_image(photo).mode == "RGB"      # an opaque background is saved as RGB
     assert _editor_layers({"background": None, "layers": [], "composite": bg})[0] is not None
     assert _editor_layers(None) == (None, None)
-    # Anti-aliased brush pixels become the nearest legend colour; faint ones are not painted.
+    # Brush pixels go over the labels as painted (the server snaps them); faint ones are not painted.
     layer = np.zeros((2, 2, 4), np.uint8)
     layer[0, 0] = [250, 8, 3, 255]
     layer[1, 1] = [0, 0, 250, 60]
-    out = snap_labels(np.zeros((2, 2, 3), np.uint8), layer, {"hair": [255, 0, 0], "skin": [0, 0, 255]})
-    assert out[0, 0].tolist() == [255, 0, 0] and out[1, 1].tolist() == [0, 0, 0]
+    out = paint_over_labels(np.zeros((2, 2, 3), np.uint8), layer)
+    assert out[0, 0].tolist() == [250, 8, 3] and out[1, 1].tolist() == [0, 0, 0]

@@ -437,15 +437,6 @@ def test_only_the_crop_travels_for_a_big_photo(fake, capsys):
     assert sent < W * H * 3 / 100
 
 
-def test_snap_to_legend():
-    legend = {"bg": [0, 0, 255], "face": [255, 0, 0]}
-    # an antialiased edge pixel, a legend pixel, a transparent pixel ("keep")
-    img = png.Image(3, 1, 4, bytes([200, 30, 60, 255, 0, 0, 255, 255, 9, 9, 9, 0]))
-    assert ops.snap_to_legend(img, legend).data == bytes([255, 0, 0, 255, 0, 0, 255, 255, 9, 9, 9, 0])
-    gray = png.Image(1, 1, 3, bytes([10, 20, 180]))
-    assert ops.snap_to_legend(gray, legend).data == bytes([0, 0, 255, 255])
-
-
 # -- settings ------------------------------------------------------------------------------
 
 def test_settings_precedence_and_persistence(tmp_path, monkeypatch):

@@ -35,6 +35,29 @@ def test_colours_not_in_the_legend_are_named():
     assert out[1, 1] == 0 and out[0, 0] == -1
 
 
+def test_snapping_sets_painted_colours_to_the_nearest_legend_colour():
+    legend = {"bg": [0, 0, 255], "face": [255, 0, 0]}
+    rgb = np.array([[[200, 30, 60], [255, 0, 0], [9, 9, 9]]], np.uint8)   # antialiased, exact, "keep"
+    valid = np.array([[True, True, False]])
+    out, changed = SH.snap_to_legend(rgb, legend, valid)
+    assert out.tolist() == [[[255, 0, 0], [255, 0, 0], [9, 9, 9]]] and changed == 1
+    assert rgb[0, 0].tolist() == [200, 30, 60]                          # the input is not modified
+
+
+def test_a_snap_segment_spec_accepts_antialiased_paint_and_says_so(session):
+    labels, legend = session.segment()
+    painted = labels.copy()
+    face = legend[list(legend)[1]]
+    painted[10:14, 10:14] = np.clip(np.array(face) + 7, 0, 255)        # between legend colours
+    with pytest.raises(InputError, match="not in the legend"):
+        session.apply([{"kind": "segment", "labels": painted, "steps": 1}])
+    state = session.apply([{"kind": "segment", "labels": painted, "steps": 1, "snap": True}])
+    assert any("snapped to the nearest legend colour" in n for n in state.notes)
+    assert parse_segment("x.png#snap=1")["snap"] is True
+    with pytest.raises(InputError, match="snap must be 0 or 1"):
+        parse_segment("x.png#snap=yes")
+
+
 def test_legend_parsing_refuses_bad_legends(tmp_path):
     p = tmp_path / "l.json"
     p.write_text(json.dumps({"legend": {"a": [1, 2, 3]}}))

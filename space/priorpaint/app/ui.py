@@ -112,16 +112,12 @@ def _stroke_layer(value) -> Optional[Image.Image]:
     return Image.fromarray(out, "RGBA")
 
 
-def snap_labels(labels: np.ndarray, layer: np.ndarray, legend: dict) -> np.ndarray:
-    """The label map with the painted layer on top, every painted pixel snapped to the nearest
-    legend colour (brush edges are anti-aliased; a label map must hold legend colours only)."""
+def paint_over_labels(labels: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """The label map with the painted layer on top (pixels painted at least half opaque).
+    The brush antialiases: the segment spec asks the server to snap colours to the legend."""
     out = np.array(labels[..., :3], dtype=np.uint8)
     painted = layer[..., 3] >= 128
-    if painted.any():
-        pal = np.asarray(list(legend.values()), dtype=np.int32)
-        px = layer[..., :3][painted].astype(np.int32)
-        nearest = ((px[:, None, :] - pal[None]) ** 2).sum(-1).argmin(1)
-        out[painted] = pal[nearest].astype(np.uint8)
+    out[painted] = layer[..., :3][painted]
     return out
 
 
@@ -231,8 +227,9 @@ def build_app(backend: Backend) -> gr.Blocks:
                         if layer is None or not legend:
                             return []
                         bg, _ = _editor_layers(ed)
-                        labels = snap_labels(np.asarray(bg)[..., :3], np.asarray(layer), legend)
-                        spec = {"kind": "segment", "labels": scratch.save(Image.fromarray(labels, "RGB"), "labels")}
+                        labels = paint_over_labels(np.asarray(bg)[..., :3], np.asarray(layer))
+                        spec = {"kind": "segment", "labels": scratch.save(Image.fromarray(labels, "RGB"), "labels"),
+                                "legend": legend, "snap": True}
                         if name:
                             spec["save_vector"] = name.strip()
                         return [spec]

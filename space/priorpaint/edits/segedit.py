@@ -7,8 +7,10 @@
 2. The user edits that picture (grows the mouth, paints hair away, ...) and passes it
    back as ``segment:EDITED.png``.  Sizes: the layer box or the whole photo; any other
    size is resized to the layer box **nearest-neighbour** (labels are never blended),
-   with a note.  Every colour must be a legend colour (the error names the others);
-   fully transparent pixels (alpha 0) mean "keep the current label".
+   with a note.  Every colour must be a legend colour (the error names the others),
+   unless the spec asks for ``snap`` (what the web page and the GIMP plug-in send: their
+   brushes antialias), which snaps every painted colour to the nearest legend colour with
+   a note; fully transparent pixels (alpha 0) mean "keep the current label".
 3. The edited region is where the requested label differs from the current one (at the
    model's resolution), dilated by ``dilate`` px.  Starting from the projection, ``h`` is
    optimised (Adam) so that the head predicts the requested labels inside the region
@@ -44,7 +46,7 @@ from ..images import read_image_array
 from ..models.footprint import footprint_radius
 from ..store import model_key
 from .registry import EditContext, EditState, register_edit
-from .seghead import SegHead, classes_from_rgb, colour_labels, get_head, parse_legend
+from .seghead import SegHead, classes_from_rgb, colour_labels, get_head, parse_legend, snap_to_legend
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,11 @@ def requested_labels(ctx: EditContext, spec: dict, head: SegHead, current: torch
     if keep_alpha is not None:
         a_region, _, _ = ctx.place(keep_alpha, "label map", nearest=True)
         valid &= a_region > 0
+    if spec.get("snap"):
+        region, changed = snap_to_legend(region, legend, valid)
+        if changed:
+            notes.append(f"label map: {changed} painted pixel(s) between legend colours were snapped to the "
+                         "nearest legend colour")
     classes = classes_from_rgb(region, legend, head.names, "label map", valid=valid)
     small = torch.from_numpy(region_to_model_labels(classes, ctx.gen.resolution)).to(current.device)
     return torch.where(small >= 0, small, current), notes
@@ -190,7 +197,8 @@ def to8(img: torch.Tensor) -> torch.Tensor:
 # -- the edit -------------------------------------------------------------------------------
 
 def parse_segment(args: str) -> dict:
-    """``EDITED_LABELS.png[#save=NAME][#legend=L.json][#steps=N]`` (options also comma-separated)."""
+    """``EDITED_LABELS.png[#save=NAME][#legend=L.json][#steps=N][#snap=1]`` (options also comma-separated;
+    ``snap=1``: colours between the legend's are snapped to the nearest, as for antialiased brushes)."""
     path, _, opts = args.partition("#")
     if not path.strip():
         raise InputError("segment spec must be segment:EDITED_LABELS.png[#save=NAME]")
@@ -199,7 +207,7 @@ def parse_segment(args: str) -> dict:
         k, eq, v = opt.partition("=")
         k = k.strip()
         if not eq:
-            raise InputError(f"segment option {opt!r} must be KEY=VALUE (keys: save, legend, steps)")
+            raise InputError(f"segment option {opt!r} must be KEY=VALUE (keys: save, legend, steps, snap)")
         if k == "save":
             spec["save_vector"] = v.strip()
         elif k == "legend":
@@ -209,8 +217,12 @@ def parse_segment(args: str) -> dict:
                 spec["steps"] = int(v)
             except ValueError:
                 raise InputError(f"segment option steps must be an integer, got {v!r}") from None
+        elif k == "snap":
+            if v.strip() not in ("0", "1"):
+                raise InputError(f"segment option snap must be 0 or 1, got {v!r}")
+            spec["snap"] = v.strip() == "1"
         else:
-            raise InputError(f"unknown segment option {k!r} (keys: save, legend, steps)")
+            raise InputError(f"unknown segment option {k!r} (keys: save, legend, steps, snap)")
     return spec
 
 

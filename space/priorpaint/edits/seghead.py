@@ -331,6 +331,26 @@ def parse_legend(src) -> Dict[str, Tuple[int, int, int]]:
     return out
 
 
+def snap_to_legend(rgb: np.ndarray, legend: Dict[str, Sequence[int]],
+                   valid: Optional[np.ndarray] = None) -> Tuple[np.ndarray, int]:
+    """``(rgb, changed)``: every (valid) pixel set to its nearest legend colour, and how many
+    pixels that changed.  Brushes in GIMP and in the browser antialias their edges, so a
+    painted label map holds colours between the legend's; the clients send what the user
+    painted and ask for this snapping (``"snap": true`` in the segment spec)."""
+    pal = np.asarray([list(c)[:3] for c in legend.values()], dtype=np.int32)
+    out = np.array(rgb[..., :3], dtype=np.uint8)
+    if not len(pal):
+        return out, 0
+    flat = out.reshape(-1, 3)
+    check = np.ones(flat.shape[0], bool) if valid is None else valid.reshape(-1).astype(bool)
+    colours, inverse = np.unique(flat[check], axis=0, return_inverse=True)
+    nearest = pal[((colours[:, None, :].astype(np.int32) - pal[None]) ** 2).sum(-1).argmin(1)].astype(np.uint8)
+    snapped = nearest[inverse.reshape(-1)]
+    changed = int((snapped != flat[check]).any(axis=1).sum())
+    flat[check] = snapped
+    return flat.reshape(out.shape), changed
+
+
 def classes_from_rgb(rgb: np.ndarray, legend: Dict[str, Tuple[int, int, int]], names: Sequence[str],
                      what: str = "label map", valid: Optional[np.ndarray] = None) -> np.ndarray:
     """(H, W, 3) uint8 colours -> (H, W) class indices into ``names``.
