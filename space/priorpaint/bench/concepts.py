@@ -1,4 +1,4 @@
-"""Benchmark section for concepts and segmentation (appended to ``priorpaint.bench.SECTIONS``).
+"""``concepts``: concepts, segmentation, segmentation edits and vectors (four report keys).
 
 * ``segmentation``: the segmentation head's pixel accuracy and mean IoU against the
   discovered parts on 64 held-out sampled latents (target mIoU ≥ 0.6), and how long
@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fixtures import projected_astronaut
+
 
 def _grid(rows, path: Path, scale: int = 2) -> None:
     from PIL import Image
@@ -58,20 +60,19 @@ def grow_request(cls, k: int, radius: int = 3):
     return out
 
 
-def concepts_section(report: dict, args) -> None:
+def run(report: dict, args) -> None:
     import torch
     from PIL import Image
 
-    from ..bench import ASTRONAUT_BOX, astronaut_path
     from ..compositing.blend import to_uint8
+    from ..edits import concepts as C
+    from ..edits.parts import get_parts
+    from ..edits.segedit import SegEditConfig, dilate, optimise_labels, segment_session, session_classes
+    from ..edits.seghead import HeadConfig, colour_labels, evaluate_head, get_head, train_head
+    from ..edits.vectors import delete_vector
     from ..models.registry import load_generator
     from ..projection.project import ProjectionConfig
     from ..session import EditSession
-    from . import concepts as C
-    from .parts import get_parts
-    from .segedit import SegEditConfig, dilate, optimise_labels, segment_session, session_classes
-    from .seghead import HeadConfig, colour_labels, evaluate_head, get_head, train_head
-    from .vectors import delete_vector
 
     art = Path(getattr(args, "artifacts", None) or "artifacts") / "concepts"
     gen = load_generator(args.model)
@@ -151,8 +152,7 @@ def concepts_section(report: dict, args) -> None:
     }
 
     # -- segmentation edit: the astronaut, through the session and a label-map PNG ------------
-    s = EditSession.open(astronaut_path(), box=ASTRONAUT_BOX, model=args.model)
-    s.project(ProjectionConfig(steps=min(int(getattr(args, "steps", 300)), 300), seed=0))
+    s = projected_astronaut(args, 300)
     labels_rgb, legend = segment_session(s)
     cur = session_classes(s, None, head)
     k_face = head.names.index("eyes-nose-mouth") if "eyes-nose-mouth" in head.names else int(cur.flatten().mode().values)
