@@ -436,9 +436,9 @@ def test_bad_latents_and_missing_context(tiny):
 
 # -- benchmark ------------------------------------------------------------------------------
 def test_bench_reports_per_step_seconds():
-    from priorpaint.bench import SECTIONS
-    from priorpaint.models.stylegan2_bench import bench_stylegan2, stylegan2_section
-    assert stylegan2_section in SECTIONS
+    from priorpaint.bench import get_section
+    from priorpaint.bench.stylegan2 import bench_stylegan2, run
+    assert get_section("stylegan2").load() is run
     report = {}
     sec = bench_stylegan2(report, size=16, style_dim=8, n_mlp=1, steps=2, devices=["cpu"],
                           channels={4: 8, 8: 8, 16: 8})

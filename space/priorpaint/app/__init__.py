@@ -7,5 +7,6 @@
 * :mod:`.api` — the endpoint functions (generators that stream a status JSON).
 * :mod:`.sessions` — the LRU session store, the job registry (cancel) and the worker runner.
 * :mod:`.kinds` — what the edit modules offer (directions, concepts, label maps).
-* :mod:`.gpu` — ``spaces.GPU`` when present; :mod:`.bench` — the ``app`` benchmark section.
+* :mod:`.gpu` — ``spaces.GPU`` when present.  (The ``app`` benchmark section is
+  :mod:`priorpaint.bench.app`.)
 """

@@ -1,4 +1,4 @@
-"""Benchmark section for concepts and segmentation (appended to ``priorpaint.bench.SECTIONS``).
+"""``concepts``: concepts, segmentation, segmentation edits and vectors (four report keys).
 
 * ``segmentation``: the segmentation head's pixel accuracy and mean IoU against the
   discovered parts on 64 held-out sampled latents (target mIoU ≥ 0.6), and how long
@@ -10,7 +10,7 @@
   the asked direction (target ≥ 0.8); ``outside_changed_fraction``: pixels outside the
   region whose 8-bit generated value changed at all, before compositing (target < 1 %).
 * ``segment_edit``: the astronaut selection is projected, its label map (from
-  :func:`segment_session`) edited — the central face class grown by 3 px (model
+  :meth:`EditSession.segment`) edited — the central face class grown by 3 px (model
   resolution) into its neighbours — and applied through the session; plus 8 sampled
   latents with the same edit.  ``achieved_fraction`` (target ≥ 0.7) and ``seconds``
   (target ≤ 5 s) are the mean and the maximum.
@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .fixtures import projected_astronaut
 
 
 def _grid(rows, path: Path, scale: int = 2) -> None:
@@ -58,20 +60,21 @@ def grow_request(cls, k: int, radius: int = 3):
     return out
 
 
-def concepts_section(report: dict, args) -> None:
+def run(report: dict, args) -> None:
     import torch
     from PIL import Image
 
-    from ..bench import ASTRONAUT_BOX, astronaut_path
     from ..compositing.blend import to_uint8
+    from ..edits import concepts as C
+    from ..edits.parts import get_parts
+    from ..compositing.regions import split_weights
+    from ..edits.segedit import SegEditConfig, dilate, optimise_labels, state_classes
+    from ..models.footprint import footprint_radius
+    from ..edits.seghead import HeadConfig, colour_labels, evaluate_head, get_head, train_head
+    from ..edits.vectors import delete_vector
     from ..models.registry import load_generator
     from ..projection.project import ProjectionConfig
     from ..session import EditSession
-    from . import concepts as C
-    from .parts import get_parts
-    from .segedit import SegEditConfig, dilate, optimise_labels, segment_session, session_classes
-    from .seghead import HeadConfig, colour_labels, evaluate_head, get_head, train_head
-    from .vectors import delete_vector
 
     art = Path(getattr(args, "artifacts", None) or "artifacts") / "concepts"
     gen = load_generator(args.model)
@@ -106,7 +109,7 @@ def concepts_section(report: dict, args) -> None:
 
     # -- concept painting -----------------------------------------------------------------
     d = C.get_dissection(gen)
-    radius = C.footprint_radius(gen, split)
+    radius = footprint_radius(gen, split)
     half = R // 2
     positions = [(y, x) for y in (0, R // 4, half) for x in (0, R // 4, half)]
     n_img, successes, outside, deltas, rows = 50, 0, [], [], []
@@ -120,7 +123,7 @@ def concepts_section(report: dict, args) -> None:
         y, x = min(positions, key=lambda p: abs(float((cls[p[0]:p[0] + half, p[1]:p[1] + half] == c).float().mean()) - 0.5))
         m = torch.zeros(R, R)
         m[y:y + half, x:x + half] = 1
-        w, _ = C.split_weights(m, h.shape[-1], radius)
+        w, _ = split_weights(m, h.shape[-1], radius)
         units = d.top_units(head.names[c], C.DEFAULT_K)
         he = C.paint_h(h, units, d.high[units], mode, w)
         cls2 = head.predict(gen, he, z, split)[0]
@@ -151,15 +154,14 @@ def concepts_section(report: dict, args) -> None:
     }
 
     # -- segmentation edit: the astronaut, through the session and a label-map PNG ------------
-    s = EditSession.open(astronaut_path(), box=ASTRONAUT_BOX, model=args.model)
-    s.project(ProjectionConfig(steps=min(int(getattr(args, "steps", 300)), 300), seed=0))
-    labels_rgb, legend = segment_session(s)
-    cur = session_classes(s, None, head)
+    s = projected_astronaut(args, 300)
+    labels_rgb, legend = s.segment()
+    cur = state_classes(s.context(), s.initial_state(), head)
     k_face = head.names.index("eyes-nose-mouth") if "eyes-nose-mouth" in head.names else int(cur.flatten().mode().values)
     want = grow_request(cur, k_face)
     side = s.crop.square[2]
     want_big = np.asarray(Image.fromarray(colour_labels(want.cpu().numpy(), head.colours)).resize((side, side), Image.NEAREST))
-    lx, ly, lw, lh = C.layer_box(s.crop)
+    lx, ly, lw, lh = s.crop.layer_box
     x0, y0, _ = s.crop.square
     edited = want_big[ly - y0:ly - y0 + lh, lx - x0:lx - x0 + lw]
     path = art / "astronaut_labels_edited.png"
@@ -175,7 +177,7 @@ def concepts_section(report: dict, args) -> None:
     rendered = s.render(state)
     srows = [[s.render().generated, rendered.generated,
               colour_labels(cur.cpu().numpy(), head.colours), colour_labels(want.cpu().numpy(), head.colours),
-              colour_labels(session_classes(s, state, head).cpu().numpy(), head.colours)]]
+              colour_labels(state_classes(s.context(), state, head).cpu().numpy(), head.colours)]]
     # the same request on sampled latents (no photo: the edit optimisation alone)
     for i in range(8):
         z = gen.sample_latents(1, seed=2000 + i)

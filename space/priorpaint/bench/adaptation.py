@@ -1,6 +1,6 @@
-"""The benchmark section of G′: ``report["adaptation"]``.
+"""``adaptation``: the figures of G′ (``report["adaptation"]``).
 
-On the astronaut face box ``140,20,180,180`` with the benchmark's model:
+On the astronaut's face box (:data:`.fixtures.ASTRONAUT_BOX`) with the benchmark's model:
 
 * the **edit** is a latent direction: the named direction ``warm_light`` at strength 2
   when the model has named directions (``priorpaint.edits.directions``), else a seeded
@@ -35,7 +35,8 @@ from typing import Dict, Tuple
 import numpy as np
 import torch
 
-from . import AdaptConfig, naive_config
+from ..adaptation import AdaptConfig, naive_config
+from .fixtures import astronaut_session, peak_rss_mb
 
 EDIT_DIRECTION = ("warm_light", 2.0)
 POSE_DIRECTION = ("head_turn", 2.0)
@@ -71,7 +72,6 @@ def latent_edit(session, name: str, strength: float, seed: int = 0) -> Tuple[obj
 
 def _measure(session, state, cfg: AdaptConfig):
     """``(figures, render, gprime)`` of one fit from scratch."""
-    from . import gprime_for
     session.cache.clear()
     r = session.render(state, adapt=True, adapt_options=cfg)
     m = r.metrics
@@ -83,7 +83,7 @@ def _measure(session, state, cfg: AdaptConfig):
         "steps": m["adaptation"].get("steps"),
         "stopped_early": m["adaptation"].get("stopped_early"),
         "changed_outside_mask": m["changed_outside_mask"],
-    }, r, gprime_for(session, cfg)
+    }, r, session.gprime(cfg)
 
 
 def step_seconds(session, state, configs, steps: int = 20, rounds: int = 5):
@@ -91,7 +91,7 @@ def step_seconds(session, state, configs, steps: int = 20, rounds: int = 5):
 
     One thread: two OpenMP threads on a shared machine make per-step times swing by 10×.
     """
-    from . import fit_gprime
+    from ..adaptation import fit_gprime
     p = session.projection
     weight = 1.0 - session.crop.model_mask(session.gen.device, session.edit_mask(state))
     times = [[] for _ in configs]
@@ -124,9 +124,8 @@ def save_grid(session, state, render, path: Path, cfg: AdaptConfig) -> Path:
     """photo | G(z_h) | G′(z_h) | G(z_h_e) | G′(z_h_e) | composite, with the edit mask outlined."""
     from PIL import Image, ImageDraw
     from ..compositing.crop import cut_square
-    from . import gprime_for
     p = session.projection
-    gp = gprime_for(session, cfg)
+    gp = session.gprime(cfg)
     with torch.no_grad():
         tiles = [session.target, session.gen.forward_from(p.split, p.h, z=p.z), gp(p.h, p.z),
                  session.gen.forward_from(p.split, state.h, z=state.z, interventions=state.interventions or None),
@@ -152,12 +151,10 @@ def save_grid(session, state, render, path: Path, cfg: AdaptConfig) -> Path:
     return path
 
 
-def adaptation_section(report: dict, args) -> None:
-    from ..bench import ASTRONAUT_BOX, astronaut_path, peak_rss_mb
+def run(report: dict, args) -> None:
     from ..projection.project import ProjectionConfig
-    from ..session import EditSession
 
-    s = EditSession.open(astronaut_path(), box=ASTRONAUT_BOX, model=getattr(args, "model", None))
+    s = astronaut_session(getattr(args, "model", None))
     s.project(ProjectionConfig(steps=getattr(args, "steps", 300), seed=0))
     state, edit = latent_edit(s, *EDIT_DIRECTION)
     state = state.evolve(edit_mask=central_mask(s))

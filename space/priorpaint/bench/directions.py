@@ -1,13 +1,11 @@
-"""Benchmark sections for directions and scribbles (appended to ``priorpaint.bench.SECTIONS``).
+"""``directions``: the live preview and the unsupervised directions (``report["directions"]``).
 
-* ``directions``: ``preview_ms`` — median time of one live-preview frame on a projected
+``preview_ms`` — median time of one live-preview frame on a projected
   astronaut session (apply ``direction:NAME=s`` for a new strength, then
   ``session.generate``: ``G_F(z_h_e)`` at model resolution), over many frames, with the
   direction already cached; ``sefa_seconds`` and ``ganspace_seconds`` — the *uncached*
   computations (SeFa closed form; GANSpace PCA of the split feature over 20 000 samples),
   and how long reading them back from the cache takes.
-* ``scribble``: ``seconds`` of the scribble optimisation for a two-stroke scribble on the
-  astronaut's face, with the stroke error before and after.
 """
 
 from __future__ import annotations
@@ -17,21 +15,14 @@ import time
 
 import numpy as np
 
-
-def _session(args, steps: int = 100):
-    from ..bench import ASTRONAUT_BOX, astronaut_path
-    from ..projection.project import ProjectionConfig
-    from ..session import EditSession
-    s = EditSession.open(astronaut_path(), box=ASTRONAUT_BOX, model=args.model)
-    s.project(ProjectionConfig(steps=min(int(getattr(args, "steps", steps)), steps), seed=0))
-    return s
+from .fixtures import projected_astronaut
 
 
-def directions_section(report: dict, args) -> None:
+def run(report: dict, args) -> None:
     import torch
-    from . import directions as D
+    from ..edits import directions as D
 
-    s = _session(args)
+    s = projected_astronaut(args, 100)
     gen = s.gen
     listed = D.list_directions(s.model_id)
     # A latent (SeFa) direction: its frame costs G_H twice plus G_F, the most expensive kind.
@@ -76,29 +67,4 @@ def directions_section(report: dict, args) -> None:
         "ganspace_seconds": round(gs_s, 2),
         "named": len(listed),
         "targets": "preview_ms <= 20 (2-core CPU), sefa_seconds <= 1, ganspace_seconds <= 30 (20 000 samples)",
-    }
-
-
-def scribble_section(report: dict, args) -> None:
-    from PIL import Image, ImageDraw
-
-    s = _session(args)
-    W, H = s.photo.size
-    strokes = Image.new("RGBA", (W, H), (0, 0, 0, 0))
-    d = ImageDraw.Draw(strokes)
-    d.line([(190, 60), (270, 60)], fill=(250, 220, 60, 255), width=14)    # yellow over the hair
-    d.line([(200, 140), (220, 150)], fill=(200, 40, 40, 255), width=10)   # red on the cheek
-    t0 = time.perf_counter()
-    state = s.apply([{"kind": "scribble", "strokes": strokes}])
-    seconds = time.perf_counter() - t0
-    rec = state.applied[-1]
-    r = s.render(state)
-    report["scribble"] = {
-        "seconds": round(seconds, 3),
-        "steps": rec.get("steps"),
-        "stroke_mse_before": rec.get("stroke_mse_before"),
-        "stroke_mse_after": rec.get("stroke_mse_after"),
-        "elsewhere_mse": rec.get("elsewhere_mse"),
-        "changed_outside_mask": r.metrics["changed_outside_mask"],
-        "targets": "seconds <= 3 (2-core CPU)",
     }

@@ -1,4 +1,4 @@
-"""``priorpaint bench --only app``: load and fault figures of the app, on a live server.
+"""``app``: load and fault figures of the app, on a live server (``report["app"]``).
 
 Starts ``priorpaint serve`` in a subprocess on a free loopback port (``--slots 2``), then:
 
@@ -25,10 +25,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .fixtures import ASTRONAUT_BOX, box_text, photo_path
+
 CLIENTS = 8
 STEPS = 50
 JOBS = [
-    ("astronaut.png", (140, 20, 180, 180)), ("astronaut.png", (300, 250, 150, 150)),
+    ("astronaut.png", ASTRONAUT_BOX), ("astronaut.png", (300, 250, 150, 150)),
     ("chelsea.png", (120, 60, 180, 140)), ("chelsea.png", (20, 20, 100, 100)),
     ("coffee.png", (150, 100, 200, 200)), ("coffee.png", (350, 20, 120, 120)),
     ("camera.png", (200, 60, 160, 160)), ("astronaut.png", (10, 300, 120, 120)),
@@ -41,11 +43,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _photo(name: str) -> Path:
-    import skimage
-    return Path(skimage.__file__).parent / "data" / name
-
-
 def _outside_equal(out, src, box) -> bool:
     import numpy as np
     if src.ndim == 2:
@@ -56,7 +53,7 @@ def _outside_equal(out, src, box) -> bool:
     return out.shape == src.shape and bool((out[keep] == src[keep]).all())
 
 
-def app_section(report: dict, args) -> None:
+def run(report: dict, args) -> None:
     import numpy as np
     import psutil
     from PIL import Image
@@ -102,11 +99,11 @@ def app_section(report: dict, args) -> None:
                 photo, box = JOBS[i]
                 c = Client(url, verbose=False, download_files=dl)
                 a = time.perf_counter()
-                st, *_ = c.predict(handle_file(str(_photo(photo))), None, ",".join(map(str, box)), "", STEPS, i,
+                st, *_ = c.predict(handle_file(str(photo_path(photo))), None, box_text(box), "", STEPS, i,
                                    False, api_name="/project")
                 b = time.perf_counter()
                 est, result, _, _ = c.predict(json.loads(st)["session"], edits, False, None, api_name="/edit")
-                ok = _outside_equal(np.asarray(Image.open(result)), np.asarray(Image.open(_photo(photo))), box)
+                ok = _outside_equal(np.asarray(Image.open(result)), np.asarray(Image.open(photo_path(photo))), box)
                 results[i] = (json.loads(st)["session"], ok, b - a, time.perf_counter() - b,
                               json.loads(est)["changed_outside_mask"])
             except Exception as e:
@@ -133,8 +130,8 @@ def app_section(report: dict, args) -> None:
         })
         # cancel through the endpoint
         c = Client(url, verbose=False, download_files=dl)
-        photo = handle_file(str(_photo("astronaut.png")))
-        job = c.submit(photo, None, "140,20,180,180", "", 5000, 0, False, api_name="/project")
+        photo = handle_file(str(photo_path("astronaut.png")))
+        job = c.submit(photo, None, box_text(ASTRONAUT_BOX), "", 5000, 0, False, api_name="/project")
         job_id = None
         while job_id is None:
             outs = [json.loads(o[0]) for o in job.outputs() if o and o[0]]
@@ -148,11 +145,11 @@ def app_section(report: dict, args) -> None:
             pass
         fig["cancel_to_error_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        c.predict(photo, None, "140,20,180,180", "", 10, 0, False, api_name="/project")
+        c.predict(photo, None, box_text(ASTRONAUT_BOX), "", 10, 0, False, api_name="/project")
         fig["next_job_after_cancel_s"] = round(time.perf_counter() - t0, 3)
         # a plain-HTTP client hangs up mid-job
-        upload = {"path": _upload(url, _photo("astronaut.png")), "meta": {"_type": "gradio.FileData"}}
-        body = json.dumps({"data": [upload, None, "140,20,180,180", "", 5000, 0, False]}).encode()
+        upload = {"path": _upload(url, photo_path("astronaut.png")), "meta": {"_type": "gradio.FileData"}}
+        body = json.dumps({"data": [upload, None, box_text(ASTRONAUT_BOX), "", 5000, 0, False]}).encode()
         req = urllib.request.Request(url + "/gradio_api/call/project", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
         event_id = json.loads(urllib.request.urlopen(req, timeout=60).read())["event_id"]

@@ -1,8 +1,9 @@
-"""Benchmark: per-step time of projection and of G′ on a config-f-sized StyleGAN2.
+"""``stylegan2``: per-step time of projection and of G′ on a config-f-sized StyleGAN2.
 
 Random weights (no download): a 256x256 generator with channel multiplier 2, style_dim
-512 and 8 mapping layers (30.0 M parameters, the size of the official 256 px config-f
-models).  A few steps of each (CPU is slow), on the CPU and on CUDA when present:
+512 and 8 mapping layers (the size of the official 256 px config-f models; the section
+reports its parameter count).  A few steps of each (CPU is slow), on the CPU and on CUDA
+when present:
 
 * projection: :func:`priorpaint.projection.project` in ``w+`` (one start, no perceptual
   loss); ``project_step_seconds`` is its wall time over its steps (setup included), and
@@ -42,7 +43,7 @@ def _bench_device(device: str, size: int, channel_multiplier: int, style_dim: in
     import torch
 
     from ..projection.project import ProjectionConfig, project
-    from .stylegan2 import StyleGAN2Generator
+    from ..models.stylegan2 import StyleGAN2Generator
 
     torch.manual_seed(0)
     gen = StyleGAN2Generator(size=size, channel_multiplier=channel_multiplier, style_dim=style_dim,
@@ -76,10 +77,7 @@ def _bench_device(device: str, size: int, channel_multiplier: int, style_dim: in
         "project_refine_step_cpu_seconds": _median(_intervals(_split(stamps.get("refine", []), 1))),
         "split": proj.split,
     }
-    try:
-        from ..adaptation.gprime import AdaptConfig, fit_gprime
-    except ImportError:  # G′ not available in this build
-        return out
+    from ..adaptation.gprime import AdaptConfig, fit_gprime
     stamps.clear()
     weight = torch.ones(1, 1, size, size, device=device)
     acfg = AdaptConfig(steps=steps, early_stop=False, perceptual=False)
@@ -121,6 +119,6 @@ def bench_stylegan2(report: dict, size: int = 256, channel_multiplier: int = 2, 
     return section
 
 
-def stylegan2_section(report: dict, args=None) -> None:
+def run(report: dict, args=None) -> None:
     """The ``priorpaint bench`` section (``--only stylegan2``)."""
     bench_stylegan2(report)

@@ -1,0 +1,130 @@
+"""``priorpaint bench``: the figures each stage promises, measured on real photos.
+
+One module per section; each has ``run(report, args)``, which adds its figures to
+``report`` (a dict of dicts, printed as JSON).  :data:`SECTIONS` lists them in order,
+by name; a section's module is imported only when it runs, so ``priorpaint --help``
+stays fast and the engine never has to import anything from here.  What the sections
+share (the photos, the astronaut's face box, peak RSS) is in :mod:`.fixtures`.
+
+The sections:
+
+* ``projection`` (:mod:`.projection`), ``stylegan2`` (:mod:`.stylegan2`),
+  ``adaptation`` (:mod:`.adaptation`), ``directions`` (:mod:`.directions`),
+  ``scribble`` (:mod:`.scribble`), ``concepts`` (:mod:`.concepts`), ``app`` (:mod:`.app`).
+
+A new section is a module here with ``run(report, args)`` and one :class:`Section` line
+in :data:`SECTIONS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from ..errors import InputError
+from .fixtures import peak_rss_mb
+
+
+@dataclass(frozen=True)
+class Section:
+    """One benchmark section: its name (``--only NAME``), its module under
+    ``priorpaint.bench`` (whose ``run(report, args)`` it calls) and one line for ``--list``."""
+
+    name: str
+    module: str
+    description: str
+
+    def load(self) -> Callable[[Dict, object], None]:
+        """The section's ``run(report, args)`` (imports its module)."""
+        return importlib.import_module(f"{__name__}.{self.module}").run
+
+
+#: the benchmark's sections, in the order they run
+SECTIONS: List[Section] = [
+    Section("projection", "projection",
+            "projection round trip on the astronaut's face: PSNR, seconds per stage"),
+    Section("stylegan2", "stylegan2",
+            "per-step seconds of projection and G' on a config-f-sized StyleGAN2 (random weights)"),
+    Section("adaptation", "adaptation",
+            "G' on a latent edit: PSNR on the unedited pixels, edit fidelity, speed vs the paper's recipe"),
+    Section("directions", "directions",
+            "live-preview frame time of a direction; SeFa and GANSpace computation times"),
+    Section("scribble", "scribble",
+            "scribble optimisation on the astronaut's face: seconds, stroke error before and after"),
+    Section("concepts", "concepts",
+            "segmentation head mIoU, concept painting success, segmentation edits, vector preview"),
+    Section("app", "app",
+            "the app on a live server: 8 concurrent clients, cancel and disconnect latency, peak RSS"),
+]
+
+
+def section_names() -> List[str]:
+    return [s.name for s in SECTIONS]
+
+
+def get_section(name: str) -> Section:
+    """The section called ``name``; an :class:`InputError` naming the sections otherwise."""
+    for s in SECTIONS:
+        if s.name == name:
+            return s
+    raise InputError(f"unknown bench section {name!r} (sections: {', '.join(section_names())}; see --list)")
+
+
+def select(only: Optional[str]) -> List[Section]:
+    """The sections ``--only`` asks for (a comma-separated list), in registry order; all for none."""
+    if not only:
+        return list(SECTIONS)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    if not names:
+        raise InputError("--only needs at least one section name (see --list)")
+    wanted = {get_section(n).name for n in names}
+    return [s for s in SECTIONS if s.name in wanted]
+
+
+def list_sections(out=None) -> None:
+    out = out or sys.stdout
+    width = max(len(s.name) for s in SECTIONS)
+    for s in SECTIONS:
+        print(f"{s.name:<{width}}  {s.description}", file=out)
+
+
+def run(args) -> int:
+    """Run the sections ``args.only`` selects and print the report as JSON (and write ``args.json``)."""
+    if getattr(args, "list", False):
+        list_sections()
+        return 0
+    sections = select(getattr(args, "only", None))
+    import torch
+    report: Dict[str, object] = {"threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    for section in sections:
+        t0 = time.perf_counter()
+        section.load()(report, args)
+        print(f"[bench] {section.name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    text = json.dumps(report, indent=2, default=str)
+    print(text)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text)
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``priorpaint bench``, added to ``p``."""
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--model", default=None, help="model id (default: the embedded default)")
+    p.add_argument("--steps", type=int, default=300, help="projection steps (default 300)")
+    p.add_argument("--only", metavar="SECTION[,SECTION...]",
+                   help="comma-separated section names to run (e.g. projection); see --list")
+    p.add_argument("--list", action="store_true", help="print the section names with one line each and exit")
+
+
+__all__ = ["SECTIONS", "Section", "section_names", "get_section", "select", "list_sections",
+           "run", "add_arguments"]
