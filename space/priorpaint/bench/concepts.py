@@ -92,7 +92,7 @@ def run(report: dict, args) -> None:
     head = get_head(gen, use_user=False)
     q = evaluate_head(gen, head, samples=64)
     report["segmentation"] = {
-        "model": getattr(gen, "model_id", gen.architecture),
+        "model": gen.model_id,
         "classes": q["classes"], "train_images": cfg.train_images, "held_out": q["samples"],
         "pixel_accuracy": round(q["pixel_accuracy"], 4), "miou": round(q["miou"], 4),
         "iou": dict(zip(q["classes"], q["iou"])),
@@ -240,4 +240,4 @@ def run(report: dict, args) -> None:
             "targets": "preview_ms <= 20 (apply vector:NAME=s + G_F at model resolution)",
         }
     finally:
-        delete_vector(getattr(gen, "model_id", gen.architecture), name)
+        delete_vector(gen.model_id, name)
