@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from priorpaint.errors import InputError, ModelError
 from priorpaint.models.manifest import load_manifest, parse_entry
 from priorpaint.models.registry import build, generator_from_entry
-from priorpaint.models.stylegan2 import StyleGAN2Generator, default_channels, infer_config, split_output
+from priorpaint.models.stylegan2 import StyleGAN2Generator, default_channels, infer_config
+from priorpaint.models.stylegan2_layers import split_output
 from priorpaint.projection.project import ProjectionConfig, noise_regularization, project
 
 ROOT = Path(__file__).resolve().parents[1]

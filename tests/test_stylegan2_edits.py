@@ -16,7 +16,8 @@ from priorpaint.adaptation.gprime import AdaptConfig, fit_gprime
 from priorpaint.compositing.blend import to_uint8
 from priorpaint.edits import directions as D
 from priorpaint.edits.parts import get_parts
-from priorpaint.models.stylegan2 import StyleGAN2Generator, infer_config, split_output
+from priorpaint.models.stylegan2 import StyleGAN2Generator, infer_config
+from priorpaint.models.stylegan2_layers import split_output
 from priorpaint.projection.project import ProjectionConfig
 from priorpaint.session import EditSession
 
