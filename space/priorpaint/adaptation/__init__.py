@@ -21,8 +21,7 @@ per session so that ``G′(z_h)`` reproduces the whole crop, and every edit is r
 through that G′ without a fit of its own.  For edits whose edit mask is the whole
 selection (latent directions), the paper's rule leaves only the context margin to fit
 to, so the selection is rendered by an almost unadapted G; the reconstruction fit renders
-it as the photo with the edit applied (edit fidelity 0.84–0.98 on the astronaut for the
-named directions), an edit mask covering the whole crop included.
+it as the photo with the edit applied, an edit mask covering the whole crop included.
 
 The cache keeps one fitted G′ per method: it is reused as it is for the same
 latent and an edit region inside the one it was fitted for, fine-tuned from its δ's

@@ -27,8 +27,8 @@ of any size; for ``weights``: the locality term).  ``c_i = 1 + inside_penalty ·
 where ``m_i`` is the share of the edit region each position of layer ``i`` covers (the
 edit mask area-resized to the layer): a δ inside the edit region has no pixel to match
 and would only learn, through the convolutions' reach across the mask border, to undo
-the edit there.  This edit-region weight is our addition to the paper's loss; on the
-benchmark it raises the edit fidelity from 0.86 to 0.96 for 0.4 dB of PSNR outside.
+the edit there.  This edit-region weight is our addition to the paper's loss: it keeps the
+edit's fidelity high for a small cost in PSNR outside (``priorpaint bench --only adaptation``).
 
 Split and layers for the DCGAN: the paper perturbs the last five layers of a 15-layer
 ProGAN (``h = n − 5``: the layers that render fine detail, not layout).  The embedded
@@ -40,20 +40,16 @@ pose or layout.
 
 Speed (the paper's recipe is Adam lr 0.1 for 1000 steps, :func:`naive_config`): the first
 perturbed layer's input does not depend on ``δ``, so its output is computed once and each
-step runs only the rest of ``G_F`` (a forward pass saved; ~6 % per step on the DCGAN); the pixel loss is
+step runs only the rest of ``G_F`` (a forward pass saved); the pixel loss is
 Charbonnier (``sqrt(d² + ε²) − ε``, ε = 0.01: L1 away from zero, smooth at it, which Adam
 converges on faster than on the kink of L1); the rate is held at 0.15 then decays (cosine)
 over the last 30 % of 120 steps; the fit stops earlier when the loss has not improved by
 ``min_improvement`` (relative) over the last ``patience`` steps (typical of warm starts).
-Measured on the benchmark: the naive recipe needs 225 of its steps to reach the 39.0 dB
-the default reaches in 120 (2.0–2.4× faster at equal PSNR).
+The benchmark compares it with the naive recipe at equal PSNR.
 
-Which parametrisation: on the benchmark, free δ's reach 39.0 dB on the unedited pixels
-with an edit fidelity of 0.96 in 120 steps; the network ``R`` (smooth δ's, fewer
-parameters) reaches only 33.8 dB in the same steps with the same fidelity and costs more
-per step; the weight tuning stops on a plateau at 35.7 dB with a fidelity of 0.84 (tuned
-weights change how the edit renders too) at several times the cost per step.  Free δ's
-are the default.
+Which parametrisation: free δ's are the default; the network ``R`` (smooth δ's, fewer
+parameters) and the weight tuning (tuned weights change how the edit renders too) reach
+less in the same steps at a higher cost per step (figures: the README's benchmark section).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def head_layers(gen: LayeredGenerator, split: Optional[str] = None) -> List[str]
 
 @dataclass
 class HeadConfig:
-    train_images: int = 16       # labelled generated images (the issue allows at most 16)
+    train_images: int = 16       # labelled generated images (at most 16, as in DatasetGAN's few-shot setting)
     seed: int = 1                # latents of the training images (part discovery used seed 0)
     hidden: int = 64
     steps: int = 200
