@@ -47,9 +47,19 @@ def _project(page, timeout=180_000):
     assert toast.count() == 0, f"the page showed an error: {toast.first.inner_text()}"
 
 
-def _upload(page, path):
-    page.locator("#pp-editor input[type=file]").first.set_input_files(str(path))
-    page.wait_for_timeout(1500)
+def _upload(page, path, attempts: int = 30):
+    """Put a photo into the editor and wait until the editor shows it.  A file set before the
+    page has attached its handlers (a slow, loaded machine) is lost, so it is set again until
+    the editor's "Upload an image" placeholder is gone (bounded: ``attempts`` tries)."""
+    placeholder = page.locator("#pp-editor").get_by_text("Upload an image")
+    for _ in range(attempts):
+        page.locator("#pp-editor input[type=file]").first.set_input_files(str(path))
+        try:
+            placeholder.wait_for(state="hidden", timeout=4000)
+            return
+        except Exception:  # still the placeholder: the page was not ready; set the file again
+            continue
+    raise AssertionError(f"the editor never showed the uploaded photo {path}")
 
 
 def _paint_face(page):
@@ -90,7 +100,6 @@ def test_upload_select_project_slide_render(server):
         browser, page = _open_app(pw, server)
         # 1. upload
         _upload(page, skimage_data("astronaut.png"))
-        page.wait_for_timeout(1500)
         # 2. select: paint over the face with the brush
         _paint_face(page)
         page.screenshot(path=str(SHOTS / "browser-1-selected.png"))
@@ -145,7 +154,8 @@ def test_region_tab_edit(server, tab, editor, kind):
         if kind == "segment":
             page.locator("#pp-seg-get").click()
             page.wait_for_function("document.querySelector('#pp-legend')?.innerText.includes('hair')")
-            page.wait_for_timeout(1500)
+            # the label map becomes the editor's background (no "Upload an image" placeholder left)
+            page.locator(editor).get_by_text("Upload an image").wait_for(state="hidden")
         page.locator(f"{editor} button[aria-label='Brush']").click()
         canvas = page.locator(f"{editor} canvas").first
         canvas.scroll_into_view_if_needed()
