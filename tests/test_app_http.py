@@ -50,7 +50,7 @@ def test_project_and_edit_over_plain_http(server):
     crop = png_array(download(server.url, final[1]))
     assert crop.shape == (64, 64, 3)
 
-    events = call(server.url, "edit", [st["session"], "[]", False, None])
+    events = call(server.url, "edit", [st["session"], "[]", False, None, "replace"])
     assert events[-1][0] == "complete", events[-1]
     est = json.loads(events[-1][1][0])
     assert est["changed_outside_mask"] == 0
@@ -79,7 +79,7 @@ def test_non_image_upload_gets_a_clear_error(server):
 
 
 def test_unknown_session_error_event(server):
-    events = call(server.url, "edit", ["no-such-session", "[]", False, None])
+    events = call(server.url, "edit", ["no-such-session", "[]", False, None, "detail"])
     assert events[-1][0] == "error"
     assert "unknown or expired session 'no-such-session'" in json.dumps(events[-1][1])
 
