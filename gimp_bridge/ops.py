@@ -206,12 +206,16 @@ def project(client: Client, crop: Crop, model: str = "", steps: Optional[int] = 
 
 def edit(client: Client, projection: Projection, edits: List[dict], adapt: bool, name: str,
          files: Optional[List[bytes]] = None, on_progress: Optional[ProgressFn] = None, on_job=None,
-         should_cancel=None) -> Layer:
-    """Apply edit specs to a projected session; return the result layer in image coordinates."""
+         should_cancel=None, composite: str = "detail") -> Layer:
+    """Apply edit specs to a projected session; return the result layer in image coordinates.
+
+    ``composite``: ``"detail"`` (the photo keeps its own detail, the generator gives the
+    edit's change) or ``"replace"`` (the generator's pixels: a reconstruction); see docs/api.md.
+    """
     file_refs = None
     if files:
         file_refs = [client.upload_file_data(b, f"spec{i}.png") for i, b in enumerate(files)]
-    outputs = client.call("edit", [projection.session, json.dumps(edits), bool(adapt), file_refs],
+    outputs = client.call("edit", [projection.session, json.dumps(edits), bool(adapt), file_refs, composite],
                           on_progress=on_progress, on_job=on_job, should_cancel=should_cancel)
     st = status_of(outputs)
     box = st.get("layer")
@@ -262,7 +266,8 @@ def project_layers(client: Client, crop: Crop, model: str = "", steps: Optional[
 
     The G(z) reconstruction comes at model resolution and is returned with the square's
     geometry; the plug-in scales it to the square. The G′ layer is the edit endpoint's
-    round trip (no edits), placed like any result layer.
+    round trip (no edits) composited with ``replace`` (a ``detail`` round trip would be the
+    photo itself), placed like any result layer.
     """
     p = Progress(progress, [("Projecting", 0.6 if adapt else 1.0)] + ([("Adapting G′", 0.4)] if adapt else []))
     proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
@@ -276,7 +281,7 @@ def project_layers(client: Client, crop: Crop, model: str = "", steps: Optional[
                             x=x0, y=y0, image=proj.reconstruction.to_rgba(), status=proj.status))
     if adapt:
         layers.append(edit(client, proj, [], True, "priorpaint: G′ reconstruction", on_progress=p.stage(1),
-                           on_job=on_job, should_cancel=should_cancel))
+                           on_job=on_job, should_cancel=should_cancel, composite="replace"))
     return proj, layers
 
 

@@ -120,6 +120,10 @@ class FakeKindsBackend:
             labels[mask > 0] = LEGEND["face"]
             return [json.dumps({"done": True, "legend": LEGEND}), self._file(labels)]
         if api == "edit":
+            if len(data) != 5:   # as Gradio: a plain-HTTP call must send every input
+                raise ValueError(f"edit takes 5 inputs (session, edits, adapt, files, composite), got {len(data)}")
+            if data[4] not in ("detail", "replace"):
+                raise ValueError(f"composite must be one of detail, replace, got {data[4]!r}")
             image, mask = self.sessions[data[0]]
             specs = json.loads(data[1])
             files = data[3] or []

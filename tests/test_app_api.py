@@ -60,14 +60,23 @@ def test_project_edit_round_trip_keeps_outside_pixels(client):
     # a stage may report 1.0 while the endpoint still renders: done=false marks the stream, not the stage
     assert fr and fr == sorted(fr) and all(0 <= f <= 1 for f in fr) and fr[0] < 1
 
-    est, result, layer, preview = client.predict(st["session"], "[]", False, None, api_name="/edit")
+    est, result, layer, preview = client.predict(st["session"], "[]", False, None, "replace", api_name="/edit")
     est = json.loads(est)
-    assert est["changed_outside_mask"] == 0
+    assert est["changed_outside_mask"] == 0 and est["composite"] == "replace"
     src = png_array(photo)
     out = png_array(result)
     assert out.shape == src.shape
     assert outside_box_equal(out, src, BOX)
     assert not np.array_equal(out, src)  # the region was re-generated
+    assert est["psnr_photo"] < 45 and est["detail_kept"] < 0.9
+    # The default composite keeps the photo's detail: a round trip without edits is the photo.
+    dst, dresult, _, _ = client.predict(st["session"], "[]", False, None, api_name="/edit")
+    dst = json.loads(dst)
+    assert dst["composite"] == "detail" and dst["psnr_photo"] == 100.0 and dst["detail_kept"] == 1.0
+    assert np.array_equal(png_array(dresult), src)
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError, match="composite must be one of detail, replace, got 'blend'"):
+        client.predict(st["session"], "[]", False, None, "blend", api_name="/edit")
     lay = png_array(layer)
     L = est["layer"]
     assert lay.shape == (L["h"], L["w"], 4)

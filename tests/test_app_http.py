@@ -39,10 +39,11 @@ def test_project_and_edit_over_plain_http(server):
     events = call(server.url, "project", [file_data(path), None, "140,20,180,180", "", 30, 0, False])
     kinds = [e for e, _ in events]
     assert kinds[-1] == "complete", events[-1]
-    progress = [json.loads(d[0]) for e, d in events if e == "generating"]
-    progress = [p for p in progress if not p["done"]]  # the last generating event repeats the final one
-    assert progress and all(p["job"].startswith("job-") and d is None
-                            for p, (e, out) in zip(progress, events) for d in out[1:])
+    # (heartbeat events carry no data: only the generating ones are status updates)
+    updates = [(json.loads(d[0]), d) for e, d in events if e == "generating"]
+    updates = [(p, d) for p, d in updates if not p["done"]]  # the last generating event repeats the final one
+    progress = [p for p, _ in updates]
+    assert progress and all(p["job"].startswith("job-") and all(x is None for x in d[1:]) for p, d in updates)
     assert any(p["stage"] == "project" and 0 < p["fraction"] < 1 for p in progress)
     final = events[-1][1]
     st = json.loads(final[0])
@@ -50,7 +51,7 @@ def test_project_and_edit_over_plain_http(server):
     crop = png_array(download(server.url, final[1]))
     assert crop.shape == (64, 64, 3)
 
-    events = call(server.url, "edit", [st["session"], "[]", False, None])
+    events = call(server.url, "edit", [st["session"], "[]", False, None, "replace"])
     assert events[-1][0] == "complete", events[-1]
     est = json.loads(events[-1][1][0])
     assert est["changed_outside_mask"] == 0
@@ -79,7 +80,7 @@ def test_non_image_upload_gets_a_clear_error(server):
 
 
 def test_unknown_session_error_event(server):
-    events = call(server.url, "edit", ["no-such-session", "[]", False, None])
+    events = call(server.url, "edit", ["no-such-session", "[]", False, None, "detail"])
     assert events[-1][0] == "error"
     assert "unknown or expired session 'no-such-session'" in json.dumps(events[-1][1])
 

@@ -437,6 +437,33 @@ def test_only_the_crop_travels_for_a_big_photo(fake, capsys):
     assert sent < W * H * 3 / 100
 
 
+def test_edit_sends_the_composite_mode_as_the_fifth_input():
+    """Plain-HTTP callers send all five inputs of ``edit``: detail for edits, replace for the
+    G′ reconstruction of *Project selection* (a detail round trip would be the photo itself)."""
+    from gimp_fake_backend import FakeKindsBackend
+    photo = _astronaut()
+    sel = (140, 20, 180, 180)
+    x, y, w, h = ops.crop_rect(sel, (512, 512))
+    mask = np.zeros((h, w), np.uint8)
+    mask[sel[1] - y:sel[1] - y + 180, sel[0] - x:sel[0] - x + 180] = 255
+    crop = ops.Crop.from_pixels(x, y, w, h, np.ascontiguousarray(photo[y:y + h, x:x + w]).tobytes(), 3,
+                                mask.tobytes())
+    fake = FakeKindsBackend()
+    try:
+        c = Client(fake.url)
+        layer = ops.semantic_edit(c, crop, "warm_light", 2.0)
+        assert (layer.x, layer.y, layer.image.width, layer.image.height) == (x, y, w, h)
+        _, layers = ops.project_layers(c, crop, adapt=True)
+        assert [L.name for L in layers][-1] == "priorpaint: G′ reconstruction"
+        ops.paint_concept(c, crop, "hair", "remove")
+    finally:
+        fake.close()
+    sent = [d for api, d in fake.calls if api == "edit"]
+    assert [len(d) for d in sent] == [5, 5, 5]
+    assert [d[4] for d in sent] == ["detail", "replace", "detail"]
+    assert json.loads(sent[1][1]) == [] and sent[1][2] is True
+
+
 # -- settings ------------------------------------------------------------------------------
 
 def test_settings_precedence_and_persistence(tmp_path, monkeypatch):

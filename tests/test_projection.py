@@ -70,9 +70,11 @@ def test_embedded_model_on_the_astronaut(astronaut_path):
     s = EditSession.open(astronaut_path, box=(140, 20, 180, 180))
     p = s.project(ProjectionConfig(steps=120))
     assert p.psnr > 24 and p.psnr > p.psnr_z + 5, (p.psnr_z, p.psnr)
-    r = s.render()
+    r = s.render(composite="replace")      # the reconstruction, at the selection's size
     assert r.metrics["changed_outside_mask"] == 0
     assert not np.array_equal(r.photo.rgb, s.photo.rgb)
+    # the default composite keeps the photo's detail: a round trip without edits is the photo
+    assert np.array_equal(s.render().photo.rgb, s.photo.rgb)
 
 
 def _write(tmp_path, im, name):

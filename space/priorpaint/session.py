@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import store
-from .compositing.blend import changed_outside, composite, to_uint8
+from .compositing.blend import changed_outside, to_uint8
 from .compositing.crop import DEFAULT_MARGIN, Crop, make_crop
 from .edits import EDIT_KINDS, EditContext, EditState, parse_specs
 from .errors import InputError
@@ -148,15 +148,27 @@ class EditSession:
     # -- rendering -----------------------------------------------------------------------
     def render(self, state: Optional[EditState] = None, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, feather: Optional[int] = None,
-               adapt: bool = False, adapt_options=None) -> Render:
-        """Composite the generated square into the photo under the feathered edit mask.
+               adapt: bool = False, adapt_options=None, composite: str = "detail") -> Render:
+        """Composite the edit into the photo under the feathered edit mask.
+
+        ``composite="detail"`` (default) keeps the photo's own detail at its resolution and
+        takes from the generator only what the edit changes (the low band of
+        ``G(z_h_e) − G(z_h)``, the photo warped along the edit's motion, generated pixels
+        where there is no correspondence; :mod:`priorpaint.compositing.detail`): a render
+        without an edit returns the photo bit for bit.  ``composite="replace"`` pastes the
+        generator's square, resized to the selection (the reconstruction itself).
 
         ``adapt=True`` renders through the image-specific generator G′ (fitted on the
         unedited pixels, cached per session; see :mod:`priorpaint.adaptation`) instead of
         ``G``; ``adapt_options``: ``"multiplicative"`` (default) / ``"weights"``, a dict of
         :class:`priorpaint.adaptation.AdaptConfig` fields, or a config.  The metrics then
         carry ``psnr_adapted``, ``edit_fidelity`` and ``adaptation``; ``seconds["adapt"]`` the time.
+        Every render's metrics carry the photo-resolution figures of
+        :mod:`priorpaint.compositing.photo_metrics` (``psnr_photo``, ``detail_kept``,
+        ``effect_carried``, ``seam_grain``, ``ghost``) and ``composite`` (the mode).
         """
+        from .compositing.detail import check_mode
+        check_mode(composite)
         with self.lock:
             state = state or self.initial_state()
             check_finite(state.h, "the edited latent")
@@ -165,24 +177,47 @@ class EditSession:
             metrics = None
             if adapt:
                 from .adaptation import render_adapted
-                image, metrics, self.seconds["adapt"] = render_adapted(
+                image, metrics, self.seconds["adapt"], base = render_adapted(
                     self.gen, self.require_projection(), self.target, self.crop, self.edit_mask(state), state,
-                    self.cache, adapt_options, progress, cancel)
+                    self.cache, adapt_options, progress, cancel, return_base=True)
                 t0 = time.perf_counter()
             else:
                 self.seconds.pop("adapt", None)
                 image = self.generate(state)
-            return self._composite(state, image, t0, feather, metrics)
+                p = self.projection
+                base = image if state.h is p.h and state.z is p.z and not state.interventions \
+                    else self.generate(None)
+            return self._composite(state, image, t0, feather, metrics, base=base, mode=composite)
 
     def _composite(self, state: EditState, image: torch.Tensor, t0: float,
-                   feather: Optional[int] = None, metrics: Optional[dict] = None) -> Render:
+                   feather: Optional[int] = None, metrics: Optional[dict] = None,
+                   base: Optional[torch.Tensor] = None, mode: str = "replace") -> Render:
+        from .compositing.blend import blend_region, default_feather, feather_mask, paste_region, resize_generated
+        from .compositing.detail import detail_composite
+        from .compositing.photo_metrics import photo_metrics
+
         mask = self.edit_mask(state)
+        edited = to_uint8(image)
+        base_u8 = edited if base is None else to_uint8(base)
+        region = self.crop.region
+        side = region.shape[0]
+        radius = default_feather(side) if feather is None else int(feather)
+        info: Dict[str, object] = {"mode": mode}
         if not mask.any():
             # Nothing to edit: the output is the input, bit for bit.
             out, box = self.photo, self.crop.box
             layer = np.zeros((box[3], box[2], 4), np.uint8)
+            result_region = region
         else:
-            out, layer, box = composite(self.photo, self.crop, to_uint8(image), mask, feather)
+            if mode == "detail":
+                d = detail_composite(region, base_u8, edited, mask, radius)
+                result_region, layer_rgb, alpha, info = d.region, d.inner, d.alpha, d.info
+            else:
+                alpha = feather_mask(mask, radius)
+                layer_rgb = resize_generated(edited, side)
+                result_region = blend_region(region, layer_rgb, alpha)
+            out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha)
+        seconds_composite = time.perf_counter() - t0
         m = {
             "model": self.model_id,
             "psnr_z": self.projection.psnr_z if self.projection else None,
@@ -190,14 +225,17 @@ class EditSession:
             "changed_outside_mask": changed_outside(self.photo, out, self.crop, mask),
             "edits": state.applied,
             "notes": self.crop.notes + state.notes,
+            "composite": mode,
+            "composite_info": _round_info(info),
         }
         if metrics:
             metrics = dict(metrics)
             m["notes"] = m["notes"] + metrics.pop("notes", [])
             m.update(metrics)
-        self.seconds["composite"] = time.perf_counter() - t0
+        m.update(photo_metrics(result_region, region, base_u8, edited, mask, self.crop.region_mask, radius))
+        self.seconds["composite"] = seconds_composite
         self.used = time.time()
-        return Render(photo=out, layer=layer, layer_box=box, generated=to_uint8(image), metrics=m)
+        return Render(photo=out, layer=layer, layer_box=box, generated=edited, metrics=m)
 
     # -- bookkeeping ---------------------------------------------------------------------
     def nbytes(self) -> int:
@@ -218,6 +256,10 @@ class EditSession:
         """The G′ fitted by the last adapted render with these options (None before one)."""
         from .adaptation import gprime_for
         return gprime_for(self.cache, options)
+
+
+def _round_info(info: Dict[str, object]) -> Dict[str, object]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in info.items()}
 
 
 def _tensor_bytes(v) -> int:

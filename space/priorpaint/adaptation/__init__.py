@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -93,9 +93,13 @@ def _has_edit(p: Projection, state) -> bool:
 def render_adapted(gen: LayeredGenerator, projection: Projection, target: torch.Tensor, crop: Crop,
                    edit_np: np.ndarray, state, cache: dict, options=None,
                    progress: Optional[ProgressFn] = None,
-                   cancel: Optional[CancelToken] = None) -> Tuple[torch.Tensor, Dict[str, object], float]:
+                   cancel: Optional[CancelToken] = None, return_base: bool = False) -> tuple:
     """``(image, metrics, seconds)``: ``G′(z_h_e)`` at model resolution, the report's figures
     and the time spent adapting.
+
+    ``return_base=True`` returns ``(image, metrics, seconds, base)`` with ``base`` the same
+    generator's rendering of the unedited state (``G′(z_h)``, or ``G(z_h)`` where G′ was
+    not used): the reference the ``detail`` composite takes the change from.
 
     ``target`` is the crop at model resolution; ``edit_np`` the square-region edit mask of
     ``state`` (uint8); ``cache`` a dict the caller keeps per projection (fitted G′s live there).
@@ -106,6 +110,18 @@ def render_adapted(gen: LayeredGenerator, projection: Projection, target: torch.
     ``G′(z_h_e) − G′(z_h)`` and ``G(z_h_e) − G(z_h)``), ``adaptation`` (what was done: method, action, steps).
     ``notes`` (when present) are this stage's own notes.
     """
+    image, metrics, seconds, base = _render_adapted(gen, projection, target, crop, edit_np, state, cache,
+                                                    options, progress, cancel)
+    if not return_base:
+        return image, metrics, seconds
+    if base is None:  # rendered by G alone: its own unedited rendering is the reference
+        with torch.no_grad():
+            base = gen.forward_from(projection.split, projection.h, z=projection.z)
+    return image, metrics, seconds, base
+
+
+def _render_adapted(gen, projection, target, crop, edit_np, state, cache, options, progress, cancel):
+    """``(image, metrics, seconds, base)``; ``base`` is None where the image is G's own (no G′)."""
     cfg = adapt_config(options)
     proj = projection
     check_finite(state.h, "the edited split-layer latent", REFUSE)
@@ -127,7 +143,7 @@ def render_adapted(gen: LayeredGenerator, projection: Projection, target: torch.
         plain = gen.forward_from(split, state.h, interventions=inter, z=state.z)
     if not edit_np.any():
         info["action"] = "skipped: empty edit mask"
-        return plain, metrics, 0.0
+        return plain, metrics, 0.0, None
     if edited:
         weight = 1.0 - edit_mask
         fitted_edit = edit_region
@@ -142,7 +158,7 @@ def render_adapted(gen: LayeredGenerator, projection: Projection, target: torch.
                       "rendered with G alone (select a larger area or a smaller edit region to adapt)")
         metrics["notes"] = notes   # the render's notes (the caller's state is not modified)
         info["action"] = "skipped: edit mask covers the whole crop"
-        return plain, metrics, 0.0
+        return plain, metrics, 0.0, None
 
     key = _cache_key(cfg)
     cached: Optional[GPrime] = cache.get(key)
@@ -179,7 +195,9 @@ def _finish(gen, proj, target, state, gp: GPrime, plain, weight, edit_mask, edit
             base = gen.forward_from(proj.split, proj.h, z=proj.z)
             base_adapted = gp(proj.h, proj.z)
         metrics["edit_fidelity"] = pearson(image - base_adapted, plain - base, edit_mask)
-    return image, metrics, seconds
+    else:
+        base_adapted = image
+    return image, metrics, seconds, base_adapted
 
 
 def _render_reconstruction_fit(gen, proj, target, cache, state, cfg, plain, weight, edit_mask, edited,

@@ -184,9 +184,19 @@ def parse_edit_list(edits: Any, files: Sequence = ()) -> List[dict]:
     return resolve_files(parse_specs(raw), files)
 
 
-def render(session, state, adapt: bool, progress=None, cancel=None):
-    """``session.render`` through G′ (``adapt``) or G."""
-    return session.render(state, adapt=bool(adapt), progress=progress, cancel=cancel)
+def composite_mode(value) -> str:
+    """The ``composite`` option of ``edit``: ``"detail"`` (default, also for ``""``/null) or ``"replace"``."""
+    from ..compositing.detail import check_mode
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "detail"
+    if not isinstance(value, str):
+        raise InputError(f"composite must be one of detail, replace, got {value!r}")
+    return check_mode(value.strip())
+
+
+def render(session, state, adapt: bool, progress=None, cancel=None, composite: str = "detail"):
+    """``session.render`` through G′ (``adapt``) or G, composited in ``composite`` mode."""
+    return session.render(state, adapt=bool(adapt), progress=progress, cancel=cancel, composite=composite)
 
 
 class Backend:
@@ -276,8 +286,9 @@ class Backend:
                    None if adapted is None else _rgb_image(adapted))
 
     # -- edit --------------------------------------------------------------------------
-    def edit(self, session: str, edits: str = "[]", adapt: bool = False, files=None):
+    def edit(self, session: str, edits: str = "[]", adapt: bool = False, files=None, composite: str = "detail"):
         """Generator: status updates, then (status, result, layer, preview)."""
+        mode = composite_mode(composite)
         s = self.store.get(session)
         s.require_projection()
         specs = parse_edit_list(edits, files or [])  # refuse a bad spec before any work
@@ -286,7 +297,7 @@ class Backend:
         def work(progress, cancel):
             t0 = time.perf_counter()
             state = s.apply(specs, progress, cancel) if specs else None
-            r = render(s, state, adapt, progress, cancel)
+            r = render(s, state, adapt, progress, cancel, composite=mode)
             seconds = {"edit": sum(float(a.get("seconds", 0.0)) for a in (state.applied if state else []))}
             seconds["render"] = time.perf_counter() - t0 - seconds["edit"]
             seconds["total"] = time.perf_counter() - t0

@@ -270,6 +270,10 @@ def build_app(backend: Backend) -> gr.Blocks:
                 with gr.Row():
                     render_btn = gr.Button("Render (G′ + composite)", variant="primary", elem_id="pp-render")
                     render_adapt = gr.Checkbox(value=True, label="use G′", elem_id="pp-render-adapt")
+                    render_composite = gr.Radio(["detail", "replace"], value="detail", label="composite",
+                                                info="detail: keep the photo's own detail, take only the edit's "
+                                                     "change from the generator; replace: the generator's pixels",
+                                                elem_id="pp-render-composite")
                 result_img = gr.Image(label="result", format="png", interactive=False, elem_id="pp-result")
                 download = gr.File(label="download the full-resolution PNG", interactive=False, elem_id="pp-download")
                 render_md = gr.Markdown("", elem_id="pp-render-md")
@@ -358,12 +362,12 @@ def build_app(backend: Backend) -> gr.Blocks:
                     show_progress="minimal")
 
         @user_errors
-        def ui_render(sid, adapt_v, *values, progress=gr.Progress()):
+        def ui_render(sid, adapt_v, composite_v, *values, progress=gr.Progress()):
             if not sid:
                 raise InputError("project a selection first")
             progress(0.0, desc="starting")
             edits, files = collect_specs(values)
-            for st, result, layer, prev in backend.edit(sid, edits, adapt_v, files):
+            for st, result, layer, prev in backend.edit(sid, edits, adapt_v, files, composite_v):
                 d = json.loads(st)
                 if not d.get("done"):
                     progress(d.get("fraction", 0.0), desc=d.get("stage", ""))
@@ -371,8 +375,11 @@ def build_app(backend: Backend) -> gr.Blocks:
                     continue
                 path = scratch.save(result, "priorpaint-result")
                 pa = d.get("psnr_adapted")
+                pp, dk = d.get("psnr_photo"), d.get("detail_kept")
                 msg = (f"changed outside the mask: **{d.get('changed_outside_mask')}** px · "
                        f"PSNR G′ {'—' if pa is None else f'{pa:.2f} dB'} · "
+                       f"{d.get('composite', '')}: PSNR at the photo's resolution "
+                       f"{'—' if pp is None else f'{pp:.1f} dB'}, detail kept {'—' if dk is None else f'{dk:.2f}'} · "
                        f"{(d.get('seconds') or {}).get('total', 0):.1f} s  \n"
                        f"edits: {', '.join(e.get('kind', '?') for e in d.get('edits') or []) or 'none'}")
                 notes = d.get("notes") or []
@@ -380,7 +387,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                     msg += "  \n" + "  \n".join(f"note: {n}" for n in notes)
                 yield result, path, msg, prev
 
-        render_evt = render_btn.click(ui_render, [session, render_adapt, *tab_inputs],
+        render_evt = render_btn.click(ui_render, [session, render_adapt, render_composite, *tab_inputs],
                                       [result_img, download, render_md, preview_img],
                                       api_visibility=PRIVATE, concurrency_id=ENGINE, concurrency_limit=16)
         stop_btn.click(None, None, None, cancels=[project_evt, render_evt], api_visibility=PRIVATE)
@@ -434,6 +441,7 @@ def build_app(backend: Backend) -> gr.Blocks:
             a_session = gr.Textbox(label="session")
             a_edits = gr.Textbox(label="edits", value="[]")
             a_files = gr.File(label="files", file_count="multiple", type="filepath")
+            a_composite = gr.Textbox(label="composite", value="detail")
             a_id = gr.Textbox(label="id")
             o_status = gr.Textbox(label="status")
             o_json = gr.Textbox(label="json")
@@ -450,7 +458,7 @@ def build_app(backend: Backend) -> gr.Blocks:
         trigger.click(user_errors(backend.project), [a_image, a_mask, a_box, a_model, a_steps, a_seed, a_adapt],
                       [o_status, o_crop, o_recon, o_adapted], api_name="project",
                       concurrency_id=ENGINE, concurrency_limit=16)
-        trigger.click(user_errors(backend.edit), [a_session, a_edits, a_adapt, a_files],
+        trigger.click(user_errors(backend.edit), [a_session, a_edits, a_adapt, a_files, a_composite],
                       [o_status, o_result, o_layer, o_preview], api_name="edit",
                       concurrency_id=ENGINE, concurrency_limit=16)
         trigger.click(user_errors(backend.preview), [a_session, a_edits], o_preview, api_name="preview",

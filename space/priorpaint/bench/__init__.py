@@ -10,7 +10,8 @@ The sections:
 
 * ``projection`` (:mod:`.projection`), ``stylegan2`` (:mod:`.stylegan2`),
   ``adaptation`` (:mod:`.adaptation`), ``directions`` (:mod:`.directions`),
-  ``scribble`` (:mod:`.scribble`), ``concepts`` (:mod:`.concepts`), ``app`` (:mod:`.app`).
+  ``scribble`` (:mod:`.scribble`), ``concepts`` (:mod:`.concepts`), ``photo`` (:mod:`.photo`),
+  ``app`` (:mod:`.app`).
 
 A new section is a module here with ``run(report, args)`` and one :class:`Section` line
 in :data:`SECTIONS`.
@@ -60,6 +61,8 @@ SECTIONS: List[Section] = [
             "scribble optimisation on the astronaut's face: seconds, stroke error before and after"),
     Section("concepts", "concepts",
             "segmentation head mIoU, concept painting success, segmentation edits, vector preview"),
+    Section("photo", "photo",
+            "compositing at the photo's resolution (replace vs detail) on four photos, every edit kind; grids"),
     Section("app", "app",
             "the app on a live server: 8 concurrent clients, cancel and disconnect latency, peak RSS"),
 ]

@@ -1,7 +1,8 @@
 """What the benchmark sections share: the photos, the face box, the astronaut session, peak RSS.
 
 The photos are the public-domain pictures shipped with scikit-image (``astronaut.png``,
-``chelsea.png``, ``coffee.png``, ``camera.png``), read from the installed package.
+``chelsea.png``, ``coffee.png``, ``camera.png``), read from the installed package, and
+matplotlib's sample photo of Grace Hopper (``grace_hopper.jpg``, for the ``photo`` section).
 Standard library only at import; the engine is imported when a fixture is used.
 """
 
@@ -23,6 +24,16 @@ def photo_path(name: str) -> Path:
         from ..errors import InputError
         raise InputError("the benchmark reads its photos from scikit-image: pip install scikit-image") from None
     return Path(skimage.__file__).parent / "data" / name
+
+
+def matplotlib_sample_path(name: str) -> Path:
+    """Path of one of matplotlib's sample data files (``grace_hopper.jpg``, ...)."""
+    try:
+        import matplotlib
+    except ImportError:
+        from ..errors import InputError
+        raise InputError("the benchmark reads this photo from matplotlib's sample data: pip install matplotlib") from None
+    return Path(matplotlib.get_data_path()) / "sample_data" / name
 
 
 def astronaut_path() -> Path:

@@ -22,7 +22,7 @@ def add_selection_args(p: argparse.ArgumentParser, output_help: str) -> None:
 
 
 def add_render_args(p: argparse.ArgumentParser) -> None:
-    """The selection options plus what a render writes and how (report, layer, G\u2032)."""
+    """The selection options plus what a render writes and how (report, layer, G\u2032, compositing)."""
     add_selection_args(p, "where to write the composited result (PNG keeps alpha)")
     p.add_argument("--report", help="write a JSON report with quality figures and seconds per stage")
     p.add_argument("--masked", action="store_true", help="project only the selected pixels (loss weighted by the mask)")
@@ -36,3 +36,7 @@ def add_render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapt-fit", choices=("unedited", "reconstruction"), default="unedited",
                    help="fit G' on the pixels outside the edit mask for each edit (default, the paper's), "
                         "or once on the whole crop's reconstruction (better for edits of the whole selection)")
+    p.add_argument("--composite", choices=("detail", "replace"), default=None,
+                   help="detail: keep the photo's own detail at its resolution and take from the generator only "
+                        "what the edit changes (default for edit; no edit = the photo bit for bit); replace: paste "
+                        "the generator's square resized to the selection (default for project: the reconstruction)")

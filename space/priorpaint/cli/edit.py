@@ -32,8 +32,10 @@ def run_selection(args, edits: List[str]):
     proj = session.project(ProjectionConfig(steps=args.steps, seed=args.seed, masked=args.masked))
     state = session.apply(specs) if specs else None
     adapt = args.adapt if args.adapt is not None else args.command == "edit"
+    composite = args.composite or ("detail" if args.command == "edit" else "replace")
     result = session.render(state, adapt=adapt, adapt_options={"method": args.adapt_method,
-                                                               "fit": args.adapt_fit} if adapt else None)
+                                                               "fit": args.adapt_fit} if adapt else None,
+                            composite=composite)
     save_photo(result.photo, args.output)
     if args.layer:
         from PIL import Image
@@ -64,10 +66,15 @@ def run_selection(args, edits: List[str]):
         Path(args.report).write_text(json.dumps(report, indent=2, default=float))
     print(f"wrote {args.output}: psnr_z {proj.psnr_z:.2f} dB, psnr_projection {proj.psnr:.2f} dB, "
           + (f"psnr_adapted {report['psnr_adapted']:.2f} dB, " if report["psnr_adapted"] is not None else "")
+          + f"{composite}: psnr_photo {_fmt(report.get('psnr_photo'))} dB, detail_kept {_fmt(report.get('detail_kept'))}, "
           + f"changed_outside_mask {report['changed_outside_mask']}, {seconds['total']:.2f} s")
     for note in report.get("notes") or []:
         print(f"note: {note}", file=sys.stderr)
     return report
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
 
 
 def cmd_project(args) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageFilter
@@ -40,20 +41,12 @@ def feather_mask(mask: np.ndarray, radius: int) -> np.ndarray:
     padded = Image.new("L", (support.width + 2 * pad, support.height + 2 * pad), 0)
     padded.paste(support, (pad, pad))
     size = 2 * radius + 1
-    eroded = padded.filter(ImageFilter.MinFilter(size)) if size <= 31 else _erode_large(padded, radius)
+    # OpenCV's erosion with a square kernel equals PIL's MinFilter(size) and stays fast for big radii
+    eroded = Image.fromarray(cv2.erode(np.asarray(padded), np.ones((size, size), np.uint8),
+                                       borderType=cv2.BORDER_CONSTANT, borderValue=0), "L")
     soft = eroded.filter(ImageFilter.GaussianBlur(radius / 2.0))
     soft = np.asarray(soft, dtype=np.float32)[pad:-pad, pad:-pad] / 255.0
     return alpha * np.where(mask > 0, soft, 0.0)
-
-
-def _erode_large(img: Image.Image, radius: int) -> Image.Image:
-    # Repeated small erosions equal one large square erosion, and stay fast for big radii.
-    left = radius
-    while left > 0:
-        step = min(left, 15)
-        img = img.filter(ImageFilter.MinFilter(2 * step + 1))
-        left -= step
-    return img
 
 
 def blend_region(base: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -78,16 +71,24 @@ def composite(photo: Photo, crop: Crop, generated: np.ndarray, edit_mask: Option
     photo (alpha unchanged), the result layer as RGBA for the part of the square inside
     the image (its alpha is the feathered mask), and that layer's (x, y, w, h).
     """
-    x0, y0, side = crop.square
+    side = crop.square[2]
     mask = crop.region_mask if edit_mask is None else edit_mask
     radius = default_feather(side) if feather is None else int(feather)
     alpha = feather_mask(mask, radius)
     big = resize_generated(generated, side)
+    return paste_region(photo, crop, blend_region(crop.region, big, alpha), big, alpha)
+
+
+def paste_region(photo: Photo, crop: Crop, region: np.ndarray, layer_rgb: np.ndarray,
+                 alpha: np.ndarray) -> Tuple[Photo, np.ndarray, Tuple[int, int, int, int]]:
+    """A copy of ``photo`` with the layer box replaced by its part of the composited square
+    ``region`` (side×side×3 uint8), the RGBA layer (``layer_rgb`` with the feathered mask
+    ``alpha`` as alpha) for the layer box, and the layer box ``(x, y, w, h)``."""
     box = crop.layer_box
     sub = box.within(crop.square)
     out = photo.rgb.copy()
-    out[box.rows, box.cols] = blend_region(photo.rgb[box.rows, box.cols], big[sub], alpha[sub])
-    layer = np.dstack([big[sub], np.round(alpha[sub] * 255).astype(np.uint8)])
+    out[box.rows, box.cols] = region[sub]
+    layer = np.dstack([layer_rgb[sub], np.round(alpha[sub] * 255).astype(np.uint8)])
     return photo.with_rgb(out), layer, tuple(box)
 
 

@@ -1,0 +1,179 @@
+"""Quality figures at the photo's resolution, inside the selection's square.
+
+The model-resolution figures (``psnr_projection``, ``psnr_adapted``, ``edit_fidelity``) say
+how well the generator fits the crop *after it was shrunk to the model's size*; they cannot
+see what compositing does to the photo's own detail.  These can:
+
+``psnr_photo``
+    PSNR (dB) of the result against the photo inside the selection, at the photo's
+    resolution.  For a render without edits this is the **no-edit round trip**; a
+    bit-identical result is reported as :data:`PSNR_IDENTICAL` (100 dB).
+``detail_kept``
+    High-frequency energy of the result over the photo's inside the edit mask: the mean
+    absolute Laplacian of the luminance (3×3), result / photo.  1 = all the photo's fine
+    detail survived; the upsampled generator square of ``replace`` gives ~0.2 on a 230 px face.
+``effect_carried``
+    Pearson correlation inside the edit mask between the low band of ``result − photo``
+    (Gaussian, the band split of :func:`priorpaint.compositing.detail.band_sigma`) and the
+    model-resolution change ``edited − unedited`` resized to the photo's square, blurred
+    alike and weighted by the feathered edit mask (the change the user asked for, where they
+    asked for it): does the result change the photo the way the generator's edit changes its
+    own rendering?  ``None`` when the edit changes nothing.
+``seam_grain``
+    The grain step at the edge of the edit mask: ``|1 − HF(result) / HF(photo)|`` over the ring
+    just inside the edge (where the feather blends; its width is twice the feather radius),
+    HF = mean absolute Laplacian.  Outside the mask the result *is* the photo, so 0 means
+    inside and outside share the photo's grain; the ``replace`` square's smooth pixels give
+    ~0.5–0.8.
+``ghost``
+    For edits that move structure: where the unedited rendering has an edge that the edited
+    rendering no longer has (strong old gradient, weak new one, at model resolution), how
+    much of the photo's old edge the result still shows: mean gradient magnitude of the
+    result over the photo's there, both blurred to the model's scale.  The edited
+    rendering's own value (what the content itself keeps there) is ``ghost_reference``; a
+    result that follows the edited content has ``ghost`` close to it, the naive residual
+    ``photo + Δ`` keeps the old edges (``ghost`` near 1).  ``None`` when no edge vanished.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import cv2
+import numpy as np
+
+from .blend import feather_mask
+from .detail import band_sigma, low_band
+
+PSNR_IDENTICAL = 100.0
+NAMES = ("psnr_photo", "detail_kept", "effect_carried", "seam_grain", "ghost", "ghost_reference")
+
+
+def _luma(img: np.ndarray) -> np.ndarray:
+    img = img.astype(np.float32)
+    return 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
+
+
+def _resize(img: np.ndarray, side: int, interp=None) -> np.ndarray:
+    img = img.astype(np.float32)
+    if img.shape[0] == side:
+        return img
+    if interp is None:
+        interp = cv2.INTER_CUBIC if side > img.shape[0] else cv2.INTER_AREA
+    return cv2.resize(img, (side, side), interpolation=interp)
+
+
+def psnr_photo(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optional[float]:
+    """PSNR (dB, 8-bit peak) inside ``mask > 0``; :data:`PSNR_IDENTICAL` when bit-identical there."""
+    sel = mask > 0
+    if not sel.any():
+        return None
+    d = result[sel].astype(np.float64) - photo[sel].astype(np.float64)
+    mse = float((d * d).mean())
+    if mse == 0.0:
+        return PSNR_IDENTICAL
+    return float(min(PSNR_IDENTICAL, 10.0 * np.log10(255.0 ** 2 / mse)))
+
+
+def high_frequency(img: np.ndarray) -> np.ndarray:
+    """|Laplacian| of the luminance (3×3 kernel), float32."""
+    return np.abs(cv2.Laplacian(_luma(img), cv2.CV_32F, ksize=3))
+
+
+def detail_kept(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optional[float]:
+    """Mean |Laplacian| of the result over the photo's, weighted by the edit mask."""
+    w = mask.astype(np.float32) / 255.0
+    if w.sum() <= 0:
+        return None
+    hp = float((high_frequency(photo) * w).sum())
+    if hp <= 0:
+        return None
+    return float((high_frequency(result) * w).sum() / hp)
+
+
+def effect_carried(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.ndarray,
+                   mask: np.ndarray, feather: int = 0) -> Optional[float]:
+    """Correlation inside the edit mask between low(result − photo) and the asked change,
+    ``alpha · low(resize(edited − base))`` (``alpha``: the mask feathered as the composite does)."""
+    side, res = photo.shape[0], base.shape[0]
+    delta = edited.astype(np.float32) - base.astype(np.float32)
+    if not np.any(delta):
+        return None
+    sigma = max(band_sigma(side, res), 1.0)
+    alpha = feather_mask(mask, int(feather))[..., None]
+    want = alpha * low_band(_resize(delta, side), sigma)
+    got = low_band(result.astype(np.float32) - photo.astype(np.float32), sigma)
+    sel = mask > 0
+    a, b = got[sel].ravel().astype(np.float64), want[sel].ravel().astype(np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    if den <= 1e-12:
+        return None
+    return float((a * b).sum() / den)
+
+
+def seam_grain(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, feather: int) -> Optional[float]:
+    """``|1 − HF(result)/HF(photo)|`` on the ring just inside the edit mask's edge."""
+    inside = (mask > 0).astype(np.uint8)
+    if not inside.any():
+        return None
+    padded = np.pad(inside, 1)  # the square's border counts as an edge only where the mask meets it
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    ring = (inside > 0) & (dist <= 2 * max(int(feather), 1) + 1)
+    if ring.sum() < 16:
+        return None
+    hp = float(high_frequency(photo)[ring].mean())
+    if hp <= 0:
+        return None
+    return float(abs(1.0 - high_frequency(result)[ring].mean() / hp))
+
+
+def _grad(gray: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def ghost(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.ndarray,
+          mask: np.ndarray) -> Dict[str, Optional[float]]:
+    """``{"ghost", "ghost_reference"}``: old edges the result keeps where the edit removed them."""
+    side, res = photo.shape[0], base.shape[0]
+    none = {"ghost": None, "ghost_reference": None}
+    if not np.any(edited.astype(np.int16) - base.astype(np.int16)):
+        return none
+    gb, ge = _grad(_luma(base)), _grad(_luma(edited))
+    m_small = _resize(mask, res, cv2.INTER_AREA) > 127
+    if not m_small.any():
+        return none
+    strong = np.percentile(gb[m_small], 85)
+    vanished = m_small & (gb >= max(strong, 8.0)) & (ge < 0.5 * gb)
+    if vanished.sum() < 3:
+        return none
+    sel = _resize(vanished.astype(np.float32), side, cv2.INTER_NEAREST) > 0.5
+    sigma = max(band_sigma(side, res), 1.0)
+    g_res = _grad(low_band(_luma(result), sigma))[sel].mean()
+    g_photo = _grad(low_band(_luma(photo), sigma))[sel].mean()
+    if g_photo <= 1e-6:
+        return none
+    g_ref = _grad(low_band(_luma(_resize(edited, side)), sigma))[sel].mean()
+    g_base = _grad(low_band(_luma(_resize(base, side)), sigma))[sel].mean()
+    # the edited content's own edge strength there, relative to the old content's
+    ref = float(g_ref / g_base) if g_base > 1e-6 else None
+    return {"ghost": float(g_res / g_photo), "ghost_reference": ref}
+
+
+def photo_metrics(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.ndarray,
+                  edit_mask: np.ndarray, selection: np.ndarray, feather: int) -> Dict[str, Optional[float]]:
+    """Every figure of this module for one render of the square ``photo`` -> ``result``.
+
+    ``base`` / ``edited``: the generator's unedited and edited renderings (R×R×3 uint8);
+    ``edit_mask`` and ``selection``: square-region uint8 masks.
+    """
+    out: Dict[str, Optional[float]] = {
+        "psnr_photo": psnr_photo(result, photo, selection),
+        "detail_kept": detail_kept(result, photo, edit_mask),
+        "effect_carried": effect_carried(result, photo, base, edited, edit_mask, feather),
+        "seam_grain": seam_grain(result, photo, edit_mask, feather),
+    }
+    out.update(ghost(result, photo, base, edited, edit_mask))
+    return {k: (None if v is None else round(float(v), 4)) for k, v in out.items()}
