@@ -43,7 +43,10 @@ def test_project_and_edit_over_plain_http(server):
     progress = [p for p in progress if not p["done"]]  # the last generating event repeats the final one
     assert progress and all(p["job"].startswith("job-") and d is None
                             for p, (e, out) in zip(progress, events) for d in out[1:])
-    assert any(p["stage"] == "project" and 0 < p["fraction"] < 1 for p in progress)
+    # what the protocol guarantees: status events (done false, a stage, a fraction in 0..1) before the
+    # completion; which fractions a machine samples depends on its speed, so none is required
+    assert all(isinstance(p["stage"], str) and p["stage"] and 0 <= p["fraction"] <= 1 for p in progress)
+    assert kinds.index("generating") < len(kinds) - 1
     final = events[-1][1]
     st = json.loads(final[0])
     assert st["done"] and st["box"] == list(BOX)
