@@ -115,7 +115,8 @@ def _num(value, what: str, lo: float, hi: float, integer: bool = True):
     except (TypeError, ValueError, OverflowError):
         raise InputError(f"{what} must be a number, got {shown}") from None
     if not math.isfinite(v) or v < lo or v > hi:
-        raise InputError(f"{what} must be between {lo:g} and {hi:g}, got {shown}")
+        a, b = (int(lo), int(hi)) if integer else (f"{lo:g}", f"{hi:g}")
+        raise InputError(f"{what} must be between {a} and {b}, got {shown}")
     if integer:
         if v != int(v):
             raise InputError(f"{what} must be a whole number, got {value!r}")
@@ -349,10 +350,10 @@ class Backend:
     def edit(self, session: str, edits: str = "[]", adapt: bool = False, files=None,
              request: gr.Request = None):
         """Generator: status updates, then (status, result, layer, preview)."""
+        specs = parse_edit_list(edits, files or [], self.limits)  # refuse a bad spec before any work
         s = self._session(session)
         s.require_projection()
         adapt = _flag(adapt, "adapt")
-        specs = parse_edit_list(edits, files or [], self.limits)  # refuse a bad spec before any work
         job = self.jobs.new("edit", s.id, client=client_key(request))
 
         def work(progress, cancel):

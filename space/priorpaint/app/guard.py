@@ -188,6 +188,19 @@ class Guard:
             return await self._upload(scope, receive, send, headers)
         return await self.app(scope, receive, send)
 
+    @staticmethod
+    async def _drain(receive, cap: int = 64 * MB) -> None:
+        """Read and drop what is left of a refused request body (up to ``cap``), so the client,
+        still sending, reads the refusal instead of a broken connection; nothing is kept."""
+        seen = 0
+        while seen < cap:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
     async def _upload(self, scope, receive, send, headers):
         try:
             declared = int(headers.get("content-length", "0") or 0)
@@ -195,10 +208,12 @@ class Guard:
             return await self._refuse(scope, send, 400, "Content-Length is not a number")
         limit_mb = self.max_request / MB
         if declared > self.max_request:
+            await self._drain(receive)
             return await self._refuse(scope, send, 413, f"this upload request is {declared / MB:.1f} MB; the limit "
                                                         f"for one request (all its files) is {limit_mb:g} MB "
                                                         "(--max-request-mb)")
         if self.upload_dir is not None and self.disk_used() + declared > self.max_disk:
+            await self._drain(receive)
             return await self._refuse(scope, send, 507, f"this server's uploads fill their {self.max_disk / MB:g} MB "
                                                         "(--max-upload-disk-mb); try again when older ones have "
                                                         "expired")
@@ -226,6 +241,54 @@ class Guard:
             if not state["over"]:
                 raise
         if state["over"] and not state["started"]:
+            await self._drain(receive)
             await self._refuse(scope, send, 413, f"this upload request is over {limit_mb:g} MB, the limit for one "
                                                  "request (all its files) (--max-request-mb)")
         self._disk = (0.0, self._disk[1])  # re-measure on the next upload
+
+
+# -- Gradio's own rejections as one line ------------------------------------------------------
+
+_DROP = ("for further information", "wanted inputs:", "received inputs:", "check if the event handler")
+
+
+def gradio_error_line(text: str, limit: int = 300) -> str:
+    """One line of a Gradio/pydantic rejection (which spans lines and lists component objects)."""
+    from .api import no_paths
+    kept = []
+    for raw in str(text).splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if any(line.lower().startswith(d) for d in _DROP):
+            if line.lower().startswith(("wanted inputs:", "received inputs:")):
+                break
+            continue
+        if line.startswith("[<gradio.") or " object at 0x" in line:
+            continue
+        kept.append(line)
+    out = no_paths(" ".join(kept)) or "the request was rejected before it reached the app"
+    return out if len(out) <= limit else out[:limit] + "..."
+
+
+def one_line_gradio_errors() -> None:
+    """Make every error Gradio itself reports (a bad input caught before the app's code runs)
+    one clear line: its payload builder is wrapped where the queue and the routes call it."""
+    import gradio.queueing as gq
+    import gradio.utils as gu
+    if getattr(gu.error_payload, "_priorpaint", False):
+        return
+    original = gu.error_payload
+
+    def error_payload(error, show_error):
+        content = original(error, show_error)
+        msg = content.get("error")
+        if isinstance(msg, str):
+            content["error"] = gradio_error_line(msg)
+        elif error is not None and not show_error:
+            content["error"] = f"the request was rejected: {type(error).__name__}"
+        return content
+    error_payload._priorpaint = True
+    gu.error_payload = error_payload
+    if hasattr(gq, "error_payload"):
+        gq.error_payload = error_payload

@@ -92,6 +92,7 @@ def server_temp_dir() -> str:
     """
     d = os.environ.get("PRIORPAINT_SERVER_TMP")
     if d and os.path.isdir(d):
+        os.environ["GRADIO_TEMP_DIR"] = d
         return d
     parent = os.environ.get("GRADIO_TEMP_DIR") or None
     if parent:
@@ -146,6 +147,8 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
     temp_dir = os.environ.get("PRIORPAINT_SERVER_TMP") or None
     if loopback_only is None:
         loopback_only = not token and is_loopback(host)
+    from .guard import one_line_gradio_errors
+    one_line_gradio_errors()
     outer = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app = gr.mount_gradio_app(outer, demo, path="/", server_name=host, server_port=int(port),
                               max_file_size=int(max_upload_mb * 1024 * 1024), show_error=True,

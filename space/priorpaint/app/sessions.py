@@ -153,6 +153,17 @@ class SessionStore:
 
     def _evict_locked(self, keep: str) -> None:
         owner = self._owner.get(keep, "")
+        # 0. a session too large to keep without pushing other clients out is refused
+        size = self._bytes[keep]
+        others: Dict[str, int] = {}
+        for k in self._items:
+            if self._owner.get(k, "") != owner:
+                others[self._owner.get(k, "")] = others.get(self._owner.get(k, ""), 0) + self._bytes[k]
+        if others and sum(others.values()) + size > self.max_bytes and size > max(others.values()):
+            self._remove_locked(keep)
+            raise InputError(f"this selection's session needs {size / MB:.0f} MB, more than the server can "
+                             f"keep beside the other clients' sessions (--max-session-mb "
+                             f"{self.max_bytes / MB:.0f}): use a smaller photo or selection")
         # 1. the client's own quota: only its own sessions go
         while True:
             mine = [k for k in self._items if self._owner.get(k, "") == owner]
@@ -173,13 +184,6 @@ class SessionStore:
                 h[1] += 1
             if not held:
                 break
-            if owner not in held and self._bytes[keep] > max(h[0] for h in held.values()):
-                # the new session alone is larger than any other client's share: it must not push them out
-                size = self._bytes[keep]
-                self._remove_locked(keep)
-                raise InputError(f"this selection's session needs {size / MB:.0f} MB, more than the server can "
-                                 f"keep beside the other clients' sessions (--max-session-mb "
-                                 f"{self.max_bytes / MB:.0f}): use a smaller photo or selection")
             top = max(held, key=lambda o: (held[o][0] + (self._bytes[keep] if o == owner else 0), held[o][1]))
             self._evict_one_locked([k for k in self._items if k != keep and self._owner.get(k, "") == top],
                                    "the server's bound")
@@ -219,9 +223,9 @@ class JobRegistry:
     * ``max_client_jobs``: one client may have at most this many jobs waiting or running;
       ``max_jobs``: all clients together.  A job over either is refused when it is made
       (:meth:`new`), before any work, with one line naming the bound.
-    * A free slot goes to the waiting job whose client has the fewest jobs running (the
-      oldest such job first), so a client that floods the server waits behind everyone
-      else's first job instead of in front of it.
+    * A free slot goes to the waiting job whose client has the fewest jobs running, among
+      those to the client served longest ago (round robin), then the oldest job: a client
+      that floods the server takes its turn with everyone else instead of going first.
     * A job whose token is cancelled while it waits (its client went away, or ``cancel``)
       leaves the queue without ever starting.
     """
@@ -235,6 +239,8 @@ class JobRegistry:
         self._cond = threading.Condition(self._lock)
         self._waiting: List[Job] = []
         self._running_per_client: Dict[str, int] = {}
+        self._served: Dict[str, int] = {}   # client -> when (a counter) it last got a slot
+        self._turn = 0
         self.busy = 0
         self.started = 0
         self.cancelled = 0
@@ -284,9 +290,11 @@ class JobRegistry:
         return len(jobs)
 
     def _next_locked(self) -> Optional[Job]:
-        if not self._waiting or self.busy >= self.slots:
+        live = [j for j in self._waiting if not j.token.cancelled]
+        if not live or self.busy >= self.slots:
             return None
-        return min(self._waiting, key=lambda j: (self._running_per_client.get(j.client, 0), j.waiting_since))
+        return min(live, key=lambda j: (self._running_per_client.get(j.client, 0),
+                                                 self._served.get(j.client, -1), j.waiting_since))
 
     def acquire(self, job_or_token, on_wait: Callable[[], None]) -> None:
         """Wait for a free engine slot (fairly across clients), honouring cancellation while waiting."""
@@ -297,8 +305,8 @@ class JobRegistry:
             job.waiting_since = time.monotonic()
             self._waiting.append(job)
             try:
-                while self._next_locked() is not job:
-                    if job.token.cancelled:
+                while job.token.cancelled or self._next_locked() is not job:
+                    if job.token.cancelled:  # its client went away while it waited: it never starts
                         self.dropped += 1
                         job.token.check()
                     if not waited:
@@ -313,9 +321,13 @@ class JobRegistry:
             finally:
                 self._waiting.remove(job)
                 self._cond.notify_all()
-            self.busy += 1
+            self.busy += 1  # the caller releases it (run_job's worker does, in finally)
             self._running_per_client[job.client] = self._running_per_client.get(job.client, 0) + 1
-        job.token.check()  # cancelled at the very moment it got the slot: the caller releases it
+            self._turn += 1
+            self._served[job.client] = self._turn
+            if len(self._served) > 4096:  # forget clients long gone
+                for c in sorted(self._served, key=self._served.get)[:2048]:
+                    self._served.pop(c, None)
 
     def release(self, job: Optional[Job] = None) -> None:
         with self._cond:
