@@ -489,3 +489,44 @@ def test_row9_sigterm_stops_and_removes_this_servers_files(live):
     assert live.proc.wait(60) == 0
     assert not os.path.exists(live.tmp) or not _files_under(live.tmp)
     assert "priorpaint: stopped (SIGTERM)" in live.log()
+
+
+def test_row4_one_client_never_holds_every_slot():
+    from priorpaint.app.sessions import JobRegistry, run_job
+
+    jobs = JobRegistry(slots=2, max_client_jobs=10, max_jobs=10)
+    started, gate = [], threading.Event()
+
+    def work_of(name):
+        def work(progress, cancel):
+            started.append(name)
+            if name.startswith("A"):
+                gate.wait(60)
+            return name
+        return work
+
+    threads = []
+    for name, client in (("A1", "A"), ("A2", "A")):
+        job = jobs.new("t", client=client)
+        threads.append(threading.Thread(target=lambda j=job, n=name: list(run_job(jobs, j, work_of(n)))))
+        threads[-1].start()
+    deadline = time.monotonic() + 30
+    while not (started == ["A1"] and len(jobs._waiting) == 1):   # A2 waits although a slot is free
+        assert time.monotonic() < deadline, (started, jobs._waiting)
+        time.sleep(0.01)
+    out = list(run_job(jobs, jobs.new("t", client="B"), work_of("B1")))   # B gets the free slot at once
+    assert out[-1] == {"result": "B1"} and "A2" not in started
+    gate.set()
+    for t in threads:
+        t.join(60)
+    assert started == ["A1", "B1", "A2"]
+
+
+def test_row6_api_bodies_are_bounded_before_parsing():
+    from priorpaint.app.guard import Guard
+
+    g = Guard(_ok_app, max_body_mb=1)
+    status, _, body = _asgi(g, path="/gradio_api/call/edit", method="POST",
+                            headers=[("Content-Length", str(20 * 1024 * 1024))])
+    assert status == 413 and "--max-body-mb" in json.loads(body)["detail"]
+    assert _asgi(g, path="/gradio_api/call/edit", method="POST", headers=[("Content-Length", "100")])[0] == 200

@@ -13,7 +13,8 @@ whenever the ``Host`` is not a localhost name) and before any route:
   the HttpOnly, SameSite=Strict cookie (``Secure`` when the page is served over HTTPS).
 * **Uploads**: one upload request may carry at most ``max_request_mb`` in all (413, checked on
   ``Content-Length`` and on the bytes actually received), and this server's upload folder
-  at most ``max_upload_disk_mb`` (507).
+  at most ``max_upload_disk_mb`` (507); any other request body (an API call's JSON) at
+  most ``max_body_mb`` (413), before Gradio parses it.
 
 Every refusal is one JSON line ``{"detail": "..."}``.
 """
@@ -92,13 +93,14 @@ class _TooLarge(Exception):
 class Guard:
     def __init__(self, app, *, token: Optional[str] = None, loopback_port: Optional[int] = None,
                  max_request_mb: float = 50.0, upload_dir: Optional[str] = None,
-                 max_upload_disk_mb: float = 1024.0):
+                 max_upload_disk_mb: float = 1024.0, max_body_mb: float = 4.0):
         self.app = app
         self.token = token.encode("utf-8") if token else None
         self.loopback_port = loopback_port
         self.max_request = int(max_request_mb * MB)
         self.upload_dir = upload_dir
         self.max_disk = int(max_upload_disk_mb * MB)
+        self.max_body = int(max_body_mb * MB)
         self._disk = (0.0, 0)   # (when measured, bytes)
         self.refused = 0
 
@@ -186,7 +188,46 @@ class Guard:
                     [(b"www-authenticate", b'Bearer realm="priorpaint"')])
         if scope["type"] == "http" and scope.get("method") == "POST" and path.rstrip("/").endswith("/gradio_api/upload"):
             return await self._upload(scope, receive, send, headers)
+        if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
+            return await self._bounded(scope, receive, send, headers)
         return await self.app(scope, receive, send)
+
+    async def _bounded(self, scope, receive, send, headers):
+        """Any other body (an API call's JSON) at most ``max_body``: refused before it is parsed."""
+        detail = (f"this request's body is over {self.max_body / MB:g} MB, the limit for an API call "
+                  "(--max-body-mb); send large images as uploads")
+        try:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            return await self._refuse(scope, send, 400, "Content-Length is not a number")
+        if declared > self.max_body:
+            await self._drain(receive)
+            return await self._refuse(scope, send, 413, detail)
+        state = {"seen": 0, "over": False, "started": False}
+
+        async def counted():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["seen"] += len(message.get("body", b""))
+                if state["seen"] > self.max_body:
+                    state["over"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            if state["over"]:
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not state["over"]:
+                raise
+        if state["over"] and not state["started"]:
+            await self._drain(receive)
+            await self._refuse(scope, send, 413, detail)
 
     @staticmethod
     async def _drain(receive, cap: int = 64 * MB) -> None:

@@ -38,6 +38,8 @@ class Limits:
     max_image_mp: float = 40.0
     #: total bytes of one upload request (all its files together), MB
     max_request_mb: float = 50.0
+    #: bytes of any other request's body (an API call's JSON), MB
+    max_body_mb: float = 4.0
     #: bytes of every upload this server holds on disk together, MB
     max_upload_disk_mb: float = 1024.0
     #: jobs one client may have waiting or running at once
@@ -173,6 +175,7 @@ FLAGS = (  # (field, flag, help)
     ("max_text_chars", "--max-text-chars", "characters of a session/job/model id or name"),
     ("max_image_mp", "--max-image-mp", "megapixels of any image a request uses"),
     ("max_request_mb", "--max-request-mb", "MB of one upload request, all its files together (HTTP 413)"),
+    ("max_body_mb", "--max-body-mb", "MB of any other request body, e.g. an API call's JSON (HTTP 413)"),
     ("max_upload_disk_mb", "--max-upload-disk-mb", "MB of uploads this server keeps on disk (HTTP 507)"),
     ("max_client_jobs", "--max-client-jobs", "jobs one client may have waiting or running"),
     ("max_jobs", "--max-jobs", "jobs of all clients waiting or running"),

@@ -29,6 +29,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 from typing import Optional
@@ -119,14 +120,16 @@ class Running:
 def cleanup(backend, temp_dir: Optional[str]) -> dict:
     """Stop every job, drop the sessions, remove this server's uploads and results."""
     jobs = backend.jobs.cancel_all() if backend is not None else 0
+    alive = 0
     if backend is not None:
+        alive = backend.jobs.join_workers(15.0)  # cancelled workers stop within one step
         backend.store.clear()
     removed = 0
     if temp_dir and os.path.isdir(temp_dir):
         for _root, _dirs, files in os.walk(temp_dir):
             removed += len(files)
         shutil.rmtree(temp_dir, ignore_errors=True)
-    return {"jobs_cancelled": jobs, "files_removed": removed}
+    return {"jobs_cancelled": jobs, "files_removed": removed, "workers_alive": alive}
 
 
 def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
@@ -155,7 +158,7 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
                               ssr_mode=False, footer_links=["api"])
     guarded = Guard(app, token=token, loopback_port=int(port) if loopback_only else None,
                     max_request_mb=limits.max_request_mb, upload_dir=temp_dir,
-                    max_upload_disk_mb=limits.max_upload_disk_mb)
+                    max_upload_disk_mb=limits.max_upload_disk_mb, max_body_mb=limits.max_body_mb)
     bind = host.strip("[]")
     config = uvicorn.Config(guarded, host=bind, port=int(port), log_level="warning" if quiet else "info",
                             timeout_graceful_shutdown=5, lifespan="on")
@@ -212,8 +215,14 @@ def cmd_serve(args) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"priorpaint: serving on http://{shown}:{args.port}"
           + (" (token required)" if token else " (loopback only: other Host names and origins refused)"), flush=True)
-    launch(demo, host, args.port, token, args.max_upload_mb, block=True, quiet=not args.verbose_server,
-           limits=limits)
+    summary = launch(demo, host, args.port, token, args.max_upload_mb, block=True, quiet=not args.verbose_server,
+                     limits=limits)
+    if summary.get("workers_alive"):
+        # a worker stuck in one long native step would abort the interpreter at exit; everything of
+        # this server is already cleaned up, so end here with the documented status
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -223,6 +223,8 @@ class JobRegistry:
     * ``max_client_jobs``: one client may have at most this many jobs waiting or running;
       ``max_jobs``: all clients together.  A job over either is refused when it is made
       (:meth:`new`), before any work, with one line naming the bound.
+    * A client runs at most ``slots - 1`` jobs at once (1 with one or two slots), so a slot
+      is always left to the other clients, whatever one client started first.
     * A free slot goes to the waiting job whose client has the fewest jobs running, among
       those to the client served longest ago (round robin), then the oldest job: a client
       that floods the server takes its turn with everyone else instead of going first.
@@ -253,10 +255,14 @@ class JobRegistry:
             mine = sum(1 for j in self._jobs.values() if j.client == job.client)
             if mine >= self.max_client_jobs:
                 self.refused += 1
+                log.warning("refused a job of client %s: %d waiting or running (--max-client-jobs)",
+                            _short_client(job.client), mine)
                 raise InputError(f"this client already has {mine} jobs waiting or running (the limit is "
                                  f"{self.max_client_jobs}, --max-client-jobs): wait for one to finish or cancel it")
             if len(self._jobs) >= self.max_jobs:
                 self.refused += 1
+                log.warning("refused a job of client %s: the server has %d (--max-jobs)",
+                            _short_client(job.client), len(self._jobs))
                 raise InputError(f"the server has {len(self._jobs)} jobs waiting or running (the limit is "
                                  f"{self.max_jobs}, --max-jobs): try again in a moment")
             self._jobs[job.id] = job
@@ -289,9 +295,21 @@ class JobRegistry:
             j.token.cancel(reason)
         return len(jobs)
 
+    def join_workers(self, timeout: float = 15.0) -> int:
+        """Wait (at shutdown, never on the event loop) for cancelled workers to stop; how many still run."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = [j.thread for j in self._jobs.values() if j.thread is not None]
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return sum(t.is_alive() for t in threads)
+
     def _next_locked(self) -> Optional[Job]:
-        live = [j for j in self._waiting if not j.token.cancelled]
-        if not live or self.busy >= self.slots:
+        if self.busy >= self.slots:
+            return None
+        cap = max(1, self.slots - 1)  # one client never holds every slot: one is left to the others
+        live = [j for j in self._waiting if not j.token.cancelled and self._running_per_client.get(j.client, 0) < cap]
+        if not live:
             return None
         return min(live, key=lambda j: (self._running_per_client.get(j.client, 0),
                                                  self._served.get(j.client, -1), j.waiting_since))
@@ -339,6 +357,11 @@ class JobRegistry:
             else:
                 self._running_per_client.pop(c, None)
             self._cond.notify_all()
+
+
+def _short_client(client: str) -> str:
+    import hashlib
+    return hashlib.sha256(client.encode()).hexdigest()[:8]
 
 
 _DONE = object()

@@ -10,7 +10,8 @@ The sections:
 
 * ``projection`` (:mod:`.projection`), ``stylegan2`` (:mod:`.stylegan2`),
   ``adaptation`` (:mod:`.adaptation`), ``directions`` (:mod:`.directions`),
-  ``scribble`` (:mod:`.scribble`), ``concepts`` (:mod:`.concepts`), ``app`` (:mod:`.app`).
+  ``scribble`` (:mod:`.scribble`), ``concepts`` (:mod:`.concepts`), ``app`` (:mod:`.app`),
+  ``security`` (:mod:`.security`).
 
 A new section is a module here with ``run(report, args)`` and one :class:`Section` line
 in :data:`SECTIONS`.
@@ -62,6 +63,8 @@ SECTIONS: List[Section] = [
             "segmentation head mIoU, concept painting success, segmentation edits, vector preview"),
     Section("app", "app",
             "the app on a live server: 8 concurrent clients, cancel and disconnect latency, peak RSS"),
+    Section("security", "security",
+            "the server under attack: probe cases refused or stopped, honest p95 under a flood, RSS, SIGTERM"),
 ]
 
 
