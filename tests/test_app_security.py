@@ -66,19 +66,18 @@ def test_row1_cancel_stops_interpolates_nested_projection(tiny_session, tmp_cach
     spec = {"kind": "interpolate", "other": str(skimage_data("chelsea.png")), "t": 0.5, "steps": 5000}
     with pytest.raises(Cancelled, match="cancelled by the test"):
         tiny_session.apply([spec], progress, token)
-    assert "interpolate" in stages          # the nested projection reported progress ...
+    assert stages[1:] == ["project"] * 3    # the nested projection of OTHER reported progress ...
     assert len(stages) <= 5                 # ... and stopped within one step of the cancel
 
 
 # -- row 2: scribble / segment / interpolate take cancel and progress ---------------------------
 
-def test_row2_every_edit_kind_with_a_loop_takes_cancel_and_progress():
-    import inspect
-    from priorpaint.app.kinds import edit_kinds
-    kinds = edit_kinds()
-    for name in ("scribble", "segment", "interpolate", "direction"):
-        params = inspect.signature(kinds[name].apply).parameters
-        assert "cancel" in params and "progress" in params, name
+def test_row2_the_edit_context_carries_the_jobs_cancel_and_progress(tiny_session):
+    from priorpaint.jobs import CancelToken
+
+    token, progress = CancelToken(), (lambda stage, fraction, info: None)
+    ctx = tiny_session.context(progress, token)
+    assert ctx.cancel is token and ctx.progress is progress
 
 
 def test_row2_cancel_stops_a_scribble_within_one_step(tiny_session):
@@ -194,7 +193,7 @@ def test_row4_a_free_slot_goes_to_the_client_with_the_fewest_running_and_gone_jo
 
 def test_row5_model_names_are_manifest_ids_never_paths():
     from priorpaint.app.api import Backend
-    from priorpaint.edits.directions import directions_manifest_path
+    from priorpaint.edits.directions.named import directions_manifest_path
     from priorpaint.errors import InputError
 
     b = Backend()

@@ -203,7 +203,7 @@ def run(report: dict, args) -> None:
                 if event == "generating":
                     st = json.loads(value[0])
                     job["id"] = st["job"]
-                    return st["stage"] == "interpolate" and st["fraction"] > 0.01
+                    return st["stage"] == "project" and st["fraction"] > 0.01  # the nested projection
                 return False
             _, resp = http.events("edit", eid, seen)
             t0 = time.perf_counter()
