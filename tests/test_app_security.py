@@ -505,11 +505,14 @@ def test_row4_one_client_never_holds_every_slot():
         return work
 
     threads = []
+    deadline = time.monotonic() + 30
     for name, client in (("A1", "A"), ("A2", "A")):
         job = jobs.new("t", client=client)
         threads.append(threading.Thread(target=lambda j=job, n=name: list(run_job(jobs, j, work_of(n)))))
         threads[-1].start()
-    deadline = time.monotonic() + 30
+        while name == "A1" and started != ["A1"]:                  # A1 runs first
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
     while not (started == ["A1"] and len(jobs._waiting) == 1):   # A2 waits although a slot is free
         assert time.monotonic() < deadline, (started, jobs._waiting)
         time.sleep(0.01)
