@@ -17,7 +17,9 @@ from pathlib import Path
 # The priorpaint package sits beside this file in the Space (and in this repository).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from priorpaint.app.server import build, launch  # noqa: E402
+from priorpaint.app.server import build, launch, server_temp_dir  # noqa: E402
+
+server_temp_dir()  # uploads and results in a folder of this server's own, removed at shutdown
 
 demo, backend = build(model=os.environ.get("PRIORPAINT_MODEL") or None,
                       default_steps=int(os.environ.get("PRIORPAINT_STEPS", "200")))

@@ -187,7 +187,7 @@ def test_token_auth_for_gradio_client_and_http():
     import urllib.request
     from gradio_client import Client
 
-    s = Server("--steps", "5", "--token", "s3cret-token")
+    s = Server("--steps", "5", "--token", "s3cret-token-0123456789")
     try:
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(s.url + "/gradio_api/info", timeout=10)
@@ -198,7 +198,7 @@ def test_token_auth_for_gradio_client_and_http():
         assert e.value.code == 401
         with pytest.raises(Exception):
             Client(s.url, verbose=False)
-        c = Client(s.url, verbose=False, headers={"Authorization": "Bearer s3cret-token"})
+        c = Client(s.url, verbose=False, headers={"Authorization": "Bearer s3cret-token-0123456789"})
         assert json.loads(c.predict(api_name="/models"))[0]["id"]
     finally:
         s.stop()

@@ -39,12 +39,15 @@ def test_project_and_edit_over_plain_http(server):
     events = call(server.url, "project", [file_data(path), None, "140,20,180,180", "", 30, 0, False])
     kinds = [e for e, _ in events]
     assert kinds[-1] == "complete", events[-1]
-    # (heartbeat events carry no data: only the generating ones are status updates)
-    updates = [(json.loads(d[0]), d) for e, d in events if e == "generating"]
-    updates = [(p, d) for p, d in updates if not p["done"]]  # the last generating event repeats the final one
-    progress = [p for p, _ in updates]
-    assert progress and all(p["job"].startswith("job-") and all(x is None for x in d[1:]) for p, d in updates)
-    assert any(p["stage"] == "project" and 0 < p["fraction"] < 1 for p in progress)
+    generating = [d for e, d in events if e == "generating"]   # heartbeats (data null) may come between
+    pairs = [(json.loads(d[0]), d) for d in generating]
+    pairs = [(p, d) for p, d in pairs if not p["done"]]  # the last generating event repeats the final one
+    progress = [p for p, _ in pairs]
+    assert progress and all(p["job"].startswith("job-") and all(x is None for x in d[1:]) for p, d in pairs)
+    # what the protocol guarantees: status events (done false, a stage, a fraction in 0..1) before the
+    # completion; which fractions a machine samples depends on its speed, so none is required
+    assert all(isinstance(p["stage"], str) and p["stage"] and 0 <= p["fraction"] <= 1 for p in progress)
+    assert kinds.index("generating") < len(kinds) - 1
     final = events[-1][1]
     st = json.loads(final[0])
     assert st["done"] and st["box"] == list(BOX)

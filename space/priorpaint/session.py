@@ -103,7 +103,8 @@ class EditSession:
         p = self.require_projection()
         return EditContext(gen=self.gen, crop=self.crop, split=p.split, mask=self.mask,
                            projection_config=self.projection_config, memo=self.cache,
-                           cancel=cancel, progress=progress)
+                           cancel=cancel, progress=progress,
+                           vector_namespace=getattr(self, "vector_namespace", None))
 
     def apply(self, specs, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
               state: Optional[EditState] = None) -> EditState:

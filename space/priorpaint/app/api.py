@@ -17,6 +17,7 @@ import inspect
 import json
 import logging
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
@@ -27,6 +28,7 @@ from PIL import Image
 import gradio as gr
 
 from ..errors import InputError, PriorpaintError
+from .limits import Limits
 from .sessions import JobRegistry, SessionStore, run_job
 from . import kinds
 
@@ -35,17 +37,33 @@ log = logging.getLogger(__name__)
 MAX_STEPS = 5000
 
 
+_PATH = re.compile(r"(?<![\w.:/])(?:[A-Za-z]:)?[/\\](?:[^\s'\"/\\]+[/\\])+([^\s'\"/\\]*)")
+
+
+def no_paths(text: str) -> str:
+    """A message with every absolute path cut to its file name (errors never show server paths)."""
+    return _PATH.sub(lambda m: m.group(1) or "<path>", text)
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    text = no_paths(" ".join(str(text).split()))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 @contextlib.contextmanager
 def _as_gr_errors(name: str):
     try:
         yield
     except PriorpaintError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+        raise gr.Error(one_line(str(e)) or f"{name}: {type(e).__name__}", print_exception=False) from None
     except gr.Error:
         raise
+    except RecursionError:
+        raise gr.Error(f"{name}: the request is nested too deeply", print_exception=False) from None
     except Exception as e:
         log.exception("internal error in %s", name)
-        raise gr.Error(f"internal error in {name}: {type(e).__name__}: {_first_line(e)}") from None
+        raise gr.Error(f"internal error in {name} ({type(e).__name__}); the server log has the details",
+                       print_exception=False) from None
 
 
 def user_errors(fn):
@@ -89,12 +107,16 @@ def file_path(value: Any, what: str, required: bool = True) -> Optional[str]:
 
 
 def _num(value, what: str, lo: float, hi: float, integer: bool = True):
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+    if isinstance(value, bool):
+        raise InputError(f"{what} must be a number, got {shown}")
     try:
         v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{what} must be a number, got {shown}") from None
     if not math.isfinite(v) or v < lo or v > hi:
-        raise InputError(f"{what} must be between {lo:g} and {hi:g}, got {value!r}")
+        a, b = (int(lo), int(hi)) if integer else (f"{lo:g}", f"{hi:g}")
+        raise InputError(f"{what} must be between {a} and {b}, got {shown}")
     if integer:
         if v != int(v):
             raise InputError(f"{what} must be a whole number, got {value!r}")
@@ -153,6 +175,9 @@ def resolve_files(specs: List[dict], files: Sequence) -> List[dict]:
             if k in IMAGE_FIELDS and isinstance(v, str) and not v.startswith("file:"):
                 raise InputError(f"edit {spec.get('kind')!r}: {k} must be a reference \"file:N\" to the N-th "
                                  f"file sent with the edits, got {str(v)[:60]!r}")
+            if k in IMAGE_FIELDS and v is not None and not isinstance(v, str):
+                raise InputError(f"edit {spec.get('kind')!r}: {k} must be a reference \"file:N\", "
+                                 f"got a {type(v).__name__}")
             if isinstance(v, str) and v.startswith("file:"):
                 ref = v[5:]
                 if not ref.isdigit() or int(ref) >= len(paths):
@@ -163,25 +188,48 @@ def resolve_files(specs: List[dict], files: Sequence) -> List[dict]:
     return out
 
 
-def parse_edit_list(edits: Any, files: Sequence = ()) -> List[dict]:
-    """Edit specs from the API's JSON string (or a list), with file references resolved."""
+def parse_edit_list(edits: Any, files: Sequence = (), limits: Optional[Limits] = None) -> List[dict]:
+    """Edit specs from the API's JSON string (or a list), within the limits, with file references resolved."""
     from ..edits.registry import parse_specs
 
-    if edits is None or (isinstance(edits, str) and not edits.strip()):
-        return []
-    if isinstance(edits, str):
-        text = edits.strip()
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"edits must be a JSON list of edit specs: {e}") from None
-    else:
-        raw = edits
-    if isinstance(raw, dict):
-        raw = [raw]
-    if not isinstance(raw, list):
-        raise InputError(f"edits must be a JSON list of edit specs, got {type(raw).__name__}")
-    return resolve_files(parse_specs(raw), files)
+    limits = limits or Limits()
+    raw = limits.edits_json(edits)
+    for i, spec in enumerate(raw):
+        if isinstance(spec, str) and len(spec) > limits.max_text_chars * 4:
+            raise InputError(f"edit {i} is {len(spec)} characters; the limit is {limits.max_text_chars * 4}")
+    specs = parse_specs(raw)
+    limits.spec_steps(specs)
+    out = resolve_files(specs, files)
+    for spec in out:
+        for k in IMAGE_FIELDS:
+            if isinstance(spec.get(k), str) and k != "legend":
+                limits.image_pixels(spec[k], f"edit {spec.get('kind')!r}: {k}")
+    return out
+
+
+def client_key(request) -> str:
+    """Who a request comes from, for the per-client bounds: the peer address, and on a loopback
+    peer also Gradio's session hash (one per gradio_client ``Client``, per browser tab, or the
+    ``session_hash`` a plain-HTTP client sends; without one each plain-HTTP call is its own)."""
+    if request is None:
+        return ""
+    try:
+        host = request.client.host or ""
+    except Exception:
+        host = ""
+    sh = str(getattr(request, "session_hash", "") or "")[:64]
+    import ipaddress
+    try:
+        loop = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loop = host in ("", "localhost", "testclient")
+    return f"{host}|{sh}" if loop else host
+
+
+def namespace_of(client: str) -> str:
+    """The client's own editing-vector namespace (16 hex digits)."""
+    import hashlib
+    return hashlib.sha256(("priorpaint-vectors|" + client).encode()).hexdigest()[:16]
 
 
 def composite_mode(value) -> str:
@@ -203,13 +251,17 @@ class Backend:
     """Endpoint functions bound to one session store, job registry and default model."""
 
     def __init__(self, model: Optional[str] = None, store: Optional[SessionStore] = None,
-                 jobs: Optional[JobRegistry] = None, default_steps: int = 300, max_steps: int = MAX_STEPS,
-                 device=None):
+                 jobs: Optional[JobRegistry] = None, default_steps: int = 300, max_steps: Optional[int] = None,
+                 device=None, limits: Optional[Limits] = None):
         self.model = model or None
-        self.store = store or SessionStore()
-        self.jobs = jobs or JobRegistry()
+        self.limits = limits or Limits()
+        if max_steps is not None:
+            self.limits.max_steps = int(max_steps)
+        # `is None`, not `or`: an empty store has a length of 0 and is falsy
+        self.store = store if store is not None else SessionStore()
+        self.jobs = jobs if jobs is not None else JobRegistry()
         self.default_steps = int(default_steps)
-        self.max_steps = int(max_steps)
+        self.max_steps = self.limits.max_steps
         self.device = device
 
     # -- models ------------------------------------------------------------------------
@@ -223,28 +275,46 @@ class Backend:
                  r["id"]) for r in rows]
 
     def _model(self, model: Optional[str]) -> Optional[str]:
-        m = (model or "").strip()
-        return m or self.model
+        """The model id of a request: one of the manifest's ids (a name never becomes a path)."""
+        m = self.limits.text(model, "model")
+        if not m:
+            return self.model
+        from ..models.manifest import get_entry
+        get_entry(m)  # unknown ids are refused, listing the known ones
+        return m
+
+    def _session(self, session, client: str = ""):
+        sid = self.limits.text(session, "session")
+        s = self.store.get(sid)
+        return s
 
     # -- project -----------------------------------------------------------------------
-    def project(self, image, mask=None, box: str = "", model: str = "", steps=None, seed=0, adapt=False):
+    def project(self, image, mask=None, box: str = "", model: str = "", steps=None, seed=0, adapt=False,
+                request: gr.Request = None):
         """Generator: status updates, then (status, crop, reconstruction, adapted)."""
         from ..compositing.crop import parse_box
         from ..projection.project import ProjectionConfig
         from ..session import EditSession
 
+        L = self.limits
+        client = client_key(request)
         path = file_path(image, "image")
         mask_path = file_path(mask, "mask", required=False)
-        box_text = (box or "").strip()
+        box_text = L.text(box, "box")
         if bool(mask_path) == bool(box_text):
             raise InputError("give exactly one of a mask or a box (\"X,Y,W,H\") for the selection")
         box_t = parse_box(box_text) if box_text else None
-        steps = self.default_steps if steps is None or steps == "" else _num(steps, "steps", 0, self.max_steps)
+        if box_t is not None and any(abs(v) > 10 ** 6 for v in box_t):
+            raise InputError(f"box {box_text!r} is far outside any image (values must be under 1000000)")
+        steps = self.default_steps if steps is None or steps == "" else L.steps(steps)
         seed = _num(seed if seed not in (None, "") else 0, "seed", 0, 2 ** 31 - 1)
         model_id = self._model(model)
-        explicit = bool((model or "").strip())
+        explicit = bool(L.text(model, "model"))
+        L.image_pixels(path, "image")
+        L.image_pixels(mask_path, "mask")
+        adapt = _flag(adapt, "adapt")
 
-        job = self.jobs.new("project")
+        job = self.jobs.new("project", client=client)
 
         def work(progress, cancel):
             t0 = time.perf_counter()
@@ -272,7 +342,8 @@ class Backend:
                 yield _json(item), None, None, None
                 continue
             s, proj, crop, recon, adapted, psnr_adapted, notes, seconds = item["result"]
-            sid = self.store.put(s)
+            s.vector_namespace = namespace_of(client)
+            sid = self.store.put(s, client)
             status = {
                 "done": True, "stage": "done", "fraction": 1.0, "job": job.id,
                 "session": sid, "model": s.model_id, "psnr_z": proj.psnr_z,
@@ -286,13 +357,15 @@ class Backend:
                    None if adapted is None else _rgb_image(adapted))
 
     # -- edit --------------------------------------------------------------------------
-    def edit(self, session: str, edits: str = "[]", adapt: bool = False, files=None, composite: str = "detail"):
+    def edit(self, session: str, edits: str = "[]", adapt: bool = False, files=None, composite: str = "detail",
+             request: gr.Request = None):
         """Generator: status updates, then (status, result, layer, preview)."""
         mode = composite_mode(composite)
-        s = self.store.get(session)
+        specs = parse_edit_list(edits, files or [], self.limits)  # refuse a bad spec before any work
+        s = self._session(session)
         s.require_projection()
-        specs = parse_edit_list(edits, files or [])  # refuse a bad spec before any work
-        job = self.jobs.new("edit", s.id)
+        adapt = _flag(adapt, "adapt")
+        job = self.jobs.new("edit", s.id, client=client_key(request))
 
         def work(progress, cancel):
             t0 = time.perf_counter()
@@ -322,15 +395,19 @@ class Backend:
     def preview(self, session: str, edits: str = "[]", files=None) -> Image.Image:
         from ..compositing.blend import to_uint8
 
-        s = self.store.get(session)
+        s = self._session(session)
         s.require_projection()
-        specs = parse_edit_list(edits, files or [])
+        specs = parse_edit_list(edits, files or [], self.limits)
+        slow = [sp["kind"] for sp in specs if sp["kind"] in ("scribble", "segment", "interpolate")]
+        if slow:
+            raise InputError(f"preview runs only the fast edits (direction, paint, vector); send "
+                             f"{', '.join(sorted(set(slow)))} edits to the edit endpoint")
         state = s.apply(specs) if specs else None
         return _rgb_image(to_uint8(s.generate(state)))
 
     # -- cancel ------------------------------------------------------------------------
     def cancel(self, ident: str) -> str:
-        ident = (ident or "").strip()
+        ident = self.limits.text(ident, "id")
         if not ident:
             raise InputError("cancel needs a job id or a session id")
         hit = self.jobs.cancel(ident, "cancelled by the client")
@@ -340,14 +417,15 @@ class Backend:
     def directions(self, model: str = "") -> str:
         return json.dumps(_clean(kinds.list_directions(self._model(model), self.device)))
 
-    def concepts(self, model: str = "") -> str:
-        return json.dumps(_clean(kinds.list_concepts(self._model(model), self.device)))
+    def concepts(self, model: str = "", request: gr.Request = None) -> str:
+        return json.dumps(_clean(kinds.list_concepts(self._model(model), self.device,
+                                                     namespace=namespace_of(client_key(request)))))
 
-    def segment(self, session: str):
+    def segment(self, session: str, request: gr.Request = None):
         """Generator: status updates, then (status with legend, label map PNG at the layer box size)."""
-        s = self.store.get(session)
+        s = self._session(session)
         s.require_projection()
-        job = self.jobs.new("segment", s.id)
+        job = self.jobs.new("segment", s.id, client=client_key(request))
 
         def work(progress, cancel):
             return kinds.segment(s, progress, cancel)
@@ -366,6 +444,16 @@ class Backend:
         return {"store": self.store.stats(), "jobs_running": len(self.jobs.running()),
                 "jobs_started": self.jobs.started, "jobs_cancelled": self.jobs.cancelled,
                 "slots": self.jobs.slots}
+
+
+def _flag(value, what: str) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", ""):
+        return value.strip().lower() in ("true", "1")
+    raise InputError(f"{what} must be true or false, got a {type(value).__name__}")
 
 
 def s_photo_image(photo) -> Image.Image:

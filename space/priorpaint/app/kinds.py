@@ -20,11 +20,12 @@ def list_directions(model: Optional[str], device=None) -> List[dict]:
     return [dict(r) for r in listing(model)]
 
 
-def list_concepts(model: Optional[str], device=None) -> dict:
+def list_concepts(model: Optional[str], device=None, namespace: Optional[str] = None) -> dict:
     """``{concepts: [{name, colour, ...}], vectors: [...], legend: {name: [r, g, b]}}`` for a model."""
     from ..edits.concepts import list_concepts as listing
     from ..models.registry import load_generator
-    return dict(listing(model, gen=load_generator(model, device=device, allow_download=bool(model))))
+    return dict(listing(model, gen=load_generator(model, device=device, allow_download=bool(model)),
+                        namespace=namespace))
 
 
 def segment(session, progress=None, cancel=None):

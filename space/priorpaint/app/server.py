@@ -6,89 +6,49 @@ uploaded photos, so it must not be open to a network by accident.  Inside a Hugg
 Space the app binds 0.0.0.0 (the container's port is reached only through the Space's
 proxy); ``space/app.py`` does that without the check.
 
-Token auth (``--token`` or ``PRIORPAINT_TOKEN``): an ASGI middleware in front of every
-route.  A request is let through when it carries ``Authorization: Bearer <token>``
-(gradio_client: ``Client(url, headers={"Authorization": "Bearer T"})``; plain HTTP:
-the same header), or the cookie ``priorpaint_token`` (browsers: open
-``http://host:port/?token=T`` once; the middleware sets the cookie).  Anything else gets
-401 with a one-line JSON ``detail``.
+Token auth (``--token`` or ``PRIORPAINT_TOKEN``, at least 16 characters): every request
+carries ``Authorization: Bearer <token>`` (gradio_client:
+``Client(url, headers={"Authorization": "Bearer T"})``) or the cookie ``priorpaint_token``
+(browsers: open ``http://host:port/?token=T`` once; the page route sets the cookie).
+Without a token on a loopback bind, only loopback ``Host`` names with the server's port and
+no foreign ``Origin`` are answered (no DNS rebinding).  Both checks, and the bounds on
+upload requests and upload disk, are :class:`~priorpaint.app.guard.Guard`, which wraps the
+whole ASGI app handed to uvicorn (Gradio's own CORS layer included).
+
+The server keeps its uploads and results in a folder of its own (``GRADIO_TEMP_DIR``);
+SIGTERM / SIGINT stop the jobs, remove that folder and exit 0.  The bounds on each request
+and each client are :class:`~priorpaint.app.limits.Limits` (flags of ``priorpaint serve``).
 """
 
 from __future__ import annotations
 
-import hmac
+import contextlib
 import ipaddress
-import json
 import logging
 import os
+import shutil
+import signal
 import socket
-from http.cookies import SimpleCookie
+import sys
+import tempfile
+import threading
 from typing import Optional
-from urllib.parse import parse_qs
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from ..errors import InputError
+from .guard import COOKIE, Guard, check_token  # noqa: F401  (COOKIE: part of the API)
+from .limits import Limits
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 50.0
-COOKIE = "priorpaint_token"
-#: Gradio's launch() checks its own start-up with this request (no token); it only runs
-#: the app's start-up events once and returns a boolean, so it is left open.
-OPEN_PATHS = frozenset({"/gradio_api/startup-events"})
-
-
-class TokenAuth:
-    """ASGI middleware: every HTTP/websocket request must carry the token."""
-
-    def __init__(self, app, token: str):
-        self.app = app
-        self.token = token.encode("utf-8")
-
-    def _ok(self, value: Optional[str]) -> bool:
-        return bool(value) and hmac.compare_digest(value.encode("utf-8"), self.token)
-
-    async def __call__(self, scope, receive, send):
-        if scope.get("type") not in ("http", "websocket") or scope.get("path") in OPEN_PATHS:
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        auth = headers.get("authorization", "")
-        bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-        cookie = SimpleCookie()
-        try:
-            cookie.load(headers.get("cookie", ""))
-        except Exception:
-            pass
-        from_cookie = cookie[COOKIE].value if COOKIE in cookie else None
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        from_query = (query.get("token") or [None])[0]
-        if self._ok(bearer) or self._ok(from_cookie):
-            return await self.app(scope, receive, send)
-        if self._ok(from_query) and scope["type"] == "http":
-            # A browser opening ?token=T: remember it in an HttpOnly cookie for the page's own requests.
-            async def send_with_cookie(message):
-                if message["type"] == "http.response.start":
-                    hdrs = list(message.get("headers", []))
-                    hdrs.append((b"set-cookie", f"{COOKIE}={from_query}; Path=/; HttpOnly; SameSite=Strict".encode()))
-                    message = dict(message, headers=hdrs)
-                await send(message)
-            return await self.app(scope, receive, send_with_cookie)
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        body = json.dumps({"detail": "missing or wrong token: send the header 'Authorization: Bearer <token>' "
-                                     "(browsers: open the page once with ?token=<token>)"}).encode()
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"www-authenticate", b'Bearer realm="priorpaint"'),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
 
 
 def is_loopback(host: str) -> bool:
+    host = (host or "").strip().strip("[]")
     if host in ("localhost", ""):
         return host == "localhost"
     try:
@@ -109,47 +69,160 @@ def check_bind(host: str, token: Optional[str]) -> None:
 
 
 def build(model: Optional[str] = None, max_sessions: int = 32, max_session_mb: float = 512.0,
-          session_ttl_s: float = 3600.0, slots: int = 2, default_steps: int = 200, device=None):
+          session_ttl_s: float = 3600.0, slots: int = 2, default_steps: int = 200, device=None,
+          limits: Optional[Limits] = None):
     """The Gradio Blocks app and its backend."""
     from .api import Backend
     from .sessions import JobRegistry, SessionStore
     from .ui import build_app
 
-    backend = Backend(model=model, device=device, default_steps=default_steps,
-                      store=SessionStore(max_sessions, int(max_session_mb * 1024 * 1024), session_ttl_s),
-                      jobs=JobRegistry(slots))
+    limits = limits or Limits()
+    store = SessionStore(max_sessions, int(max_session_mb * 1024 * 1024), session_ttl_s,
+                         max_client_sessions=min(limits.max_client_sessions, max_sessions),
+                         max_client_bytes=int(max_session_mb * 1024 * 1024 / 4))
+    backend = Backend(model=model, device=device, default_steps=default_steps, store=store,
+                      jobs=JobRegistry(slots, limits.max_client_jobs, limits.max_jobs), limits=limits)
     return build_app(backend), backend
 
 
+def server_temp_dir() -> str:
+    """A folder of this server's own for Gradio's uploads and results (``GRADIO_TEMP_DIR``).
+
+    Set before gradio is imported (it reads the variable at import and when the app is
+    built); removed at shutdown.  A ``GRADIO_TEMP_DIR`` set by the caller is used as the parent.
+    """
+    d = os.environ.get("PRIORPAINT_SERVER_TMP")
+    if d and os.path.isdir(d):
+        os.environ["GRADIO_TEMP_DIR"] = d
+        return d
+    parent = os.environ.get("GRADIO_TEMP_DIR") or None
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    d = tempfile.mkdtemp(prefix="priorpaint-serve-", dir=parent)
+    os.environ["PRIORPAINT_SERVER_TMP"] = d
+    os.environ["GRADIO_TEMP_DIR"] = d
+    return d
+
+
+class Running:
+    """A started server: ``stop()`` ends it (jobs cancelled, this server's files removed)."""
+
+    def __init__(self, server, thread, backend, temp_dir):
+        self.server, self.thread, self.backend, self.temp_dir = server, thread, backend, temp_dir
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(15)
+        cleanup(self.backend, self.temp_dir)
+
+
+def cleanup(backend, temp_dir: Optional[str]) -> dict:
+    """Stop every job, drop the sessions, remove this server's uploads and results."""
+    jobs = backend.jobs.cancel_all() if backend is not None else 0
+    alive = 0
+    if backend is not None:
+        alive = backend.jobs.join_workers(15.0)  # cancelled workers stop within one step
+        backend.store.clear()
+    removed = 0
+    if temp_dir and os.path.isdir(temp_dir):
+        for _root, _dirs, files in os.walk(temp_dir):
+            removed += len(files)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    return {"jobs_cancelled": jobs, "files_removed": removed, "workers_alive": alive}
+
+
 def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
-           max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, block: bool = True, quiet: bool = False):
-    """Launch ``demo``; returns what ``Blocks.launch`` returns."""
-    app_kwargs = {}
-    if token:
-        from starlette.middleware import Middleware
-        app_kwargs["middleware"] = [Middleware(TokenAuth, token=token)]
+           max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, block: bool = True, quiet: bool = False,
+           limits: Optional[Limits] = None, loopback_only: Optional[bool] = None):
+    """Serve ``demo`` with uvicorn behind :class:`Guard`; blocks until SIGTERM/SIGINT when ``block``.
+
+    Returns the cleanup summary when ``block``, else a :class:`Running` server.
+    """
+    import gradio as gr
+    import uvicorn
+    from fastapi import FastAPI
+
+    token = check_token(token)
     if max_upload_mb <= 0:
         raise InputError("--max-upload-mb must be positive")
-    return demo.launch(
-        server_name=host, server_port=int(port), max_file_size=int(max_upload_mb * 1024 * 1024),
-        app_kwargs=app_kwargs, prevent_thread_lock=not block, quiet=quiet, show_error=False,
-        ssr_mode=False, inbrowser=False, share=False,
-    )
+    limits = (limits or Limits()).validate()
+    temp_dir = os.environ.get("PRIORPAINT_SERVER_TMP") or None
+    if loopback_only is None:
+        loopback_only = not token and is_loopback(host)
+    from .guard import one_line_gradio_errors
+    one_line_gradio_errors()
+    outer = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app = gr.mount_gradio_app(outer, demo, path="/", server_name=host, server_port=int(port),
+                              max_file_size=int(max_upload_mb * 1024 * 1024), show_error=True,
+                              ssr_mode=False, footer_links=["api"])
+    guarded = Guard(app, token=token, loopback_port=int(port) if loopback_only else None,
+                    max_request_mb=limits.max_request_mb, upload_dir=temp_dir,
+                    max_upload_disk_mb=limits.max_upload_disk_mb, max_body_mb=limits.max_body_mb)
+    bind = host.strip("[]")
+    config = uvicorn.Config(guarded, host=bind, port=int(port), log_level="warning" if quiet else "info",
+                            timeout_graceful_shutdown=5, lifespan="on")
+    server = uvicorn.Server(config)
+    backend = getattr(demo, "backend", None)
+    if not block:
+        t = threading.Thread(target=server.run, name="priorpaint-serve", daemon=True)
+        t.start()
+        return Running(server, t, backend, temp_dir)
+    stopped = {}
+
+    def on_signal(sig, frame):  # stop the jobs first, so the graceful shutdown is quick
+        stopped["signal"] = signal.Signals(sig).name
+        if backend is not None:
+            backend.jobs.cancel_all()
+        server.should_exit = True
+
+    server.capture_signals = _no_capture  # uvicorn would re-raise the signal after shutdown (exit != 0)
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+        summary = cleanup(backend, temp_dir)
+        summary.update(stopped)
+        print(f"priorpaint: stopped ({stopped.get('signal', 'exit')}); cancelled {summary['jobs_cancelled']} "
+              f"job(s), removed {summary['files_removed']} temporary file(s)", flush=True)
+    return summary
+
+
+@contextlib.contextmanager
+def _no_capture():
+    yield
 
 
 def cmd_serve(args) -> int:
     token = args.token if args.token is not None else os.environ.get("PRIORPAINT_TOKEN") or None
-    check_bind(args.host, token)
+    token = check_token(token)
+    host = args.host.strip()
+    check_bind(host, token)
     if not (0 < args.port < 65536):
         raise InputError(f"--port must be 1..65535, got {args.port}")
+    from .limits import from_args
+    limits = from_args(args)
     if args.model:
         from ..models.manifest import get_entry
         get_entry(args.model)  # an unknown model fails now, with the list of known ones
+    if args.max_sessions < 1 or args.max_session_mb <= 0:
+        raise InputError("--max-sessions and --max-session-mb must be positive")
+    server_temp_dir()  # before gradio is imported: uploads and results go to this server's own folder
     demo, _ = build(model=args.model, max_sessions=args.max_sessions, max_session_mb=args.max_session_mb,
-                    session_ttl_s=args.session_ttl, slots=args.slots, default_steps=args.steps)
-    print(f"priorpaint: serving on http://{args.host}:{args.port}"
-          + (" (token required)" if token else ""), flush=True)
-    launch(demo, args.host, args.port, token, args.max_upload_mb, block=True, quiet=not args.verbose_server)
+                    session_ttl_s=args.session_ttl, slots=args.slots, default_steps=args.steps, limits=limits)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"priorpaint: serving on http://{shown}:{args.port}"
+          + (" (token required)" if token else " (loopback only: other Host names and origins refused)"), flush=True)
+    summary = launch(demo, host, args.port, token, args.max_upload_mb, block=True, quiet=not args.verbose_server,
+                     limits=limits)
+    if summary.get("workers_alive"):
+        # a worker stuck in one long native step would abort the interpreter at exit; everything of
+        # this server is already cleaned up, so end here with the documented status
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

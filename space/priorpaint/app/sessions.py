@@ -9,8 +9,10 @@
   job by job id or every job of a session.
 * :func:`run_job` runs engine work in a worker thread and yields its progress from a
   queue; when the consumer stops early (client gone, Gradio cancellation, an exception),
-  the job's token is cancelled in ``finally`` and the worker stops within one step.
-  A semaphore bounds how many engine jobs run at once (the "slots").
+  the job's token is cancelled in ``finally`` and the worker stops within one step (the
+  consumer never waits for it).  The registry bounds how many engine jobs run at once (the
+  "slots"), how many one client and all clients may have waiting or running, and hands a
+  free slot to the client with the fewest running jobs.
 """
 
 from __future__ import annotations
@@ -33,16 +35,28 @@ MB = 1024 * 1024
 
 
 class SessionStore:
-    """A thread-safe LRU of sessions bounded by count, bytes and age."""
+    """A thread-safe LRU of sessions bounded by count, bytes and age, with per-client quotas.
 
-    def __init__(self, max_sessions: int = 32, max_bytes: int = 512 * MB, ttl_s: float = 3600.0):
+    Every session belongs to the client that made it (``put(session, client)``).  A client
+    may hold ``max_client_sessions`` sessions and ``max_client_bytes`` (default: the
+    global bounds); over its quota its *own* least recently used sessions go.  The
+    global bounds (``max_sessions``, ``max_bytes``) stay: when they are reached, the least
+    recently used session of the client holding the most bytes goes, so a client that
+    floods the store evicts itself, not the others.
+    """
+
+    def __init__(self, max_sessions: int = 32, max_bytes: int = 512 * MB, ttl_s: float = 3600.0,
+                 max_client_sessions: Optional[int] = None, max_client_bytes: Optional[int] = None):
         if max_sessions < 1 or max_bytes < 1:
             raise ValueError("the session store needs room for at least one session")
         self.max_sessions = int(max_sessions)
         self.max_bytes = int(max_bytes)
         self.ttl_s = float(ttl_s)
+        self.max_client_sessions = int(max_client_sessions or self.max_sessions)
+        self.max_client_bytes = int(max_client_bytes or self.max_bytes)
         self._items: "OrderedDict[str, object]" = OrderedDict()
         self._bytes: Dict[str, int] = {}
+        self._owner: Dict[str, str] = {}
         self._lock = threading.Lock()
         self.evicted = 0
         self.expired = 0
@@ -50,6 +64,9 @@ class SessionStore:
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+    def __bool__(self) -> bool:  # a store is a store, even when empty (never `store or default`)
+        return True
 
     def __contains__(self, sid: str) -> bool:
         """Whether ``sid`` is stored (without touching its LRU position)."""
@@ -61,22 +78,25 @@ class SessionStore:
         with self._lock:
             return sum(self._bytes.values())
 
-    def put(self, session) -> str:
-        """Store a session under its (random) id and return the id."""
+    def put(self, session, client: str = "") -> str:
+        """Store a session under its (random) id for ``client`` and return the id."""
         sid = session.id
         with self._lock:
             self._items[sid] = session
             self._items.move_to_end(sid)
             self._bytes[sid] = _size(session)
+            self._owner[sid] = client or ""
             self._expire_locked()
             self._evict_locked(keep=sid)
         return sid
 
     def get(self, sid: str):
         """The session for ``sid``; a clear error when it is unknown or expired."""
-        sid = (sid or "").strip()
+        sid = (sid or "").strip() if isinstance(sid, str) else sid
         if not sid:
             raise InputError("no session given: project a selection first (the project endpoint returns a session id)")
+        if not isinstance(sid, str) or len(sid) > 64:
+            raise InputError("unknown or expired session (not a session id): project the selection again")
         with self._lock:
             self._expire_locked()
             s = self._items.get(sid)
@@ -96,35 +116,77 @@ class SessionStore:
     def drop(self, sid: str) -> bool:
         with self._lock:
             self._bytes.pop(sid, None)
+            self._owner.pop(sid, None)
             return self._items.pop(sid, None) is not None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes.clear()
+            self._owner.clear()
 
     def stats(self) -> dict:
         with self._lock:
             return {"sessions": len(self._items), "bytes": sum(self._bytes.values()),
                     "max_sessions": self.max_sessions, "max_bytes": self.max_bytes,
+                    "max_client_sessions": self.max_client_sessions, "max_client_bytes": self.max_client_bytes,
+                    "clients": len(set(self._owner.values())),
                     "ttl_s": self.ttl_s, "evicted": self.evicted, "expired": self.expired}
 
     # -- internals ---------------------------------------------------------------------
+    def _remove_locked(self, sid: str) -> None:
+        self._items.pop(sid, None)
+        self._bytes.pop(sid, None)
+        self._owner.pop(sid, None)
+
     def _expire_locked(self) -> None:
         now = time.time()
         for sid in [k for k, s in self._items.items() if now - getattr(s, "used", now) > self.ttl_s]:
-            self._items.pop(sid)
-            self._bytes.pop(sid, None)
+            self._remove_locked(sid)
             self.expired += 1
 
+    def _evict_one_locked(self, candidates: List[str], why: str) -> None:
+        oldest = candidates[0]  # _items is in LRU order, so candidates are too
+        self._remove_locked(oldest)
+        self.evicted += 1
+        log.info("evicted session %s (%s)", oldest[:6], why)
+
     def _evict_locked(self, keep: str) -> None:
+        owner = self._owner.get(keep, "")
+        # 0. a session too large to keep without pushing other clients out is refused
+        size = self._bytes[keep]
+        others: Dict[str, int] = {}
+        for k in self._items:
+            if self._owner.get(k, "") != owner:
+                others[self._owner.get(k, "")] = others.get(self._owner.get(k, ""), 0) + self._bytes[k]
+        if others and sum(others.values()) + size > self.max_bytes and size > max(others.values()):
+            self._remove_locked(keep)
+            raise InputError(f"this selection's session needs {size / MB:.0f} MB, more than the server can "
+                             f"keep beside the other clients' sessions (--max-session-mb "
+                             f"{self.max_bytes / MB:.0f}): use a smaller photo or selection")
+        # 1. the client's own quota: only its own sessions go
+        while True:
+            mine = [k for k in self._items if self._owner.get(k, "") == owner]
+            if len(mine) <= 1 or (len(mine) <= self.max_client_sessions
+                                  and sum(self._bytes[k] for k in mine) <= self.max_client_bytes):
+                break
+            self._evict_one_locked([k for k in mine if k != keep], "the client's quota")
+        # 2. the global bounds: the LRU session of the client holding the most bytes goes
         while len(self._items) > 1 and (len(self._items) > self.max_sessions
                                         or sum(self._bytes.values()) > self.max_bytes):
-            oldest = next(iter(self._items))
-            if oldest == keep:  # never evict the session being stored/used
-                self._items.move_to_end(keep)
-                oldest = next(iter(self._items))
-                if oldest == keep:
-                    break
-            self._items.pop(oldest)
-            self._bytes.pop(oldest, None)
-            self.evicted += 1
-            log.info("evicted session %s (LRU)", oldest[:6])
+            held: Dict[str, List[int]] = {}
+            for k in self._items:
+                if k == keep:
+                    continue
+                o = self._owner.get(k, "")
+                h = held.setdefault(o, [0, 0])
+                h[0] += self._bytes.get(k, 0)
+                h[1] += 1
+            if not held:
+                break
+            top = max(held, key=lambda o: (held[o][0] + (self._bytes[keep] if o == owner else 0), held[o][1]))
+            self._evict_one_locked([k for k in self._items if k != keep and self._owner.get(k, "") == top],
+                                   "the server's bound")
 
 
 def _size(session) -> int:
@@ -139,11 +201,13 @@ class Job:
     id: str
     session_id: Optional[str]
     kind: str
+    client: str = ""
     token: CancelToken = field(default_factory=CancelToken)
     stage: str = "queued"
     fraction: float = 0.0
     started: float = field(default_factory=time.time)
     thread: Optional[threading.Thread] = None
+    waiting_since: float = 0.0
 
     def status(self, **extra) -> dict:
         d = {"done": False, "stage": self.stage, "fraction": round(float(self.fraction), 4), "job": self.id}
@@ -154,20 +218,53 @@ class Job:
 
 
 class JobRegistry:
-    """Running jobs by id, with a bounded number of engine slots."""
+    """Jobs waiting or running, by id, sharing a bounded number of engine slots fairly.
 
-    def __init__(self, slots: int = 2):
+    * ``max_client_jobs``: one client may have at most this many jobs waiting or running;
+      ``max_jobs``: all clients together.  A job over either is refused when it is made
+      (:meth:`new`), before any work, with one line naming the bound.
+    * A client runs at most ``slots - 1`` jobs at once (1 with one or two slots), so a slot
+      is always left to the other clients, whatever one client started first.
+    * A free slot goes to the waiting job whose client has the fewest jobs running, among
+      those to the client served longest ago (round robin), then the oldest job: a client
+      that floods the server takes its turn with everyone else instead of going first.
+    * A job whose token is cancelled while it waits (its client went away, or ``cancel``)
+      leaves the queue without ever starting.
+    """
+
+    def __init__(self, slots: int = 2, max_client_jobs: int = 4, max_jobs: int = 32):
         self.slots = max(1, int(slots))
-        self._sem = threading.BoundedSemaphore(self.slots)
+        self.max_client_jobs = max(1, int(max_client_jobs))
+        self.max_jobs = max(1, int(max_jobs))
         self._jobs: Dict[str, Job] = {}
         self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiting: List[Job] = []
+        self._running_per_client: Dict[str, int] = {}
+        self._served: Dict[str, int] = {}   # client -> when (a counter) it last got a slot
+        self._turn = 0
         self.busy = 0
         self.started = 0
         self.cancelled = 0
+        self.refused = 0
+        self.dropped = 0
 
-    def new(self, kind: str, session_id: Optional[str] = None) -> Job:
-        job = Job(id="job-" + secrets.token_urlsafe(12), session_id=session_id, kind=kind)
+    def new(self, kind: str, session_id: Optional[str] = None, client: str = "") -> Job:
+        job = Job(id="job-" + secrets.token_urlsafe(12), session_id=session_id, kind=kind, client=client or "")
         with self._lock:
+            mine = sum(1 for j in self._jobs.values() if j.client == job.client)
+            if mine >= self.max_client_jobs:
+                self.refused += 1
+                log.warning("refused a job of client %s: %d waiting or running (--max-client-jobs)",
+                            _short_client(job.client), mine)
+                raise InputError(f"this client already has {mine} jobs waiting or running (the limit is "
+                                 f"{self.max_client_jobs}, --max-client-jobs): wait for one to finish or cancel it")
+            if len(self._jobs) >= self.max_jobs:
+                self.refused += 1
+                log.warning("refused a job of client %s: the server has %d (--max-jobs)",
+                            _short_client(job.client), len(self._jobs))
+                raise InputError(f"the server has {len(self._jobs)} jobs waiting or running (the limit is "
+                                 f"{self.max_jobs}, --max-jobs): try again in a moment")
             self._jobs[job.id] = job
             self.started += 1
         return job
@@ -191,21 +288,80 @@ class JobRegistry:
             self.cancelled += len(hits)
         return [j.id for j in hits]
 
-    def acquire(self, token: CancelToken, on_wait: Callable[[], None]) -> None:
-        """Wait for a free engine slot, honouring cancellation while waiting."""
-        waited = False
-        while not self._sem.acquire(timeout=0.1):
-            token.check()
-            if not waited:
-                on_wait()
-                waited = True
+    def cancel_all(self, reason: str = "the server is shutting down") -> int:
         with self._lock:
-            self.busy += 1
+            jobs = list(self._jobs.values())
+        for j in jobs:
+            j.token.cancel(reason)
+        return len(jobs)
 
-    def release(self) -> None:
+    def join_workers(self, timeout: float = 15.0) -> int:
+        """Wait (at shutdown, never on the event loop) for cancelled workers to stop; how many still run."""
+        deadline = time.monotonic() + timeout
         with self._lock:
+            threads = [j.thread for j in self._jobs.values() if j.thread is not None]
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return sum(t.is_alive() for t in threads)
+
+    def _next_locked(self) -> Optional[Job]:
+        if self.busy >= self.slots:
+            return None
+        cap = max(1, self.slots - 1)  # one client never holds every slot: one is left to the others
+        live = [j for j in self._waiting if not j.token.cancelled and self._running_per_client.get(j.client, 0) < cap]
+        if not live:
+            return None
+        return min(live, key=lambda j: (self._running_per_client.get(j.client, 0),
+                                                 self._served.get(j.client, -1), j.waiting_since))
+
+    def acquire(self, job_or_token, on_wait: Callable[[], None]) -> None:
+        """Wait for a free engine slot (fairly across clients), honouring cancellation while waiting."""
+        job = job_or_token if isinstance(job_or_token, Job) else Job(id="anon", session_id=None, kind="",
+                                                                       token=job_or_token)
+        waited = False
+        with self._cond:
+            job.waiting_since = time.monotonic()
+            self._waiting.append(job)
+            try:
+                while job.token.cancelled or self._next_locked() is not job:
+                    if job.token.cancelled:  # its client went away while it waited: it never starts
+                        self.dropped += 1
+                        job.token.check()
+                    if not waited:
+                        self._cond.release()
+                        try:
+                            on_wait()
+                        finally:
+                            self._cond.acquire()
+                        waited = True
+                        continue
+                    self._cond.wait(0.1)
+            finally:
+                self._waiting.remove(job)
+                self._cond.notify_all()
+            self.busy += 1  # the caller releases it (run_job's worker does, in finally)
+            self._running_per_client[job.client] = self._running_per_client.get(job.client, 0) + 1
+            self._turn += 1
+            self._served[job.client] = self._turn
+            if len(self._served) > 4096:  # forget clients long gone
+                for c in sorted(self._served, key=self._served.get)[:2048]:
+                    self._served.pop(c, None)
+
+    def release(self, job: Optional[Job] = None) -> None:
+        with self._cond:
             self.busy -= 1
-        self._sem.release()
+            c = job.client if job is not None else ""
+            n = self._running_per_client.get(c, 0) - 1
+            if n > 0:
+                self._running_per_client[c] = n
+            else:
+                self._running_per_client.pop(c, None)
+            self._cond.notify_all()
+
+
+def _short_client(client: str) -> str:
+    import hashlib
+    return hashlib.sha256(client.encode()).hexdigest()[:8]
 
 
 _DONE = object()
@@ -219,7 +375,9 @@ def run_job(jobs: JobRegistry, job: Job, work: Callable[[Callable, CancelToken],
     seconds, and at least one per ``heartbeat`` seconds so a closed consumer is noticed);
     the last item yielded is ``{"result": value}``.  Errors from the work are re-raised
     here.  If the consumer stops iterating (``GeneratorExit``: the client disconnected or
-    the event was cancelled), the job's token is cancelled and the worker joined briefly.
+    the event was cancelled), the job's token is cancelled; the consumer never waits for
+    the worker (it may be closed on the server's event loop): the worker stops within one
+    step and then releases its slot and leaves the registry itself.
     """
     q: "queue.Queue" = queue.Queue()
 
@@ -228,24 +386,29 @@ def run_job(jobs: JobRegistry, job: Job, work: Callable[[Callable, CancelToken],
 
     def target() -> None:
         acquired = False
+        out = None
         try:
-            jobs.acquire(job.token, lambda: q.put(("progress", "waiting for a free slot", 0.0)))
+            jobs.acquire(job, lambda: q.put(("progress", "waiting for a free slot", 0.0)))
             acquired = True
             job.token.check()
             q.put(("progress", "starting", 0.0))
             from .gpu import engine_call
-            q.put(("result", engine_call(work, progress, job.token)))
+            out = ("result", engine_call(work, progress, job.token))
         except BaseException as e:  # handed to the consumer
-            q.put(("error", e))
+            out = ("error", e)
         finally:
             if acquired:
-                jobs.release()
+                jobs.release(job)
+            jobs.finish(job)  # the slot and the registry are clean before the consumer hears of the end
+            q.put(out)
             q.put((_DONE,))
 
     job.thread = threading.Thread(target=target, name=f"priorpaint-{job.kind}-{job.id[-6:]}", daemon=True)
     finished = False
+    started = False
     try:
         job.thread.start()
+        started = True
         yield job.status()
         last = time.monotonic()
         pending = False
@@ -278,9 +441,8 @@ def run_job(jobs: JobRegistry, job: Job, work: Callable[[Callable, CancelToken],
         if not finished:
             job.token.cancel("stopped: the client went away or the job was cancelled")
             log.warning("job %s stopped before it finished (%s); its worker was cancelled", job.id, job.kind)
-        if job.thread is not None and job.thread.is_alive():
-            job.thread.join(timeout=10.0)
-        jobs.finish(job)
+        if not started:
+            jobs.finish(job)
 
 
 def is_cancelled(e: BaseException) -> bool:

@@ -29,7 +29,7 @@ import gradio as gr
 from ..compositing.regions import Rect
 from ..errors import InputError
 from . import kinds
-from .api import IMAGE_FIELDS, Backend, user_errors
+from .api import IMAGE_FIELDS, Backend, client_key, namespace_of, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class Scratch:
     """A private folder for the page's temporary PNGs; files older than ``max_age_s`` are removed."""
 
     def __init__(self, max_age_s: float = 3600.0):
-        self.dir = Path(tempfile.mkdtemp(prefix="priorpaint-ui-"))
+        # inside the server's own temporary folder when it has one (removed at shutdown)
+        self.dir = Path(tempfile.mkdtemp(prefix="priorpaint-ui-", dir=os.environ.get("PRIORPAINT_SERVER_TMP") or None))
         self.max_age_s = max_age_s
 
     def save(self, im: Image.Image, stem: str) -> str:
@@ -293,7 +294,7 @@ def build_app(backend: Backend) -> gr.Blocks:
 
         # -- page events -------------------------------------------------------------------
         @user_errors
-        def ui_project(ed, box_text, model_id, n_steps, seed_v, adapt_v, progress=gr.Progress()):
+        def ui_project(ed, box_text, model_id, n_steps, seed_v, adapt_v, progress=gr.Progress(), request=None):
             bg, alpha = _editor_layers(ed)
             if bg is None:
                 raise InputError("upload a photo first")
@@ -304,7 +305,7 @@ def build_app(backend: Backend) -> gr.Blocks:
             mask_path = None if box_text else scratch.save(Image.fromarray(alpha, "L"), "mask")
             progress(0.0, desc="starting")
             for st, crop, recon, adapted in backend.project(image_path, mask_path, box_text, model_id or "",
-                                                            n_steps, seed_v, adapt_v):
+                                                            n_steps, seed_v, adapt_v, request=request):
                 d = json.loads(st)
                 if not d.get("done"):
                     progress(d.get("fraction", 0.0), desc=d.get("stage", ""))
@@ -342,8 +343,9 @@ def build_app(backend: Backend) -> gr.Blocks:
                     out = tuple(out) + (gr.skip(),) * (len(project_outputs) - len(out))
                 yield out
 
-        def ui_project_padded(*a, progress=gr.Progress()):
-            yield from _pad(ui_project(*a, progress=progress))
+        def ui_project_padded(request: gr.Request, *a, progress=gr.Progress()):
+            # the request says which client this is (per-client job and session bounds)
+            yield from _pad(ui_project(*a, progress=progress, request=request))
 
         project_evt = project_btn.click(ui_project_padded, [editor, box, model, steps, seed, adapt],
                                         project_outputs, api_visibility=PRIVATE, concurrency_id=ENGINE,
@@ -362,12 +364,12 @@ def build_app(backend: Backend) -> gr.Blocks:
                     show_progress="minimal")
 
         @user_errors
-        def ui_render(sid, adapt_v, composite_v, *values, progress=gr.Progress()):
+        def ui_render(request: gr.Request, sid, adapt_v, composite_v, *values, progress=gr.Progress()):
             if not sid:
                 raise InputError("project a selection first")
             progress(0.0, desc="starting")
             edits, files = collect_specs(values)
-            for st, result, layer, prev in backend.edit(sid, edits, adapt_v, files, composite_v):
+            for st, result, layer, prev in backend.edit(sid, edits, adapt_v, files, composite_v, request=request):
                 d = json.loads(st)
                 if not d.get("done"):
                     progress(d.get("fraction", 0.0), desc=d.get("stage", ""))
@@ -394,10 +396,10 @@ def build_app(backend: Backend) -> gr.Blocks:
 
         if "segment" in available:
             @user_errors
-            def ui_segment(sid, progress=gr.Progress()):
+            def ui_segment(sid, request: gr.Request, progress=gr.Progress()):
                 if not sid:
                     raise InputError("project a selection first")
-                for st, labels in backend.segment(sid):
+                for st, labels in backend.segment(sid, request=request):
                     d = json.loads(st)
                     if not d.get("done"):
                         progress(d.get("fraction", 0.0), desc=d.get("stage", ""))
@@ -415,9 +417,10 @@ def build_app(backend: Backend) -> gr.Blocks:
                           concurrency_id=ENGINE, concurrency_limit=16)
 
         if "paint" in available or "vector" in available:
-            def ui_concepts(model_id):
+            def ui_concepts(model_id, request: gr.Request):
                 try:
-                    d = kinds.list_concepts(model_id or None, backend.device)
+                    d = kinds.list_concepts(model_id or None, backend.device,
+                                            namespace=namespace_of(client_key(request)))
                 except Exception as e:  # a model without concepts: the lists stay empty
                     log.warning("no concepts for %s: %s", model_id, e)
                     return gr.update(choices=[]), gr.update(choices=[])

@@ -11,7 +11,7 @@ The sections:
 * ``projection`` (:mod:`.projection`), ``stylegan2`` (:mod:`.stylegan2`),
   ``adaptation`` (:mod:`.adaptation`), ``directions`` (:mod:`.directions`),
   ``scribble`` (:mod:`.scribble`), ``concepts`` (:mod:`.concepts`), ``photo`` (:mod:`.photo`),
-  ``app`` (:mod:`.app`).
+  ``app`` (:mod:`.app`), ``security`` (:mod:`.security`).
 
 A new section is a module here with ``run(report, args)`` and one :class:`Section` line
 in :data:`SECTIONS`.
@@ -65,6 +65,8 @@ SECTIONS: List[Section] = [
             "compositing at the photo's resolution (replace vs detail) on four photos, every edit kind; grids"),
     Section("app", "app",
             "the app on a live server: 8 concurrent clients, cancel and disconnect latency, peak RSS"),
+    Section("security", "security",
+            "the server under attack: probe cases refused or stopped, honest p95 under a flood, RSS, SIGTERM"),
 ]
 
 

@@ -89,10 +89,10 @@ def cut_square(full: np.ndarray, square: Tuple[int, int, int], pad: str = "edge"
 def parse_box(text: str) -> Tuple[int, int, int, int]:
     try:
         parts = [int(round(float(p))) for p in str(text).split(",")]
-    except ValueError:
+    except (ValueError, OverflowError):  # "inf" / "nan" are not coordinates either
         parts = []
     if len(parts) != 4:
-        raise InputError(f"--box must be X,Y,W,H (four integers), got {text!r}")
+        raise InputError(f"--box must be X,Y,W,H (four integers), got {str(text)[:60]!r}")
     return tuple(parts)  # type: ignore[return-value]
 
 

@@ -145,7 +145,8 @@ def _get_dissection(gen: LayeredGenerator, config: Optional[DissectConfig]) -> D
     return d
 
 
-def list_concepts(model_id: Optional[str] = None, gen: Optional[LayeredGenerator] = None) -> dict:
+def list_concepts(model_id: Optional[str] = None, gen: Optional[LayeredGenerator] = None,
+                  namespace: Optional[str] = None) -> dict:
     """``{concepts: [{name, colour, units, notes}], vectors: [...], legend}`` for a model (the app's listing)."""
     from ..models.registry import load_generator
     from .parts import read_parts_file
@@ -157,7 +158,7 @@ def list_concepts(model_id: Optional[str] = None, gen: Optional[LayeredGenerator
     top = d.summary(5)
     concepts = [{"name": n, "colour": list(c), "top_units": top[n], "notes": notes.get(n, "")}
                 for n, c in head.legend.items()]
-    return {"model": model_key(gen), "concepts": concepts, "vectors": list_vectors(model_key(gen)),
+    return {"model": model_key(gen), "concepts": concepts, "vectors": list_vectors(model_key(gen), namespace),
             "legend": {n: list(c) for n, c in head.legend.items()}}
 
 
@@ -211,7 +212,10 @@ def apply_paint(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     mode = str(spec.get("mode", "")).lower()
     if mode not in ("add", "remove"):
         raise InputError(f"paint mode must be add or remove, got {spec.get('mode')!r}")
-    k = int(spec.get("k", DEFAULT_K))
+    try:
+        k = int(spec.get("k", DEFAULT_K))
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"paint k must be an integer, got {str(spec.get('k'))[:40]!r}") from None
     split = ctx.split
     d = get_dissection(gen)
     if d.split != split:

@@ -31,6 +31,9 @@ from ..images import load_photo
 from ..projection.project import ProjectionConfig, project
 from .registry import EditContext, EditState, register_edit
 
+#: the most projection steps a spec may ask for OTHER (as for the photo's own projection)
+MAX_STEPS = 5000
+
 def other_square(ctx: EditContext, other) -> np.ndarray:
     """The other image's pixels for the selection's square, at model resolution (R, R, 3) uint8."""
     photo = load_photo(other, "interpolation image")
@@ -98,7 +101,11 @@ def apply_interpolate(ctx: EditContext, state: EditState, spec: dict) -> EditSta
     steps, seed = spec.get("steps"), spec.get("seed")
     for name, v in (("steps", steps), ("seed", seed)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise InputError(f"interpolate: {name} must be a non-negative integer, got {v!r}")
+            raise InputError(f"interpolate: {name} must be a non-negative integer, got {str(v)[:40]!r}")
+    if steps is not None and steps > MAX_STEPS:
+        raise InputError(f"interpolate: steps must be between 0 and {MAX_STEPS}, got {steps}")
+    if seed is not None and seed > 2 ** 31 - 1:
+        raise InputError(f"interpolate: seed must be between 0 and {2 ** 31 - 1}, got {seed}")
     z_o, h_o = project_other(ctx, other, steps=steps, seed=seed)
     new = state.evolve()
     new.z = (1.0 - t) * state.z + t * z_o.to(state.z.device)

@@ -66,6 +66,8 @@ class EditContext:
     memo: Dict[Any, Any] = field(default_factory=dict)   # per-session memo (e.g. other projections)
     cancel: Optional[CancelToken] = None
     progress: Optional[ProgressFn] = None
+    #: whose saved editing vectors the edits read and write (an app client's; None: the CLI's)
+    vector_namespace: Optional[str] = None
 
     def place(self, arr: np.ndarray, what: str, nearest: bool, fill=0) -> Tuple[np.ndarray, np.ndarray, List[str]]:
         """An image-sized or layer-box-sized array placed in the square (see

@@ -180,7 +180,7 @@ def apply_scribble(ctx: EditContext, state: EditState, spec: dict) -> EditState:
         opts["steps"] = int(opts["steps"])
         for k in ("lr", "lambda_keep", "lambda_h"):
             opts[k] = float(opts[k])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError("scribble: steps must be an integer and lr, lambda_keep, lambda_h numbers") from None
     if opts["steps"] < 0 or opts["steps"] > 5000:
         raise InputError(f"scribble: steps must be between 0 and 5000, got {opts['steps']}")

@@ -263,7 +263,10 @@ def apply_segment(ctx: EditContext, state: EditState, spec: dict) -> EditState:
         check_name(save)
     cfg = SegEditConfig()
     if spec.get("steps") is not None:
-        cfg.steps = int(spec["steps"])
+        try:
+            cfg.steps = int(spec["steps"])
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"segment steps must be an integer, got {str(spec['steps'])[:40]!r}") from None
         if not 1 <= cfg.steps <= 2000:
             raise InputError(f"segment steps must be between 1 and 2000, got {cfg.steps}")
     current = state_classes(ctx, state, head)
@@ -294,7 +297,8 @@ def apply_segment(ctx: EditContext, state: EditState, spec: dict) -> EditState:
         path = save_vector(model_key(gen), save, h - state.h,
                            {"split": split, "kind": "segment", "requested": moves,
                             "achieved_fraction": result["achieved_fraction"], "steps": result["steps"],
-                            "classes": head.names})
-        result["saved_vector"] = str(path)
+                            "classes": head.names}, namespace=ctx.vector_namespace)
+        # the app's clients get the name only (never a server path); the CLI reports the file
+        result["saved_vector"] = save if ctx.vector_namespace is not None else str(path)
     spec["result"] = result
     return new

@@ -2,7 +2,8 @@
 
 A segmentation edit (:mod:`priorpaint.edits.segedit`) ends with ``Δ = h_edited − h`` at the
 split layer.  Saved under a name, it lives in
-``${PRIORPAINT_CACHE:-~/.cache/priorpaint}/vectors/<model>/<name>.safetensors`` (tensors
+``${PRIORPAINT_CACHE:-~/.cache/priorpaint}/vectors/<model>/<name>.safetensors`` (the app's
+clients each have their own folder ``vectors/<model>/clients/<namespace>/``; tensors
 ``delta_h`` and, when the latent moved too, ``delta_z``) with ``<name>.json`` beside it
 (metadata: model, split, shape, norm, what the edit asked for and achieved, when).
 
@@ -35,8 +36,20 @@ from .registry import EditContext, EditState, register_edit
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-def vectors_dir(model: str) -> Path:
-    return store.folder("vectors", model)
+_NAMESPACE = re.compile(r"^[0-9a-f]{16}$")
+#: vectors one namespace (one client of the app) may keep
+MAX_PER_NAMESPACE = 64
+
+
+def vectors_dir(model: str, namespace: Optional[str] = None) -> Path:
+    """The folder of a model's vectors; ``namespace`` (16 hex digits, one per app client)
+    selects that client's own folder — the CLI's vectors (no namespace) are not shown to,
+    nor overwritten by, clients of the app."""
+    if namespace is None:
+        return store.folder("vectors", model)
+    if not _NAMESPACE.match(str(namespace)):
+        raise InputError("vector namespace must be 16 hex digits")
+    return store.folder("vectors", model, "clients", namespace)
 
 
 def check_name(name: str) -> str:
@@ -48,10 +61,13 @@ def check_name(name: str) -> str:
 
 
 def save_vector(model: str, name: str, delta_h: torch.Tensor, meta: dict,
-                delta_z: Optional[torch.Tensor] = None) -> Path:
+                delta_z: Optional[torch.Tensor] = None, namespace: Optional[str] = None) -> Path:
     """Write ``<name>.safetensors`` + ``<name>.json`` (replacing a vector of that name)."""
     name = check_name(name)
-    folder = vectors_dir(model)
+    folder = vectors_dir(model, namespace)
+    if namespace is not None and folder.is_dir() and not (folder / f"{name}.safetensors").exists() \
+            and len(list(folder.glob("*.safetensors"))) >= MAX_PER_NAMESPACE:
+        raise InputError(f"this client already keeps {MAX_PER_NAMESPACE} editing vectors; reuse a name to replace one")
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {"delta_h": delta_h.detach().float().cpu().contiguous()}
     if delta_z is not None and float(delta_z.abs().max()) > 0:
@@ -62,13 +78,13 @@ def save_vector(model: str, name: str, delta_h: torch.Tensor, meta: dict,
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     path = store.save_tensors(folder / f"{name}.safetensors", tensors, metadata={"priorpaint": json.dumps(info)})
     (folder / f"{name}.json").write_text(json.dumps(info, indent=1, default=float) + "\n")
-    _loaded.pop((model, name), None)
+    _loaded.pop((str(folder), name), None)
     return path
 
 
-def list_vectors(model: str) -> List[dict]:
-    """Metadata of the saved vectors of ``model``, by name."""
-    folder = vectors_dir(model)
+def list_vectors(model: str, namespace: Optional[str] = None) -> List[dict]:
+    """Metadata of the saved vectors of ``model`` (in ``namespace``), by name."""
+    folder = vectors_dir(model, namespace)
     out = []
     if not folder.is_dir():
         return out
@@ -87,32 +103,38 @@ _loaded: Dict[Tuple[str, str], Tuple[float, dict, dict]] = {}
 store.on_clear(_loaded.clear)
 
 
-def load_vector(model: str, name: str) -> Tuple[Dict[str, torch.Tensor], dict]:
+def load_vector(model: str, name: str, namespace: Optional[str] = None) -> Tuple[Dict[str, torch.Tensor], dict]:
     """(tensors, metadata) of a saved vector; an unknown name lists the known ones."""
     from safetensors import safe_open
-    path = vectors_dir(model) / f"{name}.safetensors"
-    if not _NAME.match(str(name)) or not path.exists():
-        known = [v["name"] for v in list_vectors(model)]
+    name = str(name)
+    if not _NAME.match(name) or name.endswith(".") or ".." in name:
+        raise InputError(f"vector name {name[:64]!r} must be 1-64 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
+    folder = vectors_dir(model, namespace)
+    path = folder / f"{name}.safetensors"
+    if not path.exists():
+        known = [v["name"] for v in list_vectors(model, namespace)]
         raise InputError(f"unknown vector {name!r} for model {model}; saved vectors: "
                          f"{', '.join(known) if known else 'none (save one with a segment edit and --save-vector NAME)'}")
     mtime = path.stat().st_mtime_ns
-    hit = _loaded.get((model, name))
+    hit = _loaded.get((str(folder), name))
     if hit and hit[0] == mtime:
         return hit[1], hit[2]
     with safe_open(str(path), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
         meta = json.loads((f.metadata() or {}).get("priorpaint", "{}"))
-    _loaded[(model, name)] = (mtime, tensors, meta)
+    _loaded[(str(folder), name)] = (mtime, tensors, meta)
     return tensors, meta
 
 
-def delete_vector(model: str, name: str) -> None:
-    load_vector(model, name)
+def delete_vector(model: str, name: str, namespace: Optional[str] = None) -> None:
+    load_vector(model, name, namespace)
+    folder = vectors_dir(model, namespace)
     for suffix in (".safetensors", ".json"):
-        p = vectors_dir(model) / f"{name}{suffix}"
+        p = folder / f"{name}{suffix}"
         if p.exists():
             p.unlink()
-    _loaded.pop((model, name), None)
+    _loaded.pop((str(folder), name), None)
 
 
 def reach_mask(delta_h: torch.Tensor, resolution: int, radius: int, rel: float = 0.02) -> torch.Tensor:
@@ -162,7 +184,8 @@ def apply_vector(ctx: EditContext, state: EditState, spec: dict) -> EditState:
         raise InputError(f"vector strength must be a number, got {spec.get('strength')!r}") from None
     if not math.isfinite(strength):
         raise InputError(f"vector strength must be finite, got {strength}")
-    tensors, meta = load_vector(model, name)
+    namespace = ctx.vector_namespace
+    tensors, meta = load_vector(model, name, namespace)
     dh = tensors["delta_h"]
     split = ctx.split
     if meta.get("split", split) != split or tuple(dh.shape) != tuple(state.h.shape):
@@ -176,7 +199,7 @@ def apply_vector(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     if "delta_z" in tensors:
         new.z = state.z + strength * tensors["delta_z"].to(state.z.device, state.z.dtype)
     side = ctx.crop.square[2]
-    key = (model, name, side, footprint_radius(gen, split), meta.get("created"), meta.get("norm"))
+    key = (model, namespace, name, side, footprint_radius(gen, split), meta.get("created"), meta.get("norm"))
     region = _reach.get(key)
     if region is None or region.shape[0] != side:
         reach = reach_mask(dh, gen.resolution, footprint_radius(gen, split))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -24,8 +25,15 @@ from .closedform import sefa
 from .boundaries import attribute_direction
 
 
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
 def directions_manifest_path(model_id: str) -> Optional[Path]:
+    """The named-directions file of a model id (an id is a strict pattern, never a path: no
+    '/', no '..'; the app also checks it against the manifest's ids first)."""
     from ...models.manifest import manifest_dirs
+    if not isinstance(model_id, str) or not _MODEL_ID.match(model_id) or ".." in model_id:
+        raise InputError(f"unknown model {str(model_id)[:64]!r}: a model id is letters, digits, '.', '_' or '-'")
     for d in manifest_dirs():
         p = Path(d) / "directions" / f"{model_id}.json"
         if p.is_file():
@@ -42,7 +50,7 @@ def load_named(model_id: Optional[str]) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise ModelError(f"directions manifest {path} is not valid JSON: {e}") from None
+        raise ModelError(f"the directions manifest of model {model_id!r} is not valid JSON: {e}") from None
     names = [d.get("name") for d in data.get("directions", [])]
     if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
         raise ModelError(f"directions manifest {path}: every direction needs a unique name")

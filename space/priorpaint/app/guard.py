@@ -1,0 +1,335 @@
+"""The ASGI layer in front of the *whole* app (Gradio's own middleware included).
+
+:class:`Guard` wraps the application handed to uvicorn, so it sees every request before
+Gradio's CORS layer (which copies a request's ``Origin`` into ``Access-Control-Allow-Origin``
+whenever the ``Host`` is not a localhost name) and before any route:
+
+* **Loopback means loopback** (a loopback bind without a token): the ``Host`` header must be
+  a loopback name or address (``localhost``, ``127.0.0.1``, ``[::1]``) with the server's
+  port, and a request that carries an ``Origin`` must come from such an origin — a web page
+  elsewhere (DNS rebinding, a cross-site form or fetch) gets 403 and its upload is never read.
+* **Token** (``--token``): ``Authorization: Bearer T`` or the ``priorpaint_token`` cookie on
+  every request; ``?token=T`` is honoured on the page route only (``GET /``), where it sets
+  the HttpOnly, SameSite=Strict cookie (``Secure`` when the page is served over HTTPS).
+* **Uploads**: one upload request may carry at most ``max_request_mb`` in all (413, checked on
+  ``Content-Length`` and on the bytes actually received), and this server's upload folder
+  at most ``max_upload_disk_mb`` (507); any other request body (an API call's JSON) at
+  most ``max_body_mb`` (413), before Gradio parses it.
+
+Every refusal is one JSON line ``{"detail": "..."}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import time
+from http.cookies import SimpleCookie
+from typing import Optional
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger(__name__)
+
+COOKIE = "priorpaint_token"
+#: Gradio's start-up check; it only runs the app's start-up events once and returns a boolean
+OPEN_PATHS = frozenset({"/gradio_api/startup-events"})
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+MIN_TOKEN = 16
+MB = 1024 * 1024
+
+
+def check_token(token: Optional[str]) -> Optional[str]:
+    """The token, or ``None``; a token shorter than 16 characters (or with spaces) is refused."""
+    from ..errors import InputError
+    if token is None:
+        return None
+    if token != token.strip() or any(c.isspace() for c in token) or len(token) < MIN_TOKEN:
+        raise InputError(f"--token must be at least {MIN_TOKEN} characters without spaces "
+                         "(for example: python -c 'import secrets; print(secrets.token_urlsafe(24))')")
+    return token
+
+
+def split_host(value: str):
+    """(name, port or None) of a Host header or an origin's netloc; IPv6 brackets removed."""
+    value = (value or "").strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None, None
+        name, rest = value[1:end], value[end + 1:]
+        port = rest[1:] if rest.startswith(":") else None
+    else:
+        name, _, port = value.partition(":")
+        port = port or None
+    try:
+        return name, (int(port) if port is not None else None)
+    except ValueError:
+        return None, None
+
+
+def is_loopback_name(name: Optional[str]) -> bool:
+    if name in LOOPBACK_NAMES:
+        return True
+    import ipaddress
+    try:
+        return ipaddress.ip_address(name or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _one_line(status: int, detail: str, extra=()):
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers.extend(extra)
+    return status, headers, body
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Guard:
+    def __init__(self, app, *, token: Optional[str] = None, loopback_port: Optional[int] = None,
+                 max_request_mb: float = 50.0, upload_dir: Optional[str] = None,
+                 max_upload_disk_mb: float = 1024.0, max_body_mb: float = 4.0):
+        self.app = app
+        self.token = token.encode("utf-8") if token else None
+        self.loopback_port = loopback_port
+        self.max_request = int(max_request_mb * MB)
+        self.upload_dir = upload_dir
+        self.max_disk = int(max_upload_disk_mb * MB)
+        self.max_body = int(max_body_mb * MB)
+        self._disk = (0.0, 0)   # (when measured, bytes)
+        self.refused = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _ok(self, value: Optional[str]) -> bool:
+        return bool(value) and self.token is not None and hmac.compare_digest(value.encode("utf-8"), self.token)
+
+    async def _refuse(self, scope, send, status: int, detail: str, extra=()):
+        self.refused += 1
+        log.info("refused %s %s: %s", scope.get("method", scope["type"]), scope.get("path", "")[:80], detail)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        status, headers, body = _one_line(status, detail, extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _loopback_problem(self, headers: dict) -> Optional[str]:
+        host = headers.get("host", "")
+        name, port = split_host(host)
+        if not is_loopback_name(name) or port != self.loopback_port:
+            return (f"Host {host[:80]!r} is not this server's loopback address (localhost, 127.0.0.1 or [::1] "
+                    f"with port {self.loopback_port}): refused (a server without a token answers only loopback "
+                    "names, so a web page cannot reach it by DNS rebinding)")
+        origin = headers.get("origin")
+        if origin is not None:
+            parts = urlsplit(origin.strip())
+            oname, oport = split_host(parts.netloc)
+            if parts.scheme not in ("http", "https") or not is_loopback_name(oname) or oport != self.loopback_port:
+                return (f"cross-origin request from {origin[:80]!r} refused: this server answers only its own "
+                        "page and clients without an Origin")
+        return None
+
+    def disk_used(self) -> int:
+        """Bytes under the upload folder (measured at most once a second)."""
+        when, size = self._disk
+        if self.upload_dir is None or time.monotonic() - when < 1.0:
+            return size
+        total = 0
+        for root, _dirs, files in os.walk(self.upload_dir):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(root, f)).st_size
+                except OSError:
+                    pass
+        self._disk = (time.monotonic(), total)
+        return total
+
+    # -- ASGI --------------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.loopback_port is not None:
+            problem = self._loopback_problem(headers)
+            if problem:
+                return await self._refuse(scope, send, 403, problem)
+        path = scope.get("path", "")
+        if self.token is not None and path not in OPEN_PATHS:
+            auth = headers.get("authorization", "")
+            bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+            cookie = SimpleCookie()
+            try:
+                cookie.load(headers.get("cookie", ""))
+            except Exception:
+                pass
+            from_cookie = cookie[COOKIE].value if COOKIE in cookie else None
+            if not (self._ok(bearer) or self._ok(from_cookie)):
+                query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                from_query = (query.get("token") or [None])[0]
+                page = scope["type"] == "http" and scope.get("method") == "GET" and path in ("/", "")
+                if page and self._ok(from_query):
+                    secure = scope.get("scheme") == "https" or headers.get("x-forwarded-proto", "").lower() == "https"
+                    value = f"{COOKIE}={from_query}; Path=/; HttpOnly; SameSite=Strict" + ("; Secure" if secure else "")
+
+                    async def send_with_cookie(message):
+                        if message["type"] == "http.response.start":
+                            message = dict(message, headers=list(message.get("headers", []))
+                                           + [(b"set-cookie", value.encode())])
+                        await send(message)
+                    return await self.app(scope, receive, send_with_cookie)
+                return await self._refuse(
+                    scope, send, 401, "missing or wrong token: send the header 'Authorization: Bearer <token>' "
+                                      "(browsers: open the page once with ?token=<token>)",
+                    [(b"www-authenticate", b'Bearer realm="priorpaint"')])
+        if scope["type"] == "http" and scope.get("method") == "POST" and path.rstrip("/").endswith("/gradio_api/upload"):
+            return await self._upload(scope, receive, send, headers)
+        if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
+            return await self._bounded(scope, receive, send, headers)
+        return await self.app(scope, receive, send)
+
+    async def _bounded(self, scope, receive, send, headers):
+        """Any other body (an API call's JSON) at most ``max_body``: refused before it is parsed."""
+        detail = (f"this request's body is over {self.max_body / MB:g} MB, the limit for an API call "
+                  "(--max-body-mb); send large images as uploads")
+        try:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            return await self._refuse(scope, send, 400, "Content-Length is not a number")
+        if declared > self.max_body:
+            await self._drain(receive)
+            return await self._refuse(scope, send, 413, detail)
+        state = {"seen": 0, "over": False, "started": False}
+
+        async def counted():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["seen"] += len(message.get("body", b""))
+                if state["seen"] > self.max_body:
+                    state["over"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            if state["over"]:
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not state["over"]:
+                raise
+        if state["over"] and not state["started"]:
+            await self._drain(receive)
+            await self._refuse(scope, send, 413, detail)
+
+    @staticmethod
+    async def _drain(receive, cap: int = 64 * MB) -> None:
+        """Read and drop what is left of a refused request body (up to ``cap``), so the client,
+        still sending, reads the refusal instead of a broken connection; nothing is kept."""
+        seen = 0
+        while seen < cap:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    async def _upload(self, scope, receive, send, headers):
+        try:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            return await self._refuse(scope, send, 400, "Content-Length is not a number")
+        limit_mb = self.max_request / MB
+        if declared > self.max_request:
+            await self._drain(receive)
+            return await self._refuse(scope, send, 413, f"this upload request is {declared / MB:.1f} MB; the limit "
+                                                        f"for one request (all its files) is {limit_mb:g} MB "
+                                                        "(--max-request-mb)")
+        if self.upload_dir is not None and self.disk_used() + declared > self.max_disk:
+            await self._drain(receive)
+            return await self._refuse(scope, send, 507, f"this server's uploads fill their {self.max_disk / MB:g} MB "
+                                                        "(--max-upload-disk-mb); try again when older ones have "
+                                                        "expired")
+        state = {"seen": 0, "over": False, "started": False}
+
+        async def counted():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["seen"] += len(message.get("body", b""))
+                if state["seen"] > self.max_request:
+                    state["over"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            if state["over"]:
+                return  # the refusal below answers instead
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not state["over"]:
+                raise
+        if state["over"] and not state["started"]:
+            await self._drain(receive)
+            await self._refuse(scope, send, 413, f"this upload request is over {limit_mb:g} MB, the limit for one "
+                                                 "request (all its files) (--max-request-mb)")
+        self._disk = (0.0, self._disk[1])  # re-measure on the next upload
+
+
+# -- Gradio's own rejections as one line ------------------------------------------------------
+
+_DROP = ("for further information", "wanted inputs:", "received inputs:", "check if the event handler")
+
+
+def gradio_error_line(text: str, limit: int = 300) -> str:
+    """One line of a Gradio/pydantic rejection (which spans lines and lists component objects)."""
+    from .api import no_paths
+    kept = []
+    for raw in str(text).splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if any(line.lower().startswith(d) for d in _DROP):
+            if line.lower().startswith(("wanted inputs:", "received inputs:")):
+                break
+            continue
+        if line.startswith("[<gradio.") or " object at 0x" in line:
+            continue
+        kept.append(line)
+    out = no_paths(" ".join(kept)) or "the request was rejected before it reached the app"
+    return out if len(out) <= limit else out[:limit] + "..."
+
+
+def one_line_gradio_errors() -> None:
+    """Make every error Gradio itself reports (a bad input caught before the app's code runs)
+    one clear line: its payload builder is wrapped where the queue and the routes call it."""
+    import gradio.queueing as gq
+    import gradio.utils as gu
+    if getattr(gu.error_payload, "_priorpaint", False):
+        return
+    original = gu.error_payload
+
+    def error_payload(error, show_error):
+        content = original(error, show_error)
+        msg = content.get("error")
+        if isinstance(msg, str):
+            content["error"] = gradio_error_line(msg)
+        elif error is not None and not show_error:
+            content["error"] = f"the request was rejected: {type(error).__name__}"
+        return content
+    error_payload._priorpaint = True
+    gu.error_payload = error_payload
+    if hasattr(gq, "error_payload"):
+        gq.error_payload = error_payload

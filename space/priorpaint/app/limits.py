@@ -1,0 +1,195 @@
+"""The server's declared bounds on one request's work, checked before any work starts.
+
+Every long endpoint of the app (:mod:`priorpaint.app.api`) checks its request against a
+:class:`Limits` *before* it registers a job: a request over a bound is refused with one
+line naming the bound and the flag that sets it.  ``priorpaint serve --help`` prints these
+bounds (:func:`help_text`) and ``docs/api.md`` lists them.
+
+The bounds on the *server* (engine slots, sessions, upload disk) live beside them: they are
+flags of ``priorpaint serve`` too, and every one of them is a number here, so a test or a
+bench can build a server with small bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, fields
+from typing import Any, List, Optional
+
+from ..errors import InputError
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Limits:
+    #: optimisation steps of one projection, and of one edit (``steps`` in an edit spec)
+    max_steps: int = 5000
+    #: edit specs in one ``edit`` / ``preview`` request
+    max_edits: int = 64
+    #: characters of the ``edits`` JSON of one request
+    max_spec_chars: int = 64 * 1024
+    #: nesting depth of the ``edits`` JSON (a list of objects is depth 2)
+    max_json_depth: int = 8
+    #: characters of any short text field (session id, job id, model id, name, box)
+    max_text_chars: int = 256
+    #: megapixels of any image a request names (photo, mask, strokes, ...)
+    max_image_mp: float = 40.0
+    #: total bytes of one upload request (all its files together), MB
+    max_request_mb: float = 50.0
+    #: bytes of any other request's body (an API call's JSON), MB
+    max_body_mb: float = 4.0
+    #: bytes of every upload this server holds on disk together, MB
+    max_upload_disk_mb: float = 1024.0
+    #: jobs one client may have waiting or running at once
+    max_client_jobs: int = 4
+    #: jobs of all clients waiting for a slot or running at once
+    max_jobs: int = 32
+    #: sessions one client may hold (its own oldest are dropped first, never another client's)
+    max_client_sessions: int = 8
+
+    def validate(self) -> "Limits":
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+                raise InputError(f"--{f.name.replace('_', '-')} must be a positive number, got {v!r}")
+        return self
+
+    # -- checks --------------------------------------------------------------------------
+    def text(self, value: Any, what: str, allow_empty: bool = True) -> str:
+        """A short text field, stripped; refused (without echoing it) when too long or not text."""
+        if value is None:
+            value = ""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise InputError(f"{what} must be a string, got {type(value).__name__}")
+        if len(value) > self.max_text_chars:
+            raise InputError(f"{what} is {len(value)} characters; the limit is {self.max_text_chars}")
+        value = value.strip()
+        if not value and not allow_empty:
+            raise InputError(f"no {what} given")
+        return value
+
+    def steps(self, value: Any, what: str = "steps") -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                value = float(value)
+            except (TypeError, ValueError, OverflowError):
+                raise InputError(f"{what} must be a whole number, got {_short(value)}") from None
+        if value != value or value in (float("inf"), float("-inf")) or value < 0 or value > self.max_steps \
+                or int(value) != value:
+            raise InputError(f"{what} must be between 0 and {self.max_steps} (a whole number; --max-steps), "
+                             f"got {_short(value)}")
+        return int(value)
+
+    def edits_json(self, edits: Any) -> Any:
+        """The parsed ``edits`` value (a JSON string or an already-decoded list), within the bounds."""
+        if edits is None:
+            return []
+        if isinstance(edits, str):
+            if len(edits) > self.max_spec_chars:
+                raise InputError(f"edits are {len(edits)} characters; the limit is {self.max_spec_chars} "
+                                 "(--max-spec-chars)")
+            text = edits.strip()
+            if not text:
+                return []
+            depth_of_text(text, self.max_json_depth)
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise InputError(f"edits must be a JSON list of edit specs: {e}") from None
+        else:
+            raw = edits
+            depth(raw, self.max_json_depth)
+            if len(json.dumps(raw, default=str)) > self.max_spec_chars:
+                raise InputError(f"edits are over {self.max_spec_chars} characters (--max-spec-chars)")
+        if isinstance(raw, dict):
+            raw = [raw]
+        if not isinstance(raw, list):
+            raise InputError(f"edits must be a JSON list of edit specs, got {type(raw).__name__}")
+        if len(raw) > self.max_edits:
+            raise InputError(f"{len(raw)} edits in one request; the limit is {self.max_edits} (--max-edits)")
+        return raw
+
+    def spec_steps(self, specs: List[dict]) -> None:
+        """Every ``steps`` of an edit spec within ``max_steps`` (each kind checks its own range too)."""
+        for i, spec in enumerate(specs):
+            if isinstance(spec, dict) and spec.get("steps") is not None:
+                self.steps(spec["steps"], f"edit {i} ({_short(spec.get('kind'))}): steps")
+
+    def image_pixels(self, path: Optional[str], what: str) -> None:
+        """Refuse an image over ``max_image_mp`` from its header alone (nothing is decoded)."""
+        if not path:
+            return
+        from PIL import Image
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except Exception:  # not an image: the engine's reader names the problem
+            return
+        if w * h > self.max_image_mp * 1e6:
+            raise InputError(f"{what} is {w}x{h} = {w * h / 1e6:.1f} megapixels; this server's limit is "
+                             f"{self.max_image_mp:g} megapixels (--max-image-mp)")
+
+
+def depth(value: Any, limit: int, _d: int = 1) -> None:
+    """Refuse a decoded JSON value nested deeper than ``limit`` (iteratively: no recursion bomb)."""
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, tuple, dict)):
+            if d > limit:
+                raise InputError(f"edits are nested deeper than {limit} levels (--max-json-depth)")
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+
+
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def depth_of_text(text: str, limit: int) -> None:
+    """Refuse JSON text nested deeper than ``limit`` before parsing it (strings are skipped)."""
+    d = 0
+    for m in _BRACKETS.finditer(text):
+        t = m.group()
+        if t in "[{":
+            d += 1
+            if d > limit:
+                raise InputError(f"edits are nested deeper than {limit} levels (--max-json-depth)")
+        elif t in "]}":
+            d -= 1
+
+
+def _short(v: Any, n: int = 40) -> str:
+    """``repr`` of a value cut to ``n`` characters (errors never echo a large field)."""
+    r = repr(v)
+    return r if len(r) <= n else r[:n] + f"... ({len(r)} characters)"
+
+
+FLAGS = (  # (field, flag, help)
+    ("max_steps", "--max-steps", "optimisation steps of one projection or one edit"),
+    ("max_edits", "--max-edits", "edit specs in one edit/preview request"),
+    ("max_spec_chars", "--max-spec-chars", "characters of one request's edits JSON"),
+    ("max_json_depth", "--max-json-depth", "nesting depth of the edits JSON"),
+    ("max_text_chars", "--max-text-chars", "characters of a session/job/model id or name"),
+    ("max_image_mp", "--max-image-mp", "megapixels of any image a request uses"),
+    ("max_request_mb", "--max-request-mb", "MB of one upload request, all its files together (HTTP 413)"),
+    ("max_body_mb", "--max-body-mb", "MB of any other request body, e.g. an API call's JSON (HTTP 413)"),
+    ("max_upload_disk_mb", "--max-upload-disk-mb", "MB of uploads this server keeps on disk (HTTP 507)"),
+    ("max_client_jobs", "--max-client-jobs", "jobs one client may have waiting or running"),
+    ("max_jobs", "--max-jobs", "jobs of all clients waiting or running"),
+    ("max_client_sessions", "--max-client-sessions", "sessions one client may hold (its own oldest go first)"),
+)
+
+
+def add_flags(parser) -> None:
+    d = Limits()
+    g = parser.add_argument_group("bounds on each request and each client (refused with one line, before any work)")
+    for name, flag, text in FLAGS:
+        default = getattr(d, name)
+        g.add_argument(flag, dest=name, type=type(default), default=default, help=f"{text} (default {default:g})")
+
+
+def from_args(args) -> Limits:
+    return Limits(**{name: getattr(args, name) for name, _, _ in FLAGS if hasattr(args, name)}).validate()

@@ -1,0 +1,362 @@
+"""``security``: issue 16's probe cases, rerun against a live server (``report["security"]``).
+
+Starts ``priorpaint serve`` (loopback, ``--slots 2``, a temporary folder of its own) and:
+
+* **probes**: each case of the issue's table sent over plain HTTP — whether it is refused
+  (HTTP status or ``error`` event, with the one-line message) or stopped, and the seconds
+  until the refusal arrives or the job has stopped (a cancelled interpolation with a
+  nested 5000-step projection; a client that hangs up mid-job, with the latency of an
+  unrelated request right after — the event loop must not stall);
+* **oversized**: 20 requests carrying 20 MB fields (an edit spec's ``pad``, a cancel id, a
+  model name): the server's RSS before and after;
+* **fair sharing**: 16 honest clients (their own session hash each) run ``project`` +
+  ``edit`` while one hostile client floods 30 ``project`` calls of 5000 steps it never
+  reads: the honest clients' p50/p95 seconds and completions, how many hostile calls were
+  refused, the server's peak RSS;
+* **shutdown**: SIGTERM — exit code, seconds, files left in the server's folder.
+
+Loopback only; every loop is bounded.  The machine is shared: the seconds are noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import List, Optional
+
+from .fixtures import photo_path
+
+HONEST = 16
+HOSTILE_CALLS = 30
+BOX = "140,20,180,180"
+PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "camera.png"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _photo(name: str) -> Path:
+    return photo_path(name)
+
+
+class _Http:
+    def __init__(self, url: str):
+        self.url = url
+
+    def request(self, path, method="GET", data=None, headers=None, timeout=120):
+        req = urllib.request.Request(self.url + path, method=method, data=data, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+        except OSError as e:
+            return 0, str(e).encode()
+
+    def upload(self, parts) -> tuple:
+        b = "----pp" + uuid.uuid4().hex
+        body = b""
+        for name, data in parts:
+            body += (f"--{b}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+                     "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
+        body += f"--{b}--\r\n".encode()
+        return self.request("/gradio_api/upload", "POST", body,
+                            {"Content-Type": f"multipart/form-data; boundary={b}"})
+
+    def submit(self, api: str, data: list, session_hash: Optional[str] = None):
+        payload = {"data": data}
+        if session_hash:
+            payload["session_hash"] = session_hash
+        status, body = self.request(f"/gradio_api/call/{api}", "POST", json.dumps(payload).encode(),
+                                    {"Content-Type": "application/json"})
+        if status != 200:
+            return None, (status, body[:200].decode(errors="replace"))
+        return json.loads(body)["event_id"], None
+
+    def events(self, api: str, event_id: str, on_event=None, timeout=600, resp=None):
+        """SSE events up to complete/error; when ``on_event`` returns True, stop there and hand back
+        the still-open response (read on by passing it as ``resp``)."""
+        out, event = [], None
+        r = resp or urllib.request.urlopen(urllib.request.Request(self.url + f"/gradio_api/call/{api}/{event_id}"),
+                                           timeout=timeout)
+        for raw in r:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                try:
+                    value = json.loads(line[5:].strip())
+                except ValueError:
+                    value = line[5:].strip()
+                out.append((event, value))
+                if on_event is not None and on_event(event, value):
+                    return out, r
+                if event in ("complete", "error"):
+                    break
+        r.close()
+        return out, None
+
+    def call(self, api: str, data: list, session_hash: Optional[str] = None):
+        eid, err = self.submit(api, data, session_hash)
+        if err:
+            return "http", err
+        evs, _ = self.events(api, eid)
+        return evs[-1] if evs else ("none", None)
+
+
+def _msg(ev) -> str:
+    kind, payload = ev
+    if isinstance(payload, dict):
+        payload = payload.get("error")
+    if kind == "http":
+        return f"HTTP {payload[0]}: {payload[1][:160]}"
+    return str(payload)[:200]
+
+
+def _file(path: str) -> dict:
+    return {"path": path, "meta": {"_type": "gradio.FileData"}}
+
+
+def run(report: dict, args) -> None:
+    import psutil
+
+    port = _free_port()
+    tmp = tempfile.mkdtemp(prefix="priorpaint-bench-security-")
+    server_tmp = os.path.join(tmp, "server")
+    os.makedirs(server_tmp)
+    log_path = os.path.join(tmp, "server.log")
+    log = open(log_path, "w")
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", PRIORPAINT_SERVER_TMP=server_tmp)
+    proc = subprocess.Popen([sys.executable, "-m", "priorpaint.cli", "serve", "--port", str(port), "--slots", "2",
+                             "--steps", "20"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    fig: dict = {"machine": "shared 2-core machine: seconds are noisy"}
+    report["security"] = fig
+    http = _Http(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 180
+        while http.request("/gradio_api/info", timeout=2)[0] != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start: " + open(log_path).read()[-2000:])
+            time.sleep(0.3)
+        sp = psutil.Process(proc.pid)
+
+        def rss_mb():
+            return round((sp.memory_info().rss + sum(c.memory_info().rss for c in sp.children(True))) / 2 ** 20, 1)
+        peak = [0.0]
+        stop = threading.Event()
+
+        def sampler():
+            while not stop.is_set():
+                try:
+                    peak[0] = max(peak[0], rss_mb())
+                except psutil.Error:
+                    pass
+                time.sleep(0.1)
+        threading.Thread(target=sampler, daemon=True).start()
+        fig["rss_idle_mb"] = rss_mb()
+
+        status, body = http.upload([("a.png", _photo("astronaut.png").read_bytes())])
+        photo = json.loads(body)[0]
+        status, body = http.upload([("c.png", _photo("chelsea.png").read_bytes())])
+        other = json.loads(body)[0]
+        ev = http.call("project", [_file(photo), None, BOX, "", 20, 0, False])
+        sid = json.loads(ev[1][0])["session"]
+        probes = {}
+
+        def probe(name, fn):
+            t0 = time.perf_counter()
+            result = fn()
+            probes[name] = dict(result, seconds=round(time.perf_counter() - t0, 3))
+
+        def refused(ev):
+            return {"refused": ev[0] in ("error", "http"), "message": _msg(ev)}
+
+        # 1 / 10: unbounded steps and edit counts
+        probe("1_interpolate_steps_1e9", lambda: refused(http.call("edit", [sid, json.dumps(
+            [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 10 ** 9}]), False, [_file(other)]])))
+        probe("10_400000_edits", lambda: refused(http.call("edit", [sid, json.dumps(
+            [{"kind": "direction", "name": "sefa0", "strength": 0.1}] * 400_000), False, None])))
+        probe("10_preview_20000_edits", lambda: refused(http.call("preview", [sid, json.dumps(
+            [{"kind": "direction", "name": "sefa0", "strength": 0.1}] * 20_000)])))
+
+        # 1 / 2: cancel reaches the nested projection of an interpolation (5000 steps, allowed)
+        def cancel_interpolate():
+            eid, err = http.submit("edit", [sid, json.dumps(
+                [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 5000}]), False, [_file(other)]])
+            job = {}
+
+            def seen(event, value):
+                if event == "generating":
+                    st = json.loads(value[0])
+                    job["id"] = st["job"]
+                    return st["stage"] == "project" and st["fraction"] > 0.01  # the nested projection
+                return False
+            _, resp = http.events("edit", eid, seen)
+            t0 = time.perf_counter()
+            cev = http.call("cancel", [job["id"]])
+            rest, _ = http.events("edit", eid, resp=resp)  # read on: the stream ends with the error
+            stopped = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            http.call("project", [_file(photo), None, BOX, "", 5, 0, False])
+            return {"cancelled": json.loads(cev[1][0])["cancelled"], "stopped_s": round(stopped, 3),
+                    "ended_with": rest[-1][0] if rest else None,
+                    "next_job_s": round(time.perf_counter() - t1, 3)}
+        probe("1_cancel_interpolate_nested_projection", cancel_interpolate)
+
+        # 3: a client hangs up mid-job; an unrelated request right after must not stall
+        def hang_up():
+            eid, _ = http.submit("project", [_file(photo), None, BOX, "", 5000, 0, False])
+            job = {}
+
+            def seen(event, value):
+                if event == "generating":
+                    st = json.loads(value[0])
+                    job["id"] = st["job"]
+                    return st["stage"] == "project"
+                return False
+            _, resp = http.events("project", eid, seen)
+            resp.close()
+            t0 = time.perf_counter()
+            status, _ = http.request("/gradio_api/info")
+            latency = time.perf_counter() - t0
+            deadline = time.monotonic() + 60
+            while f"job {job['id']} stopped before it finished" not in open(log_path).read():
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            return {"info_status": status, "info_latency_s": round(latency, 3),
+                    "stopped_s": round(time.perf_counter() - t0, 3)}
+        probe("3_disconnect_mid_job", hang_up)
+
+        # 5: a model name as a path
+        probe("5_directions_traversal", lambda: refused(http.call("directions", ["../../../../tmp/x/app-config"])))
+        probe("5_directions_absolute", lambda: refused(http.call("directions", ["/etc/hostname"])))
+        # 8: DNS rebinding / cross origin
+        probe("8_host_evil", lambda: {"status": http.request("/gradio_api/info", headers={"Host": "evil.example"})[0]})
+        probe("8_origin_evil_upload", lambda: {"status": http.request(
+            "/gradio_api/upload", "POST", b"x", {"Origin": "http://evil.example",
+                                                 "Content-Type": "multipart/form-data; boundary=x"})[0]})
+        # 9: many files in one request
+        probe("9_three_20MB_files_one_request", lambda: {"status": http.upload(
+            [(f"f{i}.bin", os.urandom(20 * 2 ** 20)) for i in range(3)])[0]})
+        # 12: ?token= on POST is not a thing without a token server; 13: unclear errors
+        probe("13_box_inf", lambda: refused(http.call("project", [_file(photo), None, "inf,0,10,10", "", 5, 0, False])))
+        probe("13_seed_2e70", lambda: refused(http.call("project", [_file(photo), None, BOX, "", 5, 2 ** 70, False])))
+        probe("13_list_in_image_field", lambda: refused(http.call("project", [[1, 2], None, BOX, "", 5, 0, False])))
+        probe("13_deep_nesting", lambda: refused(http.call("edit", [sid, "[" * 100_000 + "]" * 100_000, False, None])))
+        probe("13_unknown_model_directions", lambda: refused(http.call("directions", ["nope"])))
+        for p in probes.values():
+            if "message" in p:
+                p["one_line"] = "\n" not in p["message"] and p["message"] not in ("None", "null") \
+                    and "internal error" not in p["message"]
+        fig["probes"] = probes
+
+        # 6: oversized fields
+        before = rss_mb()
+        big = "x" * (20 * 2 ** 20)
+        t0 = time.perf_counter()
+        answers = []
+        for i in range(20):
+            if i % 3 == 0:
+                ev = http.call("edit", [sid, json.dumps([{"kind": "direction", "name": "sefa0", "pad": big}]),
+                                        False, None])
+            elif i % 3 == 1:
+                ev = http.call("cancel", [big])
+            else:
+                ev = http.call("directions", [big])
+            answers.append(ev[0])
+        fig["oversized_20x20MB"] = {"rss_before_mb": before, "rss_after_mb": rss_mb(),
+                                    "all_refused": all(a in ("error", "http") for a in answers),
+                                    "seconds": round(time.perf_counter() - t0, 2),
+                                    "log_mb": round(os.path.getsize(log_path) / 2 ** 20, 3)}
+
+        # 4 / 7: 16 honest clients while one hostile client floods
+        hostile_refused, hostile_accepted = [], []
+
+        def hostile():
+            for i in range(HOSTILE_CALLS):
+                eid, err = http.submit("project", [_file(photo), None, BOX, "", 5000, i, False],
+                                       session_hash="hostile-client")
+                (hostile_refused if err else hostile_accepted).append(eid or err)
+        lat: List[float] = []
+        done = [0]
+        errors: List[str] = []
+        sessions_ok = [0]
+
+        def honest(i):
+            sh = f"honest-{i}-{uuid.uuid4().hex[:8]}"
+            t0 = time.perf_counter()
+            try:
+                st, body = http.upload([(PHOTOS[i % 4], _photo(PHOTOS[i % 4]).read_bytes())])
+                path = json.loads(body)[0]
+                ev = http.call("project", [_file(path), None, "100,60,160,160", "", 20, i, False], sh)
+                if ev[0] != "complete":
+                    errors.append(_msg(ev))
+                    return
+                s_id = json.loads(ev[1][0])["session"]
+                ev = http.call("edit", [s_id, json.dumps([{"kind": "direction", "name": "sefa0", "strength": 1}]),
+                                        False, None], sh)
+                if ev[0] != "complete":
+                    errors.append(_msg(ev))
+                    return
+                sessions_ok[0] += 1
+                lat.append(time.perf_counter() - t0)
+                done[0] += 1
+            except Exception as e:  # counted, not raised: the figure is the completion rate
+                errors.append(f"{type(e).__name__}: {e}")
+        peak[0] = 0.0
+        h = threading.Thread(target=hostile)
+        h.start()
+        h.join(120)
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=honest, args=(i,)) for i in range(HONEST)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(900)
+        lat.sort()
+        fig["fair_sharing"] = {
+            "honest_clients": HONEST, "honest_completed": done[0], "honest_errors": errors[:3],
+            "honest_p50_s": round(lat[len(lat) // 2], 2) if lat else None,
+            "honest_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 2) if lat else None,
+            "wall_s": round(time.perf_counter() - t0, 2),
+            "hostile_calls": HOSTILE_CALLS, "hostile_accepted_by_gradio": len(hostile_accepted),
+            "hostile_refused_at_submit": len(hostile_refused),
+            "server_peak_rss_mb": round(peak[0], 1),
+        }
+        # (the hostile client's events that Gradio queued are refused by the per-client cap when they
+        # reach the app; its admitted jobs are stopped by the shutdown below)
+        stop.set()
+
+        # 9: SIGTERM
+        files_before = sum(len(f) for _, _, f in os.walk(server_tmp))
+        t0 = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            rc = None
+        left = sum(len(f) for _, _, f in os.walk(server_tmp)) if os.path.isdir(server_tmp) else 0
+        fig["sigterm"] = {"exit_code": rc, "seconds": round(time.perf_counter() - t0, 2),
+                          "files_before": files_before, "files_left": left}
+        log_text = open(log_path).read()
+        fig["fair_sharing"]["hostile_jobs_refused_in_app"] = log_text.count("refused a job of client")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()
