@@ -14,7 +14,7 @@ A model entry::
          "path": "gan_face_generate/weights.tar", "sha256": "...",
          "format": "torch", "state_dict_key": "netG_state_dict"},
         {"type": "hub", "repo_id": "...", "filename": "...", "revision": "<40 hex>",
-         "sha256": "...", "format": "safetensors"},
+         "sha256": "...", "size": 132717355, "format": "safetensors"},
         {"type": "file", "path": "/abs/or/relative/to/manifest.safetensors", "sha256": "..."}
       ]
     }
@@ -47,6 +47,8 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 class Source:
     type: str
     sha256: Optional[str] = None
+    #: the file's size in bytes, when known: checked before hashing (a wrong size is refused at once)
+    size: Optional[int] = None
     format: str = "torch"
     state_dict_key: Optional[str] = None
     # package
@@ -92,6 +94,8 @@ def _parse_source(raw: dict, where: str) -> Source:
         src.sha256 = src.sha256.lower()
         if not _SHA.match(src.sha256):
             raise ModelError(f"{where}: sha256 must be 64 hex digits")
+    if src.size is not None and (isinstance(src.size, bool) or not isinstance(src.size, int) or src.size < 0):
+        raise ModelError(f"{where}: size must be a whole number of bytes")
     if src.format not in FORMATS:
         raise ModelError(f"{where}: format must be one of {FORMATS}")
     if src.type == "package" and not (src.package and src.path):

@@ -42,7 +42,14 @@ def sha256_file(path: Path) -> str:
     return _verified[key]
 
 
-def verify(path: Path, expected: Optional[str], what: str) -> None:
+def verify(path: Path, expected: Optional[str], what: str, size: Optional[int] = None) -> None:
+    """Refuse ``path`` unless its size (when given; checked first, so that a truncated
+    or wrong 130 MB file is refused without hashing it) and sha256 match the manifest."""
+    if size is not None:
+        actual_size = Path(path).stat().st_size
+        if actual_size != size:
+            raise WeightsIntegrityError(
+                f"size mismatch for {what}: expected {size} bytes, got {actual_size}; refusing to load {path}")
     if not expected:
         log.warning("%s has no sha256 in the manifest; not verified", what)
         return
@@ -140,12 +147,17 @@ def read_state_dict(path: Path, src: Source) -> Dict[str, torch.Tensor]:
             raise ModelError(f"cannot read weights {path} as safetensors: {type(e).__name__}: {first}") from None
     else:
         sd = safe_torch_load(path)
+    latent_avg = None
     if src.state_dict_key:
         if not isinstance(sd, dict) or src.state_dict_key not in sd:
             raise ModelError(f"weights {path} have no '{src.state_dict_key}' entry")
+        # a rosinality checkpoint keeps its mean w beside g_ema: keep it on every path
+        latent_avg = sd.get("latent_avg")
         sd = sd[src.state_dict_key]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ModelError(f"weights {path} are not a state dict of tensors")
+    if isinstance(latent_avg, torch.Tensor) and "latent_avg" not in sd:
+        sd = dict(sd, latent_avg=latent_avg)
     return sd
 
 
@@ -161,7 +173,7 @@ def load_weights(entry: ModelEntry, allow_download: bool = False) -> Tuple[Dict[
         if path is None:
             tried.append(src.describe())
             continue
-        verify(path, src.sha256, f"{entry.id} ({src.describe()})")
+        verify(path, src.sha256, f"{entry.id} ({src.describe()})", size=src.size)
         return read_state_dict(path, src), src, path
     hint = ""
     if any(s.type == "hub" for s in entry.sources) and not allow_download:
