@@ -36,7 +36,7 @@ from typing import Dict, List, Optional
 from ..errors import InputError, ModelError
 
 SOURCE_TYPES = ("package", "hub", "file")
-FORMATS = ("torch", "safetensors")
+FORMATS = ("torch", "safetensors", "nvidia-pickle")  # nvidia-pickle: read by models/nvidia_pickle.py
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _REV = re.compile(r"^[0-9a-f]{40}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")

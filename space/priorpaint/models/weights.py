@@ -4,8 +4,11 @@ Sources are tried in order.  A package source is a file inside an installed
 distribution; a hub source goes through ``huggingface_hub.hf_hub_download`` (cache only,
 unless the caller allows a download because the user asked for that hub model); a file
 source is a path.  Every file with a ``sha256`` in the manifest is verified before it is
-read; a mismatch is refused.  Tensors are read with safetensors or with
-``torch.load(weights_only=True)``: no pickled code ever runs.
+read (its size first, when the manifest gives one); a mismatch is refused.  Tensors are read
+with safetensors, with ``torch.load(weights_only=True)`` or, for NVIDIA network pickles
+(format ``nvidia-pickle``), with the restricted unpickler of :mod:`.nvidia_pickle`: no
+pickled code ever runs.  A checkpoint's ``latent_avg`` beside its ``state_dict_key`` entry
+is kept (as the ``latent_avg`` tensor of the state dict).
 """
 
 from __future__ import annotations
@@ -145,6 +148,9 @@ def read_state_dict(path: Path, src: Source) -> Dict[str, torch.Tensor]:
         except Exception as e:
             first = str(e).splitlines()[0] if str(e) else ""
             raise ModelError(f"cannot read weights {path} as safetensors: {type(e).__name__}: {first}") from None
+    elif src.format == "nvidia-pickle":
+        from .nvidia_pickle import state_dict_for_manifest
+        sd = state_dict_for_manifest(path)  # restricted unpickler: no embedded code runs
     else:
         sd = safe_torch_load(path)
     latent_avg = None
