@@ -106,10 +106,11 @@ def test_pickle_needing_code_execution_is_refused(tmp_path, sd):
         torch.save({"g_ema": sd, "args": extra}, src)
         with pytest.raises(ModelError, match=rf"refusing to load .*needs code execution \(it references \S*{what}\)"):
             convert(src, tmp_path / (name + ".safetensors"))
-    # a plain pickle (not a torch file) with a reduce payload is refused the same way
+    # a plain pickle (not a torch file) goes to the NVIDIA network-pickle reader: refused the same way
     src = tmp_path / "plain.pkl"
     src.write_bytes(pickle.dumps({"g_ema": Payload(str(marker))}))
-    with pytest.raises(ModelError, match="needs code execution"):
+    with pytest.raises(ModelError, match=r"refusing to load .*the pickle references test_convert\._side_effect\b.*"
+                                         "nothing in it was run"):
         convert(src, tmp_path / "plain.safetensors")
     assert not marker.exists() and MARKER == []
     assert not (tmp_path / "evil.pt.safetensors").exists()
