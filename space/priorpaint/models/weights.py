@@ -73,7 +73,7 @@ def _package_file(src: Source) -> Optional[Path]:
     return path if path.is_file() else None
 
 
-def _hub_file(src: Source, allow_download: bool) -> Optional[Path]:
+def _hub_file(src: Source, allow_download: bool, entry: Optional[ModelEntry] = None) -> Optional[Path]:
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import LocalEntryNotFoundError
@@ -88,6 +88,11 @@ def _hub_file(src: Source, allow_download: bool) -> Optional[Path]:
         return None
     try:
         return Path(hf_hub_download(**kwargs))
+    except LocalEntryNotFoundError:  # offline, or the Hub unreachable
+        if entry is None:
+            raise ModelError(f"cannot download {src.describe()}: offline or the Hub cannot be reached") from None
+        from .download import offline_message
+        raise ModelError(offline_message(entry, src)) from None
     except Exception as e:  # network, 404, auth: one clear line
         raise ModelError(f"cannot download {src.describe()}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 
@@ -104,7 +109,7 @@ def locate(src: Source, entry: ModelEntry, allow_download: bool = False) -> Opti
     if src.type == "package":
         return _package_file(src)
     if src.type == "hub":
-        return _hub_file(src, allow_download)
+        return _hub_file(src, allow_download, entry)
     return _file(src, entry)
 
 
@@ -183,7 +188,8 @@ def load_weights(entry: ModelEntry, allow_download: bool = False) -> Tuple[Dict[
         return read_state_dict(path, src), src, path
     hint = ""
     if any(s.type == "hub" for s in entry.sources) and not allow_download:
-        hint = "; it is a hub model: ask for it explicitly to download it"
+        hint = (f"; it is a hub model: ask for it explicitly to download it, or run "
+                f"`priorpaint download {entry.id}`")
     if os.environ.get("HF_HUB_OFFLINE"):
         hint += " (HF_HUB_OFFLINE is set)"
     raise ModelError(f"weights for {entry.id} are not available (tried: {'; '.join(tried)}){hint}")
