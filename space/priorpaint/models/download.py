@@ -47,6 +47,29 @@ def offline_message(entry: ModelEntry, src: Source) -> str:
             f"run `priorpaint download {entry.id}` once online")
 
 
+def hub_unreachable(timeout: float = 3.0) -> bool:
+    """True when a TCP connection to the Hub endpoint fails at once (no network, nothing
+    listening).  huggingface_hub retries a refused connection with back-off for ~25 s
+    before giving up; this answers within ``timeout``.  With a proxy configured the probe
+    is skipped (the proxy, not the endpoint, is what must be reachable)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+    if os.environ.get("HF_HUB_OFFLINE"):
+        return True
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                        "all_proxy")):
+        return False
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+        return False
+    except OSError:
+        return True
+
+
 def _callback_tqdm(callback: ProgressCallback):
     """A tqdm class for ``hf_hub_download(tqdm_class=...)`` that reports to ``callback``."""
     from tqdm.auto import tqdm
@@ -106,6 +129,8 @@ def download_entry(entry: ModelEntry, progress: Optional[ProgressCallback] = Non
         raise ModelError(f"model {entry.id} has no hub source to download, and its file is not here "
                          f"(tried: {'; '.join(s.describe() for s in entry.sources)})")
     src = hub[0]
+    if hub_unreachable():
+        raise ModelError(offline_message(entry, src))
     kwargs = dict(repo_id=src.repo_id, filename=src.filename, revision=src.revision, force_download=force)
     if progress is not None:
         kwargs["tqdm_class"] = _callback_tqdm(progress)

@@ -86,12 +86,14 @@ def _hub_file(src: Source, allow_download: bool, entry: Optional[ModelEntry] = N
         pass
     if not allow_download:
         return None
+    from .download import hub_unreachable, offline_message
+    if entry is not None and hub_unreachable():  # one line at once, not after ~25 s of retries
+        raise ModelError(offline_message(entry, src))
     try:
         return Path(hf_hub_download(**kwargs))
     except LocalEntryNotFoundError:  # offline, or the Hub unreachable
         if entry is None:
             raise ModelError(f"cannot download {src.describe()}: offline or the Hub cannot be reached") from None
-        from .download import offline_message
         raise ModelError(offline_message(entry, src)) from None
     except Exception as e:  # network, 404, auth: one clear line
         raise ModelError(f"cannot download {src.describe()}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
