@@ -189,7 +189,7 @@ class EditSession:
             "psnr_projection": self.projection.psnr if self.projection else None,
             "changed_outside_mask": changed_outside(self.photo, out, self.crop, mask),
             "edits": state.applied,
-            "notes": self.crop.notes + state.notes,
+            "notes": self.crop.notes + list(getattr(self.gen, "load_notes", None) or []) + state.notes,
         }
         if metrics:
             metrics = dict(metrics)

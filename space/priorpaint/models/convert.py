@@ -124,6 +124,9 @@ def convert(src, dst, overwrite: bool = False) -> dict:
         "resolution": config["size"],
         "description": f"StyleGAN2 converted by priorpaint convert from {src.name}",
         "latent_avg": latent_avg is not None,
+        "notes": ([] if any(k.startswith("noises.") for k in sd) else
+                  ["no noises.noise_N buffers in the checkpoint (an older file): the loader draws fixed noise maps "
+                   "from seed 0, so fine detail differs from the original run's"]),
         "tensors": len(tensors),
         "converted_from": {"file": src.name, "sha256": _sha256(src),
                            **({"pickle": info["kind"], "network": info["network"]} if info else {})},

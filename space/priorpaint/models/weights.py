@@ -130,10 +130,14 @@ def safe_torch_load(path: Path):
     A pickle that needs code execution is refused (nothing in it runs) with a message
     naming the global it asked for.
     """
+    import argparse
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(str(path), map_location="cpu", weights_only=True)
+            # rosinality's train.py saves its argparse.Namespace as "args": exactly that class is
+            # allowed (a plain attribute bag; nothing runs), and callers ignore it
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
         what = (f"the pickle needs code execution (it references {m.group(1)})" if m else
