@@ -14,13 +14,13 @@ once online.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
 from ..errors import InputError, ModelError, WeightsIntegrityError
-from .manifest import ModelEntry, Source, load_manifest
+from .manifest import ModelEntry, load_manifest
+from .hub import hub_unreachable, offline_message
 from .weights import verify, weights_status
 
 log = logging.getLogger(__name__)
@@ -39,35 +39,6 @@ class Downloaded:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def offline_message(entry: ModelEntry, src: Source) -> str:
-    why = "HF_HUB_OFFLINE is set" if os.environ.get("HF_HUB_OFFLINE") else "the Hub cannot be reached"
-    return (f"weights for {entry.id} are not downloaded and {why} (repo {src.repo_id}, file {src.filename}); "
-            f"run `priorpaint download {entry.id}` once online")
-
-
-def hub_unreachable(timeout: float = 3.0) -> bool:
-    """True when a TCP connection to the Hub endpoint fails at once (no network, nothing
-    listening).  huggingface_hub retries a refused connection with back-off for ~25 s
-    before giving up; this answers within ``timeout``.  With a proxy configured the probe
-    is skipped (the proxy, not the endpoint, is what must be reachable)."""
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-    if os.environ.get("HF_HUB_OFFLINE"):
-        return True
-    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
-                                        "all_proxy")):
-        return False
-    url = urlparse(constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
-        return False
-    except OSError:
-        return True
 
 
 def _callback_tqdm(callback: ProgressCallback):
@@ -173,4 +144,4 @@ def download(models: List[str], all_models: bool = False, progress: Optional[Pro
     return [download_entry(e, progress=progress, force=force, tqdm_class=tqdm_class) for e in entries]
 
 
-__all__ = ["download", "download_entry", "offline_message", "Downloaded"]
+__all__ = ["download", "download_entry", "offline_message", "hub_unreachable", "Downloaded"]

@@ -86,7 +86,7 @@ def _hub_file(src: Source, allow_download: bool, entry: Optional[ModelEntry] = N
         pass
     if not allow_download:
         return None
-    from .download import hub_unreachable, offline_message
+    from .hub import hub_unreachable, offline_message
     if entry is not None and hub_unreachable():  # one line at once, not after ~25 s of retries
         raise ModelError(offline_message(entry, src))
     try:
@@ -124,19 +124,23 @@ def weights_status(entry: ModelEntry) -> Tuple[bool, Optional[Source], Optional[
     return False, None, None
 
 
+class TrainingArgs:
+    """What an ``argparse.Namespace`` in a checkpoint is rebuilt as under ``weights_only``:
+    its attributes and nothing else."""
+
+
 def safe_torch_load(path: Path):
     """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors.
 
     A pickle that needs code execution is refused (nothing in it runs) with a message
     naming the global it asked for.
     """
-    import argparse
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            # rosinality's train.py saves its argparse.Namespace as "args": exactly that class is
-            # allowed (a plain attribute bag; nothing runs), and callers ignore it
-            with torch.serialization.safe_globals([argparse.Namespace]):
+            # rosinality's train.py saves its argparse.Namespace as "args": exactly that global is
+            # allowed, rebuilt as a plain attribute bag (nothing runs), and callers ignore it
+            with torch.serialization.safe_globals([(TrainingArgs, "argparse.Namespace")]):
                 return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
