@@ -8,6 +8,8 @@ A model entry::
       "architecture": "dcgan",
       "config": {"nz": 100, "ngf": 64, "nc": 3},
       "resolution": 64, "domain": "faces", "split_layer": "b8",
+      "content_box": [0, 64, 512, 384],   # optional: where the content is on the canvas (x, y, w, h;
+                                          # the LSUN car model); the selection fills it, not the padding
       "license": "MIT", "description": "...",
       "sources": [                        # tried in order
         {"type": "package", "package": "gan-face-generate", "version": "1.1.1",
