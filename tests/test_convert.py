@@ -106,10 +106,11 @@ def test_pickle_needing_code_execution_is_refused(tmp_path, sd):
         torch.save({"g_ema": sd, "args": extra}, src)
         with pytest.raises(ModelError, match=rf"refusing to load .*needs code execution \(it references \S*{what}\)"):
             convert(src, tmp_path / (name + ".safetensors"))
-    # a plain pickle (not a torch file) with a reduce payload is refused the same way
+    # a plain pickle (not a torch file) goes to the NVIDIA network-pickle reader: refused the same way
     src = tmp_path / "plain.pkl"
     src.write_bytes(pickle.dumps({"g_ema": Payload(str(marker))}))
-    with pytest.raises(ModelError, match="needs code execution"):
+    with pytest.raises(ModelError, match=r"refusing to load .*the pickle references test_convert\._side_effect\b.*"
+                                         "nothing in it was run"):
         convert(src, tmp_path / "plain.safetensors")
     assert not marker.exists() and MARKER == []
     assert not (tmp_path / "evil.pt.safetensors").exists()
@@ -184,3 +185,34 @@ def test_converted_model_works_from_the_command_line(tmp_path, sd, monkeypatch, 
     assert rc == 0
     r = json.loads(report.read_text())
     assert r["model"] == "sg2-cli" and r["changed_outside_mask"] == 0 and math.isfinite(r["psnr_projection"])
+
+
+def test_training_checkpoint_with_args_and_no_noise_buffers(tmp_path, sd):
+    """rosinality train.py files carry an argparse.Namespace (allowed, ignored); very old ones
+    have no noises.noise_N (fixed maps from seed 0, with a note)."""
+    import argparse
+    from priorpaint.models.stylegan2 import FALLBACK_NOISE_SEED
+    bare = {k: v for k, v in sd.items() if not k.startswith("noises.")}
+    src = tmp_path / "train.pt"
+    torch.save({"g_ema": bare, "g": bare, "d": {"convs.0.0.weight": torch.zeros(2)},
+                "args": argparse.Namespace(size=64, lr=0.002, path="lmdb"), "latent_avg": torch.zeros(STYLE_DIM)}, src)
+    record = convert(src, tmp_path / "train.safetensors")
+    assert record["notes"] and "seed 0" in record["notes"][0]
+    gen = generator_from_entry(load_manifest([tmp_path])["train"], device="cpu")
+    g = torch.Generator().manual_seed(FALLBACK_NOISE_SEED)
+    for i in range(gen.num_noise):
+        ref = getattr(gen.noises, f"noise_{i}")
+        assert torch.equal(ref, torch.randn(tuple(ref.shape), generator=g))
+    assert gen.load_notes and "noises.noise_N" in gen.load_notes[0]
+    # the same through a manifest file source with state_dict_key (the args entry is ignored)
+    entry = parse_entry({"id": "t", "architecture": "stylegan2", "resolution": 64, "config": infer_config(sd),
+                         "sources": [{"type": "file", "path": str(src), "state_dict_key": "g_ema"}]})
+    w = gen.sample_latents(1, seed=2)
+    with torch.no_grad():
+        assert torch.equal(generator_from_entry(entry, device="cpu")(w), gen(w))
+    # a partial set of noise buffers is still an error, naming what is missing
+    part = dict(sd)
+    del part["noises.noise_3"]
+    torch.save({"g_ema": part}, tmp_path / "part.pt")
+    with pytest.raises(ModelError, match=r"missing \['noises.noise_3'\]"):
+        convert(tmp_path / "part.pt", tmp_path / "part.safetensors")

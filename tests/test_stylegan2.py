@@ -360,6 +360,15 @@ HUB = {"stylegan2-ffhq-1024": ("stylegan2-ffhq-config-f.pt", 1024),
        "stylegan2-car-512": ("stylegan2-car-config-f.pt", 512),
        "stylegan2-cat-256": ("stylegan2-cat-config-f.pt", 256),
        "stylegan2-horse-256": ("stylegan2-horse-config-f.pt", 256)}
+#: the published LFS pins of aaronb/StyleGAN2 at commit 5fde0cdb ("Upload 5 files")
+HUB_REVISION = "5fde0cdb3664b04e8126dc6b0cab010e7813c18b"
+HUB_PINS = {
+    "stylegan2-ffhq-1024": ("646c7e7c5e3fc4cf8e83dcfe5dce505cc74b61d8982c09563932aa15c4baf18c", 132717355),
+    "stylegan2-church-256": ("596f59f0ab72d3d5e821846dbf53fff0406c0103ff4fa46ae0a2508d80b3a2d0", 120878283),
+    "stylegan2-car-512": ("c69f161fd576801027cbaa8b09142b5dd9f508034b2d0f4a2a0cdcbc1d587c9c", 123949595),
+    "stylegan2-cat-256": ("ff1036877c8964ba7c9e84316e67ea26bea64bbfcf6bd6c645f45589d248727f", 120878283),
+    "stylegan2-horse-256": ("894bc6a08a6bbe4c22bf91195dd4fdd4ee7f6859e06ce3517e7b3bfa9a8b2565", 120878283),
+}
 
 
 def test_hub_manifest_entries():
@@ -370,9 +379,8 @@ def test_hub_manifest_entries():
         (src,) = e.sources
         assert (src.type, src.repo_id, src.filename, src.format, src.state_dict_key) == \
             ("hub", "aaronb/StyleGAN2", filename, "torch", "g_ema")
-        assert src.sha256 is None and src.revision is None
-        raw = json.loads(e.manifest_path.read_text())
-        assert raw["sources"][0]["sha256"] is None and "sha256" in e.description
+        assert (src.revision, src.sha256, src.size) == (HUB_REVISION,) + HUB_PINS[model_id]
+        assert f"priorpaint download {model_id}" in e.description
         with torch.device("meta"):
             gen = build(e)
         assert gen.resolution == res and gen.layer_names[-1] == "rgb"
@@ -395,8 +403,31 @@ def test_registry_loads_a_rosinality_checkpoint_with_weights_only(tmp_path):
     assert isinstance(gen, StyleGAN2Generator) and gen.model_id == "sg2-test"
     w = gen_ref.sample_latents(1, seed=0)
     assert torch.equal(gen(w), gen_ref(w))
-    # the loader keeps only g_ema: the mean w comes from mapped samples
-    assert torch.equal(gen.mean_latent(space="w"), gen_ref.mean_latent(space="w"))
+    # the checkpoint's own latent_avg (beside g_ema) is the mean w, not mapped samples
+    assert torch.equal(gen.mean_latent(space="w"), torch.zeros(1, STYLE_DIM))
+    assert not torch.equal(gen.mean_latent(space="w"), gen_ref.mean_latent(space="w"))
+
+
+def test_size_is_checked_before_the_hash(tmp_path, monkeypatch):
+    from priorpaint.errors import WeightsIntegrityError
+    from priorpaint.models import weights
+    _, sd = tiny_generator()
+    entry = _file_entry(tmp_path, sd)
+    path = entry.sources[0].path
+    real = Path(path).stat().st_size
+    entry.sources[0].sha256 = weights.sha256_file(Path(path))
+    entry.sources[0].size = real + 1
+    hashed = []
+    monkeypatch.setattr(weights, "sha256_file", lambda p: hashed.append(p) or "0" * 64)
+    with pytest.raises(WeightsIntegrityError, match=f"size mismatch for sg2-test.*expected {real + 1} bytes, got {real}"):
+        generator_from_entry(entry, device="cpu")
+    assert hashed == []  # refused before reading the file
+    monkeypatch.undo()
+    entry.sources[0].size = real
+    assert generator_from_entry(entry, device="cpu").model_id == "sg2-test"
+    with pytest.raises(ModelError, match="size must be a whole number of bytes"):
+        parse_entry({"id": "x", "architecture": "stylegan2", "resolution": 64,
+                     "sources": [{"type": "file", "path": "a.pt", "size": "12"}]})
 
 
 def test_registry_mismatched_resolution_or_config(tmp_path):

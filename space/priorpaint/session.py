@@ -70,7 +70,9 @@ class EditSession:
         if mask is not None:
             mask = load_mask(mask, photo.size)
         gen = gen or load_generator(model, device=device, allow_download=allow_download)
-        crop = make_crop(photo, gen.resolution, box=box, mask=mask, margin=margin)
+        entry = getattr(gen, "entry", None)  # a manifest's content_box (e.g. the car model's rows 64-447)
+        content = (getattr(entry, "extra", None) or {}).get("content_box")
+        crop = make_crop(photo, gen.resolution, box=box, mask=mask, margin=margin, content_box=content)
         s = cls(photo, crop, gen)
         s.seconds["crop"] = time.perf_counter() - t0
         return s
@@ -225,7 +227,7 @@ class EditSession:
             "psnr_projection": self.projection.psnr if self.projection else None,
             "changed_outside_mask": changed_outside(self.photo, out, self.crop, mask),
             "edits": state.applied,
-            "notes": self.crop.notes + state.notes,
+            "notes": self.crop.notes + list(self.gen.load_notes) + state.notes,
             "composite": mode,
             "composite_info": _round_info(info),
         }

@@ -269,6 +269,52 @@ class Backend:
         from ..models.listing import list_models
         return json.dumps(list_models(kind="generator", default=self.model))
 
+    def download(self, model: str = ""):
+        """Generator: download (and verify) a manifest model's weights; status updates with
+        ``bytes_done`` / ``bytes_total``, then the final status (``path``, ``bytes``,
+        ``already_present``).  The name is only looked up in the manifest."""
+        import queue
+        import threading
+
+        from ..models.download import download_entry
+        from ..models.manifest import load_manifest
+
+        model_id = (model or "").strip()
+        entries = load_manifest()
+        if model_id not in entries:
+            raise InputError(f"unknown model {model_id!r}; known models: {', '.join(sorted(entries))}")
+        q: "queue.Queue" = queue.Queue()
+
+        def target():
+            try:
+                q.put(("result", download_entry(entries[model_id], progress=lambda d, t: q.put(("progress", d, t)))))
+            except BaseException as e:  # handed to the consumer
+                q.put(("error", e))
+
+        threading.Thread(target=target, name=f"priorpaint-download-{model_id}", daemon=True).start()
+        status = {"done": False, "stage": "download", "fraction": 0.0, "model": model_id,
+                  "bytes_done": 0, "bytes_total": None}
+        yield _json(status)
+        last = time.monotonic()
+        while True:
+            try:
+                item = q.get(timeout=1.0)
+            except queue.Empty:
+                yield _json(status)  # a heartbeat: a closed client is noticed
+                continue
+            if item[0] == "error":
+                raise item[1]
+            if item[0] == "result":
+                r = item[1]
+                yield _json({"done": True, "stage": "done", "fraction": 1.0, "model": model_id, "present": True,
+                             "path": r.path, "bytes": r.bytes, "already_present": r.already_present})
+                return
+            status["bytes_done"], status["bytes_total"] = item[1], item[2]
+            status["fraction"] = min(1.0, item[1] / item[2]) if item[2] else 0.0
+            if time.monotonic() - last >= 0.2:
+                last = time.monotonic()
+                yield _json(status)
+
     def model_choices(self) -> List[tuple]:
         rows = json.loads(self.models())
         return [(f"{r['id']} ({r['resolution']}px {r['domain']}" + ("" if r["present"] else ", downloads on first use") + ")",

@@ -458,6 +458,8 @@ def build_app(backend: Backend) -> gr.Blocks:
             trigger = gr.Button(visible=False)
 
         trigger.click(user_errors(backend.models), None, o_json, api_name="models", concurrency_limit=None)
+        trigger.click(user_errors(backend.download), [a_model], o_status, api_name="download",
+                      concurrency_id="download", concurrency_limit=2)
         trigger.click(user_errors(backend.project), [a_image, a_mask, a_box, a_model, a_steps, a_seed, a_adapt],
                       [o_status, o_crop, o_recon, o_adapted], api_name="project",
                       concurrency_id=ENGINE, concurrency_limit=16)

@@ -16,8 +16,10 @@ def cmd_convert(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("convert", help="convert a rosinality StyleGAN2 .pt checkpoint to safetensors + config JSON")
-    p.add_argument("input", help="the .pt checkpoint (read with torch.load(weights_only=True); no code runs)")
+    p = sub.add_parser("convert", help="convert a StyleGAN2 checkpoint (rosinality .pt, or an NVIDIA .pkl: "
+                                       "stylegan2-ada-pytorch / stylegan3 / TensorFlow) to safetensors + config JSON")
+    p.add_argument("input", help="the .pt checkpoint (read with torch.load(weights_only=True)) or NVIDIA network "
+                                 "pickle (read by a restricted unpickler); no code in either runs")
     p.add_argument("output", help="the .safetensors file to write (its config JSON goes beside it)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=cmd_convert)

@@ -140,9 +140,52 @@ def square_around(box: Tuple[int, int, int, int], size: Tuple[int, int], margin:
     return x0, y0, side
 
 
+def check_content_box(content, resolution: int) -> Tuple[int, int, int, int]:
+    """A model's content box ``[x, y, w, h]`` (model pixels) inside its ``resolution`` square."""
+    try:
+        x, y, w, h = (int(v) for v in content)
+    except (TypeError, ValueError):
+        raise InputError(f"content_box must be [x, y, w, h] in model pixels, got {content!r}") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > resolution or y + h > resolution:
+        raise InputError(f"content_box {[x, y, w, h]} does not fit the {resolution}x{resolution} canvas")
+    return x, y, w, h
+
+
+def square_for_content(box: Tuple[int, int, int, int], margin: float, content: Tuple[int, int, int, int],
+                       resolution: int) -> Tuple[int, int, int]:
+    """The photo square whose model-canvas content box holds the margin-widened ``box``, centred."""
+    x, y, w, h = box
+    cx, cy, cw, ch = content
+    side = int(math.ceil(max(w * (1.0 + 2.0 * margin) * resolution / cw,
+                             h * (1.0 + 2.0 * margin) * resolution / ch)))
+    while True:  # grow until rounding leaves the whole box inside the content rectangle
+        scale = side / resolution
+        x0 = int(round(x + w / 2.0 - (cx + cw / 2.0) * scale))
+        y0 = int(round(y + h / 2.0 - (cy + ch / 2.0) * scale))
+        r = content_rect((x0, y0, side), content, resolution)
+        inner = (x0 + r[0] + 1, y0 + r[1] + 1, x0 + r[2] - 1, y0 + r[3] - 1)  # strictly inside: no edge pixels
+        if inner[0] <= x and inner[1] <= y and x + w <= inner[2] and y + h <= inner[3]:
+            return x0, y0, side
+        side += 1
+
+
+def content_rect(square: Tuple[int, int, int], content: Tuple[int, int, int, int], resolution: int):
+    """The content box in square pixels: (x0, y0, x1, y1), rounded outward."""
+    side = square[2]
+    cx, cy, cw, ch = content
+    return (int(math.floor(cx * side / resolution)), int(math.floor(cy * side / resolution)),
+            int(math.ceil((cx + cw) * side / resolution)), int(math.ceil((cy + ch) * side / resolution)))
+
+
 def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None,
-              mask: Optional[np.ndarray] = None, margin: float = DEFAULT_MARGIN) -> Crop:
-    """The model's view of a selection given as a box or an image-sized soft mask."""
+              mask: Optional[np.ndarray] = None, margin: float = DEFAULT_MARGIN,
+              content_box: Optional[Sequence[int]] = None) -> Crop:
+    """The model's view of a selection given as a box or an image-sized soft mask.
+
+    ``content_box`` (a manifest's ``[x, y, w, h]`` in model pixels, e.g. the LSUN car
+    model's rows 64-447): the selection and its margin fill that box, not the whole canvas;
+    the canvas outside it is the training data's zero padding, so the crop is black there
+    (not photo pixels) and nothing of it is ever composited (the edit mask is 0 there)."""
     if (box is None) == (mask is None):
         raise InputError("give exactly one of a box or a mask for the selection")
     if not 0.0 <= margin <= 1.0:
@@ -160,8 +203,17 @@ def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None
         if sel[2] < MIN_BOX or sel[3] < MIN_BOX:
             raise InputError(f"selection {sel[2]}x{sel[3]} px is too small; it must be at least {MIN_BOX}x{MIN_BOX} px")
         full_mask = mask
-    square = square_around(sel, size, margin)
+    content = check_content_box(content_box, resolution) if content_box is not None else None
+    square = square_around(sel, size, margin) if content is None else \
+        square_for_content(sel, margin, content, resolution)
     region = cut_square(photo.rgb, square, pad="edge")
+    if content is not None:
+        x0, y0, x1, y1 = content_rect(square, content, resolution)
+        padded = np.zeros_like(region)
+        padded[y0:y1, x0:x1] = region[y0:y1, x0:x1]
+        region = padded
+        notes.append(f"the model's content is the box {list(content)} of its {resolution}x{resolution} canvas: "
+                     "the selection fills that box; the rest is the model's zero padding")
     if full_mask is not None:
         region_mask = cut_square(full_mask, square, pad="zero")
     else:

@@ -1,4 +1,10 @@
-"""``priorpaint convert IN.pt OUT.safetensors``: rosinality StyleGAN2 checkpoint -> safetensors.
+"""``priorpaint convert IN OUT.safetensors``: a StyleGAN2 checkpoint -> safetensors.
+
+``IN`` is a rosinality ``.pt`` checkpoint or an NVIDIA network pickle (``.pkl``:
+stylegan2-ada-pytorch / stylegan3 snapshots, or the original TensorFlow StyleGAN2 ``(G, D, Gs)``
+pickles).  A network pickle is read by :mod:`.nvidia_pickle`'s restricted unpickler: no code
+embedded in it runs, and ``G_ema`` / ``Gs`` (with ``w_avg`` / ``dlatent_avg`` as ``latent_avg``)
+is mapped to the rosinality layout.
 
 The input is read with ``torch.load(weights_only=True)``: only tensors, numbers, strings
 and plain containers are accepted, so a pickle that would run code (any class or function
@@ -91,11 +97,18 @@ def convert(src, dst, overwrite: bool = False) -> dict:
     for p in (dst, meta_path):
         if p.exists() and not overwrite:
             raise InputError(f"{p} exists; pass --force to overwrite it")
-    sd, latent_avg = extract_g_ema(load_checkpoint(src), where=str(src))
+    from .nvidia_pickle import is_network_pickle, load_network_pickle
+    info = None
+    if is_network_pickle(src):
+        sd, latent_avg, info = load_network_pickle(src)
+    else:
+        sd, latent_avg = extract_g_ema(load_checkpoint(src), where=str(src))
     if latent_avg is not None and "style.1.weight" in sd and latent_avg.numel() != sd["style.1.weight"].shape[1]:
         log.warning("%s: latent_avg has %d values, not style_dim; it is left out", src, latent_avg.numel())
         latent_avg = None
     config = check_generator(sd, latent_avg, str(src))
+    if info and info.get("lr_mlp") not in (None, 0.01):
+        config["lr_mlp"] = info["lr_mlp"]
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
     if latent_avg is not None:
         tensors["latent_avg"] = latent_avg.contiguous()
@@ -111,8 +124,12 @@ def convert(src, dst, overwrite: bool = False) -> dict:
         "resolution": config["size"],
         "description": f"StyleGAN2 converted by priorpaint convert from {src.name}",
         "latent_avg": latent_avg is not None,
+        "notes": ([] if any(k.startswith("noises.") for k in sd) else
+                  ["no noises.noise_N buffers in the checkpoint (an older file): the loader draws fixed noise maps "
+                   "from seed 0, so fine detail differs from the original run's"]),
         "tensors": len(tensors),
-        "converted_from": {"file": src.name, "sha256": _sha256(src)},
+        "converted_from": {"file": src.name, "sha256": _sha256(src),
+                           **({"pickle": info["kind"], "network": info["network"]} if info else {})},
         "sources": [{"type": "file", "path": dst.name, "sha256": digest, "format": "safetensors"}],
     }
     meta_path.write_text(json.dumps(record, indent=2) + "\n")

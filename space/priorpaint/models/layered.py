@@ -38,6 +38,8 @@ class LayeredGenerator(nn.Module):
     #: heads, vectors) is keyed by it.  Set by the model registry when it loads a model; a
     #: generator built by hand must be given one before anything is derived for it.
     model_id: str = ""
+    #: what loading the weights had to say (e.g. noise maps made from a seed), for every report
+    load_notes: Tuple[str, ...] = ()
     #: projection's multi-start budget: random candidates scored, starts optimised as a batch
     #: (a cheap 64 px generator affords many; a large StyleGAN2 overrides this with fewer)
     projection_defaults = {"candidates": 256, "starts": 8}

@@ -24,6 +24,7 @@ def list_models(kind: Optional[str] = None, default: Optional[str] = None, paths
         row = {
             "id": entry.id, "kind": entry.kind, "architecture": entry.architecture,
             "resolution": entry.resolution, "domain": entry.domain, "present": bool(present),
+            "downloadable": any(s.type == "hub" for s in entry.sources),  # `priorpaint download` / API download
             "source": (src or entry.sources[0]).describe(), "description": entry.description,
             "default": entry.id == default,
         }

@@ -8,13 +8,15 @@ A model entry::
       "architecture": "dcgan",
       "config": {"nz": 100, "ngf": 64, "nc": 3},
       "resolution": 64, "domain": "faces", "split_layer": "b8",
+      "content_box": [0, 64, 512, 384],   # optional: where the content is on the canvas (x, y, w, h;
+                                          # the LSUN car model); the selection fills it, not the padding
       "license": "MIT", "description": "...",
       "sources": [                        # tried in order
         {"type": "package", "package": "gan-face-generate", "version": "1.1.1",
          "path": "gan_face_generate/weights.tar", "sha256": "...",
          "format": "torch", "state_dict_key": "netG_state_dict"},
         {"type": "hub", "repo_id": "...", "filename": "...", "revision": "<40 hex>",
-         "sha256": "...", "format": "safetensors"},
+         "sha256": "...", "size": 132717355, "format": "safetensors"},
         {"type": "file", "path": "/abs/or/relative/to/manifest.safetensors", "sha256": "..."}
       ]
     }
@@ -36,7 +38,7 @@ from typing import Dict, List, Optional
 from ..errors import InputError, ModelError
 
 SOURCE_TYPES = ("package", "hub", "file")
-FORMATS = ("torch", "safetensors")
+FORMATS = ("torch", "safetensors", "nvidia-pickle")  # nvidia-pickle: read by models/nvidia_pickle.py
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _REV = re.compile(r"^[0-9a-f]{40}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -47,6 +49,8 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 class Source:
     type: str
     sha256: Optional[str] = None
+    #: the file's size in bytes, when known: checked before hashing (a wrong size is refused at once)
+    size: Optional[int] = None
     format: str = "torch"
     state_dict_key: Optional[str] = None
     # package
@@ -92,6 +96,8 @@ def _parse_source(raw: dict, where: str) -> Source:
         src.sha256 = src.sha256.lower()
         if not _SHA.match(src.sha256):
             raise ModelError(f"{where}: sha256 must be 64 hex digits")
+    if src.size is not None and (isinstance(src.size, bool) or not isinstance(src.size, int) or src.size < 0):
+        raise ModelError(f"{where}: size must be a whole number of bytes")
     if src.format not in FORMATS:
         raise ModelError(f"{where}: format must be one of {FORMATS}")
     if src.type == "package" and not (src.package and src.path):

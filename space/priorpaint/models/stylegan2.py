@@ -41,6 +41,7 @@ per modulated layer) or ``w`` (``(N, style_dim)``, broadcast); ``sample_latents`
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import OrderedDict
@@ -54,6 +55,7 @@ from .layered import LayeredGenerator
 from .stylegan2_layers import ConstantInput, EqualLinear, ImageOut, InputBlock, PixelNorm, StyledConv, ToRGB, UpBlock
 
 LATENT_SPACES = ("w+", "w", "z")
+log = logging.getLogger(__name__)
 
 def default_channels(size: int, channel_multiplier: int) -> Dict[int, int]:
     """Channels per resolution of the official configs (512 up to 32x32, then halving)."""
@@ -68,7 +70,9 @@ def default_channels(size: int, channel_multiplier: int) -> Dict[int, int]:
 _REQUIRED = ("style.1.weight", "style.1.bias", "input.input", "conv1.conv.weight",
              "conv1.conv.modulation.weight", "conv1.conv.modulation.bias", "conv1.noise.weight",
              "conv1.activate.bias", "to_rgb1.conv.weight", "to_rgb1.conv.modulation.weight",
-             "to_rgb1.conv.modulation.bias", "to_rgb1.bias", "noises.noise_0")
+             "to_rgb1.conv.modulation.bias", "to_rgb1.bias")
+#: seed of the fixed noise maps made for checkpoints saved without ``noises.noise_N``
+FALLBACK_NOISE_SEED = 0
 
 
 def infer_config(sd: Dict[str, torch.Tensor]) -> dict:
@@ -158,6 +162,7 @@ class StyleGAN2Generator(LayeredGenerator):
             prev = c
         # the (optional) average w of the checkpoint; not part of the state dict
         self.register_buffer("latent_avg", None, persistent=False)
+        self.load_notes: List[str] = []  # what loading had to make up (e.g. missing noise buffers)
         self._mean_cache: Dict[str, torch.Tensor] = {}
 
         named = [("b4", InputBlock(self.input, self.conv1, self.to_rgb1))]
@@ -198,6 +203,16 @@ class StyleGAN2Generator(LayeredGenerator):
             raise ValueError(f"the weights are a StyleGAN2 with {describe_config(found)}; "
                              f"this model is configured for {describe_config(self.config)}")
         own = self.state_dict()
+        self.load_notes = []
+        if not any(k.startswith("noises.") for k in sd):
+            # old rosinality checkpoints predate the saved noise buffers: fixed maps from a seed
+            g = torch.Generator().manual_seed(FALLBACK_NOISE_SEED)
+            for i in range(self.num_noise):
+                sd[f"noises.noise_{i}"] = torch.randn(tuple(own[f"noises.noise_{i}"].shape), generator=g)
+            self.load_notes.append(f"the weights have no noises.noise_N buffers (an older checkpoint): fixed noise "
+                                   f"maps were drawn from seed {FALLBACK_NOISE_SEED}, so images differ in fine "
+                                   "detail from the original training run's")
+            log.warning("StyleGAN2 weights without noise buffers: %s", self.load_notes[-1])
         for k in own:  # the FIR kernels are constants: fill them in when a file leaves them out
             if k.endswith(("blur.kernel", "upsample.kernel")) and k not in sd:
                 sd[k] = own[k]

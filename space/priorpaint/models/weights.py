@@ -4,8 +4,11 @@ Sources are tried in order.  A package source is a file inside an installed
 distribution; a hub source goes through ``huggingface_hub.hf_hub_download`` (cache only,
 unless the caller allows a download because the user asked for that hub model); a file
 source is a path.  Every file with a ``sha256`` in the manifest is verified before it is
-read; a mismatch is refused.  Tensors are read with safetensors or with
-``torch.load(weights_only=True)``: no pickled code ever runs.
+read (its size first, when the manifest gives one); a mismatch is refused.  Tensors are read
+with safetensors, with ``torch.load(weights_only=True)`` or, for NVIDIA network pickles
+(format ``nvidia-pickle``), with the restricted unpickler of :mod:`.nvidia_pickle`: no
+pickled code ever runs.  A checkpoint's ``latent_avg`` beside its ``state_dict_key`` entry
+is kept (as the ``latent_avg`` tensor of the state dict).
 """
 
 from __future__ import annotations
@@ -42,7 +45,14 @@ def sha256_file(path: Path) -> str:
     return _verified[key]
 
 
-def verify(path: Path, expected: Optional[str], what: str) -> None:
+def verify(path: Path, expected: Optional[str], what: str, size: Optional[int] = None) -> None:
+    """Refuse ``path`` unless its size (when given; checked first, so that a truncated
+    or wrong 130 MB file is refused without hashing it) and sha256 match the manifest."""
+    if size is not None:
+        actual_size = Path(path).stat().st_size
+        if actual_size != size:
+            raise WeightsIntegrityError(
+                f"size mismatch for {what}: expected {size} bytes, got {actual_size}; refusing to load {path}")
     if not expected:
         log.warning("%s has no sha256 in the manifest; not verified", what)
         return
@@ -63,7 +73,7 @@ def _package_file(src: Source) -> Optional[Path]:
     return path if path.is_file() else None
 
 
-def _hub_file(src: Source, allow_download: bool) -> Optional[Path]:
+def _hub_file(src: Source, allow_download: bool, entry: Optional[ModelEntry] = None) -> Optional[Path]:
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import LocalEntryNotFoundError
@@ -76,8 +86,15 @@ def _hub_file(src: Source, allow_download: bool) -> Optional[Path]:
         pass
     if not allow_download:
         return None
+    from .hub import hub_unreachable, offline_message
+    if entry is not None and hub_unreachable():  # one line at once, not after ~25 s of retries
+        raise ModelError(offline_message(entry, src))
     try:
         return Path(hf_hub_download(**kwargs))
+    except LocalEntryNotFoundError:  # offline, or the Hub unreachable
+        if entry is None:
+            raise ModelError(f"cannot download {src.describe()}: offline or the Hub cannot be reached") from None
+        raise ModelError(offline_message(entry, src)) from None
     except Exception as e:  # network, 404, auth: one clear line
         raise ModelError(f"cannot download {src.describe()}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 
@@ -94,7 +111,7 @@ def locate(src: Source, entry: ModelEntry, allow_download: bool = False) -> Opti
     if src.type == "package":
         return _package_file(src)
     if src.type == "hub":
-        return _hub_file(src, allow_download)
+        return _hub_file(src, allow_download, entry)
     return _file(src, entry)
 
 
@@ -107,6 +124,11 @@ def weights_status(entry: ModelEntry) -> Tuple[bool, Optional[Source], Optional[
     return False, None, None
 
 
+class TrainingArgs:
+    """What an ``argparse.Namespace`` in a checkpoint is rebuilt as under ``weights_only``:
+    its attributes and nothing else."""
+
+
 def safe_torch_load(path: Path):
     """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors.
 
@@ -116,7 +138,10 @@ def safe_torch_load(path: Path):
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(str(path), map_location="cpu", weights_only=True)
+            # rosinality's train.py saves its argparse.Namespace as "args": exactly that global is
+            # allowed, rebuilt as a plain attribute bag (nothing runs), and callers ignore it
+            with torch.serialization.safe_globals([(TrainingArgs, "argparse.Namespace")]):
+                return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
         what = (f"the pickle needs code execution (it references {m.group(1)})" if m else
@@ -138,14 +163,22 @@ def read_state_dict(path: Path, src: Source) -> Dict[str, torch.Tensor]:
         except Exception as e:
             first = str(e).splitlines()[0] if str(e) else ""
             raise ModelError(f"cannot read weights {path} as safetensors: {type(e).__name__}: {first}") from None
+    elif src.format == "nvidia-pickle":
+        from .nvidia_pickle import state_dict_for_manifest
+        sd = state_dict_for_manifest(path)  # restricted unpickler: no embedded code runs
     else:
         sd = safe_torch_load(path)
+    latent_avg = None
     if src.state_dict_key:
         if not isinstance(sd, dict) or src.state_dict_key not in sd:
             raise ModelError(f"weights {path} have no '{src.state_dict_key}' entry")
+        # a rosinality checkpoint keeps its mean w beside g_ema: keep it on every path
+        latent_avg = sd.get("latent_avg")
         sd = sd[src.state_dict_key]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ModelError(f"weights {path} are not a state dict of tensors")
+    if isinstance(latent_avg, torch.Tensor) and "latent_avg" not in sd:
+        sd = dict(sd, latent_avg=latent_avg)
     return sd
 
 
@@ -161,11 +194,12 @@ def load_weights(entry: ModelEntry, allow_download: bool = False) -> Tuple[Dict[
         if path is None:
             tried.append(src.describe())
             continue
-        verify(path, src.sha256, f"{entry.id} ({src.describe()})")
+        verify(path, src.sha256, f"{entry.id} ({src.describe()})", size=src.size)
         return read_state_dict(path, src), src, path
     hint = ""
     if any(s.type == "hub" for s in entry.sources) and not allow_download:
-        hint = "; it is a hub model: ask for it explicitly to download it"
+        hint = (f"; it is a hub model: ask for it explicitly to download it, or run "
+                f"`priorpaint download {entry.id}`")
     if os.environ.get("HF_HUB_OFFLINE"):
         hint += " (HF_HUB_OFFLINE is set)"
     raise ModelError(f"weights for {entry.id} are not available (tried: {'; '.join(tried)}){hint}")

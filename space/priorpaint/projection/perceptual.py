@@ -1,10 +1,17 @@
-"""An optional perceptual loss: LPIPS-style distances on VGG-16 features.
+"""The perceptual loss: LPIPS-VGG from the ``lpips`` package, backbone from the Hub.
 
-Used only when a manifest entry of ``"kind": "perceptual"`` (architecture ``vgg16``)
-has its weights present; otherwise :func:`get_perceptual` logs a notice once and
-returns None, and callers use pixel losses alone.  Weights are a VGG-16 ``features``
-state dict (torchvision key names ``features.<i>.weight``), optionally with LPIPS
-linear heads ``lin<k>.model.1.weight`` (shape (1, C, 1, 1)).
+The manifest entry ``lpips-vgg`` (``"kind": "perceptual"``, ``"architecture": "lpips-vgg"``)
+names the torchvision ImageNet VGG-16 weights as published in the Hub repo
+``timm/vgg16.tv_in1k`` (``model.safetensors``, pinned; ``priorpaint download lpips-vgg``).
+Only its ``features.N.*`` tensors are read (``safetensors.safe_open``, key by key), so the
+classifier (~470 MB of the 553 MB) never reaches memory.  The LPIPS linear heads come from
+the ``lpips`` wheel itself (``lpips/weights/v0.1/vgg.pth``, read with
+``torch.load(weights_only=True)``); ``lpips.LPIPS`` is built with ``pretrained=False,
+pnet_rand=True`` so that neither lpips nor torchvision downloads anything.
+
+Projection, G′ and segmentation edits call :func:`get_perceptual`; when the entry's
+weights are not present it logs a notice once (with the download command) and returns
+None, and callers use pixel losses alone.  ``PRIORPAINT_PERCEPTUAL=off`` disables it.
 """
 
 from __future__ import annotations
@@ -12,86 +19,103 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Dict, List, Optional
+import warnings
+from pathlib import Path
+from typing import Dict, Optional
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from ..device import as_device
 from ..errors import ModelError
-from ..models.manifest import load_manifest
-from ..models.weights import load_weights, weights_status
+from ..models.manifest import ModelEntry, load_manifest
+from ..models.weights import locate, verify
 
 log = logging.getLogger(__name__)
-_VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
-_TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 in torchvision's numbering
+
+ARCHITECTURE = "lpips-vgg"
+#: torchvision ``features`` index -> the lpips slice holding it (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3)
+_SLICES = ((1, range(0, 4)), (2, range(4, 9)), (3, range(9, 16)), (4, range(16, 23)), (5, range(23, 30)))
 
 
-class VGGPerceptual(nn.Module):
-    def __init__(self):
+def _lpips_lin_weights() -> Dict[str, torch.Tensor]:
+    import lpips
+    path = Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth"
+    if not path.is_file():
+        raise ModelError(f"the lpips package has no {path.name} linear-layer weights at {path}")
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+class LPIPSVGG(nn.Module):
+    """``lpips.LPIPS(net="vgg")`` with the given backbone; ``forward(a, b, mask)`` is the
+    per-sample distance of images in [-1, 1], averaged over the mask when one is given."""
+
+    def __init__(self, features: Dict[str, torch.Tensor]):
         super().__init__()
-        layers: List[nn.Module] = []
-        c_in = 3
-        for v in _VGG16:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU(inplace=False)]
-                c_in = v
-        self.features = nn.Sequential(*layers)
-        chans = [64, 128, 256, 512, 512]
-        self.lins = nn.ParameterList([nn.Parameter(torch.ones(1, c, 1, 1) / c) for c in chans])
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-
-    def load_weights(self, sd: Dict[str, torch.Tensor]) -> None:
-        feats = {k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}
-        missing = [k for k in self.features.state_dict() if k not in feats]
+        import lpips
+        with warnings.catch_warnings():  # torchvision's 'pretrained' deprecation notices
+            warnings.simplefilter("ignore")
+            self.lpips = lpips.LPIPS(net="vgg", pretrained=False, pnet_rand=True, spatial=True, verbose=False)
+        lins = _lpips_lin_weights()
+        result = self.lpips.load_state_dict(lins, strict=False)
+        if any(k.startswith("lin") for k in result.unexpected_keys) or not lins:
+            raise ModelError("the lpips package's vgg.pth does not fit lpips.LPIPS(net='vgg')")
+        mapped = {}
+        for k, v in features.items():
+            idx = int(k.split(".")[1])
+            for s, rng in _SLICES:
+                if idx in rng:
+                    mapped[f"slice{s}.{k.split('.', 1)[1]}"] = v
+        own = self.lpips.net.state_dict()
+        missing = sorted(set(own) - set(mapped))
         if missing:
-            raise ModelError(f"perceptual weights lack VGG-16 keys such as features.{missing[0]}")
-        self.features.load_state_dict(feats)
-        for i in range(5):
-            w = sd.get(f"lin{i}.model.1.weight")
-            if w is not None:
-                self.lins[i].data.copy_(w.reshape(self.lins[i].shape))
-
-    def _taps(self, x: torch.Tensor) -> List[torch.Tensor]:
-        x = ((x + 1.0) / 2.0 - self.mean) / self.std
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in _TAPS:
-                out.append(x)
-                if len(out) == len(_TAPS):
-                    break
-        return out
+            raise ModelError(f"perceptual weights lack VGG-16 keys such as features.{missing[0].split('.', 1)[1]}")
+        for k, v in mapped.items():
+            if k in own and tuple(own[k].shape) != tuple(v.shape):
+                raise ModelError(f"VGG-16 weight features.{k.split('.', 1)[1]} has shape {tuple(v.shape)}, "
+                                 f"expected {tuple(own[k].shape)}")
+        self.lpips.net.load_state_dict({k: v for k, v in mapped.items() if k in own})
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Per-sample distance between images ``a`` and ``b`` in [-1, 1] (optionally masked)."""
-        fa, fb = self._taps(a), self._taps(b)
-        total = 0.0
-        for lin, x, y in zip(self.lins, fa, fb):
-            x = x / (x.norm(dim=1, keepdim=True) + 1e-10)
-            y = y / (y.norm(dim=1, keepdim=True) + 1e-10)
-            d = ((x - y) ** 2 * lin).sum(1, keepdim=True)
-            if mask is not None:
-                m = F.interpolate(mask, size=d.shape[-2:], mode="area")
-                total = total + (d * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1e-6)
-            else:
-                total = total + d.flatten(1).mean(1)
-        return total
+        d = self.lpips(a, b)  # (N, 1, H, W): spatial LPIPS, each layer upsampled to the input size
+        if mask is None:
+            return d.flatten(1).mean(1)
+        m = mask if mask.shape[-2:] == d.shape[-2:] else nn.functional.interpolate(mask, size=d.shape[-2:],
+                                                                                   mode="area")
+        return (d * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1e-6)
 
 
-_cache: Dict[str, Optional[VGGPerceptual]] = {}
+def read_features(path: Path) -> Dict[str, torch.Tensor]:
+    """Only the ``features.N.*`` tensors of a VGG-16 safetensors file (key by key)."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys() if k.startswith("features.")}
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ModelError(f"cannot read VGG-16 weights {path} as safetensors: {type(e).__name__}: {first}") from None
+
+
+def build_from_entry(entry: ModelEntry, device=None) -> Optional[LPIPSVGG]:
+    """The loss network of a perceptual entry whose file is here (verified), else None."""
+    for src in entry.sources:
+        path = locate(src, entry, allow_download=False)
+        if path is None:
+            continue
+        verify(path, src.sha256, f"{entry.id} ({src.describe()})", size=src.size)
+        return LPIPSVGG(read_features(path)).to(as_device(device))
+    return None
+
+
+_cache: Dict[str, Optional[LPIPSVGG]] = {}
 _lock = threading.Lock()
 
 
-def get_perceptual(device=None) -> Optional[VGGPerceptual]:
-    """The perceptual loss network if the manifest provides present weights, else None.
-
-    ``PRIORPAINT_PERCEPTUAL=off`` disables it.
-    """
+def get_perceptual(device=None) -> Optional[LPIPSVGG]:
+    """The LPIPS-VGG loss if a perceptual manifest entry has its weights present, else None."""
     if os.environ.get("PRIORPAINT_PERCEPTUAL", "").lower() in ("0", "off", "no", "false"):
         return None
     dev = as_device(device)
@@ -99,20 +123,15 @@ def get_perceptual(device=None) -> Optional[VGGPerceptual]:
         if str(dev) in _cache:
             return _cache[str(dev)]
         net = None
-        entries = [e for e in load_manifest().values() if e.kind == "perceptual" and e.architecture == "vgg16"]
+        entries = [e for e in load_manifest().values() if e.kind == "perceptual" and e.architecture == ARCHITECTURE]
         for entry in entries:
-            if weights_status(entry)[0]:
-                sd, _, _ = load_weights(entry)
-                net = VGGPerceptual()
-                net.load_weights(sd)
-                net = net.eval().to(dev)
-                for p in net.parameters():
-                    p.requires_grad_(False)
-                log.info("perceptual loss: using %s", entry.id)
+            net = build_from_entry(entry, dev)
+            if net is not None:
+                log.info("perceptual loss: LPIPS-VGG from %s", entry.id)
                 break
         if net is None:
-            log.info("perceptual loss skipped: no 'perceptual' manifest entry with weights present "
-                     "(%s); using pixel losses only", ", ".join(e.id for e in entries) or "none listed")
+            hint = "; ".join(f"`priorpaint download {e.id}`" for e in entries) or "no perceptual entry is listed"
+            log.info("perceptual loss skipped: its weights are not downloaded (%s); using pixel losses only", hint)
         _cache[str(dev)] = net
         return net
 
