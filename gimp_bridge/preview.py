@@ -110,6 +110,7 @@ class PreviewWorker:
             return
         finally:
             self._done.set()
+        projected_at = time.monotonic()
         if self.on_ready is not None:
             self.on_ready(self.projection)
         while True:
@@ -126,7 +127,7 @@ class PreviewWorker:
                 if not self._closed:
                     self._fail(str(exc))
                 return
-            seconds = time.monotonic() - asked
+            seconds = time.monotonic() - max(asked, projected_at)   # a request made while fitting waited for it
             self.shown.append((key, seconds))
             if self.on_image is not None and not self._closed:
                 self.on_image(key, image, seconds)

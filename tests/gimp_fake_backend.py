@@ -52,6 +52,7 @@ class FakeKindsBackend:
         self.files = {}
         self.sessions = {}
         self.calls = []
+        self.info = None        # what /gradio_api/info answers (None: 404, like a backend without it)
         fake = self
 
         class Handler(QuietHandler):
@@ -68,6 +69,10 @@ class FakeKindsBackend:
                 self._send(200, json.dumps({"event_id": f"ev{len(fake.calls)}"}).encode())
 
             def do_GET(self):
+                if self.path == "/gradio_api/info":     # by default an older backend: nothing declared
+                    if fake.info is None:
+                        return self._send(404, b'{"detail": "Not Found"}')
+                    return self._send(200, json.dumps(fake.info).encode())
                 if self.path.startswith("/gradio_api/file="):
                     blob = fake.files.get(self.path.split("=", 1)[1])
                     return self._send(200, blob, "image/png") if blob else self._send(404, b"{}")
@@ -102,6 +107,15 @@ class FakeKindsBackend:
         return {"path": path, "url": f"/gradio_api/file={path}", "meta": {"_type": "gradio.FileData"}}
 
     def handle(self, api: str, data: list):
+        if api == "directions":
+            return [json.dumps([{"name": "exposure", "description": "+ brighter, - darker", "min": -3.0,
+                                 "max": 3.0, "default": 0.0}])]
+        if api == "preview":   # a square whose brightness follows the strength: the dialog must show it change
+            self.sessions[data[0]]   # an unknown session is an error, as in the real backend
+            specs = json.loads(data[1])
+            strength = float(specs[0]["strength"]) if specs else 0.0
+            level = int(max(0, min(255, 128 + 40 * strength)))
+            return [self._file(np.full((64, 64, 3), level, np.uint8))]
         if api == "concepts":
             return [json.dumps({"concepts": [{"name": "hair"}, {"name": "door"}], "vectors": []})]
         if api == "project":

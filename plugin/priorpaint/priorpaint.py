@@ -433,8 +433,7 @@ def _semantic_dialog(procedure, config, crop, directions, client, s):
         psnr = state["worker"].projection.status.get("psnr_projection")
         status.set_text("Ready%s. Move the strength to see the edit." %
                         (" (the model matches the selection to %.1f dB)" % psnr if isinstance(psnr, (int, float)) else ""))
-        _trace("projected")
-        fire()
+        _trace("projected")     # the worker now renders the newest request made while it fitted
         return False
 
     def on_image(k, image, seconds):
@@ -849,7 +848,7 @@ class PriorPaint(Gimp.PlugIn):
         if name == PROC_EDIT:
             procedure.add_string_argument("direction", "_Direction", "The name of one of the model's directions",
                                           "", RW)
-            procedure.add_double_argument("strength", "_Strength",
+            procedure.add_double_argument("strength", "Stre_ngth",
                                           "How far to move along the direction; the dialog's slider covers the "
                                           "direction's range, and a value outside it is brought into it",
                                           -10.0, 10.0, 1.0, RW)
