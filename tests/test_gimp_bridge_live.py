@@ -75,6 +75,34 @@ def test_semantic_edit_layer_lands_on_the_selection(server, photo):
     assert c.bytes_sent < 200_000
 
 
+def test_preview_follows_the_strength_and_edit_inputs_are_declared(server, photo):
+    """What the Semantic edit dialog uses: one projection, then previews per strength; and the
+    `edit` inputs the backend declares (the bridge sends `composite` only when declared)."""
+    from gimp_bridge.preview import PreviewWorker
+    c = Client(server.url, token=TOKEN)
+    directions = ops.list_directions(c)
+    name = directions[0]["name"]
+    lo, hi, _ = ops.direction_range(directions, name)
+    shown = []
+    worker = PreviewWorker(c, _crop(photo), on_image=lambda k, img, s: shown.append((k, img, s))).start()
+    assert worker.wait_projection(600) is not None, worker.error
+    for strength in (lo, hi):
+        n = len(shown)
+        worker.request(strength, [ops.direction_spec(name, strength)])
+        deadline = time.monotonic() + 120
+        while len(shown) == n and time.monotonic() < deadline and worker.error is None:
+            time.sleep(0.05)
+    worker.close()
+    assert [k for k, _, _ in shown] == [lo, hi], worker.error
+    a, b = (np.frombuffer(img.data, np.uint8).astype(int) for _, img, _ in shown)
+    assert shown[0][1].width == shown[0][1].height and np.abs(a - b).mean() > 2   # the preview moved
+    inputs = c.endpoint_inputs("edit")
+    assert inputs and len(inputs) >= 4
+    assert ops.supports_composite(c) == (len(inputs) >= 5 or "composite" in inputs)
+    print(f"\n[gimp_bridge] preview of {name} at {lo:+g} / {hi:+g}: "
+          f"{', '.join('%.2f s' % s for _, _, s in shown)} (shared machine: noisy)")
+
+
 def test_project_layers_give_gz_and_gprime(server, photo):
     c = Client(server.url, token=TOKEN)
     proj, layers = ops.project_layers(c, _crop(photo), adapt=True)
