@@ -144,6 +144,10 @@ class FakeKindsBackend:
                 labels = self._img(files[int(specs[0]["labels"].split(":")[1])])[..., :3]
                 if labels.shape[:2] != (h, w):
                     raise ValueError(f"labels are {labels.shape[1]}x{labels.shape[0]}, the layer box is {w}x{h}")
+                if specs[0].get("snap"):    # as the real backend: painted colours snap to the nearest legend colour
+                    legend = np.array(list(LEGEND.values()), np.int32)
+                    d = ((labels[..., None, :].astype(np.int32) - legend[None, None]) ** 2).sum(axis=3)
+                    labels = legend[d.argmin(axis=2)].astype(np.uint8)
                 known = {tuple(v) for v in LEGEND.values()}
                 found = {tuple(int(c) for c in v) for v in np.unique(labels.reshape(-1, 3), axis=0)}
                 if not found <= known:   # as the real backend: colours outside the legend are refused
