@@ -202,8 +202,12 @@ def test_concepts_and_segmentation_follow_the_backend(server, photo):
     # with an antialiased edge in between colours, as a GIMP brush leaves it
     labels[sy + 100, sx + 60:sx + 100, :3] = (np.array(colours[0]) * 0.6 + np.array(colours[1]) * 0.4).astype(np.uint8)
     edited = png.Image(crop.width, crop.height, 4, labels.tobytes())
-    with pytest.raises(BackendError, match="legend|colour"):   # the backend refuses colours outside the legend
-        ops.apply_segmentation(c, seg.session, edited, (crop.x, crop.y), adapt=False)
+    # without "snap" the backend refuses colours outside the legend; apply_segmentation asks it to snap
+    proj = ops.Projection(session=seg.session, status={}, crop=crop, square=(0, 0, 0), reconstruction=None,
+                          adapted=None)
+    with pytest.raises(BackendError, match="legend|colour"):
+        ops.edit(c, proj, [{"kind": "segment", "labels": "file:0"}], False, "x",
+                 files=[png.encode_image(edited)])
     layer = ops.apply_segmentation(c, seg.session, edited, (crop.x, crop.y), adapt=False, legend=seg.legend)
     # the result layer lies inside the crop, wherever the backend puts its box
     w, h = layer.image.width, layer.image.height
