@@ -141,6 +141,7 @@ class Client:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.last_cancel: Optional[dict] = None   # the cancel endpoint's answer after should_cancel fired
+        self._info: Optional[dict] = None          # /gradio_api/info, read once when needed
 
     @classmethod
     def from_settings(cls, **kw) -> "Client":
@@ -308,6 +309,24 @@ class Client:
                 raise Cancelled(f"{api_name} cancelled")
         raise BackendError(f"{api_name}: the backend closed the stream before finishing "
                            f"(the server may have stopped or restarted)")
+
+    def endpoint_inputs(self, api_name: str) -> Optional[List[str]]:
+        """The input names of a named endpoint from ``/gradio_api/info`` (cached), or None if unknown.
+
+        Lets the bridge send an optional input (``edit``'s ``composite``) only to a backend
+        that declares it; an older backend would refuse a longer input list.
+        """
+        if self._info is None:
+            try:
+                info = self._json("GET", "/gradio_api/info")
+            except BridgeError:
+                info = {}
+            self._info = info if isinstance(info, dict) else {}
+        endpoint = (self._info.get("named_endpoints") or {}).get("/" + api_name)
+        if not isinstance(endpoint, dict):
+            return None
+        return [str(p.get("parameter_name") or p.get("label") or "") for p in endpoint.get("parameters") or []
+                if isinstance(p, dict)]
 
     def predict(self, api_name: str, *data: Any) -> List[Any]:
         return self.call(api_name, list(data))

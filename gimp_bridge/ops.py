@@ -132,6 +132,33 @@ class Segmentation:
     labels: Layer                            # label map (RGB(A)) placed over the layer box
 
 
+# What the backend's stage names mean, in the words GIMP shows in its progress bar.
+STAGE_WORDS = {
+    "queued": "waiting in the backend's queue",
+    "waiting for a free slot": "waiting for the backend (it is busy with other jobs)",
+    "starting": "starting",
+    "load": "loading the model",
+    "crop": "cutting out the selection",
+    "project": "fitting the selection to the model",
+    "refine": "fitting the selection to the model",
+    "edit": "applying the edit",
+    "adapt": "tuning the model to this photo",
+    "render": "blending the result into the photo",
+    "composite": "blending the result into the photo",
+    "segment": "finding the parts",
+    "paint": "painting the concept",
+}
+
+COMPOSITE_MODES = ("detail", "replace")
+COMPOSITE_LABELS = {"detail": "Keep photo detail", "replace": "Replace with generated pixels"}
+
+
+def stage_words(stage: str) -> str:
+    """A backend stage name (``project``, ``adapt``, ...) in plain words."""
+    stage = (stage or "").strip()
+    return STAGE_WORDS.get(stage, stage.replace("_", " "))
+
+
 class Progress:
     """Maps each backend call onto a slice of one overall progress bar."""
 
@@ -147,7 +174,8 @@ class Progress:
 
         def report(fraction: float, stage: str, status: dict) -> None:
             if self.callback is not None:
-                text = f"{label}: {stage}" if stage and stage != "done" else label
+                text = stage_words(stage) if stage and stage != "done" else label
+                text = text[:1].upper() + text[1:]
                 self.callback(min(1.0, start + width * max(0.0, min(1.0, fraction))), text)
 
         return report
@@ -204,20 +232,37 @@ def project(client: Client, crop: Crop, model: str = "", steps: Optional[int] = 
                       reconstruction=recon, adapted=adapted)
 
 
+def supports_composite(client: Client) -> bool:
+    """Whether the backend's ``edit`` endpoint takes the ``composite`` input (from /gradio_api/info)."""
+    names = client.endpoint_inputs("edit")
+    return bool(names) and ("composite" in names or len(names) >= 5)
+
+
 def edit(client: Client, projection: Projection, edits: List[dict], adapt: bool, name: str,
          files: Optional[List[bytes]] = None, on_progress: Optional[ProgressFn] = None, on_job=None,
-         should_cancel=None, composite: str = "detail") -> Layer:
+         should_cancel=None, composite: Optional[str] = None) -> Layer:
     """Apply edit specs to a projected session; return the result layer in image coordinates.
 
-    ``composite``: ``"detail"`` (the photo keeps its own detail, the generator gives the
-    edit's change) or ``"replace"`` (the generator's pixels: a reconstruction); see docs/api.md.
+    ``composite`` (``"detail"`` or ``"replace"``, None = the backend's default) is sent
+    only to a backend whose ``edit`` declares it; otherwise the layer's status carries a
+    note saying the backend's own compositing was used.
     """
+    if composite is not None and composite not in COMPOSITE_MODES:
+        raise BridgeError(f"composite must be one of {', '.join(COMPOSITE_MODES)}, got {composite!r}")
     file_refs = None
     if files:
         file_refs = [client.upload_file_data(b, f"spec{i}.png") for i, b in enumerate(files)]
-    outputs = client.call("edit", [projection.session, json.dumps(edits), bool(adapt), file_refs, composite],
-                          on_progress=on_progress, on_job=on_job, should_cancel=should_cancel)
+    data: List[Any] = [projection.session, json.dumps(edits), bool(adapt), file_refs]
+    local_notes: List[str] = []
+    if supports_composite(client):
+        data.append(composite or "detail")   # a backend with the choice needs all five inputs
+    elif composite is not None:
+        local_notes.append(f"this backend has no compositing choice; '{COMPOSITE_LABELS[composite]}' "
+                           f"was not applied (update the backend)")
+    outputs = client.call("edit", data, on_progress=on_progress, on_job=on_job, should_cancel=should_cancel)
     st = status_of(outputs)
+    if local_notes:
+        st["notes"] = list(st.get("notes") or []) + local_notes
     box = st.get("layer")
     if not isinstance(box, dict) or len(outputs) < 3 or not outputs[2]:
         raise BackendError(f"the backend's edit returned no layer: {st!r}")
@@ -233,31 +278,90 @@ def direction_spec(direction: str, strength: float) -> dict:
     return {"kind": "direction", "name": direction, "strength": float(strength)}
 
 
+def notes_of(status: Dict[str, Any]) -> List[str]:
+    """The backend's notes in a status (clamped strengths, resized inputs, ...), each one line."""
+    notes = status.get("notes") if isinstance(status, dict) else None
+    return [str(n) for n in notes] if isinstance(notes, list) else []
+
+
+def direction_range(directions: Sequence[dict], name: str) -> Tuple[float, float, float]:
+    """(min, max, default) of a listed direction; (-3, 3, 0) when the listing gives none."""
+    for d in directions:
+        if isinstance(d, dict) and d.get("name") == name:
+            try:
+                lo, hi = float(d.get("min", -3.0)), float(d.get("max", 3.0))
+                default = float(d.get("default", 0.0) or 0.0)
+            except (TypeError, ValueError):
+                break
+            if lo < hi:
+                return lo, hi, min(max(default, lo), hi)
+            break
+    return -3.0, 3.0, 0.0
+
+
+def clamp_strength(directions: Sequence[dict], name: str, strength: float) -> Tuple[float, Optional[str]]:
+    """The strength the backend will use (clamped to the direction's range) and a note when clamped."""
+    lo, hi, _ = direction_range(directions, name)
+    s = float(strength)
+    if lo <= s <= hi:
+        return s, None
+    used = min(max(s, lo), hi)
+    return used, f"strength {s:g} of {name!r} is outside its range [{lo:g}, {hi:g}]; used {used:g}"
+
+
+def preview(client: Client, projection: Projection, edits: List[dict], should_cancel=None) -> png.Image:
+    """``G_F`` of the edited latent for the selection's square at model resolution (fast, no G′)."""
+    outputs = client.call("preview", [projection.session, json.dumps(edits)], should_cancel=should_cancel)
+    if not outputs or not outputs[0]:
+        raise BackendError("the backend's preview returned no image")
+    return png.decode(client.download(outputs[0])).to_rgb()
+
+
 def semantic_edit(client: Client, crop: Crop, direction: str, strength: float, adapt: bool = True,
                   model: str = "", steps: Optional[int] = None, progress: Optional[Callable[[float, str], None]] = None,
-                  on_job=None, should_cancel=None) -> Layer:
-    """Project the crop, move along a named direction, return the edited layer."""
-    p = Progress(progress, [("Projecting", 0.5), ("Editing", 0.5)])
-    proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
-                   on_job=on_job, should_cancel=should_cancel, fetch_images=False)
+                  on_job=None, should_cancel=None, projection: Optional[Projection] = None,
+                  directions: Optional[Sequence[dict]] = None, composite: Optional[str] = None) -> Layer:
+    """Project the crop (unless ``projection`` is given), move along a named direction, return the layer.
+
+    The strength is clamped to the direction's range (from ``directions``, else the
+    backend's listing) and the layer is named with the strength actually used.
+    """
+    notes: List[str] = []
+    if direction:
+        if directions is None:
+            directions = list_directions(client, model)
+        strength, note = clamp_strength(directions, direction, strength)
+        if note:
+            notes.append(note)
+    if projection is None:
+        p = Progress(progress, [("Fitting the selection to the model", 0.5), ("Editing", 0.5)])
+        projection = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
+                             on_job=on_job, should_cancel=should_cancel, fetch_images=False)
+        stage = p.stage(1)
+    else:
+        stage = Progress(progress, [("Editing", 1.0)]).stage(0)
     name = f"priorpaint: {direction} {strength:+g}" if direction else "priorpaint: reconstruction"
     edits = [direction_spec(direction, strength)] if direction else []
-    return edit(client, proj, edits, adapt, name, on_progress=p.stage(1), on_job=on_job,
-                should_cancel=should_cancel)
+    layer = edit(client, projection, edits, adapt, name, on_progress=stage, on_job=on_job,
+                 should_cancel=should_cancel, composite=composite)
+    if notes:
+        layer.status["notes"] = notes + [n for n in notes_of(layer.status) if "clamped" not in n]
+    return layer
 
 
 def paint_concept(client: Client, crop: Crop, concept: str, mode: str, adapt: bool = True, model: str = "",
-                  steps: Optional[int] = None, progress=None, on_job=None, should_cancel=None) -> Layer:
+                  steps: Optional[int] = None, progress=None, on_job=None, should_cancel=None,
+                  composite: Optional[str] = None) -> Layer:
     """Add or remove a concept's units inside the selection (the painted region is the selection)."""
     if mode not in ("add", "remove"):
         raise BridgeError(f"mode must be 'add' or 'remove', got {mode!r}")
-    p = Progress(progress, [("Projecting", 0.5), ("Painting", 0.5)])
+    p = Progress(progress, [("Fitting the selection to the model", 0.5), ("Painting", 0.5)])
     proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
                    on_job=on_job, should_cancel=should_cancel, fetch_images=False)
     paint_mask = png.encode(crop.width, crop.height, 1, crop.mask)
     spec = {"kind": "paint", "concept": concept, "mode": mode, "mask": "file:0"}
     return edit(client, proj, [spec], adapt, f"priorpaint: {mode} {concept}", files=[paint_mask],
-                on_progress=p.stage(1), on_job=on_job, should_cancel=should_cancel)
+                on_progress=p.stage(1), on_job=on_job, should_cancel=should_cancel, composite=composite)
 
 
 def project_layers(client: Client, crop: Crop, model: str = "", steps: Optional[int] = None, adapt: bool = True,
@@ -269,7 +373,8 @@ def project_layers(client: Client, crop: Crop, model: str = "", steps: Optional[
     round trip (no edits) composited with ``replace`` (a ``detail`` round trip would be the
     photo itself), placed like any result layer.
     """
-    p = Progress(progress, [("Projecting", 0.6 if adapt else 1.0)] + ([("Adapting G′", 0.4)] if adapt else []))
+    p = Progress(progress, [("Fitting the selection to the model", 0.6 if adapt else 1.0)]
+                 + ([("Tuning the model to this photo", 0.4)] if adapt else []))
     proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
                    on_job=on_job, should_cancel=should_cancel)
     layers: List[Layer] = []
@@ -288,7 +393,7 @@ def project_layers(client: Client, crop: Crop, model: str = "", steps: Optional[
 def segment(client: Client, crop: Crop, model: str = "", steps: Optional[int] = None, progress=None, on_job=None,
             should_cancel=None) -> Segmentation:
     """Project the crop and return the label map over the layer box (image coordinates)."""
-    p = Progress(progress, [("Projecting", 0.8), ("Segmenting", 0.2)])
+    p = Progress(progress, [("Fitting the selection to the model", 0.8), ("Finding the parts", 0.2)])
     proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
                    on_job=on_job, should_cancel=should_cancel, fetch_images=False)
     outputs = client.call("segment", [proj.session], on_progress=p.stage(1), on_job=on_job,
@@ -310,7 +415,7 @@ def segment(client: Client, crop: Crop, model: str = "", steps: Optional[int] = 
 
 def apply_segmentation(client: Client, session: str, labels: png.Image, crop_origin: Tuple[int, int],
                        adapt: bool = True, save_vector: str = "", legend: Optional[Dict[str, Sequence[int]]] = None,
-                       progress=None, on_job=None, should_cancel=None) -> Layer:
+                       progress=None, on_job=None, should_cancel=None, composite: Optional[str] = None) -> Layer:
     """Apply an edited label map (sized like the layer box) to the session it came from.
 
     The label map goes as painted (GIMP's brushes antialias): the spec asks the backend to
@@ -326,4 +431,4 @@ def apply_segmentation(client: Client, session: str, labels: png.Image, crop_ori
     p = Progress(progress, [("Segmentation edit", 1.0)])
     return edit(client, proj, [spec], adapt, "priorpaint: segmentation edit",
                 files=[png.encode_image(labels.to_rgba())], on_progress=p.stage(0), on_job=on_job,
-                should_cancel=should_cancel)
+                should_cancel=should_cancel, composite=composite)

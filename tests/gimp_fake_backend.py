@@ -52,6 +52,7 @@ class FakeKindsBackend:
         self.files = {}
         self.sessions = {}
         self.calls = []
+        self.info = None        # what /gradio_api/info answers (None: 404, like a backend without it)
         fake = self
 
         class Handler(QuietHandler):
@@ -68,6 +69,10 @@ class FakeKindsBackend:
                 self._send(200, json.dumps({"event_id": f"ev{len(fake.calls)}"}).encode())
 
             def do_GET(self):
+                if self.path == "/gradio_api/info":     # by default an older backend: nothing declared
+                    if fake.info is None:
+                        return self._send(404, b'{"detail": "Not Found"}')
+                    return self._send(200, json.dumps(fake.info).encode())
                 if self.path.startswith("/gradio_api/file="):
                     blob = fake.files.get(self.path.split("=", 1)[1])
                     return self._send(200, blob, "image/png") if blob else self._send(404, b"{}")
@@ -102,6 +107,15 @@ class FakeKindsBackend:
         return {"path": path, "url": f"/gradio_api/file={path}", "meta": {"_type": "gradio.FileData"}}
 
     def handle(self, api: str, data: list):
+        if api == "directions":
+            return [json.dumps([{"name": "exposure", "description": "+ brighter, - darker", "min": -3.0,
+                                 "max": 3.0, "default": 0.0}])]
+        if api == "preview":   # a square whose brightness follows the strength: the dialog must show it change
+            self.sessions[data[0]]   # an unknown session is an error, as in the real backend
+            specs = json.loads(data[1])
+            strength = float(specs[0]["strength"]) if specs else 0.0
+            level = int(max(0, min(255, 128 + 40 * strength)))
+            return [self._file(np.full((64, 64, 3), level, np.uint8))]
         if api == "concepts":
             return [json.dumps({"concepts": [{"name": "hair"}, {"name": "door"}], "vectors": []})]
         if api == "project":
@@ -134,6 +148,10 @@ class FakeKindsBackend:
                 labels = self._img(files[int(specs[0]["labels"].split(":")[1])])[..., :3]
                 if labels.shape[:2] != (h, w):
                     raise ValueError(f"labels are {labels.shape[1]}x{labels.shape[0]}, the layer box is {w}x{h}")
+                if specs[0].get("snap"):    # as the real backend: painted colours snap to the nearest legend colour
+                    legend = np.array(list(LEGEND.values()), np.int32)
+                    d = ((labels[..., None, :].astype(np.int32) - legend[None, None]) ** 2).sum(axis=3)
+                    labels = legend[d.argmin(axis=2)].astype(np.uint8)
                 known = {tuple(v) for v in LEGEND.values()}
                 found = {tuple(int(c) for c in v) for v in np.unique(labels.reshape(-1, 3), axis=0)}
                 if not found <= known:   # as the real backend: colours outside the legend are refused

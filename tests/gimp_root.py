@@ -221,9 +221,11 @@ def gimp_batch(root: Path, script: str, timeout: float = 600.0, display: str = "
 
     ``PRIORPAINT_GIMP_URL`` (host environment) becomes the plug-in's ``PRIORPAINT_URL``;
     ``display`` (e.g. ``":93"``, an Xvfb inside the root) lets plug-in dialogs open.
+    ``PRIORPAINT_GIMP_TRACE`` (a path inside the root) becomes the plug-in's ``PRIORPAINT_TRACE``.
     """
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
-           "PRIORPAINT_URL": os.environ.get("PRIORPAINT_GIMP_URL", ""), "DISPLAY": display}
+           "PRIORPAINT_URL": os.environ.get("PRIORPAINT_GIMP_URL", ""), "DISPLAY": display,
+           "PRIORPAINT_TRACE": os.environ.get("PRIORPAINT_GIMP_TRACE", "")}
     env = {k: v for k, v in env.items() if v}
     cmd = ["chroot", str(root), "gimp-console-3.0", "-i", "-d", "-f",
            "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"]
@@ -258,6 +260,23 @@ def xdotool(root: Path, display: str, *args: str) -> str:
     p = subprocess.run(["chroot", str(root), "env", f"DISPLAY={display}", "xdotool", *args],
                        capture_output=True, text=True, timeout=30, env=_ENV)
     return p.stdout.strip() if p.returncode == 0 else ""
+
+
+SCREENSHOT = """
+import sys, gi
+gi.require_version("Gdk", "3.0")
+from gi.repository import Gdk
+w = Gdk.get_default_root_window()
+pb = Gdk.pixbuf_get_from_window(w, 0, 0, w.get_width(), w.get_height())
+pb.savev(sys.argv[1], "png", [], [])
+"""
+
+
+def screenshot(root: Path, display: str, path_in_root: str) -> bool:
+    """Save the whole X screen of ``display`` as a PNG (GDK inside the root); True when written."""
+    p = subprocess.run(["chroot", str(root), "env", f"DISPLAY={display}", "python3", "-c", SCREENSHOT, path_in_root],
+                       capture_output=True, text=True, timeout=60, env=_ENV)
+    return p.returncode == 0 and (root / path_in_root.lstrip("/")).exists()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from PIL import Image as PILImage
 from gimp_bridge import ops, png
 from gimp_bridge import settings as bsettings
 from gimp_fake_backend import QuietHandler
-from gimp_bridge.client import (BackendError, BackendNotRunning, Cancelled, Client, error_message,
+from gimp_bridge.client import (BackendError, BackendNotRunning, BridgeError, Cancelled, Client, error_message,
                                 not_running_message, parse_sse)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -516,10 +516,10 @@ def test_installer_cli_and_default_folders(tmp_path):
         Path("C:/U/AppData/Roaming/GIMP/3.0/plug-ins")
     exe = Path(sys.executable).parent / "priorpaint"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "priorpaint.cli"]
-    out = subprocess.run(cmd + ["install-gimp-plugin", "--gimp-dir", str(tmp_path)], capture_output=True, text=True)
+    out = subprocess.run(cmd + ["install-gimp-plugin", "--plugin-dir", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "priorpaint" / "priorpaint.py").exists()
-    out = subprocess.run(cmd + ["install-gimp-plugin", "--gimp-dir", str(tmp_path), "--uninstall"],
+    out = subprocess.run(cmd + ["install-gimp-plugin", "--gimp-dir", str(tmp_path), "--uninstall"],   # the old name
                          capture_output=True, text=True)
     assert out.returncode == 0 and not (tmp_path / "priorpaint").exists()
 
@@ -538,3 +538,102 @@ def test_plugin_and_bridge_use_only_the_standard_library():
             for n in names:
                 assert n in sys.stdlib_module_names or n in allowed_third_party or n == "gimp_bridge", \
                     f"{path.name} imports {n}"
+
+
+# -- what the GIMP dialogs ask through the bridge (protocol-faithful stand-in) ---------------
+
+@pytest.fixture
+def kinds():
+    from gimp_fake_backend import FakeKindsBackend
+    f = FakeKindsBackend()
+    yield f
+    f.close()
+
+
+def _face_crop() -> ops.Crop:
+    a = _astronaut()
+    x, y, w, h = ops.crop_rect((140, 20, 180, 180), (512, 512))
+    region = a[y:y + h, x:x + w]
+    mask = np.zeros((h, w), np.uint8)
+    mask[20 - y:200 - y, 140 - x:320 - x] = 255
+    return ops.Crop.from_pixels(x, y, w, h, region.tobytes(), 3, mask.tobytes())
+
+
+def test_preview_worker_projects_once_and_shows_only_the_newest_request(kinds):
+    from gimp_bridge.preview import PreviewWorker
+    shown, ready = [], threading.Event()
+    worker = PreviewWorker(Client(kinds.url), _face_crop(), on_ready=lambda p: ready.set(),
+                           on_image=lambda k, img, s: shown.append((k, img)))
+    for strength in (0.5, 1.0, 2.0):          # asked before the projection is done: only 2.0 is rendered
+        worker.request(("exposure", strength), [ops.direction_spec("exposure", strength)])
+    worker.start()
+    assert ready.wait(20) and worker.wait_projection(5) is not None
+    deadline = time.monotonic() + 20
+    while not shown and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.request(("exposure", -1.0), [ops.direction_spec("exposure", -1.0)])
+    while len(shown) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.close()
+    worker.join(5)
+    assert [k for k, _ in shown] == [("exposure", 2.0), ("exposure", -1.0)]
+    levels = [img.data[0] for _, img in shown]
+    assert levels == [208, 88]                 # the stand-in's preview follows the strength
+    assert [api for api, _ in kinds.calls].count("project") == 1
+
+
+def test_preview_worker_close_cancels_and_reports_errors(kinds):
+    from gimp_bridge.preview import PreviewWorker
+    errors = []
+    worker = PreviewWorker(Client(kinds.url), _face_crop(), on_error=errors.append)
+    worker.start()
+    assert worker.wait_projection(20) is not None
+    worker.projection.session = "gone"         # the backend forgot the session: the preview fails
+    worker.request(("exposure", 1.0), [ops.direction_spec("exposure", 1.0)])
+    worker.join(20)
+    assert len(errors) == 1 and "gone" in errors[0] and "\n" not in errors[0]
+
+
+def test_semantic_edit_uses_the_direction_range_and_names_the_layer_with_it(kinds):
+    client = Client(kinds.url)
+    layer = ops.semantic_edit(client, _face_crop(), "exposure", 8.0, adapt=False)
+    assert layer.name == "priorpaint: exposure +3"
+    sent = json.loads([d for api, d in kinds.calls if api == "edit"][-1][1])
+    assert sent == [{"kind": "direction", "name": "exposure", "strength": 3.0}]
+    assert ops.notes_of(layer.status) == ["strength 8 of 'exposure' is outside its range [-3, 3]; used 3"]
+    # with the projection the dialog already made, OK does not project again
+    proj = ops.project(client, _face_crop(), fetch_images=False)
+    before = [api for api, _ in kinds.calls].count("project")
+    layer = ops.semantic_edit(client, _face_crop(), "exposure", -1.5, adapt=False, projection=proj,
+                              directions=[{"name": "exposure", "min": -2, "max": 2}])
+    assert layer.name == "priorpaint: exposure -1.5" and ops.notes_of(layer.status) == []
+    assert [api for api, _ in kinds.calls].count("project") == before
+    assert ops.direction_range([{"name": "x", "min": -1, "max": 1.5, "default": 9}], "x") == (-1.0, 1.5, 1.5)
+    assert ops.direction_range([], "unknown") == (-3.0, 3.0, 0.0)
+
+
+def test_composite_is_sent_only_to_a_backend_that_declares_it(kinds):
+    crop = _face_crop()
+    layer = ops.paint_concept(Client(kinds.url), crop, "hair", "add", adapt=False, composite="replace")
+    assert len([d for api, d in kinds.calls if api == "edit"][-1]) == 4
+    assert any("no compositing choice" in n and "Replace with generated pixels" in n
+               for n in ops.notes_of(layer.status))
+    kinds.info = {"named_endpoints": {"/edit": {"parameters": [
+        {"parameter_name": n} for n in ("session", "edits", "adapt", "files", "composite")]}}}
+    layer = ops.paint_concept(Client(kinds.url), crop, "hair", "add", adapt=False, composite="replace")
+    assert [d for api, d in kinds.calls if api == "edit"][-1][4] == "replace"
+    assert not any("compositing" in n for n in ops.notes_of(layer.status))
+    with pytest.raises(BridgeError, match="composite must be one of detail, replace"):
+        ops.paint_concept(Client(kinds.url), crop, "hair", "add", adapt=False, composite="blend")
+
+
+def test_progress_speaks_plain_words():
+    seen = []
+    p = ops.Progress(lambda f, t: seen.append((round(f, 2), t)), [("Fitting the selection to the model", 0.5),
+                                                                  ("Editing", 0.5)])
+    p.stage(0)(0.5, "project", {})
+    p.stage(1)(0.5, "adapt", {})
+    p.stage(1)(1.0, "done", {})
+    assert seen == [(0.25, "Fitting the selection to the model"), (0.75, "Tuning the model to this photo"),
+                    (1.0, "Editing")]
+    assert ops.stage_words("waiting for a free slot").startswith("waiting for the backend")

@@ -75,6 +75,34 @@ def test_semantic_edit_layer_lands_on_the_selection(server, photo):
     assert c.bytes_sent < 200_000
 
 
+def test_preview_follows_the_strength_and_edit_inputs_are_declared(server, photo):
+    """What the Semantic edit dialog uses: one projection, then previews per strength; and the
+    `edit` inputs the backend declares (the bridge sends `composite` only when declared)."""
+    from gimp_bridge.preview import PreviewWorker
+    c = Client(server.url, token=TOKEN)
+    directions = ops.list_directions(c)
+    name = directions[0]["name"]
+    lo, hi, _ = ops.direction_range(directions, name)
+    shown = []
+    worker = PreviewWorker(c, _crop(photo), on_image=lambda k, img, s: shown.append((k, img, s))).start()
+    assert worker.wait_projection(600) is not None, worker.error
+    for strength in (lo, hi):
+        n = len(shown)
+        worker.request(strength, [ops.direction_spec(name, strength)])
+        deadline = time.monotonic() + 120
+        while len(shown) == n and time.monotonic() < deadline and worker.error is None:
+            time.sleep(0.05)
+    worker.close()
+    assert [k for k, _, _ in shown] == [lo, hi], worker.error
+    a, b = (np.frombuffer(img.data, np.uint8).astype(int) for _, img, _ in shown)
+    assert shown[0][1].width == shown[0][1].height and np.abs(a - b).mean() > 2   # the preview moved
+    inputs = c.endpoint_inputs("edit")
+    assert inputs and len(inputs) >= 4
+    assert ops.supports_composite(c) == (len(inputs) >= 5 or "composite" in inputs)
+    print(f"\n[gimp_bridge] preview of {name} at {lo:+g} / {hi:+g}: "
+          f"{', '.join('%.2f s' % s for _, _, s in shown)} (shared machine: noisy)")
+
+
 def test_project_layers_give_gz_and_gprime(server, photo):
     c = Client(server.url, token=TOKEN)
     proj, layers = ops.project_layers(c, _crop(photo), adapt=True)
@@ -174,7 +202,12 @@ def test_concepts_and_segmentation_follow_the_backend(server, photo):
     # with an antialiased edge in between colours, as a GIMP brush leaves it
     labels[sy + 100, sx + 60:sx + 100, :3] = (np.array(colours[0]) * 0.6 + np.array(colours[1]) * 0.4).astype(np.uint8)
     edited = png.Image(crop.width, crop.height, 4, labels.tobytes())
-    # the bridge sends what was painted and asks the backend to snap it to the legend
+    # without "snap" the backend refuses colours outside the legend; apply_segmentation asks it to snap
+    proj = ops.Projection(session=seg.session, status={}, crop=crop, square=(0, 0, 0), reconstruction=None,
+                          adapted=None)
+    with pytest.raises(BackendError, match="legend|colour"):
+        ops.edit(c, proj, [{"kind": "segment", "labels": "file:0"}], False, "x",
+                 files=[png.encode_image(edited)])
     layer = ops.apply_segmentation(c, seg.session, edited, (crop.x, crop.y), adapt=False, legend=seg.legend)
     assert any("snapped to the nearest legend colour" in n for n in layer.status.get("notes", []))
     # the result layer lies inside the crop, wherever the backend puts its box

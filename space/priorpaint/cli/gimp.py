@@ -10,7 +10,7 @@ from pathlib import Path
 def cmd_install(args: argparse.Namespace) -> int:
     from ..gimp_install import InstallError, default_plugin_dir, install, uninstall
 
-    plugin_dir = Path(args.gimp_dir).expanduser() if args.gimp_dir else None
+    plugin_dir = Path(args.plugin_dir).expanduser() if args.plugin_dir else None
     try:
         if args.uninstall:
             removed = uninstall(plugin_dir)
@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
         "install-gimp-plugin", help="install the GIMP 3 plug-in (and gimp_bridge) into GIMP's plug-in folder",
         description="Copy the priorpaint GIMP 3 plug-in and its gimp_bridge client into GIMP 3's user "
                     f"plug-in folder (default here: {default_plugin_dir()}).")
-    p.add_argument("--gimp-dir", metavar="DIR",
-                   help="GIMP 3 plug-ins folder to install into (default: the user plug-in folder of this OS)")
+    p.add_argument("--plugin-dir", "--gimp-dir", dest="plugin_dir", metavar="DIR",
+                   help="GIMP 3 plug-ins folder to install into, e.g. ~/.config/GIMP/3.0/plug-ins (default: the "
+                        "user plug-in folder of this OS); --gimp-dir is the old name of this option")
     p.add_argument("--uninstall", action="store_true", help="remove the plug-in instead")
     p.set_defaults(func=cmd_install)
