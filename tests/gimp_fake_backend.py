@@ -52,7 +52,10 @@ class FakeKindsBackend:
         self.files = {}
         self.sessions = {}
         self.calls = []
-        self.info = None        # what /gradio_api/info answers (None: 404, like a backend without it)
+        # what /gradio_api/info answers: today's backend, whose edit takes the composite mode
+        # (None: 404, like an older backend that declares nothing and takes four inputs)
+        self.info = {"named_endpoints": {"/edit": {"parameters": [
+            {"parameter_name": n} for n in ("session", "edits", "adapt", "files", "composite")]}}}
         fake = self
 
         class Handler(QuietHandler):
@@ -69,7 +72,7 @@ class FakeKindsBackend:
                 self._send(200, json.dumps({"event_id": f"ev{len(fake.calls)}"}).encode())
 
             def do_GET(self):
-                if self.path == "/gradio_api/info":     # by default an older backend: nothing declared
+                if self.path == "/gradio_api/info":
                     if fake.info is None:
                         return self._send(404, b'{"detail": "Not Found"}')
                     return self._send(200, json.dumps(fake.info).encode())
@@ -134,9 +137,10 @@ class FakeKindsBackend:
             labels[mask > 0] = LEGEND["face"]
             return [json.dumps({"done": True, "legend": LEGEND}), self._file(labels)]
         if api == "edit":
-            if len(data) != 5:   # as Gradio: a plain-HTTP call must send every input
-                raise ValueError(f"edit takes 5 inputs (session, edits, adapt, files, composite), got {len(data)}")
-            if data[4] not in ("detail", "replace"):
+            want = 5 if self.info is not None else 4
+            if len(data) != want:   # as Gradio: a plain-HTTP call must send every input
+                raise ValueError(f"edit takes {want} inputs, got {len(data)}")
+            if want == 5 and data[4] not in ("detail", "replace"):
                 raise ValueError(f"composite must be one of detail, replace, got {data[4]!r}")
             image, mask = self.sessions[data[0]]
             specs = json.loads(data[1])
