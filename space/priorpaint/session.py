@@ -187,9 +187,11 @@ class EditSession:
             "model": self.model_id,
             "psnr_z": self.projection.psnr_z if self.projection else None,
             "psnr_projection": self.projection.psnr if self.projection else None,
+            "projection_init": self.projection.init if self.projection else None,
+            "psnr_encoder": self.projection.psnr_encoder if self.projection else None,
             "changed_outside_mask": changed_outside(self.photo, out, self.crop, mask),
             "edits": state.applied,
-            "notes": self.crop.notes + state.notes,
+            "notes": self.crop.notes + (self.projection.notes if self.projection else []) + state.notes,
         }
         if metrics:
             metrics = dict(metrics)
