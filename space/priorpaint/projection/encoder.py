@@ -356,7 +356,8 @@ def _read_checkpoint(path: Path) -> dict:
 
 def save_encoder(enc: Encoder, path: Path, gen: LayeredGenerator, train: Optional[dict] = None,
                  manifest_path: Optional[Path] = None, half: bool = False) -> Tuple[Path, Path, dict]:
-    """Write the encoder as safetensors (float32; ``half=True`` stores float16, half the size) and its manifest entry (kind ``encoder``, naming the generator by id and weights
+    """Write the encoder as safetensors (float32; ``half=True`` stores float16, half the
+    size) and its manifest entry (kind ``encoder``, naming the generator by id and weights
     fingerprint).  Returns ``(weights_path, manifest_path, entry)``."""
     from safetensors.torch import save_file
 
@@ -373,6 +374,7 @@ def save_encoder(enc: Encoder, path: Path, gen: LayeredGenerator, train: Optiona
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(sd, str(tmp), metadata=meta)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     from ..models.weights import sha256_file
     try:

@@ -78,16 +78,16 @@ class ProjectionConfig:
     def refine_steps(self) -> int:
         return max(0, self.steps - self.z_steps)
 
-    # Hybrid: the encoder's z is already close, so the z phase shrinks to a thirtieth
-    # (10 of 300 steps); the refinement keeps the search's step count minus its z
-    # savings' share (two thirds of ``steps``: 200 of 300).
+    # Hybrid: the encoder replaces the 256-candidate scoring and shrinks the z phase to a
+    # thirtieth of ``steps`` (10 of 300, 4 starts instead of 8); the refinement keeps the
+    # search's step count (225 of 300), now from E_h(x), which starts closer.
     @property
     def encoder_z_steps(self) -> int:
         return max(1, self.steps // 30) if self.steps > 0 else 0
 
     @property
     def encoder_refine_steps(self) -> int:
-        return max(0, (2 * self.steps) // 3)
+        return self.refine_steps
 
 
 @dataclass
