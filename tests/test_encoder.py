@@ -14,6 +14,7 @@ from priorpaint.cli import main
 from priorpaint.errors import InputError
 from priorpaint.models.dcgan import DCGANGenerator
 from priorpaint.projection import encoder as E
+from priorpaint.projection import encoder_training as T
 from priorpaint.projection.project import ProjectionConfig, project
 
 TINY = dict(steps=3, batch=4, perceptual=False, checkpoint_every=1)
@@ -28,7 +29,7 @@ def enc_cache(tmp_path, monkeypatch):
 
 
 def _saved(tiny_gen, steps=2):
-    res = E.train_encoder(tiny_gen, E.EncoderTrainConfig(**dict(TINY, steps=steps)))
+    res = T.train_encoder(tiny_gen, T.EncoderTrainConfig(**dict(TINY, steps=steps)))
     out = E.user_encoders_dir() / "tiny-dcgan-encoder.safetensors"
     return res, E.save_encoder(res.encoder, out, tiny_gen, train={"seconds": res.seconds})
 
@@ -42,9 +43,9 @@ def test_encoder_shapes_follow_the_generator(tiny_gen):
 
 
 def test_training_is_deterministic_and_resumes_bit_for_bit(tiny_gen, tmp_path):
-    cfg = E.EncoderTrainConfig(**dict(TINY, steps=4))
-    a = E.train_encoder(tiny_gen, cfg)
-    b = E.train_encoder(tiny_gen, cfg)
+    cfg = T.EncoderTrainConfig(**dict(TINY, steps=4))
+    a = T.train_encoder(tiny_gen, cfg)
+    b = T.train_encoder(tiny_gen, cfg)
     for k, v in a.encoder.state_dict().items():
         assert torch.equal(v, b.encoder.state_dict()[k]), k
     assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
@@ -56,14 +57,14 @@ def test_training_is_deterministic_and_resumes_bit_for_bit(tiny_gen, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        E.train_encoder(tiny_gen, cfg, checkpoint_path=ckpt, on_step=stop_at_two)
+        T.train_encoder(tiny_gen, cfg, checkpoint_path=ckpt, on_step=stop_at_two)
     assert ckpt.is_file()
-    c = E.train_encoder(tiny_gen, cfg, checkpoint_path=ckpt)
+    c = T.train_encoder(tiny_gen, cfg, checkpoint_path=ckpt)
     assert c.resumed_from == 2 and len(c.history) == 4
     for k, v in a.encoder.state_dict().items():
         assert torch.equal(v, c.encoder.state_dict()[k]), k
     with pytest.raises(InputError, match="other settings"):
-        E.train_encoder(tiny_gen, E.EncoderTrainConfig(**dict(TINY, steps=4, seed=1)), checkpoint_path=ckpt)
+        T.train_encoder(tiny_gen, T.EncoderTrainConfig(**dict(TINY, steps=4, seed=1)), checkpoint_path=ckpt)
 
 
 def test_file_and_manifest_entry_round_trip(tiny_gen, enc_cache):

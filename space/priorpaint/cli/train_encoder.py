@@ -19,7 +19,8 @@ def cmd_train_encoder(args) -> int:
 
     from ..errors import InputError
     from ..models.registry import load_generator
-    from ..projection.encoder import EncoderTrainConfig, save_encoder, train_encoder, user_encoders_dir
+    from ..projection.encoder import save_encoder, user_encoders_dir
+    from ..projection.encoder_training import EncoderTrainConfig, train_encoder
 
     if args.steps < 1:
         raise InputError("--steps must be 1 or more")
