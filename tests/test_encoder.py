@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import skimage_data
+from priorpaint import store
 from priorpaint.cli import main
 from priorpaint.errors import InputError
 from priorpaint.models.dcgan import DCGANGenerator
@@ -71,7 +72,7 @@ def test_file_and_manifest_entry_round_trip(tiny_gen, enc_cache):
     res, (path, manifest, entry) = _saved(tiny_gen)
     raw = json.loads(manifest.read_text())
     assert raw["kind"] == "encoder" and raw["generator"]["id"] == "tiny-dcgan"
-    assert raw["generator"]["weights_fingerprint"] == E.weights_fingerprint(tiny_gen)
+    assert raw["generator"]["weights_fingerprint"] == store.weights_fingerprint(tiny_gen)
     assert raw["sources"][0]["format"] == "safetensors" and len(raw["sources"][0]["sha256"]) == 64
     enc, meta = E.read_encoder_file(path)
     for k, v in res.encoder.state_dict().items():

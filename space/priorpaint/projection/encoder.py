@@ -27,7 +27,6 @@ recorded generator fingerprint differs from the loaded generator's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -41,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import store
 from ..errors import ModelError
 from ..models.layered import LayeredGenerator
 
@@ -51,32 +51,11 @@ FORMAT_VERSION = "1"
 ARCHITECTURE = "conv-encoder"
 
 
-# -- fingerprints ------------------------------------------------------------------------------
-
-def weights_fingerprint(gen: nn.Module) -> str:
-    """sha256 over the generator's state dict (names and float32 bytes, sorted by name): the
-    identity of the weights an encoder was trained against, whatever file they came from."""
-    cached = getattr(gen, "_priorpaint_sha256", None)
-    if cached is not None:
-        return cached
-    h = hashlib.sha256()
-    for name, t in sorted(gen.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    fp = h.hexdigest()
-    gen._priorpaint_sha256 = fp
-    return fp
-
-
-def cache_root() -> Path:
-    """``$PRIORPAINT_CACHE`` or ``~/.cache/priorpaint`` (shared with the other caches)."""
-    env = os.environ.get("PRIORPAINT_CACHE", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "priorpaint"
-
+# -- where encoders live -----------------------------------------------------------------------
 
 def user_encoders_dir() -> Path:
     """Where ``priorpaint train-encoder`` writes by default; searched before the manifest."""
-    return cache_root() / "encoders"
+    return store.folder("encoders")
 
 
 # -- the network ---------------------------------------------------------------------------------
@@ -173,18 +152,18 @@ def save_encoder(enc: Encoder, path: Path, gen: LayeredGenerator, train: Optiona
     path = Path(path)
     manifest_path = Path(manifest_path) if manifest_path else path.with_suffix(".json")
     model_id = str(getattr(gen, "model_id", "") or gen.architecture)
-    generator = {"id": model_id, "weights_fingerprint": weights_fingerprint(gen)}
+    generator = {"id": model_id, "weights_fingerprint": store.weights_fingerprint(gen)}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": json.dumps(enc.config),
             "generator": json.dumps(generator)}
     if train is not None:
         meta["train"] = json.dumps(train)
     sd = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().contiguous()
           for k, v in enc.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(sd, str(tmp), metadata=meta)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+
+    def write(tmp):
+        save_file(sd, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o644)
+    store.write_atomic(path, write)
     from ..models.weights import sha256_file
     try:
         rel = os.path.relpath(path.resolve(), manifest_path.resolve().parent)
@@ -205,9 +184,7 @@ def save_encoder(enc: Encoder, path: Path, gen: LayeredGenerator, train: Optiona
     if train is not None:
         entry["train"] = {k: v for k, v in train.items() if k != "history"}
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = manifest_path.with_name(f".{manifest_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(entry, indent=2) + "\n")
-    os.replace(tmp, manifest_path)
+    store.write_atomic(manifest_path, lambda tmp: tmp.write_text(json.dumps(entry, indent=2) + "\n"))
     return path, manifest_path, entry
 
 
@@ -288,7 +265,7 @@ def encoder_for(gen: LayeredGenerator, split: Optional[str] = None, space: Optio
     entries = encoder_entries(model_id)
     if not entries:
         return EncoderLookup(None, note=f"no encoder for {model_id}: multi-start search ({hint})")
-    fp = weights_fingerprint(gen)
+    fp = store.weights_fingerprint(gen)
     notes = []
     for entry in entries:
         want = (entry.extra.get("generator") or {}).get("weights_fingerprint")

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from ..errors import InputError, ModelError
 from ..models.layered import LayeredGenerator
-from .encoder import Encoder, weights_fingerprint
+from .. import store
+from .encoder import Encoder
 from .perceptual import get_perceptual
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def train_encoder(gen: LayeredGenerator, config: Optional[EncoderTrainConfig] = 
                                 max_channels=cfg.max_channels).to(dev)
     opt = torch.optim.Adam(enc.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     percept = get_perceptual(dev) if cfg.perceptual else None
-    fingerprint = weights_fingerprint(gen)
+    fingerprint = store.weights_fingerprint(gen)
     with torch.no_grad():
         ref = gen.run(gen.sample_latents(64, generator=_step_generator(cfg.seed, -1), space=cfg.space), stop=split)[0]
         h_scale = float(ref.pow(2).mean().clamp_min(1e-8))
@@ -202,11 +203,9 @@ def train_encoder(gen: LayeredGenerator, config: Optional[EncoderTrainConfig] = 
 
 
 def _write_checkpoint(path: Path, key: str, enc: Encoder, opt, history, step: int, seconds: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"key": key, "encoder": enc.state_dict(), "optimizer": opt.state_dict(),
-                "history": history, "step": step, "seconds": seconds}, str(tmp))
-    os.replace(tmp, path)
+    state = {"key": key, "encoder": enc.state_dict(), "optimizer": opt.state_dict(),
+             "history": history, "step": step, "seconds": seconds}
+    store.write_atomic(path, lambda tmp: torch.save(state, str(tmp)))
 
 
 def _read_checkpoint(path: Path) -> dict:
