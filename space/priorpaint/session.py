@@ -225,9 +225,12 @@ class EditSession:
             "model": self.model_id,
             "psnr_z": self.projection.psnr_z if self.projection else None,
             "psnr_projection": self.projection.psnr if self.projection else None,
+            "projection_init": self.projection.init if self.projection else None,
+            "psnr_encoder": self.projection.psnr_encoder if self.projection else None,
             "changed_outside_mask": changed_outside(self.photo, out, self.crop, mask),
             "edits": state.applied,
-            "notes": self.crop.notes + list(self.gen.load_notes) + state.notes,
+            "notes": (self.crop.notes + list(self.gen.load_notes) + (self.projection.notes if self.projection else [])
+                      + state.notes),
             "composite": mode,
             "composite_info": _round_info(info),
         }

@@ -336,8 +336,11 @@ class Backend:
 
     # -- project -----------------------------------------------------------------------
     def project(self, image, mask=None, box: str = "", model: str = "", steps=None, seed=0, adapt=False,
-                request: gr.Request = None):
-        """Generator: status updates, then (status, crop, reconstruction, adapted)."""
+                init: str = "auto", request: gr.Request = None):
+        """Generator: status updates, then (status, crop, reconstruction, adapted).
+
+        ``init``: "auto" (the model's encoder when it has one matching its weights, else the
+        multi-start search), "encoder" (hybrid) or "search"; the Gradio endpoint uses "auto"."""
         from ..compositing.crop import parse_box
         from ..projection.project import ProjectionConfig
         from ..session import EditSession
@@ -359,6 +362,9 @@ class Backend:
         L.image_pixels(path, "image")
         L.image_pixels(mask_path, "mask")
         adapt = _flag(adapt, "adapt")
+        init = (init or "auto").strip()
+        if init not in ("auto", "encoder", "search"):
+            raise InputError(f"init must be auto, encoder or search, got {init!r}")
 
         job = self.jobs.new("project", client=client)
 
@@ -367,7 +373,7 @@ class Backend:
             s = EditSession.open(path, box=box_t, mask=mask_path, model=model_id, device=self.device,
                                  allow_download=explicit)
             job.session_id = None  # the id is handed out only with the result
-            proj = s.project(ProjectionConfig(steps=steps, seed=seed), progress, cancel)
+            proj = s.project(ProjectionConfig(steps=steps, seed=seed, init=init), progress, cancel)
             from ..compositing.blend import to_uint8
             recon = to_uint8(s.generate())
             adapted, psnr_adapted, notes = None, None, []
@@ -397,7 +403,8 @@ class Backend:
                 "box": list(s.crop.box), "square": list(s.crop.square),
                 "resolution": s.gen.resolution, "steps": steps,
                 "perceptual_loss": proj.perceptual_used,
-                "notes": list(s.crop.notes) + notes, "seconds": seconds,
+                "projection_init": proj.init, "encoder": proj.encoder, "psnr_encoder": proj.psnr_encoder,
+                "notes": list(s.crop.notes) + list(proj.notes) + notes, "seconds": seconds,
             }
             yield (_json(_clean(status)), _rgb_image(crop), _rgb_image(recon),
                    None if adapted is None else _rgb_image(adapted))

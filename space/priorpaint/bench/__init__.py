@@ -8,7 +8,7 @@ share (the photos, the astronaut's face box, peak RSS) is in :mod:`.fixtures`.
 
 The sections:
 
-* ``projection`` (:mod:`.projection`), ``stylegan2`` (:mod:`.stylegan2`),
+* ``projection`` (:mod:`.projection`), ``encoder`` (:mod:`.encoder`), ``stylegan2`` (:mod:`.stylegan2`),
   ``adaptation`` (:mod:`.adaptation`), ``directions`` (:mod:`.directions`),
   ``scribble`` (:mod:`.scribble`), ``concepts`` (:mod:`.concepts`), ``photo`` (:mod:`.photo`),
   ``app`` (:mod:`.app`), ``security`` (:mod:`.security`).
@@ -51,6 +51,8 @@ class Section:
 SECTIONS: List[Section] = [
     Section("projection", "projection",
             "projection round trip on the astronaut's face: PSNR, seconds per stage"),
+    Section("encoder", "encoder",
+            "inverting network and hybrid projection vs the multi-start search on three photos: PSNR, seconds"),
     Section("stylegan2", "stylegan2",
             "per-step seconds of projection and G' on a config-f-sized StyleGAN2 (random weights)"),
     Section("adaptation", "adaptation",

@@ -17,6 +17,10 @@ def add_selection_args(p: argparse.ArgumentParser, output_help: str) -> None:
     p.add_argument("--download", action="store_true", help="allow downloading a hub model's weights")
     p.add_argument("--steps", type=int, default=300, help="projection optimisation steps (default 300)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the projection (default 0)")
+    p.add_argument("--init", choices=("auto", "encoder", "search"), default="auto",
+                   help="how the projection starts: 'encoder' = hybrid (the model's inverting network E(x) "
+                        "starts a short optimisation), 'search' = the multi-start z search; 'auto' (default): "
+                        "the encoder when the model has one matching its weights, else the search")
     p.add_argument("--margin", type=float, default=0.1,
                    help="context margin around the selection, as a fraction of its size (default 0.1)")
 

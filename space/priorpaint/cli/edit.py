@@ -29,7 +29,8 @@ def run_selection(args, edits: List[str]):
         from ..edits.registry import check_specs, parse_specs
         specs = parse_specs(edits)  # refuse a bad spec before the slow projection
         check_specs(session.gen, specs)
-    proj = session.project(ProjectionConfig(steps=args.steps, seed=args.seed, masked=args.masked))
+    proj = session.project(ProjectionConfig(steps=args.steps, seed=args.seed, masked=args.masked,
+                                            init=args.init))
     state = session.apply(specs) if specs else None
     adapt = args.adapt if args.adapt is not None else args.command == "edit"
     composite = args.composite or ("detail" if args.command == "edit" else "replace")
@@ -53,6 +54,9 @@ def run_selection(args, edits: List[str]):
         "square": list(session.crop.square),
         "psnr_z": proj.psnr_z,
         "psnr_projection": proj.psnr,
+        "projection_init": proj.init,
+        "encoder": proj.encoder,
+        "psnr_encoder": proj.psnr_encoder,
         "perceptual_loss": proj.perceptual_used,
         "psnr_adapted": None,
         "edit_fidelity": None,

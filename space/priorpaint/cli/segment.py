@@ -21,7 +21,7 @@ def cmd_segment(args) -> int:
         raise InputError("--steps must be 0 or more")
     s = EditSession.open(args.image, box=parse_box(args.box) if args.box else None, mask=args.mask,
                          model=args.model, margin=args.margin, allow_download=args.download)
-    p = s.project(ProjectionConfig(steps=args.steps, seed=args.seed))
+    p = s.project(ProjectionConfig(steps=args.steps, seed=args.seed, init=args.init))
     labels, legend = s.segment()
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,14 @@ starts), and ``optimize_noise`` (the StyleGAN2 projector's noise fitting: the no
 the layers up to the split are optimised with the z search, kept decorrelated by the
 multi-scale autocorrelation penalty ``lambda_noise`` and re-normalised after every step;
 their effect is baked into ``h``, later layers keep their fixed noise).
+
+**Hybrid projection** (``init="encoder"``; the default ``"auto"`` uses it whenever the model
+has an encoder that matches its weights, see :mod:`priorpaint.projection.encoder`): the
+inverting network's ``E(x) = (z, z_h)`` replaces the multi-start search — ``E_z(x)`` and a
+few cheap perturbations of it are the starts of a short z optimisation, and ``E_h(x)`` (or
+``G_H(z)``, whichever fits better) starts the split-layer refinement.  The 256 scored
+candidates and most of the z steps are gone.  Without a usable encoder the search runs and
+the projection carries a note saying why.
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ from .perceptual import get_perceptual
 
 log = logging.getLogger(__name__)
 
+#: ProjectionConfig.init values ("sample" is the search's old name)
+INITS = ("auto", "encoder", "search", "sample", "mean")
+
 
 @dataclass
 class ProjectionConfig:
@@ -50,7 +61,12 @@ class ProjectionConfig:
     split: Optional[str] = None  # default: the generator's split layer
     perceptual: bool = True      # use the perceptual loss when its weights are available
     latent_space: Optional[str] = None  # e.g. "w" / "w+" (StyleGAN2); None: the generator's input space
-    init: str = "sample"         # "mean": the generator's mean latent is always one of the starts
+    #: "auto": the model's encoder when one matches its weights, else the search (with a note);
+    #: "encoder": hybrid (falls back to the search with a note); "search" (alias "sample"): the
+    #: multi-start search; "mean": the search with the generator's mean latent always a start
+    init: str = "auto"
+    encoder_starts: int = 4      # hybrid: E_z(x) and encoder_starts - 1 perturbations of it
+    encoder_sigma: float = 0.3   # hybrid: scale of those perturbations (the prior's std is 1)
     optimize_noise: bool = False  # also fit the noise inputs up to the split (StyleGAN2 projector)
     lambda_noise: float = 1e5    # weight of the noise autocorrelation penalty
 
@@ -61,6 +77,17 @@ class ProjectionConfig:
     @property
     def refine_steps(self) -> int:
         return max(0, self.steps - self.z_steps)
+
+    # Hybrid: the encoder replaces the 256-candidate scoring and shrinks the z phase to a
+    # thirtieth of ``steps`` (10 of 300, 4 starts instead of 8); the refinement keeps the
+    # search's step count (225 of 300), now from E_h(x), which starts closer.
+    @property
+    def encoder_z_steps(self) -> int:
+        return max(1, self.steps // 30) if self.steps > 0 else 0
+
+    @property
+    def encoder_refine_steps(self) -> int:
+        return self.refine_steps
 
 
 @dataclass
@@ -74,6 +101,10 @@ class Projection:
     losses: List[float] = field(default_factory=list)
     perceptual_used: bool = False
     noise: Dict[str, torch.Tensor] = field(default_factory=dict)  # fitted noise inputs (baked into h)
+    init: str = "search"         # what started the optimisation: "search" or "encoder"
+    encoder: Optional[str] = None  # the encoder's manifest id (hybrid)
+    psnr_encoder: Optional[float] = None  # dB of the encoder alone, G_F(E_h(x)) (hybrid)
+    notes: List[str] = field(default_factory=list)  # e.g. why the encoder was not used
 
 
 def noise_regularization(noises: List[torch.Tensor]) -> torch.Tensor:
@@ -109,9 +140,22 @@ def project(gen: LayeredGenerator, target: torch.Tensor, mask: Optional[torch.Te
             weight = mask
     split = cfg.split or gen.default_split
     gen.index(split)
-    if cfg.init not in ("sample", "mean"):
-        raise InputError(f"projection init must be 'sample' or 'mean', got {cfg.init!r}")
+    if cfg.init not in INITS:
+        raise InputError(f"projection init must be one of {', '.join(INITS)}, got {cfg.init!r}")
     percept = get_perceptual(dev) if cfg.perceptual else None
+    notes: List[str] = []
+    enc = enc_id = None
+    if cfg.init in ("auto", "encoder"):
+        from .encoder import encoder_for
+        found = encoder_for(gen, split=split, space=cfg.latent_space)
+        enc, enc_id = found.encoder, found.entry_id
+        if enc is None and found.note:
+            notes.append(found.note)
+            log.info("projection: %s", found.note)
+    use_encoder = enc is not None and not cfg.optimize_noise
+    if enc is not None and cfg.optimize_noise:
+        notes.append("the encoder does not predict noise inputs: multi-start search (optimize_noise)")
+        enc_id = None
 
     def loss_fn(out):
         loss = pixel_loss(out, target, weight)
@@ -121,25 +165,39 @@ def project(gen: LayeredGenerator, target: torch.Tensor, mask: Optional[torch.Te
 
     seconds: Dict[str, float] = {}
     losses: List[float] = []
-    total = max(cfg.z_steps + cfg.refine_steps, 1)
+    z_steps = cfg.encoder_z_steps if use_encoder else cfg.z_steps
+    refine_steps = cfg.encoder_refine_steps if use_encoder else cfg.refine_steps
+    total = max(z_steps + refine_steps, 1)
     t0 = time.perf_counter()
-    # --- 1. multi-start z search --------------------------------------------------------
-    defaults = dict(gen.projection_defaults)
-    n_candidates = int(cfg.candidates if cfg.candidates is not None else defaults["candidates"])
-    n_starts = int(cfg.starts if cfg.starts is not None else defaults["starts"])
     gcpu = torch.Generator().manual_seed(int(cfg.seed))
-    with torch.no_grad():
-        cands = gen.sample_latents(max(n_candidates, n_starts), generator=gcpu, space=cfg.latent_space)
-        if cfg.init == "mean":
-            cands = torch.cat([gen.mean_latent(space=cfg.latent_space).to(cands), cands])
-        scores = torch.cat([loss_fn(gen(chunk)) for chunk in cands.split(64)])
-        best = scores.argsort()[:n_starts]
-        if cfg.init == "mean" and not bool((best == 0).any()):
-            best = torch.cat([best.new_zeros(1), best[:-1]])
-    z = cands[best].clone().requires_grad_(True)
+    h_enc, psnr_enc = None, None
+    if use_encoder:
+        # --- 1a. the inverting network: E(x) and a few perturbations are the starts -------
+        with torch.no_grad():
+            z_e, h_enc = enc(target)
+            psnr_enc = psnr(gen.forward_from(split, h_enc, z=z_e), target, mask if cfg.masked else None)
+            k = max(1, int(cfg.encoder_starts))
+            jitter = torch.randn((k - 1,) + tuple(z_e.shape[1:]), generator=gcpu).to(z_e)
+            z_start = torch.cat([z_e, z_e + cfg.encoder_sigma * jitter])
+        seconds["encoder"] = time.perf_counter() - t0
+    else:
+        # --- 1b. multi-start z search ------------------------------------------------------
+        defaults = dict(gen.projection_defaults)
+        n_candidates = int(cfg.candidates if cfg.candidates is not None else defaults["candidates"])
+        n_starts = int(cfg.starts if cfg.starts is not None else defaults["starts"])
+        with torch.no_grad():
+            cands = gen.sample_latents(max(n_candidates, n_starts), generator=gcpu, space=cfg.latent_space)
+            if cfg.init == "mean":
+                cands = torch.cat([gen.mean_latent(space=cfg.latent_space).to(cands), cands])
+            scores = torch.cat([loss_fn(gen(chunk)) for chunk in cands.split(64)])
+            best = scores.argsort()[:n_starts]
+            if cfg.init == "mean" and not bool((best == 0).any()):
+                best = torch.cat([best.new_zeros(1), best[:-1]])
+        z_start = cands[best]
+    z = z_start.clone().requires_grad_(True)
     noise: Dict[str, torch.Tensor] = {}
     if cfg.optimize_noise:
-        noise = {k: v.detach().expand(len(best), *v.shape[1:]).clone().requires_grad_(True)
+        noise = {k: v.detach().expand(len(z_start), *v.shape[1:]).clone().requires_grad_(True)
                  for k, v in gen.noise_inputs(split).items()}
 
     def synth(lat, noise_in, stop=None):
@@ -148,8 +206,7 @@ def project(gen: LayeredGenerator, target: torch.Tensor, mask: Optional[torch.Te
         return gen.run(lat, stop=stop, context=gen.make_context(lat, noise=noise_in))[0]
 
     opt = torch.optim.Adam([z] + list(noise.values()), lr=cfg.lr_z)
-    per = scores[best]
-    for i in range(cfg.z_steps):
+    for i in range(z_steps):
         checkpoint(cancel, progress, "project", i / total, {"phase": "z"})
         per = loss_fn(synth(z, noise))
         loss = per.sum()
@@ -171,23 +228,26 @@ def project(gen: LayeredGenerator, target: torch.Tensor, mask: Optional[torch.Te
         noise_best = {name: v[k:k + 1].detach().clone() for name, v in noise.items()}
         h0 = synth(z_best, noise_best, stop=split).detach()
         psnr_z = psnr(gen.forward_from(split, h0, z=z_best), target, mask if cfg.masked else None)
+        h_start = h0
+        if h_enc is not None and float(loss_fn(gen.forward_from(split, h_enc, z=z_best))[0]) < float(per[k]):
+            h_start = h_enc  # the layer-wise prediction fits better than G_H(z): refine from it
     seconds["z_search"] = time.perf_counter() - t0
     # --- 2. split-layer refinement -------------------------------------------------------
     t1 = time.perf_counter()
-    h = h0.clone().requires_grad_(True)
+    h = h_start.clone().requires_grad_(True)
     opt = torch.optim.Adam([h], lr=cfg.lr_h)
     scale = h0.detach().pow(2).mean().clamp_min(1e-8)
     # Keep the best feature seen (by the data loss), so refinement never ends worse than
     # it started, even when the z search already matched the target.
-    best_h, best_fit = h0, float("inf")
-    for i in range(cfg.refine_steps + 1):
+    best_h, best_fit = h_start, float("inf")
+    for i in range(refine_steps + 1):
         out = gen.forward_from(split, h, z=z_best)
         fit = loss_fn(out)[0]
         if float(fit.detach()) < best_fit:
             best_fit, best_h = float(fit.detach()), h.detach().clone()
-        if i == cfg.refine_steps:
+        if i == refine_steps:
             break
-        checkpoint(cancel, progress, "project", (cfg.z_steps + i) / total, {"phase": "refine"})
+        checkpoint(cancel, progress, "project", (z_steps + i) / total, {"phase": "refine"})
         loss = fit + cfg.lambda_h * (h - h0).pow(2).mean() / scale
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -199,4 +259,6 @@ def project(gen: LayeredGenerator, target: torch.Tensor, mask: Optional[torch.Te
     seconds["refine"] = time.perf_counter() - t1
     checkpoint(cancel, progress, "project", 1.0, {"phase": "done"})
     return Projection(z=z_best, h=h, split=split, psnr_z=psnr_z, psnr=final, seconds=seconds,
-                      losses=losses, perceptual_used=percept is not None, noise=noise_best)
+                      losses=losses, perceptual_used=percept is not None, noise=noise_best,
+                      init="encoder" if use_encoder else "search", encoder=enc_id if use_encoder else None,
+                      psnr_encoder=psnr_enc, notes=notes)
