@@ -22,7 +22,7 @@ import torch
 
 from . import store
 from .compositing.blend import changed_outside, to_uint8
-from .compositing.crop import DEFAULT_MARGIN, Crop, make_crop
+from .compositing.crop import DEFAULT_MARGIN, Crop, cut_square, make_crop
 from .edits import EDIT_KINDS, EditContext, EditState, parse_specs
 from .errors import InputError
 from .images import Photo, load_mask, load_photo
@@ -202,7 +202,9 @@ class EditSession:
         mask = self.edit_mask(state)
         edited = to_uint8(image)
         base_u8 = edited if base is None else to_uint8(base)
-        region = self.crop.region
+        # the photo's own pixels of the square (crop.region is the model's view of it, which a
+        # model with a content box pads with zeros)
+        region = cut_square(self.photo.rgb, self.crop.square, pad="edge")
         side = region.shape[0]
         radius = default_feather(side) if feather is None else int(feather)
         info: Dict[str, object] = {"mode": mode}
