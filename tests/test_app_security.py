@@ -450,7 +450,7 @@ def test_row13_bad_inputs_get_one_clear_line(live):
         ("project", [1], "didn't receive enough input values"),
         ("project", [file_data(path), None, BOX, "../../../../tmp/x/app-config", 5, 0, False], "unknown model"),
         ("directions", ["../../../../tmp/x/app-config"], "unknown model"),
-        ("edit", ["no-such-session", "[" * 100_000, False, None], "characters; the limit is"),
+        ("edit", ["no-such-session", "[" * 100_000, False, None, "detail"], "characters; the limit is"),
     ]
     for api, data, expected in cases:
         event, payload = call(live.url, api, data)[-1]

@@ -175,6 +175,8 @@ def resolve_files(specs: List[dict], files: Sequence) -> List[dict]:
             if k in IMAGE_FIELDS and isinstance(v, str) and not v.startswith("file:"):
                 raise InputError(f"edit {spec.get('kind')!r}: {k} must be a reference \"file:N\" to the N-th "
                                  f"file sent with the edits, got {str(v)[:60]!r}")
+            if k == "legend" and isinstance(v, dict):
+                continue   # a legend may also be given inline, {name: [r, g, b]} (checked by the edit)
             if k in IMAGE_FIELDS and v is not None and not isinstance(v, str):
                 raise InputError(f"edit {spec.get('kind')!r}: {k} must be a reference \"file:N\", "
                                  f"got a {type(v).__name__}")
