@@ -63,6 +63,11 @@ def run_batch(opts: BatchOptions, log=None) -> tuple:
     # the recipe is checked once, before anything runs (a bad spec is a usage error)
     check_recipe(recipe, load_generator(recipe.model, device="cpu", allow_download=recipe.allow_download))
     plan = make_plan(opts.inputs, outputs, recipe, boxes=opts.boxes, faces=opts.faces)
+    ray_started = False
+    if opts.ray:  # join (or start) Ray before anything runs: a bad address is a usage error
+        from .ray_runner import connect
+        from .local import cpu_count
+        ray_started = connect(opts.ray, opts.workers or cpu_count(), opts.ray_timeout)
     for s in plan.skipped:
         print(f"skipped {s['path']}: {s['reason']}", file=log)
     if plan.excluded:
@@ -104,8 +109,7 @@ def run_batch(opts: BatchOptions, log=None) -> tuple:
             from tqdm import tqdm
             if opts.ray:
                 from .ray_runner import run_ray
-                results = run_ray(todo, recipe, outputs, opts.ray, workers=opts.workers, threads=opts.threads,
-                                  timeout=opts.ray_timeout)
+                results = run_ray(todo, recipe, outputs, workers=opts.workers, threads=opts.threads)
                 summary["workers"] = opts.workers or "one per cluster GPU (or CPU)"
             else:
                 from .local import default_workers, run_local, threads_per_worker
@@ -138,6 +142,9 @@ def run_batch(opts: BatchOptions, log=None) -> tuple:
         summary["exit_code"] = (EXIT_INTERRUPTED if status == "interrupted" else
                                 EXIT_OK if summary["totals"]["failed"] == 0 and not plan.problems else EXIT_FAILED)
         write_json_atomic(summary_path, summary)
+        if ray_started:
+            import ray
+            ray.shutdown()
     t = summary["totals"]
     rate = f", {t['photos_per_minute']} photos/min" if t["photos_per_minute"] else ""
     print(f"batch: {t['photos']} photos: {t['ok']} written, {t['done_before']} done before, "

@@ -291,7 +291,8 @@ def make_plan(inputs: Sequence[str], outputs: Outputs, recipe: Recipe, boxes: Op
         jobs.append(job)
     if not jobs:
         where = ", ".join(str(i) for i in inputs)
-        raise InputError(f"no photos to edit in {where}" + (f" ({len(skipped)} non-image files skipped)" if skipped else "")
-                         + f"; photos are {', '.join(IMAGE_SUFFIXES)} files")
+        listed = ", ".join(s["path"] for s in skipped[:10]) + (", ..." if len(skipped) > 10 else "")
+        raise InputError(f"no photos to edit in {where} (photos are {', '.join(IMAGE_SUFFIXES)} files)"
+                         + (f"; skipped {len(skipped)} other files: {listed}" if skipped else ""))
     return Plan(jobs=jobs, skipped=skipped, problems=problems,
                 excluded=str(outputs.folder) if pruned else None)

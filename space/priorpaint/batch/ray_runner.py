@@ -11,7 +11,7 @@ not answer, or answers but is no Ray head, is a one-line error, never a hang.
 Each actor (:class:`PhotoActor`) builds one :class:`~priorpaint.batch.photo.Worker` (the
 generator loaded once) and is sent the next photo whenever it is free; an actor asks for one GPU
 when the cluster has GPUs (``num_gpus=1``; Ray then sets ``CUDA_VISIBLE_DEVICES`` for it)
-and one CPU otherwise.
+and ``--threads`` CPUs (default 1), which are also its torch threads.
 
 **Data: a shared path.** Actors read the photos and write the outputs at the paths the
 driver planned, so inputs and the output folder must be on storage every node sees at the
@@ -137,20 +137,20 @@ class PhotoActor:
         return row
 
 
-def run_ray(jobs: List[PhotoJob], recipe: Recipe, outputs: Outputs, address: str,
-            workers: Optional[int] = None, threads: Optional[int] = None,
-            timeout: float = CONNECT_TIMEOUT) -> Iterator[dict]:
-    """Run ``jobs`` on Ray actors; yield each photo's row as it finishes."""
-    from .local import cpu_count
-    started = connect(address, workers or cpu_count(), timeout)
+def run_ray(jobs: List[PhotoJob], recipe: Recipe, outputs: Outputs, workers: Optional[int] = None,
+            threads: Optional[int] = None) -> Iterator[dict]:
+    """Run ``jobs`` on Ray actors (Ray joined with :func:`connect`); yield each photo's row as it finishes."""
+    import ray
+    actors = []
     try:
-        import ray
+        threads = threads or 1
         gpus = cluster_gpus()
-        n = workers or (gpus if gpus else cluster_cpus())
+        n = workers or (gpus if gpus else max(1, cluster_cpus() // threads))
         n = max(1, min(n, len(jobs)))
-        per = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
+        per = {"num_gpus": 1, "num_cpus": threads} if gpus else {"num_cpus": threads}
         actor = ray.remote(**per)(PhotoActor)
-        idle = [actor.remote(recipe, outputs, threads or 1) for _ in range(n)]
+        actors = [actor.remote(recipe, outputs, threads) for _ in range(n)]
+        idle = list(actors)
         todo = list(reversed(jobs))
         running = {}  # object ref -> (job, actor)
         while todo or running:
@@ -171,9 +171,6 @@ def run_ray(jobs: List[PhotoJob], recipe: Recipe, outputs: Outputs, address: str
                 continue
             idle.append(a)
             yield row
-        for a in idle:
-            ray.kill(a)
     finally:
-        if started:
-            import ray
-            ray.shutdown()
+        for a in actors:
+            ray.kill(a)
