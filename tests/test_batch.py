@@ -301,3 +301,16 @@ def test_ray_address_that_answers_but_is_no_ray_head(tmp_path, capsys):
         server.close()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"Ray cluster at 127.0.0.1:{port}" in err[0], err
+
+
+def test_batch_and_edit_share_the_per_photo_function(tmp_path):
+    import torch
+    src = tmp_path / "in"
+    src.mkdir()
+    _astronaut(128).save(src / "a.png")
+    (tmp_path / "boxes.csv").write_text("image,box\na.png,\"35,5,45,45\"\n")
+    args = ["--steps", "5", "--no-adapt"] + EDIT
+    assert main(["edit", str(src / "a.png"), "--box", "35,5,45,45", "-o", str(tmp_path / "edit.png")] + args) == 0
+    assert main(["batch", str(src), "-o", str(tmp_path / "out"), "--boxes", str(tmp_path / "boxes.csv"),
+                 "--workers", "1", "--threads", str(torch.get_num_threads()), "--no-progress"] + args) == 0
+    assert np.array_equal(_pixels(tmp_path / "edit.png"), _pixels(tmp_path / "out" / "a.png"))
