@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "space" / "priorpaint"
 METHOD = ("models", "projection", "edits", "adaptation", "compositing")
-PLUMBING = ("priorpaint.cli", "priorpaint.bench", "priorpaint.app")
+PLUMBING = ("priorpaint.cli", "priorpaint.bench", "priorpaint.app", "priorpaint.batch")
 
 
 def _module_name(path: Path) -> str:

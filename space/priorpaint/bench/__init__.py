@@ -11,7 +11,8 @@ The sections:
 * ``projection`` (:mod:`.projection`), ``encoder`` (:mod:`.encoder`), ``stylegan2`` (:mod:`.stylegan2`),
   ``adaptation`` (:mod:`.adaptation`), ``directions`` (:mod:`.directions`),
   ``scribble`` (:mod:`.scribble`), ``concepts`` (:mod:`.concepts`), ``photo`` (:mod:`.photo`),
-  ``app`` (:mod:`.app`), ``security`` (:mod:`.security`).
+  ``app`` (:mod:`.app`), ``security`` (:mod:`.security`),
+  ``batch`` (:mod:`.batch`).
 
 A new section is a module here with ``run(report, args)`` and one :class:`Section` line
 in :data:`SECTIONS`.
@@ -69,6 +70,8 @@ SECTIONS: List[Section] = [
             "the app on a live server: 8 concurrent clients, cancel and disconnect latency, peak RSS"),
     Section("security", "security",
             "the server under attack: probe cases refused or stopped, honest p95 under a flood, RSS, SIGTERM"),
+    Section("batch", "batch",
+            "priorpaint batch: photos per minute, with and without G', on 1 and 2 local workers"),
 ]
 
 

@@ -15,10 +15,10 @@ from typing import List, Optional
 
 from .. import __version__
 from ..errors import PriorpaintError
-from . import bench, concepts, convert, directions, download, edit, gimp, models, segment, serve, train_encoder
+from . import batch, bench, concepts, convert, directions, download, edit, gimp, models, segment, serve, train_encoder
 
 #: the command modules, in the order ``priorpaint --help`` lists them
-COMMANDS = [models, download, edit, directions, concepts, segment, train_encoder, convert, serve, gimp, bench]
+COMMANDS = [models, download, edit, batch, directions, concepts, segment, train_encoder, convert, serve, gimp, bench]
 
 EXIT_USAGE = 2
 
