@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Callable, Iterable, Iterator, List, Optional
+from typing import Iterator, List, Optional
 
 from .photo import Outputs, PhotoJob, Recipe, Worker
 
