@@ -203,23 +203,29 @@ class Guard:
         if declared > self.max_body:
             await self._drain(receive)
             return await self._refuse(scope, send, 413, detail)
+        await self._run_counted(scope, receive, send, self.max_body, detail)
+
+    async def _run_counted(self, scope, receive, send, limit: int, detail: str) -> None:
+        """Run the app on a body counted as it streams: past ``limit`` bytes the app sees a
+        disconnect and, if it had not answered yet, the client gets a 413 with ``detail``."""
         state = {"seen": 0, "over": False, "started": False}
 
         async def counted():
             message = await receive()
             if message["type"] == "http.request":
                 state["seen"] += len(message.get("body", b""))
-                if state["seen"] > self.max_body:
+                if state["seen"] > limit:
                     state["over"] = True
                     return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message):
             if state["over"]:
-                return
+                return  # the refusal below answers instead
             if message["type"] == "http.response.start":
                 state["started"] = True
             await send(message)
+
         try:
             await self.app(scope, counted, guarded_send)
         except Exception:
@@ -258,33 +264,9 @@ class Guard:
             return await self._refuse(scope, send, 507, f"this server's uploads fill their {self.max_disk / MB:g} MB "
                                                         "(--max-upload-disk-mb); try again when older ones have "
                                                         "expired")
-        state = {"seen": 0, "over": False, "started": False}
-
-        async def counted():
-            message = await receive()
-            if message["type"] == "http.request":
-                state["seen"] += len(message.get("body", b""))
-                if state["seen"] > self.max_request:
-                    state["over"] = True
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message):
-            if state["over"]:
-                return  # the refusal below answers instead
-            if message["type"] == "http.response.start":
-                state["started"] = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, guarded_send)
-        except Exception:
-            if not state["over"]:
-                raise
-        if state["over"] and not state["started"]:
-            await self._drain(receive)
-            await self._refuse(scope, send, 413, f"this upload request is over {limit_mb:g} MB, the limit for one "
-                                                 "request (all its files) (--max-request-mb)")
+        await self._run_counted(scope, receive, send, self.max_request,
+                                f"this upload request is over {limit_mb:g} MB, the limit for one "
+                                "request (all its files) (--max-request-mb)")
         self._disk = (0.0, self._disk[1])  # re-measure on the next upload
 
 
