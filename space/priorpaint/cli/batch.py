@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
+from .common import add_projection_args
 
 DESCRIPTION = """\
 Apply one recipe (edits, projection and render settings) to many photos.
@@ -72,14 +73,7 @@ def add_parser(sub) -> None:
                      help="select the largest face found by OpenCV's Haar detector (a photo without one fails)")
     p.add_argument("--all-faces", action="store_true",
                    help="with --detect-faces: edit every face found, one after the other, into the same NAME.png")
-    p.add_argument("--model", default=None, help="manifest model id (default: dcgan-digiface-64); see `priorpaint models`")
-    p.add_argument("--download", action="store_true", help="allow downloading a hub model's weights")
-    p.add_argument("--steps", type=int, default=300, help="projection optimisation steps (default 300)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the projection (default 0, the same for every photo)")
-    p.add_argument("--init", choices=("auto", "encoder", "search"), default="auto",
-                   help="how each projection starts: 'encoder' = hybrid (the model's inverting network E(x)), "
-                        "'search' = the multi-start z search; 'auto' (default): the encoder when the model has one")
-    p.add_argument("--margin", type=float, default=0.1, help="context margin around the selection (default 0.1)")
+    add_projection_args(p)
     p.add_argument("--masked", action="store_true", help="project only the selected pixels")
     p.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=True,
                    help="render through the image-specific generator G' (default: on)")

@@ -13,6 +13,11 @@ def add_selection_args(p: argparse.ArgumentParser, output_help: str) -> None:
     sel.add_argument("--box", help="selection box X,Y,W,H in pixels")
     sel.add_argument("--mask", help="selection mask image, same size as the photo (white or alpha = selected)")
     p.add_argument("-o", "--output", required=True, help=output_help)
+    add_projection_args(p)
+
+
+def add_projection_args(p: argparse.ArgumentParser) -> None:
+    """The model and how each selection is projected (also used by ``batch``)."""
     p.add_argument("--model", default=None, help="manifest model id (default: dcgan-digiface-64); see `priorpaint models`")
     p.add_argument("--download", action="store_true", help="allow downloading a hub model's weights")
     p.add_argument("--steps", type=int, default=300, help="projection optimisation steps (default 300)")
