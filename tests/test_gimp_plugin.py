@@ -234,6 +234,10 @@ def gimp(tmp_path_factory):
         saved = root / "root" / ".config" / "priorpaint" / "gimp.json"
         if saved.exists():
             saved.unlink()
+        # GIMP's last values of our procedures (e.g. a strength already at its maximum) would
+        # make the dialog tests depend on the run before: start from the defaults
+        for last in (root / "root" / ".config" / "GIMP" / "3.0" / "plug-in-settings").glob("*priorpaint*"):
+            last.unlink()
         work_in_root = f"/tmp/priorpaint-gimp-test-{os.getpid()}"
         work = root / work_in_root.lstrip("/")
         if work.exists():
@@ -658,7 +662,7 @@ def test_segment_apply_and_paint_procedures_in_real_gimp(gimp):
     assert paint["new"] == [["priorpaint: remove hair", [x0, y0]]]
     spec = json.loads(sent[1][1])[0]
     assert spec == {"kind": "paint", "concept": "hair", "mode": "remove", "mask": "file:0"}
-    assert len(sent[1]) == 4            # this stand-in declares no `composite` input: none is sent
+    assert len(sent[1]) == 5 and sent[1][4] == "detail"   # the stand-in, like today's backend, takes `composite`
     whole = res["whole"]
     assert whole["status"][0] == "success", whole["status"]
     assert whole["new"] == [["priorpaint: add hair", [0, 0], 512, 512]] and whole["top"] == "priorpaint: add hair"
