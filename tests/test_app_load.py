@@ -126,9 +126,12 @@ def test_gradio_cancel_stops_the_worker_and_frees_the_slot(server):
     """gradio_client's Job.cancel() closes the generator (as a disconnect does): the worker stops."""
     from gradio_client import Client, handle_file
 
-    c = Client(server.url, verbose=False)
+    # two clients: one client never holds every slot (fair sharing), so both slots are busy
+    # only with two clients' jobs
+    clients = [Client(server.url, verbose=False) for _ in range(2)]
     photo = handle_file(str(skimage_data("astronaut.png")))
-    jobs = [c.submit(photo, None, "140,20,180,180", "", 5000, k, False, api_name="/project") for k in range(2)]
+    jobs = [c.submit(photo, None, "140,20,180,180", "", 5000, k, False, api_name="/project")
+            for k, c in enumerate(clients)]
     ids = []
     deadline = time.monotonic() + 180
     for job in jobs:  # both slots busy with long projections
@@ -148,7 +151,7 @@ def test_gradio_cancel_stops_the_worker_and_frees_the_slot(server):
         time.sleep(0.2)
     stopped = time.monotonic() - t0
     t1 = time.monotonic()
-    st, *_ = c.predict(photo, None, "140,20,180,180", "", 10, 0, False, api_name="/project")
+    st, *_ = clients[0].predict(photo, None, "140,20,180,180", "", 10, 0, False, api_name="/project")
     assert json.loads(st)["done"]
     after = time.monotonic() - t1
     figures = json.loads(ARTIFACT.read_text()) if ARTIFACT.exists() else {}
