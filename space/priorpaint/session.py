@@ -55,6 +55,8 @@ class EditSession:
         self.projection: Optional[Projection] = None
         #: per-stage caches (e.g. the fitted G′), keyed by their owners
         self.cache: Dict[str, object] = {}
+        #: where this session's saved editing vectors live (the app sets one per client; None: shared)
+        self.vector_namespace: Optional[str] = None
         self.seconds: Dict[str, float] = {}
         self.lock = threading.RLock()
         self.created = self.used = time.time()
@@ -106,7 +108,7 @@ class EditSession:
         return EditContext(gen=self.gen, crop=self.crop, split=p.split, mask=self.mask,
                            projection_config=self.projection_config, memo=self.cache,
                            cancel=cancel, progress=progress,
-                           vector_namespace=getattr(self, "vector_namespace", None))
+                           vector_namespace=self.vector_namespace)
 
     def apply(self, specs, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
               state: Optional[EditState] = None) -> EditState:
