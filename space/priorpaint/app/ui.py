@@ -132,6 +132,34 @@ def _stroke_layer(value) -> Optional[Image.Image]:
     return Image.fromarray(out, "RGBA")
 
 
+#: a browser-side function: an ImageEditor's value (background, layers) as a list of uploaded files
+EDITOR_FILES_JS = "(v) => [v ? [v.background || v.composite, ...(v.layers || [])].filter(Boolean) : []]"
+#: the Project click's relay: the editor's files and the name of the file the user picked
+#: (the editor keeps only pixels; the page remembers the name when the file input changes)
+PROJECT_RELAY_JS = ("(v, name) => [v ? [v.background || v.composite, ...(v.layers || [])].filter(Boolean) : [], "
+                    "window.__pp_photo_name || name || '']")
+#: remembers the picked file's name in the page (read by PROJECT_RELAY_JS)
+NAME_JS = ("() => { document.addEventListener('change', (e) => { const t = e.target; "
+           "if (t && t.type === 'file' && t.closest && t.closest('#pp-editor') && t.files && t.files[0]) "
+           "window.__pp_photo_name = t.files[0].name; }, true); }")
+#: a browser-side function: an image shown by the server becomes the background of editors
+FILL_EDITORS_JS = "(im) => Array({n}).fill(im ? {{background: im, layers: [], composite: null}} : null)"
+
+
+def editor_value(files) -> Optional[dict]:
+    """An ImageEditor value (numpy RGBA background and layers) from the files relayed by
+    :data:`EDITOR_FILES_JS` (the background first)."""
+    paths = [f if isinstance(f, str) else getattr(f, "path", None) or (f or {}).get("path") for f in files or []]
+    paths = [p for p in paths if p]
+    if not paths:
+        return None
+    try:
+        arrays = [np.asarray(Image.open(p).convert("RGBA")) for p in paths]
+    except (OSError, ValueError):
+        raise InputError("the photo is not an image the page can read: upload a PNG, JPEG or WebP") from None
+    return {"background": arrays[0], "layers": arrays[1:], "composite": None}
+
+
 def paint_over_labels(labels: np.ndarray, layer: np.ndarray) -> np.ndarray:
     """The label map with the painted layer on top (pixels painted at least half opaque).
     The brush antialiases: the segment spec asks the server to snap colours to the legend."""
@@ -357,8 +385,9 @@ def build_app(backend: Backend) -> gr.Blocks:
 
         # -- page events: Project ---------------------------------------------------------------
         @user_errors
-        def ui_project(ed, name, box_text, model_id, n_steps, seed_v, adapt_v, items, progress=gr.Progress()):
-            bg, alpha = _editor_layers(ed)
+        def ui_selection(files, name, box_text, model_id):
+            """The editor's photo and selection as server-side files (the editor travels once, here)."""
+            bg, alpha = _editor_layers(editor_value(files))
             if bg is None:
                 raise InputError("upload a photo first (PNG, JPEG or WebP; other files are not images)")
             box_t = views.parse_box_text(box_text)
@@ -371,13 +400,22 @@ def build_app(backend: Backend) -> gr.Blocks:
                         "clear the box to use it)")
             elif mask is not None:
                 note = "selection: the painted region"
-            model_id = model_id or ""
             if model_id and _model_present(backend, model_id) is False:
                 raise InputError(_not_downloaded(model_id))
-            image_path = scratch.save(_photo_image(bg), "photo")
-            mask_path = None if box_t else scratch.save(Image.fromarray(mask, "L"), "mask")
+            return {"photo": scratch.save(_photo_image(bg), "photo"), "name": name or "",
+                    "mask": None if box_t else scratch.save(Image.fromarray(mask, "L"), "mask"),
+                    "box": ",".join(map(str, box_t)) if box_t else "", "note": note,
+                    "size": [int(bg.shape[1]), int(bg.shape[0])]}
+
+        @user_errors
+        def ui_project(sel, model_id, n_steps, seed_v, adapt_v, items, progress=gr.Progress()):
+            if not sel or not sel.get("photo"):
+                raise InputError("upload a photo first")
+            model_id = model_id or ""
+            image_path, mask_path, box_arg, note = sel["photo"], sel["mask"], sel["box"], sel["note"]
+            bg = np.asarray(Image.open(image_path).convert("RGBA"))
+            name = sel.get("name", "")
             progress(0.0, desc="starting")
-            box_arg = ",".join(map(str, box_t)) if box_t else ""
             for st, crop, recon, adapted in backend.project(image_path, mask_path, box_arg, model_id,
                                                             n_steps, seed_v, adapt_v):
                 d = json.loads(st)
@@ -404,7 +442,6 @@ def build_app(backend: Backend) -> gr.Blocks:
                 region = np.ascontiguousarray(bg[square.rows, square.cols])
                 if region.ndim == 3 and region.shape[2] == 3:
                     region = np.dstack([region, np.full(region.shape[:2], 255, np.uint8)])
-                editors = [{"background": region, "layers": [], "composite": None} for _ in region_editors]
                 # A new selection: the region-shaped edits of the list no longer fit it.
                 kept = [it for it in items or [] if it["spec"].get("kind") in ("direction", "vector", "interpolate")]
                 dropped = len(items or []) - len(kept)
@@ -416,19 +453,41 @@ def build_app(backend: Backend) -> gr.Blocks:
                 yield (d["session"], views.readable(Image.fromarray(views.rgb(region))),
                        views.readable(recon, max(side, views.MIN_PREVIEW)),
                        views.readable(adapted, max(side, views.MIN_PREVIEW)),
-                       _status_md(d, note), rows, state, kept, views.table(kept), msg, "", *updates, *editors)
+                       _status_md(d, note), rows, state, kept, views.table(kept), msg, "", *updates)
+
+        region_png = gr.Image(type="pil", format="png", image_mode="RGBA", visible=False, interactive=False)
+
+        def ui_fill_editors(state):
+            """The paint and scribble tabs start on the selection's square of the photo."""
+            bg = np.asarray(Image.open(state["photo"]).convert("RGBA"))
+            square = Rect.square_in_image(state["square"], tuple(state["size"]))
+            return Image.fromarray(np.ascontiguousarray(bg[square.rows, square.cols]), "RGBA")
 
         project_outputs = [session, crop_img, recon_img, adapted_img, status, direction_rows, page,
-                           edit_list, edits_df, list_md, notice, *sliders, *region_editors]
-        project_inputs = [editor, photo_name, box, model, steps, seed, adapt, edit_list]
-        project_evt = project_btn.click(ui_project, project_inputs, project_outputs, api_visibility=PRIVATE,
-                                        concurrency_id=ENGINE, concurrency_limit=16, show_progress_on=[status])
-        box_evt = box.submit(ui_project, project_inputs, project_outputs, api_visibility=PRIVATE,
-                             concurrency_id=ENGINE, concurrency_limit=16, show_progress_on=[status])
-        # The input file's name (for the download), read in the browser: no upload.
-        editor.upload(None, None, photo_name, api_visibility=PRIVATE,
-                      js="() => { const f = document.querySelector('#pp-editor input[type=file]'); "
-                         "return (f && f.files && f.files[0]) ? f.files[0].name : ''; }")
+                           edit_list, edits_df, list_md, notice, *sliders]
+        demo.load(None, None, None, js=NAME_JS, api_visibility=PRIVATE, queue=False)
+        # Two steps: a quick one reads the editor (its value is uploaded for this click only), the
+        # streaming projection reads the files it left in ``selection``.
+        selection = gr.State({})
+        editor_files = gr.File(file_count="multiple", type="filepath", visible=False)
+        sel_inputs = [editor_files, photo_name, box, model]
+        project_inputs = [selection, model, steps, seed, adapt, edit_list]
+        project_events = []
+        for trigger_evt in (project_btn.click, box.submit):
+            # Gradio's page re-reads (and re-uploads) an editor on every status message of any
+            # event once the editor was an input or output of a server event; a browser-side
+            # relay reads it once, for this click, and hands the server its uploaded files.
+            relay = trigger_evt(None, [editor, photo_name], [editor_files, photo_name], js=PROJECT_RELAY_JS,
+                                api_visibility=PRIVATE, queue=False)
+            grab = relay.then(ui_selection, sel_inputs, selection, api_visibility=PRIVATE, show_progress="hidden")
+            proj = grab.success(ui_project, project_inputs, project_outputs, api_visibility=PRIVATE,
+                                concurrency_id=ENGINE, concurrency_limit=16, show_progress_on=[status])
+            project_events += [grab, proj]
+            if region_editors:  # set in the browser: as outputs of a server event they would re-upload
+                proj.success(ui_fill_editors, [page], region_png, api_visibility=PRIVATE,
+                             show_progress="hidden").then(
+                    None, [region_png], region_editors, js=FILL_EDITORS_JS.format(n=len(region_editors)),
+                    api_visibility=PRIVATE, queue=False)
 
         # -- the live preview: the cheap edits only, and it says so ---------------------------------
         @user_errors
@@ -496,8 +555,11 @@ def build_app(backend: Backend) -> gr.Blocks:
                     raise InputError("paint where the concept goes first (Project fills the canvas with the selection)")
                 spec = {"kind": "paint", "concept": c, "mode": mode, "mask": scratch.save(layer, "paint")}
                 return list_outputs(*views.add(items, spec))
-            paint_add.click(ui_paint_add, [edit_list, concept, paint_mode, paint_ed], list_out,
-                            api_visibility=PRIVATE)
+            paint_files = gr.File(file_count="multiple", type="filepath", visible=False)
+            paint_add.click(None, [paint_ed], [paint_files], js=EDITOR_FILES_JS, api_visibility=PRIVATE,
+                            queue=False).then(
+                user_errors(lambda items, c, mode, f: ui_paint_add(items, c, mode, editor_value(f))),
+                [edit_list, concept, paint_mode, paint_files], list_out, api_visibility=PRIVATE)
 
         if "segment" in available:
             @user_errors
@@ -527,7 +589,10 @@ def build_app(backend: Backend) -> gr.Blocks:
                 if layer is None:
                     raise InputError("scribble colours over the selection first")
                 return list_outputs(*views.add(items, {"kind": "scribble", "strokes": scratch.save(layer, "strokes")}))
-            scr_add.click(ui_scr_add, [edit_list, scr_ed], list_out, api_visibility=PRIVATE)
+            scr_files = gr.File(file_count="multiple", type="filepath", visible=False)
+            scr_add.click(None, [scr_ed], [scr_files], js=EDITOR_FILES_JS, api_visibility=PRIVATE,
+                          queue=False).then(user_errors(lambda items, f: ui_scr_add(items, editor_value(f))),
+                                            [edit_list, scr_files], list_out, api_visibility=PRIVATE)
 
         if "interpolate" in available:
             @user_errors
@@ -626,7 +691,7 @@ def build_app(backend: Backend) -> gr.Blocks:
         def ui_stop(sid):
             hit = json.loads(backend.cancel(sid)) if sid else {"cancelled": False}
             return "**cancelled**" + (" (the running job stops within one step)" if hit.get("cancelled") else "")
-        stop_btn.click(ui_stop, [session], notice, cancels=[project_evt, box_evt, render_evt],
+        stop_btn.click(ui_stop, [session], notice, cancels=[*project_events, render_evt],
                        api_visibility=PRIVATE)
 
         if "segment" in available:
