@@ -151,15 +151,14 @@ def _wait_list(page, text):
 
 
 def _render(page, uploads, timeout=300_000):
-    """Click Render; wait for the result; return (render text, uploads during the render)."""
-    before_text = page.locator("#pp-render-md").inner_text()
+    """Click Render; wait for the new entry in the history; return (render text, uploads during the render)."""
+    n_hist = page.locator("#pp-history img").count()
     n0 = uploads.n
     page.locator("#pp-render").click()
-    page.wait_for_function("(t) => { const e = document.querySelector('#pp-render-md'); "
-                           "return (e && e.innerText.includes('changed outside') && !e.innerText.includes('%') && "
-                           "!e.innerText.includes('queued') && e.innerText !== t) || "
-                           "document.querySelector('.toast-body') !== null; }", arg=before_text, timeout=timeout)
+    page.wait_for_function("(n) => document.querySelectorAll('#pp-history img').length > n || "
+                           "document.querySelector('.toast-body') !== null", arg=n_hist, timeout=timeout)
     assert not _toast(page), f"the page showed an error: {_toast(page)}"
+    page.wait_for_function("!document.querySelector('#pp-render-md')?.innerText.includes('%')")
     page.wait_for_timeout(300)
     return page.locator("#pp-render-md").inner_text(), uploads.n - n0
 
