@@ -38,7 +38,7 @@ import gradio as gr
 from ..compositing.regions import Rect
 from ..errors import InputError
 from . import kinds, views
-from .api import IMAGE_FIELDS, Backend, user_errors
+from .api import IMAGE_FIELDS, Backend, client_key, namespace_of, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -408,7 +408,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                     "size": [int(bg.shape[1]), int(bg.shape[0])]}
 
         @user_errors
-        def ui_project(sel, model_id, n_steps, seed_v, adapt_v, items, progress=gr.Progress()):
+        def ui_project(sel, model_id, n_steps, seed_v, adapt_v, items, request: gr.Request, progress=gr.Progress()):
             if not sel or not sel.get("photo"):
                 raise InputError("upload a photo first")
             model_id = model_id or ""
@@ -417,7 +417,7 @@ def build_app(backend: Backend) -> gr.Blocks:
             name = sel.get("name", "")
             progress(0.0, desc="starting")
             for st, crop, recon, adapted in backend.project(image_path, mask_path, box_arg, model_id,
-                                                            n_steps, seed_v, adapt_v):
+                                                            n_steps, seed_v, adapt_v, request=request):
                 d = json.loads(st)
                 if not d.get("done"):
                     progress(d.get("fraction", 0.0), desc=d.get("stage", ""))
@@ -624,25 +624,26 @@ def build_app(backend: Backend) -> gr.Blocks:
                         None, list_out, api_visibility=PRIVATE)
 
         # -- Render: exactly the listed edits ---------------------------------------------------------
-        def vector_update(model_id):
+        def vector_update(model_id, request):
             if "vector" not in available:
                 return gr.skip()
             try:
-                d = kinds.list_concepts(model_id or None, backend.device)
+                d = kinds.list_concepts(model_id or None, backend.device,
+                                        namespace=namespace_of(client_key(request)))
             except Exception as e:
                 log.warning("no vectors for %s: %s", model_id, e)
                 return gr.skip()
             return gr.update(choices=[v["name"] if isinstance(v, dict) else str(v) for v in d.get("vectors", [])])
 
         @user_errors
-        def ui_render(sid, items, adapt_v, comp, state, hist, progress=gr.Progress()):
+        def ui_render(sid, items, adapt_v, comp, state, hist, request: gr.Request, progress=gr.Progress()):
             if not sid:
                 raise InputError("project a selection first")
             progress(0.0, desc="starting")
             spec_list = views.specs(items)
             edits, files = files_of(spec_list)
             args = (sid, edits, adapt_v, files) + ((comp,) if has_composite else ())
-            for st, result, layer, prev in backend.edit(*args):
+            for st, result, layer, prev in backend.edit(*args, request=request):
                 d = json.loads(st)
                 if not d.get("done"):
                     progress(d.get("fraction", 0.0), desc=d.get("stage", ""))
@@ -657,9 +658,13 @@ def build_app(backend: Backend) -> gr.Blocks:
                 before, after = views.compare_pair(before_arr, np.asarray(result), box_)
                 pa = d.get("psnr_adapted")
                 applied = d.get("edits") or []
+                pp, dk = d.get("psnr_photo"), d.get("detail_kept")
                 msg = (f"changed outside the mask: **{d.get('changed_outside_mask')}** px · "
                        f"PSNR G′ {'—' if pa is None else f'{pa:.2f} dB'} · "
-                       f"{(d.get('seconds') or {}).get('total', 0):.1f} s  \n"
+                       + (f"{d.get('composite')}: PSNR at the photo's resolution "
+                          f"{'—' if pp is None else f'{pp:.1f} dB'}, detail kept {'—' if dk is None else f'{dk:.2f}'} · "
+                          if d.get("composite") else "")
+                       + f"{(d.get('seconds') or {}).get('total', 0):.1f} s  \n"
                        f"edits: {', '.join(e.get('kind', '?') for e in applied) or 'none'}")
                 notes = d.get("notes") or []
                 if notes:
@@ -671,7 +676,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                 saved = any(s.get("save_vector") for s in spec_list)
                 gal = [(h["after"], h["caption"]) for h in hist]
                 yield ((before, after), path, msg, views.readable(prev), hist, gal,
-                       vector_update(state.get("model")) if saved else gr.skip(),
+                       vector_update(state.get("model"), request) if saved else gr.skip(),
                        f"preview: the last render's generator output ({len(spec_list)} edit(s), model resolution)",
                        result)
 
@@ -696,7 +701,7 @@ def build_app(backend: Backend) -> gr.Blocks:
 
         if "segment" in available:
             @user_errors
-            def ui_segment(sid, state, progress=gr.Progress()):
+            def ui_segment(sid, state, request: gr.Request, progress=gr.Progress()):
                 if not sid:
                     raise InputError("project a selection first")
                 for st, labels in backend.segment(sid, request=request):
@@ -728,7 +733,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                           show_progress_on=[legend_md])
 
         if "paint" in available or "vector" in available:
-            def ui_concepts(model_id):
+            def ui_concepts(model_id, request: gr.Request):
                 if model_id and _model_present(backend, model_id) is False:
                     return gr.update(choices=[]), gr.update(choices=[]), _not_downloaded(model_id)
                 try:
