@@ -198,6 +198,17 @@ def _model_present(backend: Backend, model_id: str) -> Optional[bool]:
     return None
 
 
+def _legend_brush(model_id: Optional[str], backend: Backend):
+    """A brush in the label map's legend colours of ``model_id`` (the default brush when it has none)."""
+    try:
+        legend = kinds.list_concepts(model_id or None, backend.device).get("legend") or {}
+    except Exception as e:  # a model without parts: any colour
+        log.info("no legend for %s: %s", model_id, e)
+        legend = {}
+    colours = ["#%02x%02x%02x" % tuple(int(v) for v in c[:3]) for c in legend.values()]
+    return gr.Brush(colors=colours, default_color=colours[0], color_mode="fixed") if colours else None
+
+
 def _not_downloaded(model_id: str) -> str:
     return (f"model {model_id} is not downloaded on this server: run `priorpaint download {model_id}` "
             "there (or pick a model without “downloads on first use”)")
@@ -322,7 +333,9 @@ def build_app(backend: Backend) -> gr.Blocks:
                     legend_md = gr.Markdown("", elem_id="pp-legend")
                     seg_ed = gr.ImageEditor(label="paint classes over the photo (the brush colours are the legend's)",
                                             type="numpy", image_mode="RGBA", format="png", transforms=(),
-                                            elem_id="pp-seg-editor")
+                                            brush=_legend_brush(default_model, backend), elem_id="pp-seg-editor")
+                    seg_shown = gr.Image(type="numpy", format="png", image_mode="RGBA", visible=False,
+                                         interactive=False)
                     seg_name = gr.Textbox(label="save as editing vector (optional name)", elem_id="pp-seg-name")
                     seg_legend = gr.State({})
                     seg_labels = gr.State("")  # the label map itself (the editor shows it over the photo)
@@ -579,8 +592,11 @@ def build_app(backend: Backend) -> gr.Blocks:
                 if (name or "").strip():
                     spec["save_vector"] = name.strip()
                 return list_outputs(*views.add(items, spec))
-            seg_add.click(ui_seg_add, [edit_list, seg_ed, seg_name, seg_legend, seg_labels], list_out,
-                          api_visibility=PRIVATE)
+            seg_files = gr.File(file_count="multiple", type="filepath", visible=False)
+            seg_add.click(None, [seg_ed], [seg_files], js=EDITOR_FILES_JS, api_visibility=PRIVATE,
+                          queue=False).then(
+                user_errors(lambda items, f, name, legend, lab: ui_seg_add(items, editor_value(f), name, legend, lab)),
+                [edit_list, seg_files, seg_name, seg_legend, seg_labels], list_out, api_visibility=PRIVATE)
 
         if "scribble" in available:
             @user_errors
@@ -713,7 +729,6 @@ def build_app(backend: Backend) -> gr.Blocks:
                     legend = d.get("legend") or {}
                     md = "**legend** (the brush colours, in this order): " + " · ".join(
                         f"<span style='color:rgb({c[0]},{c[1]},{c[2]})'>■</span> {n}" for n, c in legend.items())
-                    colours = ["#%02x%02x%02x" % tuple(c) for c in legend.values()]
                     lab = np.asarray(labels.convert("RGB"))
                     shown = lab
                     if state.get("photo"):  # the label map over the photo, so the user sees what is where
@@ -724,13 +739,15 @@ def build_app(backend: Backend) -> gr.Blocks:
                             shown = (0.55 * lab + 0.45 * region).round().astype(np.uint8)
                     value = {"background": np.dstack([shown, np.full(shown.shape[:2], 255, np.uint8)]),
                              "layers": [], "composite": None}
-                    yield (gr.update(value=value, brush=gr.Brush(colors=colours, default_color=colours[0],
-                                                                  color_mode="fixed")), md, legend,
+                    yield (value["background"], md, legend,
                            scratch.save(Image.fromarray(lab, "RGB"), "labelmap"))
 
-            seg_btn.click(ui_segment, [session, page], [seg_ed, legend_md, seg_legend, seg_labels],
+            # The editor is filled in the browser (as a server output it would re-upload on every
+            # later status message); its brush colours are the default model's legend.
+            seg_btn.click(ui_segment, [session, page], [seg_shown, legend_md, seg_legend, seg_labels],
                           api_visibility=PRIVATE, concurrency_id=ENGINE, concurrency_limit=16,
-                          show_progress_on=[legend_md])
+                          show_progress_on=[legend_md]).then(
+                None, [seg_shown], [seg_ed], js=FILL_EDITORS_JS.format(n=1), api_visibility=PRIVATE, queue=False)
 
         if "paint" in available or "vector" in available:
             def ui_concepts(model_id, request: gr.Request):
