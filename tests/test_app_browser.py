@@ -1,17 +1,25 @@
 """The web page in headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
 
-Upload the astronaut photo into the editor, paint over the face with the brush, Project,
-move a direction slider (live preview), Render, and check the result image appears.
-A screenshot is saved under artifacts/app/ (gitignored) after each step.
+The journey of a new user: upload the astronaut photo (through the editor's own upload
+button and file chooser, as a person does), paint over the face with the translucent brush
+(the photo shows through; the layer's eye icon hides it), Project, move a direction slider
+(live preview), add it to the edit list, Render, compare before/after, go back in the
+history. Every request to ``/gradio_api/upload`` is counted: an editor's value travels
+once per click that needs it, never while a job streams. A screenshot is saved under
+artifacts/app/ (gitignored) after each step.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from app_server import ROOT, Server
 from conftest import need, skimage_data
@@ -20,12 +28,33 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CHROMIUM = os.environ.get("PRIORPAINT_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "artifacts" / "app"
+BRUSH = np.array([255, 51, 102])
+#: the most uploads one Project click may cause. The editor's value is three files (background,
+#: paint layer, composite); Gradio's page re-reads an editor (and so re-uploads it) on each
+#: status update it gets as an input or output of an event, so Project's few quick events
+#: (read the selection, project, fill the tabs' editors) cost a few rounds of three; what
+#: must never happen is a count that grows with the job's length (the old storm)
+MAX_PROJECT_UPLOADS = 15
+#: a tab's Add button reads that tab's editor only
+MAX_ADD_UPLOADS = 6
 
 
 def _browser(pw):
     return pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                               args=["--no-sandbox", "--disable-background-networking",
                                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
+
+
+class Uploads:
+    """Counts the page's requests to /gradio_api/upload."""
+
+    def __init__(self, page):
+        self.n = 0
+        page.on("request", self._seen)
+
+    def _seen(self, request):
+        if "/gradio_api/upload" in request.url:
+            self.n += 1
 
 
 def _open_app(pw, server):
@@ -38,42 +67,54 @@ def _open_app(pw, server):
     return browser, page
 
 
+def _toast(page) -> str:
+    toast = page.locator(".toast-body")
+    return toast.first.inner_text() if toast.count() else ""
+
+
 def _project(page, timeout=180_000):
     """Click Project and wait for the session (or fail with the error toast's text)."""
     page.locator("#pp-project").click()
     page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session') || "
                            "document.querySelector('.toast-body') !== null", timeout=timeout)
-    toast = page.locator(".toast-body")
-    assert toast.count() == 0, f"the page showed an error: {toast.first.inner_text()}"
+    assert not _toast(page), f"the page showed an error: {_toast(page)}"
 
 
-def _upload(page, path, attempts: int = 30):
-    """Put a photo into the editor and wait until the editor shows it.  A file set before the
-    page has attached its handlers (a slow, loaded machine) is lost, so it is set again until
-    the editor's "Upload an image" placeholder is gone (bounded: ``attempts`` tries)."""
-    placeholder = page.locator("#pp-editor").get_by_text("Upload an image")
-    for _ in range(attempts):
-        page.locator("#pp-editor input[type=file]").first.set_input_files(str(path))
-        try:
-            placeholder.wait_for(state="hidden", timeout=4000)
-            return
-        except Exception:  # still the placeholder: the page was not ready; set the file again
-            continue
-    raise AssertionError(f"the editor never showed the uploaded photo {path}")
+def _upload(page, path):
+    """Upload a photo the way a person does: the editor's Upload button, then the file chooser."""
+    with page.expect_file_chooser() as chooser:
+        page.locator("#pp-editor button[aria-label='Upload']").first.click()
+    chooser.value.set_files(str(path))
+    page.wait_for_function("document.querySelector('#pp-photo-name')?.querySelector('textarea, input') !== null "
+                           "|| true")
+    page.wait_for_timeout(2000)
+
+
+def _editor_geometry(page):
+    """(canvas bounding box, photo px -> screen px scale, screen position of photo pixel (0, 0))."""
+    box = page.locator("#pp-editor canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    scale = min(box["width"], box["height"]) * 0.89 / 512  # the editor fits the 512 px photo
+    return box, scale, (cx - 256 * scale, cy - 256 * scale)
 
 
 def _paint_face(page):
     """Select the astronaut's face with the brush."""
     page.locator("#pp-editor button[aria-label='Brush']").click()
-    box = page.locator("#pp-editor canvas").first.bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    scale = min(box["width"], box["height"]) * 0.89 / 512  # the editor fits the 512 px photo
-    fx, fy = cx + (230 - 256) * scale, cy + (110 - 256) * scale  # the face centre in the photo
-    for dy in range(-40, 41, 12):
-        page.mouse.move(fx - 45 * scale * 2, fy + dy * scale * 2)
+    _, scale, (ox, oy) = _editor_geometry(page)
+    for y in range(70, 200, 14):
+        page.mouse.move(ox + 170 * scale, oy + y * scale)
         page.mouse.down()
-        page.mouse.move(fx + 45 * scale * 2, fy + dy * scale * 2, steps=8)
+        page.mouse.move(ox + 290 * scale, oy + y * scale, steps=8)
         page.mouse.up()
+
+
+def _screen_patch(page, x, y, r=12) -> np.ndarray:
+    """The screen's pixels around photo pixel (x, y) of the editor."""
+    _, scale, (ox, oy) = _editor_geometry(page)
+    sx, sy = ox + x * scale, oy + y * scale
+    png = page.screenshot(clip={"x": sx - r, "y": sy - r, "width": 2 * r, "height": 2 * r})
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(float)
 
 
 def _need_browser():
@@ -94,57 +135,172 @@ def server():
     s.stop()
 
 
-def test_upload_select_project_slide_render(server):
+def _natural(page, sel):
+    return page.eval_on_selector(sel, "im => [im.naturalWidth, im.naturalHeight]")
+
+
+def _table(page) -> str:
+    """The edit list as the page shows it (its text)."""
+    return page.locator("#pp-edits").inner_text()
+
+
+def _wait_list(page, text):
+    page.wait_for_function(f"document.querySelector('#pp-list-md')?.innerText.includes({text!r}) || "
+                           "document.querySelector('.toast-body') !== null")
+    assert not _toast(page), _toast(page)
+
+
+def _render(page, uploads, timeout=300_000):
+    """Click Render; wait for the new entry in the history; return (render text, uploads during the render)."""
+    n_hist = page.locator("#pp-history img").count()
+    n0 = uploads.n
+    page.locator("#pp-render").click()
+    page.wait_for_function("(n) => document.querySelectorAll('#pp-history img').length > n || "
+                           "document.querySelector('.toast-body') !== null", arg=n_hist, timeout=timeout)
+    assert not _toast(page), f"the page showed an error: {_toast(page)}"
+    page.wait_for_function("!document.querySelector('#pp-render-md')?.innerText.includes('%')")
+    page.wait_for_timeout(300)
+    return page.locator("#pp-render-md").inner_text(), uploads.n - n0
+
+
+def test_journey(server):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser, page = _open_app(pw, server)
-        # 1. upload
+        uploads = Uploads(page)
+        # 1. upload, 2. select: the translucent brush lets the photo show through
         _upload(page, skimage_data("astronaut.png"))
-        # 2. select: paint over the face with the brush
+        photo_patch = _screen_patch(page, 230, 130)
         _paint_face(page)
+        page.wait_for_timeout(500)
         page.screenshot(path=str(SHOTS / "browser-1-selected.png"))
-        # 3. project
+        painted = _screen_patch(page, 230, 130)
+        # painted = a·brush + (1 − a)·photo: the overlay's opacity a, fitted over the patch
+        d = (BRUSH - photo_patch).ravel()
+        opacity = float(((painted - photo_patch).ravel() @ d) / (d @ d))
+        assert 0.2 < opacity < 0.8, f"the selection is drawn with opacity {opacity:.2f}"
+        assert painted.std() > 8, "no photo detail shows through the selection"
+        # the layer's eye icon hides the selection (and shows it again)
+        page.locator("#pp-editor button[aria-label='Show Layers']").click()
+        eye = page.locator("#pp-editor li:has(> button[aria-label='layer-1']) > button.icon-button").first
+        eye.click()
+        page.wait_for_timeout(500)
+        hidden = _screen_patch(page, 230, 130)
+        page.screenshot(path=str(SHOTS / "browser-1b-selection-hidden.png"))
+        assert np.abs(hidden - photo_patch).mean() < 6, "hiding the layer did not show the photo alone"
+        eye.click()
+        page.wait_for_timeout(300)
+        # 3. project: the editor's value is uploaded once, the previews are readable
+        n0 = uploads.n
         _project(page)
+        page.wait_for_timeout(500)
+        project_uploads = uploads.n - n0
+        print(f"uploads per Project: {project_uploads}")
+        assert 1 <= project_uploads <= MAX_PROJECT_UPLOADS, project_uploads
         status = page.locator("#pp-status").inner_text()
-        assert "PSNR" in status
-        assert page.locator("#pp-recon img").count() == 1
-        page.screenshot(path=str(SHOTS / "browser-2-projected.png"))
-        # 4. move a direction slider: the live preview appears
+        assert "PSNR" in status and "selection: the painted region" in status, status
+        for sel in ("#pp-crop img", "#pp-recon img", "#pp-adapted img"):
+            w, h = _natural(page, sel)
+            assert min(w, h) >= 256, (sel, w, h)
+            bb = page.locator(sel).bounding_box()
+            assert min(bb["width"], bb["height"]) >= 256 * 0.9, (sel, bb)
+        crop = page.locator("#pp-crop img").screenshot()
+        assert np.asarray(Image.open(io.BytesIO(crop)).convert("L")).std() > 20, "the crop shows no photo"
+        page.screenshot(path=str(SHOTS / "browser-2-projected.png"), full_page=True)
+        # 4. every direction of the model has a slider, with its description
+        n_dirs = page.locator("[id^=pp-dir-] input[type=range]:visible").count()
+        assert n_dirs >= 11, n_dirs
         slider = page.locator("#pp-dir-0 input[type=range]")
-        slider.wait_for(state="visible")
         slider.scroll_into_view_if_needed()
         sb = slider.bounding_box()
+        n0 = uploads.n
         page.mouse.click(sb["x"] + sb["width"] * 0.9, sb["y"] + sb["height"] / 2)
         page.wait_for_selector("#pp-preview img", timeout=120_000)
-        page.screenshot(path=str(SHOTS / "browser-3-slider.png"))
-        # 5. render (G′ + composite) and the full-resolution download
-        page.get_by_role("tab", name="Render").scroll_into_view_if_needed()
-        page.get_by_role("tab", name="Render").click()
-        page.locator("#pp-render").click()
-        page.wait_for_selector("#pp-result img", timeout=300_000)
-        page.wait_for_function("document.querySelector('#pp-render-md')?.innerText.includes('changed outside')",
-                               timeout=60_000)
-        assert "changed outside the mask: 0" in page.locator("#pp-render-md").inner_text()
-        assert page.locator("#pp-download a").count() >= 1
-        page.locator("#pp-result").scroll_into_view_if_needed()
+        page.wait_for_function("document.querySelector('#pp-preview-md')?.innerText.includes('live preview')")
+        assert uploads.n == n0, "the live preview uploaded files"
+        assert min(_natural(page, "#pp-preview img")) >= 256
+        assert "1 latent edit" in page.locator("#pp-preview-md").inner_text()
+        page.screenshot(path=str(SHOTS / "browser-3-slider.png"), full_page=True)
+        # 5. the edit list: add the slider, a strength outside the range is clamped visibly
+        page.locator("#pp-dir-add").click()
+        _wait_list(page, "added #1")
+        table = _table(page)
+        assert table.count("direction ") == 1 and "live" in table, table
+        page.locator("#pp-strength input").fill("50")
+        page.locator("#pp-set-strength").click()
+        _wait_list(page, "clamped to")
+        assert "strength 3" in _table(page), _table(page)
+        # 6. render: exactly the listed edits, no uploads, the compare view and the history
+        text, render_uploads = _render(page, uploads)
+        assert render_uploads == 0, render_uploads
+        print(f"uploads per Render: {render_uploads}")
+        assert "changed outside the mask: 0" in text and "edits: direction" in text, text
+        assert page.locator("#pp-compare img").count() >= 2
+        for w, h in page.eval_on_selector_all("#pp-compare img", "ims => ims.map(i => [i.naturalWidth, i.naturalHeight])"):
+            assert min(w, h) >= 256, (w, h)
+        assert _natural(page, "#pp-result img") == [512, 512]
+        link = page.locator("#pp-download a").first
+        assert "astronaut-priorpaint-1" in (link.get_attribute("href") or "") + link.inner_text()
+        page.locator("#pp-compare").scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "browser-4-rendered.png"), full_page=True)
-        # The result image is the full-resolution photo.
-        nat = page.eval_on_selector("#pp-result img", "im => [im.naturalWidth, im.naturalHeight]")
-        assert nat == [512, 512]
+        # 7. remove the edit, render again: nothing applied, two renders in the history
+        page.locator("#pp-pick input").fill("1")
+        page.locator("#pp-remove").click()
+        _wait_list(page, "removed #1")
+        assert "direction " not in _table(page), _table(page)
+        text, render_uploads = _render(page, uploads)
+        assert render_uploads == 0 and "edits: none" in text, (render_uploads, text)
+        thumbs = page.locator("#pp-history .thumbnail-item, #pp-history button img")
+        page.wait_for_function("document.querySelectorAll('#pp-history img').length >= 2")
+        page.locator("#pp-history img").nth(1).click()  # back to render #1
+        page.wait_for_function("document.querySelector('#pp-render-md')?.innerText.includes('showing render #1')")
+        assert "astronaut-priorpaint-1" in page.locator("#pp-download").inner_text()
+        page.screenshot(path=str(SHOTS / "browser-5-history.png"), full_page=True)
+        del thumbs
+        # 8. Stop says so
+        page.locator("#pp-stop").click()
+        page.wait_for_function("document.querySelector('#pp-notice')?.innerText.includes('cancelled')")
         browser.close()
 
 
-@pytest.mark.parametrize("tab, editor, kind", [
-    ("Label map", "#pp-seg-editor", "segment"),
-    ("Colour scribble", "#pp-scribble-editor", "scribble"),
-    ("Concept paint", "#pp-paint-editor", "paint"),
-])
-def test_region_tab_edit(server, tab, editor, kind):
-    """Project a painted selection, paint in an edit tab, render without G′: the edit is applied."""
+def test_box_field(server):
+    """A box with spaces, Enter in the box field projects; a bad box says what to type."""
     from playwright.sync_api import sync_playwright
-
     with sync_playwright() as pw:
         browser, page = _open_app(pw, server)
+        _upload(page, skimage_data("astronaut.png"))
+        page.locator("#pp-adapt input").uncheck()
+        page.locator("#pp-box textarea, #pp-box input").first.fill("140 20 180")
+        page.locator("#pp-box textarea, #pp-box input").first.press("Enter")
+        page.wait_for_selector(".toast-body")
+        msg = _toast(page)
+        assert "four numbers X,Y,W,H" in msg and "--box" not in msg, msg
+        page.reload()
+        page.wait_for_selector("#pp-editor")
+        _upload(page, skimage_data("astronaut.png"))
+        page.locator("#pp-adapt input").uncheck()
+        page.locator("#pp-box textarea, #pp-box input").first.fill("140 20 180 180")
+        page.locator("#pp-box textarea, #pp-box input").first.press("Enter")
+        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session')")
+        assert "selection" not in page.locator("#pp-status").inner_text() or \
+            "painted" not in page.locator("#pp-status").inner_text()
+        browser.close()
+
+
+@pytest.mark.parametrize("tab, editor, add, kind", [
+    ("Label map", "#pp-seg-editor", "#pp-seg-add", "segment"),
+    ("Colour scribble", "#pp-scribble-editor", "#pp-scribble-add", "scribble"),
+    ("Concept paint", "#pp-paint-editor", "#pp-paint-add", "paint"),
+])
+def test_region_tab_edit(server, tab, editor, add, kind):
+    """Paint in an edit tab, add it to the list, render without G′: exactly that edit is applied;
+    a label edit saved as a vector appears in the vectors list without a reload."""
+    from playwright.sync_api import sync_playwright
+
+    vec_name = f"browser-{uuid.uuid4().hex[:6]}"
+    with sync_playwright() as pw:
+        browser, page = _open_app(pw, server)
+        uploads = Uploads(page)
         _upload(page, skimage_data("astronaut.png"))
         _paint_face(page)
         page.locator("#pp-adapt input").uncheck()
@@ -154,8 +310,8 @@ def test_region_tab_edit(server, tab, editor, kind):
         if kind == "segment":
             page.locator("#pp-seg-get").click()
             page.wait_for_function("document.querySelector('#pp-legend')?.innerText.includes('hair')")
-            # the label map becomes the editor's background (no "Upload an image" placeholder left)
-            page.locator(editor).get_by_text("Upload an image").wait_for(state="hidden")
+            page.wait_for_timeout(1500)
+            page.locator("#pp-seg-name textarea, #pp-seg-name input").first.fill(vec_name)
         page.locator(f"{editor} button[aria-label='Brush']").click()
         canvas = page.locator(f"{editor} canvas").first
         canvas.scroll_into_view_if_needed()
@@ -166,15 +322,24 @@ def test_region_tab_edit(server, tab, editor, kind):
             page.mouse.down()
             page.mouse.move(cx + 50, cy + dy, steps=6)
             page.mouse.up()
-        page.screenshot(path=str(SHOTS / f"browser-5-{kind}.png"), full_page=True)
-        page.get_by_role("tab", name="Render").click()
-        page.locator("#pp-render-adapt input").uncheck()
-        page.locator("#pp-render").click()
-        page.wait_for_function("document.querySelector('#pp-render-md')?.innerText.includes('changed outside') || "
-                               "document.querySelector('.toast-body') !== null", timeout=180_000)
-        toast = page.locator(".toast-body")
-        assert toast.count() == 0, f"the page showed an error: {toast.first.inner_text()}"
-        text = page.locator("#pp-render-md").inner_text()
+        page.screenshot(path=str(SHOTS / f"browser-6-{kind}.png"), full_page=True)
+        n0 = uploads.n
+        page.locator(add).click()
+        _wait_list(page, "added #1")
+        assert uploads.n - n0 <= MAX_ADD_UPLOADS, uploads.n - n0  # the tab's editor, once
+        text, render_uploads = _render(page, uploads, timeout=180_000)
+        assert render_uploads == 0, render_uploads
         assert "changed outside the mask: 0" in text and f"edits: {kind}" in text, text
-        page.screenshot(path=str(SHOTS / f"browser-6-{kind}-render.png"), full_page=True)
+        assert f"edits: {kind}," not in text, text
+        page.screenshot(path=str(SHOTS / f"browser-7-{kind}-render.png"), full_page=True)
+        if kind == "segment":
+            try:
+                page.get_by_role("tab", name="Editing vectors").click()
+                page.locator("#pp-vector input").first.click()
+                page.wait_for_selector(f"[role=option]:has-text('{vec_name}')", timeout=30_000)
+            finally:
+                from priorpaint.edits.vectors import vectors_dir
+                folder = vectors_dir("dcgan-digiface-64")
+                for p in folder.glob(vec_name + ".*"):
+                    p.unlink()
         browser.close()

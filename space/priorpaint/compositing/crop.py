@@ -88,11 +88,12 @@ def cut_square(full: np.ndarray, square: Tuple[int, int, int], pad: str = "edge"
 
 def parse_box(text: str) -> Tuple[int, int, int, int]:
     try:
-        parts = [int(round(float(p))) for p in str(text).split(",")]
-    except (ValueError, OverflowError):  # "inf" / "nan" are not coordinates either
+        parts = [int(round(float(p))) for p in str(text).replace(",", " ").split()]
+    except (ValueError, OverflowError):
         parts = []
     if len(parts) != 4:
-        raise InputError(f"--box must be X,Y,W,H (four integers), got {str(text)[:60]!r}")
+        raise InputError(f"the box must be four numbers X,Y,W,H (left, top, width, height in px; commas or "
+                         f"spaces), got {text!r}")
     return tuple(parts)  # type: ignore[return-value]
 
 

@@ -235,10 +235,9 @@ def apply_paint(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     radius = footprint_radius(gen, split)
     w, level = split_weights(m, state.h.shape[-1], radius)
     if level < 3:
-        new.notes.append(f"the painted region is small for the generator's footprint (a split cell is "
-                         f"{gen.resolution // state.h.shape[-1]} px and its change reaches {radius} px further at "
-                         f"{gen.resolution} px): the edit reaches past it before compositing; paint a larger region "
-                         "for a clean edit")
+        new.notes.append("the painted region is small for this model: the edit spills a little past the paint "
+                         f"(about {radius} of the model's {gen.resolution} px) before it is blended in; paint a "
+                         "larger region for a clean edit")
     units = d.top_units(concept, k)
     new.h = paint_h(state.h, units, d.high[units], mode, w)
     new.edit_mask = ctx.merged_mask(state, region)
