@@ -444,7 +444,7 @@ def test_row8_dns_rebinding_and_cross_origin_requests_are_refused_over_http(live
 def test_row13_bad_inputs_get_one_clear_line(live):
     path = upload(live.url, skimage_data("astronaut.png").read_bytes(), "a.png")
     cases = [
-        ("project", [file_data(path), None, "inf,0,10,10", "", 5, 0, False], "must be X,Y,W,H"),
+        ("project", [file_data(path), None, "inf,0,10,10", "", 5, 0, False], "four numbers X,Y,W,H"),
         ("project", [file_data(path), None, BOX, "", 5, 2 ** 70, False], "seed must be between 0 and 2147483647"),
         ("project", [[1, 2], None, BOX, "", 5, 0, False], "FileData"),
         ("project", [1], "didn't receive enough input values"),

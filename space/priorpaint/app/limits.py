@@ -3,7 +3,7 @@
 Every long endpoint of the app (:mod:`priorpaint.app.api`) checks its request against a
 :class:`Limits` *before* it registers a job: a request over a bound is refused with one
 line naming the bound and the flag that sets it.  ``priorpaint serve --help`` prints these
-bounds (:func:`help_text`) and ``docs/api.md`` lists them.
+bounds (:func:`add_flags`, from each field's help text) and ``docs/api.md`` lists them.
 
 The bounds on the *server* (engine slots, sessions, upload disk) live beside them: they are
 flags of ``priorpaint serve`` too, and every one of them is a number here, so a test or a
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional
 
 from ..errors import InputError
@@ -22,38 +22,36 @@ from ..errors import InputError
 MB = 1024 * 1024
 
 
+def _bound(default, text: str):
+    """A field of :class:`Limits`: its default and the help text its ``serve`` flag prints."""
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass
 class Limits:
-    #: optimisation steps of one projection, and of one edit (``steps`` in an edit spec)
-    max_steps: int = 5000
-    #: edit specs in one ``edit`` / ``preview`` request
-    max_edits: int = 64
-    #: characters of the ``edits`` JSON of one request
-    max_spec_chars: int = 64 * 1024
-    #: nesting depth of the ``edits`` JSON (a list of objects is depth 2)
-    max_json_depth: int = 8
-    #: characters of any short text field (session id, job id, model id, name, box)
-    max_text_chars: int = 256
-    #: megapixels of any image a request names (photo, mask, strokes, ...)
-    max_image_mp: float = 40.0
-    #: total bytes of one upload request (all its files together), MB
-    max_request_mb: float = 50.0
-    #: bytes of any other request's body (an API call's JSON), MB
-    max_body_mb: float = 4.0
-    #: bytes of every upload this server holds on disk together, MB
-    max_upload_disk_mb: float = 1024.0
-    #: jobs one client may have waiting or running at once
-    max_client_jobs: int = 4
-    #: jobs of all clients waiting for a slot or running at once
-    max_jobs: int = 32
-    #: sessions one client may hold (its own oldest are dropped first, never another client's)
-    max_client_sessions: int = 8
+    max_steps: int = _bound(5000, "optimisation steps of one projection or one edit (`steps` in an edit spec)")
+    max_edits: int = _bound(64, "edit specs in one edit/preview request")
+    max_spec_chars: int = _bound(64 * 1024, "characters of one request's edits JSON")
+    max_json_depth: int = _bound(8, "nesting depth of the edits JSON (a list of objects is depth 2)")
+    max_text_chars: int = _bound(256, "characters of a session/job/model id, name or box")
+    max_image_mp: float = _bound(40.0, "megapixels of any image a request uses (photo, mask, strokes, ...)")
+    max_request_mb: float = _bound(50.0, "MB of one upload request, all its files together (HTTP 413)")
+    max_body_mb: float = _bound(4.0, "MB of any other request body, e.g. an API call's JSON (HTTP 413)")
+    max_upload_disk_mb: float = _bound(1024.0, "MB of uploads this server keeps on disk (HTTP 507)")
+    max_client_jobs: int = _bound(4, "jobs one client may have waiting or running")
+    max_jobs: int = _bound(32, "jobs of all clients waiting or running")
+    max_client_sessions: int = _bound(8, "sessions one client may hold (its own oldest go first, "
+                                         "never another client's)")
+
+    @staticmethod
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
 
     def validate(self) -> "Limits":
         for f in fields(self):
             v = getattr(self, f.name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
-                raise InputError(f"--{f.name.replace('_', '-')} must be a positive number, got {v!r}")
+                raise InputError(f"{self.flag(f.name)} must be a positive number, got {v!r}")
         return self
 
     # -- checks --------------------------------------------------------------------------
@@ -167,29 +165,12 @@ def _short(v: Any, n: int = 40) -> str:
     return r if len(r) <= n else r[:n] + f"... ({len(r)} characters)"
 
 
-FLAGS = (  # (field, flag, help)
-    ("max_steps", "--max-steps", "optimisation steps of one projection or one edit"),
-    ("max_edits", "--max-edits", "edit specs in one edit/preview request"),
-    ("max_spec_chars", "--max-spec-chars", "characters of one request's edits JSON"),
-    ("max_json_depth", "--max-json-depth", "nesting depth of the edits JSON"),
-    ("max_text_chars", "--max-text-chars", "characters of a session/job/model id or name"),
-    ("max_image_mp", "--max-image-mp", "megapixels of any image a request uses"),
-    ("max_request_mb", "--max-request-mb", "MB of one upload request, all its files together (HTTP 413)"),
-    ("max_body_mb", "--max-body-mb", "MB of any other request body, e.g. an API call's JSON (HTTP 413)"),
-    ("max_upload_disk_mb", "--max-upload-disk-mb", "MB of uploads this server keeps on disk (HTTP 507)"),
-    ("max_client_jobs", "--max-client-jobs", "jobs one client may have waiting or running"),
-    ("max_jobs", "--max-jobs", "jobs of all clients waiting or running"),
-    ("max_client_sessions", "--max-client-sessions", "sessions one client may hold (its own oldest go first)"),
-)
-
-
 def add_flags(parser) -> None:
-    d = Limits()
     g = parser.add_argument_group("bounds on each request and each client (refused with one line, before any work)")
-    for name, flag, text in FLAGS:
-        default = getattr(d, name)
-        g.add_argument(flag, dest=name, type=type(default), default=default, help=f"{text} (default {default:g})")
+    for f in fields(Limits):
+        g.add_argument(Limits.flag(f.name), dest=f.name, type=type(f.default), default=f.default,
+                       help=f"{f.metadata['help']} (default {f.default:g})")
 
 
 def from_args(args) -> Limits:
-    return Limits(**{name: getattr(args, name) for name, _, _ in FLAGS if hasattr(args, name)}).validate()
+    return Limits(**{f.name: getattr(args, f.name) for f in fields(Limits) if hasattr(args, f.name)}).validate()
