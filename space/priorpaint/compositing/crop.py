@@ -93,7 +93,7 @@ def parse_box(text: str) -> Tuple[int, int, int, int]:
         parts = []
     if len(parts) != 4:
         raise InputError(f"the box must be four numbers X,Y,W,H (left, top, width, height in px; commas or "
-                         f"spaces), got {text!r}")
+                         f"spaces), got {str(text)[:60]!r}")
     return tuple(parts)  # type: ignore[return-value]
 
 
