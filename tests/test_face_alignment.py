@@ -104,6 +104,16 @@ def test_given_eyes_are_used_in_either_order(rotated):
     assert np.array_equal(one.region, two.region)
 
 
+def test_eyes_far_apart_are_sampled_coarser_and_big_photos_are_searched_downscaled():
+    photo = load_photo(skimage_data("astronaut.png"))
+    wide = make_crop(photo, 64, box=(0, 0, 512, 512), alignment={"eyes": FFHQ_EYES_64}, eyes=(10, 250, 500, 260))
+    assert wide.alignment.side == 768 and wide.region.shape == (768, 768, 3)  # 1.5x the photo, not ~2000 px
+    big = load_photo(cv2.resize(photo.rgb, (1280, 1280), interpolation=cv2.INTER_CUBIC))
+    crop = make_crop(big, 64, box=(350, 50, 450, 450), alignment={"eyes": FFHQ_EYES_64})
+    assert crop.alignment is not None and crop.alignment.source == "detected", crop.notes
+    assert np.abs(np.array(crop.alignment.eyes) - 2.5 * np.array(ASTRONAUT_EYES)).max() < 2.5 * 6
+
+
 def test_a_photo_without_a_face_gets_the_unaligned_box_and_a_note():
     photo = load_photo(skimage_data("coffee.png"))
     box = (150, 60, 300, 260)
@@ -121,6 +131,15 @@ def test_bad_alignment_and_eyes_are_refused():
             make_crop(photo, 64, box=(140, 20, 180, 180), alignment=bad)
     with pytest.raises(InputError, match="declares an alignment"):
         make_crop(photo, 64, box=(140, 20, 180, 180), eyes=(200, 100, 240, 100))
+
+
+def test_the_ffhq_entries_declare_the_ffhq_layout():
+    from priorpaint.models.manifest import get_entry
+    for mid in ("stylegan2-ffhq-1024", "stylegan2-ffhq-1024-tf"):
+        (x1, y1), (x2, y2) = align.check_alignment(get_entry(mid).extra["alignment"], 1024)
+        # the FFHQ script's geometry: eyes level, the eye distance about a quarter of the side, centred
+        assert abs(y2 - y1) < 1 and abs((x2 - x1) / 1024 - 0.25) < 0.01 and abs((x1 + x2) / 2 - 512) < 1
+    assert "alignment" not in get_entry("stylegan2-church-256").extra
 
 
 @pytest.fixture

@@ -35,6 +35,8 @@ EYE_CASCADE = "haarcascade_eye.xml"
 #: rotations (degrees) of the photo tried in turn when no face is found upright (the
 #: frontal cascade finds faces tilted up to about 15 degrees)
 SEARCH_ANGLES = (0.0, 20.0, -20.0, 40.0, -40.0)
+#: the longest side (px) of the image the cascades search; larger selections are searched downscaled
+DETECT_SIDE = 1024
 NO_FACE_NOTE = "no face found for alignment: used the box unaligned"
 _local = threading.local()
 
@@ -171,11 +173,14 @@ class Alignment:
 
 
 def alignment_for(eyes: Tuple[Point, Point], model_eyes: Tuple[Point, Point], resolution: int,
-                  source: str, face=None) -> Alignment:
-    """The aligned square for photo ``eyes``: the model's canvas at (about) the photo's own scale."""
+                  source: str, face=None, max_side: Optional[int] = None) -> Alignment:
+    """The aligned square for photo ``eyes``: the model's canvas at (about) the photo's own scale
+    (sampled more coarsely when that would exceed ``max_side`` pixels)."""
     to_model = similarity(eyes, model_eyes)                 # photo -> model pixels
     per_photo_px = math.hypot(to_model[0, 0], to_model[1, 0])
     side = max(8, int(round(resolution / per_photo_px)))
+    if max_side is not None:
+        side = min(side, max(int(max_side), resolution))
     square_to_model = np.array([[resolution / side, 0, 0], [0, resolution / side, 0]], np.float64)
     return Alignment(to_photo=compose(invert(to_model), square_to_model), side=side, eyes=eyes,
                      source=source, face=face)
@@ -256,9 +261,16 @@ def detect_eyes(rgb: np.ndarray, near: Tuple[int, int, int, int]) -> Tuple[Optio
     half = max(bw, bh)  # the box widened 2x about its centre
     x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
     x1, y1 = min(W, int(math.ceil(cx + half))), min(H, int(math.ceil(cy + half)))
-    grey = cv2.equalizeHist(cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY))
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    f = min(1.0, DETECT_SIDE / float(max(grey.shape)))  # the cascades work on a bounded image
+    if f < 1.0:
+        grey = cv2.resize(grey, (max(1, int(round(grey.shape[1] * f))), max(1, int(round(grey.shape[0] * f)))),
+                          interpolation=cv2.INTER_AREA)
+    grey = cv2.equalizeHist(grey)
     gh, gw = grey.shape
-    min_side = max(24, min(bw, bh) // 4)
+    fx, fy = grey.shape[1] / float(x1 - x0), grey.shape[0] / float(y1 - y0)  # detection px per photo px
+    min_side = max(24, int(min(bw, bh) * min(fx, fy)) // 4)
+    cx, cy = x0 + (cx - x0) * fx, y0 + (cy - y0) * fy  # the selection's centre, in detection pixels (+ x0, y0)
     faces_seen = False
     for angle in SEARCH_ANGLES:
         rot = cv2.getRotationMatrix2D((cx - x0 - 0.5, cy - y0 - 0.5), angle, 1.0)  # on cv pixel centres
@@ -279,11 +291,13 @@ def detect_eyes(rgb: np.ndarray, near: Tuple[int, int, int, int]) -> Tuple[Optio
             eyes = _eyes_in_face(img, face)
             if eyes is None:
                 continue
-            pts = apply(back, eyes) + (x0, y0)
-            fx, fy, fw, fh = (int(v) for v in face)
-            fbox = apply(back, [(fx + fw / 2.0, fy + fh / 2.0)])[0] + (x0, y0)
+            to_photo = np.array([[1.0 / fx, 0, x0], [0, 1.0 / fy, y0]])
+            pts = apply(to_photo, apply(back, eyes))
+            qx, qy, qw, qh = (int(v) for v in face)
+            fc = apply(to_photo, apply(back, [(qx + qw / 2.0, qy + qh / 2.0)]))[0]
+            fw, fh = int(round(qw / fx)), int(round(qh / fy))
             a, b = sorted((tuple(float(v) for v in pts[0]), tuple(float(v) for v in pts[1])))
-            return (a, b), (int(round(fbox[0] - fw / 2.0)), int(round(fbox[1] - fh / 2.0)), fw, fh), []
+            return (a, b), (int(round(fc[0] - fw / 2.0)), int(round(fc[1] - fh / 2.0)), fw, fh), []
     why = "found a face but not both of its eyes" if faces_seen else "found no face"
     return None, None, [f"{NO_FACE_NOTE} (the detector {why} near the selection)"]
 

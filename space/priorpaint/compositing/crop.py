@@ -4,6 +4,9 @@ The selection is a box ``(x, y, w, h)`` or a soft mask (0..255, image-sized).  I
 box, widened by a context margin and squared, is cut from the photo (padding by edge
 replication where the square leaves the image), then resized with antialiasing to the
 model's resolution.  The selection mask travels with it, cut and resized the same way.
+A face model that declares an alignment gets a rotated, scaled square instead (the eyes
+where the model expects them; :mod:`priorpaint.compositing.align`): the :class:`Crop`
+methods move arrays between the photo and either kind of square.
 """
 
 from __future__ import annotations
@@ -327,7 +330,8 @@ def _alignment(photo: Photo, sel, resolution: int, alignment, eyes, notes: List[
                 log.info(n)
             notes.extend(why)
             return None
-    a = al_.alignment_for(found, model_eyes, resolution, source, face)
+    a = al_.alignment_for(found, model_eyes, resolution, source, face,
+                          max_side=int(math.ceil(1.5 * max(photo.size))))  # eyes far apart: sampled coarser
     (ex1, ey1), (ex2, ey2) = a.eyes
     notes.append(f"aligned the face as the model expects: eyes {ex1:.1f},{ey1:.1f} and {ex2:.1f},{ey2:.1f} "
                  f"({source}) go to the model's {model_eyes[0][0]:g},{model_eyes[0][1]:g} and "
