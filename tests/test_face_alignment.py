@@ -203,6 +203,33 @@ def test_painted_masks_are_warped_into_the_aligned_square(aligned_gen, rotated):
     assert not back[:100 - box.y - 3].any()
 
 
+def test_scribble_and_labels_through_an_aligned_crop(aligned_gen, rotated):
+    """Layer-box-sized inputs (what the app and the plug-in hand out) land in the rotated square,
+    label maps come back with legend colours only, and nothing outside the selection changes."""
+    from priorpaint.projection.project import ProjectionConfig
+    from priorpaint.session import EditSession
+    photo, _ = rotated
+    s = EditSession.open(photo, box=(120, 60, 150, 140), gen=aligned_gen)
+    s.project(ProjectionConfig(steps=2, **FAST_PROJECTION))
+    box = s.crop.layer_box
+    strokes = np.zeros((box.h, box.w, 4), np.uint8)
+    strokes[60:100, 60:120] = (250, 20, 20, 255)  # layer-box pixels inside the selection
+    state = s.apply([{"kind": "scribble", "strokes": strokes, "steps": 10}])
+    assert not any("no scribble stroke" in n for n in state.notes)
+    r = s.render(state, composite="replace")
+    outside = np.ones(photo.rgb.shape[:2], bool)
+    outside[60:200, 120:270] = False
+    assert r.metrics["changed_outside_mask"] == 0 and np.array_equal(r.photo.rgb[outside], photo.rgb[outside])
+    assert (r.photo.rgb != photo.rgb).any()
+    # a label picture in the square comes back to the layer box with only its own colours
+    labels = np.zeros((s.crop.square[2],) * 2 + (3,), np.uint8)
+    labels[:, : labels.shape[1] // 2] = (10, 200, 30)
+    labels[:, labels.shape[1] // 2:] = (200, 10, 90)
+    back = s.crop.to_layer(labels, nearest=True)
+    assert back.shape == (box.h, box.w, 3)
+    assert {tuple(c) for c in back.reshape(-1, 3)} <= {(0, 0, 0), (10, 200, 30), (200, 10, 90)}
+
+
 def _aligned_manifest(tmp_path):
     from priorpaint.models import manifest as mf
     raw = json.loads((mf.manifest_dirs()[0] / "dcgan-digiface-64.json").read_text())
@@ -269,3 +296,27 @@ def test_eyes_for_a_model_without_alignment_is_refused(tmp_path, capsys):
                  str(tmp_path / "o.png"), "--eyes", "200,100,240,100", "--no-align"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "contradict" in err[0]
+
+
+def test_batch_aligns_faces_and_notes_a_photo_without_one(tmp_path, tmp_cache, rotated, monkeypatch):
+    from PIL import Image
+    from priorpaint.cli import main
+    photo, _ = rotated
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(photo.rgb).save(src / "face.png")
+    Image.open(skimage_data("coffee.png")).convert("RGB").save(src / "cup.png")
+    (tmp_path / "boxes.csv").write_text('image,box\nface.png,"120,60,150,140"\ncup.png,"150,60,300,260"\n')
+    monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(_aligned_manifest(tmp_path)))
+    out = tmp_path / "out"
+    assert main(["batch", str(src), "-o", str(out), "--boxes", str(tmp_path / "boxes.csv"), "--model",
+                 "faces-aligned", "--steps", "1", "--init", "search", "--no-adapt", "--reports", "--workers", "1",
+                 "--no-progress", "--edit", "direction:sefa0=2"]) == 0
+    face = json.loads((out / "face.report.json").read_text())
+    cup = json.loads((out / "cup.report.json").read_text())
+    assert face["alignment"]["source"] == "detected" and face["changed_outside_mask"] == 0
+    assert cup["alignment"] is None and any(n.startswith(align.NO_FACE_NOTE) for n in cup["notes"])
+    result = np.asarray(Image.open(out / "face.png").convert("RGB"))
+    outside = np.ones(result.shape[:2], bool)
+    outside[60:200, 120:270] = False
+    assert np.array_equal(result[outside], photo.rgb[outside]) and (result != photo.rgb).any()
