@@ -186,6 +186,16 @@ def test_edit_and_composite_leave_everything_outside_the_mask_bit_identical(alig
     assert np.array_equal(r0.photo.rgb, photo.rgb)
 
 
+def test_align_false_crops_the_plain_box_with_a_note(aligned_gen, rotated):
+    from priorpaint.session import EditSession
+    photo, _ = rotated
+    s = EditSession.open(photo, box=(120, 60, 150, 140), gen=aligned_gen, align=False)  # what the web API does
+    assert s.crop.alignment is None and s.crop.square == make_crop(photo, 16, box=(120, 60, 150, 140)).square
+    assert any("expects aligned faces" in n for n in s.crop.notes)
+    with pytest.raises(InputError, match="contradict"):
+        EditSession.open(photo, box=(120, 60, 150, 140), gen=aligned_gen, align=False, eyes=(160, 120, 200, 110))
+
+
 def test_painted_masks_are_warped_into_the_aligned_square(aligned_gen, rotated):
     photo, _ = rotated
     crop = make_crop(photo, 16, box=(120, 60, 150, 140), alignment=aligned_gen.entry.extra["alignment"])
