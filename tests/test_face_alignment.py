@@ -95,6 +95,19 @@ def test_detected_eyes_land_where_the_model_expects(rotated):
     assert crop.region.shape == (a.side, a.side, 3) and crop.target().shape == (1, 3, 64, 64)
 
 
+@pytest.mark.parametrize("angle", [35.0, -35.0])
+def test_a_head_tilted_past_the_cascade_is_found_on_a_rotated_search(angle):
+    """The frontal cascade misses faces tilted by 30 degrees or more; the search rotates the photo."""
+    photo = load_photo(skimage_data("astronaut.png"))
+    m = cv2.getRotationMatrix2D((255.5, 255.5), angle, 1.0)
+    rgb = cv2.warpAffine(photo.rgb, m, (512, 512), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    true = _eyes_after(align.cv_to_cont(m))
+    c = true.mean(axis=0)
+    eyes, face, notes = align.detect_eyes(rgb, (int(c[0]) - 75, int(c[1]) - 50, 150, 150))
+    assert eyes is not None and not notes
+    assert np.abs(np.array(eyes) - np.array(sorted(map(tuple, true)))).max() < 3.0, (eyes, true)
+
+
 def test_given_eyes_are_used_in_either_order(rotated):
     photo, m = rotated
     (x1, y1), (x2, y2) = _eyes_after(m)

@@ -247,7 +247,7 @@ def _eyes_in_face(grey: np.ndarray, face) -> Optional[Tuple[Point, Point]]:
 
 
 def detect_eyes(rgb: np.ndarray, near: Tuple[int, int, int, int]) -> Tuple[Optional[Tuple[Point, Point]], Optional[tuple], List[str]]:
-    """``(eyes, face box, notes)`` for the face that overlaps the box ``near`` most.
+    """``(eyes, face box, notes)`` for the face nearest the centre of the box ``near``.
 
     Faces are searched with the frontal cascade in the box widened 2x (faster, and the
     selection names the face), on the histogram-equalised grey image, upright first, then on
@@ -270,10 +270,10 @@ def detect_eyes(rgb: np.ndarray, near: Tuple[int, int, int, int]) -> Tuple[Optio
     gh, gw = grey.shape
     fx, fy = grey.shape[1] / float(x1 - x0), grey.shape[0] / float(y1 - y0)  # detection px per photo px
     min_side = max(24, int(min(bw, bh) * min(fx, fy)) // 4)
-    cx, cy = x0 + (cx - x0) * fx, y0 + (cy - y0) * fy  # the selection's centre, in detection pixels (+ x0, y0)
+    sel = ((cx - x0) * fx, (cy - y0) * fy)  # the selection's centre in detection pixels: the rotations' centre
     faces_seen = False
     for angle in SEARCH_ANGLES:
-        rot = cv2.getRotationMatrix2D((cx - x0 - 0.5, cy - y0 - 0.5), angle, 1.0)  # on cv pixel centres
+        rot = cv2.getRotationMatrix2D((sel[0] - 0.5, sel[1] - 0.5), angle, 1.0)  # on cv pixel centres
         img = grey if angle == 0 else cv2.warpAffine(grey, rot, (gw, gh), flags=cv2.INTER_LINEAR,
                                                      borderMode=cv2.BORDER_REPLICATE)
         faces = cascade(FACE_CASCADE).detectMultiScale(img, scaleFactor=1.1, minNeighbors=5,
@@ -282,7 +282,6 @@ def detect_eyes(rgb: np.ndarray, near: Tuple[int, int, int, int]) -> Tuple[Optio
             continue
         faces_seen = True
         back = cv_to_cont(cv2.invertAffineTransform(rot))
-        sel = (cx - x0, cy - y0)  # the rotation's centre: the same point in both frames
 
         def centre_dist(f):  # the face nearest the selection's centre, larger ones first on ties
             return math.hypot(f[0] + f[2] / 2.0 - sel[0], f[1] + f[3] / 2.0 - sel[1]) - 0.01 * f[2]
