@@ -22,7 +22,7 @@ import torch
 
 from . import store
 from .compositing.blend import changed_outside, to_uint8
-from .compositing.crop import DEFAULT_MARGIN, Crop, cut_square, make_crop
+from .compositing.crop import DEFAULT_MARGIN, Crop, make_crop
 from .edits import EDIT_KINDS, EditContext, EditState, parse_specs
 from .errors import InputError
 from .images import Photo, load_mask, load_photo
@@ -65,16 +65,30 @@ class EditSession:
     @classmethod
     def open(cls, image, box: Optional[Sequence[int]] = None, mask=None, model: Optional[str] = None,
              device=None, margin: float = DEFAULT_MARGIN, allow_download: bool = False,
-             gen: Optional[LayeredGenerator] = None) -> "EditSession":
-        """A session for ``image`` (path, bytes, PIL image, array or Photo) and a box or mask."""
+             gen: Optional[LayeredGenerator] = None, align=True,
+             eyes: Optional[Sequence[float]] = None) -> "EditSession":
+        """A session for ``image`` (path, bytes, PIL image, array or Photo) and a box or mask.
+
+        A model whose manifest declares an ``alignment`` (a face model) gets an aligned crop
+        (:mod:`priorpaint.compositing.align`): at the photo's ``eyes`` ``(x1, y1, x2, y2)``,
+        else at the eyes detected near the selection (none found: the unaligned box, with a
+        note).  ``align=False`` crops unaligned whatever the model declares."""
         t0 = time.perf_counter()
         photo = image if isinstance(image, Photo) else load_photo(image)
         if mask is not None:
             mask = load_mask(mask, photo.size)
         gen = gen or load_generator(model, device=device, allow_download=allow_download)
         entry = getattr(gen, "entry", None)  # a manifest's content_box (e.g. the car model's rows 64-447)
-        content = (getattr(entry, "extra", None) or {}).get("content_box")
-        crop = make_crop(photo, gen.resolution, box=box, mask=mask, margin=margin, content_box=content)
+        extra = getattr(entry, "extra", None) or {}
+        content = extra.get("content_box")
+        alignment = extra.get("alignment") if align else None
+        if not align and eyes is not None:
+            raise InputError("--eyes and --no-align contradict each other: give one of them")
+        crop = make_crop(photo, gen.resolution, box=box, mask=mask, margin=margin, content_box=content,
+                         alignment=alignment, eyes=eyes)
+        if not align and extra.get("alignment") is not None:
+            crop.notes.append("this model expects aligned faces (its manifest declares where the eyes go); "
+                              "this crop is the unaligned box")
         s = cls(photo, crop, gen)
         s.seconds["crop"] = time.perf_counter() - t0
         return s
@@ -206,7 +220,7 @@ class EditSession:
         base_u8 = edited if base is None else to_uint8(base)
         # the photo's own pixels of the square (crop.region is the model's view of it, which a
         # model with a content box pads with zeros)
-        region = cut_square(self.photo.rgb, self.crop.square, pad="edge")
+        region = self.crop.region_of(self.photo.rgb, pad="edge")
         side = region.shape[0]
         radius = default_feather(side) if feather is None else int(feather)
         info: Dict[str, object] = {"mode": mode}
@@ -223,7 +237,8 @@ class EditSession:
                 alpha = feather_mask(mask, radius)
                 layer_rgb = resize_generated(edited, side)
                 result_region = blend_region(region, layer_rgb, alpha)
-            out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha)
+            out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
+                                           base=region if mode == "detail" else None, mask=mask)
         seconds_composite = time.perf_counter() - t0
         m = {
             "model": self.model_id,
@@ -237,6 +252,7 @@ class EditSession:
                       + state.notes),
             "composite": mode,
             "composite_info": _round_info(info),
+            "alignment": self.crop.alignment.report() if self.crop.alignment is not None else None,
         }
         if metrics:
             metrics = dict(metrics)

@@ -372,8 +372,9 @@ class Backend:
 
         def work(progress, cancel):
             t0 = time.perf_counter()
+            # the page's editors cut the photo by the axis-aligned square: crops stay unaligned here
             s = EditSession.open(path, box=box_t, mask=mask_path, model=model_id, device=self.device,
-                                 allow_download=explicit)
+                                 allow_download=explicit, align=False)
             job.session_id = None  # the id is handed out only with the result
             proj = s.project(ProjectionConfig(steps=steps, seed=seed, init=init), progress, cancel)
             from ..compositing.blend import to_uint8

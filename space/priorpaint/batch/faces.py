@@ -10,29 +10,19 @@ smaller than 1/16 of the photo's shorter side (and 24 px) are ignored.
 
 from __future__ import annotations
 
-import threading
 from typing import List, Tuple
 
 import numpy as np
 
-from ..errors import ModelError
 
 CASCADE = "haarcascade_frontalface_default.xml"
 #: how much the detector's box is widened about its centre
 FACE_SCALE = 1.8
-_local = threading.local()
 
 
 def _cascade():
-    c = getattr(_local, "cascade", None)
-    if c is None:
-        import cv2
-        path = cv2.data.haarcascades + CASCADE
-        c = cv2.CascadeClassifier(path)
-        if c.empty():
-            raise ModelError(f"OpenCV's face detector {path} cannot be loaded")
-        _local.cascade = c
-    return c
+    from ..compositing.align import cascade  # one loader (per thread) for every Haar cascade
+    return cascade(CASCADE)
 
 
 def detect_faces(rgb: np.ndarray) -> List[Tuple[int, int, int, int]]:

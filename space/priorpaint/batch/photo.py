@@ -46,6 +46,8 @@ class Recipe:
     margin: float = 0.1
     masked: bool = False
     allow_download: bool = False
+    align: bool = True                 # align faces for a model that declares an alignment
+    eyes: Optional[Tuple[float, float, float, float]] = None   # the eye centres (photo px), else detected
 
     def adapt_options(self) -> Optional[dict]:
         return {"method": self.adapt_method, "fit": self.adapt_fit} if self.adapt else None
@@ -59,6 +61,8 @@ class Recipe:
         """sha256 of everything that changes the pixels (and the priorpaint version)."""
         d = self.to_dict()
         d.pop("allow_download")
+        if d["align"] and d["eyes"] is None:  # the defaults: digests of earlier recipes stay valid
+            d.pop("align"), d.pop("eyes")
         d["version"] = __version__
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -67,6 +71,9 @@ def check_recipe(recipe: Recipe, gen) -> List[dict]:
     """The recipe's parsed specs, checked against ``gen``; an :class:`InputError` for a bad one."""
     if recipe.steps < 0:
         raise InputError("--steps must be 0 or more")
+    if recipe.eyes is not None and not (getattr(getattr(gen, "entry", None), "extra", None) or {}).get("alignment"):
+        raise InputError(f"--eyes needs a model that declares an alignment (a face model such as "
+                         f"stylegan2-ffhq-1024); {getattr(gen, 'model_id', None) or 'this model'} declares none")
     if not recipe.edits:
         return []
     from ..edits.registry import check_specs, parse_specs
@@ -86,8 +93,9 @@ def render_selection(image, recipe: Recipe, box=None, mask=None, gen=None, t0: O
     if recipe.steps < 0:
         raise InputError("--steps must be 0 or more")
     session = EditSession.open(image, box=box, mask=mask, model=recipe.model, margin=recipe.margin,
-                               allow_download=recipe.allow_download, gen=gen)
-    specs = check_recipe(recipe, session.gen) if recipe.edits else None  # before the slow projection
+                               allow_download=recipe.allow_download, gen=gen, align=recipe.align,
+                               eyes=recipe.eyes)
+    specs = check_recipe(recipe, session.gen) or None  # before the slow projection
     proj = session.project(ProjectionConfig(steps=recipe.steps, seed=recipe.seed, masked=recipe.masked,
                                             init=recipe.init))
     state = session.apply(specs) if specs else None

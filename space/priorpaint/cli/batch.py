@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from .common import add_projection_args
+from .common import add_projection_args, alignment_options
 
 DESCRIPTION = """\
 Apply one recipe (edits, projection and render settings) to many photos.
@@ -50,7 +50,8 @@ def cmd_batch(args) -> int:
     recipe = Recipe(edits=tuple(args.edit or ()), model=args.model, adapt=args.adapt,
                     adapt_method=args.adapt_method, adapt_fit=args.adapt_fit, composite=args.composite,
                     steps=args.steps,
-                    seed=args.seed, init=args.init, margin=args.margin, masked=args.masked, allow_download=args.download)
+                    seed=args.seed, init=args.init, margin=args.margin, masked=args.masked, allow_download=args.download,
+                    **alignment_options(args))
     faces = ("all" if args.all_faces else "largest") if args.detect_faces else None
     opts = BatchOptions(inputs=args.inputs, output=args.output, recipe=recipe, boxes=args.boxes, faces=faces,
                         workers=args.workers, threads=args.threads, ray=args.ray, ray_timeout=args.ray_timeout,

@@ -28,6 +28,24 @@ def add_projection_args(p: argparse.ArgumentParser) -> None:
                         "the encoder when the model has one matching its weights, else the search")
     p.add_argument("--margin", type=float, default=0.1,
                    help="context margin around the selection, as a fraction of its size (default 0.1)")
+    p.add_argument("--eyes", metavar="X1,Y1,X2,Y2",
+                   help="the two eye centres in photo pixels (either order), for a model that declares an "
+                        "alignment (FFHQ-style faces): the crop rotates and scales the face so the eyes land where "
+                        "the model expects them (default: found by OpenCV's face and eye detectors)")
+    p.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
+                   help="align the face for a model that declares an alignment (default on; --no-align: the "
+                        "plain box, as for any other model)")
+
+
+def alignment_options(args) -> dict:
+    """``align`` / ``eyes`` for :meth:`EditSession.open` from the parsed options (a bad --eyes:
+    a one-line error before anything is loaded)."""
+    from ..compositing.align import parse_eyes
+    from ..errors import InputError
+    eyes = parse_eyes(args.eyes) if args.eyes is not None else None
+    if eyes is not None and not args.align:
+        raise InputError("--eyes and --no-align contradict each other: give one of them")
+    return {"align": bool(args.align), "eyes": eyes}
 
 
 def add_render_args(p: argparse.ArgumentParser) -> None:

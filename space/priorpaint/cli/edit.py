@@ -6,7 +6,7 @@ import sys
 from typing import List
 
 from ..errors import InputError
-from .common import add_render_args
+from .common import add_render_args, alignment_options
 
 
 def run_selection(args, edits: List[str]):
@@ -16,11 +16,13 @@ def run_selection(args, edits: List[str]):
     if args.steps < 0:
         raise InputError("--steps must be 0 or more")
     box = parse_box(args.box) if args.box else None
+    aligned = alignment_options(args)
     adapt = args.adapt if args.adapt is not None else args.command == "edit"
     composite = args.composite or ("detail" if args.command == "edit" else "replace")
     recipe = Recipe(edits=tuple(edits), model=args.model, adapt=adapt, adapt_method=args.adapt_method,
                     adapt_fit=args.adapt_fit, composite=composite, steps=args.steps, seed=args.seed,
-                    init=args.init, margin=args.margin, masked=args.masked, allow_download=args.download)
+                    init=args.init, margin=args.margin, masked=args.masked, allow_download=args.download,
+                    align=aligned["align"], eyes=aligned["eyes"])
     report = edit_photo(args.image, args.output, recipe, box=box, mask=args.mask, layer=args.layer,
                         report_path=args.report)
     proj_psnr_z, proj_psnr, seconds = report["psnr_z"], report["psnr_projection"], report["seconds"]

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from .common import add_selection_args
+from .common import add_selection_args, alignment_options
 
 
 def cmd_segment(args) -> int:
@@ -20,7 +20,8 @@ def cmd_segment(args) -> int:
     if args.steps < 0:
         raise InputError("--steps must be 0 or more")
     s = EditSession.open(args.image, box=parse_box(args.box) if args.box else None, mask=args.mask,
-                         model=args.model, margin=args.margin, allow_download=args.download)
+                         model=args.model, margin=args.margin, allow_download=args.download,
+                         **alignment_options(args))
     p = s.project(ProjectionConfig(steps=args.steps, seed=args.seed, init=args.init))
     labels, legend = s.segment()
     out = Path(args.output)

@@ -76,14 +76,25 @@ def composite(photo: Photo, crop: Crop, generated: np.ndarray, edit_mask: Option
     radius = default_feather(side) if feather is None else int(feather)
     alpha = feather_mask(mask, radius)
     big = resize_generated(generated, side)
-    return paste_region(photo, crop, blend_region(crop.region, big, alpha), big, alpha)
+    return paste_region(photo, crop, blend_region(crop.region, big, alpha), big, alpha, mask=mask)
 
 
 def paste_region(photo: Photo, crop: Crop, region: np.ndarray, layer_rgb: np.ndarray,
-                 alpha: np.ndarray) -> Tuple[Photo, np.ndarray, Tuple[int, int, int, int]]:
+                 alpha: np.ndarray, base: Optional[np.ndarray] = None,
+                 mask: Optional[np.ndarray] = None) -> Tuple[Photo, np.ndarray, Tuple[int, int, int, int]]:
     """A copy of ``photo`` with the layer box replaced by its part of the composited square
     ``region`` (side×side×3 uint8), the RGBA layer (``layer_rgb`` with the feathered mask
-    ``alpha`` as alpha) for the layer box, and the layer box ``(x, y, w, h)``."""
+    ``alpha`` as alpha) for the layer box, and the layer box ``(x, y, w, h)``.
+
+    An aligned crop (rotated square) maps ``layer_rgb`` and ``alpha`` back into the photo
+    instead and blends there, only where the warped edit ``mask`` (default: the selection)
+    and the photo's own selection are non-zero: everywhere else the photo is copied bit for
+    bit.  ``base`` (the photo's square the layer was made from, for ``detail``): only the
+    change ``layer_rgb − base`` is warped back and added to the photo, so its own detail is
+    not resampled twice."""
+    if crop.alignment is not None:
+        return _paste_aligned(photo, crop, layer_rgb, alpha, base,
+                              crop.region_mask if mask is None else mask)
     box = crop.layer_box
     sub = box.within(crop.square)
     out = photo.rgb.copy()
@@ -92,13 +103,32 @@ def paste_region(photo: Photo, crop: Crop, region: np.ndarray, layer_rgb: np.nda
     return photo.with_rgb(out), layer, tuple(box)
 
 
+def _paste_aligned(photo: Photo, crop: Crop, layer_rgb: np.ndarray, alpha: np.ndarray,
+                   base: Optional[np.ndarray], mask: np.ndarray):
+    box = crop.layer_box
+    inside = crop.photo_mask(mask) > 0
+    a = np.where(inside, np.clip(crop.to_layer(alpha.astype(np.float32)), 0.0, 1.0), 0.0).astype(np.float32)
+    here = photo.rgb[box.rows, box.cols]
+    if base is not None:
+        change = crop.to_layer(layer_rgb.astype(np.float32) - base.astype(np.float32))
+        layer = np.clip(np.round(here.astype(np.float32) + change), 0, 255).astype(np.uint8)
+    else:
+        layer = np.clip(np.round(crop.to_layer(layer_rgb.astype(np.float32))), 0, 255).astype(np.uint8)
+    out = photo.rgb.copy()
+    out[box.rows, box.cols] = blend_region(here, layer, a)
+    return photo.with_rgb(out), np.dstack([layer, np.round(a * 255).astype(np.uint8)]), tuple(box)
+
+
 def changed_outside(before: Photo, after: Photo, crop: Crop, edit_mask: Optional[np.ndarray] = None) -> int:
     """Pixels that differ between two photos where the edit mask is 0 (must be 0)."""
     W, H = crop.image_size
     inside = np.zeros((H, W), bool)
     mask = crop.region_mask if edit_mask is None else edit_mask
     box = crop.layer_box
-    inside[box.rows, box.cols] = mask[box.within(crop.square)] > 0
+    if crop.alignment is not None:
+        inside[box.rows, box.cols] = crop.photo_mask(mask) > 0
+    else:
+        inside[box.rows, box.cols] = mask[box.within(crop.square)] > 0
     diff = (before.rgb != after.rgb).any(axis=2)
     if before.alpha is not None or after.alpha is not None:
         a = before.alpha if before.alpha is not None else np.full(diff.shape, 255, np.uint8)

@@ -4,6 +4,9 @@ The selection is a box ``(x, y, w, h)`` or a soft mask (0..255, image-sized).  I
 box, widened by a context margin and squared, is cut from the photo (padding by edge
 replication where the square leaves the image), then resized with antialiasing to the
 model's resolution.  The selection mask travels with it, cut and resized the same way.
+A face model that declares an alignment gets a rotated, scaled square instead (the eyes
+where the model expects them; :mod:`priorpaint.compositing.align`): the :class:`Crop`
+methods move arrays between the photo and either kind of square.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from PIL import Image
 
 from ..errors import InputError
 from ..images import Photo
-from .regions import Rect
+from . import align as al_
+from .regions import Rect, place_in_square
 
 log = logging.getLogger(__name__)
 MIN_BOX = 8
@@ -36,6 +40,12 @@ class Crop:
     region: np.ndarray                    # (side, side, 3) uint8: photo pixels of the square (edge-padded)
     region_mask: np.ndarray               # (side, side) uint8: the selection inside the square
     notes: List[str] = field(default_factory=list)
+    #: an aligned crop (a face model's eyes where it expects them): the square is rotated and
+    #: scaled in the photo; ``square`` is then the unrotated square of the same centre and side
+    alignment: Optional[al_.Alignment] = None
+    #: aligned crops: the selection in photo pixels for the layer box (uint8), the bound of
+    #: every composite (a pixel the user did not select is never changed)
+    selection: Optional[np.ndarray] = None
 
     def target(self, device=None) -> torch.Tensor:
         """The crop at model resolution, (1, 3, R, R) in [-1, 1]."""
@@ -51,12 +61,65 @@ class Crop:
 
     @property
     def layer_box(self) -> Rect:
-        """The part of the square inside the photo: where the result layer goes."""
+        """The part of the square inside the photo: where the result layer goes (aligned: the
+        bounding box of the rotated square, clipped to the photo)."""
+        if self.alignment is not None:
+            return Rect(*al_.bounding_box(self.alignment, self.image_size))
         return Rect.square_in_image(self.square, self.image_size)
 
-    def region_of(self, full: np.ndarray) -> np.ndarray:
-        """Cut this crop's square out of an image-sized (H, W[, C]) array, zero outside the image."""
-        return cut_square(full, self.square, pad="zero")
+    def region_of(self, full: np.ndarray, pad: str = "zero", nearest: bool = False) -> np.ndarray:
+        """This crop's square of an image-sized (H, W[, C]) array; outside the image: zero
+        (``pad="edge"``: the nearest edge pixel).  Aligned crops warp (``nearest`` for labels)."""
+        if self.alignment is not None:
+            return al_.warp_to_square(full, self.alignment, nearest=nearest, edge=pad == "edge")
+        return cut_square(full, self.square, pad=pad)
+
+    def to_layer(self, arr: np.ndarray, nearest: bool = False) -> np.ndarray:
+        """A square-region array (side, side[, C]) -> the layer box's pixels of it."""
+        box = self.layer_box
+        if self.alignment is not None:
+            return al_.warp_to_photo(arr, self.alignment, tuple(box), nearest=nearest)
+        return np.ascontiguousarray(arr[box.within(self.square)])
+
+    def from_layer(self, arr: np.ndarray, nearest: bool = False) -> np.ndarray:
+        """A layer-box-sized array -> the square (zero where the layer box does not reach)."""
+        box = self.layer_box
+        if self.alignment is not None:
+            return al_.warp_to_square(arr, self.alignment, nearest=nearest, origin=(box.x, box.y))
+        side = self.square[2]
+        out = np.zeros((side, side) + arr.shape[2:], arr.dtype)
+        out[box.within(self.square)] = arr
+        return out
+
+    def place(self, arr: np.ndarray, what: str, nearest: bool, fill=0):
+        """An image-sized or layer-box-sized array placed in the square: ``(region, valid, notes)``
+        (see :func:`priorpaint.compositing.regions.place_in_square`)."""
+        if self.alignment is None:
+            return place_in_square(arr, self.square, self.image_size, what, nearest, fill)
+        box = self.layer_box
+        W, H = self.image_size
+        h, w = arr.shape[:2]
+        notes: List[str] = []
+        if (w, h) == (W, H):
+            sub = arr[box.rows, box.cols]
+        elif (w, h) == (box.w, box.h):
+            sub = arr
+        else:
+            sub = np.asarray(Image.fromarray(np.ascontiguousarray(arr)).resize(
+                (box.w, box.h), Image.NEAREST if nearest else Image.BILINEAR))
+            notes.append(f"{what} is {w}x{h}, neither the image ({W}x{H}) nor the layer box ({box.w}x{box.h}); "
+                         f"resized to {box.w}x{box.h} ({'nearest-neighbour' if nearest else 'bilinear'})")
+        valid = self.from_layer(np.ones(sub.shape[:2], np.uint8), nearest=True) > 0
+        region = self.from_layer(np.ascontiguousarray(sub), nearest=nearest)
+        if fill != 0:
+            region[~valid] = fill
+        return region, valid, notes
+
+    def photo_mask(self, mask: np.ndarray) -> np.ndarray:
+        """Aligned crops: a square-region edit mask (uint8) -> the layer box (uint8), cut to the
+        selection: where a composite may change the photo."""
+        inside = self.to_layer(mask)
+        return np.where(self.selection > 0, inside, 0).astype(np.uint8)
 
 
 def resize_rgb(arr: np.ndarray, size: int) -> np.ndarray:
@@ -180,13 +243,20 @@ def content_rect(square: Tuple[int, int, int], content: Tuple[int, int, int, int
 
 def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None,
               mask: Optional[np.ndarray] = None, margin: float = DEFAULT_MARGIN,
-              content_box: Optional[Sequence[int]] = None) -> Crop:
+              content_box: Optional[Sequence[int]] = None, alignment=None,
+              eyes: Optional[Sequence[float]] = None) -> Crop:
     """The model's view of a selection given as a box or an image-sized soft mask.
 
     ``content_box`` (a manifest's ``[x, y, w, h]`` in model pixels, e.g. the LSUN car
     model's rows 64-447): the selection and its margin fill that box, not the whole canvas;
     the canvas outside it is the training data's zero padding, so the crop is black there
-    (not photo pixels) and nothing of it is ever composited (the edit mask is 0 there)."""
+    (not photo pixels) and nothing of it is ever composited (the edit mask is 0 there).
+
+    ``alignment`` (a manifest's ``{"eyes": [[x, y], [x, y]]}`` in model pixels, a face
+    model's layout): the square is rotated and scaled so the photo's eyes land there
+    (:mod:`priorpaint.compositing.align`); ``eyes`` ``(x1, y1, x2, y2)`` are the photo's, else
+    they are detected near the selection.  Without a face the crop is the unaligned box,
+    with a note."""
     if (box is None) == (mask is None):
         raise InputError("give exactly one of a box or a mask for the selection")
     if not 0.0 <= margin <= 1.0:
@@ -205,9 +275,16 @@ def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None
             raise InputError(f"selection {sel[2]}x{sel[3]} px is too small; it must be at least {MIN_BOX}x{MIN_BOX} px")
         full_mask = mask
     content = check_content_box(content_box, resolution) if content_box is not None else None
-    square = square_around(sel, size, margin) if content is None else \
-        square_for_content(sel, margin, content, resolution)
-    region = cut_square(photo.rgb, square, pad="edge")
+    aligned = _alignment(photo, sel, resolution, alignment, eyes, notes)
+    if aligned is not None:
+        c = aligned.corners().mean(axis=0)
+        side = aligned.side
+        square = (int(round(c[0] - side / 2.0)), int(round(c[1] - side / 2.0)), side)
+        region = al_.warp_to_square(photo.rgb, aligned, edge=True)
+    else:
+        square = square_around(sel, size, margin) if content is None else \
+            square_for_content(sel, margin, content, resolution)
+        region = cut_square(photo.rgb, square, pad="edge")
     if content is not None:
         x0, y0, x1, y1 = content_rect(square, content, resolution)
         padded = np.zeros_like(region)
@@ -215,11 +292,57 @@ def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None
         region = padded
         notes.append(f"the model's content is the box {list(content)} of its {resolution}x{resolution} canvas: "
                      "the selection fills that box; the rest is the model's zero padding")
-    if full_mask is not None:
-        region_mask = cut_square(full_mask, square, pad="zero")
+    crop = Crop(square=square, box=sel, image_size=size, resolution=resolution, region=region,
+                region_mask=np.zeros((square[2], square[2]), np.uint8), notes=notes, alignment=aligned)
+    if aligned is not None:
+        box = crop.layer_box
+        if full_mask is not None:
+            crop.selection = np.ascontiguousarray(full_mask[box.rows, box.cols])
+        else:
+            crop.selection = np.zeros((box.h, box.w), np.uint8)
+            x, y, w, h = sel
+            crop.selection[max(y - box.y, 0):max(y + h - box.y, 0), max(x - box.x, 0):max(x + w - box.x, 0)] = 255
+        crop.region_mask = crop.from_layer(crop.selection)
+        _note_coverage(crop, notes)
+    elif full_mask is not None:
+        crop.region_mask = cut_square(full_mask, square, pad="zero")
     else:
-        region_mask = np.zeros((square[2], square[2]), np.uint8)
         x, y, w, h = sel
-        region_mask[y - square[1]:y - square[1] + h, x - square[0]:x - square[0] + w] = 255
-    return Crop(square=square, box=sel, image_size=size, resolution=resolution,
-                region=region, region_mask=region_mask, notes=notes)
+        crop.region_mask[y - square[1]:y - square[1] + h, x - square[0]:x - square[0] + w] = 255
+    return crop
+
+
+def _alignment(photo: Photo, sel, resolution: int, alignment, eyes, notes: List[str]):
+    """The :class:`~priorpaint.compositing.align.Alignment` of a crop, or None (unaligned)."""
+    if alignment is None:
+        if eyes is not None:
+            raise InputError("--eyes needs a model that declares an alignment (a face model such as "
+                             "stylegan2-ffhq-1024); this model declares none")
+        return None
+    model_eyes = al_.check_alignment(alignment, resolution)
+    if eyes is not None:
+        found, face, source = al_.check_eyes(eyes, photo.size), None, "given"
+    else:
+        found, face, why = al_.detect_eyes(photo.rgb, sel)
+        source = "detected"
+        if found is None:
+            for n in why:
+                log.info(n)
+            notes.extend(why)
+            return None
+    a = al_.alignment_for(found, model_eyes, resolution, source, face,
+                          max_side=int(math.ceil(1.5 * max(photo.size))))  # eyes far apart: sampled coarser
+    (ex1, ey1), (ex2, ey2) = a.eyes
+    notes.append(f"aligned the face as the model expects: eyes {ex1:.1f},{ey1:.1f} and {ex2:.1f},{ey2:.1f} "
+                 f"({source}) go to the model's {model_eyes[0][0]:g},{model_eyes[0][1]:g} and "
+                 f"{model_eyes[1][0]:g},{model_eyes[1][1]:g}; the square is {a.side} px, rotated {a.angle:.1f} degrees")
+    return a
+
+
+def _note_coverage(crop: Crop, notes: List[str]) -> None:
+    """Aligned crops frame the face, not the selection: say what of the selection they leave out."""
+    total = int((crop.selection > 0).sum())
+    covered = int((crop.photo_mask(crop.region_mask) > 0).sum())
+    if total and covered < 0.98 * total:
+        notes.append(f"the aligned square covers {100.0 * covered / total:.0f} % of the selection: "
+                     "the rest is left as it is")

@@ -25,7 +25,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..compositing.crop import cut_square, resize_rgb
+from ..compositing.crop import resize_rgb
 from ..errors import InputError
 from ..images import load_photo
 from ..projection.project import ProjectionConfig, project
@@ -38,7 +38,7 @@ def other_square(ctx: EditContext, other) -> np.ndarray:
     """The other image's pixels for the selection's square, at model resolution (R, R, 3) uint8."""
     photo = load_photo(other, "interpolation image")
     if photo.size == ctx.crop.image_size:
-        region = cut_square(photo.rgb, ctx.crop.square, pad="edge")
+        region = ctx.crop.region_of(photo.rgb, pad="edge")
     else:
         h, w = photo.rgb.shape[:2]
         side = min(h, w)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Un
 import numpy as np
 import torch
 
-from ..compositing.regions import place_in_square
 from ..errors import InputError
 from ..jobs import CancelToken, ProgressFn
 
@@ -71,8 +70,8 @@ class EditContext:
 
     def place(self, arr: np.ndarray, what: str, nearest: bool, fill=0) -> Tuple[np.ndarray, np.ndarray, List[str]]:
         """An image-sized or layer-box-sized array placed in the square (see
-        :func:`priorpaint.compositing.regions.place_in_square`)."""
-        return place_in_square(arr, self.crop.square, self.crop.image_size, what, nearest, fill)
+        :meth:`priorpaint.compositing.crop.Crop.place`; aligned crops warp it)."""
+        return self.crop.place(arr, what, nearest, fill)
 
     def merged_mask(self, state: EditState, mask: np.ndarray) -> np.ndarray:
         return state.merged_edit_mask(mask, self.crop.region_mask)

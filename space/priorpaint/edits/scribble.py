@@ -78,11 +78,8 @@ def stroke_target(ctx: EditContext, strokes) -> Tuple[torch.Tensor, torch.Tensor
                         f"({W}x{H}) nor the layer box ({layer_size[0]}x{layer_size[1]}); resized to the layer box")
                 notes.append(note)
                 rgb, alpha = _resize_premultiplied(rgb, alpha, layer_size, Image.BILINEAR)
-            rgb_sq = np.zeros((side, side, 3), np.float32)
-            a_sq = np.zeros((side, side), np.float32)
-            inner = box.within(crop.square)
-            rgb_sq[inner] = rgb
-            a_sq[inner] = alpha
+            rgb_sq = crop.from_layer(np.ascontiguousarray(rgb, np.float32))
+            a_sq = crop.from_layer(np.ascontiguousarray(alpha, np.float32))
     r = ctx.gen.resolution
     if side != r:
         rgb_sq, a_sq = _resize_premultiplied(rgb_sq, a_sq, (r, r), Image.BOX if side > r else Image.BILINEAR)

@@ -84,7 +84,7 @@ def segment_labels(ctx: EditContext, state: EditState) -> Tuple[np.ndarray, Dict
     rgb = colour_labels(cls, head.colours)
     side = ctx.crop.square[2]
     big = np.asarray(Image.fromarray(rgb, "RGB").resize((side, side), Image.NEAREST))
-    labels = np.ascontiguousarray(big[ctx.crop.layer_box.within(ctx.crop.square)])
+    labels = ctx.crop.to_layer(big, nearest=True)
     return labels, {n: list(c) for n, c in head.legend.items()}
 
 

@@ -10,6 +10,8 @@ A model entry::
       "resolution": 64, "domain": "faces", "split_layer": "b8",
       "content_box": [0, 64, 512, 384],   # optional: where the content is on the canvas (x, y, w, h;
                                           # the LSUN car model); the selection fills it, not the padding
+      "alignment": {"eyes": [[385.96, 479.89], [637.81, 480.39]]},  # optional: a face model's eye
+                                          # centres (model px, image-left first); crops are aligned to them
       "license": "MIT", "description": "...",
       "sources": [                        # tried in order
         {"type": "package", "package": "gan-face-generate", "version": "1.1.1",
