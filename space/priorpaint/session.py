@@ -194,6 +194,37 @@ class EditSession:
                     else self.generate(None)
             return self._composite(state, image, t0, feather, metrics, base=base, mode=composite)
 
+    def preview_region(self, state: Optional[EditState] = None, mode: str = "detail",
+                       size: Optional[int] = None) -> np.ndarray:
+        """The selection's square as the edit would make it, composited at the photo's resolution
+        (as :meth:`render` without G′ composites it, ``mode`` ``"detail"`` or ``"replace"``), then
+        shrunk (area averaging) to at most ``size`` pixels a side: a live preview of the result
+        itself, not of the model's rendering.  (side, side, 3) uint8, or smaller with ``size``."""
+        import cv2
+
+        from .compositing.blend import blend_region, default_feather, feather_mask, resize_generated
+        from .compositing.detail import check_mode, detail_composite
+
+        check_mode(mode)
+        with self.lock:
+            edited = to_uint8(self.generate(state))
+            base = self.cache.get("preview-base")          # G(z_h): the same for every preview
+            if base is None:
+                base = self.cache["preview-base"] = to_uint8(self.generate(None))
+            region = cut_square(self.photo.rgb, self.crop.square, pad="edge")
+            mask = self.edit_mask(state)
+        side = region.shape[0]
+        radius = default_feather(side)
+        if not mask.any():
+            out = region
+        elif mode == "detail":
+            out = detail_composite(region, base, edited, mask, radius).region
+        else:
+            out = blend_region(region, resize_generated(edited, side), feather_mask(mask, radius))
+        if size is not None and side > int(size):
+            out = cv2.resize(out, (int(size), int(size)), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(out)
+
     def _composite(self, state: EditState, image: torch.Tensor, t0: float,
                    feather: Optional[int] = None, metrics: Optional[dict] = None,
                    base: Optional[torch.Tensor] = None, mode: str = "replace") -> Render:
