@@ -58,6 +58,21 @@ def test_photo_resolution_preview_is_the_detail_composite_of_the_square(tiny_ses
     np.testing.assert_array_equal(same, square)
 
 
+def test_a_smaller_preview_looks_like_the_full_composite_shrunk(tiny_session):
+    import cv2
+    b, sid = _backend(tiny_session)
+    full = _arr(b.preview(sid, json.dumps({"edits": EDIT, "size": 1024})))
+    small = _arr(b.preview(sid, json.dumps({"edits": EDIT, "size": 96})))
+    shrunk = cv2.resize(full, (96, 96), interpolation=cv2.INTER_AREA)
+    square = cv2.resize(cut_square(tiny_session.photo.rgb, tiny_session.crop.square, pad="edge"), (96, 96),
+                        interpolation=cv2.INTER_AREA)
+    diff = np.abs(small.astype(int) - shrunk.astype(int))
+    change = np.abs(shrunk.astype(int) - square.astype(int))
+    print(f"\n[preview] 96 px preview vs the full composite shrunk: mean {diff.mean():.2f}, "
+          f"99th pct {np.percentile(diff, 99):.0f} levels (the edit itself: mean {change.mean():.2f})")
+    assert diff.mean() < 0.25 * change.mean() and np.percentile(diff, 99) <= 24
+
+
 def test_size_shrinks_and_strength_changes_the_preview(tiny_session):
     b, sid = _backend(tiny_session)
     small = []
