@@ -1,10 +1,12 @@
-"""A protocol-faithful stand-in for the backend's segment / concepts / paint endpoints.
+"""A protocol-faithful stand-in for the backend, for the GIMP and bridge tests.
 
 It speaks the plain-HTTP Gradio protocol of docs/api.md (upload, call, SSE, files) with
 simple deterministic image maths, so the plug-in's GIMP-side code for *Segment selection*,
-*Apply segmentation edit* and *Paint concept* (label layers, parasites, placement) is
-exercised in the real GIMP while the real backend does not offer these kinds yet. It
-records every call so the test can check what the plug-in sent.
+*Apply segmentation edit* and *Paint concept* (label layers, parasites, placement), the
+dialog's preview (both forms of ``preview``), long fits that only ``cancel`` stops
+(``project_delay``), and the model listing and ``download`` (byte progress; an offline
+model's one-line error) is exercised in the real GIMP quickly and deterministically. It
+records every call (and every cancelled id) so the test can check what the plug-in sent.
 """
 
 from __future__ import annotations

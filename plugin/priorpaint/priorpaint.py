@@ -793,7 +793,7 @@ def run_settings(procedure, run_mode, image, drawables, config, data):
         config.set_property("model", saved.model)
         config.set_property("token", "")
         try:
-            models = [m for m in ops.list_models(Client(settings=saved, connect_retries=0))
+            models = [m for m in ops.list_models(Client(settings=saved, connect_retries=0, timeout=10))
                       if isinstance(m, dict) and m.get("id")]
         except BridgeError:
             models = []          # no backend (yet): the model stays a plain text field
