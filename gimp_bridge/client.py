@@ -141,6 +141,7 @@ class Client:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.last_cancel: Optional[dict] = None   # the cancel endpoint's answer after should_cancel fired
+        self.preview_model_only = False            # the backend's preview has no photo-resolution option
         self._info: Optional[dict] = None          # /gradio_api/info, read once when needed
 
     @classmethod

@@ -194,6 +194,45 @@ def list_models(client: Client) -> List[dict]:
     return list(_loads(client.call("models", [])[0]) or [])
 
 
+def model_label(row: dict) -> str:
+    """A model of the ``models`` listing as the Settings list shows it: id, size and domain,
+    and whether its weights still have to be downloaded."""
+    text = str(row.get("id", "?"))
+    if row.get("resolution") or row.get("domain"):
+        text += f" ({row.get('resolution', '?')} px {row.get('domain', '')})".replace(" )", ")")
+    if not row.get("present", True):
+        text += " — not downloaded" + ("" if row.get("downloadable") else ", not available")
+    return text
+
+
+def download_model(client: Client, model: str, progress: Optional[Callable[[float, str], None]] = None,
+                   on_job=None, should_cancel=None) -> dict:
+    """Have the backend download (and verify) a model's weights; its final status.
+
+    ``progress(fraction, text)`` gets the bytes as they arrive ("12.5 of 131.1 MB"). An
+    offline backend's error is its one line naming the model, the repo and the command.
+    """
+    def report(fraction: float, stage: str, status: dict) -> None:
+        if progress is None:
+            return
+        done, total = status.get("bytes_done"), status.get("bytes_total")
+        if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total > 0:
+            text = f"Downloading {model}: {done / 1e6:.1f} of {total / 1e6:.1f} MB"
+        elif isinstance(done, (int, float)) and done:
+            text = f"Downloading {model}: {done / 1e6:.1f} MB"
+        elif stage == "done":
+            text = f"Downloaded {model}"
+        else:
+            text = f"Downloading {model}"
+        progress(max(0.0, min(1.0, float(fraction or 0.0))), text)
+
+    outputs = client.call("download", [model], on_progress=report, on_job=on_job, should_cancel=should_cancel)
+    st = status_of(outputs)
+    if not st.get("done"):
+        raise BackendError(f"the backend's download of {model!r} ended without a final status: {st!r}")
+    return st
+
+
 def list_directions(client: Client, model: str = "") -> List[dict]:
     value = _loads(client.call("directions", [model])[0])
     return list(value or [])
@@ -309,9 +348,32 @@ def clamp_strength(directions: Sequence[dict], name: str, strength: float) -> Tu
     return used, f"strength {s:g} of {name!r} is outside its range [{lo:g}, {hi:g}]; used {used:g}"
 
 
-def preview(client: Client, projection: Projection, edits: List[dict], should_cancel=None) -> png.Image:
-    """``G_F`` of the edited latent for the selection's square at model resolution (fast, no G′)."""
-    outputs = client.call("preview", [projection.session, json.dumps(edits)], should_cancel=should_cancel)
+def preview(client: Client, projection: Projection, edits: List[dict], should_cancel=None,
+            composite: Optional[str] = None, size: Optional[int] = None) -> png.Image:
+    """A fast preview of the edit for the selection's square (no G′).
+
+    With ``composite`` (``"detail"`` / ``"replace"``): the square composited at the photo's
+    resolution as the edit will be, shrunk by the backend to at most ``size`` px a side. A
+    backend without that option answers with an error once; then (and without
+    ``composite``) the preview is ``G_F`` of the edited latent at model resolution, and
+    ``client.preview_model_only`` is set so later previews do not ask again.
+    """
+    data = json.dumps(edits)
+    if composite is not None and not getattr(client, "preview_model_only", False):
+        if composite not in COMPOSITE_MODES:
+            raise BridgeError(f"composite must be one of {', '.join(COMPOSITE_MODES)}, got {composite!r}")
+        options: Dict[str, Any] = {"edits": edits, "composite": composite}
+        if size is not None:
+            options["size"] = int(size)
+        try:
+            outputs = client.call("preview", [projection.session, json.dumps(options)], should_cancel=should_cancel)
+        except BackendError as exc:
+            if "session" in str(exc):
+                raise
+            client.preview_model_only = True     # an older backend: edits must be a list there
+            outputs = client.call("preview", [projection.session, data], should_cancel=should_cancel)
+    else:
+        outputs = client.call("preview", [projection.session, data], should_cancel=should_cancel)
     if not outputs or not outputs[0]:
         raise BackendError("the backend's preview returned no image")
     return png.decode(client.download(outputs[0])).to_rgb()

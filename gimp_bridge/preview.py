@@ -2,8 +2,11 @@
 
 The dialog (GIMP's main loop) must never wait on the network. :class:`PreviewWorker`
 runs in one background thread: it projects the crop (the slow part, seconds), then
-answers preview requests with the backend's ``preview`` endpoint (``G_F`` of the edited
-latent at model resolution; a fraction of a second on the embedded model). Requests
+answers preview requests with the backend's ``preview`` endpoint: with ``composite`` the
+selection's square composited at the photo's resolution as the edit will be (``detail``
+keeps the photo's own detail), shrunk by the backend to ``size`` px; without it (or from
+an older backend) ``G_F`` of the edited latent at model resolution. A fraction of a second
+on the embedded model. Requests
 made while a preview is being computed are coalesced: only the newest one is rendered
 next, so dragging a slider never queues up stale previews.
 
@@ -38,8 +41,11 @@ class PreviewWorker:
                  on_ready: Optional[Callable[[ops.Projection], None]] = None,
                  on_image: Optional[Callable[[object, png.Image, float], None]] = None,
                  on_error: Optional[Callable[[str], None]] = None,
-                 on_job: Optional[Callable[[str], None]] = None):
+                 on_job: Optional[Callable[[str], None]] = None,
+                 composite: Optional[str] = None, size: Optional[int] = None):
         self.client = client
+        self.composite = composite
+        self.size = size
         self.crop = crop
         self.model = model
         self.on_progress = on_progress
@@ -73,6 +79,16 @@ class PreviewWorker:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def abandon(self) -> None:
+        """Close, and cancel a projection still running on the backend right away (the caller
+        may exit before the worker thread sees the close)."""
+        self.close()
+        if not self._done.is_set() and self.job:
+            try:
+                self.client.cancel(self.job)
+            except BridgeError:
+                pass
 
     def wait_projection(self, timeout: Optional[float] = None) -> Optional[ops.Projection]:
         """Block until the projection is done; the projection, or None (failed / cancelled / timeout)."""
@@ -122,7 +138,8 @@ class PreviewWorker:
                 key, edits, asked = self._wanted
                 self._wanted = None
             try:
-                image = ops.preview(self.client, self.projection, edits)
+                image = ops.preview(self.client, self.projection, edits, composite=self.composite,
+                                    size=self.size)
             except BridgeError as exc:
                 if not self._closed:
                     self._fail(str(exc))

@@ -1,10 +1,12 @@
-"""A protocol-faithful stand-in for the backend's segment / concepts / paint endpoints.
+"""A protocol-faithful stand-in for the backend, for the GIMP and bridge tests.
 
 It speaks the plain-HTTP Gradio protocol of docs/api.md (upload, call, SSE, files) with
 simple deterministic image maths, so the plug-in's GIMP-side code for *Segment selection*,
-*Apply segmentation edit* and *Paint concept* (label layers, parasites, placement) is
-exercised in the real GIMP while the real backend does not offer these kinds yet. It
-records every call so the test can check what the plug-in sent.
+*Apply segmentation edit* and *Paint concept* (label layers, parasites, placement), the
+dialog's preview (both forms of ``preview``), long fits that only ``cancel`` stops
+(``project_delay``), and the model listing and ``download`` (byte progress; an offline
+model's one-line error) is exercised in the real GIMP quickly and deterministically. It
+records every call (and every cancelled id) so the test can check what the plug-in sent.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import secrets
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -52,6 +55,18 @@ class FakeKindsBackend:
         self.files = {}
         self.sessions = {}
         self.calls = []
+        self.preview_model_only = False      # True: an older backend, whose preview takes only a list
+        self.project_delay = 0.0             # seconds a projection takes (0: at once)
+        self.cancelled = []                  # ids sent to `cancel`
+        self.disconnected = []               # endpoints whose stream the client closed early
+        self.models = [
+            {"id": "dcgan-digiface-64", "resolution": 64, "domain": "faces", "present": True,
+             "downloadable": False, "default": True, "description": "embedded"},
+            {"id": "stylegan2-ffhq-256", "resolution": 256, "domain": "faces", "present": False,
+             "downloadable": True, "default": False, "description": "FFHQ faces"},
+            {"id": "stylegan2-car-512", "resolution": 512, "domain": "cars", "present": False,
+             "downloadable": True, "default": False, "description": "LSUN cars"}]
+        self.offline = {"stylegan2-car-512": "aaronb/StyleGAN2"}   # these cannot be fetched
         # what /gradio_api/info answers: today's backend, whose edit takes the composite mode
         # (None: 404, like an older backend that declares nothing and takes four inputs)
         self.info = {"named_endpoints": {"/edit": {"parameters": [
@@ -85,12 +100,11 @@ class FakeKindsBackend:
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 try:
-                    outputs = fake.handle(api, data)
-                    self.wfile.write(f"event: generating\ndata: {json.dumps([json.dumps({'done': False, 'stage': api, 'fraction': 0.5, 'job': 'j-' + api})])}\n\n".encode())
-                    self.wfile.write(f"event: complete\ndata: {json.dumps(outputs)}\n\n".encode())
-                except Exception as e:  # reported like the real app's user errors
-                    self.wfile.write(f"event: error\ndata: {json.dumps(str(e))}\n\n".encode())
-                self.wfile.flush()
+                    for kind, payload in fake.stream(api, data):
+                        self.wfile.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):   # the client went away
+                    fake.disconnected.append(api)
                 self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -109,16 +123,70 @@ class FakeKindsBackend:
         self.files[path] = b.getvalue()
         return {"path": path, "url": f"/gradio_api/file={path}", "meta": {"_type": "gradio.FileData"}}
 
+    def stream(self, api: str, data: list):
+        """The SSE events of one call: ``(event, data)`` pairs."""
+        job = f"j-{api}-{len(self.calls)}"
+        status = {"done": False, "stage": api, "fraction": 0.5, "job": job}
+        try:
+            if api == "download":
+                yield from self._download(data[0])
+                return
+            if api == "project" and self.project_delay:   # a long fit; only `cancel` stops it early
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < self.project_delay and job not in self.cancelled:
+                    status["fraction"] = (time.monotonic() - t0) / self.project_delay
+                    yield "generating", [json.dumps(status)]
+                    time.sleep(0.2)
+                if job in self.cancelled:
+                    yield "error", "job cancelled by the client"
+                    return
+            outputs = self.handle(api, data)
+            yield "generating", [json.dumps(status)]
+            yield "complete", outputs
+        except Exception as e:  # reported like the real app's user errors
+            yield "error", str(e)
+
+    def _download(self, model: str):
+        row = next((m for m in self.models if m["id"] == model), None)
+        if row is None:
+            raise ValueError(f"unknown model {model!r}; known models: {', '.join(m['id'] for m in self.models)}")
+        if model in self.offline:
+            yield "error", (f"{model}: the Hugging Face Hub cannot be reached (offline); the weights come from "
+                            f"{self.offline[model]} — run `priorpaint download {model}` once online")
+            return
+        total = 3_000_000
+        for done in range(0, total + 1, 500_000):
+            yield "generating", [json.dumps({"done": False, "stage": "download", "model": model,
+                                             "fraction": done / total, "bytes_done": done, "bytes_total": total})]
+            time.sleep(0.05)
+        row["present"] = True
+        yield "complete", [json.dumps({"done": True, "stage": "done", "fraction": 1.0, "model": model,
+                                       "present": True, "path": "weights.safetensors", "bytes": total,
+                                       "already_present": False})]
+
     def handle(self, api: str, data: list):
+        if api == "cancel":
+            self.cancelled.append(data[0])
+            return [json.dumps({"cancelled": True, "id": data[0], "jobs": [data[0]]})]
+        if api == "models":
+            return [json.dumps(self.models)]
         if api == "directions":
             return [json.dumps([{"name": "exposure", "description": "+ brighter, - darker", "min": -3.0,
                                  "max": 3.0, "default": 0.0}])]
         if api == "preview":   # a square whose brightness follows the strength: the dialog must show it change
-            self.sessions[data[0]]   # an unknown session is an error, as in the real backend
+            image, _ = self.sessions[data[0]]   # an unknown session is an error, as in the real backend
             specs = json.loads(data[1])
+            side = 64
+            if isinstance(specs, dict):     # the photo-resolution option: the square's size, at most `size`
+                if self.preview_model_only:
+                    raise ValueError("edits must be a JSON list of edit specs, got dict")
+                side = min(int(specs.get("size") or 1024), max(image.shape[:2]))
+                if specs.get("composite", "detail") == "replace":
+                    side -= 1               # tells the two modes apart
+                specs = specs["edits"]
             strength = float(specs[0]["strength"]) if specs else 0.0
             level = int(max(0, min(255, 128 + 40 * strength)))
-            return [self._file(np.full((64, 64, 3), level, np.uint8))]
+            return [self._file(np.full((side, side, 3), level, np.uint8))]
         if api == "concepts":
             return [json.dumps({"concepts": [{"name": "hair"}, {"name": "door"}], "vectors": []})]
         if api == "project":

@@ -582,6 +582,39 @@ def test_preview_worker_projects_once_and_shows_only_the_newest_request(kinds):
     assert [api for api, _ in kinds.calls].count("project") == 1
 
 
+def test_preview_asks_for_the_photo_resolution_composite_and_falls_back(kinds):
+    """The dialog's preview is the selection's square composited at the photo's resolution
+    (the backend shrinks it to the preview's size); an older backend gives the model rendering."""
+    from gimp_bridge.preview import PreviewWorker
+    client, crop = Client(kinds.url), _face_crop()
+    proj = ops.project(client, crop, fetch_images=False)
+    spec = [ops.direction_spec("exposure", 1.0)]
+    img = ops.preview(client, proj, spec, composite="detail", size=192)
+    assert (img.width, img.height) == (192, 192) and img.data[0] == 168
+    sent = json.loads([d for api, d in kinds.calls if api == "preview"][-1][1])
+    assert sent == {"edits": spec, "composite": "detail", "size": 192}
+    assert ops.preview(client, proj, spec, composite="replace", size=192).width == 191
+    assert ops.preview(client, proj, spec, composite="detail", size=4096).width == max(crop.width, crop.height)
+    with pytest.raises(BridgeError, match="composite must be one of detail, replace"):
+        ops.preview(client, proj, spec, composite="blend")
+    kinds.preview_model_only = True            # an older backend: one refused try, then the list form
+    old = Client(kinds.url)
+    assert ops.preview(old, proj, spec, composite="detail", size=192).width == 64 and old.preview_model_only
+    n = len(kinds.calls)
+    assert ops.preview(old, proj, spec, composite="detail", size=192).width == 64
+    assert len(kinds.calls) == n + 1 and isinstance(json.loads(kinds.calls[-1][1][1]), list)
+    kinds.preview_model_only = False
+    shown = []
+    worker = PreviewWorker(client, crop, composite="detail", size=160,
+                           on_image=lambda k, im, sec: shown.append(im)).start()
+    worker.request("k", spec)
+    deadline = time.monotonic() + 20
+    while not shown and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.close()
+    assert shown and shown[0].width == 160
+
+
 def test_preview_worker_close_cancels_and_reports_errors(kinds):
     from gimp_bridge.preview import PreviewWorker
     errors = []
@@ -638,3 +671,21 @@ def test_progress_speaks_plain_words():
     assert seen == [(0.25, "Fitting the selection to the model"), (0.75, "Tuning the model to this photo"),
                     (1.0, "Editing")]
     assert ops.stage_words("waiting for a free slot").startswith("waiting for the backend")
+
+
+def test_models_say_which_are_not_downloaded_and_download_with_progress(kinds):
+    client = Client(kinds.url)
+    rows = {r["id"]: r for r in ops.list_models(client)}
+    assert ops.model_label(rows["dcgan-digiface-64"]) == "dcgan-digiface-64 (64 px faces)"
+    assert ops.model_label(rows["stylegan2-ffhq-256"]) == "stylegan2-ffhq-256 (256 px faces) — not downloaded"
+    seen = []
+    st = ops.download_model(client, "stylegan2-ffhq-256", progress=lambda f, t: seen.append((f, t)))
+    assert st["present"] and st["model"] == "stylegan2-ffhq-256"
+    assert seen[0][0] == 0.0 and seen[-1][0] == 1.0
+    assert ("Downloading stylegan2-ffhq-256: 1.5 of 3.0 MB") in [t for _, t in seen]
+    assert {r["id"]: r for r in ops.list_models(client)}["stylegan2-ffhq-256"]["present"]
+    with pytest.raises(BridgeError) as e:          # offline: the backend's one line, as it is
+        ops.download_model(client, "stylegan2-car-512")
+    msg = str(e.value)
+    assert "\n" not in msg and "stylegan2-car-512" in msg and "aaronb/StyleGAN2" in msg
+    assert "priorpaint download stylegan2-car-512" in msg

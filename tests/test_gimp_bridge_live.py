@@ -96,6 +96,12 @@ def test_preview_follows_the_strength_and_edit_inputs_are_declared(server, photo
     assert [k for k, _, _ in shown] == [lo, hi], worker.error
     a, b = (np.frombuffer(img.data, np.uint8).astype(int) for _, img, _ in shown)
     assert shown[0][1].width == shown[0][1].height and np.abs(a - b).mean() > 2   # the preview moved
+    # the photo-resolution option through the real endpoint: the 216 px square composited, shrunk to 160 px
+    proj = worker.projection
+    flat = ops.preview(c, proj, [ops.direction_spec(name, 0.0)], composite="detail", size=160)
+    moved = ops.preview(c, proj, [ops.direction_spec(name, hi)], composite="detail", size=160)
+    assert (flat.width, flat.height) == (moved.width, moved.height) == (160, 160) and not c.preview_model_only
+    assert flat.data != moved.data
     inputs = c.endpoint_inputs("edit")
     assert inputs and len(inputs) >= 4
     assert ops.supports_composite(c) == (len(inputs) >= 5 or "composite" in inputs)

@@ -554,6 +554,8 @@ def test_interactive_dialog_in_real_gimp(gimp):
     assert runs[1]["top"] == name and runs[1]["selected"] == ["Layer"]     # on top, the layer (not its mask)
     shown = [e for e in events if e["event"] == "preview-shown"]
     assert len({e["digest"] for e in shown}) >= 2, shown                     # the preview image changed
+    # the photo-resolution composite (the 216 px square, shrunk to the 192 px preview), not the 64 px model rendering
+    assert all(e["size"] == [192, 192] and e["composite"] == "detail" for e in shown), shown
     last = shown[-1]
     assert name == f"priorpaint: {last['direction']} {last['strength']:+g}", (name, last)   # what was previewed
     assert last["strength"] != shown[0]["strength"]

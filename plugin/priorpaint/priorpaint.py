@@ -8,7 +8,8 @@ Procedures (Filters > Generative > priorpaint, in workflow order), the scripting
 - ``priorpaint-paint-concept``       concept (string), mode (add/remove), composite, adapt
 - ``priorpaint-segment``             a label-map layer "priorpaint labels" (legend in its parasite)
 - ``priorpaint-apply-segmentation``  applies the painted label-map layer; composite, adapt
-- ``priorpaint-settings``            url, model, token (the token goes only to the 0600 settings file)
+- ``priorpaint-settings``            url, model, token (the token goes only to the 0600 settings file),
+                                     download (the backend fetches the model's weights now, with progress)
 
 ``composite`` is "detail" (keep the photo's detail) or "replace" (the generated pixels).
 Only the selection's bounding square (with context margin) travels to the backend; with
@@ -19,7 +20,10 @@ one undo group and then selected (the layer, not its mask), so the next edit or 
 works on it. A layer mask given as the drawable stands for its layer. The user's layers
 are never modified. Cancelling GIMP's progress cancels the backend job
 (gimp_bridge.watchdog). The Semantic edit dialog previews the edit live
-(gimp_bridge.preview) and OK reuses the preview's projection.
+(gimp_bridge.preview: the selection composited at the photo's resolution by the backend)
+and OK reuses the preview's projection; a watcher cancels that fit if the plug-in dies with
+the dialog open. The Settings dialog lists the backend's models, marks those not
+downloaded and offers to download the one chosen.
 """
 
 import hashlib
@@ -359,8 +363,13 @@ def _semantic_dialog(procedure, config, crop, directions, client, s):
     """The Semantic edit dialog: direction list, strength slider with the direction's range,
     composite and adapt choices, and a live preview (the selection's square before and after).
 
-    Returns (confirmed, projection or None): the projection made for the preview, which the
-    edit reuses, so OK does not project again.
+    The preview is the selection's square as the edit will blend it into the photo, at the
+    photo's resolution (the backend's detail compositing, shrunk to the preview's size), in
+    the chosen Blend mode. The fit it starts is watched by a JobGuard: if this process dies
+    with the dialog open (GIMP ends it, a crash), the watcher cancels that backend job.
+
+    Returns (confirmed, worker, guard): the worker's projection is reused by the edit, so OK
+    does not project again; the caller finishes the guard when the edit is done.
     """
     GimpUi, Gtk = _gtk()
     from gimp_bridge.preview import PreviewWorker
@@ -371,7 +380,8 @@ def _semantic_dialog(procedure, config, crop, directions, client, s):
     state = {"worker": None, "timer": 0, "spin": None}
 
     def key():
-        return (config.get_property("direction") or "", round(float(config.get_property("strength")), 3))
+        return (config.get_property("direction") or "", round(float(config.get_property("strength")), 3),
+                _composite(config))
 
     def schedule(*_):
         # debounce: a slider drag sends many changes; ask for the newest after 60 ms of quiet
@@ -383,9 +393,10 @@ def _semantic_dialog(procedure, config, crop, directions, client, s):
         state["timer"] = 0
         worker = state["worker"]
         if worker is not None:
-            d, strength = key()
-            _trace("preview-request", direction=d, strength=strength)
-            worker.request((d, strength), [ops.direction_spec(d, strength)] if d else [])
+            d, strength, composite = key()
+            _trace("preview-request", direction=d, strength=strength, composite=composite)
+            worker.composite = composite
+            worker.request((d, strength, composite), [ops.direction_spec(d, strength)] if d else [])
         return False
 
     def direction_changed(name):
@@ -406,13 +417,15 @@ def _semantic_dialog(procedure, config, crop, directions, client, s):
     dialog.fill(["strength", "composite", "adapt"])
 
     # the preview: the selection's square as it is, and as the edit would make it
-    frame = Gtk.Frame(label="Preview (the selection's square, without G′ tuning)")
+    frame = Gtk.Frame(label="Preview (the selection blended into the photo, without G′ tuning)")
     box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4, border_width=6)
     images = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
     before = Gtk.Image.new_from_pixbuf(_pixbuf(crop.image, PREVIEW_SIZE))
     after = Gtk.Image.new_from_pixbuf(_pixbuf(crop.image, PREVIEW_SIZE))
     before.set_tooltip_text("the selection's square now")
-    after.set_tooltip_text("the model's rendering of the square with this direction and strength")
+    after.set_tooltip_text("the square as the edit will blend it into the photo, at the photo's resolution "
+                           "(shrunk to fit), with this direction, strength and blend mode; the final "
+                           "result adds the tuning to this photo (G′) when it is on")
     images.pack_start(before, False, False, 0)
     images.pack_start(after, False, False, 0)
     status = Gtk.Label(label="Fitting the selection to the model…", xalign=0.0)
@@ -442,16 +455,19 @@ def _semantic_dialog(procedure, config, crop, directions, client, s):
     def show(k, image, seconds):
         after.set_from_pixbuf(_pixbuf(image, PREVIEW_SIZE))
         status.set_text("Preview of %s %+g (%.2f s)" % (k[0], k[1], seconds))
-        _trace("preview-shown", direction=k[0], strength=k[1], seconds=seconds,
-               digest=hashlib.sha1(image.data).hexdigest())
+        _trace("preview-shown", direction=k[0], strength=k[1], composite=k[2], seconds=seconds,
+               size=[image.width, image.height], digest=hashlib.sha1(image.data).hexdigest())
         return False
 
     def on_error(message):
         GLib.idle_add(status.set_text, "No preview: %s" % message)
 
     config.connect("notify::strength", schedule)
+    config.connect("notify::composite", schedule)
+    guard = JobGuard(Client(settings=s))
     worker = PreviewWorker(Client(settings=s), crop, model=s.model, on_progress=on_progress, on_ready=on_ready,
-                           on_image=on_image, on_error=on_error)
+                           on_image=on_image, on_error=on_error, on_job=guard.set_job,
+                           composite=_composite(config), size=PREVIEW_SIZE)
     state["worker"] = worker
     worker.start()
     _trace("dialog", title="priorpaint: Semantic edit")
@@ -463,9 +479,10 @@ def _semantic_dialog(procedure, config, crop, directions, client, s):
     _trace("dialog-closed", title="priorpaint: Semantic edit", confirmed=bool(confirmed))
     dialog.destroy()
     if not confirmed:
-        worker.close()                  # cancels a projection still running on the backend
-        return False, None
-    return True, worker
+        worker.abandon()                # cancels a projection still running on the backend, now
+        guard.finish()
+        return False, None, None
+    return True, worker, guard
 
 
 # -- procedures ------------------------------------------------------------------------------
@@ -482,6 +499,15 @@ def _composite(config):
 
 
 def run_semantic_edit(procedure, run_mode, image, drawables, config, data):
+    guards = []
+    try:
+        return _semantic_edit(procedure, run_mode, image, drawables, config, guards)
+    finally:
+        for g in guards:                # the dialog's watcher of the fit: the edit has taken it over
+            g.finish()
+
+
+def _semantic_edit(procedure, run_mode, image, drawables, config, guards):
     worker = None
     directions = None
     try:
@@ -491,9 +517,10 @@ def run_semantic_edit(procedure, run_mode, image, drawables, config, data):
             directions = [d for d in ops.list_directions(client, s.model) if isinstance(d, dict) and d.get("name")]
             if not directions:
                 return _fail(procedure, "priorpaint: the backend's model has no named directions")
-            confirmed, worker = _semantic_dialog(procedure, config, crop, directions, client, s)
+            confirmed, worker, dialog_guard = _semantic_dialog(procedure, config, crop, directions, client, s)
             if not confirmed:
                 return _cancel(procedure)
+            guards.append(dialog_guard)
         direction = (config.get_property("direction") or "").strip()
         strength = float(config.get_property("strength"))
         adapt = bool(config.get_property("adapt"))
@@ -726,17 +753,65 @@ def run_apply_segmentation(procedure, run_mode, image, drawables, config, data):
     return _ok(procedure)
 
 
+def _ask_download(row):
+    """Ask whether to download a model the backend does not have yet; True for yes."""
+    _, Gtk = _gtk()
+    dialog = Gtk.MessageDialog(modal=True, message_type=Gtk.MessageType.QUESTION, buttons=Gtk.ButtonsType.YES_NO,
+                               text="Download %s?" % row["id"], title="priorpaint: Download model")
+    dialog.format_secondary_text("The model %s is not downloaded yet: the backend fetches its weights once from "
+                                 "the Hugging Face Hub (progress in GIMP's status bar) and checks them." % row["id"])
+    dialog.set_default_response(Gtk.ResponseType.YES)
+    _trace("ask-download", model=row["id"])
+    answer = dialog.run()
+    dialog.destroy()
+    return answer == Gtk.ResponseType.YES
+
+
+def _download(procedure, model):
+    """Have the backend download ``model`` with GIMP's progress; None, or the error return."""
+    def work(client, s, progress, guard):
+        return ops.download_model(client, model, progress=progress, on_job=guard.set_job)
+
+    status, err = _run_backend(procedure, "priorpaint: downloading %s" % model, work)
+    if err is None:
+        _trace("downloaded", model=model, status=status)
+    return err
+
+
 def run_settings(procedure, run_mode, image, drawables, config, data):
     """Backend URL, model and token. The token lives only in the settings file (mode 0600): the
     dialog shows it masked in a field of its own, and the argument GIMP would save as the
-    procedure's last values is always left empty."""
+    procedure's last values is always left empty. The dialog lists the backend's models and
+    says which are not downloaded yet; choosing one offers to download it, with progress."""
     saved = bridge_settings.load()
     token = None
+    models = []
+    download = bool(config.get_property("download"))
     if run_mode == Gimp.RunMode.INTERACTIVE:
+        download = False
         config.set_property("url", saved.url or bridge_settings.resolve_url(""))
         config.set_property("model", saved.model)
         config.set_property("token", "")
+        try:
+            models = [m for m in ops.list_models(Client(settings=saved, connect_retries=0, timeout=10))
+                      if isinstance(m, dict) and m.get("id")]
+        except BridgeError:
+            models = []          # no backend (yet): the model stays a plain text field
         entry = {}
+
+        def model_field(dialog):
+            default = next((m["id"] for m in models if m.get("default")), "")
+            values = [("", "The backend's default" + (" (%s)" % default if default else ""))]
+            values += [(m["id"], ops.model_label(m)) for m in models]
+            descriptions = {"": "Whatever model the backend was started with"}
+            for m in models:
+                text = str(m.get("description") or "")
+                if not m.get("present", True):
+                    text += (" Not downloaded yet: OK offers to download it." if m.get("downloadable")
+                             else " Its weights are not on the backend's computer and it has no download source.")
+                descriptions[m["id"]] = text.strip()
+            _choice_combo(dialog, config, "model", "_Model", values, descriptions)
+            _trace("models", labels=[t for _, t in values])
 
         def token_field(dialog):
             _, Gtk = _gtk()
@@ -759,12 +834,14 @@ def run_settings(procedure, run_mode, image, drawables, config, data):
             _trace("token-field", masked=not field.get_visibility())
             return lambda: entry.update(token=field.get_text())
 
-        if not _interactive_dialog(procedure, config, "priorpaint: Settings", ["url", "model"], after=token_field):
+        if not _interactive_dialog(procedure, config, "priorpaint: Settings", ["url"] if models else ["url", "model"],
+                                   extra=model_field if models else None, after=token_field):
             return _cancel(procedure)
         token = entry.get("token", saved.token)
     else:
         token = config.get_property("token") or ""
     config.set_property("token", "")        # never part of what GIMP saves
+    config.set_property("download", False)  # a one-off request, not a setting
     saved.url = (config.get_property("url") or "").strip()
     saved.model = (config.get_property("model") or "").strip()
     saved.token = (token or "").strip()
@@ -772,37 +849,50 @@ def run_settings(procedure, run_mode, image, drawables, config, data):
         bridge_settings.save(saved)
     except OSError as exc:
         return _fail(procedure, "priorpaint: cannot save settings: %s" % exc)
+    row = next((m for m in models if m["id"] == saved.model), None)
+    if row is not None and not row.get("present", True):
+        if not row.get("downloadable"):
+            _message(["the model %s is not on the backend's computer and has no download source" % saved.model])
+        elif _ask_download(row):
+            download = True
+    if download and saved.model:
+        err = _download(procedure, saved.model)
+        if err is not None:
+            return err
     return _ok(procedure)
 
 
 # -- registration ----------------------------------------------------------------------------
 
-# In workflow order (the menu lists them in this order); "…" where a dialog opens.
+# In workflow order; "…" where a dialog opens. GIMP 3 lists a plug-in menu's entries sorted by
+# their labels (app/menus/plug-in-menus.c collates "menu path/label" when it builds the menus),
+# whatever order the plug-in registers them in: the numbers make that sorted order the
+# workflow order (digits sort before letters in every collation; Settings comes last).
 PROCEDURES = {
-    PROC_PROJECT: ("_Project selection…",
+    PROC_PROJECT: ("1 _Project selection…",
                    "See how the model reconstructs the selection",
                    "Fits the generative model to the selection (or the whole layer when nothing is selected) "
                    "and adds what it makes of it: the plain model rendering G(z) (hidden) and, with "
                    "'Tune the model to this photo', the faithful G′ rendering on top. Useful to judge "
                    "whether the model can edit this region well before editing it.",
                    run_project),
-    PROC_EDIT: ("_Semantic edit…",
+    PROC_EDIT: ("2 _Semantic edit…",
                 "Change the selection along a named direction (head turn, smile, light, …)",
                 "Moves the selection along one of the model's named directions at the strength you choose, "
                 "with a live preview in the dialog. The result is a new layer with a mask, placed on top "
                 "of the earlier results of the same layer and selected, so you can edit again right away.",
                 run_semantic_edit),
-    PROC_PAINT: ("Paint _concept…",
+    PROC_PAINT: ("3 Paint _concept…",
                  "Add or remove a concept (hair, door, …) inside the selection",
                  "Switches the model's units for a concept on or off where the selection is. The result is "
                  "a new layer with a mask, selected.",
                  run_paint_concept),
-    PROC_SEGMENT: ("Se_gment selection",
+    PROC_SEGMENT: ("4 Se_gment selection",
                    "Add a label layer showing the parts the model sees in the selection",
                    "Adds the layer 'priorpaint labels': one colour per part (the legend appears in the message "
                    "area). Paint on it with the legend's colours, then run Apply segmentation edit.",
                    run_segment),
-    PROC_APPLY_SEG: ("_Apply segmentation edit…",
+    PROC_APPLY_SEG: ("5 _Apply segmentation edit…",
                      "Edit the photo so its parts follow the painted label layer",
                      "Reads the painted 'priorpaint labels' layer and changes the photo so that its parts "
                      "follow the new labels. Pixels you erased to transparency are kept as they are.",
@@ -816,6 +906,24 @@ PROCEDURES = {
 }
 
 
+def _traced(name, func):
+    """``func`` with a trace line when it starts and ends (tests see which entry GIMP ran)."""
+    def run(procedure, run_mode, *args):
+        _trace("run", procedure=name, interactive=run_mode == Gimp.RunMode.INTERACTIVE)
+        try:
+            result = func(procedure, run_mode, *args)
+        except BaseException as exc:
+            _trace("done", procedure=name, status="crash: %s" % type(exc).__name__)
+            raise
+        try:
+            status = result.index(0).value_nick
+        except Exception:
+            status = "?"
+        _trace("done", procedure=name, status=status)
+        return result
+    return run
+
+
 class PriorPaint(Gimp.PlugIn):
     def do_set_i18n(self, name):
         return False
@@ -825,7 +933,7 @@ class PriorPaint(Gimp.PlugIn):
 
     def do_create_procedure(self, name):
         label, blurb, help_text, func = PROCEDURES[name]
-        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, func, None)
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, _traced(name, func), None)
         procedure.set_menu_label(label)
         procedure.add_menu_path(MENU)
         procedure.set_documentation(blurb, help_text + " Uses the priorpaint backend (priorpaint serve).", name)
@@ -842,6 +950,9 @@ class PriorPaint(Gimp.PlugIn):
                                           "For scripts: the token of a backend started with --token. It is "
                                           "saved only in priorpaint's settings file (mode 0600), never in "
                                           "GIMP's saved values", "", RW)
+            procedure.add_boolean_argument("download", "_Download the model",
+                                           "For scripts: have the backend download the model's weights now "
+                                           "(with progress) if it does not have them yet", False, RW)
             return procedure
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)

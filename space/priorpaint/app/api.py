@@ -244,6 +244,27 @@ def composite_mode(value) -> str:
     return check_mode(value.strip())
 
 
+PREVIEW_MAX_SIZE = 1024
+
+
+def preview_options(edits: Any, limits: Limits):
+    """``preview``'s ``edits``: a JSON list of specs (as ``edit`` takes; the model-resolution
+    rendering) or an object ``{"edits": [...], "composite": "detail"|"replace", "size": N}``
+    asking for the selection's square composited at the photo's resolution, at most ``size``
+    pixels a side (default and limit ``PREVIEW_MAX_SIZE``).  Returns (edits, mode or None, size)."""
+    raw = limits.edits_json(edits)   # the length and depth bounds, before anything else
+    if not (len(raw) == 1 and isinstance(raw[0], dict) and "edits" in raw[0] and "kind" not in raw[0]):
+        return raw, None, None
+    opts = raw[0]
+    unknown = sorted(set(opts) - {"edits", "composite", "size"})
+    if unknown:
+        raise InputError(f"preview options are edits, composite and size; unknown: {', '.join(unknown)}")
+    mode = composite_mode(opts.get("composite"))
+    size = opts.get("size")
+    size = PREVIEW_MAX_SIZE if size in (None, "") else _num(size, "preview size", 16, PREVIEW_MAX_SIZE)
+    return opts["edits"], mode, size
+
+
 def render(session, state, adapt: bool, progress=None, cancel=None, composite: str = "detail"):
     """``session.render`` through G′ (``adapt``) or G, composited in ``composite`` mode."""
     return session.render(state, adapt=bool(adapt), progress=progress, cancel=cancel, composite=composite)
@@ -453,12 +474,15 @@ class Backend:
 
         s = self._session(session)
         s.require_projection()
+        edits, mode, size = preview_options(edits, self.limits)
         specs = parse_edit_list(edits, files or [], self.limits)
         slow = [sp["kind"] for sp in specs if sp["kind"] in ("scribble", "segment", "interpolate")]
         if slow:
             raise InputError(f"preview runs only the fast edits (direction, paint, vector); send "
                              f"{', '.join(sorted(set(slow)))} edits to the edit endpoint")
         state = s.apply(specs) if specs else None
+        if mode:
+            return _rgb_image(s.preview_region(state, mode, size))
         return _rgb_image(to_uint8(s.generate(state)))
 
     # -- cancel ------------------------------------------------------------------------
