@@ -234,7 +234,7 @@ class EditSession:
             n = int(size) if size is not None and side > int(size) else side
             key = ("preview-square", n)        # the photo's square (and selection) at that size
             if key not in self.cache:
-                region = cut_square(self.photo.rgb, self.crop.square, pad="edge")
+                region = self.crop.region_of(self.photo.rgb, pad="edge")
                 sel = self.crop.region_mask
                 if n != side:
                     region = cv2.resize(region, (n, n), interpolation=cv2.INTER_AREA)
