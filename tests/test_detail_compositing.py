@@ -138,6 +138,54 @@ def test_new_content_fades_to_generated_pixels():
     assert centre.std(0).mean() < 0.6 * region[118:138, 118:138].reshape(-1, 3).std(0).mean()
 
 
+def test_a_colour_edit_over_a_rerendered_texture_moves_nothing():
+    """A light/colour edit whose generator re-renders the fine texture a little (as G′ does):
+    the flow estimator reads motion in the noise, but no warp explains the structure better
+    than standing still, so the photo is not warped and keeps its detail."""
+    side = 256
+    region = _texture(side, 7)
+    base = _small(region)
+    rng = np.random.default_rng(8)
+    noise = cv2.GaussianBlur(rng.normal(0, 4, base.shape).astype(np.float32), (0, 0), 0.7)
+    edited = np.clip(base.astype(np.float32) + [28, 6, -18] + noise, 0, 255).astype(np.uint8)
+    mask = _box_mask(side, 0.1, 0.9)
+    flow, conf, info = estimate_motion(base, edited)
+    assert info["flow_max_model_px"] > 0.2           # the estimator did read some motion ...
+    assert float(np.abs(flow).max()) == 0.0          # ... and none of it was used
+    d = detail_composite(region, base, edited, mask)
+    assert d.info["motion"] is False
+    assert detail_kept(d.region, region, mask) > 0.93
+    assert effect_carried(d.region, region, base, edited, mask, 8) > 0.9
+    assert (d.region[mask == 0] == region[mask == 0]).all()
+
+
+def test_pyramid_low_band_equals_the_full_size_blur():
+    from priorpaint.compositing.detail import _resize, band_sigma, low_band, upsampled_low_band
+    rng = np.random.default_rng(9)
+    change = (rng.normal(0, 20, (R, R, 3))).astype(np.float32)
+    side = 1000
+    full = low_band(_resize(change, side), band_sigma(side, R))
+    fast = upsampled_low_band(change, side)
+    assert fast.shape == full.shape
+    # the same band: inside, differences a few % of the change (edges: the borders reflect at another size)
+    assert np.abs(fast - full)[20:-20, 20:-20].max() < 0.05 * np.abs(full).max()
+    assert np.abs(fast - full).mean() < 0.03 * np.abs(full).mean()  # white noise: the worst case
+
+
+def test_the_layer_outside_the_mask_box_is_the_photo():
+    side = 200
+    region = _texture(side, 10)
+    base = _small(region)
+    edited = np.clip(base.astype(int) + 25, 0, 255).astype(np.uint8)
+    mask = np.zeros((side, side), np.uint8)
+    mask[60:120, 80:150] = 255
+    d = detail_composite(region, base, edited, mask)
+    outside = np.ones((side, side), bool)
+    outside[60:120, 80:150] = False
+    assert (d.inner[outside] == region[outside]).all() and (d.region[outside] == region[outside]).all()
+    assert np.abs(d.inner[70:110, 90:140].astype(int) - region[70:110, 90:140]).mean() > 15
+
+
 def test_small_selection_takes_the_change_at_the_photo_scale():
     side = 40  # smaller than the model: the model has more detail than the photo
     region = _texture(side, 5)

@@ -10,22 +10,32 @@ generator's square, upsampled: everything finer than the model's pixels is lost.
    that a change of light or colour is not read as motion) between the unedited rendering
    ``B = G′(z_h)`` (or ``G(z_h)``) and the edited one ``E = G′(z_h_e)``, both at model
    resolution, in both directions.  Flow under ``MIN_FLOW`` model pixels is set to zero
-   (smoothly), so appearance edits do not wobble the photo.
+   (smoothly), and so is flow that does not *explain* the edited structure (the warp must
+   remove a share of the mismatch that no motion leaves): appearance edits, whose structure
+   is already in place, do not wobble the photo, whatever the estimator reads in flat or
+   re-rendered parts.
 2. **Warp.** The flow is upsampled to the photo's square (times ``side / R``) and the photo is
-   warped along it (bicubic), so its detail moves with the content; ``B`` is warped alike at
-   model resolution.
+   warped along it (bicubic, only where the flow is not zero), so its detail moves with the
+   content; ``B`` is warped alike at model resolution.
 3. **Low band of the change.** ``Δ = E − warp(B)`` is what motion does not explain (light,
-   colour, a changed shape's shading).  It is resized to the photo's square and blurred with
-   a Gaussian of ``sigma = BAND * side / R`` photo pixels: the band split follows the
-   model-to-photo scale, so the change carries nothing finer than the model can know, and the
-   photo's band above it is kept.  ``detail = warp(photo) + low(Δ)``.
+   colour, a changed shape's shading).  It is low-passed with a Gaussian of
+   ``sigma = BAND * side / R`` photo pixels (formed at most ``LOW_BAND_LEVEL · R`` pixels wide,
+   then resized linearly: a pyramid blur): the band split follows the model-to-photo scale,
+   so the change carries nothing finer than the model can know, and the photo's band above
+   it is kept.  ``detail = warp(photo) + low(Δ)``.
 4. **Correspondence.** Where the flow is not forward–backward consistent, or the warped
    unedited rendering does not match the edited one in *structure* (new content: a painted
-   object, a removed part; an occlusion), the photo has nothing to give: the result fades
+   object, a removed part; an occlusion) — judged over a neighbourhood of ``MISMATCH_SCALE``
+   of the square and against the mismatch of this image's *unrelated* structure, so a
+   re-rendered texture is not new content — the photo has nothing to give: the result fades
    smoothly (a blurred confidence map) to the generator's pixels, as ``replace`` would show.
 5. **Blend.** ``photo + alpha · (inner − photo)`` with the inward-feathered edit mask of
    :func:`~priorpaint.compositing.blend.feather_mask`: wherever the mask is 0 the photo is
    copied bit for bit, and inside and outside the edge share the photo's grain (no seam).
+
+Everything at the photo's resolution runs with OpenCV on float32, inside the edit mask's
+bounding box only; what comes from the generator (the low band, the confidence, the
+generated pixels) is formed at no more than ``LOW_BAND_LEVEL · R`` pixels.
 
 An edit whose rendered change is zero (``E == B``, pixel for pixel) returns the photo's
 square unchanged, bit for bit.  A grayscale photo's detail band stays gray (the warp and the
@@ -52,12 +62,23 @@ from .blend import default_feather, feather_mask, resize_generated
 BAND = 0.5
 #: flow below this many model pixels is treated as no motion (smooth ramp up to 2x)
 MIN_FLOW = 0.2
-#: forward–backward error (model pixels) at which correspondence is deemed lost
-FB_TOLERANCE = 1.0
-#: structure mismatch (normalised units, 0..~2) at which correspondence is deemed lost
-STRUCTURE_TOLERANCE = 0.9
+#: forward–backward error (model pixels): consistent up to the first, correspondence lost at the second
+FB_CONSISTENT, FB_LOST = 0.5, 1.5
+#: structure mismatch, as a share of the mismatch between *unrelated* structure of the same
+#: image: the same structure up to the first, no correspondence from the second
+STRUCTURE_SAME, STRUCTURE_LOST = 0.45, 0.95
+#: the flow is used only where it explains the edited structure's change: not where the warp
+#: removes less than the first share (15 %) of the mismatch that no motion leaves, fully where
+#: it removes the second (40 %) (a mismatch under MOTION_FLOOR · U counts as that much: flat parts decide nothing)
+MOTION_GAIN, MOTION_FLOOR = (0.15, 0.4), 0.1
+#: the neighbourhood (a share of the square) over which structures are compared: a
+#: coherent mismatch (new content, an occlusion) spans it, a re-rendered texture does not
+MISMATCH_SCALE = 1 / 32
 #: change (0..1, largest channel) under which a pixel's correspondence is never doubted
 CHANGE_FLOOR = 0.06
+#: the low band is blurred at most at this many times the model's resolution, then resized
+#: (linear) to the photo's square: a pyramid blur, as exact as the blur at full size
+LOW_BAND_LEVEL = 4
 
 MODES = ("detail", "replace")
 
@@ -65,7 +86,8 @@ MODES = ("detail", "replace")
 @dataclass
 class DetailResult:
     region: np.ndarray                 # (side, side, 3) uint8: the composited square
-    inner: np.ndarray                  # (side, side, 3) uint8: the result before the mask blend (the layer's pixels)
+    inner: np.ndarray                  # (side, side, 3) uint8: the layer's pixels (the result before the
+                                       # mask blend; the photo's own outside the edit mask's bounding box)
     alpha: np.ndarray                  # (side, side) float32: the feathered edit mask
     flow: Optional[np.ndarray]         # (R, R, 2) float32: backward flow edited -> unedited, model px (None: no change)
     confidence: Optional[np.ndarray]   # (R, R) float32 in [0, 1]: where the photo's detail was kept
@@ -99,6 +121,12 @@ def _to_u8(n: np.ndarray) -> np.ndarray:
     return np.clip(np.round(128.0 + 48.0 * n), 0, 255).astype(np.uint8)
 
 
+def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Smoothstep: 0 up to ``lo``, 1 from ``hi``, C1-smooth between."""
+    t = np.clip((x - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
 def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Farnebäck flow f with a(x) ≈ b(x + f(x)), in pixels of the inputs."""
     r = a.shape[0]
@@ -114,29 +142,51 @@ def _warp(img: np.ndarray, flow: np.ndarray, interp=cv2.INTER_LINEAR) -> np.ndar
     return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], interp, borderMode=cv2.BORDER_REFLECT_101)
 
 
+def _mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Local mean of ``|a − b|`` over :data:`MISMATCH_SCALE` of the square."""
+    return cv2.GaussianBlur(np.abs(a - b), (0, 0), max(1.0, MISMATCH_SCALE * a.shape[0]))
+
+
 def estimate_motion(base: np.ndarray, edited: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Dict[str, float]]:
     """``(flow, confidence, info)`` at model resolution between the unedited and edited renderings.
 
     ``flow`` (R, R, 2) maps each edited pixel to where it was in the unedited one
     (``edited(x) ≈ base(x + flow(x))``); ``confidence`` (R, R) in [0, 1] says where that
-    correspondence holds (forward–backward consistent and the same structure after the warp,
-    or no real change there).
+    correspondence holds (or no real change happened there).
+
+    Structure mismatches are measured in units of this image's own *unrelated* mismatch
+    ``U`` (between its structure and the same structure shifted by a quarter of the square),
+    so the thresholds mean the same on a busy and a flat picture.  The flow is kept only
+    where it makes the warped unedited structure match the edited one better than no
+    motion does (removing a :data:`MOTION_GAIN` share of the mismatch): a colour or light edit, whose structure is
+    already in place, moves nothing, however the flow estimator reads it.  Correspondence is
+    full up to :data:`STRUCTURE_SAME` · U of mismatch left after the warp (and forward–backward
+    errors up to :data:`FB_CONSISTENT`) and lost from :data:`STRUCTURE_LOST` · U (or
+    :data:`FB_LOST`); it is doubted only where the rendering really changed.
     """
+    r = base.shape[0]
     gb, ge = _gray(base), _gray(edited)
     sb, se = _structure(gb), _structure(ge)
+    unrelated = max(float(np.abs(sb - np.roll(sb, max(1, r // 4), axis=(0, 1))).mean()), 1e-3)
     ub, ue = _to_u8(sb), _to_u8(se)
     f_eb = _flow(ue, ub)              # edited -> base
     f_be = _flow(ub, ue)              # base -> edited
     mag = np.linalg.norm(f_eb, axis=2)
-    gate = np.clip((mag - MIN_FLOW) / MIN_FLOW, 0.0, 1.0)
+    gate = _ramp(mag, MIN_FLOW, 2.0 * MIN_FLOW)
+    # motion only where it explains the edited structure better than standing still
+    still = _mismatch(se, sb)
+    gain = (still - _mismatch(se, _structure(_warp(gb, f_eb * gate[..., None])))) / np.maximum(still, MOTION_FLOOR * unrelated)
+    use = _ramp(gain, *MOTION_GAIN)
+    use = cv2.GaussianBlur(use, (0, 0), 1.0)
+    gate = gate * np.where(use > 1e-3, use, 0.0)
     f_eb = (f_eb * gate[..., None]).astype(np.float32)
-    # forward-backward: following f_eb then f_be should come back
+    # forward-backward: following f_eb then f_be should come back (where the flow is used)
     back = _warp(f_be, f_eb)
-    fb_err = np.linalg.norm(f_eb + back * (gate[..., None] > 0), axis=2)
-    c_fb = np.exp(-(fb_err / FB_TOLERANCE) ** 2)
+    fb_err = np.linalg.norm(f_eb + back * gate[..., None], axis=2)
+    c_fb = 1.0 - _ramp(fb_err, FB_CONSISTENT, FB_LOST)
     # structure after the warp
-    s_err = cv2.GaussianBlur(np.abs(se - _warp(sb, f_eb)), (0, 0), 1.0)
-    c_s = np.exp(-(s_err / STRUCTURE_TOLERANCE) ** 2)
+    s_err = _mismatch(se, _structure(_warp(gb, f_eb)))
+    c_s = 1.0 - _ramp(s_err, STRUCTURE_SAME * unrelated, STRUCTURE_LOST * unrelated)
     # only doubt where something really changed
     eb = edited.astype(np.float32) / 255.0
     bb = base.astype(np.float32) / 255.0
@@ -145,16 +195,19 @@ def estimate_motion(base: np.ndarray, edited: np.ndarray) -> Tuple[np.ndarray, n
     doubt = np.clip(change / CHANGE_FLOOR - 1.0, 0.0, 1.0)
     conf = 1.0 - doubt * (1.0 - c_fb * c_s)
     conf = np.clip(cv2.GaussianBlur(conf.astype(np.float32), (0, 0), 1.0), 0.0, 1.0)
-    info = {"flow_max_model_px": float(mag.max()), "flow_mean_model_px": float((mag * gate).mean()),
-            "confidence_mean": float(conf.mean())}
+    used = np.linalg.norm(f_eb, axis=2)
+    info = {"flow_max_model_px": float(mag.max()), "flow_used_max_model_px": float(used.max()),
+            "flow_mean_model_px": float(used.mean()), "confidence_mean": float(conf.mean())}
     return f_eb, conf.astype(np.float32), info
 
 
-def _resize(img: np.ndarray, side: int) -> np.ndarray:
+def _resize(img: np.ndarray, side: int, interp=None) -> np.ndarray:
+    img = img.astype(np.float32, copy=False)
     if img.shape[0] == side:
-        return img.astype(np.float32)
-    interp = cv2.INTER_CUBIC if side > img.shape[0] else cv2.INTER_AREA
-    return cv2.resize(img.astype(np.float32), (side, side), interpolation=interp)
+        return img
+    if interp is None:
+        interp = cv2.INTER_CUBIC if side > img.shape[0] else cv2.INTER_AREA
+    return cv2.resize(img, (side, side), interpolation=interp)
 
 
 def band_sigma(side: int, resolution: int) -> float:
@@ -167,6 +220,82 @@ def low_band(img: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma) if sigma > 0 else img
 
 
+def _mid_side(side: int, res: int) -> int:
+    """The side the model-resolution contributions are formed at before the final linear resize."""
+    return side if side <= res else min(side, LOW_BAND_LEVEL * res)
+
+
+def upsampled_low_band(change: np.ndarray, side: int) -> np.ndarray:
+    """The model-resolution ``change`` at the photo's square, low-passed at the band split.
+
+    Equal to ``low_band(resize(change, side), band_sigma(side, R))`` (bicubic resize), but the
+    blur runs at no more than :data:`LOW_BAND_LEVEL` times the model's resolution, where the
+    band split is ``BAND · LOW_BAND_LEVEL`` pixels, and the blurred image (nothing finer than
+    that left in it) is resized linearly to the square: a Gaussian-pyramid blur whose cost
+    does not grow with the square's area.
+    """
+    res = change.shape[0]
+    mid = _mid_side(side, res)
+    low = low_band(_resize(change, mid), band_sigma(mid, res))
+    return low if mid == side else cv2.resize(low, (side, side), interpolation=cv2.INTER_LINEAR)
+
+
+def generator_part(change: np.ndarray, edited: np.ndarray, conf: Optional[np.ndarray],
+                   side: int) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """``(low, shown, c)`` at the photo's square: what the generator contributes.
+
+    ``inner = c · (warp(photo) + low) + (1 − c) · shown``: ``low`` is the low band of
+    ``change``, ``shown`` the edited rendering as ``replace`` would show it, ``c`` the
+    confidence (``shown`` and ``c`` are ``None`` where the confidence is 1 everywhere).  All
+    three are smooth at the model's scale, so they are formed at :func:`_mid_side` and resized
+    linearly to the square.
+    """
+    res = change.shape[0]
+    mid = _mid_side(side, res)
+    up = (lambda x: x) if mid == side else (lambda x: cv2.resize(x, (side, side), interpolation=cv2.INTER_LINEAR))
+    low = up(low_band(_resize(change, mid), band_sigma(mid, res)))
+    if conf is None or float(conf.min()) >= 1.0:
+        return low, None, None
+    c = up(_resize(conf, mid, cv2.INTER_LINEAR if mid > res else cv2.INTER_AREA))
+    shown = up(_resize(edited, mid, cv2.INTER_LANCZOS4 if mid > res else cv2.INTER_AREA))
+    return low, shown, c
+
+
+def _bounds(mask: np.ndarray) -> Tuple[slice, slice]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def _warp_photo(photo_f: np.ndarray, flow: np.ndarray, box: Tuple[slice, slice]) -> np.ndarray:
+    """The photo (float32, the whole square) warped bicubically along the model-resolution
+    ``flow`` (upsampled, in photo px) inside ``box``; a copy of the photo's box elsewhere.
+
+    Only the part of the box within reach of a non-zero flow vector is resampled (the bicubic
+    upsampling of the flow reaches two model pixels); a zero flow is the identity.
+    """
+    side, res = photo_f.shape[0], flow.shape[0]
+    scale = side / float(res)
+    ys, xs = box
+    out = photo_f[ys, xs].copy()
+    my, mx = _bounds(np.any(flow != 0, axis=2))
+    reach = 3
+    y0, y1 = max(ys.start, int((my.start - reach) * scale)), min(ys.stop, int(np.ceil((my.stop + reach) * scale)))
+    x0, x1 = max(xs.start, int((mx.start - reach) * scale)), min(xs.stop, int(np.ceil((mx.stop + reach) * scale)))
+    if y0 >= y1 or x0 >= x1:
+        return out
+    up = _resize(flow, side)[y0:y1, x0:x1] * np.float32(scale)
+    gx = np.arange(x0, x1, dtype=np.float32)[None, :] + up[..., 0]
+    gy = np.arange(y0, y1, dtype=np.float32)[:, None] + up[..., 1]
+    out[y0 - ys.start:y1 - ys.start, x0 - xs.start:x1 - xs.start] = cv2.remap(
+        photo_f, gx, gy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    return out
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """Round (half to even) and saturate to uint8 in one pass."""
+    return cv2.add(x, 0, dtype=cv2.CV_8U)
+
+
 def detail_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, mask: np.ndarray,
                      feather: Optional[int] = None, motion: bool = True) -> DetailResult:
     """Composite an edit into the photo's square at the photo's resolution.
@@ -175,7 +304,8 @@ def detail_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, m
     uint8, the generator's renderings of the unedited and edited state; ``mask``: (side,
     side) uint8 edit mask; ``feather``: the inward feather radius (default
     :func:`~priorpaint.compositing.blend.default_feather`); ``motion=False`` skips the flow
-    (the change is then added as it is).
+    (the change is then added as it is).  The photo-resolution work runs only inside the
+    edit mask's bounding box: outside it the result and the layer are the photo's pixels.
     """
     side = region.shape[0]
     res = base.shape[0]
@@ -191,7 +321,7 @@ def detail_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, m
         info.update(flow_max_model_px=0.0, confidence_mean=1.0, motion=False)
         return DetailResult(region=region.copy(), inner=region.copy(), alpha=alpha, flow=None,
                             confidence=None, info=info)
-    photo = region.astype(np.float32)
+    box = _bounds(mask > 0)
     b = base.astype(np.float32)
     e = edited.astype(np.float32)
     flow = conf = None
@@ -199,28 +329,28 @@ def detail_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, m
     if motion:
         flow, conf, minfo = estimate_motion(base, edited)
         info.update(minfo)
-        moved = float(np.abs(flow).max()) > 0.0
+        moved = bool(np.any(flow != 0))
     info["motion"] = moved
+    photo_f = region.astype(np.float32)
+    photo = np.ascontiguousarray(photo_f[box])
     if moved:
-        scale = side / float(res)
-        flow_up = _resize(flow, side) * scale
-        warped = _warp(photo, flow_up, cv2.INTER_CUBIC)
+        inner = _warp_photo(photo_f, flow, box)
         b = _warp(b, flow)
     else:
-        warped = photo
-    sigma = band_sigma(side, res)
-    change = low_band(_resize(e - b, side), sigma)
-    inner = warped + change
-    if conf is not None and float(conf.min()) < 1.0:
-        c = _resize(conf, side)[..., None]
-        generated = resize_generated(np.ascontiguousarray(edited), side).astype(np.float32)
-        inner = c * inner + (1.0 - c) * generated
-    a = alpha[..., None]
-    out = photo + a * (inner - photo)
-    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
-    out = np.where(a > 0, out, region)
-    inner_u8 = np.clip(np.round(inner), 0, 255).astype(np.uint8)
-    return DetailResult(region=out, inner=inner_u8, alpha=alpha, flow=flow, confidence=conf, info=info)
+        inner = photo.copy()
+    low, shown, c = generator_part(e - b, e, conf, side)
+    cv2.add(inner, np.ascontiguousarray(low[box]), dst=inner)
+    if c is not None:  # fade to the generated pixels where the photo has no correspondence
+        cb = np.ascontiguousarray(c[box])
+        inner = cv2.blendLinear(inner, np.ascontiguousarray(shown[box]), cb, 1.0 - cb)
+    a = np.ascontiguousarray(alpha[box])
+    out_box = _to_uint8(cv2.blendLinear(inner, photo, a, 1.0 - a))
+    np.copyto(out_box, region[box], where=(a == 0)[..., None])  # the photo, bit for bit, where the mask is 0
+    out_region = region.copy()
+    out_region[box] = out_box
+    inner_u8 = region.copy()
+    inner_u8[box] = _to_uint8(inner)
+    return DetailResult(region=out_region, inner=inner_u8, alpha=alpha, flow=flow, confidence=conf, info=info)
 
 
 def flow_image(flow: np.ndarray, side: Optional[int] = None, max_px: Optional[float] = None) -> np.ndarray:
