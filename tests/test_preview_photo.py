@@ -82,7 +82,9 @@ def test_size_shrinks_and_strength_changes_the_preview(tiny_session):
         small.append(_arr(b.preview(sid, json.dumps(spec))))
         print(f"\n[preview] photo-resolution detail preview, 96 px: {time.perf_counter() - t0:.3f} s")
     assert small[0].shape == small[1].shape == (96, 96, 3)
-    assert np.abs(small[0].astype(int) - small[1].astype(int)).mean() > 0.5
+    # the tiny random generator's change is mostly fine grain, which detail mode leaves to the
+    # photo: the low band that remains is small, but a preview that ignored the strength gives 0
+    assert np.abs(small[0].astype(int) - small[1].astype(int)).mean() > 0.1
     rep = _arr(b.preview(sid, json.dumps({"edits": EDIT, "composite": "replace", "size": 96})))
     det = _arr(b.preview(sid, json.dumps({"edits": EDIT, "composite": "detail", "size": 96})))
     assert rep.shape == (96, 96, 3) and (rep != det).any()
