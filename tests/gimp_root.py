@@ -247,12 +247,42 @@ def xvfb(root: Path):
             time.sleep(0.2)
         yield f":{n}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc)
+
+
+def install_plugin(root: Path, repo: Path) -> Path:
+    """Install the plug-in into the root's GIMP with ``priorpaint install-gimp-plugin`` and
+    drop GIMP's saved last values of our procedures (a strength saved at its maximum by the
+    run before would make a dialog test depend on it); returns the plug-ins folder."""
+    plugins = root / "root" / ".config" / "GIMP" / "3.0" / "plug-ins"
+    out = subprocess.run([sys.executable, "-m", "priorpaint.cli", "install-gimp-plugin", "--plugin-dir",
+                          str(plugins)], capture_output=True, text=True, cwd=str(repo))
+    assert out.returncode == 0, out.stdout + out.stderr
+    for last in (root / "root" / ".config" / "GIMP" / "3.0" / "plug-in-settings").glob("*priorpaint*"):
+        last.unlink()
+    return plugins
+
+
+def fresh_workdir(root: Path, name: str, photo: Path) -> tuple:
+    """An empty ``/tmp/NAME-PID`` inside the root holding a copy of ``photo``:
+    ``(path on the host, path inside the root)``."""
+    in_root = f"/tmp/{name}-{os.getpid()}"
+    work = root / in_root.lstrip("/")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    shutil.copyfile(photo, work / photo.name)
+    return work, in_root
+
+
+def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """Terminate ``proc``, then kill it if it has not gone after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def xdotool(root: Path, display: str, *args: str) -> str:

@@ -25,7 +25,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -198,18 +197,8 @@ def gui():
     shots.mkdir(parents=True, exist_ok=True)
     with gimp_root.locked():
         root = gimp_root.ensure_root(log=lambda m: print(m, flush=True))
-        plugins = root / "root" / ".config" / "GIMP" / "3.0" / "plug-ins"
-        out = subprocess.run([sys.executable, "-m", "priorpaint.cli", "install-gimp-plugin", "--plugin-dir",
-                              str(plugins)], capture_output=True, text=True, cwd=str(REPO))
-        assert out.returncode == 0, out.stdout + out.stderr
-        for last in (root / "root" / ".config" / "GIMP" / "3.0" / "plug-in-settings").glob("*priorpaint*"):
-            last.unlink()
-        work_in_root = f"/tmp/priorpaint-gimp-gui-{os.getpid()}"
-        work = root / work_in_root.lstrip("/")
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-        shutil.copyfile(skimage_data("astronaut.png"), work / "astronaut.png")
+        gimp_root.install_plugin(root, REPO)
+        work, work_in_root = gimp_root.fresh_workdir(root, "priorpaint-gimp-gui", skimage_data("astronaut.png"))
         (work / "gimprc").write_text("(show-welcome-dialog no)\n")
         script = LOOP.replace("__OUT__", repr(work_in_root)).replace("__SEL__", repr(SELECTION))
         fake = FakeKindsBackend()
@@ -236,12 +225,7 @@ def gui():
                 try:
                     proc.wait(5)
                 except subprocess.TimeoutExpired:
-                    proc.terminate()
-                    try:
-                        proc.wait(20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait(10)
+                    gimp_root.stop(proc, grace=20)
         finally:
             fake.close()
             if proc is not None and proc.poll() is None:

@@ -20,8 +20,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -225,25 +223,13 @@ def gimp(tmp_path_factory):
         t = time.monotonic()
         root = gimp_root.ensure_root(log=lambda m: print(m, flush=True))
         timings["root"] = time.monotonic() - t
-        plugins = root / "root" / ".config" / "GIMP" / "3.0" / "plug-ins"
-        out = subprocess.run([sys.executable, "-m", "priorpaint.cli", "install-gimp-plugin", "--plugin-dir",
-                              str(plugins)], capture_output=True, text=True, cwd=str(REPO))
-        assert out.returncode == 0, out.stdout + out.stderr
+        plugins = gimp_root.install_plugin(root, REPO)
         assert os.access(plugins / "priorpaint" / "priorpaint.py", os.X_OK)
         # Saved settings from an earlier run would override PRIORPAINT_URL.
         saved = root / "root" / ".config" / "priorpaint" / "gimp.json"
         if saved.exists():
             saved.unlink()
-        # GIMP's last values of our procedures (e.g. a strength already at its maximum) would
-        # make the dialog tests depend on the run before: start from the defaults
-        for last in (root / "root" / ".config" / "GIMP" / "3.0" / "plug-in-settings").glob("*priorpaint*"):
-            last.unlink()
-        work_in_root = f"/tmp/priorpaint-gimp-test-{os.getpid()}"
-        work = root / work_in_root.lstrip("/")
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-        shutil.copyfile(skimage_data("astronaut.png"), work / "astronaut.png")
+        work, work_in_root = gimp_root.fresh_workdir(root, "priorpaint-gimp-test", skimage_data("astronaut.png"))
         try:
             with gimp_root.mounted(root):
                 yield {"root": root, "work": work, "work_in_root": work_in_root, "timings": timings,
