@@ -87,6 +87,21 @@ def test_file_and_manifest_entry_round_trip(tiny_gen, enc_cache):
     assert s.init == "search" and s.encoder is None
 
 
+def test_hybrid_takes_its_own_step_counts(tiny_gen, enc_cache):
+    """The encoder replaces the search and most steps: steps // 60 z steps, 2 * steps // 5
+    refinement steps (one loss each); the search keeps a quarter and three quarters."""
+    _saved(tiny_gen)
+    target = torch.rand(1, 3, 16, 16) * 2 - 1
+    cfg = ProjectionConfig(steps=300, perceptual=False, init="encoder")
+    assert (cfg.encoder_z_steps, cfg.encoder_refine_steps) == (5, 120)
+    assert (cfg.z_steps, cfg.refine_steps) == (75, 225)
+    p = project(tiny_gen, target, config=cfg)
+    assert p.init == "encoder" and len(p.losses) == 5 + 120
+    s = project(tiny_gen, target, config=ProjectionConfig(steps=300, candidates=4, starts=2, perceptual=False,
+                                                          init="search"))
+    assert s.init == "search" and len(s.losses) == 75 + 225
+
+
 def test_no_encoder_means_search_with_a_note(tiny_gen, enc_cache):
     p = project(tiny_gen, torch.zeros(1, 3, 16, 16),
                 config=ProjectionConfig(steps=4, candidates=4, starts=2, perceptual=False, init="encoder"))

@@ -6,8 +6,12 @@ Photos (all public domain, read from installed packages): scikit-image's astrona
 scikit-image's cat ``chelsea`` (far outside a face model's domain, box 110,40,230,230).
 Per photo: the encoder alone (``G_F(E_h(x))``, no optimisation), the hybrid projection
 (``init="encoder"``) and the search (``init="search"``), PSNR at model resolution after
-refinement, wall and CPU seconds of projection.  The encoder's training record (time, device, loss
-curve) is read from its file; the curve is plotted to ``artifacts/encoder/loss.png``.
+refinement, wall and CPU seconds of projection (and wall seconds again on one thread,
+``*_one_thread``, when torch uses more) and per stage (``stages_*``: encoder forward,
+z phase, refinement), and the load average before and after; one untimed 2-step projection
+of each kind runs first, so that neither pays torch's first-call costs.  The encoder's
+training record (time, device, loss curve) is read from its file; the curve is plotted to
+``artifacts/encoder/loss.png``.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ def run(report: dict, args) -> None:
 
     steps = int(getattr(args, "steps", 300))
     out: dict = {"steps": steps}
+    if hasattr(os, "getloadavg"):  # the machine's load when the timings start (shared machines)
+        out["load_average_start"] = [round(v, 2) for v in os.getloadavg()]
     rows = {}
     gen = None
     for name, where, fname, box in PHOTOS:
@@ -80,6 +86,9 @@ def run(report: dict, args) -> None:
             report["encoder"] = out
             return
         row = {"box": list(box)}
+        if not rows:  # untimed warm-up of both paths (first-call costs of torch and the encoder)
+            for init in ("encoder", "search"):
+                project(gen, s.target, s.mask, ProjectionConfig(steps=2, seed=0, init=init))
         for init in ("encoder", "search"):
             t0, c0 = time.perf_counter(), time.process_time()
             p = project(gen, s.target, s.mask, ProjectionConfig(steps=steps, seed=0, init=init))
@@ -87,6 +96,8 @@ def run(report: dict, args) -> None:
             row[f"seconds_{which}"] = round(time.perf_counter() - t0, 3)
             # CPU seconds of this process (all threads): what competing programs inflate least
             row[f"cpu_seconds_{which}"] = round(time.process_time() - c0, 3)
+            # where the seconds go: encoder forward, z phase (search or E_z starts), refinement
+            row[f"stages_{which}"] = {k: round(v, 3) for k, v in p.seconds.items()}
             if init == "encoder":
                 row["psnr_encoder_alone"] = round(p.psnr_encoder, 2)
                 row["psnr_hybrid_z"] = round(p.psnr_z, 2)
@@ -94,6 +105,21 @@ def run(report: dict, args) -> None:
             else:
                 row["psnr_search_z"] = round(p.psnr_z, 2)
                 row["psnr_search"] = round(p.psnr, 2)
+        threads = torch.get_num_threads()
+        if threads > 1:
+            # Again on one thread: two OpenMP threads on a shared machine make step times swing
+            # by 10x (they spin waiting for each other), one thread is what a loaded core gives.
+            try:
+                torch.set_num_threads(1)
+                for init in ("encoder", "search"):
+                    t0 = time.perf_counter()
+                    project(gen, s.target, s.mask, ProjectionConfig(steps=steps, seed=0, init=init))
+                    which = "hybrid" if init == "encoder" else "search"
+                    row[f"seconds_{which}_one_thread"] = round(time.perf_counter() - t0, 3)
+            finally:
+                torch.set_num_threads(threads)
+            row["speedup_one_thread"] = round(row["seconds_search_one_thread"]
+                                              / max(row["seconds_hybrid_one_thread"], 1e-9), 2)
         row["gain_db"] = round(row["psnr_hybrid"] - row["psnr_search"], 2)
         row["speedup"] = round(row["seconds_search"] / max(row["seconds_hybrid"], 1e-9), 2)
         row["cpu_speedup"] = round(row["cpu_seconds_search"] / max(row["cpu_seconds_hybrid"], 1e-9), 2)
@@ -108,6 +134,9 @@ def run(report: dict, args) -> None:
         "cpu_seconds_hybrid": max(r["cpu_seconds_hybrid"] for r in rows.values()),
         "cpu_speedup": min(r["cpu_speedup"] for r in rows.values()),
     }
+    if all("speedup_one_thread" in r for r in rows.values()):
+        out["worst"]["seconds_hybrid_one_thread"] = max(r["seconds_hybrid_one_thread"] for r in rows.values())
+        out["worst"]["speedup_one_thread"] = min(r["speedup_one_thread"] for r in rows.values())
     out["model"] = getattr(gen, "model_id", gen.architecture)
     out["device"] = str(gen.device)
     out["encoder"] = found.entry_id
@@ -126,6 +155,8 @@ def run(report: dict, args) -> None:
         out["loss_plot"] = str(plot)
         out["training"]["final_psnr_rec_h"] = round(sum(r["psnr_rec_h"] for r in history[-20:]) / min(20, len(history)), 2)
     out["threads"] = torch.get_num_threads()
+    if hasattr(os, "getloadavg"):
+        out["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     out["targets"] = ("hybrid psnr >= search psnr on every photo and >= 27 dB; hybrid seconds <= 1.0 and >= 3x "
                       "faster than the search (2-core CPU; timings on a shared machine are noisy)")
     report["encoder"] = out
