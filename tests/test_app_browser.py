@@ -343,3 +343,86 @@ def test_region_tab_edit(server, tab, editor, add, kind):
                 for p in folder.glob(vec_name + ".*"):
                     p.unlink()
         browser.close()
+
+
+def _pick_model(page, model_id):
+    page.locator("#pp-model input").first.click()
+    page.locator(f"[role=option]:has-text('{model_id}')").first.click()
+
+
+def test_model_download_offline_then_with_progress(tmp_path):
+    """A Hub model that is not downloaded says so under the model menu; offline, Download answers
+    one line naming the model, the repo and the command; online (a local Hub endpoint, no real
+    network) it downloads with byte progress, and Project then uses it."""
+    _need_browser()
+    import threading
+
+    import torch
+    from playwright.sync_api import sync_playwright
+
+    from app_server import free_port
+    from test_download import Hub, _env, _manifest
+    from test_stylegan2 import STYLE_DIM, rosinality_state_dict
+
+    # more than two of huggingface_hub's 10 MiB read chunks: a progress step lands before the middle
+    ckpt = tmp_path / "sg2.pt"
+    torch.save({"g_ema": rosinality_state_dict(seed=3), "latent_avg": torch.zeros(STYLE_DIM),
+                "padding": torch.zeros(6 << 20)}, ckpt)
+    payload = ckpt.read_bytes()
+    shutil.copytree(ROOT / "weights_manifest", tmp_path / "manifest")
+    manifest = _manifest(tmp_path, payload)  # adds tiny-sg2.json (hub repo priorpaint-test/tiny-sg2)
+    port = free_port()  # the Hub endpoint: nothing listens there yet (offline)
+    # the Hub holds the file midway for as long as the page needs to show it: no read timeout meanwhile
+    env = _env(tmp_path, f"http://127.0.0.1:{port}", manifest, HF_HUB_DOWNLOAD_TIMEOUT="600")
+    server = Server("--steps", "20", env={k: v for k, v in env.items() if os.environ.get(k) != v})
+    hold, hub = threading.Event(), None
+    try:
+        with sync_playwright() as pw:
+            browser, page = _open_app(pw, server)
+            _pick_model(page, "tiny-sg2")
+            page.wait_for_function("document.querySelector('#pp-model-status')?.innerText.includes('not downloaded')")
+            status = page.locator("#pp-model-status").inner_text()
+            assert "priorpaint-test/tiny-sg2" in status and "priorpaint download tiny-sg2" in status, status
+            # Project before downloading says what to do, not a raw exception
+            _upload(page, skimage_data("astronaut.png"))
+            page.locator("#pp-box textarea, #pp-box input").first.fill("140,20,180,180")
+            page.locator("#pp-project").click()
+            page.wait_for_selector(".toast-body")
+            assert "Download the model" in _toast(page), _toast(page)
+            # offline: one line naming the model, the repo and the command
+            page.locator("#pp-model-download").click()
+            page.wait_for_function("document.querySelector('#pp-model-status')?.innerText.includes('download failed')")
+            line = page.locator("#pp-model-status").inner_text()
+            page.screenshot(path=str(SHOTS / "browser-8-download-offline.png"), full_page=True)
+            assert "tiny-sg2" in line and "repo priorpaint-test/tiny-sg2" in line, line
+            assert "run `priorpaint download tiny-sg2` once online" in line.replace("\n", " ") or \
+                "run priorpaint download tiny-sg2 once online" in line, line
+            # one line (besides the "Error" badge Gradio puts on the output of a failed event)
+            assert len([x for x in line.splitlines() if x.strip() and x.strip() != "Error"]) == 1, line
+            page.wait_for_function("[...document.querySelectorAll('.toast-body')].some("
+                                   "t => t.innerText.includes('priorpaint-test/tiny-sg2'))")
+            # online: the local Hub sends half of the file and waits until the page has shown progress
+            hub = Hub({("priorpaint-test/tiny-sg2", "sg2.pt"): payload}, hold=hold, port=port)
+            page.locator("#pp-model-download").click()
+            page.wait_for_function("document.querySelector('#pp-model-status')?.innerText.includes(' MB of ')")
+            shown = page.locator("#pp-model-status").inner_text()
+            assert f"of {len(payload) / 1e6:.1f} MB" in shown and "%" in shown, shown
+            assert page.locator("#pp-model-status progress").count() == 1
+            page.screenshot(path=str(SHOTS / "browser-9-download-progress.png"), full_page=True)
+            hold.set()
+            page.wait_for_function("document.querySelector('#pp-model-status')?.innerText.includes('sha256-verified')")
+            assert not page.locator("#pp-model-download").is_visible()
+            assert "Error" not in page.locator("#pp-model-status").inner_text()  # no stale badge after success
+            page.screenshot(path=str(SHOTS / "browser-10-downloaded.png"), full_page=True)
+            # the downloaded model projects
+            page.locator("#pp-adapt input").uncheck()
+            page.evaluate("document.querySelectorAll('.toast-body').forEach(t => t.closest('.toast-wrap, "
+                          "[data-testid=toast-body]')?.remove() || t.remove())")
+            _project(page)
+            assert "tiny-sg2" in page.locator("#pp-status").inner_text()
+            browser.close()
+    finally:
+        hold.set()
+        if hub is not None:
+            hub.close()
+        server.stop()

@@ -241,7 +241,7 @@ def cheap(spec_list: List[dict]) -> Tuple[List[dict], List[str]]:
 
 
 def preview_note(n_cheap: int, skipped: List[str]) -> str:
-    text = f"live preview at model resolution, no G′: {n_cheap} latent edit(s)"
+    text = f"live preview of the selection at the photo's resolution (G, no G′): {n_cheap} latent edit(s)"
     if skipped:
         text += f"; not previewed (they run at Render): {', '.join(dict.fromkeys(skipped))}"
     return text
