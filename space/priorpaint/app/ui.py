@@ -2,11 +2,13 @@
 
 The page: upload a photo into the editor and paint the region to edit with the translucent
 brush (the mask is the alpha of the paint layer; the layer's eye icon hides it; a box
-``X,Y,W,H`` works too), choose the model, *Project* (the crop, ``G(z_h)``, the ``G′``
-reconstruction and PSNR, at a readable size), add edits from the tabs to the **edit list**
-(the only thing Render applies, in order, each with its strength), watch the live preview of
-the cheap edits, *Render* (always visible: G′ + composite), compare the selection before and
-after, go back to an earlier render in the history and download the full-resolution PNG.
+``X,Y,W,H`` works too), choose the model (one that is not downloaded says so and downloads
+with progress on request), *Project* (the crop, ``G(z_h)``, the ``G′`` reconstruction and
+PSNR, at a readable size), add edits from the tabs to the **edit list** (the only thing Render
+applies, in order, each with its strength), watch the live preview of the cheap edits (the
+selection at the photo's resolution, ``detail`` composite through G), *Render* (always
+visible: G′ + composite), compare the selection before and after, go back to an earlier
+render in the history and download the full-resolution PNG.
 
 Uploads: a photo editor's value is uploaded by the browser every time an event reads it.
 So an editor is an input only of the one click that needs it (Project, or a tab's *Add*
