@@ -324,8 +324,15 @@ def test_box_field(server):
         page.wait_for_selector(".toast-body")
         msg = _toast(page)
         assert "four numbers X,Y,W,H" in msg and "--box" not in msg, msg
+        # a box outside the photo fails in the projection itself (its outputs get Gradio's "Error" badge)
+        n_toasts = page.locator(".toast-body").count()
+        page.locator("#pp-box textarea, #pp-box input").first.fill("5000 5000 100 100")
+        page.locator("#pp-box textarea, #pp-box input").first.press("Enter")
+        page.wait_for_function("(n) => [...document.querySelectorAll('.toast-body')].some(t => "
+                               "t.innerText.includes('outside'))", arg=n_toasts)
+        page.screenshot(path=str(SHOTS / "browser-12-box-outside.png"), full_page=True)
         # the same page: a good box (with paint too) projects, says which selection it used, and no
-        # "Error" badge of the failed try stays behind
+        # "Error" badge of the failed tries stays behind
         _paint_face(page)
         page.locator("#pp-box textarea, #pp-box input").first.fill("140 20 180 180")
         page.locator("#pp-box textarea, #pp-box input").first.press("Enter")
