@@ -34,7 +34,8 @@ class Server:
         self.log_path = ROOT / "artifacts" / "app" / f"server-{self.port}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
-        e = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **(env or {}))
+        e = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+        e.update(env or {})
         cmd = [sys.executable, "-m", "priorpaint.cli", "serve", "--port", str(self.port), *extra]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=e, cwd=str(ROOT))
         deadline = time.monotonic() + startup_s

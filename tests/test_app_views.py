@@ -114,3 +114,10 @@ def test_history_and_download_name():
     assert views.download_name("../../etc/pass wd.jpg", 1) == "pass_wd-priorpaint-1.png"
     assert views.download_name("", 2) == "photo-priorpaint-2.png"
     assert views.download_name(None, 2) == "photo-priorpaint-2.png"
+
+
+def test_download_line_shows_bytes_and_share():
+    from priorpaint.app.ui import download_line
+    line = download_line({"model": "m", "bytes_done": 12_500_000, "bytes_total": 25_000_000})
+    assert "12.5 MB of 25.0 MB (50 %)" in line and "<progress" in line and "**m**" in line
+    assert download_line({"model": "m", "bytes_done": 0, "bytes_total": None}).endswith("0.0 MB so far")

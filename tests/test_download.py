@@ -24,10 +24,11 @@ REVISION = "89abcdef0123456789abcdef0123456789abcdef"
 
 
 class Hub:
-    """Serves ``files[(repo, filename)]`` at REVISION; honours Range; may drop the first GET midway."""
+    """Serves ``files[(repo, filename)]`` at REVISION; honours Range; may drop the first GET midway,
+    or (``hold``, a threading.Event) send half of a file and wait for the event before the rest."""
 
-    def __init__(self, files, drop_first_get=False):
-        self.files, self.requests, self.drop = dict(files), [], drop_first_get
+    def __init__(self, files, drop_first_get=False, hold=None, port=0):
+        self.files, self.requests, self.drop, self.hold = dict(files), [], drop_first_get, hold
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,6 +71,12 @@ class Hub:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
+                if hub.hold is not None:
+                    half = start + (len(found) - start) // 2
+                    self.wfile.write(found[start:half])
+                    self.wfile.flush()
+                    hub.hold.wait(600)
+                    start = half
                 self.wfile.write(found[start:])
 
             def do_HEAD(self):
@@ -78,7 +85,7 @@ class Hub:
             def do_GET(self):
                 self._answer(True)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -340,8 +340,8 @@ class Backend:
 
     def model_choices(self) -> List[tuple]:
         rows = json.loads(self.models())
-        return [(f"{r['id']} ({r['resolution']}px {r['domain']}" + ("" if r["present"] else ", downloads on first use") + ")",
-                 r["id"]) for r in rows]
+        return [(f"{r['id']} ({r['resolution']}px" + (f" {r['domain']}" if r.get("domain") else "")
+                 + ("" if r["present"] else ", not downloaded") + ")", r["id"]) for r in rows]
 
     def _model(self, model: Optional[str]) -> Optional[str]:
         """The model id of a request: one of the manifest's ids (a name never becomes a path)."""

@@ -2,11 +2,13 @@
 
 The page: upload a photo into the editor and paint the region to edit with the translucent
 brush (the mask is the alpha of the paint layer; the layer's eye icon hides it; a box
-``X,Y,W,H`` works too), choose the model, *Project* (the crop, ``G(z_h)``, the ``G′``
-reconstruction and PSNR, at a readable size), add edits from the tabs to the **edit list**
-(the only thing Render applies, in order, each with its strength), watch the live preview of
-the cheap edits, *Render* (always visible: G′ + composite), compare the selection before and
-after, go back to an earlier render in the history and download the full-resolution PNG.
+``X,Y,W,H`` works too), choose the model (one that is not downloaded says so and downloads
+with progress on request), *Project* (the crop, ``G(z_h)``, the ``G′`` reconstruction and
+PSNR, at a readable size), add edits from the tabs to the **edit list** (the only thing Render
+applies, in order, each with its strength), watch the live preview of the cheap edits (the
+selection at the photo's resolution, ``detail`` composite through G), *Render* (always
+visible: G′ + composite), compare the selection before and after, go back to an earlier
+render in the history and download the full-resolution PNG.
 
 Uploads: a photo editor's value is uploaded by the browser every time an event reads it.
 So an editor is an input only of the one click that needs it (Project, or a tab's *Add*
@@ -38,7 +40,7 @@ import gradio as gr
 from ..compositing.regions import Rect
 from ..errors import InputError
 from . import kinds, views
-from .api import IMAGE_FIELDS, Backend, client_key, namespace_of, user_errors
+from .api import IMAGE_FIELDS, Backend, client_key, namespace_of, one_line, parse_edit_list, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +140,23 @@ EDITOR_FILES_JS = "(v) => [v ? [v.background || v.composite, ...(v.layers || [])
 #: (the editor keeps only pixels; the page remembers the name when the file input changes)
 PROJECT_RELAY_JS = ("(v, name) => [v ? [v.background || v.composite, ...(v.layers || [])].filter(Boolean) : [], "
                     "window.__pp_photo_name || name || '']")
-#: remembers the picked file's name in the page (read by PROJECT_RELAY_JS)
-NAME_JS = ("() => { document.addEventListener('change', (e) => { const t = e.target; "
-           "if (t && t.type === 'file' && t.closest && t.closest('#pp-editor') && t.files && t.files[0]) "
-           "window.__pp_photo_name = t.files[0].name; }, true); }")
+#: remembers the picked file's name in the page (read by PROJECT_RELAY_JS), and says at once when
+#: a file picked or dropped into the photo editor is not an image (the editor ignores it silently)
+NAME_JS = """() => {
+  const say = (f) => {
+    const box = document.querySelector('#pp-upload-msg');
+    const ok = !f.type || f.type.startsWith('image/');
+    if (ok) window.__pp_photo_name = f.name;
+    if (box) box.innerText = ok ? '' : `“${f.name}” is not an image (${f.type}): upload a PNG, JPEG or WebP photo`;
+  };
+  document.addEventListener('change', (e) => { const t = e.target;
+    if (t && t.type === 'file' && t.closest && t.closest('#pp-editor') && t.files && t.files[0]) say(t.files[0]);
+  }, true);
+  document.addEventListener('drop', (e) => { const t = e.target;
+    if (t && t.closest && t.closest('#pp-editor') && e.dataTransfer && e.dataTransfer.files[0])
+      say(e.dataTransfer.files[0]);
+  }, true);
+}"""
 #: a browser-side function: an image shown by the server becomes the background of editors
 FILL_EDITORS_JS = "(im) => Array({n}).fill(im ? {{background: im, layers: [], composite: null}} : null)"
 
@@ -210,8 +225,45 @@ def _legend_brush(model_id: Optional[str], backend: Backend):
 
 
 def _not_downloaded(model_id: str) -> str:
-    return (f"model {model_id} is not downloaded on this server: run `priorpaint download {model_id}` "
-            "there (or pick a model without “downloads on first use”)")
+    return (f"model {model_id} is not downloaded on this server: click “Download the model” under the model "
+            f"menu (or run `priorpaint download {model_id}` there)")
+
+
+def _mb(n) -> str:
+    return f"{(n or 0) / 1e6:.1f} MB"
+
+
+def _model_row(backend: Backend, model_id: str) -> Optional[dict]:
+    try:
+        rows = json.loads(backend.models())
+    except Exception:
+        return None
+    return next((r for r in rows if r.get("id") == model_id), None)
+
+
+def model_status(backend: Backend, model_id: Optional[str]) -> tuple:
+    """(the line under the model menu, whether the Download button shows) for ``model_id``."""
+    row = _model_row(backend, model_id) if model_id else None
+    if row is None or row.get("present"):
+        return "", False
+    if not row.get("downloadable"):
+        return (f"model **{model_id}**: its weights are not on this server ({row.get('source')}) and it has "
+                "no Hub source to download"), False
+    from ..models.manifest import get_entry
+    hub = next((s for s in get_entry(model_id).sources if s.type == "hub"), None)
+    size = f", {_mb(hub.size)}" if hub is not None and hub.size else ""
+    where = f"the Hub repo {hub.repo_id} (file {hub.filename}{size})" if hub is not None else row.get("source")
+    return (f"model **{model_id}** is not downloaded here: **Download the model** fetches it from {where} "
+            f"and verifies its sha256 (or run `priorpaint download {model_id}` on the server)"), True
+
+
+def download_line(status: dict) -> str:
+    """The download's progress line: a bar, the bytes so far and the share."""
+    done, total = status.get("bytes_done") or 0, status.get("bytes_total")
+    if not total:
+        return f"downloading **{status.get('model')}**: {_mb(done)} so far"
+    return (f"downloading **{status.get('model')}**: <progress value=\"{done}\" max=\"{total}\"></progress> "
+            f"{_mb(done)} of {_mb(total)} ({100 * done / total:.0f} %)")
 
 
 def build_app(backend: Backend) -> gr.Blocks:
@@ -240,10 +292,13 @@ def build_app(backend: Backend) -> gr.Blocks:
                                                   default_size=24, color_mode="fixed"),
                     elem_id="pp-editor", height=520)
                 photo_name = gr.Textbox(visible=False, elem_id="pp-photo-name")
+                gr.HTML("", elem_id="pp-upload-msg")
                 with gr.Row():
                     box = gr.Textbox(label="or a box X,Y,W,H (Enter projects)", placeholder="140,20,180,180",
                                      elem_id="pp-box")
                     model = gr.Dropdown(choices=choices, value=default_model, label="model", elem_id="pp-model")
+                model_md = gr.Markdown("", elem_id="pp-model-status")
+                model_dl = gr.Button("Download the model", visible=False, elem_id="pp-model-download", size="sm")
                 with gr.Row():
                     steps = gr.Slider(0, 1000, value=backend.default_steps, step=10, label="projection steps",
                                       elem_id="pp-steps")
@@ -264,7 +319,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                 with gr.Row():
                     adapted_img = gr.Image(label="G′ (fitted to the photo)", format="png", interactive=False,
                                            elem_id="pp-adapted", height=300)
-                    preview_img = gr.Image(label="live preview (model resolution, no G′)", format="png",
+                    preview_img = gr.Image(label="live preview (the selection at the photo's resolution, G without G′)", format="png",
                                            interactive=False, elem_id="pp-preview", height=300)
                 preview_md = gr.Markdown("", elem_id="pp-preview-md")
                 gr.Markdown(PSNR_HELP, elem_id="pp-psnr-help")
@@ -503,6 +558,15 @@ def build_app(backend: Backend) -> gr.Blocks:
                     api_visibility=PRIVATE, queue=False)
 
         # -- the live preview: the cheap edits only, and it says so ---------------------------------
+        def composite_preview(sid, edits, files) -> Image.Image:
+            """The selection at the photo's resolution with the edits composited (``detail``,
+            through G: no G′ fit), as Render would blend it; bounded like the API's preview."""
+            s = backend._session(sid)
+            s.require_projection()
+            specs = parse_edit_list(edits, files, backend.limits)
+            r = s.render(s.apply(specs) if specs else None, adapt=False, composite="detail")
+            return views.readable(Image.fromarray(views.rgb(views.box_crop(r.photo.rgb, r.layer_box))))
+
         @user_errors
         def ui_preview(sid, items, *values, extra=None):
             if not sid:
@@ -514,11 +578,11 @@ def build_app(backend: Backend) -> gr.Blocks:
             run, skipped = views.cheap(listed)
             run = run + staged + (extra or [])
             edits, files = files_of(run)
-            img = backend.preview(sid, edits, files)
+            img = composite_preview(sid, edits, files)
             note = views.preview_note(len(run), skipped)
             if extra:
                 note += " (with the interpolation being set)"
-            return views.readable(img), note
+            return img, note
 
         preview_kw = dict(api_visibility=PRIVATE, trigger_mode="always_last", concurrency_id="preview",
                           concurrency_limit=4, show_progress="minimal")
@@ -659,7 +723,7 @@ def build_app(backend: Backend) -> gr.Blocks:
             spec_list = views.specs(items)
             edits, files = files_of(spec_list)
             args = (sid, edits, adapt_v, files) + ((comp,) if has_composite else ())
-            for st, result, layer, prev in backend.edit(*args, request=request):
+            for st, result, _layer, _generated in backend.edit(*args, request=request):
                 d = json.loads(st)
                 if not d.get("done"):
                     progress(d.get("fraction", 0.0), desc=d.get("stage", ""))
@@ -691,9 +755,10 @@ def build_app(backend: Backend) -> gr.Blocks:
                                                  "after": scratch.save(after, "after")})
                 saved = any(s.get("save_vector") for s in spec_list)
                 gal = [(h["after"], h["caption"]) for h in hist]
-                yield ((before, after), path, msg, views.readable(prev), hist, gal,
+                yield ((before, after), path, msg, after, hist, gal,
                        vector_update(state.get("model"), request) if saved else gr.skip(),
-                       f"preview: the last render's generator output ({len(spec_list)} edit(s), model resolution)",
+                       f"preview: the last render's selection at the photo's resolution ({len(spec_list)} edit(s), "
+                       f"{d.get('composite') or 'replace'} composite{', G′' if adapt_v else ''})",
                        result)
 
         vec_out = vec if "vector" in available else gr.State()
@@ -751,8 +816,8 @@ def build_app(backend: Backend) -> gr.Blocks:
 
         if "paint" in available or "vector" in available:
             def ui_concepts(model_id, request: gr.Request):
-                if model_id and _model_present(backend, model_id) is False:
-                    return gr.update(choices=[]), gr.update(choices=[]), _not_downloaded(model_id)
+                if model_id and _model_present(backend, model_id) is False:  # the line under the menu says so
+                    return gr.update(choices=[]), gr.update(choices=[]), ""
                 try:
                     d = kinds.list_concepts(model_id or None, backend.device,
                                             namespace=namespace_of(client_key(request)))
@@ -766,6 +831,41 @@ def build_app(backend: Backend) -> gr.Blocks:
             c_out = [concept if "paint" in available else gr.State(), vec_out, notice]
             model.change(ui_concepts, [model], c_out, api_visibility=PRIVATE)
             demo.load(ui_concepts, [model], c_out, api_visibility=PRIVATE)
+        else:
+            ui_concepts, c_out = None, None
+
+        # -- a model that is not downloaded says so and downloads with progress when asked ---------
+        def ui_model_status(model_id):
+            text, show = model_status(backend, model_id)
+            return text, gr.update(visible=show, interactive=True)
+        model.change(ui_model_status, [model], [model_md, model_dl], api_visibility=PRIVATE)
+        demo.load(ui_model_status, [model], [model_md, model_dl], api_visibility=PRIVATE)
+
+        def ui_download(model_id):
+            if not model_id:
+                raise gr.Error("pick a model first", print_exception=False)
+            yield f"downloading **{model_id}**: starting", gr.update(interactive=False), gr.skip()
+            try:
+                for st in backend.download(model_id):
+                    d = json.loads(st)
+                    if not d.get("done"):
+                        yield download_line(d), gr.skip(), gr.skip()
+                        continue
+                    yield (f"model **{model_id}** downloaded and sha256-verified ({_mb(d.get('bytes'))}"
+                           + (", it was already here" if d.get("already_present") else "") + "): Project uses it now",
+                           gr.update(visible=False), gr.update(choices=backend.model_choices(), value=model_id))
+            except Exception as e:  # the line stays under the menu; the toast says it too
+                from ..errors import PriorpaintError
+                line = one_line(str(e)) if isinstance(e, PriorpaintError) else \
+                    f"internal error in download ({type(e).__name__}); the server log has the details"
+                if not isinstance(e, PriorpaintError):
+                    log.exception("download of %s", model_id)
+                yield f"**download failed:** {line}", gr.update(interactive=True), gr.skip()
+                raise gr.Error(line, print_exception=False) from None
+        dl_evt = model_dl.click(ui_download, [model], [model_md, model_dl, model], api_visibility=PRIVATE,
+                                concurrency_id="download", concurrency_limit=2, show_progress="hidden")
+        if ui_concepts is not None:
+            dl_evt.success(ui_concepts, [model], c_out, api_visibility=PRIVATE)
 
         # -- the API (docs/api.md) -------------------------------------------------------------
         with gr.Column(visible=False):

@@ -6,7 +6,8 @@ tested without a browser; :mod:`priorpaint.app.ui` only wires it to components.
 
 * Previews are shown at a readable size: model-resolution images (64 px for the embedded
   model) are enlarged to at least :data:`MIN_PREVIEW` px (nearest neighbour, so the model's
-  pixels stay visible as they are); selection crops keep the photo's own resolution.
+  pixels stay visible as they are); selection crops keep the photo's own resolution, and the
+  live preview is such a crop of the photo-resolution (``detail``) composite.
 * The edit list is the one thing Render applies: entries ``{"spec", "label"}`` in order.
   Only the :data:`CHEAP_KINDS` run in the live preview (a latent move, no optimisation).
 * The history keeps the last :data:`HISTORY` renders of the session (the full photo on disk,
@@ -241,7 +242,7 @@ def cheap(spec_list: List[dict]) -> Tuple[List[dict], List[str]]:
 
 
 def preview_note(n_cheap: int, skipped: List[str]) -> str:
-    text = f"live preview at model resolution, no G′: {n_cheap} latent edit(s)"
+    text = f"live preview of the selection at the photo's resolution (G, no G′): {n_cheap} latent edit(s)"
     if skipped:
         text += f"; not previewed (they run at Render): {', '.join(dict.fromkeys(skipped))}"
     return text
