@@ -564,8 +564,9 @@ def build_app(backend: Backend) -> gr.Blocks:
             s = backend._session(sid)
             s.require_projection()
             specs = parse_edit_list(edits, files, backend.limits)
-            r = s.render(s.apply(specs) if specs else None, adapt=False, composite="detail")
-            return views.readable(Image.fromarray(views.rgb(views.box_crop(r.photo.rgb, r.layer_box))))
+            square = s.preview_region(s.apply(specs) if specs else None, "detail")
+            box = s.crop.layer_box                              # the square's part inside the photo
+            return views.readable(Image.fromarray(views.rgb(square[box.within(s.crop.square)])))
 
         @user_errors
         def ui_preview(sid, items, *values, extra=None):
