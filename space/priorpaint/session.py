@@ -28,7 +28,7 @@ from .errors import InputError
 from .images import Photo, load_mask, load_photo
 from .jobs import CancelToken, ProgressFn, checkpoint
 from .models.layered import LayeredGenerator
-from .models.registry import load_generator
+from .models.registry import load_generator, manifest_extra
 from .metrics import check_finite, psnr
 from .projection.project import Projection, ProjectionConfig, project
 
@@ -78,9 +78,8 @@ class EditSession:
         if mask is not None:
             mask = load_mask(mask, photo.size)
         gen = gen or load_generator(model, device=device, allow_download=allow_download)
-        entry = getattr(gen, "entry", None)  # a manifest's content_box (e.g. the car model's rows 64-447)
-        extra = getattr(entry, "extra", None) or {}
-        content = extra.get("content_box")
+        extra = manifest_extra(gen)
+        content = extra.get("content_box")  # e.g. the car model's rows 64-447
         alignment = extra.get("alignment") if align else None
         if not align and eyes is not None:
             raise InputError("--eyes and --no-align contradict each other: give one of them")
@@ -220,8 +219,8 @@ class EditSession:
         looks like, at a fraction of the cost on a large selection."""
         import cv2
 
-        from .compositing.blend import blend_region, default_feather, feather_mask, resize_generated
-        from .compositing.detail import check_mode, detail_composite
+        from .compositing.blend import default_feather
+        from .compositing.detail import check_mode, composite_square
 
         check_mode(mode)
         with self.lock:
@@ -245,20 +244,14 @@ class EditSession:
         if n != side:
             mask = sel if mask is self.crop.region_mask else cv2.resize(mask, (n, n), interpolation=cv2.INTER_AREA)
             radius = max(1, int(round(radius * n / side)))
-            side = n
-        if not mask.any():
-            out = region
-        elif mode == "detail":
-            out = detail_composite(region, base, edited, mask, radius).region
-        else:
-            out = blend_region(region, resize_generated(edited, side), feather_mask(mask, radius))
+        out = composite_square(region, base, edited, mask, radius, mode)[0] if mask.any() else region
         return np.ascontiguousarray(out)
 
     def _composite(self, state: EditState, image: torch.Tensor, t0: float,
                    feather: Optional[int] = None, metrics: Optional[dict] = None,
                    base: Optional[torch.Tensor] = None, mode: str = "replace") -> Render:
-        from .compositing.blend import blend_region, default_feather, feather_mask, paste_region, resize_generated
-        from .compositing.detail import detail_composite
+        from .compositing.blend import default_feather, paste_region
+        from .compositing.detail import composite_square
         from .compositing.photo_metrics import photo_metrics
 
         mask = self.edit_mask(state)
@@ -276,13 +269,7 @@ class EditSession:
             layer = np.zeros((box[3], box[2], 4), np.uint8)
             result_region = region
         else:
-            if mode == "detail":
-                d = detail_composite(region, base_u8, edited, mask, radius)
-                result_region, layer_rgb, alpha, info = d.region, d.inner, d.alpha, d.info
-            else:
-                alpha = feather_mask(mask, radius)
-                layer_rgb = resize_generated(edited, side)
-                result_region = blend_region(region, layer_rgb, alpha)
+            result_region, layer_rgb, alpha, info = composite_square(region, base_u8, edited, mask, radius, mode)
             out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
                                            base=region if mode == "detail" else None, mask=mask)
         seconds_composite = time.perf_counter() - t0

@@ -71,9 +71,9 @@ def check_recipe(recipe: Recipe, gen) -> List[dict]:
     """The recipe's parsed specs, checked against ``gen``; an :class:`InputError` for a bad one."""
     if recipe.steps < 0:
         raise InputError("--steps must be 0 or more")
-    if recipe.eyes is not None and not (getattr(getattr(gen, "entry", None), "extra", None) or {}).get("alignment"):
-        raise InputError(f"--eyes needs a model that declares an alignment (a face model such as "
-                         f"stylegan2-ffhq-1024); {getattr(gen, 'model_id', None) or 'this model'} declares none")
+    from ..compositing.crop import check_eyes_declared
+    from ..models.registry import manifest_extra
+    check_eyes_declared(manifest_extra(gen).get("alignment"), recipe.eyes, gen.model_id)
     if not recipe.edits:
         return []
     from ..edits.registry import check_specs, parse_specs

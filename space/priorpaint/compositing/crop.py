@@ -312,12 +312,17 @@ def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None
     return crop
 
 
+def check_eyes_declared(alignment, eyes, model: Optional[str] = None) -> None:
+    """Given eye points need a model whose manifest declares where the eyes go."""
+    if alignment is None and eyes is not None:
+        raise InputError(f"--eyes needs a model that declares an alignment (a face model such as "
+                         f"stylegan2-ffhq-1024); {model or 'this model'} declares none")
+
+
 def _alignment(photo: Photo, sel, resolution: int, alignment, eyes, notes: List[str]):
     """The :class:`~priorpaint.compositing.align.Alignment` of a crop, or None (unaligned)."""
     if alignment is None:
-        if eyes is not None:
-            raise InputError("--eyes needs a model that declares an alignment (a face model such as "
-                             "stylegan2-ffhq-1024); this model declares none")
+        check_eyes_declared(alignment, eyes)
         return None
     model_eyes = al_.check_alignment(alignment, resolution)
     if eyes is not None:

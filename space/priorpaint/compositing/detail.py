@@ -56,7 +56,7 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-from .blend import default_feather, feather_mask, resize_generated
+from .blend import blend_region, default_feather, feather_mask, resize_generated
 
 #: Gaussian sigma of the band split, in model pixels (times side / R photo pixels)
 BAND = 0.5
@@ -351,6 +351,19 @@ def detail_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, m
     inner_u8 = region.copy()
     inner_u8[box] = _to_uint8(inner)
     return DetailResult(region=out_region, inner=inner_u8, alpha=alpha, flow=flow, confidence=conf, info=info)
+
+
+def composite_square(region: np.ndarray, base: np.ndarray, edited: np.ndarray, mask: np.ndarray,
+                     radius: int, mode: str):
+    """The photo's square with the edit composited in ``mode`` (``"detail"``: the photo's
+    detail moved and the generator's change added; ``"replace"``: the generated pixels blended
+    in): ``(result_region, layer_rgb, alpha, info)``."""
+    if mode == "detail":
+        d = detail_composite(region, base, edited, mask, radius)
+        return d.region, d.inner, d.alpha, d.info
+    alpha = feather_mask(mask, radius)
+    layer_rgb = resize_generated(edited, region.shape[0])
+    return blend_region(region, layer_rgb, alpha), layer_rgb, alpha, {"mode": mode}
 
 
 def flow_image(flow: np.ndarray, side: Optional[int] = None, max_px: Optional[float] = None) -> np.ndarray:

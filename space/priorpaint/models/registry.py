@@ -63,6 +63,12 @@ def generator_from_entry(entry: ModelEntry, device=None, allow_download: bool = 
     return gen.eval().to(as_device(device))
 
 
+def manifest_extra(gen: LayeredGenerator) -> dict:
+    """The optional fields of a loaded generator's manifest entry (``content_box``,
+    ``alignment``, ...); ``{}`` for a generator built by hand, which has no entry."""
+    return getattr(getattr(gen, "entry", None), "extra", None) or {}
+
+
 _cache: Dict[Tuple[str, str], LayeredGenerator] = {}
 _lock = threading.Lock()
 
