@@ -202,15 +202,17 @@ def _status_md(st: dict, selection_note: str = "") -> str:
     return "  \n".join(lines)
 
 
-def _model_present(backend: Backend, model_id: str) -> Optional[bool]:
+def _model_row(backend: Backend, model_id: str) -> Optional[dict]:
     try:
         rows = json.loads(backend.models())
     except Exception:
         return None
-    for r in rows:
-        if r.get("id") == model_id:
-            return bool(r.get("present"))
-    return None
+    return next((r for r in rows if r.get("id") == model_id), None)
+
+
+def _model_present(backend: Backend, model_id: str) -> Optional[bool]:
+    row = _model_row(backend, model_id)
+    return None if row is None else bool(row.get("present"))
 
 
 def _legend_brush(model_id: Optional[str], backend: Backend):
@@ -231,14 +233,6 @@ def _not_downloaded(model_id: str) -> str:
 
 def _mb(n) -> str:
     return f"{(n or 0) / 1e6:.1f} MB"
-
-
-def _model_row(backend: Backend, model_id: str) -> Optional[dict]:
-    try:
-        rows = json.loads(backend.models())
-    except Exception:
-        return None
-    return next((r for r in rows if r.get("id") == model_id), None)
 
 
 def model_status(backend: Backend, model_id: Optional[str]) -> tuple:
