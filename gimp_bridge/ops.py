@@ -277,6 +277,11 @@ def supports_composite(client: Client) -> bool:
     return bool(names) and ("composite" in names or len(names) >= 5)
 
 
+def _check_composite(composite: Optional[str]) -> None:
+    if composite is not None and composite not in COMPOSITE_MODES:
+        raise BridgeError(f"composite must be one of {', '.join(COMPOSITE_MODES)}, got {composite!r}")
+
+
 def edit(client: Client, projection: Projection, edits: List[dict], adapt: bool, name: str,
          files: Optional[List[bytes]] = None, on_progress: Optional[ProgressFn] = None, on_job=None,
          should_cancel=None, composite: Optional[str] = None) -> Layer:
@@ -286,8 +291,7 @@ def edit(client: Client, projection: Projection, edits: List[dict], adapt: bool,
     only to a backend whose ``edit`` declares it; otherwise the layer's status carries a
     note saying the backend's own compositing was used.
     """
-    if composite is not None and composite not in COMPOSITE_MODES:
-        raise BridgeError(f"composite must be one of {', '.join(COMPOSITE_MODES)}, got {composite!r}")
+    _check_composite(composite)
     file_refs = None
     if files:
         file_refs = [client.upload_file_data(b, f"spec{i}.png") for i, b in enumerate(files)]
@@ -359,9 +363,8 @@ def preview(client: Client, projection: Projection, edits: List[dict], should_ca
     ``client.preview_model_only`` is set so later previews do not ask again.
     """
     data = json.dumps(edits)
-    if composite is not None and not getattr(client, "preview_model_only", False):
-        if composite not in COMPOSITE_MODES:
-            raise BridgeError(f"composite must be one of {', '.join(COMPOSITE_MODES)}, got {composite!r}")
+    _check_composite(composite)
+    if composite is not None and not client.preview_model_only:
         options: Dict[str, Any] = {"edits": edits, "composite": composite}
         if size is not None:
             options["size"] = int(size)
