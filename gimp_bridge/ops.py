@@ -113,6 +113,9 @@ class Layer:
     y: int
     image: png.Image
     status: Dict[str, Any] = field(default_factory=dict)
+    #: model-resolution pixels for a square of this side (the plug-in scales them); None: the
+    #: layer is at the photo's resolution, alpha = feathered edit mask
+    scale_to: Optional[int] = None
 
 
 @dataclass
@@ -269,6 +272,19 @@ def project(client: Client, crop: Crop, model: str = "", steps: Optional[int] = 
             adapted = png.decode(client.download(outputs[3]))
     return Projection(session=str(session), status=st, crop=crop, square=square,
                       reconstruction=recon, adapted=adapted)
+
+
+def layer_view(projection: Projection) -> png.Image:
+    """The crop's part under the session's layers (the status's ``layer`` box, crop pixels):
+    what a photo-resolution preview shows edited. Unaligned, the whole crop; an aligned face
+    crop (a rotated square): the box around it."""
+    crop, lb = projection.crop, projection.status.get("layer")
+    if not isinstance(lb, dict):
+        return crop.image
+    x, y, w, h = (int(lb.get(k, 0)) for k in ("x", "y", "w", "h"))
+    if (x, y, w, h) == (0, 0, crop.width, crop.height) or w <= 0 or h <= 0:
+        return crop.image
+    return crop.image.crop(x, y, w, h)
 
 
 def supports_composite(client: Client) -> bool:
@@ -434,21 +450,27 @@ def project_layers(client: Client, crop: Crop, model: str = "", steps: Optional[
     """Projection as layers: G(z) and (with ``adapt``) the round trip through G′ composited.
 
     The G(z) reconstruction comes at model resolution and is returned with the square's
-    geometry; the plug-in scales it to the square. The G′ layer is the edit endpoint's
-    round trip (no edits) composited with ``replace`` (a ``detail`` round trip would be the
-    photo itself), placed like any result layer.
+    geometry (``scale_to``); the plug-in scales it to the square. An aligned face crop (the
+    status's ``alignment``: a rotated square) gets its G(z) layer from the edit endpoint
+    instead, warped back into the photo like every result layer. The G′ layer is the edit
+    endpoint's round trip (no edits) composited with ``replace`` (a ``detail`` round trip
+    would be the photo itself), placed like any result layer.
     """
     p = Progress(progress, [("Fitting the selection to the model", 0.6 if adapt else 1.0)]
                  + ([("Tuning the model to this photo", 0.4)] if adapt else []))
     proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
                    on_job=on_job, should_cancel=should_cancel)
     layers: List[Layer] = []
-    if proj.reconstruction is not None:
+    psnr = proj.status.get("psnr_projection")
+    gz_name = (f"priorpaint: G(z) reconstruction ({psnr:.1f} dB)" if isinstance(psnr, (int, float))
+               else "priorpaint: G(z) reconstruction")
+    if proj.status.get("alignment"):
+        layers.append(edit(client, proj, [], False, gz_name, on_job=on_job, should_cancel=should_cancel,
+                           composite="replace"))
+    elif proj.reconstruction is not None:
         x0, y0, side = proj.square
-        layers.append(Layer(name=f"priorpaint: G(z) reconstruction ({proj.status.get('psnr_projection', 0):.1f} dB)"
-                            if isinstance(proj.status.get("psnr_projection"), (int, float))
-                            else "priorpaint: G(z) reconstruction",
-                            x=x0, y=y0, image=proj.reconstruction.to_rgba(), status=proj.status))
+        layers.append(Layer(name=gz_name, x=x0, y=y0, image=proj.reconstruction.to_rgba(), status=proj.status,
+                            scale_to=side))
     if adapt:
         layers.append(edit(client, proj, [], True, "priorpaint: G′ reconstruction", on_progress=p.stage(1),
                            on_job=on_job, should_cancel=should_cancel, composite="replace"))

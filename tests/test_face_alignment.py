@@ -343,3 +343,126 @@ def test_batch_aligns_faces_and_notes_a_photo_without_one(tmp_path, tmp_cache, r
     outside = np.ones(result.shape[:2], bool)
     outside[60:200, 120:270] = False
     assert np.array_equal(result[outside], photo.rgb[outside]) and (result != photo.rgb).any()
+
+
+# -- the API and the GIMP bridge: an aligned face through every endpoint -------------------------
+
+EDIT = [{"kind": "direction", "name": "sefa0", "strength": 2.5}]
+FACE_BOX = "120,60,150,140"
+
+
+def _final(stream):
+    """The last output of an endpoint generator (status JSON parsed)."""
+    out = list(stream)[-1]
+    return (json.loads(out[0]),) + tuple(out[1:])
+
+
+def _rotated_png(tmp_path, rotated):
+    from PIL import Image
+    path = tmp_path / "rotated.png"
+    Image.fromarray(rotated[0].rgb).save(path)
+    return str(path)
+
+
+def test_api_projects_aligned_and_previews_and_edits_the_layer_box(tmp_path, rotated, monkeypatch):
+    from priorpaint.app.api import Backend
+    monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(_aligned_manifest(tmp_path)))
+    path, photo = _rotated_png(tmp_path, rotated), rotated[0]
+    b = Backend()
+    st, crop, recon, _ = _final(b.project(path, None, FACE_BOX, "faces-aligned", 2, 0, False))
+    assert st["alignment"]["source"] == "detected" and abs(st["alignment"]["angle_degrees"]) > 5
+    lb = st["layer"]
+    s = b.store.get(st["session"])
+    assert (lb["x"], lb["y"], lb["w"], lb["h"]) == tuple(s.crop.layer_box)
+    assert np.asarray(crop).shape == (64, 64, 3) and np.asarray(recon).shape == (64, 64, 3)
+    # the photo-resolution preview is the layer box in the photo's orientation, as the render makes it
+    full = np.asarray(b.preview(st["session"], json.dumps({"edits": EDIT, "composite": "detail", "size": 1024})))
+    assert full.shape == (lb["h"], lb["w"], 3)
+    rendered = s.render(s.apply(EDIT), composite="detail")
+    box = s.crop.layer_box
+    np.testing.assert_array_equal(full, rendered.photo.rgb[box.rows, box.cols])
+    here = photo.rgb[box.rows, box.cols]
+    outside = s.crop.selection == 0
+    np.testing.assert_array_equal(full[outside], here[outside])
+    assert (full != here).any()
+    small = np.asarray(b.preview(st["session"], json.dumps({"edits": EDIT, "size": 96})))
+    assert max(small.shape[:2]) == 96
+    # the edit endpoint: the layer at that box; nothing outside the selection changes
+    est, result, layer, _ = _final(b.edit(st["session"], json.dumps(EDIT), False))
+    assert est["layer"] == lb and est["changed_outside_mask"] == 0 and est["alignment"]["source"] == "detected"
+    out = np.asarray(result.convert("RGB"))
+    sel = np.zeros(photo.rgb.shape[:2], bool)
+    sel[60:200, 120:270] = True
+    assert np.array_equal(out[~sel], photo.rgb[~sel]) and (out != photo.rgb).any()
+    assert np.asarray(layer).shape == (lb["h"], lb["w"], 4)
+    # project_options: align off (the plain box, with the note), or the eyes given
+    st, *_ = _final(b.project_options(path, None, FACE_BOX, "faces-aligned", 1, 0, False, '{"align": false}'))
+    assert st["alignment"] is None and any("expects aligned faces" in n for n in st["notes"])
+    assert st["layer"]["w"] == st["square"][2]
+    st, *_ = _final(b.project_options(path, None, FACE_BOX, "faces-aligned", 1, 0, False,
+                                      '{"eyes": "163.6,120.4,206.6,111.0", "init": "search"}'))
+    assert st["alignment"]["source"] == "given" and st["projection_init"] == "search"
+
+
+@pytest.mark.parametrize("options,message", [
+    ('{"zoom": 1}', "projection options are align, eyes, init; unknown: zoom"),
+    ("[1]", "options must be a JSON object"),
+    ("{nope", "options must be a JSON object"),
+    ('{"eyes": "1,2"}', "eyes must be four numbers"),
+    ('{"eyes": "5000,100,240,100"}', "outside the 512x512 image"),
+    ('{"align": false, "eyes": "160,120,200,110"}', "contradict"),
+    ('{"align": "maybe"}', "align must be true or false"),
+    ('{"init": "guess"}', "init must be auto, encoder or search"),
+])
+def test_bad_projection_options_are_one_line_errors(tmp_path, rotated, monkeypatch, options, message):
+    from priorpaint.app.api import Backend
+    monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(_aligned_manifest(tmp_path)))
+    path = _rotated_png(tmp_path, rotated)
+    with pytest.raises(InputError) as e:
+        list(Backend().project_options(path, None, FACE_BOX, "faces-aligned", 1, 0, False, options))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_gimp_bridge_and_gradio_client_with_an_aligned_face(tmp_path, rotated):
+    """The plug-in's path on a live server: Project selection's G(z) layer is warped back into the
+    photo (not a rotated square pasted upright), the preview shows the layer box, and
+    ``project_options`` reaches gradio_client."""
+    from gradio_client import Client as GradioClient, handle_file
+
+    from app_server import Server
+    from gimp_bridge import ops
+    from gimp_bridge.client import Client
+
+    path, photo = _rotated_png(tmp_path, rotated), rotated[0]
+    srv = Server("--steps", "2", env={"PRIORPAINT_MANIFEST_DIR": str(_aligned_manifest(tmp_path))})
+    try:
+        c = Client(srv.url)
+        sel = (120, 60, 150, 140)
+        H, W = photo.rgb.shape[:2]
+        x, y, w, h = ops.crop_rect(sel, (W, H))
+        mask = np.zeros((h, w), np.uint8)
+        mask[sel[1] - y:sel[1] - y + sel[3], sel[0] - x:sel[0] - x + sel[2]] = 255
+        crop = ops.Crop.from_pixels(x, y, w, h, np.ascontiguousarray(photo.rgb[y:y + h, x:x + w]).tobytes(), 3,
+                                    mask.tobytes())
+        proj, layers = ops.project_layers(c, crop, model="faces-aligned", adapt=False)
+        assert proj.status["alignment"]["source"] == "detected"
+        [gz] = layers
+        lb = proj.status["layer"]
+        assert gz.name.startswith("priorpaint: G(z)") and gz.scale_to is None
+        assert (gz.x, gz.y, gz.image.width, gz.image.height) == (x + lb["x"], y + lb["y"], lb["w"], lb["h"])
+        alpha = np.frombuffer(gz.image.to_rgba().data, np.uint8).reshape(lb["h"], lb["w"], 4)[..., 3]
+        inside = np.zeros((H, W), bool)
+        inside[sel[1]:sel[1] + sel[3], sel[0]:sel[0] + sel[2]] = True
+        sub = inside[gz.y:gz.y + lb["h"], gz.x:gz.x + lb["w"]]
+        assert not alpha[~sub].any() and alpha[sub].mean() > 100
+        view = ops.layer_view(proj)
+        shown = ops.preview(c, proj, EDIT, composite="detail", size=1024)
+        assert (shown.width, shown.height) == (view.width, view.height) == (lb["w"], lb["h"])
+        g = GradioClient(srv.url, verbose=False, download_files=str(tmp_path / "dl"))
+        st, *_ = g.predict(handle_file(path), None, FACE_BOX, "faces-aligned", 1, 0, False, '{"align": false}',
+                           api_name="/project_options")
+        assert json.loads(st)["alignment"] is None
+    finally:
+        srv.stop()

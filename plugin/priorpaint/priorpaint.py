@@ -443,7 +443,9 @@ def _semantic_dialog(procedure, config, crop, directions, client, s):
         GLib.idle_add(ready)
 
     def ready():
-        psnr = state["worker"].projection.status.get("psnr_projection")
+        projection = state["worker"].projection
+        before.set_from_pixbuf(_pixbuf(ops.layer_view(projection), PREVIEW_SIZE))  # what the preview edits
+        psnr = projection.status.get("psnr_projection")
         status.set_text("Ready%s. Move the strength to see the edit." %
                         (" (the model matches the selection to %.1f dB)" % psnr if isinstance(psnr, (int, float)) else ""))
         _trace("projected")     # the worker now renders the newest request made while it fitted
@@ -627,7 +629,7 @@ def run_project(procedure, run_mode, image, drawables, config, data):
     proj, layers = value
     gray = _is_gray(drawable)
     # G′ (faithful outside the model's reach, masked) is the useful one: on top and visible;
-    # the opaque G(z) square goes below it, hidden, for comparison.
+    # the G(z) square (an aligned face: G(z) warped back under the selection) goes below it, hidden.
     gz = [r for r in layers if r.name.startswith("priorpaint: G(z)")]
     rest = [r for r in layers if not r.name.startswith("priorpaint: G(z)")]
     image.undo_group_start()
@@ -635,8 +637,8 @@ def run_project(procedure, run_mode, image, drawables, config, data):
         source, parent, position = result_position(image, drawable)
         added = []
         for result in gz:       # model resolution -> the square's size, at the square's offset
-            layer = new_layer(image, source, parent, position, result, offsets, gray, mask_from_alpha=False,
-                              scale_to=proj.square[2])
+            layer = new_layer(image, source, parent, position, result, offsets, gray,
+                              mask_from_alpha=result.scale_to is None, scale_to=result.scale_to)
             layer.set_visible(not rest)
             added.append(layer)
         for result in rest:

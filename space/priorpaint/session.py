@@ -82,7 +82,8 @@ class EditSession:
         content = extra.get("content_box")  # e.g. the car model's rows 64-447
         alignment = extra.get("alignment") if align else None
         if not align and eyes is not None:
-            raise InputError("--eyes and --no-align contradict each other: give one of them")
+            raise InputError("eye positions (--eyes) and no alignment (--no-align) contradict each other: "
+                             "give one of them")
         crop = make_crop(photo, gen.resolution, box=box, mask=mask, margin=margin, content_box=content,
                          alignment=alignment, eyes=eyes)
         if not align and extra.get("alignment") is not None:
@@ -224,11 +225,7 @@ class EditSession:
 
         check_mode(mode)
         with self.lock:
-            edited = to_uint8(self.generate(state))
-            base = self.cache.get("preview-base")          # G(z_h): the same for every preview
-            if base is None:
-                base = self.cache["preview-base"] = to_uint8(self.generate(None))
-            mask = self.edit_mask(state)
+            edited, base, mask = self._preview_inputs(state)
             side = self.crop.square[2]
             n = int(size) if size is not None and side > int(size) else side
             key = ("preview-square", n)        # the photo's square (and selection) at that size
@@ -246,6 +243,55 @@ class EditSession:
             radius = max(1, int(round(radius * n / side)))
         out = composite_square(region, base, edited, mask, radius, mode)[0] if mask.any() else region
         return np.ascontiguousarray(out)
+
+    def preview_layer(self, state: Optional[EditState] = None, mode: str = "detail",
+                      size: Optional[int] = None) -> np.ndarray:
+        """The photo's layer box (:attr:`Crop.layer_box`, where the result layer goes) as the
+        edit would make it, in the photo's own orientation: what :meth:`render` without G′
+        puts there.  (h, w, 3) uint8; with ``size``, shrunk so its longer side is at most
+        ``size``.  An unaligned crop cuts :meth:`preview_region`'s square (shrunk before
+        compositing); an aligned crop (a rotated square) composites at the photo's
+        resolution and warps back as the render does, then shrinks."""
+        import cv2
+
+        from .compositing.blend import default_feather, paste_region
+        from .compositing.detail import check_mode, composite_square
+
+        box = self.crop.layer_box
+        if self.crop.alignment is None:
+            sq = self.preview_region(state, mode, size)
+            f = sq.shape[0] / float(self.crop.square[2])
+            rows, cols = box.within(self.crop.square)
+            if f != 1.0:
+                rows, cols = (slice(int(round(s_.start * f)), max(int(round(s_.stop * f)), int(round(s_.start * f)) + 1))
+                              for s_ in (rows, cols))
+            return np.ascontiguousarray(sq[rows, cols])
+        check_mode(mode)
+        with self.lock:
+            edited, base, mask = self._preview_inputs(state)
+            region = self.cache.get("preview-aligned")  # the photo's rotated square, at full size
+            if region is None:
+                region = self.cache["preview-aligned"] = self.crop.region_of(self.photo.rgb, pad="edge")
+        here = self.photo.rgb[box.rows, box.cols]
+        if mask.any():
+            result, layer_rgb, alpha, _ = composite_square(region, base, edited, mask,
+                                                           default_feather(region.shape[0]), mode)
+            photo, _, _ = paste_region(self.photo, self.crop, result, layer_rgb, alpha,
+                                       base=region if mode == "detail" else None, mask=mask)
+            here = photo.rgb[box.rows, box.cols]
+        if size is not None and max(box.w, box.h) > int(size):
+            f = int(size) / float(max(box.w, box.h))
+            here = cv2.resize(here, (max(1, int(round(box.w * f))), max(1, int(round(box.h * f)))),
+                              interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(here)
+
+    def _preview_inputs(self, state: Optional[EditState]):
+        """(G(z_h_e), G(z_h), edit mask) for a preview; G(z_h) is cached (the same for every preview)."""
+        edited = to_uint8(self.generate(state))
+        base = self.cache.get("preview-base")
+        if base is None:
+            base = self.cache["preview-base"] = to_uint8(self.generate(None))
+        return edited, base, self.edit_mask(state)
 
     def _composite(self, state: EditState, image: torch.Tensor, t0: float,
                    feather: Optional[int] = None, metrics: Optional[dict] = None,

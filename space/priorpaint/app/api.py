@@ -250,7 +250,7 @@ PREVIEW_MAX_SIZE = 1024
 def preview_options(edits: Any, limits: Limits):
     """``preview``'s ``edits``: a JSON list of specs (as ``edit`` takes; the model-resolution
     rendering) or an object ``{"edits": [...], "composite": "detail"|"replace", "size": N}``
-    asking for the selection's square composited at the photo's resolution, at most ``size``
+    asking for the selection's layer box composited at the photo's resolution, at most ``size``
     pixels a side (default and limit ``PREVIEW_MAX_SIZE``).  Returns (edits, mode or None, size)."""
     raw = limits.edits_json(edits)   # the length and depth bounds, before anything else
     if not (len(raw) == 1 and isinstance(raw[0], dict) and "edits" in raw[0] and "kind" not in raw[0]):
@@ -263,6 +263,34 @@ def preview_options(edits: Any, limits: Limits):
     size = opts.get("size")
     size = PREVIEW_MAX_SIZE if size in (None, "") else _num(size, "preview size", 16, PREVIEW_MAX_SIZE)
     return opts["edits"], mode, size
+
+
+PROJECT_OPTIONS = ("align", "eyes", "init")
+
+
+def project_options(options: Any, limits: Limits) -> dict:
+    """``project_options``'s JSON object -> keyword arguments of :meth:`Backend.project`."""
+    text = limits.text(options, "options")
+    if not text:
+        return {}
+    try:
+        opts = json.loads(text)
+    except ValueError:
+        raise InputError(f"options must be a JSON object such as {{\"align\": false}}, got {text[:60]!r}") from None
+    if not isinstance(opts, dict):
+        raise InputError(f"options must be a JSON object such as {{\"align\": false}}, got a {type(opts).__name__}")
+    unknown = sorted(set(opts) - set(PROJECT_OPTIONS))
+    if unknown:
+        raise InputError(f"projection options are {', '.join(PROJECT_OPTIONS)}; unknown: {', '.join(map(str, unknown))[:80]}")
+    if "init" in opts and not isinstance(opts["init"], str):
+        raise InputError(f"init must be auto, encoder or search, got a {type(opts['init']).__name__}")
+    return dict(opts)
+
+
+def _box_dict(box) -> dict:
+    """A layer box ``(x, y, w, h)`` as the API's ``{"x", "y", "w", "h"}``."""
+    x, y, w, h = (int(v) for v in box)
+    return {"x": x, "y": y, "w": w, "h": h}
 
 
 def render(session, state, adapt: bool, progress=None, cancel=None, composite: str = "detail"):
@@ -359,11 +387,16 @@ class Backend:
 
     # -- project -----------------------------------------------------------------------
     def project(self, image, mask=None, box: str = "", model: str = "", steps=None, seed=0, adapt=False,
-                init: str = "auto", request: gr.Request = None):
+                align=True, eyes: str = "", init: str = "auto", request: gr.Request = None):
         """Generator: status updates, then (status, crop, reconstruction, adapted).
 
+        ``align``: a face model whose manifest declares an alignment gets the rotated, scaled
+        square its training data framed (at ``eyes`` ``"X1,Y1,X2,Y2"``, the eye centres in
+        image pixels, else at the detected eyes); false: the plain box.  The status's
+        ``layer`` is where every layer of the session goes, ``alignment`` the rotated square.
         ``init``: "auto" (the model's encoder when it has one matching its weights, else the
         multi-start search), "encoder" (hybrid) or "search"; the Gradio endpoint uses "auto"."""
+        from ..compositing.align import parse_eyes
         from ..compositing.crop import parse_box
         from ..projection.project import ProjectionConfig
         from ..session import EditSession
@@ -385,6 +418,9 @@ class Backend:
         L.image_pixels(path, "image")
         L.image_pixels(mask_path, "mask")
         adapt = _flag(adapt, "adapt")
+        align = True if align in (None, "") else _flag(align, "align")
+        eyes_text = L.text(eyes, "eyes")
+        eyes_t = parse_eyes(eyes_text) if eyes_text else None
         init = (init or "auto").strip()
         if init not in ("auto", "encoder", "search"):
             raise InputError(f"init must be auto, encoder or search, got {init!r}")
@@ -393,9 +429,8 @@ class Backend:
 
         def work(progress, cancel):
             t0 = time.perf_counter()
-            # the page's editors cut the photo by the axis-aligned square: crops stay unaligned here
             s = EditSession.open(path, box=box_t, mask=mask_path, model=model_id, device=self.device,
-                                 allow_download=explicit, align=False)
+                                 allow_download=explicit, align=align, eyes=eyes_t)
             job.session_id = None  # the id is handed out only with the result
             proj = s.project(ProjectionConfig(steps=steps, seed=seed, init=init), progress, cancel)
             from ..compositing.blend import to_uint8
@@ -424,7 +459,8 @@ class Backend:
                 "done": True, "stage": "done", "fraction": 1.0, "job": job.id,
                 "session": sid, "model": s.model_id, "psnr_z": proj.psnr_z,
                 "psnr_projection": proj.psnr, "psnr_adapted": psnr_adapted,
-                "box": list(s.crop.box), "square": list(s.crop.square),
+                "box": list(s.crop.box), "square": list(s.crop.square), "layer": _box_dict(s.crop.layer_box),
+                "alignment": s.crop.alignment.report() if s.crop.alignment is not None else None,
                 "resolution": s.gen.resolution, "steps": steps,
                 "perceptual_loss": proj.perceptual_used,
                 "projection_init": proj.init, "encoder": proj.encoder, "psnr_encoder": proj.psnr_encoder,
@@ -432,6 +468,14 @@ class Backend:
             }
             yield (_json(_clean(status)), _rgb_image(crop), _rgb_image(recon),
                    None if adapted is None else _rgb_image(adapted))
+
+    def project_options(self, image, mask=None, box: str = "", model: str = "", steps=None, seed=0, adapt=False,
+                        options: str = "", request: gr.Request = None):
+        """``project`` with an options object (JSON): ``{"align": true|false, "eyes": "X1,Y1,X2,Y2",
+        "init": "auto"|"encoder"|"search"}``, every key optional (``project`` itself keeps its
+        seven inputs for the clients that send seven)."""
+        opts = project_options(options, self.limits)
+        yield from self.project(image, mask, box, model, steps, seed, adapt, request=request, **opts)
 
     # -- edit --------------------------------------------------------------------------
     def edit(self, session: str, edits: str = "[]", adapt: bool = False, files=None, composite: str = "detail",
@@ -459,10 +503,9 @@ class Backend:
                 continue
             r, seconds = item["result"]
             self.store.touch(s)
-            x, y, w, h = (int(v) for v in r.layer_box)
             status = {"done": True, "stage": "done", "fraction": 1.0, "job": job.id, "session": s.id}
             status.update(r.metrics)
-            status["layer"] = {"x": x, "y": y, "w": w, "h": h}
+            status["layer"] = _box_dict(r.layer_box)
             status["seconds"] = seconds
             status["adapt"] = bool(adapt)
             yield (_json(_clean(status)), s_photo_image(r.photo), _rgb_image(r.layer),
@@ -482,7 +525,7 @@ class Backend:
                              f"{', '.join(sorted(set(slow)))} edits to the edit endpoint")
         state = s.apply(specs) if specs else None
         if mode:
-            return _rgb_image(s.preview_region(state, mode, size))
+            return _rgb_image(s.preview_layer(state, mode, size))
         return _rgb_image(to_uint8(s.generate(state)))
 
     # -- cancel ------------------------------------------------------------------------

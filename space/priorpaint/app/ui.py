@@ -37,7 +37,6 @@ from PIL import Image
 
 import gradio as gr
 
-from ..compositing.regions import Rect
 from ..errors import InputError
 from . import kinds, views
 from .api import IMAGE_FIELDS, Backend, client_key, namespace_of, one_line, parse_edit_list, user_errors
@@ -273,7 +272,7 @@ def build_app(backend: Backend) -> gr.Blocks:
     with gr.Blocks(title="priorpaint", delete_cache=(900, 3600)) as demo:
         session = gr.State("")
         direction_rows = gr.State([])     # [{name, description, min, max, default}] of the sliders
-        page = gr.State({})               # photo path, input name, square, layer box of the projection
+        page = gr.State({})               # photo path, input name, size, layer box of the projection
         edit_list = gr.State([])          # [{spec, label, range}]: what Render applies, in order
         history = gr.State([])            # the last renders: [{n, path, name, before, after, caption}]
         gr.Markdown(INTRO)
@@ -500,8 +499,9 @@ def build_app(backend: Backend) -> gr.Blocks:
                         else:
                             updates.append(gr.update(visible=False, value=0))
                 size = (bg.shape[1], bg.shape[0])
-                square = Rect.square_in_image(d["square"], size)
-                region = np.ascontiguousarray(bg[square.rows, square.cols])
+                lb = d["layer"]   # where the session's layers go: the square in the photo (aligned: its box)
+                layer = [lb["x"], lb["y"], lb["w"], lb["h"]]
+                region = views.box_crop(bg, layer)
                 if region.ndim == 3 and region.shape[2] == 3:
                     region = np.dstack([region, np.full(region.shape[:2], 255, np.uint8)])
                 # A new selection: the region-shaped edits of the list no longer fit it.
@@ -509,7 +509,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                 dropped = len(items or []) - len(kept)
                 msg = (f"the new projection dropped {dropped} region edit(s) from the list (paint them again)"
                        if dropped else gr.skip())
-                state = {"photo": image_path, "name": name or "", "square": list(d["square"]),
+                state = {"photo": image_path, "name": name or "", "layer": layer,
                          "size": list(size), "model": d.get("model")}
                 side = views.rgb(region).shape[0]
                 yield (d["session"], views.readable(Image.fromarray(views.rgb(region))),
@@ -520,10 +520,9 @@ def build_app(backend: Backend) -> gr.Blocks:
         region_png = gr.Image(type="pil", format="png", image_mode="RGBA", visible=False, interactive=False)
 
         def ui_fill_editors(state):
-            """The paint and scribble tabs start on the selection's square of the photo."""
+            """The paint and scribble tabs start on the photo's layer box (the selection's square)."""
             bg = np.asarray(Image.open(state["photo"]).convert("RGBA"))
-            square = Rect.square_in_image(state["square"], tuple(state["size"]))
-            return Image.fromarray(np.ascontiguousarray(bg[square.rows, square.cols]), "RGBA")
+            return Image.fromarray(views.box_crop(bg, state["layer"]), "RGBA")
 
         project_outputs = [session, crop_img, recon_img, adapted_img, status, direction_rows, page,
                            edit_list, edits_df, list_md, notice, *sliders]
@@ -558,9 +557,8 @@ def build_app(backend: Backend) -> gr.Blocks:
             s = backend._session(sid)
             s.require_projection()
             specs = parse_edit_list(edits, files, backend.limits)
-            square = s.preview_region(s.apply(specs) if specs else None, "detail")
-            box = s.crop.layer_box                              # the square's part inside the photo
-            return views.readable(Image.fromarray(views.rgb(square[box.within(s.crop.square)])))
+            return views.readable(Image.fromarray(views.rgb(s.preview_layer(s.apply(specs) if specs else None,
+                                                                             "detail"))))
 
         @user_errors
         def ui_preview(sid, items, *values, extra=None):
@@ -793,8 +791,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                     shown = lab
                     if state.get("photo"):  # the label map over the photo, so the user sees what is where
                         photo = np.asarray(Image.open(state["photo"]).convert("RGB"))
-                        sq = Rect.square_in_image(state["square"], tuple(state["size"]))
-                        region = photo[sq.rows, sq.cols]
+                        region = views.box_crop(photo, state["layer"])
                         if region.shape[:2] == lab.shape[:2]:
                             shown = (0.55 * lab + 0.45 * region).round().astype(np.uint8)
                     value = {"background": np.dstack([shown, np.full(shown.shape[:2], 255, np.uint8)]),
@@ -871,6 +868,7 @@ def build_app(backend: Backend) -> gr.Blocks:
             a_steps = gr.Number(label="steps", precision=0, value=backend.default_steps)
             a_seed = gr.Number(label="seed", precision=0, value=0)
             a_adapt = gr.Checkbox(label="adapt", value=False)
+            a_options = gr.Textbox(label="options", value="")
             a_session = gr.Textbox(label="session")
             a_edits = gr.Textbox(label="edits", value="[]")
             a_files = gr.File(label="files", file_count="multiple", type="filepath")
@@ -892,6 +890,10 @@ def build_app(backend: Backend) -> gr.Blocks:
                       concurrency_id="download", concurrency_limit=2)
         trigger.click(user_errors(backend.project), [a_image, a_mask, a_box, a_model, a_steps, a_seed, a_adapt],
                       [o_status, o_crop, o_recon, o_adapted], api_name="project",
+                      concurrency_id=ENGINE, concurrency_limit=16)
+        trigger.click(user_errors(backend.project_options),
+                      [a_image, a_mask, a_box, a_model, a_steps, a_seed, a_adapt, a_options],
+                      [o_status, o_crop, o_recon, o_adapted], api_name="project_options",
                       concurrency_id=ENGINE, concurrency_limit=16)
         trigger.click(user_errors(backend.edit), [a_session, a_edits, a_adapt, a_files, a_composite],
                       [o_status, o_result, o_layer, o_preview], api_name="edit",

@@ -80,7 +80,7 @@ def parse_eyes(text: str) -> Tuple[float, float, float, float]:
     except ValueError:
         vals = []
     if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
-        raise InputError(f"--eyes must be four numbers X1,Y1,X2,Y2 (the two eye centres in photo pixels), "
+        raise InputError(f"eyes must be four numbers X1,Y1,X2,Y2 (the two eye centres in photo pixels), "
                          f"got {text!r}")
     _distinct(*vals)
     return tuple(vals)  # type: ignore[return-value]

@@ -315,7 +315,7 @@ def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None
 def check_eyes_declared(alignment, eyes, model: Optional[str] = None) -> None:
     """Given eye points need a model whose manifest declares where the eyes go."""
     if alignment is None and eyes is not None:
-        raise InputError(f"--eyes needs a model that declares an alignment (a face model such as "
+        raise InputError(f"eye positions (--eyes) need a model that declares an alignment (a face model such as "
                          f"stylegan2-ffhq-1024); {model or 'this model'} declares none")
 
 
