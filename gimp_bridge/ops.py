@@ -72,6 +72,9 @@ class Crop:
     y: int
     image: png.Image          # RGB (3 channels) crop
     mask: bytes               # crop-sized gray selection mask, 0..255
+    #: two eye centres (x1, y1, x2, y2) in crop pixels (continuous coordinates) for a face
+    #: model's alignment, e.g. from two GIMP sample points on the eyes; None: detected
+    eyes: Optional[Tuple[float, float, float, float]] = None
 
     @property
     def width(self) -> int:
@@ -246,19 +249,49 @@ def list_concepts(client: Client, model: str = "") -> Dict[str, Any]:
     return value if isinstance(value, dict) else {"concepts": list(value or [])}
 
 
+def eyes_in_crop(points: Sequence[Tuple[float, float]], crop_rect: Sequence[int]) -> Optional[Tuple[float, ...]]:
+    """Two points (image pixels of a drawable, e.g. GIMP sample points) inside the crop
+    rectangle ``(x, y, w, h)`` -> eye centres in crop pixels (pixel centres: ``+ 0.5``);
+    any other number of points inside: None (the backend detects the eyes)."""
+    x, y, w, h = (int(v) for v in crop_rect)
+    inside = [(px, py) for px, py in points if x <= px < x + w and y <= py < y + h]
+    if len(inside) != 2:
+        return None
+    (ax, ay), (bx, by) = sorted(inside)
+    return (ax - x + 0.5, ay - y + 0.5, bx - x + 0.5, by - y + 0.5)
+
+
+def model_aligns(client: Client, model: str = "") -> bool:
+    """Whether ``model`` (``""``: the backend's default) declares a face alignment (``models``)."""
+    for row in list_models(client):
+        if (row.get("id") == model) if model else row.get("default"):
+            return bool(row.get("aligned"))
+    return False
+
+
 def project(client: Client, crop: Crop, model: str = "", steps: Optional[int] = None, seed: int = 0,
             adapt: bool = False,
             on_progress: Optional[ProgressFn] = None, on_job=None, should_cancel=None,
             fetch_images: bool = True) -> Projection:
     """Project the crop's selection; the session id is reused by later edits.
 
-    ``steps=None`` leaves the number of optimisation steps to the backend's default.
+    ``steps=None`` leaves the number of optimisation steps to the backend's default. The
+    crop's ``eyes`` go to a face model (one the ``models`` listing marks ``aligned``)
+    through ``project_options``; a backend without that endpoint detects them (a note says so).
     """
     image, mask = crop.upload(client)
-    outputs = client.call("project", [image, mask, "", model, None if steps is None else int(steps), int(seed),
-                                      bool(adapt)],
-                          on_progress=on_progress, on_job=on_job, should_cancel=should_cancel)
+    data: List[Any] = [image, mask, "", model, None if steps is None else int(steps), int(seed), bool(adapt)]
+    api, notes = "project", []
+    if crop.eyes is not None and model_aligns(client, model):
+        if client.endpoint_inputs("project_options"):
+            api = "project_options"
+            data.append(json.dumps({"eyes": ",".join(f"{v:g}" for v in crop.eyes)}))
+        else:
+            notes.append("this backend cannot take eye positions: it detected the eyes itself")
+    outputs = client.call(api, data, on_progress=on_progress, on_job=on_job, should_cancel=should_cancel)
     st = status_of(outputs)
+    if notes:
+        st["notes"] = notes + notes_of(st)
     session = st.get("session")
     if not session:
         raise BackendError(f"the backend's projection returned no session: {st!r}")

@@ -460,6 +460,11 @@ def test_gimp_bridge_and_gradio_client_with_an_aligned_face(tmp_path, rotated):
         view = ops.layer_view(proj)
         shown = ops.preview(c, proj, EDIT, composite="detail", size=1024)
         assert (shown.width, shown.height) == (view.width, view.height) == (lb["w"], lb["h"])
+        # two points on the eyes (GIMP's sample points) go through project_options to the face model
+        assert ops.model_aligns(c, "faces-aligned") and not ops.model_aligns(c, "")
+        crop.eyes = ops.eyes_in_crop([(163, 120), (206, 110)], (x, y, w, h))
+        given = ops.project(c, crop, model="faces-aligned", fetch_images=False)
+        assert given.status["alignment"]["source"] == "given"
         g = GradioClient(srv.url, verbose=False, download_files=str(tmp_path / "dl"))
         st, *_ = g.predict(handle_file(path), None, FACE_BOX, "faces-aligned", 1, 0, False, '{"align": false}',
                            api_name="/project_options")

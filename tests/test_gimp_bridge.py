@@ -689,3 +689,12 @@ def test_models_say_which_are_not_downloaded_and_download_with_progress(kinds):
     msg = str(e.value)
     assert "\n" not in msg and "stylegan2-car-512" in msg and "aaronb/StyleGAN2" in msg
     assert "priorpaint download stylegan2-car-512" in msg
+
+
+def test_sample_points_on_the_crop_are_the_eyes():
+    # image pixels -> crop pixels at the pixel centres, image-left first; not exactly two inside: None
+    assert ops.eyes_in_crop([(250, 110), (200, 100)], (150, 50, 200, 180)) == (50.5, 50.5, 100.5, 60.5)
+    assert ops.eyes_in_crop([(200, 100)], (150, 50, 200, 180)) is None
+    assert ops.eyes_in_crop([(200, 100), (250, 110), (10, 10)], (150, 50, 200, 180)) == (50.5, 50.5, 100.5, 60.5)
+    assert ops.eyes_in_crop([(200, 100), (250, 110), (220, 120)], (150, 50, 200, 180)) is None
+    assert ops.eyes_in_crop([(350, 100), (250, 110)], (150, 50, 200, 180)) is None   # x = 350 is outside

@@ -720,3 +720,73 @@ def test_segment_apply_and_paint_against_the_real_backend(gimp, tmp_path, monkey
     np.testing.assert_array_equal(seg[outside], astronaut[outside])
     np.testing.assert_array_equal(painted[outside], astronaut[outside])
     assert not np.array_equal(painted[~outside], seg[~outside])   # the concept edit changed the selection
+
+
+GIMP_ALIGNED = r'''
+FACE = (120, 60, 150, 140)
+# Project selection with a face model: the eyes detected, G(z) warped back under the selection
+img = load(os.path.join(OUT, "rotated.png"))
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *FACE)
+ids = [l.get_id() for l in img.get_layers()]
+status, msg, dt = run(img, img.get_layers()[0], "priorpaint-project", adapt=False)
+RES["project"] = {"status": status, "message": msg,
+                  "layers": [[l.get_name(), list(l.get_offsets()[1:]), l.get_width(), l.get_height(),
+                              l.get_mask() is not None] for l in img.get_layers() if l.get_id() not in ids]}
+# a semantic edit with two sample points on the eyes: the backend aligns at them
+eimg = load(os.path.join(OUT, "rotated.png"))
+eimg.select_rectangle(Gimp.ChannelOps.REPLACE, *FACE)
+for x, y in __EYES__:
+    eimg.add_sample_point(x, y)
+case("aligned", eimg, eimg.get_layers()[0], "priorpaint-semantic-edit", direction="sefa0", strength=2.5,
+     adapt=False)
+finish()
+'''
+
+
+def test_aligned_face_model_in_real_gimp(gimp, tmp_path, monkeypatch):
+    """A face model (its manifest declares an alignment) through the real plug-in: Project
+    selection's G(z) is warped back into the photo (a masked layer at the rotated square's box,
+    not the square pasted upright), and two sample points on the eyes are the eyes the backend
+    aligns at; nothing outside the selection changes."""
+    import cv2
+    from test_face_alignment import ANGLE, ASTRONAUT_EYES, _aligned_manifest
+    from priorpaint.compositing import align
+
+    if gimp["settings"].exists():
+        gimp["settings"].unlink()
+    photo = np.asarray(Image.open(skimage_data("astronaut.png")).convert("RGB"))
+    m = cv2.getRotationMatrix2D((256 - 0.5, 256 - 0.5), ANGLE, 1.0)
+    rotated = cv2.warpAffine(photo, m, (512, 512), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    Image.fromarray(rotated).save(gimp["work"] / "rotated.png")
+    eyes = [(int(x), int(y)) for x, y in align.apply(align.cv_to_cont(m), ASTRONAUT_EYES)]
+    monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(_aligned_manifest(tmp_path)))
+    trace = gimp["work"] / "trace-aligned.jsonl"
+    if trace.exists():
+        trace.unlink()
+    monkeypatch.setenv("PRIORPAINT_GIMP_TRACE", gimp["work_in_root"] + "/trace-aligned.jsonl")
+    backend = Backend(gimp["artifacts"] / "serve-aligned.log", "--model", "faces-aligned", "--steps", "20")
+    try:
+        script = _script(GIMP_ALIGNED, gimp["work_in_root"], "").replace("__EYES__", repr(eyes))
+        res = _run_gimp(gimp, script, url=backend.url)
+    finally:
+        backend.stop()
+    events = _trace_events(trace)
+    assert res["project"]["status"] == "success", res["project"]
+    [projected] = [e for e in events if e["event"] == "projection"]
+    assert projected["alignment"] == "detected"
+    lb = projected["layer"]
+    cx, cy, _, _ = ops.crop_rect((120, 60, 150, 140), (512, 512))
+    [[name, offsets, w, h, has_mask]] = res["project"]["layers"]
+    assert name.startswith("priorpaint: G(z)") and has_mask
+    assert offsets == [cx + lb["x"], cy + lb["y"]] and [w, h] == [lb["w"], lb["h"]]
+    info = res["cases"]["aligned"]
+    assert info["status"] == "success", info
+    assert info["drawable_unchanged"]
+    [edited] = [e for e in events if e["event"] == "result-layer"]
+    assert edited["alignment"] == "given"
+    before = _load_raw(gimp["work"] / "aligned_before.raw", 512, 512, 4)
+    after = _load_raw(gimp["work"] / "aligned_after.raw", 512, 512, 4)
+    outside = np.ones((512, 512), bool)
+    outside[60:200, 120:270] = False
+    np.testing.assert_array_equal(after[outside], before[outside])
+    assert (after[~outside] != before[~outside]).any()

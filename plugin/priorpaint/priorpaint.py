@@ -24,6 +24,11 @@ are never modified. Cancelling GIMP's progress cancels the backend job
 and OK reuses the preview's projection; a watcher cancels that fit if the plug-in dies with
 the dialog open. The Settings dialog lists the backend's models, marks those not
 downloaded and offers to download the one chosen.
+
+A face model (one whose manifest declares an alignment) crops the face rotated and scaled as
+it was trained; the backend detects the eyes, or takes two sample points (Ctrl-drag from the
+rulers) placed on the eyes inside the selection's square. Its layers are warped back into
+the photo, upright as the photo is.
 """
 
 import hashlib
@@ -153,7 +158,19 @@ def read_crop(image, drawable):
         mask = _buffer_get(image.get_selection().get_buffer(), cx + ox, cy + oy, cw, ch, "Y u8",
                            Gegl.AbyssPolicy.NONE)
     crop = ops.Crop.from_pixels(cx, cy, cw, ch, pixels, channels, mask)
+    # two sample points on the crop (Ctrl-drag from the rulers onto the eyes): a face model's eyes
+    crop.eyes = ops.eyes_in_crop([(x - ox, y - oy) for x, y in _sample_points(image)], (cx, cy, cw, ch))
     return crop, (ox, oy)
+
+
+def _sample_points(image):
+    """The image's sample points, image pixels."""
+    points, sp = [], image.find_next_sample_point(0)
+    while sp:
+        pos = image.get_sample_point_position(sp)
+        points.append((int(pos[0]), int(pos[1])))
+        sp = image.find_next_sample_point(sp)
+    return points
 
 
 def _layer_bytes(image_rgba, gray):
@@ -565,6 +582,7 @@ def _paste_result(procedure, image, drawable, result, offsets):
         image.undo_group_end()
     _select(image, layer)
     Gimp.displays_flush()
+    _trace("result-layer", name=result.name, alignment=(result.status.get("alignment") or {}).get("source"))
     _message(ops.notes_of(result.status))
     return _ok(procedure)
 
@@ -627,6 +645,7 @@ def run_project(procedure, run_mode, image, drawables, config, data):
     if err is not None:
         return err
     proj, layers = value
+    _trace("projection", alignment=(proj.status.get("alignment") or {}).get("source"), layer=proj.status.get("layer"))
     gray = _is_gray(drawable)
     # G′ (faithful outside the model's reach, masked) is the useful one: on top and visible;
     # the G(z) square (an aligned face: G(z) warped back under the selection) goes below it, hidden.

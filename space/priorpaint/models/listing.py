@@ -11,7 +11,8 @@ from .weights import weights_status
 def list_models(kind: Optional[str] = None, default: Optional[str] = None, paths: bool = False) -> List[dict]:
     """One dict per manifest entry (of ``kind`` when given): id, kind, architecture,
     resolution, domain, whether its weights are present here, its source, description,
-    and whether it is the ``default`` model (the embedded default when None).
+    whether it aligns faces (``aligned``: its manifest declares an alignment) and whether it
+    is the ``default`` model (the embedded default when None).
 
     ``paths``: also the local path of present weights (for the command line; the API hands
     its listing to remote clients and leaves paths out)."""
@@ -27,6 +28,7 @@ def list_models(kind: Optional[str] = None, default: Optional[str] = None, paths
             "downloadable": any(s.type == "hub" for s in entry.sources),  # `priorpaint download` / API download
             "source": (src or entry.sources[0]).describe(), "description": entry.description,
             "default": entry.id == default,
+            "aligned": entry.extra.get("alignment") is not None,  # a face model: crops are aligned
         }
         if paths:
             row["path"] = str(path) if path else None
