@@ -88,18 +88,32 @@ def test_file_and_manifest_entry_round_trip(tiny_gen, enc_cache):
 
 
 def test_hybrid_takes_its_own_step_counts(tiny_gen, enc_cache):
-    """The encoder replaces the search and most steps: steps // 60 z steps, 2 * steps // 5
+    """The encoder replaces the search and most z steps: steps // 60 z steps, 3 * steps // 5
     refinement steps (one loss each); the search keeps a quarter and three quarters."""
     _saved(tiny_gen)
     target = torch.rand(1, 3, 16, 16) * 2 - 1
     cfg = ProjectionConfig(steps=300, perceptual=False, init="encoder")
-    assert (cfg.encoder_z_steps, cfg.encoder_refine_steps) == (5, 120)
+    assert (cfg.encoder_z_steps, cfg.encoder_refine_steps) == (5, 180)
     assert (cfg.z_steps, cfg.refine_steps) == (75, 225)
     p = project(tiny_gen, target, config=cfg)
-    assert p.init == "encoder" and len(p.losses) == 5 + 120
+    assert p.init == "encoder" and len(p.losses) == 5 + 180
     s = project(tiny_gen, target, config=ProjectionConfig(steps=300, candidates=4, starts=2, perceptual=False,
                                                           init="search"))
     assert s.init == "search" and len(s.losses) == 75 + 225
+
+
+def test_encoder_beta2_sets_the_hybrid_refinement_only(tiny_gen, enc_cache):
+    """The hybrid refinement's Adam beta2 is its own setting (0.99 by default, the search
+    keeps 0.999): changing it changes the hybrid's feature and leaves the search's as it is."""
+    _saved(tiny_gen)
+    target = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    assert ProjectionConfig().encoder_beta2 == 0.99
+
+    def h(init, beta2):
+        return project(tiny_gen, target, config=ProjectionConfig(steps=60, candidates=4, starts=2, perceptual=False,
+                                                                 init=init, encoder_beta2=beta2)).h
+    assert not torch.equal(h("encoder", 0.99), h("encoder", 0.5))
+    assert torch.equal(h("search", 0.99), h("search", 0.5))
 
 
 def test_no_encoder_means_search_with_a_note(tiny_gen, enc_cache):
