@@ -7,6 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from priorpaint.compositing.detail import detail_composite, estimate_motion
@@ -277,3 +278,33 @@ def test_cli_refuses_a_bad_composite(tmp_path, astronaut_path, capsys):
               "-o", str(tmp_path / "x.png")])
     assert e.value.code == 2
     assert "invalid choice: 'blend'" in capsys.readouterr().err
+
+
+def test_a_grayscale_photo_stays_gray_through_every_render_and_preview(tiny_gen, astronaut_path):
+    """The generator renders colour, but on a gray photo the edit is its luminance: the result,
+    the layer and both previews are gray in both modes (a colour photo keeps the colour)."""
+    from PIL import Image
+    from priorpaint.images import load_photo
+    from priorpaint.projection.project import ProjectionConfig
+    from priorpaint.session import EditSession
+    from conftest import ASTRONAUT_BOX, FAST_PROJECTION
+    gray = load_photo(Image.open(astronaut_path).convert("L"))
+    assert gray.gray and not load_photo(astronaut_path).gray
+    s = EditSession.open(gray, box=ASTRONAUT_BOX, gen=tiny_gen)
+    s.project(ProjectionConfig(steps=4, **FAST_PROJECTION))
+    state = s.initial_state()
+    torch.manual_seed(3)
+    state.h = state.h + 0.8 * torch.randn_like(state.h)   # a change with colour in it
+    edited = s.generate(state)
+    assert float((edited[:, 0] - edited[:, 1]).abs().max()) > 0.05      # the generator's rendering is colour
+
+    def is_gray(a):
+        return np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])
+    for mode in ("detail", "replace"):
+        r = s.render(state, composite=mode)
+        assert is_gray(r.photo.rgb) and is_gray(r.layer[..., :3]) and r.metrics["changed_outside_mask"] == 0
+        assert (r.photo.rgb != gray.rgb).any()
+        assert is_gray(s.preview_region(state, mode)) and is_gray(s.preview_layer(state, mode, 96))
+    colour = EditSession.open(astronaut_path, box=ASTRONAUT_BOX, gen=tiny_gen)
+    colour.projection = s.projection
+    assert not is_gray(colour.render(state, composite="replace").layer[..., :3])

@@ -34,6 +34,17 @@ class Photo:
         """(width, height), as PIL says it."""
         return self.rgb.shape[1], self.rgb.shape[0]
 
+    @property
+    def gray(self) -> bool:
+        """Whether every pixel is gray (R = G = B): a grayscale photo, whatever its file's mode
+        (a gray PNG, or a gray picture the browser sent as RGBA).  Computed once."""
+        g = self.__dict__.get("_gray")
+        if g is None:
+            r = self.rgb
+            g = self.__dict__["_gray"] = bool(np.array_equal(r[..., 0], r[..., 1])
+                                              and np.array_equal(r[..., 1], r[..., 2]))
+        return g
+
     def to_array(self) -> np.ndarray:
         """RGB or RGBA uint8 array, as it would be saved."""
         if self.alpha is None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import store
-from .compositing.blend import changed_outside, to_uint8
+from .compositing.blend import changed_outside, gray_rgb, to_uint8
 from .compositing.crop import DEFAULT_MARGIN, Crop, make_crop
 from .edits import EDIT_KINDS, EditContext, EditState, parse_specs
 from .errors import InputError
@@ -38,7 +38,7 @@ class Render:
     photo: Photo                     # the full composited photo (alpha as the input's)
     layer: np.ndarray                # (h, w, 4) uint8: the result for the layer box, alpha = feathered mask
     layer_box: tuple                 # (x, y, w, h) of the layer in the photo
-    generated: np.ndarray            # (R, R, 3) uint8: the generator's output at model resolution
+    generated: np.ndarray            # (R, R, 3) uint8: the generator's output at model resolution (its luminance for a gray photo)
     metrics: Dict[str, object] = field(default_factory=dict)
 
 
@@ -286,12 +286,14 @@ class EditSession:
         return np.ascontiguousarray(here)
 
     def _preview_inputs(self, state: Optional[EditState]):
-        """(G(z_h_e), G(z_h), edit mask) for a preview; G(z_h) is cached (the same for every preview)."""
+        """(G(z_h_e), G(z_h), edit mask) for a preview, as :meth:`render` composites them (their
+        luminance on a grayscale photo); G(z_h) is cached (the same for every preview)."""
         edited = to_uint8(self.generate(state))
         base = self.cache.get("preview-base")
         if base is None:
-            base = self.cache["preview-base"] = to_uint8(self.generate(None))
-        return edited, base, self.edit_mask(state)
+            base = to_uint8(self.generate(None))
+            base = self.cache["preview-base"] = gray_rgb(base) if self.photo.gray else base
+        return (gray_rgb(edited) if self.photo.gray else edited), base, self.edit_mask(state)
 
     def _composite(self, state: EditState, image: torch.Tensor, t0: float,
                    feather: Optional[int] = None, metrics: Optional[dict] = None,
@@ -303,6 +305,9 @@ class EditSession:
         mask = self.edit_mask(state)
         edited = to_uint8(image)
         base_u8 = edited if base is None else to_uint8(base)
+        if self.photo.gray:  # a grayscale photo gets the edit's luminance: the result stays gray
+            edited = gray_rgb(edited)
+            base_u8 = edited if base is None else gray_rgb(base_u8)
         # the photo's own pixels of the square (crop.region is the model's view of it, which a
         # model with a content box pads with zeros)
         region = self.crop.region_of(self.photo.rgb, pad="edge")

@@ -27,6 +27,12 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return arr.permute(1, 2, 0).cpu().numpy()
 
 
+def gray_rgb(img: np.ndarray) -> np.ndarray:
+    """An RGB uint8 image as its luminance (ITU-R 601, OpenCV's fixed point) in all three
+    channels: what a change looks like on a grayscale photo.  Gray pixels stay exactly as they are."""
+    return np.repeat(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
 def default_feather(side: int) -> int:
     return max(1, int(round(side * 0.03)))
 
