@@ -230,7 +230,7 @@ class EditSession:
             n = int(size) if size is not None and side > int(size) else side
             key = ("preview-square", n)        # the photo's square (and selection) at that size
             if key not in self.cache:
-                region = self.crop.region_of(self.photo.rgb, pad="edge")
+                region = self._photo_square()
                 sel = self.crop.region_mask
                 if n != side:
                     region = cv2.resize(region, (n, n), interpolation=cv2.INTER_AREA)
@@ -254,7 +254,7 @@ class EditSession:
         resolution and warps back as the render does, then shrinks."""
         import cv2
 
-        from .compositing.blend import default_feather, paste_region
+        from .compositing.blend import default_feather, layer_pixels
         from .compositing.detail import check_mode, composite_square
 
         box = self.crop.layer_box
@@ -269,21 +269,27 @@ class EditSession:
         check_mode(mode)
         with self.lock:
             edited, base, mask = self._preview_inputs(state)
-            region = self.cache.get("preview-aligned")  # the photo's rotated square, at full size
-            if region is None:
-                region = self.cache["preview-aligned"] = self.crop.region_of(self.photo.rgb, pad="edge")
+            region = self._photo_square()          # the photo's rotated square, at full size
         here = self.photo.rgb[box.rows, box.cols]
         if mask.any():
             result, layer_rgb, alpha, _ = composite_square(region, base, edited, mask,
                                                            default_feather(region.shape[0]), mode)
-            photo, _, _ = paste_region(self.photo, self.crop, result, layer_rgb, alpha,
-                                       base=region if mode == "detail" else None, mask=mask)
-            here = photo.rgb[box.rows, box.cols]
+            here = layer_pixels(self.photo, self.crop, result, layer_rgb, alpha,
+                                base=region if mode == "detail" else None, mask=mask)[0]
         if size is not None and max(box.w, box.h) > int(size):
             f = int(size) / float(max(box.w, box.h))
             here = cv2.resize(here, (max(1, int(round(box.w * f))), max(1, int(round(box.h * f)))),
                               interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(here)
+
+    def _photo_square(self) -> np.ndarray:
+        """The photo's own pixels of the square, edge-padded (aligned crops: warped), made once per
+        session: ``crop.region`` is the model's view of it, which a model with a content box pads
+        with zeros.  Read-only: renders and previews composite from it."""
+        region = self.cache.get("photo-square")
+        if region is None:
+            region = self.cache["photo-square"] = self.crop.region_of(self.photo.rgb, pad="edge")
+        return region
 
     def _preview_inputs(self, state: Optional[EditState]):
         """(G(z_h_e), G(z_h), edit mask) for a preview, as :meth:`render` composites them (their
@@ -308,9 +314,7 @@ class EditSession:
         if self.photo.gray:  # a grayscale photo gets the edit's luminance: the result stays gray
             edited = gray_rgb(edited)
             base_u8 = edited if base is None else gray_rgb(base_u8)
-        # the photo's own pixels of the square (crop.region is the model's view of it, which a
-        # model with a content box pads with zeros)
-        region = self.crop.region_of(self.photo.rgb, pad="edge")
+        region = self._photo_square()
         side = region.shape[0]
         radius = default_feather(side) if feather is None else int(feather)
         info: Dict[str, object] = {"mode": mode}

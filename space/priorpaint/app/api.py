@@ -282,8 +282,6 @@ def project_options(options: Any, limits: Limits) -> dict:
     unknown = sorted(set(opts) - set(PROJECT_OPTIONS))
     if unknown:
         raise InputError(f"projection options are {', '.join(PROJECT_OPTIONS)}; unknown: {', '.join(map(str, unknown))[:80]}")
-    if "init" in opts and not isinstance(opts["init"], str):
-        raise InputError(f"init must be auto, encoder or search, got a {type(opts['init']).__name__}")
     return dict(opts)
 
 
@@ -421,7 +419,7 @@ class Backend:
         align = True if align in (None, "") else _flag(align, "align")
         eyes_text = L.text(eyes, "eyes")
         eyes_t = parse_eyes(eyes_text) if eyes_text else None
-        init = (init or "auto").strip()
+        init = L.text(init, "init") or "auto"
         if init not in ("auto", "encoder", "search"):
             raise InputError(f"init must be auto, encoder or search, got {init!r}")
 

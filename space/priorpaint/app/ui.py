@@ -272,7 +272,7 @@ def build_app(backend: Backend) -> gr.Blocks:
     with gr.Blocks(title="priorpaint", delete_cache=(900, 3600)) as demo:
         session = gr.State("")
         direction_rows = gr.State([])     # [{name, description, min, max, default}] of the sliders
-        page = gr.State({})               # photo path, input name, size, layer box of the projection
+        page = gr.State({})               # photo path, input name, layer box and model of the projection
         edit_list = gr.State([])          # [{spec, label, range}]: what Render applies, in order
         history = gr.State([])            # the last renders: [{n, path, name, before, after, caption}]
         gr.Markdown(INTRO)
@@ -465,8 +465,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                 raise InputError(_not_downloaded(model_id))
             return {"photo": scratch.save(_photo_image(bg), "photo"), "name": name or "",
                     "mask": None if box_t else scratch.save(Image.fromarray(mask, "L"), "mask"),
-                    "box": ",".join(map(str, box_t)) if box_t else "", "note": note,
-                    "size": [int(bg.shape[1]), int(bg.shape[0])]}
+                    "box": ",".join(map(str, box_t)) if box_t else "", "note": note}
 
         @user_errors
         def ui_project(sel, model_id, n_steps, seed_v, adapt_v, items, request: gr.Request, progress=gr.Progress()):
@@ -498,7 +497,6 @@ def build_app(backend: Backend) -> gr.Blocks:
                                                      value=r.get("default", 0)))
                         else:
                             updates.append(gr.update(visible=False, value=0))
-                size = (bg.shape[1], bg.shape[0])
                 lb = d["layer"]   # where the session's layers go: the square in the photo (aligned: its box)
                 layer = [lb["x"], lb["y"], lb["w"], lb["h"]]
                 region = views.box_crop(bg, layer)
@@ -509,8 +507,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                 dropped = len(items or []) - len(kept)
                 msg = (f"the new projection dropped {dropped} region edit(s) from the list (paint them again)"
                        if dropped else gr.skip())
-                state = {"photo": image_path, "name": name or "", "layer": layer,
-                         "size": list(size), "model": d.get("model")}
+                state = {"photo": image_path, "name": name or "", "layer": layer, "model": d.get("model")}
                 side = views.rgb(region).shape[0]
                 yield (d["session"], views.readable(Image.fromarray(views.rgb(region))),
                        views.readable(recon, max(side, views.MIN_PREVIEW)),

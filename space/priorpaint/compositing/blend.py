@@ -90,41 +90,42 @@ def composite(photo: Photo, crop: Crop, generated: np.ndarray, edit_mask: Option
 def paste_region(photo: Photo, crop: Crop, region: np.ndarray, layer_rgb: np.ndarray,
                  alpha: np.ndarray, base: Optional[np.ndarray] = None,
                  mask: Optional[np.ndarray] = None) -> Tuple[Photo, np.ndarray, Tuple[int, int, int, int]]:
-    """A copy of ``photo`` with the layer box replaced by its part of the composited square
-    ``region`` (side×side×3 uint8), the RGBA layer (``layer_rgb`` with the feathered mask
-    ``alpha`` as alpha) for the layer box, and the layer box ``(x, y, w, h)``.
+    """A copy of ``photo`` with the layer box replaced by :func:`layer_pixels`, the RGBA
+    layer for the layer box, and the layer box ``(x, y, w, h)``."""
+    here, layer, box = layer_pixels(photo, crop, region, layer_rgb, alpha, base, mask)
+    out = photo.rgb.copy()
+    out[box[1]:box[1] + box[3], box[0]:box[0] + box[2]] = here
+    return photo.with_rgb(out), layer, box
+
+
+def layer_pixels(photo: Photo, crop: Crop, region: np.ndarray, layer_rgb: np.ndarray,
+                 alpha: np.ndarray, base: Optional[np.ndarray] = None,
+                 mask: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int, int, int]]:
+    """What the layer box of ``photo`` becomes: its pixels (h, w, 3) uint8 — the layer box's
+    part of the composited square ``region`` (side×side×3 uint8) —, the RGBA layer
+    (``layer_rgb`` with the feathered mask ``alpha`` as alpha) for it, and the box ``(x, y, w, h)``.
 
     An aligned crop (rotated square) maps ``layer_rgb`` and ``alpha`` back into the photo
     instead and blends there, only where the warped edit ``mask`` (default: the selection)
-    and the photo's own selection are non-zero: everywhere else the photo is copied bit for
-    bit.  ``base`` (the photo's square the layer was made from, for ``detail``): only the
-    change ``layer_rgb − base`` is warped back and added to the photo, so its own detail is
-    not resampled twice."""
+    and the photo's own selection are non-zero: everywhere else the photo's pixels are kept
+    bit for bit.  ``base`` (the photo's square the layer was made from, for ``detail``): only
+    the change ``layer_rgb − base`` is warped back and added to the photo, so its own detail
+    is not resampled twice."""
+    box = crop.layer_box
     if crop.alignment is not None:
-        return _paste_aligned(photo, crop, layer_rgb, alpha, base,
-                              crop.region_mask if mask is None else mask)
-    box = crop.layer_box
+        mask = crop.region_mask if mask is None else mask
+        inside = crop.photo_mask(mask) > 0
+        a = np.where(inside, np.clip(crop.to_layer(alpha.astype(np.float32)), 0.0, 1.0), 0.0).astype(np.float32)
+        here = photo.rgb[box.rows, box.cols]
+        if base is not None:
+            change = crop.to_layer(layer_rgb.astype(np.float32) - base.astype(np.float32))
+            layer = np.clip(np.round(here.astype(np.float32) + change), 0, 255).astype(np.uint8)
+        else:
+            layer = np.clip(np.round(crop.to_layer(layer_rgb.astype(np.float32))), 0, 255).astype(np.uint8)
+        return blend_region(here, layer, a), np.dstack([layer, np.round(a * 255).astype(np.uint8)]), tuple(box)
     sub = box.within(crop.square)
-    out = photo.rgb.copy()
-    out[box.rows, box.cols] = region[sub]
     layer = np.dstack([layer_rgb[sub], np.round(alpha[sub] * 255).astype(np.uint8)])
-    return photo.with_rgb(out), layer, tuple(box)
-
-
-def _paste_aligned(photo: Photo, crop: Crop, layer_rgb: np.ndarray, alpha: np.ndarray,
-                   base: Optional[np.ndarray], mask: np.ndarray):
-    box = crop.layer_box
-    inside = crop.photo_mask(mask) > 0
-    a = np.where(inside, np.clip(crop.to_layer(alpha.astype(np.float32)), 0.0, 1.0), 0.0).astype(np.float32)
-    here = photo.rgb[box.rows, box.cols]
-    if base is not None:
-        change = crop.to_layer(layer_rgb.astype(np.float32) - base.astype(np.float32))
-        layer = np.clip(np.round(here.astype(np.float32) + change), 0, 255).astype(np.uint8)
-    else:
-        layer = np.clip(np.round(crop.to_layer(layer_rgb.astype(np.float32))), 0, 255).astype(np.uint8)
-    out = photo.rgb.copy()
-    out[box.rows, box.cols] = blend_region(here, layer, a)
-    return photo.with_rgb(out), np.dstack([layer, np.round(a * 255).astype(np.uint8)]), tuple(box)
+    return region[sub], layer, tuple(box)
 
 
 def changed_outside(before: Photo, after: Photo, crop: Crop, edit_mask: Optional[np.ndarray] = None) -> int:
