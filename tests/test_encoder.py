@@ -88,18 +88,44 @@ def test_file_and_manifest_entry_round_trip(tiny_gen, enc_cache):
 
 
 def test_hybrid_takes_its_own_step_counts(tiny_gen, enc_cache):
-    """The encoder replaces the search and most z steps: steps // 60 z steps, 3 * steps // 5
+    """The encoder replaces the search and most z steps: steps // 60 z steps, 3 * steps // 8
     refinement steps (one loss each); the search keeps a quarter and three quarters."""
     _saved(tiny_gen)
     target = torch.rand(1, 3, 16, 16) * 2 - 1
     cfg = ProjectionConfig(steps=300, perceptual=False, init="encoder")
-    assert (cfg.encoder_z_steps, cfg.encoder_refine_steps) == (5, 180)
+    assert (cfg.encoder_z_steps, cfg.encoder_refine_steps) == (5, 112)
     assert (cfg.z_steps, cfg.refine_steps) == (75, 225)
     p = project(tiny_gen, target, config=cfg)
-    assert p.init == "encoder" and len(p.losses) == 5 + 180
+    assert p.init == "encoder" and len(p.losses) == 5 + 112
     s = project(tiny_gen, target, config=ProjectionConfig(steps=300, candidates=4, starts=2, perceptual=False,
                                                           init="search"))
     assert s.init == "search" and len(s.losses) == 75 + 225
+
+
+def test_hybrid_refinement_warms_its_rate_up():
+    """The hybrid refinement's rate rises linearly from a fifth of lr_h to lr_h over the first
+    third of its steps (not to undo E_h(x)'s start with full-size steps), then stays."""
+    cfg = ProjectionConfig(steps=300, lr_h=0.05)
+    assert cfg.encoder_refine_steps == 112
+    assert cfg.encoder_lr(0) == pytest.approx(0.01)
+    assert cfg.encoder_lr(56 / 3) == pytest.approx(0.03)
+    assert [cfg.encoder_lr(i) for i in (38, 80, 111)] == [0.05, 0.05, 0.05]
+    rates = [cfg.encoder_lr(i) for i in range(39)]
+    assert all(a < b for a, b in zip(rates, rates[1:-1])) and rates[-1] == 0.05
+    flat = ProjectionConfig(steps=300, lr_h=0.05, encoder_warmup=0)
+    assert [flat.encoder_lr(i) for i in (0, 20)] == [0.05, 0.05]
+
+
+def test_hybrid_warmup_changes_the_hybrid_only(tiny_gen, enc_cache):
+    """The warm-up is the hybrid's: without it the hybrid's feature differs, the search's not."""
+    _saved(tiny_gen)
+    target = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+
+    def h(init, warmup):
+        return project(tiny_gen, target, config=ProjectionConfig(steps=60, candidates=4, starts=2, perceptual=False,
+                                                                 init=init, encoder_warmup=warmup)).h
+    assert not torch.equal(h("encoder", 1 / 3), h("encoder", 0))
+    assert torch.equal(h("search", 1 / 3), h("search", 0))
 
 
 def test_encoder_beta2_sets_the_hybrid_refinement_only(tiny_gen, enc_cache):

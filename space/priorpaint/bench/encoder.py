@@ -6,20 +6,24 @@ Photos (all public domain, read from installed packages): scikit-image's astrona
 scikit-image's cat ``chelsea`` (far outside a face model's domain, box 110,40,230,230).
 Per photo: the encoder alone (``G_F(E_h(x))``, no optimisation), the hybrid projection
 (``init="encoder"``) and the search (``init="search"``), PSNR at model resolution after
-refinement, wall and CPU seconds of projection (and wall seconds again on one thread,
-``*_one_thread``, when torch uses more) and per stage (``stages_*``: encoder forward,
-z phase, refinement), and the load average before and after; one untimed 2-step projection
-of each kind runs first, so that neither pays torch's first-call costs.  The encoder's
-training record (time, device, loss curve) is read from its file; the curve is plotted to
-``artifacts/encoder/loss.png``.
+refinement, wall and CPU seconds of projection (medians of ``REPEAT`` interleaved runs; and
+wall seconds again on one thread, ``*_one_thread``, when torch uses more) and per stage
+(``stages_*``: encoder forward, z phase, refinement), and the load average before and after;
+one untimed 2-step projection of each kind runs first, so that neither pays torch's
+first-call costs.  The encoder's training record (time, device, loss curve) is read from
+its file; the curve is plotted to ``artifacts/encoder/loss.png``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from pathlib import Path
+
+#: timed runs of each projection per photo (medians reported)
+REPEAT = 3
 
 PHOTOS = [
     ("astronaut", "skimage", "astronaut.png", (140, 20, 180, 180)),
@@ -89,15 +93,29 @@ def run(report: dict, args) -> None:
         if not rows:  # untimed warm-up of both paths (first-call costs of torch and the encoder)
             for init in ("encoder", "search"):
                 project(gen, s.target, s.mask, ProjectionConfig(steps=2, seed=0, init=init))
+        # REPEAT runs of each, interleaved; the medians are kept (one projection is about a
+        # second: a single run reads a shared machine's load more than the method; the
+        # projections themselves are deterministic, so every run gives the same PSNR)
+        wall: dict = {"encoder": [], "search": []}
+        cpu: dict = {"encoder": [], "search": []}
+        stages: dict = {"encoder": [], "search": []}
+        result = {}
+        for _ in range(REPEAT):
+            for init in ("encoder", "search"):
+                t0, c0 = time.perf_counter(), time.process_time()
+                result[init] = project(gen, s.target, s.mask, ProjectionConfig(steps=steps, seed=0, init=init))
+                wall[init].append(time.perf_counter() - t0)
+                # CPU seconds of this process (all threads): what competing programs inflate least
+                cpu[init].append(time.process_time() - c0)
+                stages[init].append(result[init].seconds)
         for init in ("encoder", "search"):
-            t0, c0 = time.perf_counter(), time.process_time()
-            p = project(gen, s.target, s.mask, ProjectionConfig(steps=steps, seed=0, init=init))
+            p = result[init]
             which = "hybrid" if init == "encoder" else "search"
-            row[f"seconds_{which}"] = round(time.perf_counter() - t0, 3)
-            # CPU seconds of this process (all threads): what competing programs inflate least
-            row[f"cpu_seconds_{which}"] = round(time.process_time() - c0, 3)
+            row[f"seconds_{which}"] = round(statistics.median(wall[init]), 3)
+            row[f"cpu_seconds_{which}"] = round(statistics.median(cpu[init]), 3)
             # where the seconds go: encoder forward, z phase (search or E_z starts), refinement
-            row[f"stages_{which}"] = {k: round(v, 3) for k, v in p.seconds.items()}
+            row[f"stages_{which}"] = {k: round(statistics.median(st[k] for st in stages[init]), 3)
+                                      for k in p.seconds}
             if init == "encoder":
                 row["psnr_encoder_alone"] = round(p.psnr_encoder, 2)
                 row["psnr_hybrid_z"] = round(p.psnr_z, 2)
