@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -63,6 +64,16 @@ def test_project_and_edit_over_plain_http(server):
     assert outside_box_equal(result, src, BOX)
     layer = png_array(download(server.url, events[-1][1][2]))
     assert layer.shape == (est["layer"]["h"], est["layer"]["w"], 4)
+
+
+def test_the_server_warms_its_default_model_up(server):
+    """While it starts, the server loads the default model and runs it once (see
+    test_app_warm_up.py); its log says so in one line."""
+    deadline = time.monotonic() + 120
+    while "warmed up" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert re.search(r"priorpaint: dcgan-digiface-64 loaded and warmed up on \S+ \(hybrid projection\) in [0-9.]+ s",
+                     server.log()), server.log()
 
 
 def test_upload_over_the_limit_gets_413(server):

@@ -313,6 +313,27 @@ class Backend:
         self.max_steps = self.limits.max_steps
         self.device = device
 
+    def warm_up(self) -> dict:
+        """Load the default model and its encoder and run a 2-step projection of a blank
+        image, so that the first request pays neither for reading weights nor for torch's
+        first-call costs (its first optimiser imports the compiler stack, ~1.5 s on a 2-core
+        CPU; the first convolutions build their kernels).  A model whose weights are not on
+        this machine is left alone (nothing is downloaded).  Returns what was done."""
+        from ..errors import ModelError
+        from ..models.registry import load_generator
+        from ..projection.project import ProjectionConfig, project
+
+        t0 = time.perf_counter()
+        try:
+            gen = load_generator(self.model, device=self.device)
+        except ModelError as e:
+            return {"model": self.model, "skipped": str(e).splitlines()[0]}
+        import torch
+        blank = torch.zeros(1, 3, gen.resolution, gen.resolution, device=gen.device)
+        p = project(gen, blank, config=ProjectionConfig(steps=2, seed=0))
+        return {"model": getattr(gen, "model_id", None), "device": str(gen.device), "init": p.init,
+                "seconds": round(time.perf_counter() - t0, 3)}
+
     # -- models ------------------------------------------------------------------------
     def models(self) -> str:
         from ..models.listing import list_models

@@ -134,10 +134,13 @@ def cleanup(backend, temp_dir: Optional[str]) -> dict:
 
 def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
            max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, block: bool = True, quiet: bool = False,
-           limits: Optional[Limits] = None, loopback_only: Optional[bool] = None):
+           limits: Optional[Limits] = None, loopback_only: Optional[bool] = None, warm_up: bool = True):
     """Serve ``demo`` with uvicorn behind :class:`Guard`; blocks until SIGTERM/SIGINT when ``block``.
 
-    Returns the cleanup summary when ``block``, else a :class:`Running` server.
+    With ``warm_up`` the backend's default model is loaded and run once in a background
+    thread while the server starts (:meth:`Backend.warm_up`), so the first request is as
+    quick as the next.  Returns the cleanup summary when ``block``, else a :class:`Running`
+    server.
     """
     import gradio as gr
     import uvicorn
@@ -164,6 +167,8 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
                             timeout_graceful_shutdown=5, lifespan="on")
     server = uvicorn.Server(config)
     backend = getattr(demo, "backend", None)
+    if warm_up and backend is not None:
+        threading.Thread(target=_warm_up, args=(backend,), name="priorpaint-warm-up", daemon=True).start()
     if not block:
         t = threading.Thread(target=server.run, name="priorpaint-serve", daemon=True)
         t.start()
@@ -188,6 +193,22 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
         print(f"priorpaint: stopped ({stopped.get('signal', 'exit')}); cancelled {summary['jobs_cancelled']} "
               f"job(s), removed {summary['files_removed']} temporary file(s)", flush=True)
     return summary
+
+
+def _warm_up(backend) -> None:
+    """Run ``backend.warm_up()`` and say in one line what it did."""
+    try:
+        done = backend.warm_up()
+    except Exception as e:  # a warm-up is an optimisation: the first request reports any real problem
+        print(f"priorpaint: warm-up failed ({type(e).__name__}: {e}); the first request loads the model",
+              flush=True)
+        return
+    if "skipped" in done:
+        print(f"priorpaint: default model not loaded ahead: {done['skipped']}", flush=True)
+    else:
+        print(f"priorpaint: {done['model']} loaded and warmed up on {done['device']} "
+              f"({'hybrid' if done['init'] == 'encoder' else 'search'} projection) in {done['seconds']:.1f} s",
+              flush=True)
 
 
 @contextlib.contextmanager
