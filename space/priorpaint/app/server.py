@@ -167,8 +167,10 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
                             timeout_graceful_shutdown=5, lifespan="on")
     server = uvicorn.Server(config)
     backend = getattr(demo, "backend", None)
+    warming = None
     if warm_up and backend is not None:
-        threading.Thread(target=_warm_up, args=(backend,), name="priorpaint-warm-up", daemon=True).start()
+        warming = threading.Thread(target=_warm_up, args=(backend,), name="priorpaint-warm-up", daemon=True)
+        warming.start()
     if not block:
         t = threading.Thread(target=server.run, name="priorpaint-serve", daemon=True)
         t.start()
@@ -189,6 +191,11 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
         for sig, h in old.items():
             signal.signal(sig, h)
         summary = cleanup(backend, temp_dir)
+        if warming is not None:
+            # a stop right after the start: let the warm-up's few steps end, so no thread is
+            # inside torch while the interpreter exits (cmd_serve ends at once if one still is)
+            warming.join(15.0)
+            summary["workers_alive"] += int(warming.is_alive())
         summary.update(stopped)
         print(f"priorpaint: stopped ({stopped.get('signal', 'exit')}); cancelled {summary['jobs_cancelled']} "
               f"job(s), removed {summary['files_removed']} temporary file(s)", flush=True)
