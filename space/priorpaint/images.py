@@ -7,6 +7,7 @@ composite can carry it back unchanged.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from dataclasses import dataclass
@@ -34,16 +35,12 @@ class Photo:
         """(width, height), as PIL says it."""
         return self.rgb.shape[1], self.rgb.shape[0]
 
-    @property
+    @functools.cached_property
     def gray(self) -> bool:
         """Whether every pixel is gray (R = G = B): a grayscale photo, whatever its file's mode
         (a gray PNG, or a gray picture the browser sent as RGBA).  Computed once."""
-        g = self.__dict__.get("_gray")
-        if g is None:
-            r = self.rgb
-            g = self.__dict__["_gray"] = bool(np.array_equal(r[..., 0], r[..., 1])
-                                              and np.array_equal(r[..., 1], r[..., 2]))
-        return g
+        r = self.rgb
+        return bool(np.array_equal(r[..., 0], r[..., 1]) and np.array_equal(r[..., 1], r[..., 2]))
 
     def to_array(self) -> np.ndarray:
         """RGB or RGBA uint8 array, as it would be saved."""
