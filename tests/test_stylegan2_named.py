@@ -401,3 +401,14 @@ def test_strength_outside_the_range_is_clamped_with_a_note(ffhq256):
     assert torch.equal(img, render(gen, "glasses", w, 2.0)[0])
     with pytest.raises(InputError, match=r"must be a finite number"):
         render(gen, "age", w, float("nan"))
+
+
+def test_bench_times_the_preview_of_a_named_edit():
+    from priorpaint.bench.stylegan2 import bench_stylegan2
+    sec = bench_stylegan2({}, size=64, style_dim=512, n_mlp=1, steps=1, devices=["cpu"],
+                          channels=small_channels(64))
+    assert sec["preview_wplus_edit"] == "white_hair" and sec["preview_wplus_ms"] > 0
+    assert sec["preview_w_edit"] == "age" and sec["preview_w_ms"] > 0
+    small = bench_stylegan2({}, size=16, style_dim=8, n_mlp=1, steps=1, devices=["cpu"],
+                            channels={4: 8, 8: 8, 16: 8})
+    assert small["preview_wplus_ms"] is None and "8-d styles" in small["preview_skipped"]
