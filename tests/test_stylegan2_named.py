@@ -339,6 +339,9 @@ def test_batch_recipe_accepts_named_edits(ffhq256):
     assert report["model"] == mid and report["changed_outside_mask"] == 0
     with pytest.raises(InputError, match=r"unknown direction 'grass' .*known: age, smile, pose, eye_openness"):
         check_recipe(Recipe(edits=("direction:grass=1",), model=mid), gen)
+    # a published edit that does not fit this model is refused before the slow projection
+    with pytest.raises(InputError, match=r"'gender' edits styles 0\.\.17, beyond .* 14 styles"):
+        check_recipe(Recipe(edits=("direction:age=1", "direction:gender=1"), model=mid), gen)
 
 
 # -- bad input ----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 from ..registry import EditContext, EditState, register_edit
 from .base import Direction
 from .named import _entry_for, get_direction, load_named
+from .published import PUBLISHED_METHODS
 
 
 _base: List[tuple] = []          # small LRU of (gen id, split, z copy, G_H(z)) for live previews
@@ -114,9 +115,15 @@ def parse_direction(args: str) -> dict:
 
 
 def check_direction(gen: LayeredGenerator, spec: dict) -> None:
-    """Refuse an unknown direction name (listing the known ones) without computing anything."""
+    """Refuse an unknown direction name (listing the known ones) without computing anything;
+    a published direction (read from a small verified file) is resolved at once, so one that
+    does not fit the model (styles beyond its count, another style size) is refused before
+    a slow projection."""
     model_id = store.model_key(gen)
-    _entry_for(model_id, str(spec.get("name", "")), load_named(model_id))
+    name = str(spec.get("name", ""))
+    entry = _entry_for(model_id, name, load_named(model_id))
+    if entry.get("method") in PUBLISHED_METHODS:
+        get_direction(gen, name)
 
 
 @register_edit("direction", parse_direction, check=check_direction,
