@@ -57,11 +57,22 @@ def directions_manifest_path(model_id: str) -> Optional[Path]:
     return None
 
 
+_sets: Dict[tuple, Dict[str, Optional[str]]] = {}
+
+
 def _shared_name(model_id: str) -> Optional[str]:
-    """The ``named_directions`` set a model's manifest entry names (None: none, or no entry)."""
-    from ...models.manifest import load_manifest
-    entry = load_manifest().get(model_id)
-    name = entry.extra.get("named_directions") if entry is not None else None
+    """The ``named_directions`` set a model's manifest entry names (None: none, or no entry).
+    The manifest is parsed again only when one of its files changes (a live preview asks
+    for every frame)."""
+    from ...models.manifest import load_manifest, manifest_dirs
+    dirs = manifest_dirs()
+    stamp = tuple((str(p), p.stat().st_mtime_ns) for d in dirs for p in sorted(Path(d).glob("*.json")))
+    sets = _sets.get(stamp)
+    if sets is None:
+        sets = {mid: e.extra.get("named_directions") for mid, e in load_manifest(dirs).items()}
+        _sets.clear()
+        _sets[stamp] = sets
+    name = sets.get(model_id)
     if name is None:
         return None
     if not isinstance(name, str) or not _MODEL_ID.match(name) or ".." in name:
