@@ -210,6 +210,9 @@ def test_convert_reads_plain_tensors_only(tmp_path):
         convert_published(tmp_path / "code.pt", tmp_path / "code.safetensors")
     with pytest.raises(InputError, match=r"must end in \.safetensors"):
         convert_published(tmp_path / "pose.pt", tmp_path / "pose.bin")
+    from priorpaint.cli import main
+    assert main(["directions", "--convert", str(tmp_path / "pose.pt"), str(tmp_path / "cli.safetensors")]) == 0
+    assert (tmp_path / "cli.safetensors").read_bytes() == (tmp_path / "pose.safetensors").read_bytes()
 
 
 # -- listings (no generator, no download) ----------------------------------------------------------
