@@ -72,7 +72,8 @@ def test_markdown_without_a_file_prints_the_page_instead_of_the_json(monkeypatch
     class Fake(bench.Section):
         def load(self):
             def run(report, args):
-                report["fake"] = {"n": 3, "ok": True, "note": "a | b\nc", "per_photo": {"a": {"db": 30.1}},
+                report["fake"] = {"n": 3, "ok": True, "note": "a | b\nc", "per_photo": {"a": {"db": 30.1}, "b": {"db": 28.0, "s": 1.5}},
+                                  "deep": {"a": {"b": {"c": 1}}},
                                   "rows": [{"x": 1}, {"x": 2, "y": [1, 2]}], "none": None}
                 report["fake_extra"] = 7
             return run
@@ -84,7 +85,8 @@ def test_markdown_without_a_file_prints_the_page_instead_of_the_json(monkeypatch
     tables = dict((tuple(h), r) for h, r in _tables(page))
     assert ["note", "a \\| b c"] in [r for h, rows in _tables(page) for r in rows]
     assert "#### fake › per_photo" in page and "#### fake › rows" in page
-    assert ["a", '`{"db": 30.1}`'] in [r for h, rows in _tables(page) for r in rows]   # deeper: inline JSON
+    assert tables[("", "db", "s")] == [["a", "30.1", "—"], ["b", "28.0", "1.5"]]     # a row per photo
+    assert ["a", '`{"b": {"c": 1}}`'] in [r for h, rows in _tables(page) for r in rows]     # deeper: inline JSON
     assert tables[("x", "y")] == [["1", "—"], ["2", "1, 2"]]
     assert ["fake_extra", "7"] in [r for h, rows in _tables(page) for r in rows]
 

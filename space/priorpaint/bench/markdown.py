@@ -4,7 +4,8 @@
 version and threads, device, load average); :func:`render` turns it, the sections that ran
 and the report (a dict of dicts, as printed as JSON) into markdown: a heading per section
 with its one-line description, one table of its scalar figures, and a table per nested dict
-(a sub-heading) or list of dicts (one row each).  Standard library only; torch is read only
+(a sub-heading; a dict of flat dicts, such as per photo or per variant, is one table with a
+row each) or list of dicts (one row each).  Standard library only; torch is read only
 if it is already imported.
 """
 
@@ -91,6 +92,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> List[str]:
     return lines + [""]
 
 
+def _rows_of_records(value) -> bool:
+    """A dict of two or more flat dicts (per photo, per variant): one table, a row each."""
+    return (isinstance(value, Mapping) and len(value) >= 2
+            and all(isinstance(v, Mapping) and v and all(_flat(x) for x in v.values()) for v in value.values()))
+
+
 def _records(items: Sequence[Mapping]) -> List[str]:
     """A list of dicts as one table: a row each, the columns in first-seen order."""
     columns: List[str] = []
@@ -108,7 +115,9 @@ def _block(title: str, data: Mapping, level: int) -> List[str]:
         if _flat(value) or level >= MAX_LEVEL:
             continue
         sub = f"{title} › {key}"
-        if isinstance(value, Mapping):
+        if _rows_of_records(value):
+            lines += ["#" * (level + 1) + " " + sub, ""] + _records([{"": k, **v} for k, v in value.items()])
+        elif isinstance(value, Mapping):
             lines += _block(sub, value, level + 1)
         elif all(isinstance(v, Mapping) for v in value):
             lines += ["#" * (level + 1) + " " + sub, ""] + _records(value)
