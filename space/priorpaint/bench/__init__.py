@@ -14,6 +14,9 @@ The sections:
   ``app`` (:mod:`.app`), ``security`` (:mod:`.security`),
   ``batch`` (:mod:`.batch`).
 
+``--markdown [FILE]`` renders the same report as a markdown page (:mod:`.markdown`);
+``docs/benchmarks.md`` is such a page.
+
 A new section is a module here with ``run(report, args)`` and one :class:`Section` line
 in :data:`SECTIONS`.
 """
@@ -106,24 +109,58 @@ def list_sections(out=None) -> None:
 
 
 def run(args) -> int:
-    """Run the sections ``args.only`` selects and print the report as JSON (and write ``args.json``)."""
+    """Run the sections ``args.only`` selects and print the report as JSON (and write ``args.json``).
+
+    With ``args.markdown`` the report is also rendered as a markdown page (:mod:`.markdown`):
+    written to that file, or printed instead of the JSON when it is ``"-"``.
+    """
     if getattr(args, "list", False):
         list_sections()
         return 0
     sections = select(getattr(args, "only", None))
+    markdown_to = getattr(args, "markdown", None)
+    from . import markdown
+    load_before = markdown.load_average()
     import torch
     report: Dict[str, object] = {"threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    before = {**markdown.machine(), "load": load_before}
+    ran = []
     for section in sections:
+        keys = set(report)
         t0 = time.perf_counter()
         section.load()(report, args)
-        print(f"[bench] {section.name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        seconds = time.perf_counter() - t0
+        ran.append((section.name, section.description, [k for k in report if k not in keys], seconds))
+        print(f"[bench] {section.name}: {seconds:.1f} s", file=sys.stderr)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
     text = json.dumps(report, indent=2, default=str)
-    print(text)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text)
+    if markdown_to:
+        page = markdown.render(report, ran, before, {"load": markdown.load_average()},
+                               command=_command_line(args),
+                               left_out=[s.name for s in SECTIONS if s not in sections])
+        if markdown_to == "-":
+            print(page, end="")
+            return 0
+        Path(markdown_to).parent.mkdir(parents=True, exist_ok=True)
+        Path(markdown_to).write_text(page, encoding="utf-8")
+        print(f"[bench] wrote {markdown_to}", file=sys.stderr)
+    print(text)
     return 0
+
+
+def _command_line(args) -> str:
+    """The ``priorpaint bench`` command that reproduces this run (the options that change figures)."""
+    parts = ["priorpaint bench"]
+    if getattr(args, "only", None):
+        parts.append(f"--only {args.only}")
+    parts.append(f"--steps {args.steps}")
+    if getattr(args, "model", None):
+        parts.append(f"--model {args.model}")
+    parts.append(f"--markdown {args.markdown}")
+    return " ".join(parts)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -134,6 +171,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", metavar="SECTION[,SECTION...]",
                    help="comma-separated section names to run (e.g. projection); see --list")
     p.add_argument("--list", action="store_true", help="print the section names with one line each and exit")
+    p.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
+                   help="also write the figures as a markdown page to FILE, with the date, machine, torch "
+                        "version, device and load average (docs/benchmarks.md is made so); "
+                        "without FILE, print the page instead of the JSON")
 
 
 __all__ = ["SECTIONS", "Section", "section_names", "get_section", "select", "list_sections",
