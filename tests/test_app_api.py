@@ -225,7 +225,8 @@ def test_space_export_is_self_contained_and_runs(tmp_path):
                        capture_output=True, text=True, timeout=120, cwd=str(ROOT))
     assert r.returncode == 0, r.stderr
     for name in ("app.py", "README.md", "requirements.txt", "priorpaint/session.py",
-                 "priorpaint/app/ui.py", "priorpaint/weights_manifest/dcgan-digiface-64.json"):
+                 "priorpaint/app/ui.py", "priorpaint/manifests/dcgan-digiface-64.json",
+                 "priorpaint/manifests/models/dcgan-digiface-64.safetensors"):
         assert (dest / name).is_file(), name
     card = (dest / "README.md").read_text()
     assert card.startswith("---\n") and "sdk: gradio" in card and "app_file: app.py" in card
@@ -260,7 +261,7 @@ def test_space_export_is_self_contained_and_runs(tmp_path):
                                 "print(priorpaint.__file__); print(manifest_dirs()[0])", str(dest)],
                                capture_output=True, text=True, timeout=60, env=env, cwd=str(tmp_path))
         lines = probe.stdout.split()
-        assert lines[0].startswith(str(dest)) and lines[1] == str(dest / "priorpaint" / "weights_manifest")
+        assert lines[0].startswith(str(dest)) and lines[1] == str(dest / "priorpaint" / "manifests")
     finally:
         proc.terminate()
         proc.wait(20)
