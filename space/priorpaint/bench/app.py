@@ -133,12 +133,14 @@ def run(report: dict, args) -> None:
         photo = handle_file(str(photo_path("astronaut.png")))
         job = c.submit(photo, None, box_text(ASTRONAUT_BOX), "", 5000, 0, False, api_name="/project")
         job_id = None
-        while job_id is None:
+        while job_id is None and not job.done():
             outs = [json.loads(o[0]) for o in job.outputs() if o and o[0]]
-            job_id = next((s["job"] for s in outs if s["stage"] == "project"), None)
+            # a status may arrive before the job has an id
+            job_id = next((s["job"] for s in outs if s.get("stage") == "project" and s.get("job")), None)
             time.sleep(0.05)
         t0 = time.perf_counter()
-        c.predict(job_id, api_name="/cancel")
+        if job_id is not None:
+            c.predict(job_id, api_name="/cancel")
         try:
             job.result(timeout=60)
         except Exception:
@@ -155,16 +157,21 @@ def run(report: dict, args) -> None:
         event_id = json.loads(urllib.request.urlopen(req, timeout=60).read())["event_id"]
         resp = urllib.request.urlopen(url + f"/gradio_api/call/project/{event_id}", timeout=120)
         job = None
-        while True:
+        while job is None:
             line = resp.readline().decode()
+            if not line:  # the stream ended before a status carried the job's id
+                break
             if line.startswith("data:"):
-                st = json.loads(json.loads(line[5:])[0])
-                if st["stage"] == "project":
+                try:
+                    data = json.loads(line[5:])
+                    st = json.loads(data[0]) if isinstance(data, list) and data and isinstance(data[0], str) else {}
+                except ValueError:
+                    st = {}
+                if isinstance(st, dict) and st.get("stage") == "project" and st.get("job"):
                     job = st["job"]
-                    break
         resp.close()
         t0 = time.perf_counter()
-        while f"job {job} stopped before it finished" not in Path(log.name).read_text():
+        while job is not None and f"job {job} stopped before it finished" not in Path(log.name).read_text():
             if time.perf_counter() - t0 > 60:
                 break
             time.sleep(0.05)

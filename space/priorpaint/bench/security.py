@@ -202,10 +202,13 @@ def run(report: dict, args) -> None:
             def seen(event, value):
                 if event == "generating":
                     st = json.loads(value[0])
-                    job["id"] = st["job"]
-                    return st["stage"] == "project" and st["fraction"] > 0.01  # the nested projection
+                    if st.get("job"):  # a status may arrive before the job has an id
+                        job["id"] = st["job"]
+                    return "id" in job and st.get("stage") == "project" and st.get("fraction", 0) > 0.01
                 return False
             _, resp = http.events("edit", eid, seen)
+            if "id" not in job:
+                return {"error": "the job ended before any status carried its id"}
             t0 = time.perf_counter()
             cev = http.call("cancel", [job["id"]])
             rest, _ = http.events("edit", eid, resp=resp)  # read on: the stream ends with the error
@@ -225,11 +228,14 @@ def run(report: dict, args) -> None:
             def seen(event, value):
                 if event == "generating":
                     st = json.loads(value[0])
-                    job["id"] = st["job"]
-                    return st["stage"] == "project"
+                    if st.get("job"):  # a status may arrive before the job has an id
+                        job["id"] = st["job"]
+                    return "id" in job and st.get("stage") == "project"
                 return False
             _, resp = http.events("project", eid, seen)
             resp.close()
+            if "id" not in job:
+                return {"error": "the job ended before any status carried its id"}
             t0 = time.perf_counter()
             status, _ = http.request("/gradio_api/info")
             latency = time.perf_counter() - t0
