@@ -171,3 +171,34 @@ def test_models_command_lists_presence(capsys):
     rows = json.loads(capsys.readouterr().out)
     row = next(r for r in rows if r["id"] == "dcgan-digiface-64")
     assert row["present"] is True and row["source"] == "file models/dcgan-digiface-64.safetensors"
+
+
+def test_models_command_with_no_manifest_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    from priorpaint.cli import main
+    monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(tmp_path))  # an empty folder replaces the packaged ones
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("priorpaint: error: no model manifests found in") and str(tmp_path) in err
+    assert "\n" not in err
+
+
+def test_user_manifest_folders_add_entries_before_the_packaged_ones(tmp_path, monkeypatch):
+    """``$PRIORPAINT_MANIFESTS`` and ``<cache>/manifests`` add models; the packaged ones stay."""
+    raw = json.loads((mf.packaged_dir() / "dcgan-digiface-64.json").read_text())
+    shipped = mf.packaged_dir() / raw["sources"][0]["path"]
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "my-faces.json").write_text(json.dumps(dict(raw, id="my-faces", sources=[dict(raw["sources"][0], path=str(shipped))])))
+    cache = tmp_path / "cache"
+    (cache / "manifests").mkdir(parents=True)
+    (cache / "manifests" / "cached-faces.json").write_text(json.dumps(dict(raw, id="cached-faces", sources=[dict(raw["sources"][0], path=str(shipped))])))
+    monkeypatch.delenv("PRIORPAINT_MANIFEST_DIR", raising=False)
+    monkeypatch.setenv("PRIORPAINT_MANIFESTS", str(user))
+    monkeypatch.setenv("PRIORPAINT_CACHE", str(cache))
+    assert mf.manifest_dirs() == [user, cache / "manifests", mf.packaged_dir()]
+    ids = set(mf.load_manifest())
+    assert {"my-faces", "cached-faces", "dcgan-digiface-64", "dcgan-digiface-64-encoder"} <= ids
+    assert weights_status(mf.get_entry("my-faces"))[0] is True
+    # a folder named there that does not exist is no error, and adds nothing
+    monkeypatch.setenv("PRIORPAINT_MANIFESTS", str(tmp_path / "absent"))
+    assert mf.manifest_dirs() == [cache / "manifests", mf.packaged_dir()]
