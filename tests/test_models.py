@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 
+from conftest import default_manifest_entry
 from priorpaint.errors import InputError, ModelError, WeightsIntegrityError
 from priorpaint.models import manifest as mf
 from priorpaint.models.dcgan import DCGANGenerator
@@ -77,8 +78,7 @@ def test_unknown_model_lists_the_known_ones():
 
 
 def _copy_manifest(tmp_path, **changes):
-    raw = json.loads((mf.manifest_dirs()[0] / "dcgan-digiface-64.json").read_text())
-    raw.update(changes)
+    raw = default_manifest_entry(**changes)
     d = tmp_path / "manifest"
     d.mkdir(exist_ok=True)
     (d / f"{raw['id']}.json").write_text(json.dumps(raw))
@@ -86,9 +86,7 @@ def _copy_manifest(tmp_path, **changes):
 
 
 def test_bad_sha256_is_refused(tmp_path, monkeypatch):
-    raw = json.loads((mf.manifest_dirs()[0] / "dcgan-digiface-64.json").read_text())
-    shipped = mf.manifest_dirs()[0] / raw["sources"][0]["path"]  # relative to the packaged folder
-    src = dict(raw["sources"][0], sha256="0" * 64, path=str(shipped))
+    src = dict(default_manifest_entry()["sources"][0], sha256="0" * 64)
     d = _copy_manifest(tmp_path, id="tampered", sources=[src])
     monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(d))
     with pytest.raises(WeightsIntegrityError, match="sha256 mismatch for tampered"):
