@@ -134,6 +134,9 @@ def _file(path: str) -> dict:
 def run(report: dict, args) -> None:
     import psutil
 
+    honest_clients = int(getattr(args, "honest_clients", HONEST))   # --smallest: a small flood
+    hostile_calls = int(getattr(args, "hostile_calls", HOSTILE_CALLS))
+
     port = _free_port()
     tmp = tempfile.mkdtemp(prefix="priorpaint-bench-security-")
     server_tmp = os.path.join(tmp, "server")
@@ -294,7 +297,7 @@ def run(report: dict, args) -> None:
         hostile_refused, hostile_accepted = [], []
 
         def hostile():
-            for i in range(HOSTILE_CALLS):
+            for i in range(hostile_calls):
                 eid, err = http.submit("project", [_file(photo), None, BOX, "", 5000, i, False],
                                        session_hash="hostile-client")
                 (hostile_refused if err else hostile_accepted).append(eid or err)
@@ -329,18 +332,18 @@ def run(report: dict, args) -> None:
         h.start()
         h.join(120)
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=honest, args=(i,)) for i in range(HONEST)]
+        threads = [threading.Thread(target=honest, args=(i,)) for i in range(honest_clients)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(900)
         lat.sort()
         fig["fair_sharing"] = {
-            "honest_clients": HONEST, "honest_completed": done[0], "honest_errors": errors[:3],
+            "honest_clients": honest_clients, "honest_completed": done[0], "honest_errors": errors[:3],
             "honest_p50_s": round(lat[len(lat) // 2], 2) if lat else None,
             "honest_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 2) if lat else None,
             "wall_s": round(time.perf_counter() - t0, 2),
-            "hostile_calls": HOSTILE_CALLS, "hostile_accepted_by_gradio": len(hostile_accepted),
+            "hostile_calls": hostile_calls, "hostile_accepted_by_gradio": len(hostile_accepted),
             "hostile_refused_at_submit": len(hostile_refused),
             "server_peak_rss_mb": round(peak[0], 1),
         }
