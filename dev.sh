@@ -13,7 +13,8 @@ ensure_python_env() {
     "$PYTHON" -m venv "$VENV"
   fi
   local stamp="$VENV/.priorpaint-installed" want
-  want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+  # setup.py maps folders into the package: a change there needs the editable install redone
+  want=$(cat pyproject.toml setup.py constraints.txt | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "[dev.sh] installing Python packages into $VENV (pinned by constraints.txt)"
     "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[test]"
