@@ -185,15 +185,22 @@ def _free_port() -> int:
     return port
 
 
-def test_connection_refused_message():
+def test_connection_refused_message(monkeypatch):
+    import gimp_bridge.client as client_module
+
     url = f"http://127.0.0.1:{_free_port()}"
     c = Client(url, connect_retries=2, retry_delay=0.01)
-    t0 = time.monotonic()
+    waits = []  # the retries are bounded: counted, not timed
+    me, real_sleep = threading.get_ident(), time.sleep
+
+    def sleep(seconds):  # this thread's waits are recorded (and skipped); other threads sleep as ever
+        waits.append(seconds) if threading.get_ident() == me else real_sleep(seconds)
+    monkeypatch.setattr(client_module.time, "sleep", sleep)
     with pytest.raises(BackendNotRunning) as e:
         c.call("models", [])
     assert str(e.value) == f"backend not running at {url} — start it with `priorpaint serve`"
     assert str(e.value) == not_running_message(url)
-    assert time.monotonic() - t0 < 5
+    assert waits == [0.01, 0.02]
 
 
 # -- a protocol-faithful fake backend --------------------------------------------------------

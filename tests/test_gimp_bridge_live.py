@@ -129,11 +129,10 @@ def test_cancel_stops_the_backend_job(server, photo):
         fired.append(time.monotonic())
         return True
 
-    t0 = time.monotonic()
     with pytest.raises(Cancelled):
         ops.project(c, _crop(photo), steps=2000, should_cancel=should_cancel)
+    # the server confirmed the cancel of the running job (how fast it stops is bench's measure)
     assert c.last_cancel and c.last_cancel["cancelled"] is True, c.last_cancel
-    assert time.monotonic() - t0 < 30
     # the server is free again: a short job runs at once
     assert ops.list_directions(c)
 

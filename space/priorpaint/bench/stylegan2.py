@@ -158,6 +158,19 @@ def bench_stylegan2(report: dict, size: int = 256, channel_multiplier: int = 2, 
     return section
 
 
+#: the generator's shape and the step count, each settable as a bench option ``stylegan2_<name>``
+#: (and ``stylegan2_width``: every block that many channels); the registry's smallest setting
+#: uses a small generator, the default is config-f at 256 px
+KNOBS = ("size", "channel_multiplier", "style_dim", "n_mlp", "steps")
+
+
 def run(report: dict, args=None) -> None:
     """The ``priorpaint bench`` section (``--only stylegan2``)."""
-    bench_stylegan2(report)
+    knobs = {k: int(getattr(args, f"stylegan2_{k}")) for k in KNOBS
+             if getattr(args, f"stylegan2_{k}", None) is not None}
+    width = getattr(args, "stylegan2_width", None)  # every block this many channels
+    if width:
+        from ..models.stylegan2 import default_channels
+        knobs["channels"] = {r: int(width) for r in default_channels(knobs.get("size", 256),
+                                                                     knobs.get("channel_multiplier", 2))}
+    bench_stylegan2(report, **knobs)
