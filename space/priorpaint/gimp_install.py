@@ -69,10 +69,16 @@ def plugin_source() -> Path:
 
 
 def guide_source() -> Optional[Path]:
-    """The GIMP user guide (``docs/usage/gimp.md``): the checkout's, else the copy shipped with
-    the plug-in's files; None when neither is there (Help then says where it is)."""
+    """The GIMP user guide, ``docs/usage/gimp.md``: beside the plug-in's sources (in a checkout
+    ``plugin/priorpaint/gimp.md`` links to it; a wheel ships it as package data of
+    ``priorpaint.gimp_plugin``), else the checkout's docs; None when neither is there (Help
+    then says where it is)."""
     here = Path(__file__).resolve().parent
-    for c in (here.parent.parent / "docs" / "usage" / "gimp.md", here / "gimp_plugin" / "gimp.md"):
+    try:
+        beside = plugin_source().parent / "gimp.md"
+    except InstallError:
+        beside = here / "gimp_plugin" / "gimp.md"
+    for c in (beside, here.parent.parent / "docs" / "usage" / "gimp.md"):
         if c.is_file():
             return c
     return None
