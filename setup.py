@@ -30,7 +30,9 @@ ALL_FILES = ["*", "**/*"]
 setup(
     packages=sorted(set(ENGINE) | set(MAPPED) | set(MAPPED_SUBPACKAGES)),
     package_dir={"": "space", **MAPPED},
-    package_data={"priorpaint.manifests": ALL_FILES, "priorpaint.space": ["README.md", "requirements.txt"]},
+    package_data={"priorpaint.manifests": ALL_FILES, "priorpaint.space": ["README.md", "requirements.txt"],
+                  # the plug-in's user guide, shown by its Help button (a link to docs/usage/gimp.md)
+                  "priorpaint.gimp_plugin": ["gimp.md"]},
     # (pyproject.toml turns include-package-data off: only the data named here ships, never the
     # build's own egg-info that setuptools writes into space/)
     exclude_package_data={"": ["__pycache__/*", "*.pyc"]},

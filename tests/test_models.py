@@ -200,3 +200,16 @@ def test_user_manifest_folders_add_entries_before_the_packaged_ones(tmp_path, mo
     # a folder named there that does not exist is no error, and adds nothing
     monkeypatch.setenv("PRIORPAINT_MANIFESTS", str(tmp_path / "absent"))
     assert mf.manifest_dirs() == [cache / "manifests", mf.packaged_dir()]
+
+
+def test_listing_gives_the_download_size_of_hub_models_only():
+    """The GIMP Settings dialog and the page say how much a download fetches: the listing carries
+    the first Hub source's declared size, and None for a model with nothing to download."""
+    from priorpaint.models.listing import list_models
+    from priorpaint.models.manifest import load_manifest
+
+    rows = {r["id"]: r for r in list_models()}
+    manifest = load_manifest()
+    assert rows["dcgan-digiface-64"]["download_bytes"] is None
+    hub = manifest["stylegan2-ffhq-1024"].sources
+    assert rows["stylegan2-ffhq-1024"]["download_bytes"] == next(s.size for s in hub if s.type == "hub") > 100_000_000
