@@ -186,8 +186,10 @@ class EditSession:
         :mod:`priorpaint.compositing.photo_metrics` (``psnr_photo``, ``detail_kept``,
         ``effect_carried``, ``seam_grain``, ``ghost``) and ``composite`` (the mode).
         """
+        from .compositing import warp
         from .compositing.detail import check_mode
-        check_mode(composite)
+        if composite != warp.MODE:
+            check_mode(composite)
         with self.lock:
             state = state or self.initial_state()
             check_finite(state.h, "the edited latent")
@@ -323,6 +325,10 @@ class EditSession:
             out, box = self.photo, self.crop.box
             layer = np.zeros((box[3], box[2], 4), np.uint8)
             result_region = region
+        elif mode == "warp":
+            result_region, layer_rgb, alpha, info = self._warp_square(state, region, mask, radius)
+            out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
+                                           base=region, mask=mask)
         else:
             result_region, layer_rgb, alpha, info = composite_square(region, base_u8, edited, mask, radius, mode)
             out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
@@ -347,9 +353,26 @@ class EditSession:
             m["notes"] = m["notes"] + metrics.pop("notes", [])
             m.update(metrics)
         m.update(photo_metrics(result_region, region, base_u8, edited, mask, self.crop.region_mask, radius))
+        from .measures.report import structure_report
+        m["structure"], m["verdict"] = structure_report(self.gen, getattr(self.gen, "model_id", None), state.applied,
+                                                        result_region, region, mask)
         self.seconds["composite"] = seconds_composite
         self.used = time.time()
         return Render(photo=out, layer=layer, layer_box=box, generated=edited, metrics=m)
+
+    def _warp_square(self, state: EditState, region: np.ndarray, mask: np.ndarray, radius: int):
+        """The ``warp`` composite (:mod:`priorpaint.compositing.warp`): the motion from the
+        in-manifold proxy ``G(z)`` → ``G(z_e)``, matched in the generator's features; the photo's
+        pixels moved along it."""
+        from .compositing.warp import correspondence_from_features, proxy_renders, warp_composite
+        p = self.require_projection()
+        xb, xe, fb, fe = proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions)
+        b, e = to_uint8(xb), to_uint8(xe)
+        if self.photo.gray:
+            b, e = gray_rgb(b), gray_rgb(e)
+        flow, new, _ = correspondence_from_features(fb, fe, b.shape[0])
+        w = warp_composite(region, b, e, flow, new, mask, radius)
+        return w.region, w.inner, w.alpha, w.info
 
     # -- bookkeeping ---------------------------------------------------------------------
     def nbytes(self) -> int:
