@@ -66,6 +66,9 @@ SECTIONS: List[Section] = [
             "segmentation head mIoU, concept painting success, segmentation edits, vector preview"),
     Section("photo", "photo",
             "compositing at the photo's resolution (replace vs detail) on four photos, every edit kind; grids"),
+    Section("structural", "structural",
+            "structural edits on real photos (4 bench photos + 3 held-out boxes): effect ratio, smear, "
+            "unexplained structure, ghost, verdict; today (G' + detail) vs warp; grids"),
     Section("app", "app",
             "the app on a live server: 8 concurrent clients, cancel and disconnect latency, peak RSS"),
     Section("security", "security",

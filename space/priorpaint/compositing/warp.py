@@ -47,6 +47,8 @@ FIELD_SIGMA = 2.5
 STAY_MARGIN, LENGTH_PRIOR = 0.03, 0.05
 #: width of the seam between warped and generated regions, in photo px per model px
 SEAM = 1.0
+#: the share of the proxy's low-band appearance change added, and the gain on the motion
+APPEARANCE, GAIN = 1.0, 1.0
 #: seed of the grain added to generated pixels
 GRAIN_SEED = 0
 
@@ -141,7 +143,7 @@ def warp_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, flo
     up = cv2.resize(flow, (side, side), interpolation=cv2.INTER_CUBIC) * np.float32(scale)
     gx, gy = np.meshgrid(np.arange(side, dtype=np.float32), np.arange(side, dtype=np.float32))
     warped = cv2.remap(photo, gx + up[..., 0], gy + up[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
-    low = upsampled_low_band(change, side)
+    low = upsampled_low_band(change, side) * np.float32(APPEARANCE)
     inner = warped + low
     new = np.clip(new_content.astype(np.float32), 0.0, 1.0)
     info["moved_model_px"] = round(float(np.percentile(np.hypot(flow[..., 0], flow[..., 1]), 90)), 3)
@@ -172,7 +174,7 @@ def correspondence_from_features(base_feats, edited_feats, res: int, radius: int
     field smoothed by it, and new content where the match is lost."""
     m = feature_correspondence(base_feats, edited_feats, res, radius)
     conf = 1.0 - _ramp(m["distance"], MATCH_GOOD, MATCH_LOST)
-    flow = smooth_field(m["field"], conf)
+    flow = smooth_field(m["field"], conf, FIELD_SIGMA) * np.float32(GAIN)
     new = 1.0 - cv2.GaussianBlur(conf, (0, 0), 1.0)
     return flow, new, m["distance"]
 
