@@ -129,3 +129,18 @@ def test_todays_head_turn_on_a_held_out_box_fails_the_measures(shared_cache, ast
     # no edit: nothing changes and nothing fails
     r0 = s.render()
     assert r0.metrics["structure"]["unexplained"] in (0.0, None) and r0.metrics["verdict"]["carried"] is not False
+
+
+def test_a_cat_gets_the_honest_message(shared_cache):
+    """A face the model cannot represent: the head turn cannot be measured there, and the
+    verdict says so instead of passing a smear."""
+    from priorpaint.projection.project import ProjectionConfig
+    from priorpaint.session import EditSession
+    from skimage import data
+    s = EditSession.open(data.chelsea(), box=(120, 20, 200, 200), align=False)
+    s.project(ProjectionConfig(steps=20, candidates=16, starts=2, perceptual=False))
+    r = s.render(s.apply(["direction:head_turn=2"]), composite="warp")
+    v = r.metrics["verdict"]
+    assert v["carried"] is False and "effect" in v["failed"]
+    assert v["message"].startswith("this edit cannot be carried here: no face found to measure head_turn")
+    assert r.metrics["changed_outside_mask"] == 0

@@ -29,6 +29,7 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
     out: Dict[str, object] = dict(artefacts(result, photo, sel, gen.resolution))
     out.update({"measure": None, "effect": None, "effect_reference": None, "effect_ratio": None})
     one = _single_direction(applied)
+    unmeasurable = None
     if one is not None and one[1] != 0.0:
         name, strength = one
         measure = direction_measure(model_id, name)
@@ -36,8 +37,10 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
             ref = reference_change(gen, name, strength, model_id)
             achieved, ratio = effect_ratio(result, photo, measure, ref)
             out.update({"measure": measure, "effect": achieved, "effect_reference": ref, "effect_ratio": ratio})
+            if achieved is None:
+                unmeasurable = f"no face found to measure {name} on"
     out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
     if not applied:
         return out, {"carried": None, "message": "no edit", "failed": [], "effect_ratio": None,
                      "worst_artefact": None, "artefacts": {}}
-    return out, verdict(out["effect_ratio"], out)
+    return out, verdict(out["effect_ratio"], out, unmeasurable)

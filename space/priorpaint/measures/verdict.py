@@ -21,21 +21,24 @@ MIN_EFFECT = 0.5
 LIMITS = {"smear": 0.03, "unexplained": 0.10, "ghost": 0.30}
 
 
-def verdict(effect_ratio: Optional[float], artefacts: Dict[str, Optional[float]]) -> Dict[str, object]:
+def verdict(effect_ratio: Optional[float], artefacts: Dict[str, Optional[float]],
+            unmeasurable: Optional[str] = None) -> Dict[str, object]:
+    """``unmeasurable``: why an edit that has a measure could not be measured here (e.g. no face
+    in the selection): the edit then counts as not carried, with that reason."""
     failed: List[str] = []
-    if effect_ratio is not None and effect_ratio < MIN_EFFECT:
+    if (effect_ratio is not None and effect_ratio < MIN_EFFECT) or unmeasurable:
         failed.append("effect")
     over = {k: artefacts.get(k) for k in LIMITS if artefacts.get(k) is not None}
     failed += [k for k, v in over.items() if v > LIMITS[k]]
     worst = max(over, key=lambda k: over[k] / LIMITS[k]) if over else None
-    judged = effect_ratio is not None or bool(over)
+    judged = effect_ratio is not None or bool(over) or bool(unmeasurable)
     out: Dict[str, object] = {"carried": (not failed) if judged else None, "effect_ratio": effect_ratio,
                               "worst_artefact": worst, "failed": failed,
                               "artefacts": {k: over[k] for k in over}}
     if not judged:
         out["message"] = "nothing to judge: no measure applies to this edit"
     elif failed:
-        parts = []
+        parts = [unmeasurable] if unmeasurable else []
         if effect_ratio is not None:
             parts.append(f"effect {effect_ratio:.2f} of the model's")
         if worst is not None:
