@@ -83,3 +83,10 @@ def test_session_renders_the_warp_composite(tiny_session):
     from priorpaint.errors import InputError
     with pytest.raises(InputError):
         tiny_session.render(st, composite="warped")
+
+
+def test_the_preview_says_whether_the_edit_is_carried(tiny_session):
+    st = tiny_session.apply(["direction:sefa0=2"])
+    out = tiny_session.preview_verdict(st, size=64)
+    assert set(out) == {"structure", "verdict"} and "message" in out["verdict"]
+    assert tiny_session.preview_verdict(None, size=64)["verdict"]["carried"] is None   # no edit: nothing to judge

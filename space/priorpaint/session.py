@@ -246,6 +246,26 @@ class EditSession:
         out = composite_square(region, base, edited, mask, radius, mode)[0] if mask.any() else region
         return np.ascontiguousarray(out)
 
+    def preview_verdict(self, state: Optional[EditState] = None, mode: str = "detail",
+                        size: int = 256) -> Dict[str, object]:
+        """``{"structure", "verdict"}`` of the edit as the live preview shows it (``mode``
+        ``"detail"`` or ``"replace"``, at most ``size`` px): whether it can be carried here, said
+        before the user renders (:mod:`priorpaint.measures`). Measured on the preview's square, so
+        the figures are those of :meth:`render` without G′ at that size."""
+        import cv2
+
+        from .measures.report import structure_report
+        state = state or self.initial_state()
+        result = self.preview_region(state, mode, size)
+        with self.lock:
+            region = self.cache.get(("preview-square", result.shape[0]), (self._photo_square(),))[0]
+        mask = self.edit_mask(state)
+        if mask.shape[0] != result.shape[0]:
+            mask = cv2.resize(mask, (result.shape[0],) * 2, interpolation=cv2.INTER_AREA)
+        structure, verdict = structure_report(self.gen, getattr(self.gen, "model_id", None), state.applied,
+                                              result, region, mask)
+        return {"structure": structure, "verdict": verdict}
+
     def preview_layer(self, state: Optional[EditState] = None, mode: str = "detail",
                       size: Optional[int] = None) -> np.ndarray:
         """The photo's layer box (:attr:`Crop.layer_box`, where the result layer goes) as the
