@@ -49,6 +49,8 @@ STAY_MARGIN, LENGTH_PRIOR = 0.03, 0.05
 SEAM = 1.0
 #: the share of the proxy's low-band appearance change added, and the gain on the motion
 APPEARANCE, GAIN = 1.0, 1.0
+#: the appearance change fades out as ``new_content`` rises over this range (trust 1 → 0)
+TRUST_RAMP = (0.1, 0.5)
 #: seed of the grain added to generated pixels
 GRAIN_SEED = 0
 
@@ -143,9 +145,12 @@ def warp_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, flo
     up = cv2.resize(flow, (side, side), interpolation=cv2.INTER_CUBIC) * np.float32(scale)
     gx, gy = np.meshgrid(np.arange(side, dtype=np.float32), np.arange(side, dtype=np.float32))
     warped = cv2.remap(photo, gx + up[..., 0], gy + up[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
-    low = upsampled_low_band(change, side) * np.float32(APPEARANCE)
-    inner = warped + low
     new = np.clip(new_content.astype(np.float32), 0.0, 1.0)
+    # the appearance change is trusted where the match is: a residual the field does not explain
+    # (a moved edge the match missed) would add a halo, so it fades out as the match worsens
+    trust = 1.0 - _ramp(new, *TRUST_RAMP)
+    low = upsampled_low_band(change * trust[..., None], side) * np.float32(APPEARANCE)
+    inner = warped + low
     info["moved_model_px"] = round(float(np.percentile(np.hypot(flow[..., 0], flow[..., 1]), 90)), 3)
     info["new_content"] = round(float(new.mean()), 4)
     if new.max() > 0.5:
