@@ -90,3 +90,25 @@ def test_the_preview_says_whether_the_edit_is_carried(tiny_session):
     out = tiny_session.preview_verdict(st, size=64)
     assert set(out) == {"structure", "verdict"} and "message" in out["verdict"]
     assert tiny_session.preview_verdict(None, size=64)["verdict"]["carried"] is None   # no edit: nothing to judge
+
+
+@pytest.mark.parametrize("box", [(200, 60, 10, 10), (190, 50, 130, 130)])
+def test_warp_on_a_gray_photo_and_a_selection_smaller_than_the_model(tiny_gen, box):
+    """A grayscale photo stays gray; a selection smaller than the model's 16 px works; stacked
+    structural edits render, measured for artefacts only; a strength at the range's end is clamped
+    with a note."""
+    from priorpaint.projection.project import ProjectionConfig
+    from priorpaint.session import EditSession
+    from skimage import data
+    s = EditSession.open(data.camera(), box=box, gen=tiny_gen)
+    s.project(ProjectionConfig(steps=4, candidates=8, starts=1, perceptual=False))
+    st = s.apply(["direction:sefa0=2", "direction:sefa1=-3"])
+    r = s.render(st, composite="warp")
+    assert r.photo.gray
+    rgb = r.photo.rgb.astype(int)
+    assert np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+    assert r.metrics["changed_outside_mask"] == 0
+    assert r.metrics["structure"]["effect_ratio"] is None            # stacked: artefacts only
+    end = s.apply(["direction:sefa0=99"])
+    assert any("clamped" in n for n in end.notes)
+    assert s.render(end, composite="warp").metrics["changed_outside_mask"] == 0
