@@ -34,6 +34,8 @@ VARIANTS = {
     "C": {**NO_NEW, "APPEARANCE": 0.0}, "D": {**NO_NEW, "GAIN": 1.5, "TRUST_RAMP": (9.0, 10.0)},
     "E": {**NO_NEW, "FIELD_SIGMA": 4.0, "TRUST_RAMP": (9.0, 10.0)}, "F": {},
     "G": {"TRUST_RAMP": (0.05, 0.25)}, "H": {"GAIN": 1.3},
+    # the distortion axis: the proxy keeps a share of the photo's refinement h − G_H(z)
+    "P3": {"PROXY_BLEND": 0.3}, "P6": {"PROXY_BLEND": 0.6}, "P10": {"PROXY_BLEND": 1.0},
 }
 SWEEP_PHOTOS = ("astronaut", "astronaut_heldout", "grace_hopper_heldout")
 SWEEP_EDITS = ("head_turn=2", "head_turn=-2")

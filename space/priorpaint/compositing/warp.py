@@ -51,6 +51,8 @@ SEAM = 1.0
 APPEARANCE, GAIN = 1.0, 1.0
 #: the appearance change fades out as ``new_content`` rises over this range (trust 1 → 0)
 TRUST_RAMP = (0.1, 0.5)
+#: how much of the photo's own refinement ``h − G_H(z)`` the proxy keeps (0: ``G(z)`` itself)
+PROXY_BLEND = 0.0
 #: seed of the grain added to generated pixels
 GRAIN_SEED = 0
 
@@ -194,6 +196,7 @@ def proxy_renders(gen, split: str, z: torch.Tensor, h: torch.Tensor, z_e: torch.
     The photo's refined ``h`` is not used for the motion: a direction added to it can break the
     render, while the proxy stays on the generator's manifold."""
     hp = gen.forward_to(z, split)
+    hp = hp + PROXY_BLEND * (h - hp)
     names = [n for n in gen.layers_after(split)]
     xb, cb = gen.run(hp, start=split, capture=names, z=z)
     xe, ce = gen.run(hp + (h_e - h), start=split, capture=names, z=z_e, interventions=interventions or None)
