@@ -25,7 +25,7 @@ copied bit for bit; a zero field and a zero change return the photo's square unc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import cv2
 import numpy as np

@@ -163,7 +163,6 @@ class MTCNN:
     def detect(self, image: np.ndarray, min_face: int = MIN_FACE,
                thresholds: Sequence[float] = THRESHOLDS, factor: float = SCALE_FACTOR) -> List[Face]:
         img = _as_tensor(image, self.device)
-        h, w = img.shape[2:]
         boxes = self._stage1(img, min_face, thresholds[0], factor)
         if len(boxes):
             boxes = self._stage2(img, boxes, thresholds[1])
