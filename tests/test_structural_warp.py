@@ -112,3 +112,24 @@ def test_warp_on_a_gray_photo_and_a_selection_smaller_than_the_model(tiny_gen, b
     end = s.apply(["direction:sefa0=99"])
     assert any("clamped" in n for n in end.notes)
     assert s.render(end, composite="warp").metrics["changed_outside_mask"] == 0
+
+
+def test_thin_plate_field_passes_through_its_points_and_keeps_the_border():
+    from priorpaint.compositing.warp import thin_plate_field
+    src = np.array([[20.0, 24.0], [44.0, 24.0], [32.0, 34.0], [24.0, 44.0], [40.0, 44.0]])
+    dst = src + np.array([3.0, 0.0])
+    f = thin_plate_field(src, dst, 64, smoothing=0.0)
+    for (x, y) in src.astype(int):
+        assert f[y, x, 0] == pytest.approx(3.0, abs=0.05) and f[y, x, 1] == pytest.approx(0.0, abs=0.05)
+    assert np.abs(f[0]).max() < 0.05 and np.abs(f[:, -1]).max() < 0.05
+    assert np.isfinite(f).all()
+
+
+def test_landmark_motion_on_the_models_own_face(default_gen):
+    from priorpaint.compositing.blend import to_uint8
+    from priorpaint.compositing.warp import landmark_correspondence
+    with torch.no_grad():
+        img = to_uint8(default_gen(default_gen.sample_latents(1, seed=3).to(default_gen.device)))
+    flow, new = landmark_correspondence(img, img)
+    assert np.abs(flow).max() < 0.05 and not new.any()            # the same face: no motion
+    assert landmark_correspondence(np.full((64, 64, 3), 128, np.uint8), img) is None   # no face: no field

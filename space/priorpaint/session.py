@@ -384,14 +384,16 @@ class EditSession:
         """The ``warp`` composite (:mod:`priorpaint.compositing.warp`): the motion from the
         in-manifold proxy ``G(z)`` → ``G(z_e)``, matched in the generator's features; the photo's
         pixels moved along it."""
-        from .compositing.warp import correspondence_from_features, proxy_renders, warp_composite
+        from .compositing import warp
         p = self.require_projection()
-        xb, xe, fb, fe = proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions)
+        xb, xe, fb, fe = warp.proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions)
         b, e = to_uint8(xb), to_uint8(xe)
+        found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" else None
         if self.photo.gray:
             b, e = gray_rgb(b), gray_rgb(e)
-        flow, new, _ = correspondence_from_features(fb, fe, b.shape[0])
-        w = warp_composite(region, b, e, flow, new, mask, radius)
+        flow, new = found if found is not None else warp.correspondence_from_features(fb, fe, b.shape[0])[:2]
+        w = warp.warp_composite(region, b, e, flow, new, mask, radius)
+        w.info["motion"] = "landmarks" if found is not None else "features"
         return w.region, w.inner, w.alpha, w.info
 
     # -- bookkeeping ---------------------------------------------------------------------

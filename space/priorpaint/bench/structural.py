@@ -36,6 +36,8 @@ VARIANTS = {
     "G": {"TRUST_RAMP": (0.05, 0.25)}, "H": {"GAIN": 1.3},
     # the distortion axis: the proxy keeps a share of the photo's refinement h − G_H(z)
     "P3": {"PROXY_BLEND": 0.3}, "P6": {"PROXY_BLEND": 0.6}, "P10": {"PROXY_BLEND": 1.0},
+    # the motion as a thin-plate spline through the proxies' landmarks, with and without the appearance change
+    "T": {"MOTION": "landmarks"}, "T0": {"MOTION": "landmarks", "APPEARANCE": 0.0},
 }
 SWEEP_PHOTOS = ("astronaut", "astronaut_heldout", "grace_hopper_heldout")
 SWEEP_EDITS = ("head_turn=2", "head_turn=-2")

@@ -53,6 +53,9 @@ APPEARANCE, GAIN = 1.0, 1.0
 TRUST_RAMP = (0.1, 0.5)
 #: how much of the photo's own refinement ``h − G_H(z)`` the proxy keeps (0: ``G(z)`` itself)
 PROXY_BLEND = 0.0
+#: where the motion comes from: "features" (nearest neighbours in the generator's feature maps) or
+#: "landmarks" (a thin-plate spline through the proxies' five face landmarks; features when no face)
+MOTION = "features"
 #: seed of the grain added to generated pixels
 GRAIN_SEED = 0
 
@@ -203,3 +206,47 @@ def proxy_renders(gen, split: str, z: torch.Tensor, h: torch.Tensor, z_e: torch.
     res = xb.shape[-1]
     keep = [n for n in names if res // 8 <= cb[n].shape[-1] <= res // 2] or names[-1:]  # a tiny model: its image
     return xb, xe, [cb[n] for n in keep], [ce[n] for n in keep]
+
+
+def thin_plate_field(src: np.ndarray, dst: np.ndarray, res: int, smoothing: float = 1.0) -> np.ndarray:
+    """A smooth backward field (R×R×2) through point pairs: at ``src`` (the edited content's
+    points, model px) it points to ``dst`` (where they were in the unedited content), and it is zero
+    on the square's border (anchors every R/5 px). A thin-plate spline (kernel r² log r, with
+    ``smoothing`` on the diagonal), solved with numpy: it cannot fold or tear."""
+    edge = np.linspace(0, res - 1, 6)
+    border = np.array([[x, y] for x in edge for y in (0, res - 1)]
+                      + [[x, y] for y in edge[1:-1] for x in (0, res - 1)], np.float64)
+    pts = np.concatenate([np.asarray(src, np.float64), border])
+    disp = np.concatenate([np.asarray(dst, np.float64) - np.asarray(src, np.float64), np.zeros_like(border)])
+
+    def kernel(a, b):
+        d = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+        return np.where(d > 0, d * d * np.log(np.maximum(d, 1e-12)), 0.0)
+
+    n = len(pts)
+    poly = np.concatenate([np.ones((n, 1)), pts], axis=1)
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n] = kernel(pts, pts) + smoothing * np.eye(n)
+    a[:n, n:], a[n:, :n] = poly, poly.T
+    coef = np.linalg.solve(a, np.concatenate([disp, np.zeros((3, 2))]))
+    gy, gx = np.mgrid[0:res, 0:res]
+    grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float64)
+    field = kernel(grid, pts) @ coef[:n] + np.concatenate([np.ones((len(grid), 1)), grid], 1) @ coef[n:]
+    return field.reshape(res, res, 2).astype(np.float32)
+
+
+def landmark_correspondence(base: np.ndarray, edited: np.ndarray):
+    """``(flow, new_content)`` from the five face landmarks of the two proxy renderings (the
+    detector of :mod:`priorpaint.faces.mtcnn`, on the renderings grown to 256 px) through
+    :func:`thin_plate_field`; ``None`` when either has no face. Note: the effect ratio of
+    :mod:`priorpaint.measures` reads the same detector, so with this motion only its artefact
+    figures stay independent of the method."""
+    from ..faces.mtcnn import largest_face
+    res = base.shape[0]
+    pts = []
+    for img in (base, edited):
+        f = largest_face(cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC), device="cpu", min_face=48)
+        if f is None:
+            return None
+        pts.append(f.points * (res / 256.0))
+    return thin_plate_field(pts[1], pts[0], res), np.zeros((res, res), np.float32)
