@@ -92,6 +92,10 @@ SECTIONS: List[Section] = [
     Section("photo", "photo",
             "compositing at the photo's resolution (replace vs detail) on four photos, every edit kind; grids",
             smallest={"steps": 2, "photos": 1, "repeat": 1, "adapt_steps": 3}),
+    Section("structural", "structural",
+            "structural edits on real photos (4 bench photos + 3 held-out boxes): effect ratio, smear, "
+            "unexplained structure, ghost, verdict; today (G' + detail) vs warp; grids",
+            smallest={"steps": 2, "photos": 1, "structural_edits": 1, "sweep": False}),
     Section("app", "app",
             "the app on a live server: 8 concurrent clients, cancel and disconnect latency, peak RSS",
             smallest={"clients": 2, "app_steps": 2}),
