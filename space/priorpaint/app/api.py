@@ -181,11 +181,11 @@ def resolve_files(specs: List[dict], files: Sequence) -> List[dict]:
                 raise InputError(f"edit {spec.get('kind')!r}: {k} must be a reference \"file:N\", "
                                  f"got a {type(v).__name__}")
             if isinstance(v, str) and v.startswith("file:"):
-                ref = v[5:]
-                if not ref.isdigit() or int(ref) >= len(paths):
-                    raise InputError(f"edit {spec.get('kind')!r}: {k} refers to {v!r} but "
-                                     f"{len(paths)} file(s) were sent with the edits")
-                spec[k] = paths[int(ref)]
+                index = Limits.file_index(v[5:], len(paths))
+                if index is None:
+                    raise InputError(f"edit {spec.get('kind')!r}: {k} refers to {v[:40]!r} but "
+                                     f"{len(paths)} file(s) were sent with the edits (file:0 ... file:N)")
+                spec[k] = paths[index]
         out.append(spec)
     return out
 
@@ -377,7 +377,7 @@ class Backend:
             if item[0] == "result":
                 r = item[1]
                 yield _json({"done": True, "stage": "done", "fraction": 1.0, "model": model_id, "present": True,
-                             "path": r.path, "bytes": r.bytes, "already_present": r.already_present})
+                             "file": Path(r.path).name, "bytes": r.bytes, "already_present": r.already_present})
                 return
             status["bytes_done"], status["bytes_total"] = item[1], item[2]
             status["fraction"] = min(1.0, item[1] / item[2]) if item[2] else 0.0
@@ -548,11 +548,12 @@ class Backend:
         return _rgb_image(to_uint8(s.generate(state)))
 
     # -- cancel ------------------------------------------------------------------------
-    def cancel(self, ident: str) -> str:
+    def cancel(self, ident: str, request: gr.Request = None) -> str:
         ident = self.limits.text(ident, "id")
         if not ident:
             raise InputError("cancel needs a job id or a session id")
-        hit = self.jobs.cancel(ident, "cancelled by the client")
+        # over the API only the caller's own jobs; the UI's own stop button (no request) its session's
+        hit = self.jobs.cancel(ident, "cancelled by the client", client=client_key(request) if request else None)
         return json.dumps({"cancelled": bool(hit), "id": ident, "jobs": hit})
 
     # -- per-kind listings ---------------------------------------------------------------

@@ -37,7 +37,11 @@ class Limits:
     max_image_mp: float = _bound(40.0, "megapixels of any image a request uses (photo, mask, strokes, ...)")
     max_request_mb: float = _bound(50.0, "MB of one upload request, all its files together (HTTP 413)")
     max_body_mb: float = _bound(4.0, "MB of any other request body, e.g. an API call's JSON (HTTP 413)")
-    max_upload_disk_mb: float = _bound(1024.0, "MB of uploads this server keeps on disk (HTTP 507)")
+    max_upload_disk_mb: float = _bound(1024.0, "MB of uploads and results this server keeps on disk; the "
+                                               "oldest unused files are evicted to make room (HTTP 507 "
+                                               "only when every file is in use)")
+    max_file_age_s: float = _bound(3600.0, "seconds an upload or a result is kept on disk before it expires")
+    max_request_steps: int = _bound(20000, "optimisation steps of one request, all its edits together")
     max_client_jobs: int = _bound(4, "jobs one client may have waiting or running")
     max_jobs: int = _bound(32, "jobs of all clients waiting or running")
     max_client_sessions: int = _bound(8, "sessions one client may hold (its own oldest go first, "
@@ -112,10 +116,24 @@ class Limits:
         return raw
 
     def spec_steps(self, specs: List[dict]) -> None:
-        """Every ``steps`` of an edit spec within ``max_steps`` (each kind checks its own range too)."""
+        """Every ``steps`` of an edit spec within ``max_steps`` (each kind checks its own range
+        too), and all of them together within ``max_request_steps``."""
+        total = 0
         for i, spec in enumerate(specs):
             if isinstance(spec, dict) and spec.get("steps") is not None:
-                self.steps(spec["steps"], f"edit {i} ({_short(spec.get('kind'))}): steps")
+                total += self.steps(spec["steps"], f"edit {i} ({_short(spec.get('kind'))}): steps")
+        if total > self.max_request_steps:
+            raise InputError(f"this request's edits ask for {total} optimisation steps in all; the limit is "
+                             f"{self.max_request_steps} (--max-request-steps)")
+
+    @staticmethod
+    def file_index(ref: Any, count: int) -> Optional[int]:
+        """``N`` of a ``"file:N"`` reference when it is ASCII digits naming one of ``count``
+        files, else ``None`` (``str.isdigit`` would accept "²", which ``int`` refuses)."""
+        if not isinstance(ref, str) or not ref or len(ref) > 6 or not (ref.isascii() and ref.isdigit()):
+            return None
+        n = int(ref)
+        return n if n < count else None
 
     def image_pixels(self, path: Optional[str], what: str) -> None:
         """Refuse an image over ``max_image_mp`` from its header alone (nothing is decoded)."""
