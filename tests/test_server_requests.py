@@ -88,3 +88,60 @@ def test_the_download_status_names_no_server_path(monkeypatch):
     text = " ".join(statuses)
     assert json.loads(statuses[-1])["done"] is True and json.loads(statuses[-1])["file"] == "model.pt"
     assert "/home/someone" not in text and "/" not in json.dumps(json.loads(statuses[-1]).get("file"))
+
+
+# -- saved vectors: quotas, LRU, namespaces -----------------------------------------------------------
+
+def _vec(n=1000):
+    import torch
+    return torch.ones(1, 1, 1, n)   # 4 KB of float32
+
+
+def test_vector_namespaces_need_the_servers_secret(tmp_cache):
+    import hashlib
+
+    from priorpaint.app.api import namespace_of
+    from priorpaint.store import cache_root
+
+    client = "127.0.0.1|alice"
+    ns = namespace_of(client)
+    assert len(ns) == 16 and ns == namespace_of(client) and ns != namespace_of("127.0.0.1|bob")
+    # not the plain hash of the client's own value: knowing the value is not enough to name the folder
+    assert ns != hashlib.sha256(("priorpaint-vectors|" + client).encode()).hexdigest()[:16]
+    secret = cache_root() / ".namespace-secret"
+    assert secret.exists() and (secret.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_clients_vectors_stay_under_its_quota_least_recently_used_first(tmp_cache, monkeypatch):
+    import os
+    import time
+
+    from priorpaint.edits import vectors as V
+
+    monkeypatch.setitem(V.QUOTA, "client_bytes", 3 * 4600)
+    a, b = "a" * 16, "b" * 16
+    for i, name in enumerate(("one", "two", "three")):
+        V.save_vector("m", name, _vec(), {"split": "b8"}, namespace=a)
+        for p in (V.vectors_dir("m", a)).glob(f"{name}.*"):
+            os.utime(p, (time.time() - 100 + i, time.time() - 100 + i))
+    V.load_vector("m", "one", a)                    # used: now the most recent
+    V.save_vector("m", "four", _vec(), {"split": "b8"}, namespace=a)
+    names = sorted(v["name"] for v in V.list_vectors("m", a))
+    assert names == ["four", "one", "three"], names  # "two", least recently used, went
+    V.save_vector("m", "mine", _vec(), {"split": "b8"}, namespace=b)
+    assert [v["name"] for v in V.list_vectors("m", b)] == ["mine"]   # B's quota is its own
+    assert len(V.list_vectors("m", a)) == 3
+
+
+def test_the_global_vector_quota_evicts_the_largest_holder_first(tmp_cache, monkeypatch):
+    from priorpaint.edits import vectors as V
+
+    monkeypatch.setitem(V.QUOTA, "total_bytes", 5 * 4600)
+    flood, quiet = "f" * 16, "0" * 16
+    V.save_vector("m", "kept", _vec(), {"split": "b8"}, namespace=quiet)
+    for i in range(8):
+        V.save_vector("m", f"v{i}", _vec(), {"split": "b8"}, namespace=flood)
+    assert [v["name"] for v in V.list_vectors("m", quiet)] == ["kept"]
+    assert "v7" in [v["name"] for v in V.list_vectors("m", flood)]
+    total = sum(p.stat().st_size for p in V.store.folder("vectors").rglob("*") if p.is_file())
+    assert total <= 5 * 4600

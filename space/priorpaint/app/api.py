@@ -229,9 +229,9 @@ def client_key(request) -> str:
 
 
 def namespace_of(client: str) -> str:
-    """The client's own editing-vector namespace (16 hex digits)."""
-    import hashlib
-    return hashlib.sha256(("priorpaint-vectors|" + client).encode()).hexdigest()[:16]
+    """The client's own editing-vector namespace (16 hex digits, keyed by the cache's secret)."""
+    from ..store import client_namespace
+    return client_namespace(client)
 
 
 def composite_mode(value) -> str:

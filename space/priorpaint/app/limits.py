@@ -42,6 +42,10 @@ class Limits:
                                                "only when every file is in use)")
     max_file_age_s: float = _bound(3600.0, "seconds an upload or a result is kept on disk before it expires")
     max_request_steps: int = _bound(20000, "optimisation steps of one request, all its edits together")
+    max_client_vectors_mb: float = _bound(16.0, "MB of saved editing vectors one client keeps (its least "
+                                                "recently used go first)")
+    max_vectors_mb: float = _bound(512.0, "MB of saved editing vectors of all clients (the largest "
+                                          "holder's least recently used go first)")
     max_client_jobs: int = _bound(4, "jobs one client may have waiting or running")
     max_jobs: int = _bound(32, "jobs of all clients waiting or running")
     max_client_sessions: int = _bound(8, "sessions one client may hold (its own oldest go first, "

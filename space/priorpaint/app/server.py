@@ -78,6 +78,9 @@ def build(model: Optional[str] = None, max_sessions: int = 32, max_session_mb: f
     from .ui import build_app
 
     limits = limits or Limits()
+    from ..edits import vectors
+    vectors.QUOTA.update(client_bytes=int(limits.max_client_vectors_mb * 1024 * 1024),
+                         total_bytes=int(limits.max_vectors_mb * 1024 * 1024))
     store = SessionStore(max_sessions, int(max_session_mb * 1024 * 1024), session_ttl_s,
                          max_client_sessions=min(limits.max_client_sessions, max_sessions),
                          max_client_bytes=int(max_session_mb * 1024 * 1024 / 4))
