@@ -29,3 +29,37 @@ def test_the_pyramid_low_band_equals_the_full_gaussian(sigma):
     # of 255: within 3 sigma of the border the shrunk copy reflects a little differently
     assert d.mean() < 0.3 and inner.max() < 0.5, (d.mean(), inner.max())
     assert low_band(img[..., 0].copy(), sigma).shape == img.shape[:2]
+
+
+def test_work_over_max_work_mb_is_refused_with_one_line_naming_the_flag(tmp_path):
+    from PIL import Image
+
+    from priorpaint.app.limits import RENDER_BYTES_PER_PX, Limits
+    from priorpaint.errors import InputError
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (3000, 2000)).save(big)        # 6 MP: 120 MB to open
+    L = Limits(max_work_mb=100)
+    with pytest.raises(InputError, match=r"^this projection would need about 114 MB .*\(--max-work-mb\)"):
+        L.project_work(str(big))
+    assert Limits(max_work_mb=200).project_work(str(big)) == pytest.approx(6e6 * 20 / 2 ** 20)
+
+    class S:   # a session whose selection's square is 1500 px
+        crop = type("C", (), {"square": (0, 0, 1500)})()
+    with pytest.raises(InputError, match="1500x1500 selection square would need about") as e:
+        L.render_work(S())
+    assert "\n" not in str(e.value) and "--max-work-mb" in str(e.value)
+    assert Limits(max_work_mb=1500 * 1500 * RENDER_BYTES_PER_PX / 2 ** 20 + 1).render_work(S()) > 0
+
+
+def test_the_edit_endpoint_refuses_before_making_a_job(tiny_session):
+    from priorpaint.app.api import Backend
+    from priorpaint.app.limits import Limits
+    from priorpaint.app.sessions import SessionStore
+
+    store = SessionStore()
+    sid = store.put(tiny_session, "")
+    backend = Backend(store=store, limits=Limits(max_work_mb=0.001))
+    with pytest.raises(Exception, match="--max-work-mb"):
+        list(backend.edit(sid, "[]"))
+    assert backend.jobs.started == 0

@@ -443,6 +443,7 @@ class Backend:
         init = L.text(init, "init") or "auto"
         if init not in ("auto", "encoder", "search"):
             raise InputError(f"init must be auto, encoder or search, got {init!r}")
+        L.project_work(path, adapt)  # issue 28: refused before any work when over --max-work-mb
 
         job = self.jobs.new("project", client=client)
 
@@ -505,6 +506,7 @@ class Backend:
         s = self._session(session)
         s.require_projection()
         adapt = _flag(adapt, "adapt")
+        self.limits.render_work(s)  # issue 28: refused before any work when over --max-work-mb
         job = self.jobs.new("edit", s.id, client=client_key(request))
 
         def work(progress, cancel):

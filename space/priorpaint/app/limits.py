@@ -42,6 +42,8 @@ class Limits:
                                                "only when every file is in use)")
     max_file_age_s: float = _bound(3600.0, "seconds an upload or a result is kept on disk before it expires")
     max_request_steps: int = _bound(20000, "optimisation steps of one request, all its edits together")
+    max_work_mb: float = _bound(2048.0, "MB of memory one request's full-resolution work may need, estimated "
+                                        "from its pixels before it starts")
     max_client_vectors_mb: float = _bound(16.0, "MB of saved editing vectors one client keeps (its least "
                                                 "recently used go first)")
     max_vectors_mb: float = _bound(512.0, "MB of saved editing vectors of all clients (the largest "
@@ -152,6 +154,50 @@ class Limits:
         if w * h > self.max_image_mp * 1e6:
             raise InputError(f"{what} is {w}x{h} = {w * h / 1e6:.1f} megapixels; this server's limit is "
                              f"{self.max_image_mp:g} megapixels (--max-image-mp)")
+
+
+    # -- memory ------------------------------------------------------------------------------
+    def work(self, pixels: float, per_pixel: float, what: str) -> float:
+        """Refuse work whose estimated peak memory (``pixels × per_pixel`` bytes) is over
+        ``max_work_mb``, before it starts; the estimate in MB otherwise."""
+        need = pixels * per_pixel / MB
+        if need > self.max_work_mb:
+            raise InputError(f"{what} would need about {need:,.0f} MB of memory ({pixels / 1e6:.1f} megapixels); "
+                             f"this server's limit is {self.max_work_mb:g} MB (--max-work-mb): select a smaller "
+                             "part of the photo or send a smaller photo")
+        return need
+
+    def project_work(self, path: Optional[str], adapt: bool = False) -> float:
+        """``project``'s estimate: the decoded photo and its square (and a full composite with ``adapt``)."""
+        size = image_size(path)
+        if size is None:
+            return 0.0
+        per = OPEN_BYTES_PER_PX + (RENDER_BYTES_PER_PX if adapt else 0)
+        return self.work(size[0] * size[1], per, "this projection" + (" with adapt" if adapt else ""))
+
+    def render_work(self, session) -> float:
+        """``edit``'s estimate: one full-resolution composite of the session's square."""
+        side = int(session.crop.square[2])
+        return self.work(side * side, RENDER_BYTES_PER_PX, f"this edit's {side}x{side} selection square")
+
+
+#: peak bytes per pixel of the selection's square that one full-resolution composite (detail
+#: mode, with its photo metrics) adds, and per pixel of the photo that opening one adds;
+#: measured by ``priorpaint bench --only memory`` (render ~94 B/px, open ~18 B/px at 4 MP)
+RENDER_BYTES_PER_PX = 100
+OPEN_BYTES_PER_PX = 20
+
+
+def image_size(path: Optional[str]):
+    """(width, height) from an image file's header, or ``None`` (no file, not an image)."""
+    if not path:
+        return None
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception:
+        return None
 
 
 def depth(value: Any, limit: int, _d: int = 1) -> None:
