@@ -145,3 +145,16 @@ def test_the_global_vector_quota_evicts_the_largest_holder_first(tmp_cache, monk
     assert "v7" in [v["name"] for v in V.list_vectors("m", flood)]
     total = sum(p.stat().st_size for p in V.store.folder("vectors").rglob("*") if p.is_file())
     assert total <= 5 * 4600
+
+
+def test_an_edits_status_names_its_files_as_the_client_sent_them():
+    from priorpaint.app.api import refs_for_paths
+
+    files = [{"path": "/tmp/priorpaint-serve-x/ab12/labels.png"}, "/tmp/priorpaint-serve-x/cd34/mask.png"]
+    status = {"edits": [{"kind": "segment", "labels": "/tmp/priorpaint-serve-x/ab12/labels.png", "steps": 5},
+                        {"kind": "paint", "mask": "/tmp/priorpaint-serve-x/cd34/mask.png", "k": 3}],
+              "notes": ["kept"], "psnr": 30.5}
+    out = refs_for_paths(status, files)
+    assert out["edits"][0]["labels"] == "file:0" and out["edits"][1]["mask"] == "file:1"
+    assert out["notes"] == ["kept"] and out["psnr"] == 30.5 and "/tmp" not in json.dumps(out)
+    assert refs_for_paths(status, None) is status

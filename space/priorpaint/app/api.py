@@ -190,6 +190,24 @@ def resolve_files(specs: List[dict], files: Sequence) -> List[dict]:
     return out
 
 
+def refs_for_paths(value: Any, files: Sequence) -> Any:
+    """``value`` (a status: dicts, lists, strings) with each server path of ``files[N]`` given
+    back as the client's own ``"file:N"`` (an applied edit echoes its resolved spec)."""
+    paths = {}
+    for i, f in enumerate(files or []):
+        try:
+            paths[file_path(f, f"file {i}")] = f"file:{i}"
+        except InputError:
+            continue
+    if not paths:
+        return value
+    if isinstance(value, dict):
+        return {k: refs_for_paths(v, files) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [refs_for_paths(v, files) for v in value]
+    return paths.get(value, value) if isinstance(value, str) else value
+
+
 def parse_edit_list(edits: Any, files: Sequence = (), limits: Optional[Limits] = None) -> List[dict]:
     """Edit specs from the API's JSON string (or a list), within the limits, with file references resolved."""
     from ..edits.registry import parse_specs
@@ -529,6 +547,7 @@ class Backend:
             status["layer"] = _box_dict(r.layer_box)
             status["seconds"] = seconds
             status["adapt"] = bool(adapt)
+            status = refs_for_paths(status, files)  # issue 28: no server path in a response
             yield (_json(_clean(status)), s_photo_image(r.photo), _rgb_image(r.layer),
                    _rgb_image(r.generated))
 
