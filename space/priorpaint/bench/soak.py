@@ -1,7 +1,8 @@
 """``soak``: a real ``priorpaint serve`` under mixed use for a bounded time (``report["soak"]``).
 
 Starts the server on loopback (a temporary folder of its own, ``--max-upload-disk-mb 24``,
-``--max-file-age-s 60`` so eviction and expiry both happen within the run) and runs
+``--max-file-age-s 60``, saved vectors under 0.5 MB per client and 1.5 MB in all in a cache
+root of its own, so eviction and expiry all happen within the run) and runs
 ``--soak-clients`` client threads (default 4, each its own session hash) for ``--seconds``
 (default 60: a smoke run; at most 600).  Each client loops over a weighted mix: uploads,
 ``project``, ``edit``, ``preview``, ``segment`` + a saved vector (a ``segment`` edit with
@@ -38,6 +39,21 @@ PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png"]
 MIX = [("upload", 4), ("project", 2), ("edit", 3), ("preview", 4), ("concepts", 2), ("vector", 1),
        ("abort", 2), ("cancel", 1)]
 MAX_SECONDS = 600
+#: the soak server's small bounds, so that eviction happens within a short run
+DISK_MB, CLIENT_VECTORS_MB, VECTORS_MB = 24, 0.5, 1.5
+
+
+def _own_cache(root: str) -> Path:
+    """A cache root of the soak's own: the derived data of the real one linked in (nothing is
+    recomputed), an empty ``vectors`` folder (the soak never evicts anyone's saved vectors)."""
+    from ..store import cache_root
+    real, mine = cache_root(), Path(root)
+    mine.mkdir(parents=True)
+    if real.is_dir():
+        for p in real.iterdir():
+            if p.name != "vectors" and not p.name.startswith("."):
+                (mine / p.name).symlink_to(p)
+    return mine
 
 
 def _abort(port: int, data: bytes) -> None:
@@ -213,8 +229,6 @@ def _plot(samples, path: Path) -> None:
 def run(report: dict, args) -> None:
     import psutil
 
-    from ..store import folder
-
     seconds = float(getattr(args, "seconds", None) or 60)
     if not 0 < seconds <= MAX_SECONDS:
         from ..errors import InputError
@@ -226,10 +240,13 @@ def run(report: dict, args) -> None:
     os.makedirs(server_tmp)
     log_path = os.path.join(tmp, "server.log")
     log = open(log_path, "w")
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", PRIORPAINT_SERVER_TMP=server_tmp)
+    cache = _own_cache(os.path.join(tmp, "cache"))
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", PRIORPAINT_SERVER_TMP=server_tmp,
+               PRIORPAINT_CACHE=str(cache))
     proc = subprocess.Popen([sys.executable, "-m", "priorpaint.cli", "serve", "--port", str(port), "--slots", "2",
-                             "--steps", "5", "--max-upload-disk-mb", "24", "--max-file-age-s", "60",
-                             "--max-client-jobs", "2"], stdout=log, stderr=subprocess.STDOUT, env=env)
+                             "--steps", "5", "--max-upload-disk-mb", str(DISK_MB), "--max-file-age-s", "60",
+                             "--max-client-jobs", "2", "--max-client-vectors-mb", str(CLIENT_VECTORS_MB),
+                             "--max-vectors-mb", str(VECTORS_MB)], stdout=log, stderr=subprocess.STDOUT, env=env)
     http = _Http(f"http://127.0.0.1:{port}")
     out = {"lock": threading.Lock(), "requests": Counter(), "answered": Counter(), "refused": Counter(), "bad": []}
     samples = []
@@ -240,7 +257,7 @@ def run(report: dict, args) -> None:
                 raise RuntimeError("the server did not start: " + open(log_path).read()[-2000:])
             time.sleep(0.3)
         sp = psutil.Process(proc.pid)
-        vectors = folder("vectors")
+        vectors = cache / "vectors"
         stop = threading.Event()
         threads = [_Client(http, port, stop, out, seed=i) for i in range(clients)]
         t0 = time.monotonic()
@@ -255,7 +272,12 @@ def run(report: dict, args) -> None:
         stop.set()
         for t in threads:
             t.join(120)
-        strays = [n for n in os.listdir(server_tmp) if n.startswith("tmp")]
+        settle = time.monotonic() + 15   # the last aborted uploads' connections end
+        while True:
+            strays = [n for n in os.listdir(server_tmp) if n.startswith("tmp")]
+            if not strays or time.monotonic() > settle:
+                break
+            time.sleep(0.5)
     finally:
         proc.terminate()
         try:
@@ -273,6 +295,8 @@ def run(report: dict, args) -> None:
         "rss": _flat([(s["t"], s["rss_mb"]) for s in samples], seconds),
         "disk": _flat([(s["t"], s["disk_mb"]) for s in samples], seconds),
         "rss_max_mb": max((s["rss_mb"] for s in samples), default=None),
-        "disk_max_mb": max((s["disk_mb"] for s in samples), default=None), "disk_limit_mb": 24,
+        "disk_max_mb": max((s["disk_mb"] for s in samples), default=None), "disk_limit_mb": DISK_MB,
+        "vectors_max_mb": max((s["vectors_mb"] for s in samples), default=None), "vectors_limit_mb": VECTORS_MB,
+        "vectors": _flat([(s["t"], s["vectors_mb"]) for s in samples], seconds),
         "stray_partial_files": len(strays), "plot": str(png), "server_log": log_path,
     }
