@@ -63,3 +63,39 @@ def test_the_edit_endpoint_refuses_before_making_a_job(tiny_session):
     with pytest.raises(Exception, match="--max-work-mb"):
         list(backend.edit(sid, "[]"))
     assert backend.jobs.started == 0
+
+
+@pytest.mark.parametrize("shift", [True, False])
+def test_the_composite_in_strips_equals_the_composite_in_one_piece(monkeypatch, shift):
+    import priorpaint.compositing.detail as D
+
+    side, res = 520, 32
+    region = _photo(side).astype(np.uint8)
+    base = cv2.resize(region, (res, res), interpolation=cv2.INTER_AREA)
+    edited = base.copy()
+    if shift:   # content moves: the photo's detail is warped along the flow
+        edited[8:16, 6:26] = np.roll(base, 2, axis=1)[8:16, 6:26]
+    else:
+        edited[8:16] = np.clip(base[8:16].astype(int) + 40, 0, 255)
+    mask = np.zeros((side, side), np.uint8)
+    mask[40:470, 60:500] = 255
+    monkeypatch.setattr(D, "STRIP_ROWS", 10 ** 6)
+    whole = D.detail_composite(region, base, edited, mask)
+    monkeypatch.setattr(D, "STRIP_ROWS", 37)
+    strips = D.detail_composite(region, base, edited, mask)
+    assert whole.info["motion"] == strips.info["motion"]
+    for a, b in ((whole.region, strips.region), (whole.inner, strips.inner)):
+        d = np.abs(a.astype(int) - b.astype(int))
+        assert d.max() <= 1 and (d > 0).mean() < 1e-3
+    assert np.array_equal(strips.region[mask == 0], region[mask == 0])
+    assert not np.array_equal(strips.region, region)
+
+
+def test_rows_of_a_resize_are_the_resize_rows():
+    from priorpaint.compositing.detail import _rows
+
+    small = _photo(40)
+    for cubic, interp in ((False, cv2.INTER_LINEAR), (True, cv2.INTER_CUBIC)):
+        full = cv2.resize(small, (333, 333), interpolation=interp)
+        for y0, y1 in ((0, 7), (100, 180), (320, 333)):
+            assert np.abs(_rows(small, 333, y0, y1, cubic) - full[y0:y1]).max() < 1e-2
