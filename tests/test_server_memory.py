@@ -99,3 +99,23 @@ def test_rows_of_a_resize_are_the_resize_rows():
         full = cv2.resize(small, (333, 333), interpolation=interp)
         for y0, y1 in ((0, 7), (100, 180), (320, 333)):
             assert np.abs(_rows(small, 333, y0, y1, cubic) - full[y0:y1]).max() < 1e-2
+
+
+def test_photo_figures_summed_in_strips_equal_the_whole_array_formulas(monkeypatch):
+    import priorpaint.compositing.photo_metrics as PM
+
+    monkeypatch.setattr(PM, "ROWS", 23)
+    rng = np.random.default_rng(1)
+    photo = _photo(200).astype(np.uint8)
+    result = np.clip(photo.astype(int) + rng.integers(-9, 10, photo.shape), 0, 255).astype(np.uint8)
+    sel = np.zeros((200, 200), np.uint8)
+    sel[30:170, 20:190] = 255
+    s = sel > 0
+    d = result[s].astype(np.float64) - photo[s].astype(np.float64)
+    assert PM.psnr_photo(result, photo, sel) == pytest.approx(10 * np.log10(255.0 ** 2 / (d * d).mean()), abs=1e-9)
+    img = photo.astype(np.float32)
+    assert np.array_equal(PM._luma(photo), 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2])
+    a = rng.normal(size=(200, 200, 3)).astype(np.float32)
+    b = (a * 0.5 + rng.normal(size=a.shape)).astype(np.float32)
+    x, y = a[s].ravel().astype(np.float64), b[s].ravel().astype(np.float64)
+    assert PM._correlation(a, b, s) == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)

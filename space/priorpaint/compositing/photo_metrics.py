@@ -46,12 +46,18 @@ from .blend import feather_mask
 from .detail import band_sigma, low_band
 
 PSNR_IDENTICAL = 100.0
+#: rows summed at a time (a large selection's figures never copy it whole to float64)
+ROWS = 512
 NAMES = ("psnr_photo", "detail_kept", "effect_carried", "seam_grain", "ghost", "ghost_reference")
 
 
 def _luma(img: np.ndarray) -> np.ndarray:
-    img = img.astype(np.float32)
-    return 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
+    """The luminance (float32), formed in strips: no full-size three-channel float copy."""
+    out = np.empty(img.shape[:2], np.float32)
+    for r0 in range(0, img.shape[0], ROWS):
+        rows = img[r0:r0 + ROWS].astype(np.float32)
+        out[r0:r0 + ROWS] = 0.299 * rows[..., 0] + 0.587 * rows[..., 1] + 0.114 * rows[..., 2]
+    return out
 
 
 def _resize(img: np.ndarray, side: int, interp=None) -> np.ndarray:
@@ -68,8 +74,13 @@ def psnr_photo(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optio
     sel = mask > 0
     if not sel.any():
         return None
-    d = result[sel].astype(np.float64) - photo[sel].astype(np.float64)
-    mse = float((d * d).mean())
+    se, n = 0, 0
+    for r0 in range(0, sel.shape[0], ROWS):  # in strips: no full-size float64 copy
+        s = sel[r0:r0 + ROWS]
+        d = result[r0:r0 + ROWS][s].astype(np.int32) - photo[r0:r0 + ROWS][s].astype(np.int32)
+        se += int((d * d).sum())
+        n += d.size
+    mse = se / n
     if mse == 0.0:
         return PSNR_IDENTICAL
     return float(min(PSNR_IDENTICAL, 10.0 * np.log10(255.0 ** 2 / mse)))
@@ -100,16 +111,29 @@ def effect_carried(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edit
     if not np.any(delta):
         return None
     sigma = max(band_sigma(side, res), 1.0)
-    alpha = feather_mask(mask, int(feather))[..., None]
-    want = alpha * low_band(_resize(delta, side), sigma)
-    got = low_band(result.astype(np.float32) - photo.astype(np.float32), sigma)
-    sel = mask > 0
-    a, b = got[sel].ravel().astype(np.float64), want[sel].ravel().astype(np.float64)
-    a, b = a - a.mean(), b - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    want = low_band(_resize(delta, side), sigma)
+    want *= feather_mask(mask, int(feather))[..., None]
+    got = low_band(cv2.subtract(result, photo, dtype=cv2.CV_32F), sigma)
+    return _correlation(got, want, mask > 0)
+
+
+def _correlation(got: np.ndarray, want: np.ndarray, sel: np.ndarray) -> Optional[float]:
+    """Pearson correlation of ``got`` and ``want`` over ``sel``, summed in strips (float64)."""
+    n = sa = sb = saa = sbb = sab = 0.0
+    for r0 in range(0, sel.shape[0], ROWS):
+        s = sel[r0:r0 + ROWS]
+        a = got[r0:r0 + ROWS][s].astype(np.float64).ravel()
+        b = want[r0:r0 + ROWS][s].astype(np.float64).ravel()
+        n += a.size
+        sa, sb = sa + a.sum(), sb + b.sum()
+        saa, sbb, sab = saa + (a * a).sum(), sbb + (b * b).sum(), sab + (a * b).sum()
+    if n == 0:
+        return None
+    va, vb = saa - sa * sa / n, sbb - sb * sb / n
+    den = float(np.sqrt(max(va, 0.0) * max(vb, 0.0)))
     if den <= 1e-12:
         return None
-    return float((a * b).sum() / den)
+    return float((sab - sa * sb / n) / den)
 
 
 def seam_grain(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, feather: int) -> Optional[float]:
