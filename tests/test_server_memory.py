@@ -119,3 +119,27 @@ def test_photo_figures_summed_in_strips_equal_the_whole_array_formulas(monkeypat
     b = (a * 0.5 + rng.normal(size=a.shape)).astype(np.float32)
     x, y = a[s].ravel().astype(np.float64), b[s].ravel().astype(np.float64)
     assert PM._correlation(a, b, s) == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
+
+
+def test_low_band_figures_on_block_means_equal_the_full_size_figures(monkeypatch):
+    import priorpaint.compositing.photo_metrics as PM
+
+    side, res = 1600, 64                       # sigma 12.5 px: measured on 2x2 block means
+    photo = _photo(side).astype(np.uint8)
+    base = cv2.resize(photo, (res, res), interpolation=cv2.INTER_AREA)
+    edited = base.copy()
+    edited[16:40, 12:52] = np.roll(base, 4, axis=1)[16:40, 12:52]
+    edited[20:30] = np.clip(edited[20:30].astype(int) + 30, 0, 255)
+    mask = np.zeros((side, side), np.uint8)
+    mask[200:1400, 150:1450] = 255
+    from priorpaint.compositing.detail import composite_square
+    result = composite_square(photo, base, edited, mask, 20, "detail")[0]
+    assert PM._factor(12.5) == 2
+    small = PM.photo_metrics(result, photo, base, edited, mask, mask, 20)
+    monkeypatch.setattr(PM, "_factor", lambda sigma: 1)
+    full = PM.photo_metrics(result, photo, base, edited, mask, mask, 20)
+    assert full["effect_carried"] is not None and full["ghost"] is not None
+    for k in ("effect_carried", "ghost", "ghost_reference"):
+        assert small[k] == pytest.approx(full[k], abs=0.01), (k, small[k], full[k])
+    for k in ("psnr_photo", "detail_kept", "seam_grain"):
+        assert small[k] == full[k]

@@ -14,7 +14,8 @@ see what compositing does to the photo's own detail.  These can:
     detail survived; the upsampled generator square of ``replace`` gives ~0.2 on a 230 px face.
 ``effect_carried``
     Pearson correlation inside the edit mask between the low band of ``result − photo``
-    (Gaussian, the band split of :func:`priorpaint.compositing.detail.band_sigma`) and the
+    (Gaussian, the band split of :func:`priorpaint.compositing.detail.band_sigma`; a large
+    band is measured on block means, at ~6 samples per sigma) and the
     model-resolution change ``edited − unedited`` resized to the photo's square, blurred
     alike and weighted by the feathered edit mask (the change the user asked for, where they
     asked for it): does the result change the photo the way the generator's edit changes its
@@ -43,7 +44,7 @@ import cv2
 import numpy as np
 
 from .blend import feather_mask
-from .detail import band_sigma, low_band
+from .detail import PYRAMID_SIGMA, band_sigma, low_band
 
 PSNR_IDENTICAL = 100.0
 #: rows summed at a time (a large selection's figures never copy it whole to float64)
@@ -67,6 +68,25 @@ def _resize(img: np.ndarray, side: int, interp=None) -> np.ndarray:
     if interp is None:
         interp = cv2.INTER_CUBIC if side > img.shape[0] else cv2.INTER_AREA
     return cv2.resize(img, (side, side), interpolation=interp)
+
+
+def _factor(sigma: float) -> int:
+    """How many times a low band of ``sigma`` pixels may be shrunk and keep
+    :data:`~priorpaint.compositing.detail.PYRAMID_SIGMA` samples per sigma."""
+    return max(1, int(sigma // PYRAMID_SIGMA))
+
+
+def _shrink(img: np.ndarray, f: int) -> np.ndarray:
+    """Means of ``f``×``f`` blocks (float32; the last ``side % f`` rows and columns dropped),
+    formed in strips: never a full-size float copy."""
+    n = img.shape[0] // f
+    out = np.empty((n, n) + img.shape[2:], np.float32)
+    step = max(1, ROWS // f)
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        rows = img[i0 * f:i1 * f, :n * f].astype(np.float32)
+        out[i0:i1] = cv2.resize(rows, (n, i1 - i0), interpolation=cv2.INTER_AREA).reshape((i1 - i0, n) + img.shape[2:])
+    return out
 
 
 def psnr_photo(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optional[float]:
@@ -111,6 +131,14 @@ def effect_carried(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edit
     if not np.any(delta):
         return None
     sigma = max(band_sigma(side, res), 1.0)
+    f = _factor(sigma)
+    if f > 1:   # both sides are low bands: measured on f×f block means, at sigma / f
+        n = side // f
+        sel = _shrink(mask, f) > 0
+        want = low_band(_resize(delta, n), sigma / f)
+        want *= feather_mask((_shrink(mask, f) + 0.5).astype(np.uint8), max(0, int(round(feather / f))))[..., None]
+        got = low_band(_shrink(result, f) - _shrink(photo, f), sigma / f)
+        return _correlation(got, want, sel)
     want = low_band(_resize(delta, side), sigma)
     want *= feather_mask(mask, int(feather))[..., None]
     got = low_band(cv2.subtract(result, photo, dtype=cv2.CV_32F), sigma)
@@ -173,14 +201,19 @@ def ghost(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.nd
     vanished = m_small & (gb >= max(strong, 8.0)) & (ge < 0.5 * gb)
     if vanished.sum() < 3:
         return none
-    sel = _resize(vanished.astype(np.float32), side, cv2.INTER_NEAREST) > 0.5
     sigma = max(band_sigma(side, res), 1.0)
-    g_res = _grad(low_band(_luma(result), sigma))[sel].mean()
-    g_photo = _grad(low_band(_luma(photo), sigma))[sel].mean()
+    f = _factor(sigma)   # edges of the low band: measured on f×f block means, at sigma / f
+    n = side // f
+    sel = _resize(vanished.astype(np.float32), n, cv2.INTER_NEAREST) > 0.5
+
+    def luma(img):
+        return _shrink(_luma(img), f) if f > 1 else _luma(img)
+    g_res = _grad(low_band(luma(result), sigma / f))[sel].mean()
+    g_photo = _grad(low_band(luma(photo), sigma / f))[sel].mean()
     if g_photo <= 1e-6:
         return none
-    g_ref = _grad(low_band(_luma(_resize(edited, side)), sigma))[sel].mean()
-    g_base = _grad(low_band(_luma(_resize(base, side)), sigma))[sel].mean()
+    g_ref = _grad(low_band(_luma(_resize(edited, n)), sigma / f))[sel].mean()
+    g_base = _grad(low_band(_luma(_resize(base, n)), sigma / f))[sel].mean()
     # the edited content's own edge strength there, relative to the old content's
     ref = float(g_ref / g_base) if g_base > 1e-6 else None
     return {"ghost": float(g_res / g_photo), "ghost_reference": ref}
