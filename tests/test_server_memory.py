@@ -143,3 +143,15 @@ def test_low_band_figures_on_block_means_equal_the_full_size_figures(monkeypatch
         assert small[k] == pytest.approx(full[k], abs=0.01), (k, small[k], full[k])
     for k in ("psnr_photo", "detail_kept", "seam_grain"):
         assert small[k] == full[k]
+
+
+def test_high_frequency_in_strips_equals_the_whole_array(monkeypatch):
+    import priorpaint.compositing.photo_metrics as PM
+
+    photo = _photo(300).astype(np.uint8)
+    whole = PM.high_frequency(photo)
+    monkeypatch.setattr(PM, "ROWS", 29)
+    assert np.array_equal(np.concatenate([hf for _, hf in PM._hf_strips(photo)]), whole)
+    ring = np.zeros((300, 300), bool)
+    ring[40:60, 30:270] = True
+    assert PM._hf_sum(photo, ring) == pytest.approx(float(whole[ring].sum()), rel=1e-5)

@@ -111,15 +111,34 @@ def high_frequency(img: np.ndarray) -> np.ndarray:
     return np.abs(cv2.Laplacian(_luma(img), cv2.CV_32F, ksize=3))
 
 
+def _hf_strips(img: np.ndarray):
+    """(first row, |Laplacian| of those rows) of ``img``, a strip at a time: each strip is
+    formed with one row of its neighbours, so the rows equal :func:`high_frequency`'s."""
+    h = img.shape[0]
+    for r0 in range(0, h, ROWS):
+        r1 = min(h, r0 + ROWS)
+        a0, a1 = max(0, r0 - 1), min(h, r1 + 1)
+        yield r0, high_frequency(img[a0:a1])[r0 - a0:r1 - a0]
+
+
+def _hf_sum(img: np.ndarray, weight: np.ndarray) -> float:
+    """Sum of ``high_frequency(img) · weight`` (float32 weight, or a boolean mask)."""
+    total = 0.0
+    for r0, hf in _hf_strips(img):
+        w = weight[r0:r0 + hf.shape[0]]
+        total += float(hf[w].sum()) if w.dtype == bool else float((hf * w).sum())
+    return total
+
+
 def detail_kept(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optional[float]:
     """Mean |Laplacian| of the result over the photo's, weighted by the edit mask."""
     w = mask.astype(np.float32) / 255.0
     if w.sum() <= 0:
         return None
-    hp = float((high_frequency(photo) * w).sum())
+    hp = _hf_sum(photo, w)
     if hp <= 0:
         return None
-    return float((high_frequency(result) * w).sum() / hp)
+    return float(_hf_sum(result, w) / hp)
 
 
 def effect_carried(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.ndarray,
@@ -172,12 +191,14 @@ def seam_grain(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, feather:
     padded = np.pad(inside, 1)  # the square's border counts as an edge only where the mask meets it
     dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
     ring = (inside > 0) & (dist <= 2 * max(int(feather), 1) + 1)
-    if ring.sum() < 16:
+    del dist
+    count = int(ring.sum())
+    if count < 16:
         return None
-    hp = float(high_frequency(photo)[ring].mean())
+    hp = _hf_sum(photo, ring) / count
     if hp <= 0:
         return None
-    return float(abs(1.0 - high_frequency(result)[ring].mean() / hp))
+    return float(abs(1.0 - (_hf_sum(result, ring) / count) / hp))
 
 
 def _grad(gray: np.ndarray) -> np.ndarray:
