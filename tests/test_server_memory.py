@@ -44,12 +44,12 @@ def test_work_over_max_work_mb_is_refused_with_one_line_naming_the_flag(tmp_path
         L.project_work(str(big))
     assert Limits(max_work_mb=200).project_work(str(big)) == pytest.approx(6e6 * 20 / 2 ** 20)
 
-    class S:   # a session whose selection's square is 1500 px
-        crop = type("C", (), {"square": (0, 0, 1500)})()
-    with pytest.raises(InputError, match="1500x1500 selection square would need about") as e:
+    class S:   # a session whose selection's square is 2000 px
+        crop = type("C", (), {"square": (0, 0, 2000)})()
+    with pytest.raises(InputError, match="2000x2000 selection square would need about") as e:
         L.render_work(S())
     assert "\n" not in str(e.value) and "--max-work-mb" in str(e.value)
-    assert Limits(max_work_mb=1500 * 1500 * RENDER_BYTES_PER_PX / 2 ** 20 + 1).render_work(S()) > 0
+    assert Limits(max_work_mb=2000 * 2000 * RENDER_BYTES_PER_PX / 2 ** 20 + 1).render_work(S()) > 0
 
 
 def test_the_edit_endpoint_refuses_before_making_a_job(tiny_session):

@@ -183,8 +183,8 @@ class Limits:
 
 #: peak bytes per pixel of the selection's square that one full-resolution composite (detail
 #: mode, with its photo metrics) adds, and per pixel of the photo that opening one adds;
-#: measured by ``priorpaint bench --only memory`` (render ~94 B/px, open ~18 B/px at 4 MP)
-RENDER_BYTES_PER_PX = 100
+#: measured by ``priorpaint bench --only memory`` (36 MP: render ~35 B/px, open ~13 B/px)
+RENDER_BYTES_PER_PX = 40
 OPEN_BYTES_PER_PX = 20
 
 
