@@ -155,3 +155,22 @@ def test_high_frequency_in_strips_equals_the_whole_array(monkeypatch):
     ring = np.zeros((300, 300), bool)
     ring[40:60, 30:270] = True
     assert PM._hf_sum(photo, ring) == pytest.approx(float(whole[ring].sum()), rel=1e-5)
+
+
+def test_the_feathered_mask_in_strips_is_bit_identical():
+    from priorpaint.compositing.blend import feather_mask
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((1100, 700), np.uint8)
+    mask[100:1000, 50:650] = rng.integers(1, 256, (900, 600))
+    mask[300:400, 200:300] = 0
+    for radius in (0, 3, 25):
+        a = mask.astype(np.float32) / 255.0
+        if radius:
+            pad, size = 2 * radius + 2, 2 * radius + 1
+            support = cv2.copyMakeBorder(((mask > 0) * 255).astype(np.uint8), pad, pad, pad, pad,
+                                         cv2.BORDER_CONSTANT, value=0)
+            eroded = cv2.erode(support, np.ones((size, size), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            k = 2 * int(round(1.25 * radius)) + 1
+            a *= cv2.stackBlur(eroded, (k, k))[pad:-pad, pad:-pad].astype(np.float32) * np.float32(1.0 / 255.0)
+        assert np.array_equal(feather_mask(mask, radius), a)
