@@ -174,3 +174,18 @@ def test_the_feathered_mask_in_strips_is_bit_identical():
             k = 2 * int(round(1.25 * radius)) + 1
             a *= cv2.stackBlur(eroded, (k, k))[pad:-pad, pad:-pad].astype(np.float32) * np.float32(1.0 / 255.0)
         assert np.array_equal(feather_mask(mask, radius), a)
+
+
+def test_detail_kept_weighted_in_strips_equals_the_whole_array_formula(monkeypatch):
+    import priorpaint.compositing.photo_metrics as PM
+
+    photo = _photo(260).astype(np.uint8)
+    result = cv2.GaussianBlur(photo, (0, 0), 1.5)
+    mask = np.zeros((260, 260), np.uint8)
+    mask[30:220, 40:240] = 255
+    mask[60:90] = 128
+    w = mask.astype(np.float32) / 255.0
+    want = float((PM.high_frequency(result) * w).sum() / (PM.high_frequency(photo) * w).sum())
+    monkeypatch.setattr(PM, "ROWS", 31)
+    assert PM.detail_kept(result, photo, mask) == pytest.approx(want, rel=1e-5)
+    assert PM.detail_kept(result, photo, np.zeros_like(mask)) is None

@@ -122,23 +122,23 @@ def _hf_strips(img: np.ndarray):
 
 
 def _hf_sum(img: np.ndarray, weight: np.ndarray) -> float:
-    """Sum of ``high_frequency(img) · weight`` (float32 weight, or a boolean mask)."""
+    """Sum of ``high_frequency(img) · weight``: a boolean mask, or a uint8 mask weighting
+    by ``mask / 255`` (formed a strip at a time)."""
     total = 0.0
     for r0, hf in _hf_strips(img):
         w = weight[r0:r0 + hf.shape[0]]
-        total += float(hf[w].sum()) if w.dtype == bool else float((hf * w).sum())
+        total += float(hf[w].sum()) if w.dtype == bool else float((hf * (w.astype(np.float32) / 255.0)).sum())
     return total
 
 
 def detail_kept(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optional[float]:
     """Mean |Laplacian| of the result over the photo's, weighted by the edit mask."""
-    w = mask.astype(np.float32) / 255.0
-    if w.sum() <= 0:
+    if not mask.any():
         return None
-    hp = _hf_sum(photo, w)
+    hp = _hf_sum(photo, mask)
     if hp <= 0:
         return None
-    return float(_hf_sum(result, w) / hp)
+    return float(_hf_sum(result, mask) / hp)
 
 
 def effect_carried(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.ndarray,
