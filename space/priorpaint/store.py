@@ -12,18 +12,22 @@ Verbs:
 * :func:`model_key` / :func:`weights_fingerprint` — who they belong to;
 * :func:`write_atomic` — write a file under a temporary name, then rename;
 * :func:`load_or_compute` — safetensors from memory, from disk, or computed and saved;
-* :func:`clear` — forget every in-process copy (the files stay).
+* :func:`clear` — forget every in-process copy (the files stay);
+* :func:`client_namespace` — a client's folder name: an HMAC of its key under this cache's
+  own secret, so no client-chosen value alone names (or finds) a folder;
+* :func:`evict_lru` — keep a set of files under a byte bound, least recently used first.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import re
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -156,3 +160,57 @@ def clear() -> None:
     _fingerprints.clear()
     for fn in list(_clear_hooks):
         fn()
+
+
+# -- client namespaces and least-recently-used bounds -----------------------------------------
+
+SECRET_NAME = ".namespace-secret"
+
+
+def namespace_secret() -> bytes:
+    """32 random bytes of this cache root (created once, mode 0600): the key of
+    :func:`client_namespace`, so namespaces survive a restart but cannot be computed outside."""
+    path = cache_root() / SECRET_NAME
+    try:
+        data = path.read_bytes()
+        if len(data) >= 32:
+            return data[:32]
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_bytes()[:32]
+    with os.fdopen(fd, "wb") as f:
+        f.write(os.urandom(32))
+    return path.read_bytes()[:32]
+
+
+def client_namespace(client: str) -> str:
+    """A client's namespace (16 hex digits): HMAC-SHA256 of its key under :func:`namespace_secret`."""
+    return hmac.new(namespace_secret(), ("priorpaint-namespace|" + client).encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def evict_lru(items: Iterable[Tuple[float, int, str, object]], max_bytes: int, max_count: Optional[int],
+              remove: Callable[[object], None], keep: Optional[object] = None) -> List[object]:
+    """Remove the least recently used of ``items`` (last use, bytes, owner, key) until their bytes
+    fit ``max_bytes`` and their number ``max_count``; the owner holding the most bytes loses
+    first (a client that floods a shared bound evicts itself), ``keep`` never goes."""
+    items = sorted(items, key=lambda it: it[0])
+    total = sum(it[1] for it in items)
+    removed = []
+    while items and (total > max_bytes or (max_count is not None and len(items) > max_count)):
+        per_owner: Dict[str, int] = {}
+        for it in items:
+            if it[3] != keep:
+                per_owner[it[2]] = per_owner.get(it[2], 0) + it[1]
+        if not per_owner:
+            break
+        owner = max(per_owner, key=lambda o: per_owner[o])
+        victim = next(it for it in items if it[2] == owner and it[3] != keep)
+        remove(victim[3])
+        items.remove(victim)
+        total -= victim[1]
+        removed.append(victim[3])
+    return removed

@@ -181,13 +181,31 @@ def resolve_files(specs: List[dict], files: Sequence) -> List[dict]:
                 raise InputError(f"edit {spec.get('kind')!r}: {k} must be a reference \"file:N\", "
                                  f"got a {type(v).__name__}")
             if isinstance(v, str) and v.startswith("file:"):
-                ref = v[5:]
-                if not ref.isdigit() or int(ref) >= len(paths):
-                    raise InputError(f"edit {spec.get('kind')!r}: {k} refers to {v!r} but "
-                                     f"{len(paths)} file(s) were sent with the edits")
-                spec[k] = paths[int(ref)]
+                index = Limits.file_index(v[5:], len(paths))
+                if index is None:
+                    raise InputError(f"edit {spec.get('kind')!r}: {k} refers to {v[:40]!r} but "
+                                     f"{len(paths)} file(s) were sent with the edits (file:0 ... file:N)")
+                spec[k] = paths[index]
         out.append(spec)
     return out
+
+
+def refs_for_paths(value: Any, files: Sequence) -> Any:
+    """``value`` (a status: dicts, lists, strings) with each server path of ``files[N]`` given
+    back as the client's own ``"file:N"`` (an applied edit echoes its resolved spec)."""
+    paths = {}
+    for i, f in enumerate(files or []):
+        try:
+            paths[file_path(f, f"file {i}")] = f"file:{i}"
+        except InputError:
+            continue
+    if not paths:
+        return value
+    if isinstance(value, dict):
+        return {k: refs_for_paths(v, files) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [refs_for_paths(v, files) for v in value]
+    return paths.get(value, value) if isinstance(value, str) else value
 
 
 def parse_edit_list(edits: Any, files: Sequence = (), limits: Optional[Limits] = None) -> List[dict]:
@@ -229,9 +247,9 @@ def client_key(request) -> str:
 
 
 def namespace_of(client: str) -> str:
-    """The client's own editing-vector namespace (16 hex digits)."""
-    import hashlib
-    return hashlib.sha256(("priorpaint-vectors|" + client).encode()).hexdigest()[:16]
+    """The client's own editing-vector namespace (16 hex digits, keyed by the cache's secret)."""
+    from ..store import client_namespace
+    return client_namespace(client)
 
 
 def composite_mode(value) -> str:
@@ -377,7 +395,7 @@ class Backend:
             if item[0] == "result":
                 r = item[1]
                 yield _json({"done": True, "stage": "done", "fraction": 1.0, "model": model_id, "present": True,
-                             "path": r.path, "bytes": r.bytes, "already_present": r.already_present})
+                             "file": Path(r.path).name, "bytes": r.bytes, "already_present": r.already_present})
                 return
             status["bytes_done"], status["bytes_total"] = item[1], item[2]
             status["fraction"] = min(1.0, item[1] / item[2]) if item[2] else 0.0
@@ -443,6 +461,7 @@ class Backend:
         init = L.text(init, "init") or "auto"
         if init not in ("auto", "encoder", "search"):
             raise InputError(f"init must be auto, encoder or search, got {init!r}")
+        L.project_work(path, adapt)  # issue 28: refused before any work when over --max-work-mb
 
         job = self.jobs.new("project", client=client)
 
@@ -505,6 +524,7 @@ class Backend:
         s = self._session(session)
         s.require_projection()
         adapt = _flag(adapt, "adapt")
+        self.limits.render_work(s)  # issue 28: refused before any work when over --max-work-mb
         job = self.jobs.new("edit", s.id, client=client_key(request))
 
         def work(progress, cancel):
@@ -527,6 +547,7 @@ class Backend:
             status["layer"] = _box_dict(r.layer_box)
             status["seconds"] = seconds
             status["adapt"] = bool(adapt)
+            status = refs_for_paths(status, files)  # issue 28: no server path in a response
             yield (_json(_clean(status)), s_photo_image(r.photo), _rgb_image(r.layer),
                    _rgb_image(r.generated))
 
@@ -548,11 +569,12 @@ class Backend:
         return _rgb_image(to_uint8(s.generate(state)))
 
     # -- cancel ------------------------------------------------------------------------
-    def cancel(self, ident: str) -> str:
+    def cancel(self, ident: str, request: gr.Request = None) -> str:
         ident = self.limits.text(ident, "id")
         if not ident:
             raise InputError("cancel needs a job id or a session id")
-        hit = self.jobs.cancel(ident, "cancelled by the client")
+        # over the API only the caller's own jobs; the UI's own stop button (no request) its session's
+        hit = self.jobs.cancel(ident, "cancelled by the client", client=client_key(request) if request else None)
         return json.dumps({"cancelled": bool(hit), "id": ident, "jobs": hit})
 
     # -- per-kind listings ---------------------------------------------------------------

@@ -13,7 +13,9 @@ whenever the ``Host`` is not a localhost name) and before any route:
   the HttpOnly, SameSite=Strict cookie (``Secure`` when the page is served over HTTPS).
 * **Uploads**: one upload request may carry at most ``max_request_mb`` in all (413, checked on
   ``Content-Length`` and on the bytes actually received), and this server's upload folder
-  at most ``max_upload_disk_mb`` (507); any other request body (an API call's JSON) at
+  at most ``max_upload_disk_mb``: each upload reserves its size before a byte is read, the
+  oldest unused files are evicted to make room, 507 only when every file is in use
+  (:class:`~priorpaint.app.disk.UploadDisk`); any other request body (an API call's JSON) at
   most ``max_body_mb`` (413), before Gradio parses it.
 
 Every refusal is one JSON line ``{"detail": "..."}``.
@@ -24,8 +26,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
-import time
 from http.cookies import SimpleCookie
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
@@ -93,15 +93,17 @@ class _TooLarge(Exception):
 class Guard:
     def __init__(self, app, *, token: Optional[str] = None, loopback_port: Optional[int] = None,
                  max_request_mb: float = 50.0, upload_dir: Optional[str] = None,
-                 max_upload_disk_mb: float = 1024.0, max_body_mb: float = 4.0):
+                 max_upload_disk_mb: float = 1024.0, max_body_mb: float = 4.0, disk=None):
+        from .disk import UploadDisk
         self.app = app
         self.token = token.encode("utf-8") if token else None
         self.loopback_port = loopback_port
         self.max_request = int(max_request_mb * MB)
-        self.upload_dir = upload_dir
         self.max_disk = int(max_upload_disk_mb * MB)
         self.max_body = int(max_body_mb * MB)
-        self._disk = (0.0, 0)   # (when measured, bytes)
+        #: the upload folder's bytes, reservations, eviction and expiry (:mod:`.disk`)
+        self.disk = disk if disk is not None else (
+            UploadDisk(upload_dir, self.max_disk) if upload_dir is not None else None)
         self.refused = 0
 
     # -- helpers ---------------------------------------------------------------------------
@@ -133,21 +135,6 @@ class Guard:
                 return (f"cross-origin request from {origin[:80]!r} refused: this server answers only its own "
                         "page and clients without an Origin")
         return None
-
-    def disk_used(self) -> int:
-        """Bytes under the upload folder (measured at most once a second)."""
-        when, size = self._disk
-        if self.upload_dir is None or time.monotonic() - when < 1.0:
-            return size
-        total = 0
-        for root, _dirs, files in os.walk(self.upload_dir):
-            for f in files:
-                try:
-                    total += os.lstat(os.path.join(root, f)).st_size
-                except OSError:
-                    pass
-        self._disk = (time.monotonic(), total)
-        return total
 
     # -- ASGI --------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
@@ -259,15 +246,19 @@ class Guard:
             return await self._refuse(scope, send, 413, f"this upload request is {declared / MB:.1f} MB; the limit "
                                                         f"for one request (all its files) is {limit_mb:g} MB "
                                                         "(--max-request-mb)")
-        if self.upload_dir is not None and self.disk_used() + declared > self.max_disk:
+        reserve = declared if declared > 0 else self.max_request  # chunked: the most it may send
+        if self.disk is not None and not self.disk.reserve(reserve):
             await self._drain(receive)
-            return await self._refuse(scope, send, 507, f"this server's uploads fill their {self.max_disk / MB:g} MB "
-                                                        "(--max-upload-disk-mb); try again when older ones have "
-                                                        "expired")
-        await self._run_counted(scope, receive, send, self.max_request,
-                                f"this upload request is over {limit_mb:g} MB, the limit for one "
-                                "request (all its files) (--max-request-mb)")
-        self._disk = (0.0, self._disk[1])  # re-measure on the next upload
+            return await self._refuse(scope, send, 507, f"this server's uploads fill their {self.disk.max_bytes / MB:g} "
+                                                        "MB (--max-upload-disk-mb) and every file is in use; try "
+                                                        "again in a few seconds")
+        try:
+            await self._run_counted(scope, receive, send, min(self.max_request, reserve),
+                                    f"this upload request is over {limit_mb:g} MB, the limit for one "
+                                    "request (all its files) (--max-request-mb)")
+        finally:
+            if self.disk is not None:
+                self.disk.release(reserve)  # and, the last one in flight, removes every partial file
 
 
 # -- Gradio's own rejections as one line ------------------------------------------------------

@@ -37,7 +37,17 @@ class Limits:
     max_image_mp: float = _bound(40.0, "megapixels of any image a request uses (photo, mask, strokes, ...)")
     max_request_mb: float = _bound(50.0, "MB of one upload request, all its files together (HTTP 413)")
     max_body_mb: float = _bound(4.0, "MB of any other request body, e.g. an API call's JSON (HTTP 413)")
-    max_upload_disk_mb: float = _bound(1024.0, "MB of uploads this server keeps on disk (HTTP 507)")
+    max_upload_disk_mb: float = _bound(1024.0, "MB of uploads and results this server keeps on disk; the "
+                                               "oldest unused files are evicted to make room (HTTP 507 "
+                                               "only when every file is in use)")
+    max_file_age_s: float = _bound(3600.0, "seconds an upload or a result is kept on disk before it expires")
+    max_request_steps: int = _bound(20000, "optimisation steps of one request, all its edits together")
+    max_work_mb: float = _bound(2048.0, "MB of memory one request's full-resolution work may need, estimated "
+                                        "from its pixels before it starts")
+    max_client_vectors_mb: float = _bound(16.0, "MB of saved editing vectors one client keeps (its least "
+                                                "recently used go first)")
+    max_vectors_mb: float = _bound(512.0, "MB of saved editing vectors of all clients (the largest "
+                                          "holder's least recently used go first)")
     max_client_jobs: int = _bound(4, "jobs one client may have waiting or running")
     max_jobs: int = _bound(32, "jobs of all clients waiting or running")
     max_client_sessions: int = _bound(8, "sessions one client may hold (its own oldest go first, "
@@ -112,10 +122,24 @@ class Limits:
         return raw
 
     def spec_steps(self, specs: List[dict]) -> None:
-        """Every ``steps`` of an edit spec within ``max_steps`` (each kind checks its own range too)."""
+        """Every ``steps`` of an edit spec within ``max_steps`` (each kind checks its own range
+        too), and all of them together within ``max_request_steps``."""
+        total = 0
         for i, spec in enumerate(specs):
             if isinstance(spec, dict) and spec.get("steps") is not None:
-                self.steps(spec["steps"], f"edit {i} ({_short(spec.get('kind'))}): steps")
+                total += self.steps(spec["steps"], f"edit {i} ({_short(spec.get('kind'))}): steps")
+        if total > self.max_request_steps:
+            raise InputError(f"this request's edits ask for {total} optimisation steps in all; the limit is "
+                             f"{self.max_request_steps} (--max-request-steps)")
+
+    @staticmethod
+    def file_index(ref: Any, count: int) -> Optional[int]:
+        """``N`` of a ``"file:N"`` reference when it is ASCII digits naming one of ``count``
+        files, else ``None`` (``str.isdigit`` would accept "²", which ``int`` refuses)."""
+        if not isinstance(ref, str) or not ref or len(ref) > 6 or not (ref.isascii() and ref.isdigit()):
+            return None
+        n = int(ref)
+        return n if n < count else None
 
     def image_pixels(self, path: Optional[str], what: str) -> None:
         """Refuse an image over ``max_image_mp`` from its header alone (nothing is decoded)."""
@@ -130,6 +154,50 @@ class Limits:
         if w * h > self.max_image_mp * 1e6:
             raise InputError(f"{what} is {w}x{h} = {w * h / 1e6:.1f} megapixels; this server's limit is "
                              f"{self.max_image_mp:g} megapixels (--max-image-mp)")
+
+
+    # -- memory ------------------------------------------------------------------------------
+    def work(self, pixels: float, per_pixel: float, what: str) -> float:
+        """Refuse work whose estimated peak memory (``pixels × per_pixel`` bytes) is over
+        ``max_work_mb``, before it starts; the estimate in MB otherwise."""
+        need = pixels * per_pixel / MB
+        if need > self.max_work_mb:
+            raise InputError(f"{what} would need about {need:,.0f} MB of memory ({pixels / 1e6:.1f} megapixels); "
+                             f"this server's limit is {self.max_work_mb:g} MB (--max-work-mb): select a smaller "
+                             "part of the photo or send a smaller photo")
+        return need
+
+    def project_work(self, path: Optional[str], adapt: bool = False) -> float:
+        """``project``'s estimate: the decoded photo and its square (and a full composite with ``adapt``)."""
+        size = image_size(path)
+        if size is None:
+            return 0.0
+        per = OPEN_BYTES_PER_PX + (RENDER_BYTES_PER_PX if adapt else 0)
+        return self.work(size[0] * size[1], per, "this projection" + (" with adapt" if adapt else ""))
+
+    def render_work(self, session) -> float:
+        """``edit``'s estimate: one full-resolution composite of the session's square."""
+        side = int(session.crop.square[2])
+        return self.work(side * side, RENDER_BYTES_PER_PX, f"this edit's {side}x{side} selection square")
+
+
+#: peak bytes per pixel of the selection's square that one full-resolution composite (detail
+#: mode, with its photo metrics) adds, and per pixel of the photo that opening one adds;
+#: measured by ``priorpaint bench --only memory`` (36 MP: render ~35 B/px, open ~13 B/px)
+RENDER_BYTES_PER_PX = 40
+OPEN_BYTES_PER_PX = 20
+
+
+def image_size(path: Optional[str]):
+    """(width, height) from an image file's header, or ``None`` (no file, not an image)."""
+    if not path:
+        return None
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception:
+        return None
 
 
 def depth(value: Any, limit: int, _d: int = 1) -> None:

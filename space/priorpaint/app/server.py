@@ -15,8 +15,9 @@ no foreign ``Origin`` are answered (no DNS rebinding).  Both checks, and the bou
 upload requests and upload disk, are :class:`~priorpaint.app.guard.Guard`, which wraps the
 whole ASGI app handed to uvicorn (Gradio's own CORS layer included).
 
-The server keeps its uploads and results in a folder of its own (``GRADIO_TEMP_DIR``);
-SIGTERM / SIGINT stop the jobs, remove that folder and exit 0.  The bounds on each request
+The server keeps its uploads and results in a folder of its own (``GRADIO_TEMP_DIR``), bounded
+and swept by :class:`~priorpaint.app.disk.UploadDisk` (expiry after ``--max-file-age-s``, the
+oldest unused files evicted under pressure, partial uploads removed); SIGTERM / SIGINT stop the jobs, remove that folder and exit 0.  The bounds on each request
 and each client are :class:`~priorpaint.app.limits.Limits` (flags of ``priorpaint serve``).
 """
 
@@ -77,6 +78,9 @@ def build(model: Optional[str] = None, max_sessions: int = 32, max_session_mb: f
     from .ui import build_app
 
     limits = limits or Limits()
+    from ..edits import vectors
+    vectors.QUOTA.update(client_bytes=int(limits.max_client_vectors_mb * 1024 * 1024),
+                         total_bytes=int(limits.max_vectors_mb * 1024 * 1024))
     store = SessionStore(max_sessions, int(max_session_mb * 1024 * 1024), session_ttl_s,
                          max_client_sessions=min(limits.max_client_sessions, max_sessions),
                          max_client_bytes=int(max_session_mb * 1024 * 1024 / 4))
@@ -107,13 +111,16 @@ def server_temp_dir() -> str:
 class Running:
     """A started server: ``stop()`` ends it (jobs cancelled, this server's files removed)."""
 
-    def __init__(self, server, thread, backend, temp_dir):
+    def __init__(self, server, thread, backend, temp_dir, disk=None):
         self.server, self.thread, self.backend, self.temp_dir = server, thread, backend, temp_dir
+        self.disk = disk
 
     def stop(self) -> None:
         self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(15)
+        if self.disk is not None:
+            self.disk.stop()
         cleanup(self.backend, self.temp_dir)
 
 
@@ -159,9 +166,14 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
     app = gr.mount_gradio_app(outer, demo, path="/", server_name=host, server_port=int(port),
                               max_file_size=int(max_upload_mb * 1024 * 1024), show_error=True,
                               ssr_mode=False, footer_links=["api"])
+    disk = None
+    if temp_dir:
+        from .disk import UploadDisk
+        disk = UploadDisk(temp_dir, int(limits.max_upload_disk_mb * 1024 * 1024), limits.max_file_age_s)
+        disk.start(every_s=min(60.0, max(1.0, limits.max_file_age_s / 4)))
     guarded = Guard(app, token=token, loopback_port=int(port) if loopback_only else None,
-                    max_request_mb=limits.max_request_mb, upload_dir=temp_dir,
-                    max_upload_disk_mb=limits.max_upload_disk_mb, max_body_mb=limits.max_body_mb)
+                    max_request_mb=limits.max_request_mb, max_upload_disk_mb=limits.max_upload_disk_mb,
+                    max_body_mb=limits.max_body_mb, disk=disk)
     bind = host.strip("[]")
     config = uvicorn.Config(guarded, host=bind, port=int(port), log_level="warning" if quiet else "info",
                             timeout_graceful_shutdown=5, lifespan="on")
@@ -174,7 +186,7 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
     if not block:
         t = threading.Thread(target=server.run, name="priorpaint-serve", daemon=True)
         t.start()
-        return Running(server, t, backend, temp_dir)
+        return Running(server, t, backend, temp_dir, disk)
     stopped = {}
 
     def on_signal(sig, frame):  # stop the jobs first, so the graceful shutdown is quick
@@ -190,6 +202,8 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+        if disk is not None:
+            disk.stop()
         summary = cleanup(backend, temp_dir)
         if warming is not None:
             # a stop right after the start: let the warm-up's few steps end, so no thread is

@@ -277,11 +277,13 @@ class JobRegistry:
         with self._lock:
             return list(self._jobs.values())
 
-    def cancel(self, ident: str, reason: str = "cancelled") -> List[str]:
-        """Cancel the job with this id, or every job of the session with this id."""
+    def cancel(self, ident: str, reason: str = "cancelled", client: Optional[str] = None) -> List[str]:
+        """Cancel the job with this id, or every job of the session with this id; with a
+        ``client``, only that client's own jobs (another client's id cancels nothing)."""
         ident = (ident or "").strip()
         with self._lock:
-            hits = [j for j in self._jobs.values() if ident and (j.id == ident or j.session_id == ident)]
+            hits = [j for j in self._jobs.values() if ident and (j.id == ident or j.session_id == ident)
+                    and (client is None or j.client == client)]
         for j in hits:
             j.token.cancel(reason)
         if hits:

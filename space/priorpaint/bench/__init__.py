@@ -11,8 +11,8 @@ The sections:
 * ``projection`` (:mod:`.projection`), ``encoder`` (:mod:`.encoder`), ``stylegan2`` (:mod:`.stylegan2`),
   ``adaptation`` (:mod:`.adaptation`), ``directions`` (:mod:`.directions`),
   ``scribble`` (:mod:`.scribble`), ``concepts`` (:mod:`.concepts`), ``photo`` (:mod:`.photo`),
-  ``app`` (:mod:`.app`), ``security`` (:mod:`.security`),
-  ``batch`` (:mod:`.batch`).
+  ``app`` (:mod:`.app`), ``security`` (:mod:`.security`), ``memory`` (:mod:`.memory`),
+  ``soak`` (:mod:`.soak`), ``batch`` (:mod:`.batch`).
 
 ``--markdown [FILE]`` renders the same report as a markdown page (:mod:`.markdown`);
 ``docs/benchmarks.md`` is such a page.
@@ -102,6 +102,12 @@ SECTIONS: List[Section] = [
     Section("security", "security",
             "the server under attack: probe cases refused or stopped, honest p95 under a flood, RSS, SIGTERM",
             smallest={"honest_clients": 2, "hostile_calls": 3}),
+    Section("memory", "memory",
+            "peak RSS and seconds per stage of a full-selection project + edit at 1, 12 and 36 MP",
+            smallest={"memory_sizes": "0.25", "steps": 2}),
+    Section("soak", "soak",
+            "a live server under mixed requests from several clients for --seconds: RSS and disk flat, one-line answers",
+            smallest={"seconds": 10, "soak_clients": 2}),
     Section("batch", "batch",
             "priorpaint batch: photos per minute, with and without G', on 1 and 2 local workers",
             smallest={"steps": 2, "batch_photos": 1}),
@@ -200,6 +206,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=300, help="projection steps (default 300)")
     p.add_argument("--only", metavar="SECTION[,SECTION...]",
                    help="comma-separated section names to run (e.g. projection); see --list")
+    p.add_argument("--seconds", type=float, default=60.0,
+                   help="how long the soak section runs (default 60, a smoke run; at most 600)")
+    p.add_argument("--soak-clients", type=int, default=4, help="client threads of the soak section (default 4)")
+    p.add_argument("--memory-sizes", default=None,
+                   help="megapixel sizes of the memory section, comma-separated (default 1,12,36)")
     p.add_argument("--list", action="store_true", help="print the section names with one line each and exit")
     p.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
                    help="also write the figures as a markdown page to FILE, with the date, machine, torch "

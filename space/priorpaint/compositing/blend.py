@@ -44,7 +44,8 @@ def feather_mask(mask: np.ndarray, radius: int) -> np.ndarray:
     blur (a tent filter of radius ``1.25 · radius``, i.e. a Gaussian-like ramp of sigma about
     ``radius / 2``, whose cost does not grow with the radius), quantised to 8 bits as an alpha.
     """
-    alpha = mask.astype(np.float32) / 255.0
+    alpha = mask.astype(np.float32)
+    alpha /= np.float32(255.0)   # in place: no second full-size float array
     if radius <= 0 or not mask.any():
         return alpha
     pad = 2 * radius + 2  # the border of the crop counts as outside only where the mask says so
@@ -53,7 +54,9 @@ def feather_mask(mask: np.ndarray, radius: int) -> np.ndarray:
     eroded = cv2.erode(support, np.ones((size, size), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
     k = 2 * int(round(1.25 * radius)) + 1
     soft = cv2.stackBlur(eroded, (k, k))[pad:-pad, pad:-pad]
-    alpha *= soft.astype(np.float32) * np.float32(1.0 / 255.0)
+    del support, eroded
+    for r0 in range(0, alpha.shape[0], 512):  # in strips: the float copy of `soft` is one strip's
+        alpha[r0:r0 + 512] *= soft[r0:r0 + 512].astype(np.float32) * np.float32(1.0 / 255.0)
     return alpha
 
 

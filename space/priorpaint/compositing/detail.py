@@ -216,8 +216,30 @@ def band_sigma(side: int, resolution: int) -> float:
     return BAND * scale if scale > 1.0 else 0.0
 
 
+#: above this sigma (photo pixels), :func:`low_band` blurs a shrunk copy (a pyramid blur)
+PYRAMID_SIGMA = 6.0
+
+
 def low_band(img: np.ndarray, sigma: float) -> np.ndarray:
-    return cv2.GaussianBlur(img, (0, 0), sigma) if sigma > 0 else img
+    """``img`` blurred by a Gaussian of ``sigma`` pixels (``img`` itself for sigma 0).
+
+    A large sigma (over :data:`PYRAMID_SIGMA`; the photo metrics of a 36 MP selection ask
+    for ~50 px) blurs a copy shrunk ``f = sigma // PYRAMID_SIGMA`` times by area averaging
+    and enlarges the result linearly, with the blur reduced so the three filters together
+    have the variance of the one asked for: the same low band (nothing finer than sigma is
+    left in it) in ``1/f²`` of the time and memory of a full-size kernel of ``6·sigma`` taps.
+    """
+    if sigma <= 0:
+        return img
+    f = int(sigma // PYRAMID_SIGMA)
+    if f < 2:
+        return cv2.GaussianBlur(img, (0, 0), sigma)
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (max(1, int(round(w / f))), max(1, int(round(h / f)))), interpolation=cv2.INTER_AREA)
+    # area shrink (box of f: variance f²/12) + linear enlargement (triangle of f: f²/6)
+    s = float(np.sqrt(max((sigma / f) ** 2 - 0.25, 0.25)))
+    small = cv2.GaussianBlur(small, (0, 0), s)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _mid_side(side: int, res: int) -> int:
@@ -266,28 +288,83 @@ def _bounds(mask: np.ndarray) -> Tuple[slice, slice]:
     return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
-def _warp_photo(photo_f: np.ndarray, flow: np.ndarray, box: Tuple[slice, slice]) -> np.ndarray:
-    """The photo (float32, the whole square) warped bicubically along the model-resolution
-    ``flow`` (upsampled, in photo px) inside ``box``; a copy of the photo's box elsewhere.
+#: rows of the selection's box composited at a time (the float32 work is one strip's)
+STRIP_ROWS = 256
 
-    Only the part of the box within reach of a non-zero flow vector is resampled (the bicubic
-    upsampling of the flow reaches two model pixels); a zero flow is the identity.
-    """
-    side, res = photo_f.shape[0], flow.shape[0]
+
+def _rows(img: np.ndarray, side: int, y0: int, y1: int, cubic: bool = False) -> np.ndarray:
+    """Rows ``y0:y1`` of ``img`` resized to ``(side, side)`` (linear, or bicubic), formed from
+    the few rows of ``img`` they need: the columns by OpenCV's resize, the rows with its
+    weights (pixel centres aligned, edges replicated); ``img`` itself at ``side``."""
+    n = img.shape[0]
+    if n == side:
+        return img[y0:y1]
+    fy = (np.arange(y0, y1, dtype=np.float64) + 0.5) * (n / float(side)) - 0.5
+    lo = np.floor(fy).astype(np.int64)
+    t = fy - lo
+    if cubic:
+        A = -0.75
+        w = np.stack([((A * (t + 1) - 5 * A) * (t + 1) + 8 * A) * (t + 1) - 4 * A,
+                      ((A + 2) * t - (A + 3)) * t * t + 1,
+                      ((A + 2) * (1 - t) - (A + 3)) * (1 - t) * (1 - t) + 1], axis=1)
+        w = np.concatenate([w, 1.0 - w.sum(axis=1, keepdims=True)], axis=1)
+        taps = np.clip(lo[:, None] + np.arange(-1, 3)[None, :], 0, n - 1)
+    else:
+        t = np.where(lo < 0, 0.0, np.where(lo >= n - 1, 0.0, t))
+        lo = np.clip(lo, 0, n - 1)
+        w = np.stack([1.0 - t, t], axis=1)
+        taps = np.stack([lo, np.minimum(lo + 1, n - 1)], axis=1)
+    r0, r1 = int(taps.min()), int(taps.max()) + 1
+    wide = cv2.resize(np.ascontiguousarray(img[r0:r1]), (side, r1 - r0),
+                      interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR)
+    if wide.ndim < img.ndim:
+        wide = wide.reshape((r1 - r0, side) + img.shape[2:])
+    out = np.zeros((y1 - y0, side) + img.shape[2:], np.float32)
+    shape = (-1,) + (1,) * (img.ndim - 1)
+    for k in range(taps.shape[1]):
+        out += wide[taps[:, k] - r0] * w[:, k].astype(np.float32).reshape(shape)
+    return out
+
+
+def _flow_reach(flow: np.ndarray, side: int, box: Tuple[slice, slice]):
+    """The part ``(y0, y1, x0, x1)`` of ``box`` within reach of a non-zero flow vector (the
+    bicubic upsampling of the flow reaches two model pixels), or ``None``."""
+    res = flow.shape[0]
     scale = side / float(res)
     ys, xs = box
-    out = photo_f[ys, xs].copy()
     my, mx = _bounds(np.any(flow != 0, axis=2))
     reach = 3
     y0, y1 = max(ys.start, int((my.start - reach) * scale)), min(ys.stop, int(np.ceil((my.stop + reach) * scale)))
     x0, x1 = max(xs.start, int((mx.start - reach) * scale)), min(xs.stop, int(np.ceil((mx.stop + reach) * scale)))
-    if y0 >= y1 or x0 >= x1:
+    return (y0, y1, x0, x1) if y0 < y1 and x0 < x1 else None
+
+
+def _warp_rows(region: np.ndarray, flow: np.ndarray, reach, photo: np.ndarray, r0: int, r1: int,
+               xs: slice) -> np.ndarray:
+    """Rows ``r0:r1`` (columns ``xs``) of the photo warped bicubically along the upsampled
+    ``flow`` where it reaches (:func:`_flow_reach`), a copy of ``photo`` (those rows, float32)
+    elsewhere, reading only the source rows those rows need."""
+    out = photo.copy()
+    y0, y1, x0, x1 = reach
+    a0, a1 = max(r0, y0), min(r1, y1)
+    if a0 >= a1:
         return out
-    up = _resize(flow, side)[y0:y1, x0:x1] * np.float32(scale)
+    side = region.shape[0]
+    scale = side / float(flow.shape[0])
+    up = _rows(flow, side, a0, a1, cubic=True)[:, x0:x1] * np.float32(scale)
     gx = np.arange(x0, x1, dtype=np.float32)[None, :] + up[..., 0]
-    gy = np.arange(y0, y1, dtype=np.float32)[:, None] + up[..., 1]
-    out[y0 - ys.start:y1 - ys.start, x0 - xs.start:x1 - xs.start] = cv2.remap(
-        photo_f, gx, gy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    gy = np.arange(a0, a1, dtype=np.float32)[:, None] + up[..., 1]
+    lo, hi = float(gy.min()), float(gy.max())
+    s0 = max(0, int(np.floor(lo)) - 3)
+    s1 = min(side, int(np.ceil(hi)) + 4)
+    if lo < 2:             # reflected about the first row: those rows too
+        s1 = min(side, max(s1, int(np.ceil(-lo)) + 4))
+    if hi > side - 3:      # reflected about the last row
+        s0 = max(0, min(s0, 2 * (side - 1) - int(np.ceil(hi)) - 4))
+    src = region[s0:s1].astype(np.float32)
+    gy -= np.float32(s0)
+    out[a0 - r0:a1 - r0, x0 - xs.start:x1 - xs.start] = cv2.remap(
+        src, gx, gy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
     return out
 
 
@@ -331,25 +408,33 @@ def detail_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, m
         info.update(minfo)
         moved = bool(np.any(flow != 0))
     info["motion"] = moved
-    photo_f = region.astype(np.float32)
-    photo = np.ascontiguousarray(photo_f[box])
     if moved:
-        inner = _warp_photo(photo_f, flow, box)
         b = _warp(b, flow)
-    else:
-        inner = photo.copy()
-    low, shown, c = generator_part(e - b, e, conf, side)
-    cv2.add(inner, np.ascontiguousarray(low[box]), dst=inner)
-    if c is not None:  # fade to the generated pixels where the photo has no correspondence
-        cb = np.ascontiguousarray(c[box])
-        inner = cv2.blendLinear(inner, np.ascontiguousarray(shown[box]), cb, 1.0 - cb)
-    a = np.ascontiguousarray(alpha[box])
-    out_box = _to_uint8(cv2.blendLinear(inner, photo, a, 1.0 - a))
-    np.copyto(out_box, region[box], where=(a == 0)[..., None])  # the photo, bit for bit, where the mask is 0
+    # the generator's part at the model's scale (tiny); each strip of rows enlarges its own rows
+    mid = _mid_side(side, res)
+    low_mid = low_band(_resize(e - b, mid), band_sigma(mid, res))
+    c_mid = shown_mid = None
+    if conf is not None and float(conf.min()) < 1.0:
+        c_mid = _resize(conf, mid, cv2.INTER_LINEAR if mid > res else cv2.INTER_AREA)
+        shown_mid = _resize(e, mid, cv2.INTER_LANCZOS4 if mid > res else cv2.INTER_AREA)
+    reach = _flow_reach(flow, side, box) if moved else None
     out_region = region.copy()
-    out_region[box] = out_box
     inner_u8 = region.copy()
-    inner_u8[box] = _to_uint8(inner)
+    ys, xs = box
+    for r0 in range(ys.start, ys.stop, STRIP_ROWS):
+        # one strip of the box at a time: the float32 work is a strip's, never the square's
+        r1 = min(ys.stop, r0 + STRIP_ROWS)
+        photo = region[r0:r1, xs].astype(np.float32)
+        inner = _warp_rows(region, flow, reach, photo, r0, r1, xs) if reach is not None else photo.copy()
+        cv2.add(inner, np.ascontiguousarray(_rows(low_mid, side, r0, r1)[:, xs]), dst=inner)
+        if c_mid is not None:  # fade to the generated pixels where the photo has no correspondence
+            cb = np.ascontiguousarray(_rows(c_mid, side, r0, r1)[:, xs])
+            inner = cv2.blendLinear(inner, np.ascontiguousarray(_rows(shown_mid, side, r0, r1)[:, xs]), cb, 1.0 - cb)
+        a = np.ascontiguousarray(alpha[r0:r1, xs])
+        out_box = _to_uint8(cv2.blendLinear(inner, photo, a, 1.0 - a))
+        np.copyto(out_box, region[r0:r1, xs], where=(a == 0)[..., None])  # the photo, bit for bit, where the mask is 0
+        out_region[r0:r1, xs] = out_box
+        inner_u8[r0:r1, xs] = _to_uint8(inner)
     return DetailResult(region=out_region, inner=inner_u8, alpha=alpha, flow=flow, confidence=conf, info=info)
 
 

@@ -14,7 +14,8 @@ see what compositing does to the photo's own detail.  These can:
     detail survived; the upsampled generator square of ``replace`` gives ~0.2 on a 230 px face.
 ``effect_carried``
     Pearson correlation inside the edit mask between the low band of ``result − photo``
-    (Gaussian, the band split of :func:`priorpaint.compositing.detail.band_sigma`) and the
+    (Gaussian, the band split of :func:`priorpaint.compositing.detail.band_sigma`; a large
+    band is measured on block means, at ~6 samples per sigma) and the
     model-resolution change ``edited − unedited`` resized to the photo's square, blurred
     alike and weighted by the feathered edit mask (the change the user asked for, where they
     asked for it): does the result change the photo the way the generator's edit changes its
@@ -43,15 +44,21 @@ import cv2
 import numpy as np
 
 from .blend import feather_mask
-from .detail import band_sigma, low_band
+from .detail import PYRAMID_SIGMA, band_sigma, low_band
 
 PSNR_IDENTICAL = 100.0
+#: rows summed at a time (a large selection's figures never copy it whole to float64)
+ROWS = 512
 NAMES = ("psnr_photo", "detail_kept", "effect_carried", "seam_grain", "ghost", "ghost_reference")
 
 
 def _luma(img: np.ndarray) -> np.ndarray:
-    img = img.astype(np.float32)
-    return 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
+    """The luminance (float32), formed in strips: no full-size three-channel float copy."""
+    out = np.empty(img.shape[:2], np.float32)
+    for r0 in range(0, img.shape[0], ROWS):
+        rows = img[r0:r0 + ROWS].astype(np.float32)
+        out[r0:r0 + ROWS] = 0.299 * rows[..., 0] + 0.587 * rows[..., 1] + 0.114 * rows[..., 2]
+    return out
 
 
 def _resize(img: np.ndarray, side: int, interp=None) -> np.ndarray:
@@ -63,13 +70,37 @@ def _resize(img: np.ndarray, side: int, interp=None) -> np.ndarray:
     return cv2.resize(img, (side, side), interpolation=interp)
 
 
+def _factor(sigma: float) -> int:
+    """How many times a low band of ``sigma`` pixels may be shrunk and keep
+    :data:`~priorpaint.compositing.detail.PYRAMID_SIGMA` samples per sigma."""
+    return max(1, int(sigma // PYRAMID_SIGMA))
+
+
+def _shrink(img: np.ndarray, f: int) -> np.ndarray:
+    """Means of ``f``×``f`` blocks (float32; the last ``side % f`` rows and columns dropped),
+    formed in strips: never a full-size float copy."""
+    n = img.shape[0] // f
+    out = np.empty((n, n) + img.shape[2:], np.float32)
+    step = max(1, ROWS // f)
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        rows = img[i0 * f:i1 * f, :n * f].astype(np.float32)
+        out[i0:i1] = cv2.resize(rows, (n, i1 - i0), interpolation=cv2.INTER_AREA).reshape((i1 - i0, n) + img.shape[2:])
+    return out
+
+
 def psnr_photo(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optional[float]:
     """PSNR (dB, 8-bit peak) inside ``mask > 0``; :data:`PSNR_IDENTICAL` when bit-identical there."""
     sel = mask > 0
     if not sel.any():
         return None
-    d = result[sel].astype(np.float64) - photo[sel].astype(np.float64)
-    mse = float((d * d).mean())
+    se, n = 0, 0
+    for r0 in range(0, sel.shape[0], ROWS):  # in strips: no full-size float64 copy
+        s = sel[r0:r0 + ROWS]
+        d = result[r0:r0 + ROWS][s].astype(np.int32) - photo[r0:r0 + ROWS][s].astype(np.int32)
+        se += int((d * d).sum())
+        n += d.size
+    mse = se / n
     if mse == 0.0:
         return PSNR_IDENTICAL
     return float(min(PSNR_IDENTICAL, 10.0 * np.log10(255.0 ** 2 / mse)))
@@ -80,15 +111,34 @@ def high_frequency(img: np.ndarray) -> np.ndarray:
     return np.abs(cv2.Laplacian(_luma(img), cv2.CV_32F, ksize=3))
 
 
+def _hf_strips(img: np.ndarray):
+    """(first row, |Laplacian| of those rows) of ``img``, a strip at a time: each strip is
+    formed with one row of its neighbours, so the rows equal :func:`high_frequency`'s."""
+    h = img.shape[0]
+    for r0 in range(0, h, ROWS):
+        r1 = min(h, r0 + ROWS)
+        a0, a1 = max(0, r0 - 1), min(h, r1 + 1)
+        yield r0, high_frequency(img[a0:a1])[r0 - a0:r1 - a0]
+
+
+def _hf_sum(img: np.ndarray, weight: np.ndarray) -> float:
+    """Sum of ``high_frequency(img) · weight``: a boolean mask, or a uint8 mask weighting
+    by ``mask / 255`` (formed a strip at a time)."""
+    total = 0.0
+    for r0, hf in _hf_strips(img):
+        w = weight[r0:r0 + hf.shape[0]]
+        total += float(hf[w].sum()) if w.dtype == bool else float((hf * (w.astype(np.float32) / 255.0)).sum())
+    return total
+
+
 def detail_kept(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optional[float]:
     """Mean |Laplacian| of the result over the photo's, weighted by the edit mask."""
-    w = mask.astype(np.float32) / 255.0
-    if w.sum() <= 0:
+    if not mask.any():
         return None
-    hp = float((high_frequency(photo) * w).sum())
+    hp = _hf_sum(photo, mask)
     if hp <= 0:
         return None
-    return float((high_frequency(result) * w).sum() / hp)
+    return float(_hf_sum(result, mask) / hp)
 
 
 def effect_carried(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.ndarray,
@@ -100,16 +150,37 @@ def effect_carried(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edit
     if not np.any(delta):
         return None
     sigma = max(band_sigma(side, res), 1.0)
-    alpha = feather_mask(mask, int(feather))[..., None]
-    want = alpha * low_band(_resize(delta, side), sigma)
-    got = low_band(result.astype(np.float32) - photo.astype(np.float32), sigma)
-    sel = mask > 0
-    a, b = got[sel].ravel().astype(np.float64), want[sel].ravel().astype(np.float64)
-    a, b = a - a.mean(), b - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    f = _factor(sigma)
+    if f > 1:   # both sides are low bands: measured on f×f block means, at sigma / f
+        n = side // f
+        sel = _shrink(mask, f) > 0
+        want = low_band(_resize(delta, n), sigma / f)
+        want *= feather_mask((_shrink(mask, f) + 0.5).astype(np.uint8), max(0, int(round(feather / f))))[..., None]
+        got = low_band(_shrink(result, f) - _shrink(photo, f), sigma / f)
+        return _correlation(got, want, sel)
+    want = low_band(_resize(delta, side), sigma)
+    want *= feather_mask(mask, int(feather))[..., None]
+    got = low_band(cv2.subtract(result, photo, dtype=cv2.CV_32F), sigma)
+    return _correlation(got, want, mask > 0)
+
+
+def _correlation(got: np.ndarray, want: np.ndarray, sel: np.ndarray) -> Optional[float]:
+    """Pearson correlation of ``got`` and ``want`` over ``sel``, summed in strips (float64)."""
+    n = sa = sb = saa = sbb = sab = 0.0
+    for r0 in range(0, sel.shape[0], ROWS):
+        s = sel[r0:r0 + ROWS]
+        a = got[r0:r0 + ROWS][s].astype(np.float64).ravel()
+        b = want[r0:r0 + ROWS][s].astype(np.float64).ravel()
+        n += a.size
+        sa, sb = sa + a.sum(), sb + b.sum()
+        saa, sbb, sab = saa + (a * a).sum(), sbb + (b * b).sum(), sab + (a * b).sum()
+    if n == 0:
+        return None
+    va, vb = saa - sa * sa / n, sbb - sb * sb / n
+    den = float(np.sqrt(max(va, 0.0) * max(vb, 0.0)))
     if den <= 1e-12:
         return None
-    return float((a * b).sum() / den)
+    return float((sab - sa * sb / n) / den)
 
 
 def seam_grain(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, feather: int) -> Optional[float]:
@@ -120,12 +191,14 @@ def seam_grain(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, feather:
     padded = np.pad(inside, 1)  # the square's border counts as an edge only where the mask meets it
     dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
     ring = (inside > 0) & (dist <= 2 * max(int(feather), 1) + 1)
-    if ring.sum() < 16:
+    del dist
+    count = int(ring.sum())
+    if count < 16:
         return None
-    hp = float(high_frequency(photo)[ring].mean())
+    hp = _hf_sum(photo, ring) / count
     if hp <= 0:
         return None
-    return float(abs(1.0 - high_frequency(result)[ring].mean() / hp))
+    return float(abs(1.0 - (_hf_sum(result, ring) / count) / hp))
 
 
 def _grad(gray: np.ndarray) -> np.ndarray:
@@ -149,14 +222,19 @@ def ghost(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.nd
     vanished = m_small & (gb >= max(strong, 8.0)) & (ge < 0.5 * gb)
     if vanished.sum() < 3:
         return none
-    sel = _resize(vanished.astype(np.float32), side, cv2.INTER_NEAREST) > 0.5
     sigma = max(band_sigma(side, res), 1.0)
-    g_res = _grad(low_band(_luma(result), sigma))[sel].mean()
-    g_photo = _grad(low_band(_luma(photo), sigma))[sel].mean()
+    f = _factor(sigma)   # edges of the low band: measured on f×f block means, at sigma / f
+    n = side // f
+    sel = _resize(vanished.astype(np.float32), n, cv2.INTER_NEAREST) > 0.5
+
+    def luma(img):
+        return _shrink(_luma(img), f) if f > 1 else _luma(img)
+    g_res = _grad(low_band(luma(result), sigma / f))[sel].mean()
+    g_photo = _grad(low_band(luma(photo), sigma / f))[sel].mean()
     if g_photo <= 1e-6:
         return none
-    g_ref = _grad(low_band(_luma(_resize(edited, side)), sigma))[sel].mean()
-    g_base = _grad(low_band(_luma(_resize(base, side)), sigma))[sel].mean()
+    g_ref = _grad(low_band(_luma(_resize(edited, n)), sigma / f))[sel].mean()
+    g_base = _grad(low_band(_luma(_resize(base, n)), sigma / f))[sel].mean()
     # the edited content's own edge strength there, relative to the old content's
     ref = float(g_ref / g_base) if g_base > 1e-6 else None
     return {"ghost": float(g_res / g_photo), "ghost_reference": ref}

@@ -37,8 +37,47 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 _NAMESPACE = re.compile(r"^[0-9a-f]{16}$")
-#: vectors one namespace (one client of the app) may keep
+#: vectors one namespace (one client of the app) may keep, over all models
 MAX_PER_NAMESPACE = 64
+#: the bounds on the app clients' saved vectors (``priorpaint serve`` sets them from
+#: ``--max-client-vectors-mb`` / ``--max-vectors-mb``): over one, the least recently used
+#: go — a client's own over its quota, the largest holder's over the global one
+QUOTA = {"client_bytes": 16 * 1024 * 1024, "total_bytes": 512 * 1024 * 1024}
+
+
+def _client_vectors() -> List[tuple]:
+    """(last use, bytes, namespace, safetensors path) of every app client's saved vector."""
+    out = []
+    for p in store.folder("vectors").glob("*/clients/*/*.safetensors"):
+        meta = p.with_suffix(".json")
+        try:
+            size = p.stat().st_size
+            used = meta.stat().st_mtime if meta.exists() else p.stat().st_mtime
+            size += meta.stat().st_size if meta.exists() else 0
+        except OSError:
+            continue
+        out.append((used, size, p.parent.name, p))
+    return out
+
+
+def _remove_vector(path: Path) -> None:
+    for q in (path, path.with_suffix(".json")):
+        try:
+            q.unlink()
+        except OSError:
+            pass
+    _loaded.pop((str(path.parent), path.stem), None)
+
+
+def enforce_quota(namespace: str, keep: Optional[Path] = None) -> List[Path]:
+    """Evict least recently used vectors: ``namespace``'s own past its quota, then the
+    largest holder's past the global quota; ``keep`` (the one just saved) stays."""
+    items = _client_vectors()
+    removed = store.evict_lru([it for it in items if it[2] == namespace], QUOTA["client_bytes"],
+                              MAX_PER_NAMESPACE, _remove_vector, keep)
+    rest = [it for it in items if it[3] not in removed]
+    removed += store.evict_lru(rest, QUOTA["total_bytes"], None, _remove_vector, keep)
+    return removed
 
 
 def vectors_dir(model: str, namespace: Optional[str] = None) -> Path:
@@ -65,9 +104,6 @@ def save_vector(model: str, name: str, delta_h: torch.Tensor, meta: dict,
     """Write ``<name>.safetensors`` + ``<name>.json`` (replacing a vector of that name)."""
     name = check_name(name)
     folder = vectors_dir(model, namespace)
-    if namespace is not None and folder.is_dir() and not (folder / f"{name}.safetensors").exists() \
-            and len(list(folder.glob("*.safetensors"))) >= MAX_PER_NAMESPACE:
-        raise InputError(f"this client already keeps {MAX_PER_NAMESPACE} editing vectors; reuse a name to replace one")
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {"delta_h": delta_h.detach().float().cpu().contiguous()}
     if delta_z is not None and float(delta_z.abs().max()) > 0:
@@ -79,6 +115,8 @@ def save_vector(model: str, name: str, delta_h: torch.Tensor, meta: dict,
     path = store.save_tensors(folder / f"{name}.safetensors", tensors, metadata={"priorpaint": json.dumps(info)})
     (folder / f"{name}.json").write_text(json.dumps(info, indent=1, default=float) + "\n")
     _loaded.pop((str(folder), name), None)
+    if namespace is not None:
+        enforce_quota(namespace, keep=path)
     return path
 
 
@@ -116,6 +154,11 @@ def load_vector(model: str, name: str, namespace: Optional[str] = None) -> Tuple
         known = [v["name"] for v in list_vectors(model, namespace)]
         raise InputError(f"unknown vector {name!r} for model {model}; saved vectors: "
                          f"{', '.join(known) if known else 'none (save one with a segment edit and --save-vector NAME)'}")
+    if namespace is not None:  # the metadata file's time is the vector's last use (LRU)
+        try:
+            path.with_suffix(".json").touch()
+        except OSError:
+            pass
     mtime = path.stat().st_mtime_ns
     hit = _loaded.get((str(folder), name))
     if hit and hit[0] == mtime:

@@ -1,0 +1,191 @@
+"""Issue 28, memory that stays flat: the large-sigma low band is a pyramid blur equal to the
+full-size Gaussian, and a request whose estimated peak memory is over --max-work-mb is refused
+with one line naming the flag, before any work."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+
+def _photo(side=600):
+    from PIL import Image
+
+    from conftest import skimage_data
+    return np.asarray(Image.open(skimage_data("astronaut.png")).convert("RGB").resize((side, side))).astype(np.float32)
+
+
+@pytest.mark.parametrize("sigma", [3.0, 13.0, 24.0])
+def test_the_pyramid_low_band_equals_the_full_gaussian(sigma):
+    from priorpaint.compositing.detail import low_band
+
+    img = _photo()
+    exact = cv2.GaussianBlur(img, (0, 0), sigma)
+    got = low_band(img, sigma)
+    assert got.shape == img.shape and got.dtype == np.float32
+    d = np.abs(got - exact)
+    inner = d[int(3 * sigma):-int(3 * sigma), int(3 * sigma):-int(3 * sigma)]
+    # of 255: within 3 sigma of the border the shrunk copy reflects a little differently
+    assert d.mean() < 0.3 and inner.max() < 0.5, (d.mean(), inner.max())
+    assert low_band(img[..., 0].copy(), sigma).shape == img.shape[:2]
+
+
+def test_work_over_max_work_mb_is_refused_with_one_line_naming_the_flag(tmp_path):
+    from PIL import Image
+
+    from priorpaint.app.limits import RENDER_BYTES_PER_PX, Limits
+    from priorpaint.errors import InputError
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (3000, 2000)).save(big)        # 6 MP: 120 MB to open
+    L = Limits(max_work_mb=100)
+    with pytest.raises(InputError, match=r"^this projection would need about 114 MB .*\(--max-work-mb\)"):
+        L.project_work(str(big))
+    assert Limits(max_work_mb=200).project_work(str(big)) == pytest.approx(6e6 * 20 / 2 ** 20)
+
+    class S:   # a session whose selection's square is 2000 px
+        crop = type("C", (), {"square": (0, 0, 2000)})()
+    with pytest.raises(InputError, match="2000x2000 selection square would need about") as e:
+        L.render_work(S())
+    assert "\n" not in str(e.value) and "--max-work-mb" in str(e.value)
+    assert Limits(max_work_mb=2000 * 2000 * RENDER_BYTES_PER_PX / 2 ** 20 + 1).render_work(S()) > 0
+
+
+def test_the_edit_endpoint_refuses_before_making_a_job(tiny_session):
+    from priorpaint.app.api import Backend
+    from priorpaint.app.limits import Limits
+    from priorpaint.app.sessions import SessionStore
+
+    store = SessionStore()
+    sid = store.put(tiny_session, "")
+    backend = Backend(store=store, limits=Limits(max_work_mb=0.001))
+    with pytest.raises(Exception, match="--max-work-mb"):
+        list(backend.edit(sid, "[]"))
+    assert backend.jobs.started == 0
+
+
+@pytest.mark.parametrize("shift", [True, False])
+def test_the_composite_in_strips_equals_the_composite_in_one_piece(monkeypatch, shift):
+    import priorpaint.compositing.detail as D
+
+    side, res = 520, 32
+    region = _photo(side).astype(np.uint8)
+    base = cv2.resize(region, (res, res), interpolation=cv2.INTER_AREA)
+    edited = base.copy()
+    if shift:   # content moves: the photo's detail is warped along the flow
+        edited[8:16, 6:26] = np.roll(base, 2, axis=1)[8:16, 6:26]
+    else:
+        edited[8:16] = np.clip(base[8:16].astype(int) + 40, 0, 255)
+    mask = np.zeros((side, side), np.uint8)
+    mask[40:470, 60:500] = 255
+    monkeypatch.setattr(D, "STRIP_ROWS", 10 ** 6)
+    whole = D.detail_composite(region, base, edited, mask)
+    monkeypatch.setattr(D, "STRIP_ROWS", 37)
+    strips = D.detail_composite(region, base, edited, mask)
+    assert whole.info["motion"] == strips.info["motion"]
+    for a, b in ((whole.region, strips.region), (whole.inner, strips.inner)):
+        d = np.abs(a.astype(int) - b.astype(int))
+        assert d.max() <= 1 and (d > 0).mean() < 1e-3
+    assert np.array_equal(strips.region[mask == 0], region[mask == 0])
+    assert not np.array_equal(strips.region, region)
+
+
+def test_rows_of_a_resize_are_the_resize_rows():
+    from priorpaint.compositing.detail import _rows
+
+    small = _photo(40)
+    for cubic, interp in ((False, cv2.INTER_LINEAR), (True, cv2.INTER_CUBIC)):
+        full = cv2.resize(small, (333, 333), interpolation=interp)
+        for y0, y1 in ((0, 7), (100, 180), (320, 333)):
+            assert np.abs(_rows(small, 333, y0, y1, cubic) - full[y0:y1]).max() < 1e-2
+
+
+def test_photo_figures_summed_in_strips_equal_the_whole_array_formulas(monkeypatch):
+    import priorpaint.compositing.photo_metrics as PM
+
+    monkeypatch.setattr(PM, "ROWS", 23)
+    rng = np.random.default_rng(1)
+    photo = _photo(200).astype(np.uint8)
+    result = np.clip(photo.astype(int) + rng.integers(-9, 10, photo.shape), 0, 255).astype(np.uint8)
+    sel = np.zeros((200, 200), np.uint8)
+    sel[30:170, 20:190] = 255
+    s = sel > 0
+    d = result[s].astype(np.float64) - photo[s].astype(np.float64)
+    assert PM.psnr_photo(result, photo, sel) == pytest.approx(10 * np.log10(255.0 ** 2 / (d * d).mean()), abs=1e-9)
+    img = photo.astype(np.float32)
+    assert np.array_equal(PM._luma(photo), 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2])
+    a = rng.normal(size=(200, 200, 3)).astype(np.float32)
+    b = (a * 0.5 + rng.normal(size=a.shape)).astype(np.float32)
+    x, y = a[s].ravel().astype(np.float64), b[s].ravel().astype(np.float64)
+    assert PM._correlation(a, b, s) == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
+
+
+def test_low_band_figures_on_block_means_equal_the_full_size_figures(monkeypatch):
+    import priorpaint.compositing.photo_metrics as PM
+
+    side, res = 1600, 64                       # sigma 12.5 px: measured on 2x2 block means
+    photo = _photo(side).astype(np.uint8)
+    base = cv2.resize(photo, (res, res), interpolation=cv2.INTER_AREA)
+    edited = base.copy()
+    edited[16:40, 12:52] = np.roll(base, 4, axis=1)[16:40, 12:52]
+    edited[20:30] = np.clip(edited[20:30].astype(int) + 30, 0, 255)
+    mask = np.zeros((side, side), np.uint8)
+    mask[200:1400, 150:1450] = 255
+    from priorpaint.compositing.detail import composite_square
+    result = composite_square(photo, base, edited, mask, 20, "detail")[0]
+    assert PM._factor(12.5) == 2
+    small = PM.photo_metrics(result, photo, base, edited, mask, mask, 20)
+    monkeypatch.setattr(PM, "_factor", lambda sigma: 1)
+    full = PM.photo_metrics(result, photo, base, edited, mask, mask, 20)
+    assert full["effect_carried"] is not None and full["ghost"] is not None
+    for k in ("effect_carried", "ghost", "ghost_reference"):
+        assert small[k] == pytest.approx(full[k], abs=0.01), (k, small[k], full[k])
+    for k in ("psnr_photo", "detail_kept", "seam_grain"):
+        assert small[k] == full[k]
+
+
+def test_high_frequency_in_strips_equals_the_whole_array(monkeypatch):
+    import priorpaint.compositing.photo_metrics as PM
+
+    photo = _photo(300).astype(np.uint8)
+    whole = PM.high_frequency(photo)
+    monkeypatch.setattr(PM, "ROWS", 29)
+    assert np.array_equal(np.concatenate([hf for _, hf in PM._hf_strips(photo)]), whole)
+    ring = np.zeros((300, 300), bool)
+    ring[40:60, 30:270] = True
+    assert PM._hf_sum(photo, ring) == pytest.approx(float(whole[ring].sum()), rel=1e-5)
+
+
+def test_the_feathered_mask_in_strips_is_bit_identical():
+    from priorpaint.compositing.blend import feather_mask
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((1100, 700), np.uint8)
+    mask[100:1000, 50:650] = rng.integers(1, 256, (900, 600))
+    mask[300:400, 200:300] = 0
+    for radius in (0, 3, 25):
+        a = mask.astype(np.float32) / 255.0
+        if radius:
+            pad, size = 2 * radius + 2, 2 * radius + 1
+            support = cv2.copyMakeBorder(((mask > 0) * 255).astype(np.uint8), pad, pad, pad, pad,
+                                         cv2.BORDER_CONSTANT, value=0)
+            eroded = cv2.erode(support, np.ones((size, size), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            k = 2 * int(round(1.25 * radius)) + 1
+            a *= cv2.stackBlur(eroded, (k, k))[pad:-pad, pad:-pad].astype(np.float32) * np.float32(1.0 / 255.0)
+        assert np.array_equal(feather_mask(mask, radius), a)
+
+
+def test_detail_kept_weighted_in_strips_equals_the_whole_array_formula(monkeypatch):
+    import priorpaint.compositing.photo_metrics as PM
+
+    photo = _photo(260).astype(np.uint8)
+    result = cv2.GaussianBlur(photo, (0, 0), 1.5)
+    mask = np.zeros((260, 260), np.uint8)
+    mask[30:220, 40:240] = 255
+    mask[60:90] = 128
+    w = mask.astype(np.float32) / 255.0
+    want = float((PM.high_frequency(result) * w).sum() / (PM.high_frequency(photo) * w).sum())
+    monkeypatch.setattr(PM, "ROWS", 31)
+    assert PM.detail_kept(result, photo, mask) == pytest.approx(want, rel=1e-5)
+    assert PM.detail_kept(result, photo, np.zeros_like(mask)) is None
