@@ -104,7 +104,7 @@ SECTIONS: List[Section] = [
             smallest={"honest_clients": 2, "hostile_calls": 3}),
     Section("memory", "memory",
             "peak RSS and seconds per stage of a full-selection project + edit at 1, 12 and 36 MP",
-            smallest={"memory_sizes": "0.25", "steps": 2}),
+            smallest={"memory_sizes": "0.25"}),
     Section("soak", "soak",
             "a live server under mixed requests from several clients for --seconds: RSS and disk flat, one-line answers",
             smallest={"seconds": 10, "soak_clients": 2}),
