@@ -95,7 +95,7 @@ def run(report: dict, args) -> None:
                 for key, r in _sweep(s, s.apply([f"direction:{spec}"])).items():
                     out.setdefault("sweep", {}).setdefault(key, []).append({"photo": photo["name"], "edit": spec,
                                                                             "psnr_projection": row["psnr_projection"], **r})
-    out["worst"] = _worst(out["photos"])
+    out["worst"] = _worst(out["photos"], edits)
     if "sweep" in out:
         out["curve"] = _curve(out["sweep"])
     report["structural"] = out
@@ -158,9 +158,9 @@ def _curve(sweep: Dict[str, list]) -> Dict[str, object]:
     return {"table": table, "plot": str(path)}
 
 
-def _worst(photos: Dict[str, dict]) -> Dict[str, object]:
+def _worst(photos: Dict[str, dict], edits=EDITS) -> Dict[str, object]:
     worst: Dict[str, object] = {}
-    for spec in EDITS:
+    for spec in edits:
         for mode in ("today", "new"):
             rows = [r["edits"][spec][mode] for r in photos.values()]
             nums = lambda k: [x[k] for x in rows if x.get(k) is not None]
