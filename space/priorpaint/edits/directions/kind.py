@@ -28,7 +28,7 @@ from ... import store
 
 log = logging.getLogger(__name__)
 
-from ..registry import EditContext, EditState, register_edit
+from ..registry import EditContext, EditState, PreviewCost, Strength, register_edit
 from .base import Direction
 from .named import _entry_for, get_direction, load_named
 
@@ -116,7 +116,8 @@ def check_direction(gen: LayeredGenerator, spec: dict) -> None:
     _entry_for(model_id, str(spec.get("name", "")), load_named(model_id))
 
 
-@register_edit("direction", parse_direction, check=check_direction,
+@register_edit("direction", parse_direction, check=check_direction, preview=PreviewCost.LATENT,
+               survives_reprojection=True, strength=Strength("strength", -3.0, 3.0),
                help="direction:NAME=STRENGTH — move along a named latent direction (see `priorpaint directions`); "
                     "repeatable, combined additively; strengths outside the range are clamped with a note")
 def apply_direction_edit(ctx: EditContext, state: EditState, spec: dict) -> EditState:
