@@ -225,7 +225,7 @@ def test_space_export_is_self_contained_and_runs(tmp_path):
                        capture_output=True, text=True, timeout=120, cwd=str(ROOT))
     assert r.returncode == 0, r.stderr
     for name in ("app.py", "README.md", "requirements.txt", "priorpaint/session.py",
-                 "priorpaint/app/ui.py", "priorpaint/weights_manifest/dcgan-digiface-64.json"):
+                 "priorpaint/app/ui/app.py", "priorpaint/app/ui/tabs/segment.py", "priorpaint/weights_manifest/dcgan-digiface-64.json"):
         assert (dest / name).is_file(), name
     card = (dest / "README.md").read_text()
     assert card.startswith("---\n") and "sdk: gradio" in card and "app_file: app.py" in card
@@ -416,7 +416,8 @@ def test_cancel_by_session_id_and_errors_from_the_worker():
 
 
 def test_editor_value_to_photo_and_mask_and_painted_labels():
-    from priorpaint.app.ui import _editor_layers, _photo_image, paint_over_labels
+    from priorpaint.app.ui.page import editor_layers as _editor_layers, photo_image as _photo_image
+    from priorpaint.app.ui.tabs.segment import paint_over_labels
 
     bg = np.zeros((6, 8, 4), np.uint8)
     bg[..., 3] = 255
