@@ -182,6 +182,15 @@ def test_models_endpoint(client):
     assert {"id", "architecture", "resolution", "domain", "present", "source", "description"} <= set(rows[0])
 
 
+def test_capabilities_endpoint(client):
+    """A client reads what the server offers instead of counting an endpoint's inputs."""
+    caps = json.loads(client.predict(api_name="/capabilities"))
+    assert caps["version"] >= 2 and caps["default_steps"] == 20   # the server's --steps
+    assert "detail" in caps["composite"] and "encoder" in caps["init"]
+    assert caps["kinds"]["direction"]["preview"] == "latent" and caps["kinds"]["scribble"]["preview"] == "slow"
+    assert caps["kinds"]["paint"]["file_fields"] == ["mask"]
+
+
 def test_token_auth_for_gradio_client_and_http():
     import urllib.error
     import urllib.request

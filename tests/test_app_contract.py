@@ -275,3 +275,17 @@ def test_the_page_never_parses_wire_strings():
     for path in (APP / "ui").rglob("*.py"):
         text = path.read_text()
         assert "json.loads" not in text and "inspect.signature" not in text, path.name
+
+
+def test_capabilities_are_the_declarations():
+    from priorpaint.app.api import Backend
+    caps = json.loads(Backend().capabilities())
+    assert caps["version"] == C.VERSION and caps["init"] == list(PUBLIC_INITS)
+    assert caps["default_steps"] == SERVED_STEPS and caps["composite"] == [m.value for m in C.Composite]
+    assert set(caps["kinds"]) == set(EDIT_KINDS)
+    for name, k in EDIT_KINDS.items():
+        c = caps["kinds"][name]
+        assert c["preview"] == k.preview.value and c["file_fields"] == list(k.file_fields)
+        assert c["survives_reprojection"] is k.survives_reprojection
+        assert (c["strength"] is None) == (k.strength is None)
+    assert caps["kinds"]["interpolate"]["strength"] == {"field": "t", "min": 0.0, "max": 1.0}

@@ -369,6 +369,28 @@ class CancelResult:
         return bool(self.jobs)
 
 
+# -- what this server offers -------------------------------------------------------------------
+
+#: the contract's version: 2 is the typed contract (``capabilities`` exists); clients of an
+#: older server, without the ``capabilities`` endpoint, fall back to counting inputs
+VERSION = 2
+
+
+def capabilities(default_steps: int, max_steps: int) -> dict:
+    """What a client may ask of this server, read from the declarations: the choices of each
+    Enum, the steps, and per edit kind its preview cost, whether it survives a new
+    projection, its strength field and range, and its file fields."""
+    out = {"version": VERSION, "init": [m.value for m in Init], "composite": [m.value for m in Composite],
+           "method": [m.value for m in Method], "default_steps": int(default_steps), "max_steps": int(max_steps),
+           "preview_max_size": PREVIEW_MAX_SIZE, "kinds": {}}
+    for name, k in kinds.edit_kinds().items():
+        s = k.strength
+        out["kinds"][name] = {"preview": k.preview.value, "survives_reprojection": k.survives_reprojection,
+                              "strength": None if s is None else {"field": s.field, "min": s.lo, "max": s.hi},
+                              "file_fields": list(k.file_fields), "inline_fields": list(k.inline_fields)}
+    return out
+
+
 # -- the one serialiser -----------------------------------------------------------------------
 
 def clean(v):

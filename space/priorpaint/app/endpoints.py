@@ -156,6 +156,11 @@ class Backend:
     def models(self) -> str:
         return json.dumps(self.service.models())
 
+    def capabilities(self) -> str:
+        """JSON: the contract's version, the choices of ``init`` / ``composite``, the steps, and
+        what each edit kind can do (preview cost, survives a projection, strength, file fields)."""
+        return json.dumps(self.service.capabilities())
+
     def download(self, model: str = ""):
         """Generator: download (and verify) a manifest model's weights; status updates with
         ``bytes_done`` / ``bytes_total``, then the final status (``path``, ``bytes``,
@@ -249,6 +254,7 @@ def wire(backend: Backend) -> None:
 
     b = backend
     trigger.click(user_errors(b.models), None, o_json, api_name="models", concurrency_limit=None)
+    trigger.click(user_errors(b.capabilities), None, o_json, api_name="capabilities", concurrency_limit=None)
     trigger.click(user_errors(b.download), [a_model], o_status, api_name="download",
                   concurrency_id="download", concurrency_limit=2)
     trigger.click(user_errors(b.project), [a_image, a_mask, a_box, a_model, a_steps, a_seed, a_adapt],

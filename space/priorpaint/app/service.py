@@ -279,6 +279,11 @@ class Service:
             yield SegmentResult(job=job.id, session=s.id, legend=clean(legend), report=clean(extra),
                                 labels=np.asarray(labels))
 
+    def capabilities(self) -> dict:
+        """What this server offers (:func:`~priorpaint.app.contract.capabilities`)."""
+        from .contract import capabilities
+        return capabilities(self.default_steps, self.limits.max_steps)
+
     def stats(self) -> dict:
         return {"store": self.store.stats(), "jobs_running": len(self.jobs.running()),
                 "jobs_started": self.jobs.started, "jobs_cancelled": self.jobs.cancelled,
