@@ -251,6 +251,8 @@ def test_requests_parse_to_enums(tmp_path):
     (lambda: C.ProjectRequest.parse("/tmp/x.png", None, "1,2,3,4", init="guess"), "init must be auto, encoder or search"),
     (lambda: C.ProjectRequest.parse("/tmp/x.png", None, "1,2,3,4", adapt="maybe"), "adapt must be true or false"),
     (lambda: C.ProjectRequest.parse(None, None, "1,2,3,4"), "no image given"),
+    (lambda: C.ProjectRequest.parse("/tmp/x.png", None, "1,2,3,4", eyes=[1, 2]), "eyes must be a string"),
+    (lambda: C.ProjectRequest.parse("/tmp/x.png", "/tmp/m.png", "1,2,3,4"), "exactly one of a mask or a box"),
     (lambda: C.EditRequest.parse("S", "[]", False, None, "blend"), "composite must be one of detail, replace"),
     (lambda: C.EditRequest.parse("S", "[{\"kind\": \"nope\"}]"), "unknown edit kind"),
     (lambda: C.PreviewRequest.parse("S", json.dumps({"edits": [], "zoom": 2})), "unknown: zoom"),

@@ -232,8 +232,8 @@ class ProjectRequest:
         model = L.text(model, "model") or None
         adapt = flag(adapt, "adapt")
         align = True if align in (None, "") else flag(align, "align")
-        eyes_text = L.text(eyes, "eyes") if isinstance(eyes, (str, type(None))) else None
-        eyes_t = parse_eyes(eyes_text) if eyes_text else (tuple(eyes) if isinstance(eyes, (list, tuple)) else None)
+        eyes_text = L.text(eyes, "eyes")
+        eyes_t = parse_eyes(eyes_text) if eyes_text else None
         init_text = init.value if isinstance(init, Init) else (L.text(init, "init") or Init.AUTO.value)
         if init_text not in {m.value for m in Init}:
             names = [m.value for m in Init]
