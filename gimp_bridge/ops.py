@@ -14,10 +14,24 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import png
+from .catalog import carried, clamp_strength, direction_spec, edits_title, list_directions, list_models, with_edit
 from .client import BackendError, BridgeError, Client, ProgressFn, status_of
 
 MARGIN = 0.1      # context margin on each side, as a fraction of the selection's longer side
 MIN_SIZE = 8      # the backend refuses selections smaller than this (px)
+
+# What a layer the plug-in adds is (recorded in the layer's parasite, never read from its name):
+ROLE_RESULT = "result"                   # an edit's result, masked, over the photo
+ROLE_RECONSTRUCTION = "reconstruction"   # Project: the model tuned to the photo re-rendering it
+ROLE_MODEL_RENDERING = "model-rendering" # Project: the plain model's rendering of the selection
+ROLE_LABELS = "labels"                   # Segment: the label map to paint on
+ROLES = (ROLE_RESULT, ROLE_RECONSTRUCTION, ROLE_MODEL_RENDERING, ROLE_LABELS)
+
+
+def layer_name(what: str) -> str:
+    """A new layer's name, what it holds first (GIMP's Layers panel shows only its start):
+    "head_turn +2 — priorpaint"."""
+    return f"{what} — priorpaint"
 
 
 def square_around(box: Sequence[int], size: Tuple[int, int], margin: float = MARGIN) -> Tuple[int, int, int]:
@@ -119,6 +133,8 @@ class Layer:
     #: model-resolution pixels for a square of this side (the plug-in scales them); None: the
     #: layer is at the photo's resolution, alpha = feathered edit mask
     scale_to: Optional[int] = None
+    role: str = ROLE_RESULT                  #: one of ROLES
+    edits: List[dict] = field(default_factory=list)   #: the edit specs that made it
 
 
 @dataclass
@@ -185,68 +201,6 @@ class Progress:
                 self.callback(min(1.0, start + width * max(0.0, min(1.0, fraction))), text)
 
         return report
-
-
-def _loads(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise BackendError(f"the backend sent malformed JSON: {value[:200]!r}") from None
-    return value
-
-
-def list_models(client: Client) -> List[dict]:
-    return list(_loads(client.call("models", [])[0]) or [])
-
-
-def model_label(row: dict) -> str:
-    """A model of the ``models`` listing as the Settings list shows it: id, size and domain,
-    and whether its weights still have to be downloaded."""
-    text = str(row.get("id", "?"))
-    if row.get("resolution") or row.get("domain"):
-        text += f" ({row.get('resolution', '?')} px {row.get('domain', '')})".replace(" )", ")")
-    if not row.get("present", True):
-        text += " — not downloaded" + ("" if row.get("downloadable") else ", not available")
-    return text
-
-
-def download_model(client: Client, model: str, progress: Optional[Callable[[float, str], None]] = None,
-                   on_job=None, should_cancel=None) -> dict:
-    """Have the backend download (and verify) a model's weights; its final status.
-
-    ``progress(fraction, text)`` gets the bytes as they arrive ("12.5 of 131.1 MB"). An
-    offline backend's error is its one line naming the model, the repo and the command.
-    """
-    def report(fraction: float, stage: str, status: dict) -> None:
-        if progress is None:
-            return
-        done, total = status.get("bytes_done"), status.get("bytes_total")
-        if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total > 0:
-            text = f"Downloading {model}: {done / 1e6:.1f} of {total / 1e6:.1f} MB"
-        elif isinstance(done, (int, float)) and done:
-            text = f"Downloading {model}: {done / 1e6:.1f} MB"
-        elif stage == "done":
-            text = f"Downloaded {model}"
-        else:
-            text = f"Downloading {model}"
-        progress(max(0.0, min(1.0, float(fraction or 0.0))), text)
-
-    outputs = client.call("download", [model], on_progress=report, on_job=on_job, should_cancel=should_cancel)
-    st = status_of(outputs)
-    if not st.get("done"):
-        raise BackendError(f"the backend's download of {model!r} ended without a final status: {st!r}")
-    return st
-
-
-def list_directions(client: Client, model: str = "") -> List[dict]:
-    value = _loads(client.call("directions", [model])[0])
-    return list(value or [])
-
-
-def list_concepts(client: Client, model: str = "") -> Dict[str, Any]:
-    value = _loads(client.call("concepts", [model])[0])
-    return value if isinstance(value, dict) else {"concepts": list(value or [])}
 
 
 def eyes_in_crop(points: Sequence[Tuple[float, float]], crop_rect: Sequence[int]) -> Optional[Tuple[float, ...]]:
@@ -363,42 +317,13 @@ def edit(client: Client, projection: Projection, edits: List[dict], adapt: bool,
         raise BackendError(f"the layer image is {layer_img.width}x{layer_img.height} but the status says "
                            f"{box['w']}x{box['h']}")
     return Layer(name=name, x=int(box["x"]) + projection.crop.x, y=int(box["y"]) + projection.crop.y,
-                 image=layer_img, status=st)
-
-
-def direction_spec(direction: str, strength: float) -> dict:
-    return {"kind": "direction", "name": direction, "strength": float(strength)}
+                 image=layer_img, status=st, edits=list(edits))
 
 
 def notes_of(status: Dict[str, Any]) -> List[str]:
     """The backend's notes in a status (clamped strengths, resized inputs, ...), each one line."""
     notes = status.get("notes") if isinstance(status, dict) else None
     return [str(n) for n in notes] if isinstance(notes, list) else []
-
-
-def direction_range(directions: Sequence[dict], name: str) -> Tuple[float, float, float]:
-    """(min, max, default) of a listed direction; (-3, 3, 0) when the listing gives none."""
-    for d in directions:
-        if isinstance(d, dict) and d.get("name") == name:
-            try:
-                lo, hi = float(d.get("min", -3.0)), float(d.get("max", 3.0))
-                default = float(d.get("default", 0.0) or 0.0)
-            except (TypeError, ValueError):
-                break
-            if lo < hi:
-                return lo, hi, min(max(default, lo), hi)
-            break
-    return -3.0, 3.0, 0.0
-
-
-def clamp_strength(directions: Sequence[dict], name: str, strength: float) -> Tuple[float, Optional[str]]:
-    """The strength the backend will use (clamped to the direction's range) and a note when clamped."""
-    lo, hi, _ = direction_range(directions, name)
-    s = float(strength)
-    if lo <= s <= hi:
-        return s, None
-    used = min(max(s, lo), hi)
-    return used, f"strength {s:g} of {name!r} is outside its range [{lo:g}, {hi:g}]; used {used:g}"
 
 
 def preview(client: Client, projection: Projection, edits: List[dict], should_cancel=None,
@@ -434,8 +359,11 @@ def preview(client: Client, projection: Projection, edits: List[dict], should_ca
 def semantic_edit(client: Client, crop: Crop, direction: str, strength: float, adapt: bool = True,
                   model: str = "", steps: Optional[int] = None, progress: Optional[Callable[[float, str], None]] = None,
                   on_job=None, should_cancel=None, projection: Optional[Projection] = None,
-                  directions: Optional[Sequence[dict]] = None, composite: Optional[str] = None) -> Layer:
+                  directions: Optional[Sequence[dict]] = None, composite: Optional[str] = None,
+                  base_edits: Sequence[dict] = ()) -> Layer:
     """Project the crop (unless ``projection`` is given), move along a named direction, return the layer.
+
+    ``base_edits``: an earlier result's edits to start from (the direction replaces its own).
 
     The strength is clamped to the direction's range (from ``directions``, else the
     backend's listing) and the layer is named with the strength actually used.
@@ -454,8 +382,8 @@ def semantic_edit(client: Client, crop: Crop, direction: str, strength: float, a
         stage = p.stage(1)
     else:
         stage = Progress(progress, [("Editing", 1.0)]).stage(0)
-    name = f"priorpaint: {direction} {strength:+g}" if direction else "priorpaint: reconstruction"
-    edits = [direction_spec(direction, strength)] if direction else []
+    edits = with_edit(base_edits, direction_spec(direction, strength)) if direction else list(base_edits)
+    name = layer_name(edits_title(edits) or "reconstruction")
     layer = edit(client, projection, edits, adapt, name, on_progress=stage, on_job=on_job,
                  should_cancel=should_cancel, composite=composite)
     if notes:
@@ -465,8 +393,9 @@ def semantic_edit(client: Client, crop: Crop, direction: str, strength: float, a
 
 def paint_concept(client: Client, crop: Crop, concept: str, mode: str, adapt: bool = True, model: str = "",
                   steps: Optional[int] = None, progress=None, on_job=None, should_cancel=None,
-                  composite: Optional[str] = None) -> Layer:
-    """Add or remove a concept's units inside the selection (the painted region is the selection)."""
+                  composite: Optional[str] = None, base_edits: Sequence[dict] = ()) -> Layer:
+    """Add or remove a concept's units inside the selection (the painted region is the selection),
+    after ``base_edits`` (an earlier result's directions)."""
     if mode not in ("add", "remove"):
         raise BridgeError(f"mode must be 'add' or 'remove', got {mode!r}")
     p = Progress(progress, [("Fitting the selection to the model", 0.5), ("Painting", 0.5)])
@@ -474,7 +403,8 @@ def paint_concept(client: Client, crop: Crop, concept: str, mode: str, adapt: bo
                    on_job=on_job, should_cancel=should_cancel, fetch_images=False)
     paint_mask = png.encode(crop.width, crop.height, 1, crop.mask)
     spec = {"kind": "paint", "concept": concept, "mode": mode, "mask": "file:0"}
-    return edit(client, proj, [spec], adapt, f"priorpaint: {mode} {concept}", files=[paint_mask],
+    specs = carried(base_edits) + [spec]
+    return edit(client, proj, specs, adapt, layer_name(edits_title(specs)), files=[paint_mask],
                 on_progress=p.stage(1), on_job=on_job, should_cancel=should_cancel, composite=composite)
 
 
@@ -494,19 +424,19 @@ def project_layers(client: Client, crop: Crop, model: str = "", steps: Optional[
     proj = project(client, crop, model=model, steps=steps, adapt=False, on_progress=p.stage(0),
                    on_job=on_job, should_cancel=should_cancel)
     layers: List[Layer] = []
-    psnr = proj.status.get("psnr_projection")
-    gz_name = (f"priorpaint: G(z) reconstruction ({psnr:.1f} dB)" if isinstance(psnr, (int, float))
-               else "priorpaint: G(z) reconstruction")
+    gz_name = layer_name("model's own rendering")
     if proj.status.get("alignment"):
         layers.append(edit(client, proj, [], False, gz_name, on_job=on_job, should_cancel=should_cancel,
                            composite="replace"))
+        layers[-1].role = ROLE_MODEL_RENDERING
     elif proj.reconstruction is not None:
         x0, y0, side = proj.square
         layers.append(Layer(name=gz_name, x=x0, y=y0, image=proj.reconstruction.to_rgba(), status=proj.status,
-                            scale_to=side))
+                            scale_to=side, role=ROLE_MODEL_RENDERING))
     if adapt:
-        layers.append(edit(client, proj, [], True, "priorpaint: G′ reconstruction", on_progress=p.stage(1),
+        layers.append(edit(client, proj, [], True, layer_name("fit to this photo"), on_progress=p.stage(1),
                            on_job=on_job, should_cancel=should_cancel, composite="replace"))
+        layers[-1].role = ROLE_RECONSTRUCTION
     return proj, layers
 
 
@@ -530,7 +460,8 @@ def segment(client: Client, crop: Crop, model: str = "", steps: Optional[int] = 
         # The label map covers the layer box: the square clipped to the image, i.e. the crop.
         x, y = crop.x, crop.y
     return Segmentation(session=proj.session, legend={str(k): list(v) for k, v in legend.items()},
-                        labels=Layer(name="priorpaint labels", x=x, y=y, image=labels, status=st))
+                        labels=Layer(name=layer_name("labels"), x=x, y=y, image=labels, status=st,
+                                     role=ROLE_LABELS))
 
 
 def apply_segmentation(client: Client, session: str, labels: png.Image, crop_origin: Tuple[int, int],
@@ -549,6 +480,6 @@ def apply_segmentation(client: Client, session: str, labels: png.Image, crop_ori
     dummy = Crop(crop_origin[0], crop_origin[1], png.Image(1, 1, 3, b"\0\0\0"), b"\xff")
     proj = Projection(session=session, status={}, crop=dummy, square=(0, 0, 0), reconstruction=None, adapted=None)
     p = Progress(progress, [("Segmentation edit", 1.0)])
-    return edit(client, proj, [spec], adapt, "priorpaint: segmentation edit",
+    return edit(client, proj, [spec], adapt, layer_name("segmentation edit"),
                 files=[png.encode_image(labels.to_rgba())], on_progress=p.stage(0), on_job=on_job,
                 should_cancel=should_cancel, composite=composite)

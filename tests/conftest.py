@@ -24,6 +24,19 @@ def need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def default_manifest_entry(**changes) -> dict:
+    """The default model's packaged manifest entry with ``changes``, its file sources made
+    absolute: the copy names the shipped weights from whatever folder it is written to."""
+    import json
+    from priorpaint.models import manifest as mf
+    folder = mf.packaged_dir()
+    raw = json.loads((folder / "dcgan-digiface-64.json").read_text())
+    raw["sources"] = [dict(s, path=str(folder / s["path"])) if s.get("type") == "file" and not Path(s["path"]).is_absolute()
+                      else s for s in raw["sources"]]
+    raw.update(changes)
+    return raw
+
+
 def skimage_data(name: str) -> Path:
     import skimage
     path = Path(skimage.__file__).parent / "data" / name

@@ -60,12 +60,18 @@ class FakeKindsBackend:
         self.cancelled = []                  # ids sent to `cancel`
         self.disconnected = []               # endpoints whose stream the client closed early
         self.models = [
-            {"id": "dcgan-digiface-64", "resolution": 64, "domain": "faces", "present": True,
-             "downloadable": False, "default": True, "description": "embedded"},
-            {"id": "stylegan2-ffhq-256", "resolution": 256, "domain": "faces", "present": False,
-             "downloadable": True, "default": False, "description": "FFHQ faces"},
-            {"id": "stylegan2-car-512", "resolution": 512, "domain": "cars", "present": False,
-             "downloadable": True, "default": False, "description": "LSUN cars"}]
+            {"id": "dcgan-digiface-64", "kind": "generator", "architecture": "dcgan", "resolution": 64,
+             "domain": "faces", "present": True, "downloadable": False, "default": True, "description": "embedded"},
+            {"id": "dcgan-digiface-64-encoder", "kind": "encoder", "architecture": "conv-encoder", "resolution": 64,
+             "domain": "", "present": True, "downloadable": False, "default": False, "description": "encoder"},
+            {"id": "stylegan2-ffhq-256", "kind": "generator", "architecture": "stylegan2", "resolution": 256,
+             "domain": "faces", "present": False, "downloadable": True, "default": False, "aligned": True,
+             "description": "FFHQ faces", "download_bytes": 95_000_000},
+            {"id": "stylegan2-car-512", "kind": "generator", "architecture": "stylegan2", "resolution": 512,
+             "domain": "cars", "present": False, "downloadable": True, "default": False, "description": "LSUN cars"},
+            {"id": "stylegan2-ffhq-256-tf", "kind": "generator", "architecture": "stylegan2", "resolution": 256,
+             "domain": "faces", "present": False, "downloadable": True, "default": False, "aligned": True,
+             "description": "FFHQ faces, NVIDIA's pickle"}]
         self.offline = {"stylegan2-car-512": "aaronb/StyleGAN2"}   # these cannot be fetched
         # what /gradio_api/info answers: today's backend, whose edit takes the composite mode
         # (None: 404, like an older backend that declares nothing and takes four inputs)
@@ -172,7 +178,9 @@ class FakeKindsBackend:
             return [json.dumps(self.models)]
         if api == "directions":
             return [json.dumps([{"name": "exposure", "description": "+ brighter, - darker", "min": -3.0,
-                                 "max": 3.0, "default": 0.0}])]
+                                 "max": 3.0, "default": 0.0},
+                                {"name": "smile", "description": "+ smiles", "min": -1.5, "max": 1.5,
+                                 "default": 0.0}])]
         if api == "preview":   # a square whose brightness follows the strength: the dialog must show it change
             image, _ = self.sessions[data[0]]   # an unknown session is an error, as in the real backend
             specs = json.loads(data[1])

@@ -254,9 +254,8 @@ def test_scribble_and_labels_through_an_aligned_crop(aligned_gen, rotated):
 
 
 def _aligned_manifest(tmp_path):
-    from priorpaint.models import manifest as mf
-    raw = json.loads((mf.manifest_dirs()[0] / "dcgan-digiface-64.json").read_text())
-    raw.update(id="faces-aligned", alignment={"eyes": FFHQ_EYES_64})
+    from conftest import default_manifest_entry
+    raw = default_manifest_entry(id="faces-aligned", alignment={"eyes": FFHQ_EYES_64})
     d = tmp_path / "manifest"
     d.mkdir()
     (d / "faces-aligned.json").write_text(json.dumps(raw))

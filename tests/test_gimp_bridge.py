@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from gimp_bridge import ops, png
+from gimp_bridge import catalog, ops, png
 from gimp_bridge import settings as bsettings
 from gimp_fake_backend import QuietHandler
 from gimp_bridge.client import (BackendError, BackendNotRunning, BridgeError, Cancelled, Client, error_message,
@@ -185,15 +185,22 @@ def _free_port() -> int:
     return port
 
 
-def test_connection_refused_message():
+def test_connection_refused_message(monkeypatch):
+    import gimp_bridge.client as client_module
+
     url = f"http://127.0.0.1:{_free_port()}"
     c = Client(url, connect_retries=2, retry_delay=0.01)
-    t0 = time.monotonic()
+    waits = []  # the retries are bounded: counted, not timed
+    me, real_sleep = threading.get_ident(), time.sleep
+
+    def sleep(seconds):  # this thread's waits are recorded (and skipped); other threads sleep as ever
+        waits.append(seconds) if threading.get_ident() == me else real_sleep(seconds)
+    monkeypatch.setattr(client_module.time, "sleep", sleep)
     with pytest.raises(BackendNotRunning) as e:
         c.call("models", [])
     assert str(e.value) == f"backend not running at {url} — start it with `priorpaint serve`"
     assert str(e.value) == not_running_message(url)
-    assert time.monotonic() - t0 < 5
+    assert waits == [0.01, 0.02]
 
 
 # -- a protocol-faithful fake backend --------------------------------------------------------
@@ -454,7 +461,7 @@ def test_edit_sends_the_composite_mode_as_the_fifth_input():
         layer = ops.semantic_edit(c, crop, "warm_light", 2.0)
         assert (layer.x, layer.y, layer.image.width, layer.image.height) == (x, y, w, h)
         _, layers = ops.project_layers(c, crop, adapt=True)
-        assert [L.name for L in layers][-1] == "priorpaint: G′ reconstruction"
+        assert [(L.name, L.role) for L in layers][-1] == ("fit to this photo — priorpaint", ops.ROLE_RECONSTRUCTION)
         ops.paint_concept(c, crop, "hair", "remove")
     finally:
         fake.close()
@@ -484,13 +491,32 @@ def test_settings_precedence_and_persistence(tmp_path, monkeypatch):
 
 # -- installer -----------------------------------------------------------------------------
 
+def test_plugin_and_bridge_files_stay_readable():
+    sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines())
+             for folder in ("plugin", "gimp_bridge") for p in (REPO / folder).rglob("*.py")}
+    assert len(sizes) >= 12 and {k: n for k, n in sizes.items() if n > 500} == {}
+
+
+def test_plugin_rooms_never_import_the_script():
+    """GIMP runs priorpaint.py as __main__: a room importing it would register everything twice."""
+    import ast
+    for path in (REPO / "plugin" / "priorpaint").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert "priorpaint" not in names, path.name
+
 def test_installer_copies_plugin_and_bridge(tmp_path):
     from priorpaint import gimp_install
     target = gimp_install.install(tmp_path / "plug-ins")
     script = target / "priorpaint.py"
     assert script.read_text().startswith("#!/usr/bin/env python3")
     assert os.access(script, os.X_OK)
-    for name in ("__init__.py", "client.py", "png.py", "ops.py", "settings.py", "watchdog.py"):
+    rooms = sorted(p.name for p in (REPO / "plugin" / "priorpaint").glob("*.py"))
+    assert {"priorpaint.py", "procedures.py", "canvas.py", "dialogs.py", "tracing.py"} <= set(rooms)
+    assert sorted(p.name for p in target.glob("*.py")) == rooms       # every room beside the script
+    assert (target / "gimp.md").read_text() == (REPO / "docs" / "usage" / "gimp.md").read_text()   # what Help shows
+    for name in ("__init__.py", "catalog.py", "client.py", "png.py", "ops.py", "settings.py", "watchdog.py"):
         assert (target / "gimp_bridge" / name).is_file()
     # a second install replaces the first; uninstall removes it
     gimp_install.install(tmp_path / "plug-ins")
@@ -526,7 +552,9 @@ def test_installer_cli_and_default_folders(tmp_path):
 
 def test_plugin_and_bridge_use_only_the_standard_library():
     allowed_third_party = {"gi"}   # GIMP's own bindings
-    for path in [REPO / "plugin" / "priorpaint" / "priorpaint.py", *sorted((REPO / "gimp_bridge").glob("*.py"))]:
+    rooms = sorted((REPO / "plugin" / "priorpaint").glob("*.py"))
+    allowed_third_party |= {p.stem for p in rooms} - {"priorpaint"}    # the plug-in's rooms, beside it
+    for path in [*rooms, *sorted((REPO / "gimp_bridge").glob("*.py"))]:
         import ast
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -565,13 +593,13 @@ def test_preview_worker_projects_once_and_shows_only_the_newest_request(kinds):
     worker = PreviewWorker(Client(kinds.url), _face_crop(), on_ready=lambda p: ready.set(),
                            on_image=lambda k, img, s: shown.append((k, img)))
     for strength in (0.5, 1.0, 2.0):          # asked before the projection is done: only 2.0 is rendered
-        worker.request(("exposure", strength), [ops.direction_spec("exposure", strength)])
+        worker.request(("exposure", strength), [catalog.direction_spec("exposure", strength)])
     worker.start()
     assert ready.wait(20) and worker.wait_projection(5) is not None
     deadline = time.monotonic() + 20
     while not shown and time.monotonic() < deadline:
         time.sleep(0.05)
-    worker.request(("exposure", -1.0), [ops.direction_spec("exposure", -1.0)])
+    worker.request(("exposure", -1.0), [catalog.direction_spec("exposure", -1.0)])
     while len(shown) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     worker.close()
@@ -588,7 +616,7 @@ def test_preview_asks_for_the_photo_resolution_composite_and_falls_back(kinds):
     from gimp_bridge.preview import PreviewWorker
     client, crop = Client(kinds.url), _face_crop()
     proj = ops.project(client, crop, fetch_images=False)
-    spec = [ops.direction_spec("exposure", 1.0)]
+    spec = [catalog.direction_spec("exposure", 1.0)]
     img = ops.preview(client, proj, spec, composite="detail", size=192)
     assert (img.width, img.height) == (192, 192) and img.data[0] == 168
     sent = json.loads([d for api, d in kinds.calls if api == "preview"][-1][1])
@@ -622,7 +650,7 @@ def test_preview_worker_close_cancels_and_reports_errors(kinds):
     worker.start()
     assert worker.wait_projection(20) is not None
     worker.projection.session = "gone"         # the backend forgot the session: the preview fails
-    worker.request(("exposure", 1.0), [ops.direction_spec("exposure", 1.0)])
+    worker.request(("exposure", 1.0), [catalog.direction_spec("exposure", 1.0)])
     worker.join(20)
     assert len(errors) == 1 and "gone" in errors[0] and "\n" not in errors[0]
 
@@ -630,7 +658,7 @@ def test_preview_worker_close_cancels_and_reports_errors(kinds):
 def test_semantic_edit_uses_the_direction_range_and_names_the_layer_with_it(kinds):
     client = Client(kinds.url)
     layer = ops.semantic_edit(client, _face_crop(), "exposure", 8.0, adapt=False)
-    assert layer.name == "priorpaint: exposure +3"
+    assert layer.name == "exposure +3 — priorpaint"
     sent = json.loads([d for api, d in kinds.calls if api == "edit"][-1][1])
     assert sent == [{"kind": "direction", "name": "exposure", "strength": 3.0}]
     assert ops.notes_of(layer.status) == ["strength 8 of 'exposure' is outside its range [-3, 3]; used 3"]
@@ -639,10 +667,10 @@ def test_semantic_edit_uses_the_direction_range_and_names_the_layer_with_it(kind
     before = [api for api, _ in kinds.calls].count("project")
     layer = ops.semantic_edit(client, _face_crop(), "exposure", -1.5, adapt=False, projection=proj,
                               directions=[{"name": "exposure", "min": -2, "max": 2}])
-    assert layer.name == "priorpaint: exposure -1.5" and ops.notes_of(layer.status) == []
+    assert layer.name == "exposure -1.5 — priorpaint" and ops.notes_of(layer.status) == []
     assert [api for api, _ in kinds.calls].count("project") == before
-    assert ops.direction_range([{"name": "x", "min": -1, "max": 1.5, "default": 9}], "x") == (-1.0, 1.5, 1.5)
-    assert ops.direction_range([], "unknown") == (-3.0, 3.0, 0.0)
+    assert catalog.direction_range([{"name": "x", "min": -1, "max": 1.5, "default": 9}], "x") == (-1.0, 1.5, 1.5)
+    assert catalog.direction_range([], "unknown") == (-3.0, 3.0, 0.0)
 
 
 def test_composite_is_sent_only_to_a_backend_that_declares_it(kinds):
@@ -675,17 +703,17 @@ def test_progress_speaks_plain_words():
 
 def test_models_say_which_are_not_downloaded_and_download_with_progress(kinds):
     client = Client(kinds.url)
-    rows = {r["id"]: r for r in ops.list_models(client)}
-    assert ops.model_label(rows["dcgan-digiface-64"]) == "dcgan-digiface-64 (64 px faces)"
-    assert ops.model_label(rows["stylegan2-ffhq-256"]) == "stylegan2-ffhq-256 (256 px faces) — not downloaded"
+    rows = {r["id"]: r for r in catalog.list_models(client)}
+    assert catalog.model_label(rows["dcgan-digiface-64"]) == "dcgan-digiface-64 (64 px faces)"
+    assert catalog.model_label(rows["stylegan2-ffhq-256"]) == "stylegan2-ffhq-256 (256 px faces) — not downloaded"
     seen = []
-    st = ops.download_model(client, "stylegan2-ffhq-256", progress=lambda f, t: seen.append((f, t)))
+    st = catalog.download_model(client, "stylegan2-ffhq-256", progress=lambda f, t: seen.append((f, t)))
     assert st["present"] and st["model"] == "stylegan2-ffhq-256"
     assert seen[0][0] == 0.0 and seen[-1][0] == 1.0
     assert ("Downloading stylegan2-ffhq-256: 1.5 of 3.0 MB") in [t for _, t in seen]
-    assert {r["id"]: r for r in ops.list_models(client)}["stylegan2-ffhq-256"]["present"]
+    assert {r["id"]: r for r in catalog.list_models(client)}["stylegan2-ffhq-256"]["present"]
     with pytest.raises(BridgeError) as e:          # offline: the backend's one line, as it is
-        ops.download_model(client, "stylegan2-car-512")
+        catalog.download_model(client, "stylegan2-car-512")
     msg = str(e.value)
     assert "\n" not in msg and "stylegan2-car-512" in msg and "aaronb/StyleGAN2" in msg
     assert "priorpaint download stylegan2-car-512" in msg
@@ -698,3 +726,33 @@ def test_sample_points_on_the_crop_are_the_eyes():
     assert ops.eyes_in_crop([(200, 100), (250, 110), (10, 10)], (150, 50, 200, 180)) == (50.5, 50.5, 100.5, 60.5)
     assert ops.eyes_in_crop([(200, 100), (250, 110), (220, 120)], (150, 50, 200, 180)) is None
     assert ops.eyes_in_crop([(350, 100), (250, 110)], (150, 50, 200, 180)) is None   # x = 350 is outside
+
+
+# -- words and carried edits ----------------------------------------------------------------
+
+def test_an_edit_on_a_result_starts_from_its_directions():
+    base = [{"kind": "direction", "name": "exposure", "strength": 1.5},
+            {"kind": "paint", "concept": "hair", "mode": "remove", "mask": "file:0"}]
+    kept = catalog.carried(base)
+    assert kept == base[:1]                       # a painted concept belongs to its own selection
+    assert catalog.with_edit(kept, catalog.direction_spec("smile", 1)) == kept + [catalog.direction_spec("smile", 1)]
+    assert catalog.with_edit(kept, catalog.direction_spec("exposure", -2)) == [catalog.direction_spec("exposure", -2)]
+    assert catalog.edits_title(base) == "exposure +1.5, remove hair"
+    assert ops.layer_name("exposure +1.5") == "exposure +1.5 — priorpaint"
+
+
+def test_plain_words_for_the_fit_and_the_models():
+    from gimp_bridge import words
+    assert [words.fit_words(v) for v in (35, 27.5, 21, 12, None)] == ["very closely", "closely", "roughly",
+                                                                      "loosely", None]
+    rows = [{"id": "dcgan-digiface-64", "architecture": "dcgan", "resolution": 64, "domain": "faces",
+             "present": True, "default": True},
+            {"id": "stylegan2-cat-256", "architecture": "stylegan2", "resolution": 256, "domain": "cats",
+             "present": False, "downloadable": True, "download_bytes": 1_300_000_000},
+            {"id": "stylegan2-cat-256-tf", "architecture": "stylegan2", "resolution": 256, "domain": "cats",
+             "present": False, "downloadable": False}]
+    default, cat, tf = (words.model_about(r, rows) for r in rows)
+    assert "appearance edits" in default and "Larger models" in default
+    assert cat.startswith("Draws cats at 256 px (StyleGAN2). For photos of cats.")
+    assert "Not downloaded yet (1.3 GB): OK offers" in cat and "stylegan2-cat-256-tf is the same network" in cat
+    assert "The same network as stylegan2-cat-256" in tf and "no download source" in tf

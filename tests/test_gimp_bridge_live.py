@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import skimage_data
 from gimp_backend import Backend
-from gimp_bridge import ops, png
+from gimp_bridge import catalog, ops, png
 from gimp_bridge.client import BackendError, Cancelled, Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -46,13 +46,13 @@ def _crop(photo: np.ndarray, sel=SELECTION) -> ops.Crop:
 
 def test_token_is_required(server):
     with pytest.raises(BackendError, match="token"):
-        ops.list_directions(Client(server.url, token=""))
-    assert ops.list_directions(Client(server.url, token=TOKEN))
+        catalog.list_directions(Client(server.url, token=""))
+    assert catalog.list_directions(Client(server.url, token=TOKEN))
 
 
 def test_semantic_edit_layer_lands_on_the_selection(server, photo):
     c = Client(server.url, token=TOKEN)
-    direction = ops.list_directions(c)[0]["name"]
+    direction = catalog.list_directions(c)[0]["name"]
     seen = []
     layer = ops.semantic_edit(c, _crop(photo), direction, 3.0, adapt=False,
                               progress=lambda f, text: seen.append(f))
@@ -80,15 +80,15 @@ def test_preview_follows_the_strength_and_edit_inputs_are_declared(server, photo
     `edit` inputs the backend declares (the bridge sends `composite` only when declared)."""
     from gimp_bridge.preview import PreviewWorker
     c = Client(server.url, token=TOKEN)
-    directions = ops.list_directions(c)
+    directions = catalog.list_directions(c)
     name = directions[0]["name"]
-    lo, hi, _ = ops.direction_range(directions, name)
+    lo, hi, _ = catalog.direction_range(directions, name)
     shown = []
     worker = PreviewWorker(c, _crop(photo), on_image=lambda k, img, s: shown.append((k, img, s))).start()
     assert worker.wait_projection(600) is not None, worker.error
     for strength in (lo, hi):
         n = len(shown)
-        worker.request(strength, [ops.direction_spec(name, strength)])
+        worker.request(strength, [catalog.direction_spec(name, strength)])
         deadline = time.monotonic() + 120
         while len(shown) == n and time.monotonic() < deadline and worker.error is None:
             time.sleep(0.05)
@@ -98,8 +98,8 @@ def test_preview_follows_the_strength_and_edit_inputs_are_declared(server, photo
     assert shown[0][1].width == shown[0][1].height and np.abs(a - b).mean() > 2   # the preview moved
     # the photo-resolution option through the real endpoint: the 216 px square composited, shrunk to 160 px
     proj = worker.projection
-    flat = ops.preview(c, proj, [ops.direction_spec(name, 0.0)], composite="detail", size=160)
-    moved = ops.preview(c, proj, [ops.direction_spec(name, hi)], composite="detail", size=160)
+    flat = ops.preview(c, proj, [catalog.direction_spec(name, 0.0)], composite="detail", size=160)
+    moved = ops.preview(c, proj, [catalog.direction_spec(name, hi)], composite="detail", size=160)
     assert (flat.width, flat.height) == (moved.width, moved.height) == (160, 160) and not c.preview_model_only
     assert flat.data != moved.data
     inputs = c.endpoint_inputs("edit")
@@ -112,8 +112,8 @@ def test_preview_follows_the_strength_and_edit_inputs_are_declared(server, photo
 def test_project_layers_give_gz_and_gprime(server, photo):
     c = Client(server.url, token=TOKEN)
     proj, layers = ops.project_layers(c, _crop(photo), adapt=True)
-    assert [L.name.split(" (")[0] for L in layers] == ["priorpaint: G(z) reconstruction",
-                                                       "priorpaint: G′ reconstruction"]
+    assert [(L.name, L.role) for L in layers] == [("model's own rendering — priorpaint", ops.ROLE_MODEL_RENDERING),
+                                                  ("fit to this photo — priorpaint", ops.ROLE_RECONSTRUCTION)]
     gz, gp = layers
     x0, y0, side = proj.square
     assert (gz.x, gz.y) == (x0, y0) and gz.image.width == gz.image.height == proj.status["resolution"]
@@ -129,13 +129,12 @@ def test_cancel_stops_the_backend_job(server, photo):
         fired.append(time.monotonic())
         return True
 
-    t0 = time.monotonic()
     with pytest.raises(Cancelled):
         ops.project(c, _crop(photo), steps=2000, should_cancel=should_cancel)
+    # the server confirmed the cancel of the running job (how fast it stops is bench's measure)
     assert c.last_cancel and c.last_cancel["cancelled"] is True, c.last_cancel
-    assert time.monotonic() - t0 < 30
     # the server is free again: a short job runs at once
-    assert ops.list_directions(c)
+    assert catalog.list_directions(c)
 
 
 def test_killed_plugin_leaves_no_running_job(server, photo, tmp_path):
@@ -185,7 +184,7 @@ def test_concepts_and_segmentation_follow_the_backend(server, photo):
     c = Client(server.url, token=TOKEN)
     crop = _crop(photo)
     try:
-        concepts = ops.list_concepts(c).get("concepts") or []
+        concepts = catalog.list_concepts(c).get("concepts") or []
     except BackendError as e:
         assert "not available" in str(e)
         concepts = None

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from gimp_backend import Backend
-from gimp_bridge import ops
+from gimp_bridge import catalog
 from gimp_bridge.client import BridgeError, Client
 from test_download import Hub, _env, _manifest, checkpoint  # noqa: F401  (the fixture)
 
@@ -36,21 +36,21 @@ def test_bridge_lists_downloads_with_progress_and_says_offline(tmp_path, checkpo
     backend = Backend(tmp_path / "serve.log")
     try:
         client = Client(backend.url)
-        rows = ops.list_models(client)
+        rows = catalog.list_models(client)
         # the server's default model (with this manifest, one of these) is fetched when it starts
         missing = [r["id"] for r in rows if not r["present"]]
         assert len(missing) >= 2, rows
-        assert all(ops.model_label(r).endswith("— not downloaded") == (r["id"] in missing) for r in rows)
+        assert all(catalog.model_label(r).endswith("— not downloaded") == (r["id"] in missing) for r in rows)
         first, second = missing[:2]
         seen = []
-        st = ops.download_model(client, first, progress=lambda f, t: seen.append((f, t)))
+        st = catalog.download_model(client, first, progress=lambda f, t: seen.append((f, t)))
         size = len(files[(f"priorpaint-test/{first}", "sg2.pt")])
         assert st["present"] and st["bytes"] == size and st["already_present"] is False
         assert seen and seen[-1][0] == 1.0 and all(0.0 <= f <= 1.0 for f, _ in seen)
         assert any(t.startswith(f"Downloading {first}") for _, t in seen)
-        rows = {r["id"]: r for r in ops.list_models(client)}
-        assert "not downloaded" not in ops.model_label(rows[first])
-        assert ops.model_label(rows[second]).endswith("— not downloaded")
+        rows = {r["id"]: r for r in catalog.list_models(client)}
+        assert "not downloaded" not in catalog.model_label(rows[first])
+        assert catalog.model_label(rows[second]).endswith("— not downloaded")
     finally:
         backend.stop()
         hub.close()
@@ -59,7 +59,7 @@ def test_bridge_lists_downloads_with_progress_and_says_offline(tmp_path, checkpo
     backend = Backend(tmp_path / "serve-offline.log")
     try:
         with pytest.raises(BridgeError) as e:
-            ops.download_model(Client(backend.url), second)
+            catalog.download_model(Client(backend.url), second)
     finally:
         backend.stop()
     msg = str(e.value)

@@ -170,9 +170,22 @@ class Gui:
             time.sleep(0.2)
         raise AssertionError(f"no window named {name!r}")
 
-    def close_messages(self) -> None:
-        """Dismiss GIMP's message boxes (the plug-in's notes) so keys go to the image window."""
-        for w in self.windows("GIMP Message") + self.windows("^Message$"):
+    def message_boxes(self) -> list:
+        """GIMP's message boxes now open (its notes, warnings such as "Can't undo …", errors)."""
+        return self.windows("(Message|Warning|Error)$")      # "GIMP Warning", "4 Segment selection Message", …
+
+    def assert_no_messages(self, when: str, expected: int = 0) -> None:
+        """A test that closes message boxes first says how many it expected: any other fails it."""
+        boxes = self.message_boxes()
+        if len(boxes) != expected:
+            self.shot(f"unexpected-message-{when}.png")
+        assert len(boxes) == expected, f"{len(boxes)} message box(es) {when}, expected {expected}: see artifacts/gimp"
+
+    def close_messages(self, expected: int = 0) -> None:
+        """Dismiss GIMP's message boxes (the plug-in's notes) so keys go to the image window,
+        after asserting that there are as many as the test ``expected``."""
+        self.assert_no_messages("before closing dialogs", expected)
+        for w in self.message_boxes():
             self.key("Escape", window=w)
 
     def open_menu_entry(self, index: int, shot: str = "") -> None:
@@ -249,22 +262,102 @@ def test_menu_entries_are_in_workflow_order(gui):
             gui.key("Escape", window=win)
         gui.wait_event(lambda e: e["event"] == "done", 60, after=n)
         time.sleep(0.5)
+        if run["procedure"] == "priorpaint-segment":      # its legend, in a message box: expected
+            time.sleep(1.0)
+            gui.close_messages(expected=1)
     assert ran == WORKFLOW
 
 
 def test_undo_is_one_step_per_edit(gui):
+    """One Ctrl+Z removes a result whole, and GIMP shows no message box on the way (a parasite
+    attached without the UNDOABLE flag made every Ctrl+Z say "Can't undo Attach Parasite to Item")."""
     gui.close_messages()
     before = gui.do("RES.update(state())")
     for name, kw, added in (("priorpaint-semantic-edit", "direction='exposure', strength=1.5, adapt=False", 1),
-                            ("priorpaint-project", "adapt=True", 2)):
+                            ("priorpaint-project", "adapt=True, show=True", 2)):
         after = gui.do(f"RES['status'] = run({name!r}, {kw}); RES.update(state())")
         assert after["status"][0] == "success", after
         assert len(after["layers"]) == len(before["layers"]) + added and after["digest"] != before["digest"]
-        gui.close_messages()
+        if added == 1:
+            assert after["layers"][0] == "exposure +1.5 — priorpaint"    # the edit first, then whose
+        gui.assert_no_messages(f"after {name}")
         gui.key("ctrl+z")
-        time.sleep(1.0)
+        time.sleep(1.5)
+        gui.shot(f"undo-{name}.png")
+        gui.assert_no_messages(f"after Ctrl+Z on {name}")
         undone = gui.do("RES.update(state())")
         assert undone == before, (name, undone, before)      # one Ctrl+Z: the whole result is gone
+
+
+def test_strength_is_kept_across_directions_and_each_range_is_shown(gui):
+    """The user's strength survives browsing: a direction with a narrower range shows it
+    clamped, the next direction whose range holds it gets it back. Each direction's range is
+    in its list entry and under the list."""
+    gui.close_messages()
+    n = len(gui.events())
+    gui.open_menu_entry(WORKFLOW.index("priorpaint-semantic-edit"))
+    labels = gui.wait_event(lambda e: e["event"] == "directions", 60, after=n)["labels"]
+    assert labels[0].startswith("exposure (-3 to +3)") and labels[1].startswith("smile (-1.5 to +1.5)"), labels
+    win = gui.wait_window("priorpaint: Semantic edit")
+
+    def picked(name):
+        m = len(gui.events())
+        return lambda: gui.wait_event(lambda e: e["event"] == "strength-range" and e["direction"] == name, 20, after=m)
+
+    opened = gui.wait_event(lambda e: e["event"] == "strength-range", 20, after=n)
+    if opened["direction"] != "exposure":
+        wait = picked("exposure")
+        gui.key("alt+d", "Home", window=win)            # the first direction: exposure, -3 to +3
+        wait()
+    m = len(gui.events())
+    gui.key("alt+n", "ctrl+a", "2", "period", "5", "Tab", window=win)
+    gui.wait_event(lambda e: e["event"] == "strength" and abs(e["value"] - 2.5) < 1e-6, 20, after=m)
+    wait = picked("smile")
+    gui.key("alt+d", "Down", window=win)                # smile: -1.5 to +1.5 holds 2.5 at 1.5
+    smile = wait()
+    gui.shot("strength-smile-clamped.png")
+    assert (smile["min"], smile["max"], smile["strength"], smile["wanted"]) == (-1.5, 1.5, 1.5, 2.5), smile
+    wait = picked("exposure")
+    gui.key("alt+d", "Up", window=win)                  # back to exposure: the user's 2.5 again
+    exposure = wait()
+    gui.shot("strength-exposure-kept.png")
+    assert (exposure["strength"], exposure["wanted"]) == (2.5, 2.5), exposure
+    gui.key("Escape", window=win)
+    assert gui.wait_event(lambda e: e["event"] == "done", 60, after=n)["status"] == "cancel"
+    gui.assert_no_messages("after cancelling the Semantic edit dialog")
+
+
+def test_an_edit_on_a_result_edits_the_photo_and_the_dialog_says_so(gui):
+    """Run on a result layer, Semantic edit works on the photo under it, starting from the result's
+    edits, and its dialog says so; Project keeps the photo selected and adds its layers hidden."""
+    gui.close_messages()
+    before = gui.do("RES.update(state())")
+    made = gui.do("RES['status'] = run('priorpaint-semantic-edit', direction='exposure', strength=1.5, "
+                  "adapt=False); RES['selected'] = [d.get_name() for d in img.get_selected_drawables()]")
+    assert made["status"][0] == "success" and made["selected"] == ["exposure +1.5 — priorpaint"], made
+    n = len(gui.events())
+    gui.open_menu_entry(WORKFLOW.index("priorpaint-semantic-edit"))
+    about = gui.wait_event(lambda e: e["event"] == "about", 60, after=n)["text"]
+    win = gui.wait_window("priorpaint: Semantic edit")
+    gui.shot("semantic-edit-on-a-result.png")
+    photo = before["layers"][-1]
+    assert about == (f"Edits the photo layer '{photo}' (the layer 'exposure +1.5 — priorpaint' came from), "
+                     "starting from that result's edits: exposure +1.5."), about
+    gui.key("Escape", window=win)
+    assert gui.wait_event(lambda e: e["event"] == "done", 60, after=n)["status"] == "cancel"
+    # Project: hidden layers, the photo selected (what the user sees and edits next is the photo)
+    shown = gui.do(f"img.set_selected_layers([img.get_layers()[-1]]); "
+                   f"RES['status'] = run('priorpaint-project', img.get_layers()[-1], adapt=True); "
+                   f"RES['selected'] = [d.get_name() for d in img.get_selected_drawables()]; "
+                   f"RES['visible'] = [l.get_visible() for l in img.get_layers()]; RES.update(state())")
+    assert shown["status"][0] == "success" and shown["selected"] == [photo], shown
+    assert shown["visible"][:2] == [False, False] and all(shown["visible"][2:]), shown
+    gui.shot("project-hidden.png")
+    for _ in range(2):                   # back to the photo alone
+        gui.key("ctrl+z")
+        time.sleep(1.0)
+    gui.assert_no_messages("after undoing")
+    assert gui.do("RES.update(state())") == before
 
 
 def test_killing_the_plugin_with_the_dialog_open_cancels_its_fit(gui):
@@ -289,7 +382,7 @@ def test_killing_the_plugin_with_the_dialog_open_cancels_its_fit(gui):
     finally:
         gui.fake.project_delay = 0.0
     time.sleep(2.0)
-    gui.close_messages()
+    gui.close_messages(expected=1)        # GIMP's own "Plug-in crashed" notice: the test killed it
 
 
 def _pids_of(needle: str) -> list:
@@ -306,6 +399,45 @@ def _pids_of(needle: str) -> list:
     return pids
 
 
+def test_help_opens_the_plugins_own_guide(gui):
+    """Help in a dialog shows priorpaint's GIMP guide, not GIMP's "manual not installed" box."""
+    gui.close_messages()
+    n = len(gui.events())
+    gui.open_menu_entry(WORKFLOW.index("priorpaint-project"))
+    dialog = gui.wait_event(lambda e: e["event"] == "dialog", 60, after=n)
+    win = gui.wait_window(dialog["title"])
+    gui.key("alt+h", window=win)
+    shown = gui.wait_event(lambda e: e["event"] == "help", 30, after=n)
+    helpwin = gui.wait_window("priorpaint: Help")
+    gui.shot("help-guide.png")
+    assert shown["installed"] and shown["chars"] > 2000, shown
+    assert gui.windows("(?i)manual") == []
+    gui.assert_no_messages("after Help")
+    gui.key("Escape", window=helpwin)
+    time.sleep(0.5)
+    gui.key("Escape", window=win)
+    assert gui.wait_event(lambda e: e["event"] == "done", 60, after=n)["status"] == "cancel"
+
+
+def test_settings_say_when_the_backend_is_unreachable_and_that_ok_saves(gui):
+    gui.close_messages()
+    settings = gui.work / "settings.json"
+    settings.write_text(json.dumps({"url": "http://127.0.0.1:9"}))     # nothing listens on port 9
+    try:
+        n = len(gui.events())
+        gui.open_menu_entry(WORKFLOW.index("priorpaint-settings"))
+        notes = gui.wait_event(lambda e: e["event"] == "settings-notes", 60, after=n)["lines"]
+        win = gui.wait_window("priorpaint: Settings")
+        gui.shot("settings-unreachable.png")
+        assert notes[0].startswith("Cannot reach the backend: backend not running at http://127.0.0.1:9"), notes
+        assert "priorpaint serve" in notes[0] and notes[0].endswith("Or enter another address below."), notes
+        assert notes[-1].startswith("OK saves these settings in ") and "from then on" in notes[-1], notes
+        gui.key("Escape", window=win)
+        assert gui.wait_event(lambda e: e["event"] == "done", 60, after=n)["status"] == "cancel"
+    finally:
+        settings.unlink()
+
+
 def test_settings_offers_the_download_of_a_model_not_downloaded(gui):
     gui.close_messages()
     n = len(gui.events())
@@ -313,6 +445,17 @@ def test_settings_offers_the_download_of_a_model_not_downloaded(gui):
     models = gui.wait_event(lambda e: e["event"] == "models", 60, after=n)
     assert "stylegan2-ffhq-256 (256 px faces) — not downloaded" in models["labels"]
     assert "dcgan-digiface-64 (64 px faces)" in models["labels"]
+    assert not any("encoder" in label for label in models["labels"])     # models to edit with only
+    # words for users: what the default is good for, what larger ones add, the download, the -tf twin
+    about = models["about"]
+    assert "64 px faces" in about["dcgan-digiface-64"] and "appearance edits" in about["dcgan-digiface-64"]
+    assert "Larger models" in about["dcgan-digiface-64"] and about[""] == about["dcgan-digiface-64"]
+    assert "Not downloaded yet (95 MB)" in about["stylegan2-ffhq-256"]
+    assert "stylegan2-ffhq-256-tf is the same network" in about["stylegan2-ffhq-256"]
+    assert "The same network as stylegan2-ffhq-256" in about["stylegan2-ffhq-256-tf"]
+    assert not any("sha256" in t or "commit" in t for t in about.values())
+    notes = gui.wait_event(lambda e: e["event"] == "settings-notes", 10, after=n)["lines"]
+    assert len(notes) == 1 and notes[0].startswith("OK saves these settings in ")
     win = gui.wait_window("priorpaint: Settings")
     # Model: the backend's default, dcgan, then the FFHQ model (not downloaded)
     gui.key("alt+m", "Down", "Down", window=win)

@@ -30,7 +30,7 @@ from PIL import Image
 import gimp_root
 from gimp_backend import Backend, free_port
 from conftest import need, skimage_data
-from gimp_bridge import ops
+from gimp_bridge import catalog, ops
 from gimp_bridge.client import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -112,6 +112,12 @@ def case(key, img, drawable, name, **kw):
     return info
 
 
+def role(layer):
+    """What the plug-in recorded the layer to be (its parasite), None for the user's layers."""
+    p = layer.get_parasite("priorpaint-result")
+    return json.loads(bytes(p.get_data()).decode("utf-8")).get("role") if p is not None else None
+
+
 def load(path):
     return Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
 
@@ -161,9 +167,15 @@ ids = [l.get_id() for l in pimg.get_layers()]
 status, msg, dt = run(pimg, pimg.get_layers()[0], "priorpaint-project", adapt=True)
 RES["project"] = {"status": status, "message": msg, "seconds": dt,
                   "layers": [[l.get_name(), list(l.get_offsets()[1:]), l.get_width(), l.get_height(),
-                              l.get_mask() is not None] for l in pimg.get_layers() if l.get_id() not in ids],
+                              l.get_mask() is not None, role(l)] for l in pimg.get_layers() if l.get_id() not in ids],
                   "stack": [[l.get_name(), l.get_visible()] for l in pimg.get_layers()],
                   "selected": [d.get_name() for d in pimg.get_selected_drawables()]}
+# ... shown on request; run on its reconstruction, it reproduces the photo under it again
+ids = [l.get_id() for l in pimg.get_layers()]
+status, msg, dt = run(pimg, pimg.get_layers()[0], "priorpaint-project", adapt=True, show=True)
+RES["project_shown"] = {"status": status, "message": msg,
+                        "new": [[role(l), l.get_visible()] for l in pimg.get_layers() if l.get_id() not in ids],
+                        "selected": [d.get_name() for d in pimg.get_selected_drawables()]}
 
 # 2. Grayscale: converted for the backend, the result layer is gray too.
 gimg = load(os.path.join(OUT, "astronaut.png"))
@@ -196,7 +208,7 @@ layer = img.get_layers()[0]
 img.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
 case("stopped", img, layer, "priorpaint-semantic-edit", direction=__DIR__, strength=__STRENGTH__, adapt=True)
 Gimp.Selection.none(img)
-# no selection: the whole layer is used (so the call gets as far as the stopped backend)
+# no selection: refused before any dialog or backend call
 case("empty", img, layer, "priorpaint-semantic-edit", direction=__DIR__, strength=__STRENGTH__, adapt=True)
 finish()
 '''
@@ -266,7 +278,7 @@ def test_semantic_edit_in_real_gimp(gimp, capsys):
     t_start = time.monotonic()
     backend = Backend(gimp["artifacts"] / "serve.log")
     try:
-        directions = ops.list_directions(Client(backend.url))
+        directions = catalog.list_directions(Client(backend.url))
         assert directions, "the backend lists no directions"
         names = [d["name"] for d in directions]
         direction = "exposure" if "exposure" in names else names[0]   # a named, clearly visible edit
@@ -301,11 +313,11 @@ def test_semantic_edit_in_real_gimp(gimp, capsys):
     assert second["status"] == "success", second["message"]
     hi = next(d for d in directions if d["name"] == direction)["max"]
     [second_name] = second["new"]     # named with the strength used (GIMP adds " #1" to a repeated name)
-    assert second_name.split(" #")[0] == f"priorpaint: {direction} {hi:+g}", second
+    assert second_name.split(" #")[0] == f"{direction} {hi:+g} — priorpaint", second
     assert second["stack"][0] == second["new"][0] and second["selected"] == ["Layer"]
     from_mask = res["from_mask"]
     assert from_mask["status"] == "success", from_mask["message"]
-    assert from_mask["top"] == from_mask["new"][0] and from_mask["top"].split(" #")[0] == f"priorpaint: {direction} -1"
+    assert from_mask["top"] == from_mask["new"][0] and from_mask["top"].split(" #")[0] == f"{direction} -1 — priorpaint"
     assert main["drawable_unchanged"], "the user's layer was modified"
     before = _load_raw(work / "main_before.raw", 512, 512, 4)[..., :3]
     after = _load_raw(work / "main_after.raw", 512, 512, 4)[..., :3]
@@ -327,13 +339,19 @@ def test_semantic_edit_in_real_gimp(gimp, capsys):
     # -- project selection: G(z) and G' as layers ------------------------------------------
     pr = res["project"]
     assert pr["status"] == "success", pr["message"]
-    by_kind = {("G′" if "G′" in L[0] else "G(z)" if "G(z)" in L[0] else L[0]): L for L in pr["layers"]}
-    assert sorted(by_kind) == ["G(z)", "G′"], pr["layers"]
-    gprime, gz = by_kind["G′"], by_kind["G(z)"]
+    by_kind = {L[5]: L for L in pr["layers"]}          # told apart by the role in their parasite
+    assert sorted(by_kind) == ["model-rendering", "reconstruction"], pr["layers"]
+    gprime, gz = by_kind["reconstruction"], by_kind["model-rendering"]
+    assert (gprime[0], gz[0]) == ("fit to this photo — priorpaint", "model's own rendering — priorpaint")
     assert gprime[1:4] == [[x0, y0], cw, ch] and gprime[4]
-    # G′ (faithful, masked) on top and visible; the opaque G(z) square under it, hidden
-    assert [n for n, _ in pr["stack"][:2]] == [gprime[0], gz[0]] and [v for _, v in pr["stack"][:3]] == [True, False, True]
-    assert pr["selected"] == [gprime[0]]
+    # the reconstruction (faithful, masked) on top of the opaque model rendering, both hidden: the
+    # photo stays what the user sees, and stays selected so the next edit works on the photo
+    assert [n for n, _ in pr["stack"][:2]] == [gprime[0], gz[0]] and [v for _, v in pr["stack"][:3]] == [False, False, True]
+    assert pr["selected"] == [pr["stack"][2][0]]
+    shown = res["project_shown"]
+    assert shown["status"] == "success", shown["message"]
+    assert shown["new"] == [["reconstruction", True], ["model-rendering", False]]   # show: the top one visible
+    assert shown["selected"] == pr["selected"]                                      # the photo, not the layer run on
     assert gz[2] == gz[3] == cw and gz[1] == [x0, y0] and not gz[4]          # square inside the image
 
     # -- grayscale ---------------------------------------------------------------------------
@@ -379,7 +397,8 @@ def test_semantic_edit_in_real_gimp(gimp, capsys):
                                   _load_raw(work / "stopped_before.raw", 512, 512, 4))
     empty = res2["cases"]["empty"]
     assert empty["status"] == "execution-error"
-    assert "backend not running" in empty["message"]      # no selection: the whole layer, not an error
+    assert empty["message"] == ("priorpaint: nothing is selected: select the part of the photo to edit first "
+                                "(Select > All edits the whole layer)")      # one line, before the backend
     assert empty["layers_after"] == empty["layers_before"] and empty["drawable_unchanged"]
 
     with capsys.disabled():
@@ -543,7 +562,7 @@ def test_interactive_dialog_in_real_gimp(gimp):
     # the photo-resolution composite (the 216 px square, shrunk to the 192 px preview), not the 64 px model rendering
     assert all(e["size"] == [192, 192] and e["composite"] == "detail" for e in shown), shown
     last = shown[-1]
-    assert name == f"priorpaint: {last['direction']} {last['strength']:+g}", (name, last)   # what was previewed
+    assert name == f"{last['direction']} {last['strength']:+g} — priorpaint", (name, last)   # what was previewed
     assert last["strength"] != shown[0]["strength"]
     # Settings: the token field is masked; OK keeps the token in the 0600 file only
     assert any(e["event"] == "token-field" and e["masked"] for e in events)
@@ -608,8 +627,24 @@ ids = [l.get_id() for l in img.get_layers()]
 status = run(img, layer, "priorpaint-paint-concept", concept="hair", mode="remove", adapt=False)
 RES["paint"] = {"status": status, "new": [[l.get_name(), list(l.get_offsets()[1:])] for l in img.get_layers()
                                            if l.get_id() not in ids]}
-# no selection: the whole layer is the region, as GIMP's filters do
+# a semantic edit run on that result edits the photo (the result's paint is not carried), and one
+# run on *that* result starts from its direction
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+result = img.get_selected_drawables()[0]
+RES["on_result"] = {"run_on": result.get_name(),
+                    "status": run(img, result, "priorpaint-semantic-edit", direction="exposure", strength=1.0, adapt=False),
+                    "top": img.get_layers()[0].get_name()}
+RES["on_result2"] = {"status": run(img, img.get_layers()[0], "priorpaint-semantic-edit", direction="smile",
+                                   strength=1.0, adapt=False),
+                     "top": img.get_layers()[0].get_name(), "edits": json.loads(bytes(img.get_layers()[0]
+                     .get_parasite("priorpaint-result").get_data()).decode("utf-8"))["edits"]}
+# no selection: refused with one line, nothing added, nothing sent
 Gimp.Selection.none(img)
+ids = [l.get_id() for l in img.get_layers()]
+RES["none"] = {"status": run(img, layer, "priorpaint-paint-concept", concept="hair", mode="add", adapt=False),
+               "added": len([l for l in img.get_layers() if l.get_id() not in ids])}
+# Select > All: the whole layer is the region
+Gimp.Selection.all(img)
 ids = [l.get_id() for l in img.get_layers()]
 status = run(img, layer, "priorpaint-paint-concept", concept="hair", mode="add", adapt=False)
 RES["whole"] = {"status": status, "new": [[l.get_name(), list(l.get_offsets()[1:]), l.get_width(), l.get_height()]
@@ -636,24 +671,42 @@ def test_segment_apply_and_paint_procedures_in_real_gimp(gimp):
     assert res["segment"][0] == "success", res["segment"]
     [labels] = res["labels"]
     assert labels["offsets"] == [x0, y0] and labels["size"] == [cw, ch]
-    assert labels["name"] == "priorpaint labels"                 # short; the legend is in the parasite
+    assert labels["name"] == "labels — priorpaint"               # short; the legend is in the parasite
     assert labels["meta"]["legend"] == LEGEND and labels["meta"]["url"] == fake.url
     apply = res["apply"]
     assert apply["status"][0] == "success", apply["status"]
-    assert apply["new"] == [["priorpaint: segmentation edit", [x0, y0], cw, ch]]
+    assert apply["new"] == [["segmentation edit — priorpaint", [x0, y0], cw, ch]]
     assert apply["labels_visible"] is False
     assert apply["mask_on"] == [100, [5, 5], [14, 14]]      # exactly the painted block changed
     sent = [d for api, d in fake.calls if api == "edit"]
     assert json.loads(sent[0][1])[0]["kind"] == "segment"
     paint = res["paint"]
     assert paint["status"][0] == "success", paint["status"]
-    assert paint["new"] == [["priorpaint: remove hair", [x0, y0]]]
+    assert paint["new"] == [["remove hair — priorpaint", [x0, y0]]]
     spec = json.loads(sent[1][1])[0]
     assert spec == {"kind": "paint", "concept": "hair", "mode": "remove", "mask": "file:0"}
     assert len(sent[1]) == 5 and sent[1][4] == "detail"   # the stand-in, like today's backend, takes `composite`
+    # edits run on a result read the photo under it: the fitted crop is the astronaut's, not the result's
+    on_result, on_result2 = res["on_result"], res["on_result2"]
+    assert on_result["run_on"] == "remove hair — priorpaint"
+    assert on_result["status"][0] == "success" and on_result["top"] == "exposure +1 — priorpaint", on_result
+    assert on_result2["status"][0] == "success" and on_result2["top"] == "exposure +1, smile +1 — priorpaint"
+    assert on_result2["edits"] == [{"kind": "direction", "name": "exposure", "strength": 1.0},
+                                   {"kind": "direction", "name": "smile", "strength": 1.0}]
+    sent = [d for api, d in fake.calls if api == "edit"]
+    assert [json.loads(d[1]) for d in sent[2:4]] == [[{"kind": "direction", "name": "exposure", "strength": 1.0}],
+                                                     on_result2["edits"]]
+    photo = np.asarray(Image.open(skimage_data("astronaut.png")).convert("RGB"))
+    for d in [d for api, d in fake.calls if api == "project"][2:4]:
+        np.testing.assert_array_equal(fake._img(d[0])[..., :3], photo[y0:y0 + ch, x0:x0 + cw])
+    none = res["none"]
+    assert none["status"][0] == "execution-error" and none["added"] == 0
+    assert none["status"][1].startswith("priorpaint: nothing is selected") and "\n" not in none["status"][1]
+    # segmentation, paint, the two edits on results and Select > All: nothing for the refused run
+    assert len([d for api, d in fake.calls if api == "edit"]) == 5
     whole = res["whole"]
     assert whole["status"][0] == "success", whole["status"]
-    assert whole["new"] == [["priorpaint: add hair", [0, 0], 512, 512]] and whole["top"] == "priorpaint: add hair"
+    assert whole["new"] == [["add hair — priorpaint", [0, 0], 512, 512]] and whole["top"] == "add hair — priorpaint"
 
 
 GIMP_KINDS_REAL = r'''
@@ -707,7 +760,7 @@ def test_segment_apply_and_paint_against_the_real_backend(gimp, tmp_path, monkey
     assert labels["offsets"] == [x0, y0] and labels["size"] == [cw, ch]
     assert len(labels["meta"]["legend"]) >= 2
     assert res["apply"]["status"][0] == "success", res["apply"]["status"]
-    assert res["apply"]["new"] == [["priorpaint: segmentation edit", [x0, y0]]]
+    assert res["apply"]["new"] == [["segmentation edit — priorpaint", [x0, y0]]]
     assert res["paint"]["status"][0] == "success", res["paint"]["status"]
     assert len(res["paint"]["new"]) == 1 and res["paint"]["new"][0][1] == [x0, y0]
     assert res["source_unchanged"], "the user's layer was modified"
@@ -731,7 +784,7 @@ ids = [l.get_id() for l in img.get_layers()]
 status, msg, dt = run(img, img.get_layers()[0], "priorpaint-project", adapt=False)
 RES["project"] = {"status": status, "message": msg,
                   "layers": [[l.get_name(), list(l.get_offsets()[1:]), l.get_width(), l.get_height(),
-                              l.get_mask() is not None] for l in img.get_layers() if l.get_id() not in ids]}
+                              l.get_mask() is not None, role(l)] for l in img.get_layers() if l.get_id() not in ids]}
 # a semantic edit with two sample points on the eyes: the backend aligns at them
 eimg = load(os.path.join(OUT, "rotated.png"))
 eimg.select_rectangle(Gimp.ChannelOps.REPLACE, *FACE)
@@ -776,8 +829,8 @@ def test_aligned_face_model_in_real_gimp(gimp, tmp_path, monkeypatch):
     assert projected["alignment"] == "detected"
     lb = projected["layer"]
     cx, cy, _, _ = ops.crop_rect((120, 60, 150, 140), (512, 512))
-    [[name, offsets, w, h, has_mask]] = res["project"]["layers"]
-    assert name.startswith("priorpaint: G(z)") and has_mask
+    [[name, offsets, w, h, has_mask, role]] = res["project"]["layers"]
+    assert role == "model-rendering" and has_mask
     assert offsets == [cx + lb["x"], cy + lb["y"]] and [w, h] == [lb["w"], lb["h"]]
     info = res["cases"]["aligned"]
     assert info["status"] == "success", info

@@ -8,13 +8,15 @@ import shutil
 import pytest
 import torch
 
+from conftest import default_manifest_entry
 from priorpaint.errors import InputError, ModelError, WeightsIntegrityError
 from priorpaint.models import manifest as mf
 from priorpaint.models.dcgan import DCGANGenerator
 from priorpaint.models.registry import generator_from_entry, load_generator
 from priorpaint.models.weights import load_weights, sha256_file, weights_status
 
-EMBEDDED_SHA = "0c3b90b138cfc4e8a73310b9fd5ce2a8f1f3a542a037de277412307fcd28771f"
+# the shipped safetensors of the embedded model (converted from gan-face-generate 1.1.1; tests/test_wheel.py)
+EMBEDDED_SHA = "4afa468d16807bf3c86e94f74766549ac88f1b5b49ddbada574ae4a113515b62"
 
 
 def test_split_composes_to_the_full_generator(tiny_gen):
@@ -60,7 +62,8 @@ def test_dcgan_state_dict_is_the_tutorial_layout(tiny_gen):
 def test_embedded_model_loads_verified(default_gen):
     entry = mf.get_entry("dcgan-digiface-64")
     present, src, path = weights_status(entry)
-    assert present and src.type == "package" and sha256_file(path) == EMBEDDED_SHA
+    assert present and src.type == "file" and sha256_file(path) == EMBEDDED_SHA
+    assert path.parent.parent == mf.packaged_dir()  # the package's own data, not a checkout folder
     assert default_gen.resolution == 64 and default_gen.default_split == "b8"
     z = default_gen.sample_latents(2, seed=0)
     img = default_gen(z)
@@ -75,8 +78,7 @@ def test_unknown_model_lists_the_known_ones():
 
 
 def _copy_manifest(tmp_path, **changes):
-    raw = json.loads((mf.manifest_dirs()[0] / "dcgan-digiface-64.json").read_text())
-    raw.update(changes)
+    raw = default_manifest_entry(**changes)
     d = tmp_path / "manifest"
     d.mkdir(exist_ok=True)
     (d / f"{raw['id']}.json").write_text(json.dumps(raw))
@@ -84,8 +86,7 @@ def _copy_manifest(tmp_path, **changes):
 
 
 def test_bad_sha256_is_refused(tmp_path, monkeypatch):
-    raw = json.loads((mf.manifest_dirs()[0] / "dcgan-digiface-64.json").read_text())
-    src = dict(raw["sources"][0], sha256="0" * 64)
+    src = dict(default_manifest_entry()["sources"][0], sha256="0" * 64)
     d = _copy_manifest(tmp_path, id="tampered", sources=[src])
     monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(d))
     with pytest.raises(WeightsIntegrityError, match="sha256 mismatch for tampered"):
@@ -95,15 +96,14 @@ def test_bad_sha256_is_refused(tmp_path, monkeypatch):
 def test_tampered_file_is_refused(tmp_path, monkeypatch):
     entry = mf.get_entry("dcgan-digiface-64")
     _, src, path = weights_status(entry)
-    copy = tmp_path / "weights.tar"
+    copy = tmp_path / "weights.safetensors"
     shutil.copy(path, copy)
     with open(copy, "r+b") as f:  # flip one byte inside the data
         f.seek(5000)
         b = f.read(1)
         f.seek(5000)
         f.write(bytes([b[0] ^ 0xFF]))
-    file_src = {"type": "file", "path": str(copy), "sha256": EMBEDDED_SHA, "format": "torch",
-                "state_dict_key": "netG_state_dict"}
+    file_src = {"type": "file", "path": str(copy), "sha256": EMBEDDED_SHA, "format": "safetensors"}
     d = _copy_manifest(tmp_path, id="tampered-file", sources=[file_src])
     monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(d))
     with pytest.raises(WeightsIntegrityError, match="refusing to load"):
@@ -168,4 +168,48 @@ def test_models_command_lists_presence(capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     row = next(r for r in rows if r["id"] == "dcgan-digiface-64")
-    assert row["present"] is True and row["source"].startswith("package gan-face-generate==1.1.1")
+    assert row["present"] is True and row["source"] == "file models/dcgan-digiface-64.safetensors"
+
+
+def test_models_command_with_no_manifest_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    from priorpaint.cli import main
+    monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(tmp_path))  # an empty folder replaces the packaged ones
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("priorpaint: error: no model manifests found in") and str(tmp_path) in err
+    assert "\n" not in err
+
+
+def test_user_manifest_folders_add_entries_before_the_packaged_ones(tmp_path, monkeypatch):
+    """``$PRIORPAINT_MANIFESTS`` and ``<cache>/manifests`` add models; the packaged ones stay."""
+    raw = json.loads((mf.packaged_dir() / "dcgan-digiface-64.json").read_text())
+    shipped = mf.packaged_dir() / raw["sources"][0]["path"]
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "my-faces.json").write_text(json.dumps(dict(raw, id="my-faces", sources=[dict(raw["sources"][0], path=str(shipped))])))
+    cache = tmp_path / "cache"
+    (cache / "manifests").mkdir(parents=True)
+    (cache / "manifests" / "cached-faces.json").write_text(json.dumps(dict(raw, id="cached-faces", sources=[dict(raw["sources"][0], path=str(shipped))])))
+    monkeypatch.delenv("PRIORPAINT_MANIFEST_DIR", raising=False)
+    monkeypatch.setenv("PRIORPAINT_MANIFESTS", str(user))
+    monkeypatch.setenv("PRIORPAINT_CACHE", str(cache))
+    assert mf.manifest_dirs() == [user, cache / "manifests", mf.packaged_dir()]
+    ids = set(mf.load_manifest())
+    assert {"my-faces", "cached-faces", "dcgan-digiface-64", "dcgan-digiface-64-encoder"} <= ids
+    assert weights_status(mf.get_entry("my-faces"))[0] is True
+    # a folder named there that does not exist is no error, and adds nothing
+    monkeypatch.setenv("PRIORPAINT_MANIFESTS", str(tmp_path / "absent"))
+    assert mf.manifest_dirs() == [cache / "manifests", mf.packaged_dir()]
+
+
+def test_listing_gives_the_download_size_of_hub_models_only():
+    """The GIMP Settings dialog and the page say how much a download fetches: the listing carries
+    the first Hub source's declared size, and None for a model with nothing to download."""
+    from priorpaint.models.listing import list_models
+    from priorpaint.models.manifest import load_manifest
+
+    rows = {r["id"]: r for r in list_models()}
+    manifest = load_manifest()
+    assert rows["dcgan-digiface-64"]["download_bytes"] is None
+    hub = manifest["stylegan2-ffhq-1024"].sources
+    assert rows["stylegan2-ffhq-1024"]["download_bytes"] == next(s.size for s in hub if s.type == "hub") > 100_000_000

@@ -163,9 +163,8 @@ def test_sessions_are_independent_across_threads(astronaut_path):
 
 
 def test_cli_bad_sha256_refuses_and_writes_nothing(tmp_path, monkeypatch, astronaut_path, capsys):
-    from priorpaint.models import manifest as mf
-    raw = json.loads((mf.manifest_dirs()[0] / "dcgan-digiface-64.json").read_text())
-    raw["id"] = "tampered"
+    from conftest import default_manifest_entry
+    raw = default_manifest_entry(id="tampered")
     raw["sources"][0]["sha256"] = "1" * 64
     (tmp_path / "tampered.json").write_text(json.dumps(raw))
     monkeypatch.setenv("PRIORPAINT_MANIFEST_DIR", str(tmp_path))

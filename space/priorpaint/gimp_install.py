@@ -3,8 +3,13 @@
 GIMP 3 loads a Python plug-in from ``<plug-ins>/<name>/<name>.py`` (its own folder, the
 file executable). The installer writes::
 
-    <plug-ins>/priorpaint/priorpaint.py      (mode 755)
+    <plug-ins>/priorpaint/priorpaint.py      (mode 755: GIMP runs it; it only registers)
+    <plug-ins>/priorpaint/*.py               (its rooms: procedures, canvas, dialogs, tracing)
     <plug-ins>/priorpaint/gimp_bridge/*.py   (the standard-library client it imports)
+    <plug-ins>/priorpaint/gimp.md            (the user guide its dialogs' Help shows)
+
+GIMP starts ``priorpaint.py`` as a script, which puts its own folder first on ``sys.path``:
+the rooms beside it and ``gimp_bridge`` are imported from there.
 
 Default ``<plug-ins>`` folder (GIMP 3's user plug-in folder):
 
@@ -12,8 +17,8 @@ Default ``<plug-ins>`` folder (GIMP 3's user plug-in folder):
 - macOS: ``~/Library/Application Support/GIMP/3.0/plug-ins``
 - Windows: ``%APPDATA%\\GIMP\\3.0\\plug-ins``
 
-Where the sources come from: in a source checkout, ``plugin/priorpaint/priorpaint.py``
-beside ``space/``; in an installed distribution, the same file ships as package data of
+Where the sources come from: in a source checkout, the folder ``plugin/priorpaint/``
+beside ``space/``; in an installed distribution, the same files ship as the modules of
 ``priorpaint.gimp_plugin`` (pyproject maps that package to ``plugin/priorpaint``). The
 ``gimp_bridge`` package is found by importing it (it is installed with priorpaint, and in
 a checkout it is the folder at the repository root).
@@ -52,7 +57,8 @@ def default_plugin_dir(platform: Optional[str] = None, env: Optional[dict] = Non
 
 
 def plugin_source() -> Path:
-    """The plug-in's ``priorpaint.py``: the checkout's ``plugin/`` first, else the installed copy."""
+    """The plug-in's ``priorpaint.py`` (its rooms lie beside it): the checkout's ``plugin/``
+    first, else the installed copy."""
     here = Path(__file__).resolve().parent
     candidates = [here.parent.parent / "plugin" / PLUGIN_NAME / f"{PLUGIN_NAME}.py",
                   here / "gimp_plugin" / f"{PLUGIN_NAME}.py"]
@@ -60,6 +66,22 @@ def plugin_source() -> Path:
         if c.is_file():
             return c
     raise InstallError("cannot find the GIMP plug-in source; looked at: " + ", ".join(str(c) for c in candidates))
+
+
+def guide_source() -> Optional[Path]:
+    """The GIMP user guide, ``docs/usage/gimp.md``: beside the plug-in's sources (in a checkout
+    ``plugin/priorpaint/gimp.md`` links to it; a wheel ships it as package data of
+    ``priorpaint.gimp_plugin``), else the checkout's docs; None when neither is there (Help
+    then says where it is)."""
+    here = Path(__file__).resolve().parent
+    try:
+        beside = plugin_source().parent / "gimp.md"
+    except InstallError:
+        beside = here / "gimp_plugin" / "gimp.md"
+    for c in (beside, here.parent.parent / "docs" / "usage" / "gimp.md"):
+        if c.is_file():
+            return c
+    return None
 
 
 def bridge_source() -> Path:
@@ -78,9 +100,13 @@ def install(plugin_dir: Optional[Path] = None) -> Path:
     target = plugin_dir / PLUGIN_NAME
     staging = Path(tempfile.mkdtemp(prefix=".priorpaint-install-", dir=plugin_dir))
     try:
+        for f in sorted(source.parent.glob("*.py")):     # the script and its rooms
+            shutil.copyfile(f, staging / f.name)
         script = staging / f"{PLUGIN_NAME}.py"
-        shutil.copyfile(source, script)
         script.chmod(script.stat().st_mode | stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        guide = guide_source()
+        if guide is not None:
+            shutil.copyfile(guide, staging / "gimp.md")
         (staging / "gimp_bridge").mkdir()
         for f in sorted(bridge.glob("*.py")):
             shutil.copyfile(f, staging / "gimp_bridge" / f.name)

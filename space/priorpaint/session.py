@@ -186,8 +186,10 @@ class EditSession:
         :mod:`priorpaint.compositing.photo_metrics` (``psnr_photo``, ``detail_kept``,
         ``effect_carried``, ``seam_grain``, ``ghost``) and ``composite`` (the mode).
         """
+        from .compositing import warp
         from .compositing.detail import check_mode
-        check_mode(composite)
+        if composite != warp.MODE:
+            check_mode(composite)
         with self.lock:
             state = state or self.initial_state()
             check_finite(state.h, "the edited latent")
@@ -243,6 +245,26 @@ class EditSession:
             radius = max(1, int(round(radius * n / side)))
         out = composite_square(region, base, edited, mask, radius, mode)[0] if mask.any() else region
         return np.ascontiguousarray(out)
+
+    def preview_verdict(self, state: Optional[EditState] = None, mode: str = "detail",
+                        size: int = 256) -> Dict[str, object]:
+        """``{"structure", "verdict"}`` of the edit as the live preview shows it (``mode``
+        ``"detail"`` or ``"replace"``, at most ``size`` px): whether it can be carried here, said
+        before the user renders (:mod:`priorpaint.measures`). Measured on the preview's square, so
+        the figures are those of :meth:`render` without G′ at that size."""
+        import cv2
+
+        from .measures.report import structure_report
+        state = state or self.initial_state()
+        result = self.preview_region(state, mode, size)
+        with self.lock:
+            region = self.cache.get(("preview-square", result.shape[0]), (self._photo_square(),))[0]
+        mask = self.edit_mask(state)
+        if mask.shape[0] != result.shape[0]:
+            mask = cv2.resize(mask, (result.shape[0],) * 2, interpolation=cv2.INTER_AREA)
+        structure, verdict = structure_report(self.gen, getattr(self.gen, "model_id", None), state.applied,
+                                              result, region, mask)
+        return {"structure": structure, "verdict": verdict}
 
     def preview_layer(self, state: Optional[EditState] = None, mode: str = "detail",
                       size: Optional[int] = None) -> np.ndarray:
@@ -323,6 +345,10 @@ class EditSession:
             out, box = self.photo, self.crop.box
             layer = np.zeros((box[3], box[2], 4), np.uint8)
             result_region = region
+        elif mode == "warp":
+            result_region, layer_rgb, alpha, info = self._warp_square(state, region, mask, radius)
+            out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
+                                           base=region, mask=mask)
         else:
             result_region, layer_rgb, alpha, info = composite_square(region, base_u8, edited, mask, radius, mode)
             out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
@@ -347,9 +373,28 @@ class EditSession:
             m["notes"] = m["notes"] + metrics.pop("notes", [])
             m.update(metrics)
         m.update(photo_metrics(result_region, region, base_u8, edited, mask, self.crop.region_mask, radius))
+        from .measures.report import structure_report
+        m["structure"], m["verdict"] = structure_report(self.gen, getattr(self.gen, "model_id", None), state.applied,
+                                                        result_region, region, mask)
         self.seconds["composite"] = seconds_composite
         self.used = time.time()
         return Render(photo=out, layer=layer, layer_box=box, generated=edited, metrics=m)
+
+    def _warp_square(self, state: EditState, region: np.ndarray, mask: np.ndarray, radius: int):
+        """The ``warp`` composite (:mod:`priorpaint.compositing.warp`): the motion from the
+        in-manifold proxy ``G(z)`` → ``G(z_e)``, matched in the generator's features; the photo's
+        pixels moved along it."""
+        from .compositing import warp
+        p = self.require_projection()
+        xb, xe, fb, fe = warp.proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions)
+        b, e = to_uint8(xb), to_uint8(xe)
+        found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" else None
+        if self.photo.gray:
+            b, e = gray_rgb(b), gray_rgb(e)
+        flow, new = found if found is not None else warp.correspondence_from_features(fb, fe, b.shape[0])[:2]
+        w = warp.warp_composite(region, b, e, flow, new, mask, radius)
+        w.info["motion"] = "landmarks" if found is not None else "features"
+        return w.region, w.inner, w.alpha, w.info
 
     # -- bookkeeping ---------------------------------------------------------------------
     def nbytes(self) -> int:

@@ -49,7 +49,7 @@ The benchmark compares it with the naive recipe at equal PSNR.
 
 Which parametrisation: free δ's are the default; the network ``R`` (smooth δ's, fewer
 parameters) and the weight tuning (tuned weights change how the edit renders too) reach
-less in the same steps at a higher cost per step (figures: the README's benchmark section).
+less in the same steps at a higher cost per step (figures: docs/method/adaptation.md).
 """
 
 from __future__ import annotations

@@ -255,23 +255,29 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def export_space(dest, force: bool = False):
-    """Copy ``space/`` and ``weights_manifest/`` into ``dest``: a folder deployable as a Space as-is.
+SPACE_FILES = ("app.py", "README.md", "requirements.txt")
 
-    The manifest goes to ``dest/priorpaint/weights_manifest`` (where
-    :func:`priorpaint.models.manifest.manifest_dirs` looks first).  Needs the source
-    checkout (the Space files are not part of an installed wheel).
-    """
-    import shutil
+
+def export_space(dest, force: bool = False):
+    """Write a folder deployable as a Space as-is into ``dest``: the Space's own files
+    (``priorpaint.space``: ``app.py``, its card, ``requirements.txt``), the ``priorpaint`` package
+    and its manifests (``dest/priorpaint/manifests``, the data package ``priorpaint.manifests``).
+
+    Everything is read from the installed package with :mod:`importlib.resources`, so a wheel
+    install exports the same folder as a source checkout.  The GIMP plug-in is left out."""
+    from importlib.resources import files
     from pathlib import Path
 
-    space = Path(__file__).resolve().parents[2]
-    repo = space.parent
-    manifest = repo / "weights_manifest"
-    missing = [str(p) for p in (space / "app.py", space / "README.md", space / "requirements.txt", manifest)
-               if not p.exists()]
-    if missing:
-        raise InputError(f"space-export needs the priorpaint source checkout; missing: {', '.join(missing)}")
+    import priorpaint
+    from ..models.manifest import packaged_dir
+
+    try:
+        space_files = files("priorpaint.space")
+        contents = {name: space_files.joinpath(name).read_bytes() for name in SPACE_FILES}
+    except (ModuleNotFoundError, FileNotFoundError, OSError) as e:
+        raise InputError(f"space-export: the Space's files (priorpaint.space) are missing from this install: {e}; "
+                         "reinstall priorpaint") from None
+    package, manifests = Path(priorpaint.__file__).resolve().parent, packaged_dir()
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         if not force:
@@ -280,11 +286,17 @@ def export_space(dest, force: bool = False):
             raise InputError(f"{dest} is a git repository; export into an empty folder and copy from there")
         shutil.rmtree(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("app.py", "README.md", "requirements.txt"):
-        shutil.copy2(space / name, dest / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    shutil.copytree(space / "priorpaint", dest / "priorpaint", ignore=ignore)
-    shutil.copytree(manifest, dest / "priorpaint" / "weights_manifest", ignore=ignore, dirs_exist_ok=True)
+    for name, data in contents.items():
+        (dest / name).write_bytes(data)
+    # a wheel holds the manifests, the Space's files and the plug-in inside the package: the
+    # Space gets the manifests from packaged_dir() below, and neither of the others
+    def ignore(folder, names):
+        top = {"gimp_plugin", "space", "manifests"} if Path(folder) == package else set()
+        return [n for n in names if n in top or n == "__pycache__" or n.endswith((".pyc", ".egg-info"))]
+
+    shutil.copytree(package, dest / "priorpaint", ignore=ignore)
+    shutil.copytree(manifests, dest / "priorpaint" / "manifests",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return dest
 
 

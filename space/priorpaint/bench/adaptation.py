@@ -165,6 +165,12 @@ def run(report: dict, args) -> None:
         "weights": AdaptConfig(method="weights"),
         "naive_paper_recipe": naive_config(),
     }
+    # --smallest: every fit capped at a few steps (a smoke run; the figures mean nothing)
+    cap = getattr(args, "adapt_steps", None)
+    if cap:
+        default = replace(default, steps=min(default.steps, int(cap)), min_steps=0)
+        variants = {k: replace(v, steps=min(v.steps, int(cap)), min_steps=0) for k, v in variants.items()}
+        variants["multiplicative_free"] = default
     # A 5-step fit first, so no variant pays for first-use costs (lazy imports, allocations).
     _measure(s, state, AdaptConfig(steps=5))
     figures: Dict[str, Dict[str, object]] = {}
@@ -200,7 +206,8 @@ def run(report: dict, args) -> None:
     naive_equal = None if reached is None else naive["seconds"] * reached / max(naive["steps"], 1)
     # The same comparison from per-step costs timed in alternation (wall-clock figures of
     # separate runs swing with the machine's load).
-    ours_step, naive_step = step_seconds(s, state, [default, variants["naive_paper_recipe"]])
+    ours_step, naive_step = step_seconds(s, state, [default, variants["naive_paper_recipe"]],
+                                         **({"steps": int(cap), "rounds": 1} if cap else {}))
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     report["adaptation"] = {
         "model": s.model_id,

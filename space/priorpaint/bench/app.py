@@ -59,13 +59,15 @@ def run(report: dict, args) -> None:
     from PIL import Image
     from gradio_client import Client, handle_file
 
+    clients = max(1, min(len(JOBS), int(getattr(args, "clients", CLIENTS))))  # --smallest: fewer, shorter
+    steps = int(getattr(args, "app_steps", STEPS))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "priorpaint.cli", "serve", "--port", str(port),
-                             "--slots", "2", "--steps", str(STEPS)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    fig: dict = {"clients": CLIENTS, "slots": 2, "steps": STEPS}
+                             "--slots", "2", "--steps", str(steps)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    fig: dict = {"clients": clients, "slots": 2, "steps": steps}
     try:
         t0 = time.perf_counter()
         while True:
@@ -91,7 +93,7 @@ def run(report: dict, args) -> None:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         edits = json.dumps([{"kind": "direction", "name": "sefa0", "strength": 1.5}])
-        results, errors = [None] * CLIENTS, []
+        results, errors = [None] * clients, []
         dl = tempfile.mkdtemp(prefix="priorpaint-bench-")
 
         def client(i):
@@ -99,7 +101,7 @@ def run(report: dict, args) -> None:
                 photo, box = JOBS[i]
                 c = Client(url, verbose=False, download_files=dl)
                 a = time.perf_counter()
-                st, *_ = c.predict(handle_file(str(photo_path(photo))), None, box_text(box), "", STEPS, i,
+                st, *_ = c.predict(handle_file(str(photo_path(photo))), None, box_text(box), "", steps, i,
                                    False, api_name="/project")
                 b = time.perf_counter()
                 est, result, _, _ = c.predict(json.loads(st)["session"], edits, False, None, api_name="/edit")
@@ -110,7 +112,7 @@ def run(report: dict, args) -> None:
                 errors.append(f"client {i}: {type(e).__name__}: {e}")
 
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
         for t in threads:
             t.start()
         for t in threads:
@@ -122,7 +124,7 @@ def run(report: dict, args) -> None:
         fig.update({
             "completed": len(done), "errors": errors,
             "distinct_sessions": len({r[0] for r in done}),
-            "all_results_own_photo_outside_selection": all(r[1] for r in done) and len(done) == CLIENTS,
+            "all_results_own_photo_outside_selection": all(r[1] for r in done) and len(done) == clients,
             "changed_outside_mask": sum(r[4] for r in done),
             "project_s_max": round(max((r[2] for r in done), default=0), 2),
             "edit_s_max": round(max((r[3] for r in done), default=0), 2),
@@ -133,12 +135,14 @@ def run(report: dict, args) -> None:
         photo = handle_file(str(photo_path("astronaut.png")))
         job = c.submit(photo, None, box_text(ASTRONAUT_BOX), "", 5000, 0, False, api_name="/project")
         job_id = None
-        while job_id is None:
+        while job_id is None and not job.done():
             outs = [json.loads(o[0]) for o in job.outputs() if o and o[0]]
-            job_id = next((s["job"] for s in outs if s["stage"] == "project"), None)
+            # a status may arrive before the job has an id
+            job_id = next((s["job"] for s in outs if s.get("stage") == "project" and s.get("job")), None)
             time.sleep(0.05)
         t0 = time.perf_counter()
-        c.predict(job_id, api_name="/cancel")
+        if job_id is not None:
+            c.predict(job_id, api_name="/cancel")
         try:
             job.result(timeout=60)
         except Exception:
@@ -155,16 +159,21 @@ def run(report: dict, args) -> None:
         event_id = json.loads(urllib.request.urlopen(req, timeout=60).read())["event_id"]
         resp = urllib.request.urlopen(url + f"/gradio_api/call/project/{event_id}", timeout=120)
         job = None
-        while True:
+        while job is None:
             line = resp.readline().decode()
+            if not line:  # the stream ended before a status carried the job's id
+                break
             if line.startswith("data:"):
-                st = json.loads(json.loads(line[5:])[0])
-                if st["stage"] == "project":
+                try:
+                    data = json.loads(line[5:])
+                    st = json.loads(data[0]) if isinstance(data, list) and data and isinstance(data[0], str) else {}
+                except ValueError:
+                    st = {}
+                if isinstance(st, dict) and st.get("stage") == "project" and st.get("job"):
                     job = st["job"]
-                    break
         resp.close()
         t0 = time.perf_counter()
-        while f"job {job} stopped before it finished" not in Path(log.name).read_text():
+        while job is not None and f"job {job} stopped before it finished" not in Path(log.name).read_text():
             if time.perf_counter() - t0 > 60:
                 break
             time.sleep(0.05)

@@ -45,7 +45,7 @@ def run(report: dict, args) -> None:
     edits = ("direction:warm_light=1.5",) if model in (None, DEFAULT_MODEL) else ()
     runs = {}
     with tempfile.TemporaryDirectory(prefix="priorpaint-bench-batch-") as tmp:
-        photos = _photos(Path(tmp))
+        photos = _photos(Path(tmp))[:getattr(args, "batch_photos", None) or None]  # --smallest: one
         for adapt in (False, True):
             for workers in (1, 2):
                 out = Path(tmp) / f"out-{adapt}-{workers}"

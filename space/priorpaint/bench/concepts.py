@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,13 +85,15 @@ def run(report: dict, args) -> None:
     # -- segmentation head ----------------------------------------------------------------
     parts = get_parts(gen)
     cfg = HeadConfig()
+    if getattr(args, "head_steps", None):  # --smallest: a few training steps (a smoke run)
+        cfg = replace(cfg, steps=int(args.head_steps))
     z_train = gen.sample_latents(cfg.train_images, seed=cfg.seed)
     labels, _ = parts.labels(gen, z_train)
     t0 = time.perf_counter()
     train_head(gen, z_train, labels, parts.names, [parts.legend[n] for n in parts.names], cfg)
     train_s = time.perf_counter() - t0
     head = get_head(gen, use_user=False)
-    q = evaluate_head(gen, head, samples=64)
+    q = evaluate_head(gen, head, samples=int(getattr(args, "head_samples", 64)))
     report["segmentation"] = {
         "model": gen.model_id,
         "classes": q["classes"], "train_images": cfg.train_images, "held_out": q["samples"],
@@ -112,7 +115,7 @@ def run(report: dict, args) -> None:
     radius = footprint_radius(gen, split)
     half = R // 2
     positions = [(y, x) for y in (0, R // 4, half) for x in (0, R // 4, half)]
-    n_img, successes, outside, deltas, rows = 50, 0, [], [], []
+    n_img, successes, outside, deltas, rows = int(getattr(args, "concept_images", 50)), 0, [], [], []
     for i in range(n_img):
         z = gen.sample_latents(1, seed=1000 + i)
         with torch.no_grad():
@@ -179,7 +182,7 @@ def run(report: dict, args) -> None:
               colour_labels(cur.cpu().numpy(), head.colours), colour_labels(want.cpu().numpy(), head.colours),
               colour_labels(state_classes(s.context(), state, head).cpu().numpy(), head.colours)]]
     # the same request on sampled latents (no photo: the edit optimisation alone)
-    for i in range(8):
+    for i in range(int(getattr(args, "sampled_edits", 8))):
         z = gen.sample_latents(1, seed=2000 + i)
         with torch.no_grad():
             h = gen.forward_to(z, split)
@@ -219,7 +222,7 @@ def run(report: dict, args) -> None:
             other = to_uint8(gen(zo))
         big = np.asarray(Image.fromarray(other).resize((256, 256), Image.LANCZOS))
         s2 = EditSession.open(big, box=(16, 16, 224, 224), model=args.model)
-        s2.project(ProjectionConfig(steps=100, seed=0))
+        s2.project(ProjectionConfig(steps=min(100, int(getattr(args, "steps", 100))), seed=0))
         st0 = s2.initial_state()
         strengths = np.linspace(-1.5, 1.5, 40)
         for v in strengths[:4]:  # warm-up (loads the vector once)

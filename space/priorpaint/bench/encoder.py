@@ -100,7 +100,7 @@ def run(report: dict, args) -> None:
         cpu: dict = {"encoder": [], "search": []}
         stages: dict = {"encoder": [], "search": []}
         result = {}
-        for _ in range(REPEAT):
+        for _ in range(max(1, int(getattr(args, "repeat", REPEAT)))):
             for init in ("encoder", "search"):
                 t0, c0 = time.perf_counter(), time.process_time()
                 result[init] = project(gen, s.target, s.mask, ProjectionConfig(steps=steps, seed=0, init=init))

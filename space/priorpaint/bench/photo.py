@@ -102,11 +102,14 @@ def run(report: dict, args) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     steps = min(int(getattr(args, "steps", 300) or 300), 300)
     adapt = {"fit": "reconstruction"}
+    if getattr(args, "adapt_steps", None):  # --smallest: a few G′ steps (a smoke run)
+        adapt.update(steps=int(args.adapt_steps), min_steps=0)
+    repeat = max(1, int(getattr(args, "repeat", 3)))
     out: Dict[str, object] = {"adapt": adapt, "steps": steps, "photos": {},
                               "targets": "round trip >= 45 dB; appearance detail_kept >= 0.9 and effect_carried "
                                          ">= 0.9; structural detail_kept >= 0.7, effect_carried >= 0.8, ghost <= "
                                          "ghost_reference + 0.1; compositing <= 0.3 s at 1000 px; edit <= 1.5x replace"}
-    for photo in bench_photos():
+    for photo in bench_photos()[:getattr(args, "photos", None) or None]:
         s = _open(photo, getattr(args, "model", None))
         p = s.project(ProjectionConfig(steps=steps, seed=0))
         t0 = time.perf_counter()
@@ -131,7 +134,7 @@ def run(report: dict, args) -> None:
             times: Dict[str, List[float]] = {"replace": [], "detail": []}
             comp: Dict[str, List[float]] = {"replace": [], "detail": []}
             renders = {}
-            for _ in range(3):
+            for _ in range(repeat):
                 for mode in ("replace", "detail"):
                     t0 = time.perf_counter()
                     renders[mode] = s.render(state, adapt=True, adapt_options=adapt, composite=mode)

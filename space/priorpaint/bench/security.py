@@ -134,6 +134,9 @@ def _file(path: str) -> dict:
 def run(report: dict, args) -> None:
     import psutil
 
+    honest_clients = int(getattr(args, "honest_clients", HONEST))   # --smallest: a small flood
+    hostile_calls = int(getattr(args, "hostile_calls", HOSTILE_CALLS))
+
     port = _free_port()
     tmp = tempfile.mkdtemp(prefix="priorpaint-bench-security-")
     server_tmp = os.path.join(tmp, "server")
@@ -202,10 +205,13 @@ def run(report: dict, args) -> None:
             def seen(event, value):
                 if event == "generating":
                     st = json.loads(value[0])
-                    job["id"] = st["job"]
-                    return st["stage"] == "project" and st["fraction"] > 0.01  # the nested projection
+                    if st.get("job"):  # a status may arrive before the job has an id
+                        job["id"] = st["job"]
+                    return "id" in job and st.get("stage") == "project" and st.get("fraction", 0) > 0.01
                 return False
             _, resp = http.events("edit", eid, seen)
+            if "id" not in job:
+                return {"error": "the job ended before any status carried its id"}
             t0 = time.perf_counter()
             cev = http.call("cancel", [job["id"]])
             rest, _ = http.events("edit", eid, resp=resp)  # read on: the stream ends with the error
@@ -225,11 +231,14 @@ def run(report: dict, args) -> None:
             def seen(event, value):
                 if event == "generating":
                     st = json.loads(value[0])
-                    job["id"] = st["job"]
-                    return st["stage"] == "project"
+                    if st.get("job"):  # a status may arrive before the job has an id
+                        job["id"] = st["job"]
+                    return "id" in job and st.get("stage") == "project"
                 return False
             _, resp = http.events("project", eid, seen)
             resp.close()
+            if "id" not in job:
+                return {"error": "the job ended before any status carried its id"}
             t0 = time.perf_counter()
             status, _ = http.request("/gradio_api/info")
             latency = time.perf_counter() - t0
@@ -288,7 +297,7 @@ def run(report: dict, args) -> None:
         hostile_refused, hostile_accepted = [], []
 
         def hostile():
-            for i in range(HOSTILE_CALLS):
+            for i in range(hostile_calls):
                 eid, err = http.submit("project", [_file(photo), None, BOX, "", 5000, i, False],
                                        session_hash="hostile-client")
                 (hostile_refused if err else hostile_accepted).append(eid or err)
@@ -323,18 +332,18 @@ def run(report: dict, args) -> None:
         h.start()
         h.join(120)
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=honest, args=(i,)) for i in range(HONEST)]
+        threads = [threading.Thread(target=honest, args=(i,)) for i in range(honest_clients)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(900)
         lat.sort()
         fig["fair_sharing"] = {
-            "honest_clients": HONEST, "honest_completed": done[0], "honest_errors": errors[:3],
+            "honest_clients": honest_clients, "honest_completed": done[0], "honest_errors": errors[:3],
             "honest_p50_s": round(lat[len(lat) // 2], 2) if lat else None,
             "honest_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 2) if lat else None,
             "wall_s": round(time.perf_counter() - t0, 2),
-            "hostile_calls": HOSTILE_CALLS, "hostile_accepted_by_gradio": len(hostile_accepted),
+            "hostile_calls": hostile_calls, "hostile_accepted_by_gradio": len(hostile_accepted),
             "hostile_refused_at_submit": len(hostile_refused),
             "server_peak_rss_mb": round(peak[0], 1),
         }

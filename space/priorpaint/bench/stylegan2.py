@@ -10,7 +10,12 @@ when present:
   ``project_refine_step_seconds`` the median time of one split-layer refinement step;
 * G′: :func:`priorpaint.adaptation.gprime.fit_gprime` (the paper's multiplicative δ on
   the layers after the split, no early stop); ``gprime_step_seconds`` is the median time
-  of one step, ``gprime_1000_steps_seconds`` that times 1000 (the paper's recipe).
+  of one step, ``gprime_1000_steps_seconds`` that times 1000 (the paper's recipe);
+* the live preview of a published named edit (``weights_manifest/directions/stylegan2-ffhq.json``,
+  on this generator's 14 styles): one frame applies the ``direction`` edit at a new strength
+  to a state ``(w+, h = G_H(w+))`` and renders ``G_F`` at full resolution, as a slider
+  does; ``preview_wplus_ms`` (GANSpace ``white_hair``: styles 7..9, across the split) and
+  ``preview_w_ms`` (InterFaceGAN ``age``: every style) are medians over several frames.
 
 ``*_cpu_seconds``: the process's CPU time (all threads) per step, which other programs
 competing for the cores do not inflate the way they inflate wall time.
@@ -95,6 +100,39 @@ def _bench_device(device: str, size: int, channel_multiplier: int, style_dim: in
         "gprime_step_cpu_seconds": _median(_intervals(_split(adapt, 1))),
         "gprime_1000_steps_seconds": round(step * 1000, 1),
     })
+    out.update(_bench_preview(gen, sync))
+    return out
+
+
+def _bench_preview(gen, sync, frames: int = 5) -> Dict[str, object]:
+    """Median ms of a live-preview frame of a W+ and a W named edit (see the module doc)."""
+    import torch
+
+    from ..edits.directions import apply_direction, get_direction
+    from ..edits.registry import EditState
+    from ..errors import InputError
+
+    split = gen.default_split
+    w = gen.sample_latents(1, seed=3)
+    out: Dict[str, object] = {}
+    with torch.no_grad():
+        state = EditState(z=w, h=gen.forward_to(w, split))
+        for key, name in (("preview_wplus_ms", "white_hair"), ("preview_w_ms", "age")):
+            try:
+                direction = get_direction(gen, name, "stylegan2-ffhq")   # the shipped set, by its name
+            except InputError as e:   # a generator of other shapes than the published data's
+                out[key], out["preview_skipped"] = None, str(e)
+                continue
+            times = []
+            for i in range(frames + 1):                               # the first frame warms up
+                sync()
+                t0 = time.perf_counter()
+                st = apply_direction(gen, state, split, direction, 0.2 + 0.1 * i)
+                gen.forward_from(split, st.h, interventions=st.interventions or None, z=st.z)
+                sync()
+                times.append((time.perf_counter() - t0) * 1000.0)
+            out[key] = round(statistics.median(times[1:]), 1)
+            out[key.replace("_ms", "_edit")] = name
     return out
 
 
@@ -114,11 +152,25 @@ def bench_stylegan2(report: dict, size: int = 256, channel_multiplier: int = 2, 
     section.update({"config": {"size": size, "channel_multiplier": channel_multiplier, "style_dim": style_dim,
                                "n_mlp": n_mlp, "channels": channels, "weights": "random"},
                     "threads": torch.get_num_threads(), "per_device": per,
-                    "target": "G′ 1000 steps under 10 s on a current GPU (paper: about 30 s on a 2019 GPU)"})
+                    "target": "G′ 1000 steps under 10 s on a current GPU (paper: about 30 s on a 2019 GPU); "
+                              "a W+ edit previews in <= 50 ms on the CPU (preview_wplus_ms of per_device.cpu)"})
     report["stylegan2"] = section
     return section
 
 
+#: the generator's shape and the step count, each settable as a bench option ``stylegan2_<name>``
+#: (and ``stylegan2_width``: every block that many channels); the registry's smallest setting
+#: uses a small generator, the default is config-f at 256 px
+KNOBS = ("size", "channel_multiplier", "style_dim", "n_mlp", "steps")
+
+
 def run(report: dict, args=None) -> None:
     """The ``priorpaint bench`` section (``--only stylegan2``)."""
-    bench_stylegan2(report)
+    knobs = {k: int(getattr(args, f"stylegan2_{k}")) for k in KNOBS
+             if getattr(args, f"stylegan2_{k}", None) is not None}
+    width = getattr(args, "stylegan2_width", None)  # every block this many channels
+    if width:
+        from ..models.stylegan2 import default_channels
+        knobs["channels"] = {r: int(width) for r in default_channels(knobs.get("size", 256),
+                                                                     knobs.get("channel_multiplier", 2))}
+    bench_stylegan2(report, **knobs)

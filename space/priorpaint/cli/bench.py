@@ -10,6 +10,7 @@ def cmd_bench(args) -> int:
 
 def add_parser(sub) -> None:
     from ..bench import add_arguments
-    p = sub.add_parser("bench", help="print the benchmark figures (quality in dB, seconds per stage, peak memory)")
+    p = sub.add_parser("bench", help="measure the benchmark figures (quality in dB, seconds per stage, peak memory) "
+                                       "and print them as JSON or a markdown page (docs/benchmarks.md)")
     add_arguments(p)
     p.set_defaults(func=cmd_bench)

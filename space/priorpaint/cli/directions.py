@@ -10,6 +10,10 @@ def cmd_directions(args) -> int:
     from .. import store
     from ..edits.directions import ATTRIBUTES, derive, list_directions, load_named, prepare
     from ..models.manifest import DEFAULT_MODEL, get_entry
+    if args.convert:
+        from ..edits.directions.published import convert_published
+        print(json.dumps(convert_published(Path(args.convert[0]), Path(args.convert[1])), indent=2))
+        return 0
     model_id = get_entry(args.model).id if args.model else DEFAULT_MODEL
     if args.derive or args.compute:
         from ..models.registry import load_generator
@@ -31,12 +35,18 @@ def cmd_directions(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    if not load_named(model_id):
-        print(f"{model_id} has no named directions; its raw components:")
+    named = load_named(model_id)
+    if not named.get("directions"):
+        print(f"{model_id} has no named directions{': ' + named['note'] if named.get('note') else ''}; "
+              "its raw components:")
+    elif named.get("provenance"):
+        src = named["provenance"]
+        print(f"{model_id}: published directions from {src.get('repository')} at {str(src.get('commit'))[:12]} "
+              f"({src.get('license')}, {src.get('copyright')})")
     for r in rows:
-        print(f"{r['name']:<20} [{r['min']:+g}, {r['max']:+g}]  {r['method']:<10} {r['description']}")
-    print("use: --edit direction:NAME=STRENGTH (strength in standard deviations; outside the range it is "
-          "clamped, with a note); raw components: sefaK, ganspaceK")
+        print(f"{r['name']:<20} [{r['min']:+g}, {r['max']:+g}]  {r['method']:<12} {r['description']}")
+    print("use: --edit direction:NAME=STRENGTH (the strength's meaning is in each description; outside the "
+          "range it is clamped, with a note); raw components: sefaK, ganspaceK")
     return 0
 
 
@@ -54,4 +64,7 @@ def add_parser(sub) -> None:
     p.add_argument("--count", type=int, default=8, help="components per method in the grids (default 8)")
     p.add_argument("--samples", type=int, default=GANSPACE_SAMPLES, help="GANSpace samples (default 20000)")
     p.add_argument("--download", action="store_true", help="allow downloading a hub model's weights")
+    p.add_argument("--convert", nargs=2, metavar=("SRC.pt", "DST.safetensors"), default=None,
+                   help="convert a published direction file (a tensor or a dict of tensors, read with "
+                        "torch.load(weights_only=True)) to safetensors once; prints both sha256s for its entry")
     p.set_defaults(func=cmd_directions)

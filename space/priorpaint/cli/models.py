@@ -9,6 +9,11 @@ def cmd_models(args) -> int:
     from ..models.listing import list_models
 
     rows = list_models(paths=True)
+    if not rows:  # never a silent empty listing: say where manifests were looked for
+        from ..errors import ModelError
+        from ..models.manifest import manifest_dirs
+        raise ModelError("no model manifests found in " + (", ".join(map(str, manifest_dirs())) or "no folder")
+                         + " (PRIORPAINT_MANIFEST_DIR replaces the packaged ones)")
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("space-export",
-                       help="copy space/ and weights_manifest/ into DIR, a folder deployable as a Hugging Face Space")
+                       help="write the Space's files, the priorpaint package and its manifests into DIR, a folder deployable as a Hugging Face Space")
     p.add_argument("dir", help="the folder to write (created; must be empty unless --force)")
     p.add_argument("--force", action="store_true", help="replace the contents of a non-empty DIR")
     p.set_defaults(func=cmd_space_export)

@@ -23,9 +23,17 @@ A model entry::
       ]
     }
 
-The manifest folder is found, in order, at ``$PRIORPAINT_MANIFEST_DIR``, beside the
-package (``priorpaint/weights_manifest``, as in a deployed Space) or at the top of the
-source checkout.
+Where manifests are found (:func:`manifest_dirs`, first folder wins for an id):
+
+* ``$PRIORPAINT_MANIFEST_DIR`` (folders separated by ``os.pathsep``) *replaces* every other
+  folder: a test or a one-off run sees exactly these;
+* otherwise the user's folders add entries before the packaged ones: each folder of
+  ``$PRIORPAINT_MANIFESTS`` and ``<cache>/manifests`` (the cache root of :mod:`priorpaint.store`)
+  when it exists;
+* then the packaged manifests, the data package ``priorpaint.manifests`` (the top-level
+  ``weights_manifest/`` folder of the checkout, mapped into the package by ``setup.py``), found
+  with :mod:`importlib.resources`: the same files for a checkout, an editable install, a wheel
+  and an exported Space, never by walking up directories.
 """
 
 from __future__ import annotations
@@ -135,13 +143,32 @@ def parse_entry(raw: dict, path: Optional[Path] = None) -> ModelEntry:
     return entry
 
 
+def packaged_dir() -> Path:
+    """The folder of the packaged manifests (``priorpaint.manifests``)."""
+    from importlib.resources import files
+    try:
+        root = files("priorpaint.manifests")
+    except ModuleNotFoundError:
+        raise ModelError("the packaged manifests (priorpaint.manifests) are missing: reinstall priorpaint") from None
+    if not isinstance(root, Path) or not root.is_dir():
+        raise ModelError(f"the packaged manifests must be a folder on disk (not inside an archive): {root}")
+    return root
+
+
+def user_dirs() -> List[Path]:
+    """The user's manifest folders that exist: ``$PRIORPAINT_MANIFESTS``, then ``<cache>/manifests``."""
+    from ..store import folder
+    env = os.environ.get("PRIORPAINT_MANIFESTS", "")
+    dirs = [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()] + [folder("manifests")]
+    return [p for p in dirs if p.is_dir()]
+
+
 def manifest_dirs() -> List[Path]:
+    """Manifest folders in the order they are read (see the module's docstring)."""
     env = os.environ.get("PRIORPAINT_MANIFEST_DIR")
     if env:
         return [Path(p) for p in env.split(os.pathsep) if p]
-    here = Path(__file__).resolve().parent.parent  # .../priorpaint
-    candidates = [here / "weights_manifest", here.parent.parent / "weights_manifest"]
-    return [p for p in candidates if p.is_dir()]
+    return user_dirs() + [packaged_dir()]
 
 
 def load_manifest(dirs: Optional[List[Path]] = None) -> Dict[str, ModelEntry]:

@@ -106,7 +106,7 @@ class ProjectionConfig:
     # steps at lr 0.05, 23.8 dB at 0.01), and by step 40 a refinement from E_h(x) is no
     # better than one from the search's G_H(z).  Held at the small rate it fits closer still,
     # but G′ then fits the photo's detail into its renderings and edits through it keep less
-    # of the photo (the README's encoder benchmark).  Adam's β₂ is ``encoder_beta2`` 0.99:
+    # of the photo (docs/method/projection.md).  Adam's β₂ is ``encoder_beta2`` 0.99:
     # over a run this short the bias-corrected second moment with 0.999 is nearly the plain
     # mean of all squared gradients so far, the early (larger) ones included; 0.99 averages
     # over the last ~100.

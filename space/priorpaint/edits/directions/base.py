@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -62,6 +62,44 @@ def cached(gen: nn.Module, method: str, params: dict,
 
 
 @dataclass
+class Setpoint:
+    """A published GANSpace edit of ``w`` that *sets* the latent's coordinate along a component
+    (Härkönen et al. 2020, as encoder4editing's ``editings/ganspace.py`` applies it).
+
+    For a latent ``w`` (``(N, L, D)`` styles, or ``(N, D)``): ``coord = ((w[0] − mean)·u) / σ``
+    read from the first style; the edit adds ``(value − coord)·σ·u`` to styles
+    ``layers[0] .. layers[1] − 1``.  A user's strength ``α`` takes that fraction of it
+    (``α = 1``: exactly the published edit; ``0``: none); a negative ``α`` aims at
+    ``value_negative`` instead when the entry publishes one (the car viewpoint's ±2), and
+    otherwise moves the same way away from ``value``.
+    """
+    mean: torch.Tensor                # (D,)
+    unit: torch.Tensor                # (D,) the component (unit norm)
+    std: float                        # σ of the component
+    value: float                      # the published coordinate
+    layers: Tuple[int, int]           # styles [first, last) the edit writes
+    value_negative: Optional[float] = None
+
+    def delta(self, z: torch.Tensor, strength: float) -> torch.Tensor:
+        """The change of ``z`` for ``strength`` (same shape as ``z``)."""
+        dim = self.unit.numel()
+        n = z.shape[0]
+        styles = z.reshape(n, -1, dim)
+        mean = self.mean.to(z.device, z.dtype)
+        unit = self.unit.to(z.device, z.dtype)
+        coord = ((styles[:, 0] - mean) * unit).sum(dim=1) / self.std       # (N,)
+        if strength < 0 and self.value_negative is not None:
+            target, fraction = self.value_negative, -float(strength)
+        else:
+            target, fraction = self.value, float(strength)
+        amount = (fraction * ((target - coord) * self.std))                 # (N,)
+        out = torch.zeros_like(styles)
+        a, b = self.layers
+        out[:, a:b] = amount[:, None, None] * unit
+        return out.reshape(z.shape)
+
+
+@dataclass
 class Direction:
     name: str
     description: str
@@ -74,4 +112,14 @@ class Direction:
     max: float = DEFAULT_RANGE[1]
     default: float = 0.0
     info: dict = field(default_factory=dict)
+    #: a latent edit that depends on the latent (a published GANSpace coordinate set);
+    #: ``vector`` then shows where it acts (the unit component on its styles)
+    setpoint: Optional[Setpoint] = None
+
+    def latent_delta(self, z: torch.Tensor, strength: float) -> torch.Tensor:
+        """How a latent (``space == "z"``) direction moves ``z`` at ``strength``: ``α·σ·v``,
+        or the set-point edit of :class:`Setpoint`."""
+        if self.setpoint is not None:
+            return self.setpoint.delta(z, strength)
+        return (strength * self.scale) * self.vector.to(z.device, z.dtype)
 

@@ -2,7 +2,11 @@
 
 * a **latent** (``z``) direction ``d`` (unit norm; SeFa, supervised) moves ``z_e = z + α·d``
   and the split feature keeps its projection residual: ``h_e = h + G_H(z_e) − G_H(z)``.
-  Repeated directions therefore add up exactly in ``z``;
+  Repeated directions therefore add up exactly in ``z``.  A published direction of a
+  StyleGAN2 (:mod:`.published`) is such a latent direction too: an InterFaceGAN ``w``
+  boundary added to every style (or a ``w+`` one, per style), or a GANSpace set-point whose
+  change depends on ``z`` (:class:`~.base.Setpoint`); ``G_F`` reads the edited styles from
+  ``z_e``, so styles after the split act as well;
 * a **feature** direction ``v`` (unit norm; GANSpace) is applied at its layer:
   ``h_e = h + α·σ·v`` where ``σ`` is the standard deviation of the sampled features along
   ``v`` (a layer before the split is mapped through with its residual kept; a layer after
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 from ..registry import EditContext, EditState, PreviewCost, Strength, register_edit
 from .base import Direction
 from .named import _entry_for, get_direction, load_named
+from .published import PUBLISHED_METHODS
 
 
 _base: List[tuple] = []          # small LRU of (gen id, split, z copy, G_H(z)) for live previews
@@ -61,8 +66,7 @@ def shift(gen: LayeredGenerator, z: torch.Tensor, h: torch.Tensor, split: str,
     interventions = dict(interventions or {})
     with torch.no_grad():
         if direction.space == "z":
-            dz = (strength * direction.scale) * direction.vector.to(z.device, z.dtype)
-            z_e = z + dz
+            z_e = z + direction.latent_delta(z, strength)
             h_e = h + (gen.forward_to(z_e, split) - _features_of(gen, z, split))
             return z_e, h_e, interventions
         layer = direction.layer or split
@@ -111,9 +115,15 @@ def parse_direction(args: str) -> dict:
 
 
 def check_direction(gen: LayeredGenerator, spec: dict) -> None:
-    """Refuse an unknown direction name (listing the known ones) without computing anything."""
+    """Refuse an unknown direction name (listing the known ones) without computing anything;
+    a published direction (read from a small verified file) is resolved at once, so one that
+    does not fit the model (styles beyond its count, another style size) is refused before
+    a slow projection."""
     model_id = store.model_key(gen)
-    _entry_for(model_id, str(spec.get("name", "")), load_named(model_id))
+    name = str(spec.get("name", ""))
+    entry = _entry_for(model_id, name, load_named(model_id))
+    if entry.get("method") in PUBLISHED_METHODS:
+        get_direction(gen, name)
 
 
 @register_edit("direction", parse_direction, check=check_direction, preview=PreviewCost.LATENT,

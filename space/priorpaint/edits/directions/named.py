@@ -2,6 +2,13 @@
 a component index and a sign (or an attribute for a supervised direction), a description of
 what it really does, and the strength range.  Raw components are always available as
 ``sefa<K>`` and ``ganspace<K>``.
+
+Models that share one set (the official StyleGAN2 weights and their NVIDIA-pickle twins)
+name it in their model manifest, ``"named_directions": "<name>"``, and the file is
+``weights_manifest/directions/<name>.json``; its published methods (``interfacegan``,
+``ganspace_w``) read verified data files beside it (:mod:`.published`).  A set with no
+directions and a ``note`` (models for which nothing was published) lists the raw
+components with that note.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from .base import DEFAULT_RANGE, GANSPACE_COMPONENTS, GANSPACE_SAMPLES, RAW_PATT
 from .pca import ganspace
 from .closedform import sefa
 from .boundaries import attribute_direction
+from .published import PUBLISHED_METHODS, resolve_published
 
 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -38,7 +46,38 @@ def directions_manifest_path(model_id: str) -> Optional[Path]:
         p = Path(d) / "directions" / f"{model_id}.json"
         if p.is_file():
             return p
+    shared = _shared_name(model_id)
+    if shared is not None:
+        for d in manifest_dirs():
+            p = Path(d) / "directions" / f"{shared}.json"
+            if p.is_file():
+                return p
+        raise ModelError(f"model {model_id} names the directions set {shared!r}, which is not in "
+                         f"{', '.join(str(Path(d) / 'directions') for d in manifest_dirs())}")
     return None
+
+
+_sets: Dict[tuple, Dict[str, Optional[str]]] = {}
+
+
+def _shared_name(model_id: str) -> Optional[str]:
+    """The ``named_directions`` set a model's manifest entry names (None: none, or no entry).
+    The manifest is parsed again only when one of its files changes (a live preview asks
+    for every frame)."""
+    from ...models.manifest import load_manifest, manifest_dirs
+    dirs = manifest_dirs()
+    stamp = tuple((str(p), p.stat().st_mtime_ns) for d in dirs for p in sorted(Path(d).glob("*.json")))
+    sets = _sets.get(stamp)
+    if sets is None:
+        sets = {mid: e.extra.get("named_directions") for mid, e in load_manifest(dirs).items()}
+        _sets.clear()
+        _sets[stamp] = sets
+    name = sets.get(model_id)
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _MODEL_ID.match(name) or ".." in name:
+        raise ModelError(f"model {model_id}: 'named_directions' must be a set name (letters, digits, '.', '_', '-')")
+    return name
 
 
 def load_named(model_id: Optional[str]) -> dict:
@@ -57,12 +96,12 @@ def load_named(model_id: Optional[str]) -> dict:
     return data
 
 
-def _raw_entries(count: int = 5) -> List[dict]:
+def _raw_entries(count: int = 5, note: str = "") -> List[dict]:
     out = []
     for method, what in (("sefa", "SeFa component"), ("ganspace", "GANSpace component")):
         for k in range(count):
             out.append({"name": f"{method}{k}", "method": method, "component": k, "sign": 1,
-                        "description": f"{what} {k} (unnamed)",
+                        "description": f"{what} {k} (unnamed{'; ' + note if note else ''})",
                         "min": DEFAULT_RANGE[0], "max": DEFAULT_RANGE[1], "default": 0.0})
     return out
 
@@ -74,7 +113,7 @@ def list_directions(model_id: Optional[str] = None) -> List[dict]:
     and GANSpace components.  This is what the app shows as sliders.
     """
     data = load_named(model_id)
-    entries = data.get("directions") or _raw_entries()
+    entries = data.get("directions") or _raw_entries(note=str(data.get("note", "")))
     return [{"name": d["name"], "description": d.get("description", ""),
              "min": float(d.get("min", DEFAULT_RANGE[0])), "max": float(d.get("max", DEFAULT_RANGE[1])),
              "default": float(d.get("default", 0.0)), "method": d.get("method", "")}
@@ -130,6 +169,8 @@ def _resolve_direction(gen: LayeredGenerator, name: str, model_id: str) -> Direc
                   min=float(e.get("min", DEFAULT_RANGE[0])), max=float(e.get("max", DEFAULT_RANGE[1])),
                   default=float(e.get("default", 0.0)))
     lat = (1,) + tuple(gen.latent_shape)
+    if method in PUBLISHED_METHODS:
+        return resolve_published(gen, e, directions_manifest_path(model_id), data, common)
     if method == "sefa":
         vecs = sefa(gen)["vectors"]
         k = _component(e, vecs.shape[0], name)

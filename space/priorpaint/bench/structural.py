@@ -1,0 +1,176 @@
+"""``structural``: do structural edits carry on real photos? (``report["structural"]``)
+
+Photos: the ``photo`` section's four (:func:`priorpaint.bench.photo.bench_photos`) plus held-out
+boxes nobody tuned on (the astronaut and Grace Hopper at other boxes, the cameraman's face; about
+130–220 px). For each photo the default projection, then each edit of :data:`EDITS` rendered
+``today`` (G′ + ``detail``, the defaults) and ``new`` (``warp``: the photo's pixels moved along
+the in-manifold proxy's feature-matched motion, :mod:`priorpaint.compositing.warp`), with the
+measures of :mod:`priorpaint.measures` (smear, unexplained structure, ghost, effect ratio) and
+the verdict; grids ``photo | today | new | the generator's render`` under
+``artifacts/structural/``. On three photos, head_turn ±2 also runs under each setting of
+:data:`VARIANTS` (the distortion–editability curve: ``curve``, ``artifacts/structural/curve.png``). ``worst`` holds, per edit and composite, the worst case over photos
+and the share of photos where the edit was carried.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from .photo import _grid, _open, _square, bench_photos
+from .fixtures import astronaut_path, matplotlib_sample_path, photo_path
+
+ARTIFACTS = Path("artifacts") / "structural"
+EDITS = ("head_turn=2", "head_turn=-2", "head_tilt=2", "head_tilt=-2", "headwear=2", "hair_frame=2",
+         "profile=2", "warm_light=2")
+KEYS = ("smear", "unexplained", "ghost", "effect", "effect_reference", "effect_ratio")
+#: the warp composite's settings swept for the distortion–editability curve (docs/method/editability.md)
+NO_NEW = {"MATCH_GOOD": 8.0, "MATCH_LOST": 9.0}
+VARIANTS = {
+    "A": {"TRUST_RAMP": (9.0, 10.0)}, "B": {**NO_NEW, "TRUST_RAMP": (9.0, 10.0)},
+    "C": {**NO_NEW, "APPEARANCE": 0.0}, "D": {**NO_NEW, "GAIN": 1.5, "TRUST_RAMP": (9.0, 10.0)},
+    "E": {**NO_NEW, "FIELD_SIGMA": 4.0, "TRUST_RAMP": (9.0, 10.0)}, "F": {},
+    "G": {"TRUST_RAMP": (0.05, 0.25)}, "H": {"GAIN": 1.3},
+    # the distortion axis: the proxy keeps a share of the photo's refinement h − G_H(z)
+    "P3": {"PROXY_BLEND": 0.3}, "P6": {"PROXY_BLEND": 0.6}, "P10": {"PROXY_BLEND": 1.0},
+    # the motion as a thin-plate spline through the proxies' landmarks, with and without the appearance change
+    "T": {"MOTION": "landmarks"}, "T0": {"MOTION": "landmarks", "APPEARANCE": 0.0},
+}
+SWEEP_PHOTOS = ("astronaut", "astronaut_heldout", "grace_hopper_heldout")
+SWEEP_EDITS = ("head_turn=2", "head_turn=-2")
+
+
+def held_out_photos() -> List[dict]:
+    return [
+        {"name": "astronaut_heldout", "path": astronaut_path(), "box": (165, 45, 130, 150)},
+        {"name": "grace_hopper_heldout", "path": matplotlib_sample_path("grace_hopper.jpg"), "box": (180, 90, 190, 215)},
+        {"name": "cameraman_heldout", "path": photo_path("camera.png"), "box": (200, 60, 110, 120)},
+    ]
+
+
+def _row(render, seconds: float) -> Dict[str, object]:
+    st = render.metrics["structure"]
+    v = render.metrics["verdict"]
+    return {**{k: st.get(k) for k in KEYS}, "carried": v.get("carried"), "message": v.get("message"),
+            "seconds": round(seconds, 3)}
+
+
+def run(report: dict, args) -> None:
+    from ..projection.project import ProjectionConfig
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    steps = min(int(getattr(args, "steps", 300) or 300), 300)
+    adapt = {"fit": "reconstruction"}
+    # knobs for a smoke run (the registry's smallest setting): how many photos and edits, and the sweep
+    photos = bench_photos() + held_out_photos()
+    photos = photos[:int(getattr(args, "photos", 0) or len(photos))]
+    edits = EDITS[:int(getattr(args, "structural_edits", 0) or len(EDITS))]
+    sweep = bool(getattr(args, "sweep", True))
+    out: Dict[str, object] = {"edits": list(edits), "photos": {},
+                              "targets": "head_turn/head_tilt +-2: effect_ratio >= 0.5, smear <= 0.03, "
+                                         "unexplained <= 0.10, ghost <= 0.30 (worst over photos)"}
+    for photo in photos:
+        s = _open(photo, getattr(args, "model", None))
+        p = s.project(ProjectionConfig(steps=steps, seed=0))
+        row: Dict[str, object] = {"box": list(photo["box"]), "side": int(s.crop.square[2]),
+                                  "psnr_projection": round(p.psnr, 2), "edits": {}}
+        region = _square(s, s.photo.rgb)
+        for spec in edits:
+            state = s.apply([f"direction:{spec}"])
+            t0 = time.perf_counter()
+            today = s.render(state, adapt=True, adapt_options=adapt, composite="detail")
+            t_today = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            new = s.render(state, composite="warp")
+            t_new = time.perf_counter() - t0
+            row["edits"][spec] = {"today": _row(today, t_today), "new": _row(new, t_new)}
+            tiles = [region, _square(s, today.photo.rgb), _square(s, new.photo.rgb), today.generated]
+            row["edits"][spec]["grid"] = _grid(tiles, ARTIFACTS / f"{photo['name']}_{spec}.png")
+        out["photos"][photo["name"]] = row
+        if sweep and photo["name"] in SWEEP_PHOTOS:
+            for spec in SWEEP_EDITS:
+                for key, r in _sweep(s, s.apply([f"direction:{spec}"])).items():
+                    out.setdefault("sweep", {}).setdefault(key, []).append({"photo": photo["name"], "edit": spec,
+                                                                            "psnr_projection": row["psnr_projection"], **r})
+    out["worst"] = _worst(out["photos"])
+    if "sweep" in out:
+        out["curve"] = _curve(out["sweep"])
+    report["structural"] = out
+
+
+def _sweep(s, state) -> Dict[str, dict]:
+    """The warp composite under each of :data:`VARIANTS` (module constants set, then restored)."""
+    from ..compositing import warp
+    names = sorted({k for v in VARIANTS.values() for k in v} | {"FIELD_SIGMA"})
+    saved = {k: getattr(warp, k) for k in names}
+    rows = {}
+    try:
+        for key, v in VARIANTS.items():
+            for k in names:
+                setattr(warp, k, v.get(k, saved[k]))
+            st = s.render(state, composite="warp").metrics["structure"]
+            rows[key] = {k: st.get(k) for k in ("effect_ratio", "smear", "unexplained", "ghost")}
+    finally:
+        for k, v in saved.items():
+            setattr(warp, k, v)
+    return rows
+
+
+def _curve(sweep: Dict[str, list]) -> Dict[str, object]:
+    """Per setting: median and worst effect ratio and artefacts; the plot under artifacts/."""
+    table = {}
+    for key, rows in sweep.items():
+        e = [r["effect_ratio"] for r in rows if r["effect_ratio"] is not None]
+        u = [r["unexplained"] for r in rows if r["unexplained"] is not None]
+        table[key] = {"effect_median": float(np.median(e)) if e else None, "effect_min": min(e, default=None),
+                      "unexplained_median": float(np.median(u)) if u else None, "unexplained_max": max(u, default=None),
+                      "smear_max": max((r["smear"] for r in rows if r["smear"] is not None), default=None),
+                      "ghost_max": max((r["ghost"] for r in rows if r["ghost"] is not None), default=None),
+                      "psnr_projection": sorted({r["psnr_projection"] for r in rows})}
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {"table": table, "plot": None}
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for key, t in table.items():
+        if t["effect_median"] is None or t["unexplained_median"] is None:
+            continue
+        ax[0].scatter(t["unexplained_median"], t["effect_median"], label=key)
+        ax[1].scatter(t["smear_max"], t["effect_min"], label=key)
+    ax[0].set_xlabel("unexplained structure (median)")
+    ax[0].set_ylabel("effect ratio (median)")
+    ax[1].set_xlabel("smear (worst)")
+    ax[1].set_ylabel("effect ratio (worst)")
+    for a, x in ((ax[0], 0.10), (ax[1], 0.03)):
+        a.axhline(0.5, ls=":")
+        a.axvline(x, ls=":")
+    ax[0].legend(fontsize=7)
+    fig.suptitle("head_turn ±2: warp composite settings (projection PSNR fixed by the hybrid projection)")
+    fig.tight_layout()
+    path = ARTIFACTS / "curve.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return {"table": table, "plot": str(path)}
+
+
+def _worst(photos: Dict[str, dict]) -> Dict[str, object]:
+    worst: Dict[str, object] = {}
+    for spec in EDITS:
+        for mode in ("today", "new"):
+            rows = [r["edits"][spec][mode] for r in photos.values()]
+            nums = lambda k: [x[k] for x in rows if x.get(k) is not None]
+            ratios = nums("effect_ratio")
+            worst[f"{spec}/{mode}"] = {
+                "effect_ratio_min": min(ratios) if ratios else None,
+                "smear_max": max(nums("smear"), default=None),
+                "unexplained_max": max(nums("unexplained"), default=None),
+                "ghost_max": max(nums("ghost"), default=None),
+                "carried": f"{sum(1 for x in rows if x.get('carried'))}/{len(rows)}",
+                "seconds_max": max(nums("seconds"), default=None),
+            }
+    return worst

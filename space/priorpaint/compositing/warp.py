@@ -1,0 +1,252 @@
+"""Structural compositing: the photo's own pixels move along the edit's motion.
+
+The core, :func:`warp_composite`, takes a *dense correspondence field* at model resolution (for
+every pixel of the edited content, where it came from in the unedited content) and knows nothing
+of where the field came from, so the drag edit can hand it a field of its own. The field for a
+latent edit comes from :func:`feature_correspondence`: nearest neighbours in the generator's
+feature maps between the unedited and the edited *in-manifold proxy* (``G(z)`` and ``G(z_e)``,
+which the model renders cleanly even where the refined feature ``h`` of the photo would break),
+as DragGAN's point tracking matches features, not RGB.
+
+Per region, never a cross-fade of two structured images:
+
+* where the field explains the edited proxy (its feature match is good), the result is the
+  photo warped along the field (bicubic) plus the *low band* of the appearance change
+  ``E − warp(B)`` (light, shading: nothing finer than the model can know);
+* where content is new (no good match: a cap, an opened mouth), the result is generated: the
+  warped photo's low band plus the proxy's full change, with grain of the photo's own strength
+  added, so the patch does not look pasted. The two regions meet at a seam a few pixels wide
+  (:data:`SEAM`), not a wide blend.
+
+Blended into the photo with the inward-feathered edit mask: wherever the mask is 0 the photo is
+copied bit for bit; a zero field and a zero change return the photo's square unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .blend import blend_region, feather_mask
+from .detail import upsampled_low_band
+
+#: the composite mode this module makes (``session.render(composite="warp")``)
+MODE = "warp"
+#: search radius of the feature match, in model pixels
+RADIUS = 6
+#: feature distance (cosine, 0..2) from which a match is poor / lost: new content beyond
+MATCH_GOOD, MATCH_LOST = 0.35, 0.8
+#: Gaussian smoothing of the field, in model pixels (confidence-weighted)
+FIELD_SIGMA = 2.5
+#: cosine distance an offset must gain over staying in place; the length prior at the radius
+STAY_MARGIN, LENGTH_PRIOR = 0.03, 0.05
+#: width of the seam between warped and generated regions, in photo px per model px
+SEAM = 1.0
+#: the share of the proxy's low-band appearance change added, and the gain on the motion
+APPEARANCE, GAIN = 1.0, 1.0
+#: the appearance change fades out as ``new_content`` rises over this range (trust 1 → 0)
+TRUST_RAMP = (0.1, 0.5)
+#: how much of the photo's own refinement ``h − G_H(z)`` the proxy keeps (0: ``G(z)`` itself)
+PROXY_BLEND = 0.0
+#: where the motion comes from: "features" (nearest neighbours in the generator's feature maps) or
+#: "landmarks" (a thin-plate spline through the proxies' five face landmarks; features when no face)
+MOTION = "features"
+#: seed of the grain added to generated pixels
+GRAIN_SEED = 0
+
+
+@dataclass
+class WarpResult:
+    region: np.ndarray                 # (side, side, 3) uint8: the composited square
+    inner: np.ndarray                  # (side, side, 3) uint8: the result before the mask blend
+    alpha: np.ndarray                  # (side, side) float32: the feathered edit mask
+    new_content: np.ndarray            # (R, R) float32 in [0, 1]: where pixels were generated
+    info: Dict[str, object] = field(default_factory=dict)
+
+
+def _normalised(feats: Sequence[torch.Tensor], res: int) -> torch.Tensor:
+    maps = [F.normalize(F.interpolate(f.float(), size=(res, res), mode="bilinear", align_corners=False), dim=1)
+            for f in feats]
+    return F.normalize(torch.cat(maps, dim=1), dim=1)
+
+
+@torch.no_grad()
+def feature_correspondence(base_feats: Sequence[torch.Tensor], edited_feats: Sequence[torch.Tensor],
+                           res: int, radius: int = RADIUS) -> Dict[str, np.ndarray]:
+    """``{"field", "distance"}``: for each edited pixel (R×R), the offset (dx, dy) in model px to
+    its nearest neighbour in the unedited features within ``radius`` (cosine distance), and that
+    distance. Each list holds (1, C, h, w) maps of one generator layer (they are upsampled to R,
+    unit-normalised per layer and concatenated); tensors stay on their device. An offset must beat
+    staying in place by :data:`STAY_MARGIN` (ties and ambiguous texture do not move), and longer
+    offsets pay a small prior (:data:`LENGTH_PRIOR` at the radius)."""
+    fb, fe = _normalised(base_feats, res), _normalised(edited_feats, res)
+    pad = F.pad(fb, (radius,) * 4, mode="replicate")
+    best = torch.full((res, res), float("inf"), device=fb.device)
+    arg = torch.zeros((res, res, 2), device=fb.device)
+    raw = None
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            shifted = pad[:, :, radius + dy:radius + dy + res, radius + dx:radius + dx + res]
+            d = 1.0 - (shifted * fe).sum(dim=1)[0]
+            if dx == 0 and dy == 0:
+                cost = d - STAY_MARGIN
+            else:
+                cost = d + LENGTH_PRIOR * (dx * dx + dy * dy) / float(radius * radius)
+            better = cost < best
+            best = torch.where(better, cost, best)
+            raw = torch.where(better, d, raw) if raw is not None else d
+            arg[better] = torch.tensor([float(dx), float(dy)], device=fb.device)
+    return {"field": arg.cpu().numpy(), "distance": raw.cpu().numpy().astype(np.float32)}
+
+
+def smooth_field(flow: np.ndarray, confidence: np.ndarray, sigma: float = FIELD_SIGMA) -> np.ndarray:
+    """Confidence-weighted Gaussian smoothing of a field (R×R×2): integer nearest-neighbour
+    offsets become a smooth motion; unmatched pixels take their neighbours' motion."""
+    w = confidence.astype(np.float32) + 1e-3
+    num = cv2.GaussianBlur(flow * w[..., None], (0, 0), sigma)
+    den = cv2.GaussianBlur(w, (0, 0), sigma)[..., None]
+    return (num / den).astype(np.float32)
+
+
+def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def warp_model(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``img`` (R×R×C float) sampled at ``x + flow(x)`` (bilinear, edges replicated)."""
+    r = flow.shape[0]
+    gx, gy = np.meshgrid(np.arange(r, dtype=np.float32), np.arange(r, dtype=np.float32))
+    return cv2.remap(img.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def _detail_std(photo: np.ndarray, sel: np.ndarray, sigma: float) -> np.ndarray:
+    band = photo - cv2.GaussianBlur(photo, (0, 0), sigma)
+    return band[sel].std(axis=0) if sel.any() else np.zeros(photo.shape[2], np.float32)
+
+
+def warp_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, flow: np.ndarray,
+                   new_content: np.ndarray, mask: np.ndarray, feather: int) -> WarpResult:
+    """Composite one square.
+
+    ``region``: the photo's square (side×side×3 uint8); ``base`` / ``edited``: the unedited and
+    edited proxy renderings (R×R×3 uint8); ``flow``: the backward correspondence field (R×R×2,
+    model px: edited pixel x shows base pixel x + flow(x)); ``new_content``: R×R in [0, 1], where
+    nothing in the base corresponds; ``mask``: the square's edit mask (uint8); ``feather``: px.
+    """
+    side, res = region.shape[0], base.shape[0]
+    alpha = feather_mask(mask, int(feather))
+    info: Dict[str, object] = {"composite": "warp"}
+    change = edited.astype(np.float32) - warp_model(base.astype(np.float32), flow)
+    if not np.any(flow) and not np.any(edited.astype(np.int16) - base.astype(np.int16)):
+        return WarpResult(region.copy(), region.copy(), alpha, np.zeros((res, res), np.float32), info)
+    scale = side / float(res)
+    photo = region.astype(np.float32)
+    up = cv2.resize(flow, (side, side), interpolation=cv2.INTER_CUBIC) * np.float32(scale)
+    gx, gy = np.meshgrid(np.arange(side, dtype=np.float32), np.arange(side, dtype=np.float32))
+    warped = cv2.remap(photo, gx + up[..., 0], gy + up[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    new = np.clip(new_content.astype(np.float32), 0.0, 1.0)
+    # the appearance change is trusted where the match is: a residual the field does not explain
+    # (a moved edge the match missed) would add a halo, so it fades out as the match worsens
+    trust = 1.0 - _ramp(new, *TRUST_RAMP)
+    low = upsampled_low_band(change * trust[..., None], side) * np.float32(APPEARANCE)
+    inner = warped + low
+    info["moved_model_px"] = round(float(np.percentile(np.hypot(flow[..., 0], flow[..., 1]), 90)), 3)
+    info["new_content"] = round(float(new.mean()), 4)
+    if new.max() > 0.5:
+        # generated where content is new: the warped photo's low band plus the proxy's whole
+        # change, with grain of the photo's own strength; chosen per region with a narrow seam
+        sigma = max(scale * 0.5, 1.0)
+        full = cv2.resize(change, (side, side), interpolation=cv2.INTER_CUBIC)
+        gen = cv2.GaussianBlur(warped, (0, 0), sigma) + full
+        sel = (mask > 0)
+        std = _detail_std(photo, sel, sigma)
+        rng = np.random.default_rng(GRAIN_SEED)
+        grain = rng.standard_normal((side, side, 1)).astype(np.float32)
+        gen = gen + cv2.GaussianBlur(grain, (0, 0), 0.6)[..., None] * (std[None, None, :] * 1.6)
+        hard = (cv2.resize(new, (side, side), interpolation=cv2.INTER_LINEAR) > 0.5).astype(np.float32)
+        k = max(1, int(round(SEAM * scale)))
+        seam = cv2.GaussianBlur(hard, (0, 0), k)[..., None]
+        inner = inner * (1.0 - seam) + gen * seam
+    inner_u8 = np.clip(np.round(inner), 0, 255).astype(np.uint8)
+    out = blend_region(region, inner_u8, alpha)
+    return WarpResult(out, inner_u8, alpha, new, info)
+
+
+def correspondence_from_features(base_feats, edited_feats, res: int, radius: int = RADIUS):
+    """``(flow, new_content)`` for :func:`warp_composite` from two feature lists: the nearest
+    neighbours, their confidence (1 up to :data:`MATCH_GOOD`, 0 from :data:`MATCH_LOST`), the
+    field smoothed by it, and new content where the match is lost."""
+    m = feature_correspondence(base_feats, edited_feats, res, radius)
+    conf = 1.0 - _ramp(m["distance"], MATCH_GOOD, MATCH_LOST)
+    flow = smooth_field(m["field"], conf, FIELD_SIGMA) * np.float32(GAIN)
+    new = 1.0 - cv2.GaussianBlur(conf, (0, 0), 1.0)
+    return flow, new, m["distance"]
+
+
+@torch.no_grad()
+def proxy_renders(gen, split: str, z: torch.Tensor, h: torch.Tensor, z_e: torch.Tensor, h_e: torch.Tensor,
+                  interventions=None):
+    """The in-manifold proxy of an edit: ``B = G_F(G_H(z))`` and ``E = G_F(G_H(z) + (h_e − h))``
+    (with ``z_e`` and the edit's interventions), and the feature maps of both at the layers after
+    the split whose side is between R/8 and R/2 (what :func:`correspondence_from_features` matches;
+    the output itself when no such layer follows the split).
+    The photo's refined ``h`` is not used for the motion: a direction added to it can break the
+    render, while the proxy stays on the generator's manifold."""
+    hp = gen.forward_to(z, split)
+    hp = hp + PROXY_BLEND * (h - hp)
+    names = [n for n in gen.layers_after(split)]
+    xb, cb = gen.run(hp, start=split, capture=names, z=z)
+    xe, ce = gen.run(hp + (h_e - h), start=split, capture=names, z=z_e, interventions=interventions or None)
+    res = xb.shape[-1]
+    keep = [n for n in names if res // 8 <= cb[n].shape[-1] <= res // 2] or names[-1:]  # a tiny model: its image
+    return xb, xe, [cb[n] for n in keep], [ce[n] for n in keep]
+
+
+def thin_plate_field(src: np.ndarray, dst: np.ndarray, res: int, smoothing: float = 1.0) -> np.ndarray:
+    """A smooth backward field (R×R×2) through point pairs: at ``src`` (the edited content's
+    points, model px) it points to ``dst`` (where they were in the unedited content), and it is zero
+    on the square's border (anchors every R/5 px). A thin-plate spline (kernel r² log r, with
+    ``smoothing`` on the diagonal), solved with numpy: it cannot fold or tear."""
+    edge = np.linspace(0, res - 1, 6)
+    border = np.array([[x, y] for x in edge for y in (0, res - 1)]
+                      + [[x, y] for y in edge[1:-1] for x in (0, res - 1)], np.float64)
+    pts = np.concatenate([np.asarray(src, np.float64), border])
+    disp = np.concatenate([np.asarray(dst, np.float64) - np.asarray(src, np.float64), np.zeros_like(border)])
+
+    def kernel(a, b):
+        d = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+        return np.where(d > 0, d * d * np.log(np.maximum(d, 1e-12)), 0.0)
+
+    n = len(pts)
+    poly = np.concatenate([np.ones((n, 1)), pts], axis=1)
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n] = kernel(pts, pts) + smoothing * np.eye(n)
+    a[:n, n:], a[n:, :n] = poly, poly.T
+    coef = np.linalg.solve(a, np.concatenate([disp, np.zeros((3, 2))]))
+    gy, gx = np.mgrid[0:res, 0:res]
+    grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float64)
+    field = kernel(grid, pts) @ coef[:n] + np.concatenate([np.ones((len(grid), 1)), grid], 1) @ coef[n:]
+    return field.reshape(res, res, 2).astype(np.float32)
+
+
+def landmark_correspondence(base: np.ndarray, edited: np.ndarray):
+    """``(flow, new_content)`` from the five face landmarks of the two proxy renderings (the
+    detector of :mod:`priorpaint.faces.mtcnn`, on the renderings grown to 256 px) through
+    :func:`thin_plate_field`; ``None`` when either has no face. Note: the effect ratio of
+    :mod:`priorpaint.measures` reads the same detector, so with this motion only its artefact
+    figures stay independent of the method."""
+    from ..faces.mtcnn import largest_face
+    res = base.shape[0]
+    pts = []
+    for img in (base, edited):
+        f = largest_face(cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC), device="cpu", min_face=48)
+        if f is None:
+            return None
+        pts.append(f.points * (res / 256.0))
+    return thin_plate_field(pts[1], pts[0], res), np.zeros((res, res), np.float32)

@@ -1,0 +1,125 @@
+"""The effect ratio: how much of the generator's own effect an edit carries onto the photo.
+
+Each named direction declares, in its model's directions manifest, the attribute that measures it
+(``"measure"``): a face-geometry proxy from the independent landmark detector
+(:mod:`priorpaint.faces.mtcnn`) or one of the pixel attributes the supervised directions use
+(:data:`priorpaint.edits.directions.boundaries.ATTRIBUTES`):
+
+``yaw``   (nose x − the eyes' mean x) / eye distance, along the eye line (head turn, profile);
+``roll``  the eye line's angle in degrees (in-plane tilt);
+``pitch`` the nose's distance below the eye line over the mouth's (nod).
+
+The *reference* is the median change of that attribute over the generator's own samples when the
+same direction is applied at the same strength (:func:`reference_change`, cached per generator,
+direction and strength). The *achieved* change is the attribute of the result minus the photo's,
+both measured on the selection's square at the photo's resolution. ``effect_ratio`` = achieved /
+reference: 1 carries the model's effect, 0 nothing, negative the opposite.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict, Optional, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+FACE_ATTRIBUTES = ("yaw", "roll", "pitch")
+#: faces are measured on a square shrunk or grown to this side (MTCNN's sweet spot)
+FACE_SIDE = 256
+#: samples of the generator for the reference change
+REFERENCE_SAMPLES = 16
+#: a reference change smaller than this (in the attribute's units) is no effect to carry
+MIN_REFERENCE = {"yaw": 0.03, "roll": 1.0, "pitch": 0.02}
+
+_memo: Dict[tuple, float] = {}
+_lock = threading.Lock()
+
+
+def direction_measure(model_id: Optional[str], name: str) -> Optional[str]:
+    """The attribute a named direction declares in its manifest (``None``: not declared)."""
+    from ..edits.directions.named import load_named
+    for d in load_named(model_id).get("directions", []):
+        if d.get("name") == name:
+            return d.get("measure") or d.get("attribute")
+    return None
+
+
+def face_geometry(img: np.ndarray) -> Optional[Dict[str, float]]:
+    """``{"yaw", "roll", "pitch"}`` of the largest face in an RGB uint8 square (None: no face)."""
+    from ..faces.mtcnn import largest_face
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    side = max(img.shape[:2])
+    interp = cv2.INTER_AREA if side > FACE_SIDE else cv2.INTER_CUBIC
+    f = FACE_SIDE / float(side)
+    small = cv2.resize(img, (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))), interpolation=interp)
+    face = largest_face(small, device="cpu", min_face=FACE_SIDE // 5)
+    if face is None:
+        return None
+    return {"yaw": face.yaw, "roll": face.roll, "pitch": face.pitch}
+
+
+def pixel_attribute(img: np.ndarray, name: str) -> float:
+    from ..edits.directions.boundaries import ATTRIBUTES
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    t = torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    return float(ATTRIBUTES[name][0](t)[0])
+
+
+def attribute(img: np.ndarray, name: str) -> Optional[float]:
+    if name in FACE_ATTRIBUTES:
+        g = face_geometry(img)
+        return None if g is None else g[name]
+    return pixel_attribute(img, name)
+
+
+def _samples_uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def reference_change(gen, name: str, strength: float, model_id: Optional[str] = None,
+                     samples: int = REFERENCE_SAMPLES, seed: int = 0) -> Optional[float]:
+    """The median change of the direction's attribute on ``gen``'s own samples at ``strength``
+    (``None`` when the direction declares no measure or too few faces are found)."""
+    from .. import store
+    from ..edits.directions import get_direction, shift
+    measure = direction_measure(model_id, name)
+    if measure is None:
+        return None
+    key = (store.model_key(gen), name, round(float(strength), 3), samples, seed)
+    with _lock:
+        if key in _memo:
+            return _memo[key]
+    split = getattr(gen, "default_split", None) or gen.layer_names[len(gen.layer_names) // 2]
+    d = get_direction(gen, name, model_id)
+    z = gen.sample_latents(samples, seed=seed).to(gen.device)
+    with torch.no_grad():
+        h = gen.forward_to(z, split)
+        before = _samples_uint8(gen.forward_from(split, h, z=z))
+        ze, he, iv = shift(gen, z, h, split, d, float(strength))
+        after = _samples_uint8(gen.forward_from(split, he, interventions=iv or None, z=ze))
+    changes = []
+    for a, b in zip(before, after):
+        va, vb = attribute(a, measure), attribute(b, measure)
+        if va is not None and vb is not None:
+            changes.append(vb - va)
+    value = float(np.median(changes)) if len(changes) >= samples // 2 else None
+    with _lock:
+        _memo[key] = value
+    return value
+
+
+def effect_ratio(result: np.ndarray, photo: np.ndarray, measure: str,
+                 reference: Optional[float]) -> Tuple[Optional[float], Optional[float]]:
+    """``(achieved change, ratio)`` of ``measure`` on ``result`` vs ``photo`` (squares, uint8);
+    the ratio is ``None`` without a reference large enough to compare with."""
+    a, b = attribute(photo, measure), attribute(result, measure)
+    if a is None or b is None:
+        return None, None
+    achieved = float(b - a)
+    if reference is None or abs(reference) < MIN_REFERENCE.get(measure, 1e-3):
+        return achieved, None
+    return achieved, achieved / reference

@@ -1,0 +1,135 @@
+"""The structural composite (compositing/warp.py): the photo's pixels moved along a dense
+correspondence field, generated pixels only where content is new."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from priorpaint.compositing.warp import (correspondence_from_features, feature_correspondence,
+                                         warp_composite)
+
+
+@pytest.fixture(scope="module")
+def square():
+    from skimage import data
+    return np.ascontiguousarray(data.astronaut()[40:296, 120:376])   # 256 px: 4 photo px per model px
+
+
+@pytest.fixture(scope="module")
+def mask():
+    m = np.zeros((256, 256), np.uint8)
+    m[48:208, 48:208] = 255
+    return m
+
+
+def _flat(res=64, value=128):
+    return np.full((res, res, 3), value, np.uint8)
+
+
+def test_no_motion_no_change_is_the_photo_bit_for_bit(square, mask):
+    b = _flat()
+    w = warp_composite(square, b, b.copy(), np.zeros((64, 64, 2), np.float32), np.zeros((64, 64), np.float32), mask, 6)
+    assert np.array_equal(w.region, square)
+
+
+def test_a_translation_moves_the_photos_own_pixels(square, mask):
+    flow = np.zeros((64, 64, 2), np.float32)
+    flow[..., 0] = 2.0                                     # edited x shows base x + 2 (model px)
+    b = _flat()
+    w = warp_composite(square, b, b.copy(), flow, np.zeros((64, 64), np.float32), mask, 6)
+    inner = w.region[80:176, 80:168]
+    assert np.abs(inner.astype(int) - square[80:176, 88:176].astype(int)).max() <= 1   # moved 8 photo px
+    outside = mask == 0
+    assert np.array_equal(w.region[outside], square[outside])
+
+
+def test_new_content_takes_generated_pixels_with_grain(square, mask):
+    b = _flat()
+    e = b.copy()
+    e[24:40, 24:40] = (230, 20, 20)                        # a red patch the base does not have
+    new = np.zeros((64, 64), np.float32)
+    new[24:40, 24:40] = 1.0
+    w = warp_composite(square, b, e, np.zeros((64, 64, 2), np.float32), new, mask, 6)
+    patch = w.region[104:152, 104:152].astype(np.float32)
+    assert patch[..., 0].mean() - patch[..., 2].mean() > 80         # it is red
+    assert patch[..., 0].std() > 1.0                                 # with grain, not a flat paste
+    assert np.array_equal(w.region[mask == 0], square[mask == 0])
+
+
+def test_feature_matching_finds_a_known_shift():
+    torch.manual_seed(0)
+    f = torch.randn(1, 16, 64, 64)
+    shifted = torch.roll(f, shifts=(0, 3), dims=(2, 3))   # edited content = base moved 3 px right
+    m = feature_correspondence([f], [shifted], 64, radius=5)
+    inner = m["field"][8:56, 8:56]
+    assert np.all(inner[..., 0] == -3) and np.all(inner[..., 1] == 0)
+    assert m["distance"][8:56, 8:56].max() < 1e-4
+    flow, new, _ = correspondence_from_features([f], [shifted], 64, radius=5)
+    assert np.abs(flow[14:50, 14:50, 0] + 3).max() < 0.05 and new[14:50, 14:50].max() < 0.05
+
+
+def test_session_renders_the_warp_composite(tiny_session):
+    r0 = tiny_session.render(composite="warp")
+    assert np.array_equal(r0.photo.rgb, tiny_session.photo.rgb)       # no edit: the photo, bit for bit
+    st = tiny_session.apply(["direction:sefa0=2"])
+    r = tiny_session.render(st, composite="warp")
+    assert r.metrics["changed_outside_mask"] == 0
+    assert r.metrics["composite"] == "warp" and r.metrics["composite_info"]["composite"] == "warp"
+    for key in ("smear", "unexplained", "ghost", "effect_ratio"):
+        assert key in r.metrics["structure"]
+    assert "message" in r.metrics["verdict"] and "\n" not in r.metrics["verdict"]["message"]
+    from priorpaint.errors import InputError
+    with pytest.raises(InputError):
+        tiny_session.render(st, composite="warped")
+
+
+def test_the_preview_says_whether_the_edit_is_carried(tiny_session):
+    st = tiny_session.apply(["direction:sefa0=2"])
+    out = tiny_session.preview_verdict(st, size=64)
+    assert set(out) == {"structure", "verdict"} and "message" in out["verdict"]
+    assert tiny_session.preview_verdict(None, size=64)["verdict"]["carried"] is None   # no edit: nothing to judge
+
+
+@pytest.mark.parametrize("box", [(200, 60, 10, 10), (190, 50, 130, 130)])
+def test_warp_on_a_gray_photo_and_a_selection_smaller_than_the_model(tiny_gen, box):
+    """A grayscale photo stays gray; a selection smaller than the model's 16 px works; stacked
+    structural edits render, measured for artefacts only; a strength at the range's end is clamped
+    with a note."""
+    from priorpaint.projection.project import ProjectionConfig
+    from priorpaint.session import EditSession
+    from skimage import data
+    s = EditSession.open(data.camera(), box=box, gen=tiny_gen)
+    s.project(ProjectionConfig(steps=4, candidates=8, starts=1, perceptual=False))
+    st = s.apply(["direction:sefa0=2", "direction:sefa1=-3"])
+    r = s.render(st, composite="warp")
+    assert r.photo.gray
+    rgb = r.photo.rgb.astype(int)
+    assert np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+    assert r.metrics["changed_outside_mask"] == 0
+    assert r.metrics["structure"]["effect_ratio"] is None            # stacked: artefacts only
+    end = s.apply(["direction:sefa0=99"])
+    assert any("clamped" in n for n in end.notes)
+    assert s.render(end, composite="warp").metrics["changed_outside_mask"] == 0
+
+
+def test_thin_plate_field_passes_through_its_points_and_keeps_the_border():
+    from priorpaint.compositing.warp import thin_plate_field
+    src = np.array([[20.0, 24.0], [44.0, 24.0], [32.0, 34.0], [24.0, 44.0], [40.0, 44.0]])
+    dst = src + np.array([3.0, 0.0])
+    f = thin_plate_field(src, dst, 64, smoothing=0.0)
+    for (x, y) in src.astype(int):
+        assert f[y, x, 0] == pytest.approx(3.0, abs=0.05) and f[y, x, 1] == pytest.approx(0.0, abs=0.05)
+    assert np.abs(f[0]).max() < 0.05 and np.abs(f[:, -1]).max() < 0.05
+    assert np.isfinite(f).all()
+
+
+def test_landmark_motion_on_the_models_own_face(default_gen):
+    from priorpaint.compositing.blend import to_uint8
+    from priorpaint.compositing.warp import landmark_correspondence
+    with torch.no_grad():
+        img = to_uint8(default_gen(default_gen.sample_latents(1, seed=3).to(default_gen.device)))
+    flow, new = landmark_correspondence(img, img)
+    assert np.abs(flow).max() < 0.05 and not new.any()            # the same face: no motion
+    assert landmark_correspondence(np.full((64, 64, 3), 128, np.uint8), img) is None   # no face: no field
