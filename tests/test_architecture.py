@@ -139,9 +139,6 @@ def test_bridge_and_plugin_use_only_the_standard_library(folder):
 # -- every room stays readable, keeps its private parts, and is named on the architecture page ------
 
 MAX_LINES = 500
-#: files over the limit on this branch that are being split on another branch (the plug-in's
-#: rooms); the test below fails as soon as one of them is within the limit, so the entry goes
-PENDING_SPLIT = {"plugin/priorpaint/priorpaint.py", "gimp_bridge/ops.py"}
 
 
 def _sources():
@@ -152,13 +149,7 @@ def _sources():
 
 def test_every_module_is_500_lines_or_fewer():
     big = {rel: n for rel, path in _sources() if (n := len(path.read_text().splitlines())) > MAX_LINES}
-    assert {rel: n for rel, n in big.items() if rel not in PENDING_SPLIT} == {}
-
-
-def test_pending_splits_are_still_pending():
-    done = [rel for rel in PENDING_SPLIT
-            if not (ROOT / rel).is_file() or len((ROOT / rel).read_text().splitlines()) <= MAX_LINES]
-    assert done == [], "split already: remove from PENDING_SPLIT"
+    assert big == {}
 
 
 def _private_members() -> set:
