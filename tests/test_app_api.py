@@ -187,6 +187,15 @@ def test_models_endpoint(client):
     assert {"id", "architecture", "resolution", "domain", "present", "source", "description"} <= set(rows[0])
 
 
+def test_capabilities_endpoint(client):
+    """A client reads what the server offers instead of counting an endpoint's inputs."""
+    caps = json.loads(client.predict(api_name="/capabilities"))
+    assert caps["version"] >= 2 and caps["default_steps"] == 20   # the server's --steps
+    assert "detail" in caps["composite"] and "encoder" in caps["init"]
+    assert caps["kinds"]["direction"]["preview"] == "latent" and caps["kinds"]["scribble"]["preview"] == "slow"
+    assert caps["kinds"]["paint"]["file_fields"] == ["mask"]
+
+
 def test_token_auth_for_gradio_client_and_http():
     import urllib.error
     import urllib.request
@@ -230,7 +239,7 @@ def test_space_export_is_self_contained_and_runs(tmp_path):
                        capture_output=True, text=True, timeout=120, cwd=str(ROOT))
     assert r.returncode == 0, r.stderr
     for name in ("app.py", "README.md", "requirements.txt", "priorpaint/session.py",
-                 "priorpaint/app/ui.py", "priorpaint/manifests/dcgan-digiface-64.json",
+                 "priorpaint/app/ui/app.py", "priorpaint/app/ui/tabs/segment.py", "priorpaint/manifests/dcgan-digiface-64.json",
                  "priorpaint/manifests/models/dcgan-digiface-64.safetensors"):
         assert (dest / name).is_file(), name
     card = (dest / "README.md").read_text()
@@ -455,7 +464,8 @@ def test_cancel_by_session_id_and_errors_from_the_worker():
 
 
 def test_editor_value_to_photo_and_mask_and_painted_labels():
-    from priorpaint.app.ui import _editor_layers, _photo_image, paint_over_labels
+    from priorpaint.app.ui.page import editor_layers as _editor_layers, photo_image as _photo_image
+    from priorpaint.app.ui.tabs.segment import paint_over_labels
 
     bg = np.zeros((6, 8, 4), np.uint8)
     bg[..., 3] = 255

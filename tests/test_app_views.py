@@ -117,7 +117,7 @@ def test_history_and_download_name():
 
 
 def test_download_line_shows_bytes_and_share():
-    from priorpaint.app.ui import download_line
+    from priorpaint.app.ui.models import download_line
     line = download_line({"model": "m", "bytes_done": 12_500_000, "bytes_total": 25_000_000})
     assert "12.5 MB of 25.0 MB (50 %)" in line and "<progress" in line and "**m**" in line
     assert download_line({"model": "m", "bytes_done": 0, "bytes_total": None}).endswith("0.0 MB so far")

@@ -134,3 +134,98 @@ def test_bridge_and_plugin_use_only_the_standard_library(folder):
                 names = [node.module or ""]
             bad |= {f"{path.name}: {n}" for n in names if n.split(".")[0] not in allowed}
     assert bad == set()
+
+
+# -- every room stays readable, keeps its private parts, and is named on the architecture page ------
+
+MAX_LINES = 500
+
+
+def _sources():
+    for folder in ("space", "gimp_bridge", "plugin"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            yield path.relative_to(ROOT).as_posix(), path
+
+
+def test_every_module_is_500_lines_or_fewer():
+    big = {rel: n for rel, path in _sources() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert big == {}
+
+
+def _private_members() -> set:
+    """Every private method or attribute a class of the package defines (``def _x`` in a class
+    body, ``self._x = ...``)."""
+    names = set()
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        names.add(item.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
+                    and isinstance(node.value, ast.Name) and node.value.id == "self":
+                names.add(node.attr)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+PRIVATE = _private_members()
+
+
+def _room(module: str) -> str:
+    path = MODULES[module]
+    return module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+
+
+def private_crossings(module: str, source: str) -> list:
+    """``obj._x`` on anything but ``self``/``cls`` where ``_x`` is a private member of one of the
+    package's classes, and ``from other_room import _x``."""
+    bad = []
+    tree = ast.parse(source)
+    path = MODULES.get(module)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in PRIVATE:
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if not (isinstance(root, ast.Name) and root.id in ("self", "cls")):
+                bad.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.ImportFrom) and node.level and path is not None:
+            base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+            src = ".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module else []))
+            src_room = _room(src) if src in MODULES else src
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__") and src_room != _room(module):
+                    bad.append(f"{module}:{node.lineno}: from {src} import {a.name}")
+    return bad
+
+
+def test_no_private_attribute_crosses_a_room():
+    bad = [b for m, p in MODULES.items() for b in private_crossings(m, p.read_text())]
+    assert bad == []
+
+
+def test_the_private_check_can_fail():
+    assert "_session" in PRIVATE or "_model" in PRIVATE or PRIVATE, "the package defines private members"
+    member = sorted(PRIVATE)[0]
+    assert private_crossings("priorpaint.app.ui.render", f"def f(backend):\n    return backend.{member}\n")
+    assert not private_crossings("priorpaint.app.ui.render", f"class A:\n    def f(self):\n        return self.{member}\n")
+    assert private_crossings("priorpaint.app.ui.render", "from ..service import _progress\n")
+
+
+def _rooms():
+    """Every package of the space (a folder with ``__init__.py``), as ``priorpaint/<path>/``."""
+    return sorted(p.parent.relative_to(PKG.parent).as_posix() + "/" for p in PKG.rglob("__init__.py"))
+
+
+@pytest.mark.parametrize("room", _rooms())
+def test_the_architecture_page_names_each_room(room):
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    short = room.split("/", 1)[1] if room.count("/") > 1 else room
+    assert room in page or f"`{short}`" in page, f"docs/architecture.md does not name {room}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("priorpaint.app.")
+                                          and MODULES[m].name != "__init__.py"))
+def test_the_architecture_page_names_each_app_module(module):
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    assert f"{module.rsplit('.', 1)[1]}.py" in page, f"docs/architecture.md does not name {module}"

@@ -449,7 +449,8 @@ def test_gimp_bridge_and_gradio_client_with_an_aligned_face(tmp_path, rotated):
         assert proj.status["alignment"]["source"] == "detected"
         [gz] = layers
         lb = proj.status["layer"]
-        assert gz.name.startswith("priorpaint: G(z)") and gz.scale_to is None
+        assert gz.role == ops.ROLE_MODEL_RENDERING and gz.name == ops.layer_name("model's own rendering")
+        assert gz.scale_to is None
         assert (gz.x, gz.y, gz.image.width, gz.image.height) == (x + lb["x"], y + lb["y"], lb["w"], lb["h"])
         alpha = np.frombuffer(gz.image.to_rgba().data, np.uint8).reshape(lb["h"], lb["w"], 4)[..., 3]
         inside = np.zeros((H, W), bool)

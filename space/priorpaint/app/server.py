@@ -70,12 +70,13 @@ def check_bind(host: str, token: Optional[str]) -> None:
 
 
 def build(model: Optional[str] = None, max_sessions: int = 32, max_session_mb: float = 512.0,
-          session_ttl_s: float = 3600.0, slots: int = 2, default_steps: int = 200, device=None,
+          session_ttl_s: float = 3600.0, slots: int = 2, default_steps: Optional[int] = None, device=None,
           limits: Optional[Limits] = None):
-    """The Gradio Blocks app and its backend."""
-    from .api import Backend
+    """The Gradio Blocks app and its backend (``default_steps`` None: the served default the
+    projection settings declare)."""
+    from .endpoints import Backend
     from .sessions import JobRegistry, SessionStore
-    from .ui import build_app
+    from .ui.app import build_app
 
     limits = limits or Limits()
     from ..edits import vectors

@@ -9,7 +9,8 @@ tested without a browser; :mod:`priorpaint.app.ui` only wires it to components.
   pixels stay visible as they are); selection crops keep the photo's own resolution, and the
   live preview is such a crop of the photo-resolution (``detail``) composite.
 * The edit list is the one thing Render applies: entries ``{"spec", "label"}`` in order.
-  Only the :data:`CHEAP_KINDS` run in the live preview (a latent move, no optimisation).
+  Only the kinds declared :attr:`~priorpaint.edits.registry.PreviewCost.LATENT` at their
+  registration run in the live preview (a latent move, no optimisation).
 * The history keeps the last :data:`HISTORY` renders of the session (the full photo on disk,
   the selection before/after crops) so the user can go back to one and download it.
 """
@@ -25,13 +26,16 @@ from PIL import Image
 
 from ..errors import InputError
 
+from . import kinds as _kinds
+
 MIN_PREVIEW = 256
 HISTORY = 8
-#: edit kinds that only move the latent (no optimisation, no second projection): the live preview runs them
-CHEAP_KINDS = ("direction", "vector")
-#: the field holding an edit's strength, per kind (kinds without one are applied as they are)
-STRENGTH_FIELD = {"direction": "strength", "vector": "strength", "interpolate": "t"}
-STRENGTH_RANGE = {"vector": (-3.0, 3.0), "interpolate": (0.0, 1.0)}
+
+
+def _strength_field(kind) -> Optional[str]:
+    """The field holding an edit's strength (None: the kind is applied as it is)."""
+    s = _kinds.strength(kind)
+    return None if s is None else s.field
 
 
 # -- readable images ------------------------------------------------------------------------
@@ -148,7 +152,8 @@ def clamp_strength(kind: str, value, lo: float = None, hi: float = None) -> Tupl
     if not np.isfinite(v):
         raise InputError(f"the strength must be a finite number, got {value!r}")
     if lo is None or hi is None:
-        lo, hi = STRENGTH_RANGE.get(kind, (-3.0, 3.0))
+        s = _kinds.strength(kind)
+        lo, hi = (s.lo, s.hi) if s is not None else (-3.0, 3.0)
     c = min(max(v, lo), hi)
     note = None if c == v else f"strength {v:g} is outside [{lo:g}, {hi:g}]: clamped to {c:g}"
     return c, note
@@ -157,7 +162,7 @@ def clamp_strength(kind: str, value, lo: float = None, hi: float = None) -> Tupl
 def entry(spec: dict, ranges: Optional[Dict[str, Tuple[float, float]]] = None) -> Tuple[dict, Optional[str]]:
     """An edit-list entry for ``spec`` (its strength clamped to the range, with a note)."""
     spec = dict(spec)
-    field = STRENGTH_FIELD.get(spec.get("kind"))
+    field = _strength_field(spec.get("kind"))
     note = None
     if field is not None:
         lo, hi = (ranges or {}).get(spec.get("name"), (None, None)) if spec.get("kind") == "direction" else (None, None)
@@ -173,7 +178,7 @@ def add(items: List[dict], spec: dict, ranges=None) -> Tuple[List[dict], str]:
     s = new["spec"]
     for i, it in enumerate(items):
         o = it["spec"]
-        if s.get("kind") in CHEAP_KINDS and o.get("kind") == s.get("kind") and o.get("name") == s.get("name"):
+        if s.get("kind") in _kinds.live_kinds() and o.get("kind") == s.get("kind") and o.get("name") == s.get("name"):
             items[i] = new
             return items, f"updated #{i + 1} {new['label']}" + (f" ({note})" if note else "")
     items.append(new)
@@ -211,7 +216,7 @@ def set_strength(items: List[dict], n, value) -> Tuple[List[dict], str]:
     items = copy.deepcopy(items or [])
     i = _index(items, n)
     spec = items[i]["spec"]
-    field = STRENGTH_FIELD.get(spec.get("kind"))
+    field = _strength_field(spec.get("kind"))
     if field is None:
         raise InputError(f"edit #{i + 1} ({items[i]['label']}) has no strength")
     lo, hi = items[i].get("range") or (None, None)
@@ -220,14 +225,15 @@ def set_strength(items: List[dict], n, value) -> Tuple[List[dict], str]:
 
 
 def strength_text(spec: dict) -> str:
-    field = STRENGTH_FIELD.get(spec.get("kind"))
+    field = _strength_field(spec.get("kind"))
     return "—" if field is None else f"{field} {spec.get(field, 0):g}"
 
 
 def table(items: List[dict]) -> List[list]:
     """Rows ``[#, edit, strength, preview]`` for the page."""
+    live = _kinds.live_kinds()
     return [[i + 1, it["label"], strength_text(it["spec"]),
-             "live" if it["spec"].get("kind") in CHEAP_KINDS else "at Render"] for i, it in enumerate(items or [])]
+             "live" if it["spec"].get("kind") in live else "at Render"] for i, it in enumerate(items or [])]
 
 
 def specs(items: List[dict]) -> List[dict]:
@@ -236,8 +242,9 @@ def specs(items: List[dict]) -> List[dict]:
 
 def cheap(spec_list: List[dict]) -> Tuple[List[dict], List[str]]:
     """(the specs the live preview runs, the kinds it skips)."""
-    keep = [s for s in spec_list if s.get("kind") in CHEAP_KINDS]
-    skipped = [s.get("kind") for s in spec_list if s.get("kind") not in CHEAP_KINDS]
+    live = _kinds.live_kinds()
+    keep = [s for s in spec_list if s.get("kind") in live]
+    skipped = [s.get("kind") for s in spec_list if s.get("kind") not in live]
     return keep, skipped
 
 
@@ -249,6 +256,13 @@ def preview_note(n_cheap: int, skipped: List[str]) -> str:
 
 
 # -- the render history -------------------------------------------------------------------------
+
+def kept_on_reprojection(items: List[dict]) -> Tuple[List[dict], int]:
+    """(the entries a new projection keeps: the kinds that survive one, how many it dropped)."""
+    keep = _kinds.surviving_kinds()
+    kept = [it for it in items or [] if it["spec"].get("kind") in keep]
+    return kept, len(items or []) - len(kept)
+
 
 def push_history(history: List[dict], item: dict, keep: int = HISTORY) -> List[dict]:
     """The history with ``item`` first, at most ``keep`` long."""

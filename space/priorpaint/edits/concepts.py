@@ -44,7 +44,7 @@ from ..store import DERIVE_LOCK, model_key, weights_fingerprint
 from ..compositing.regions import mask_channel, region_to_model, split_weights
 from ..images import read_image_array
 from ..models.footprint import footprint_radius
-from .registry import EditContext, EditState, register_edit
+from .registry import EditContext, EditState, PreviewCost, register_edit
 from .seghead import SegHead, get_head
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def parse_paint(args: str) -> dict:
     return spec
 
 
-@register_edit("paint", parse_paint,
+@register_edit("paint", parse_paint, preview=PreviewCost.FAST, file_fields=("mask",),
                help="paint:CONCEPT=add|remove@PAINT.png — add or remove a concept (GAN Dissection units) "
                     "inside the painted region; see `priorpaint concepts`")
 def apply_paint(ctx: EditContext, state: EditState, spec: dict) -> EditState:

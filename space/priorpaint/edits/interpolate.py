@@ -29,7 +29,7 @@ from ..compositing.crop import resize_rgb
 from ..errors import InputError
 from ..images import load_photo
 from ..projection.project import ProjectionConfig, project
-from .registry import EditContext, EditState, register_edit
+from .registry import EditContext, EditState, PreviewCost, Strength, register_edit
 
 #: the most projection steps a spec may ask for OTHER (as for the photo's own projection)
 MAX_STEPS = 5000
@@ -85,7 +85,8 @@ def parse_interpolate(args: str) -> dict:
     return {"other": path.strip(), "t": value}
 
 
-@register_edit("interpolate", parse_interpolate,
+@register_edit("interpolate", parse_interpolate, preview=PreviewCost.SLOW, survives_reprojection=True,
+               strength=Strength("t", 0.0, 1.0), file_fields=("other",),
                help="interpolate:OTHER.png@T — move a fraction T (0..1) toward OTHER projected with the same model "
                     "and selection (OTHER of the photo's size is cut like the photo; other sizes are the square itself)")
 def apply_interpolate(ctx: EditContext, state: EditState, spec: dict) -> EditState:

@@ -12,10 +12,17 @@ returns a new state.  An edit kind registers:
   the session that called it.
 
 Specs are applied in order; the result is rendered by :meth:`EditSession.render`.
+
+What a kind *can do* is declared once, at its registration, and read everywhere (the CLI,
+the API, the web page, the live preview): its :class:`PreviewCost`, whether it survives a
+new projection (a latent move does; an edit painted over the old selection's square does
+not), the spec field holding its strength and that field's range, and the spec fields that
+name image files (over the API those must be ``"file:N"`` references to uploaded files).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
@@ -77,6 +84,26 @@ class EditContext:
         return state.merged_edit_mask(mask, self.crop.region_mask)
 
 
+class PreviewCost(str, enum.Enum):
+    """How much an edit costs, which decides where it may be previewed."""
+    #: a move of the latent (no optimisation, no file): the page's live preview runs it as a slider moves
+    LATENT = "latent"
+    #: no optimisation, but it reads a painted file: the ``preview`` endpoint runs it, the live page preview
+    #: leaves it to Render
+    FAST = "fast"
+    #: an optimisation or a second projection: only ``edit`` (Render) runs it
+    SLOW = "slow"
+
+
+@dataclass(frozen=True)
+class Strength:
+    """The spec field holding a kind's strength and the range it is clamped to (a named
+    direction may declare a narrower range of its own)."""
+    field: str
+    lo: float
+    hi: float
+
+
 @dataclass
 class EditKind:
     name: str
@@ -85,18 +112,59 @@ class EditKind:
     help: str = ""
     #: optional cheap ``check(gen, spec)`` that refuses a bad spec before the slow projection
     check: Optional[Callable[..., None]] = None
+    preview: PreviewCost = PreviewCost.SLOW
+    #: still meaningful after the selection is projected again (not tied to the old square)
+    survives_reprojection: bool = False
+    strength: Optional[Strength] = None
+    #: spec fields naming image files (the API takes only "file:N" references there)
+    file_fields: Tuple[str, ...] = ()
+    #: of those, the fields that may instead carry an inline JSON object (checked by the edit)
+    inline_fields: Tuple[str, ...] = ()
 
 
 EDIT_KINDS: Dict[str, EditKind] = {}
 
 
 def register_edit(name: str, parse: Callable[[str], dict], help: str = "",
-                  check: Optional[Callable[..., None]] = None):
-    """Decorator for an ``apply(ctx, state, spec)`` function."""
+                  check: Optional[Callable[..., None]] = None, *, preview: PreviewCost = PreviewCost.SLOW,
+                  survives_reprojection: bool = False, strength: Optional[Strength] = None,
+                  file_fields: Tuple[str, ...] = (), inline_fields: Tuple[str, ...] = ()):
+    """Decorator for an ``apply(ctx, state, spec)`` function; the keywords declare what the
+    kind can do (see :class:`EditKind`)."""
+    if preview is PreviewCost.LATENT and file_fields:
+        raise ValueError(f"edit kind {name!r}: a latent-only edit reads no file")
+    if not set(inline_fields) <= set(file_fields):
+        raise ValueError(f"edit kind {name!r}: inline fields must be file fields")
+    if strength is not None and not strength.lo < strength.hi:
+        raise ValueError(f"edit kind {name!r}: empty strength range")
+
     def deco(apply):
-        EDIT_KINDS[name] = EditKind(name=name, parse=parse, apply=apply, help=help, check=check)
+        EDIT_KINDS[name] = EditKind(name=name, parse=parse, apply=apply, help=help, check=check,
+                                    preview=PreviewCost(preview), survives_reprojection=bool(survives_reprojection),
+                                    strength=strength, file_fields=tuple(file_fields),
+                                    inline_fields=tuple(inline_fields))
         return apply
     return deco
+
+
+def kind_of(spec: dict) -> Optional[EditKind]:
+    """The registered kind of a spec dict (None for an unknown kind)."""
+    return EDIT_KINDS.get(spec.get("kind")) if isinstance(spec, dict) else None
+
+
+def kinds_where(**declared) -> Tuple[str, ...]:
+    """The names of the kinds whose declarations match, e.g. ``kinds_where(preview=PreviewCost.LATENT)``."""
+    return tuple(k.name for k in EDIT_KINDS.values()
+                 if all(getattr(k, attr) == value for attr, value in declared.items()))
+
+
+def all_file_fields() -> Tuple[str, ...]:
+    """Every spec field that names a file, over all kinds (the API refuses paths in any of them)."""
+    return tuple(dict.fromkeys(f for k in EDIT_KINDS.values() for f in k.file_fields))
+
+
+def all_inline_fields() -> Tuple[str, ...]:
+    return tuple(dict.fromkeys(f for k in EDIT_KINDS.values() for f in k.inline_fields))
 
 
 def check_specs(gen, specs: List[dict]) -> None:

@@ -34,7 +34,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..images import load_photo
-from .registry import EditContext, EditState, register_edit
+from .registry import EditContext, EditState, PreviewCost, register_edit
 
 #: 60 Adam steps at lr 0.08 with λ_keep 5: on the astronaut two strokes reach an error of
 #: ~0.01 (from ~0.55) while the rest of the image moves ~4x less than with λ_keep 1
@@ -153,7 +153,7 @@ def parse_scribble(args: str) -> dict:
     return {"strokes": path}
 
 
-@register_edit("scribble", parse_scribble,
+@register_edit("scribble", parse_scribble, preview=PreviewCost.SLOW, file_fields=("strokes",),
                help="scribble:STROKES.png — RGBA strokes (alpha marks them) sized like the photo or the layer box "
                     "(other sizes are resized); the latent is optimised to take their colours")
 def apply_scribble(ctx: EditContext, state: EditState, spec: dict) -> EditState:

@@ -45,7 +45,7 @@ from ..compositing.regions import model_to_region
 from ..images import read_image_array
 from ..models.footprint import footprint_radius
 from ..store import model_key
-from .registry import EditContext, EditState, register_edit
+from .registry import EditContext, EditState, PreviewCost, register_edit
 from .seghead import SegHead, classes_from_rgb, colour_labels, get_head, parse_legend, snap_to_legend
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,8 @@ def attach_save_vector(edits: List[str], name: Optional[str]) -> List[str]:
     raise InputError("--save-vector needs a segment edit (--edit segment:EDITED_LABELS.png) to save")
 
 
-@register_edit("segment", parse_segment,
+@register_edit("segment", parse_segment, preview=PreviewCost.SLOW, file_fields=("labels", "legend"),
+               inline_fields=("legend",),
                help="segment:EDITED_LABELS.png[#save=NAME] — make the image follow an edited label map "
                     "(from `priorpaint segment`); #save=NAME keeps the change as an editing vector")
 def apply_segment(ctx: EditContext, state: EditState, spec: dict) -> EditState:

@@ -31,7 +31,7 @@ from .. import store
 from ..store import model_key
 from ..compositing.regions import model_to_region
 from ..models.footprint import footprint_radius
-from .registry import EditContext, EditState, register_edit
+from .registry import EditContext, EditState, PreviewCost, Strength, register_edit
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -214,7 +214,8 @@ def check_vector(gen, spec: dict) -> None:
     load_vector(model_key(gen), str(spec.get("name", "")))
 
 
-@register_edit("vector", parse_vector, check=check_vector,
+@register_edit("vector", parse_vector, check=check_vector, preview=PreviewCost.LATENT,
+               survives_reprojection=True, strength=Strength("strength", -3.0, 3.0),
                help="vector:NAME=STRENGTH — add a saved editing vector (see `priorpaint concepts`) "
                     "times STRENGTH to the latent")
 def apply_vector(ctx: EditContext, state: EditState, spec: dict) -> EditState:

@@ -48,11 +48,23 @@ log = logging.getLogger(__name__)
 
 #: ProjectionConfig.init values ("sample" is the search's old name)
 INITS = ("auto", "encoder", "search", "sample", "mean")
+#: the values a user chooses from (CLI, API, page); "sample" and "mean" are the bench's
+PUBLIC_INITS = ("auto", "encoder", "search")
+#: the served app's default steps: a web page waits for them, so fewer than the command line's
+SERVED_STEPS = 200
+
+
+def setting(name: str):
+    """The declared field of a projection setting (its default, and its metadata: ``help``,
+    ``choices``, ``served``): the CLI, the app and the bench read their defaults from here."""
+    from dataclasses import fields as _fields
+    return next(f for f in _fields(ProjectionConfig) if f.name == name)
 
 
 @dataclass
 class ProjectionConfig:
-    steps: int = 300             # total optimisation steps: a quarter in z, the rest refining h
+    # total optimisation steps: a quarter in z, the rest refining h ("served": the app's default)
+    steps: int = field(default=300, metadata={"help": "projection optimisation steps", "served": SERVED_STEPS})
     candidates: Optional[int] = None  # random latents scored before the search (None: the generator's default)
     starts: Optional[int] = None      # restarts optimised together as one batch (None: the generator's default)
     lr_z: float = 0.05
@@ -67,7 +79,7 @@ class ProjectionConfig:
     #: "auto": the model's encoder when one matches its weights, else the search (with a note);
     #: "encoder": hybrid (falls back to the search with a note); "search" (alias "sample"): the
     #: multi-start search; "mean": the search with the generator's mean latent always a start
-    init: str = "auto"
+    init: str = field(default="auto", metadata={"choices": PUBLIC_INITS})
     encoder_starts: int = 2      # hybrid: E_z(x) and encoder_starts - 1 perturbations of it
     encoder_sigma: float = 0.3   # hybrid: scale of those perturbations (the prior's std is 1)
     encoder_beta2: float = 0.99  # hybrid refinement: Adam's beta2 (the search keeps 0.999)

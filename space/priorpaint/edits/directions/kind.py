@@ -32,7 +32,7 @@ from ... import store
 
 log = logging.getLogger(__name__)
 
-from ..registry import EditContext, EditState, register_edit
+from ..registry import EditContext, EditState, PreviewCost, Strength, register_edit
 from .base import Direction
 from .named import _entry_for, get_direction, load_named
 from .published import PUBLISHED_METHODS
@@ -126,7 +126,8 @@ def check_direction(gen: LayeredGenerator, spec: dict) -> None:
         get_direction(gen, name)
 
 
-@register_edit("direction", parse_direction, check=check_direction,
+@register_edit("direction", parse_direction, check=check_direction, preview=PreviewCost.LATENT,
+               survives_reprojection=True, strength=Strength("strength", -3.0, 3.0),
                help="direction:NAME=STRENGTH — move along a named latent direction (see `priorpaint directions`); "
                     "repeatable, combined additively; strengths outside the range are clamped with a note")
 def apply_direction_edit(ctx: EditContext, state: EditState, spec: dict) -> EditState:

@@ -1,0 +1,94 @@
+"""The results of a projection and the live preview: the crop, ``G(z_h)``, ``G′`` and the
+selection at the photo's resolution with the cheap edits (the kinds declared
+``PreviewCost.LATENT``) composited as Render would, through G; it says which listed edits it
+leaves to Render."""
+
+from __future__ import annotations
+
+from typing import List
+
+from PIL import Image
+
+import gradio as gr
+
+from .. import contract as C
+from .. import views
+from ..endpoints import user_errors
+from .page import PRIVATE, Page
+
+PSNR_HELP = ("PSNR: how close each image is to your photo inside the selection (dB, higher is closer; "
+             "above ~25 dB looks alike). G(z): the best latent alone; G(z_h): after refining the split-layer "
+             "feature; G′: the generator fitted to this photo, which Render uses when *fit G′* is on.")
+
+
+def build(page: Page) -> None:
+    """The right column of the page's first row."""
+    with gr.Row():
+        page.crop_img = gr.Image(label="selection (photo resolution)", format="png", interactive=False,
+                                 elem_id="pp-crop", height=300)
+        page.recon_img = gr.Image(label="G(z_h)", format="png", interactive=False, elem_id="pp-recon", height=300)
+    with gr.Row():
+        page.adapted_img = gr.Image(label="G′ (fitted to the photo)", format="png", interactive=False,
+                                    elem_id="pp-adapted", height=300)
+        page.preview_img = gr.Image(label="live preview (the selection at the photo's resolution, G without G′)",
+                                    format="png", interactive=False, elem_id="pp-preview", height=300)
+    page.preview_md = gr.Markdown("", elem_id="pp-preview-md")
+    gr.Markdown(PSNR_HELP, elem_id="pp-psnr-help")
+
+
+def slider_specs(rows, values) -> List[dict]:
+    return [{"kind": "direction", "name": r["name"], "strength": float(v)} for r, v in zip(rows or [], values) if v]
+
+
+def wire(page: Page, service) -> None:
+    sliders = page.sliders
+
+    def staged_cheap(values) -> List[dict]:
+        """The cheap edits the tabs show right now (direction sliders, the vector strength)."""
+        rows, rest = values[0], values[1:]
+        out = slider_specs(rows, rest[:len(sliders)])
+        if page.has("vector"):
+            n, s = rest[len(sliders):len(sliders) + 2]
+            if n and s:
+                out.append({"kind": "vector", "name": n, "strength": float(s)})
+        return out
+
+    def composite_preview(sid, spec_list) -> Image.Image:
+        """The selection at the photo's resolution with the edits composited (``detail``,
+        through G: no G′ fit), as Render would blend it; bounded like the API's preview."""
+        edits, files = C.file_refs(spec_list)
+        req = C.PreviewRequest(session=sid, edits=tuple(C.parse_edit_list(edits, files, service.limits)),
+                               composite=C.Composite.DETAIL)
+        return views.readable(Image.fromarray(views.rgb(service.preview(req, slow_ok=True))))
+
+    @user_errors
+    def ui_preview(sid, items, *values, extra=None):
+        if not sid:
+            return gr.skip(), gr.skip()
+        staged = staged_cheap(values)
+        listed = views.specs(items)
+        names = {(s["kind"], s["name"]) for s in staged}
+        listed = [s for s in listed if (s.get("kind"), s.get("name")) not in names]  # the tab's value wins
+        run, skipped = views.cheap(listed)
+        run = run + staged + (extra or [])
+        img = composite_preview(sid, run)
+        note = views.preview_note(len(run), skipped)
+        if extra:
+            note += " (with the interpolation being set)"
+        return img, note
+
+    kw = dict(api_visibility=PRIVATE, trigger_mode="always_last", concurrency_id="preview",
+              concurrency_limit=4, show_progress="minimal")
+    inputs = [page.session, page.edit_list, *page.cheap_inputs]
+    outputs = [page.preview_img, page.preview_md]
+    for s in sliders:
+        s.change(ui_preview, inputs, outputs, **kw)
+    if page.has("vector"):
+        page.vec_s.change(ui_preview, inputs, outputs, **kw)
+    if page.has("interpolate"):
+        @user_errors
+        def ui_preview_t(sid, items, o, tv, *values):
+            extra = [{"kind": "interpolate", "other": o, "t": float(tv)}] if o else []
+            return ui_preview(sid, items, *values, extra=extra)
+        page.t.release(ui_preview_t, [page.session, page.edit_list, page.other, page.t, *page.cheap_inputs],
+                       outputs, **kw)

@@ -1,0 +1,173 @@
+"""The photo panel: the photo editor and its selection (painted, or a box), the model menu,
+the projection settings, *Project* and *Stop*; and what a projection fills in (the crop,
+``G(z_h)``, ``G′``, the status, the direction sliders, the tabs' canvases)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+import gradio as gr
+
+from ...errors import InputError
+from .. import contract as C
+from .. import views
+from ..endpoints import client_key, user_errors
+from . import models
+from .page import (ENGINE, FILL_EDITORS_JS, NAME_JS, PRIVATE, PROJECT_RELAY_JS, SELECTION_COLOUR, Page,
+                   editor_layers, editor_value, photo_image)
+
+MAX_DIRECTION_SLIDERS = 16
+
+
+def _db(v) -> str:
+    return "—" if v is None else f"{v:.2f} dB"
+
+
+def status_md(st: dict, selection_note: str = "") -> str:
+    """The status lines of a finished projection (its status object)."""
+    lines = [f"**session** `{st.get('session', '')[:8]}…` · model `{st.get('model', '')}`",
+             f"PSNR G(z) {_db(st.get('psnr_z'))} · G(z_h) {_db(st.get('psnr_projection'))} · "
+             f"G′ {_db(st.get('psnr_adapted'))}"]
+    sec = st.get("seconds") or {}
+    if sec.get("total") is not None:
+        lines.append(f"{sec['total']:.1f} s")
+    if selection_note:
+        lines.append(selection_note)
+    for n in st.get("notes") or []:
+        lines.append(f"note: {n}")
+    return "  \n".join(lines)
+
+
+def build(page: Page) -> None:
+    """The left column (inside the page's first row)."""
+    page.editor = gr.ImageEditor(
+        label="Photo: paint over the region to edit (Layers → eye icon hides the selection)",
+        type="numpy", image_mode="RGBA", format="png", sources=("upload", "clipboard"),
+        transforms=(), brush=gr.Brush(colors=[SELECTION_COLOUR], default_color=SELECTION_COLOUR,
+                                      default_size=24, color_mode="fixed"),
+        elem_id="pp-editor", height=520)
+    page.photo_name = gr.Textbox(visible=False, elem_id="pp-photo-name")
+    gr.HTML("", elem_id="pp-upload-msg")
+    with gr.Row():
+        page.box = gr.Textbox(label="or a box X,Y,W,H (Enter projects)", placeholder="140,20,180,180",
+                              elem_id="pp-box")
+        page.model = gr.Dropdown(choices=page.choices, value=page.default_model, label="model", elem_id="pp-model")
+    models.build(page)
+    with gr.Row():
+        page.steps = gr.Slider(0, 1000, value=page.default_steps, step=10, label="projection steps",
+                               elem_id="pp-steps")
+        page.seed = gr.Number(value=0, precision=0, label="seed", minimum=0)
+        page.adapt = gr.Checkbox(value=True, label="fit G′ (slower, more faithful; Project and Render)",
+                                 elem_id="pp-adapt")
+    with gr.Row():
+        page.project_btn = gr.Button("Project", variant="primary", elem_id="pp-project")
+        page.stop_btn = gr.Button("Stop", variant="stop", elem_id="pp-stop")
+    page.status = gr.Markdown("Project a selection to start.", elem_id="pp-status")
+    page.notice = gr.Markdown("", elem_id="pp-notice")
+
+
+def wire(page: Page, service) -> None:
+    scratch = page.scratch
+    sliders = page.sliders
+
+    @user_errors
+    def ui_selection(files, name, box_text, model_id):
+        """The editor's photo and selection as server-side files (the editor travels once, here)."""
+        bg, alpha = editor_layers(editor_value(files))
+        if bg is None:
+            raise InputError("upload a photo first (PNG, JPEG or WebP; other files are not images)")
+        box_t = views.parse_box_text(box_text)
+        mask = views.selection_mask(alpha)
+        if box_t is None and mask is None:
+            raise InputError("paint over the region to edit (or give a box X,Y,W,H) before projecting")
+        note = ""
+        if box_t is not None and mask is not None:
+            note = (f"selection: the box {','.join(map(str, box_t))} (the painted region is ignored; "
+                    "clear the box to use it)")
+        elif mask is not None:
+            note = "selection: the painted region"
+        if model_id and models.present(service, model_id) is False:
+            raise InputError(models.not_downloaded(model_id))
+        return {"photo": scratch.save(photo_image(bg), "photo"), "name": name or "",
+                "mask": None if box_t else scratch.save(Image.fromarray(mask, "L"), "mask"),
+                "box": ",".join(map(str, box_t)) if box_t else "", "note": note}
+
+    def slider_updates(model_id):
+        rows, updates = [], []
+        if not sliders:
+            return rows, updates
+        try:
+            rows = service.directions(model_id)[:MAX_DIRECTION_SLIDERS]
+        except InputError:
+            rows = []
+        for i in range(len(sliders)):
+            if i < len(rows):
+                r = rows[i]
+                updates.append(gr.update(visible=True, label=r["name"], info=r.get("description") or None,
+                                         minimum=r.get("min", -3), maximum=r.get("max", 3),
+                                         value=r.get("default", 0)))
+            else:
+                updates.append(gr.update(visible=False, value=0))
+        return rows, updates
+
+    @user_errors
+    def ui_project(sel, model_id, n_steps, seed_v, adapt_v, items, request: gr.Request, progress=gr.Progress()):
+        if not sel or not sel.get("photo"):
+            raise InputError("upload a photo first")
+        image_path, note = sel["photo"], sel["note"]
+        req = C.ProjectRequest.parse(image_path, sel["mask"], sel["box"], model_id or "", n_steps, seed_v, adapt_v,
+                                     limits=service.limits)
+        bg = np.asarray(Image.open(image_path).convert("RGBA"))
+        progress(0.0, desc="starting")
+        for step in service.project(req, client_key(request)):
+            if isinstance(step, C.Progress):
+                progress(step.fraction, desc=step.stage)
+                yield (gr.skip(),) * len(outputs)
+                continue
+            rows, updates = slider_updates(step.model)
+            layer = list(step.layer.tuple())   # where the session's layers go (aligned: the rotated square's box)
+            region = views.box_crop(bg, layer)
+            if region.ndim == 3 and region.shape[2] == 3:
+                region = np.dstack([region, np.full(region.shape[:2], 255, np.uint8)])
+            # A new selection: the region-shaped edits of the list no longer fit it.
+            kept, dropped = views.kept_on_reprojection(items)
+            msg = (f"the new projection dropped {dropped} region edit(s) from the list (paint them again)"
+                   if dropped else gr.skip())
+            state = {"photo": image_path, "name": sel.get("name", "") or "", "layer": layer, "model": step.model}
+            side = views.rgb(region).shape[0]
+            yield (step.session, views.readable(Image.fromarray(views.rgb(region))),
+                   views.readable(step.reconstruction, max(side, views.MIN_PREVIEW)),
+                   views.readable(step.adapted, max(side, views.MIN_PREVIEW)),
+                   status_md(C.status(step), note), rows, state, kept, views.table(kept), msg, "", *updates)
+
+    def ui_fill_editors(state):
+        """The paint and scribble tabs start on the photo's layer box (the selection's square)."""
+        bg = np.asarray(Image.open(state["photo"]).convert("RGBA"))
+        return Image.fromarray(views.box_crop(bg, state["layer"]), "RGBA")
+
+    region_png = gr.Image(type="pil", format="png", image_mode="RGBA", visible=False, interactive=False)
+    outputs = [page.session, page.crop_img, page.recon_img, page.adapted_img, page.status, page.direction_rows,
+               page.page_state, page.edit_list, page.edits_df, page.list_md, page.notice, *sliders]
+    page.demo.load(None, None, None, js=NAME_JS, api_visibility=PRIVATE, queue=False)
+    # Two steps: a quick one reads the editor (its value is uploaded for this click only), the
+    # streaming projection reads the files it left in ``selection``.
+    selection = gr.State({})
+    editor_files = gr.File(file_count="multiple", type="filepath", visible=False)
+    sel_inputs = [editor_files, page.photo_name, page.box, page.model]
+    inputs = [selection, page.model, page.steps, page.seed, page.adapt, page.edit_list]
+    for trigger in (page.project_btn.click, page.box.submit):
+        # Gradio's page re-reads (and re-uploads) an editor on every status message of any
+        # event once the editor was an input or output of a server event; a browser-side
+        # relay reads it once, for this click, and hands the server its uploaded files.
+        relay = trigger(None, [page.editor, page.photo_name], [editor_files, page.photo_name], js=PROJECT_RELAY_JS,
+                        api_visibility=PRIVATE, queue=False)
+        grab = relay.then(ui_selection, sel_inputs, selection, api_visibility=PRIVATE, show_progress="hidden")
+        proj = grab.success(ui_project, inputs, outputs, api_visibility=PRIVATE,
+                            concurrency_id=ENGINE, concurrency_limit=16, show_progress_on=[page.status])
+        page.project_events += [grab, proj]
+        if page.region_editors:  # set in the browser: as outputs of a server event they would re-upload
+            proj.success(ui_fill_editors, [page.page_state], region_png, api_visibility=PRIVATE,
+                         show_progress="hidden").then(
+                None, [region_png], page.region_editors, js=FILL_EDITORS_JS.format(n=len(page.region_editors)),
+                api_visibility=PRIVATE, queue=False)

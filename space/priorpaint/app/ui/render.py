@@ -1,0 +1,116 @@
+"""Render: exactly the listed edits through G′ and the chosen composite; the selection before
+and after, the full-resolution download, the render history, and *Stop*."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+import gradio as gr
+
+from ...errors import InputError
+from .. import contract as C
+from .. import views
+from ..endpoints import client_key, user_errors
+from . import models
+from .page import ENGINE, PRIVATE, Page
+
+
+def build_controls(page: Page) -> None:
+    """The Render button and the compositing choice (under the edit list)."""
+    with gr.Row():
+        page.render_btn = gr.Button("Render (G′ + composite)", variant="primary", elem_id="pp-render")
+        page.composite = gr.Radio([m.value for m in C.Composite], value=C.Composite.DETAIL.value, label="compositing",
+                                  info="detail keeps the photo's fine detail; replace pastes the generator's pixels",
+                                  elem_id="pp-composite")
+    page.render_md = gr.Markdown("", elem_id="pp-render-md")
+
+
+def build(page: Page) -> None:
+    """The results column: before/after, download, the full photo, the history."""
+    page.compare = gr.ImageSlider(label="before ↔ after (the selection at the photo's resolution)",
+                                  type="pil", format="png", interactive=False, elem_id="pp-compare", height=360)
+    page.download = gr.File(label="download the full-resolution PNG", interactive=False, elem_id="pp-download")
+    page.result_img = gr.Image(label="the full photo", format="png", interactive=False, elem_id="pp-result",
+                               height=300)
+    page.gallery = gr.Gallery(label="render history (click one to go back to it)", columns=6, height=150,
+                              allow_preview=False, elem_id="pp-history")
+
+
+def render_message(d: dict) -> str:
+    """The line under Render for a finished render's status object."""
+    pa, pp, dk = d.get("psnr_adapted"), d.get("psnr_photo"), d.get("detail_kept")
+    msg = (f"changed outside the mask: **{d.get('changed_outside_mask')}** px · "
+           f"PSNR G′ {'—' if pa is None else f'{pa:.2f} dB'} · "
+           + (f"{d.get('composite')}: PSNR at the photo's resolution "
+              f"{'—' if pp is None else f'{pp:.1f} dB'}, detail kept {'—' if dk is None else f'{dk:.2f}'} · "
+              if d.get("composite") else "")
+           + f"{(d.get('seconds') or {}).get('total', 0):.1f} s  \n"
+           f"edits: {', '.join(e.get('kind', '?') for e in d.get('edits') or []) or 'none'}")
+    notes = d.get("notes") or []
+    if notes:
+        msg += "  \n" + "  \n".join(f"note: {x}" for x in notes)
+    return msg
+
+
+def wire(page: Page, service) -> None:
+    scratch = page.scratch
+
+    def vector_update(model_id, request):
+        if not page.has("vector"):
+            return gr.skip()
+        names = models.vector_names(service, model_id, request)
+        return gr.skip() if names is None else gr.update(choices=names)
+
+    @user_errors
+    def ui_render(sid, items, adapt_v, comp, state, hist, request: gr.Request, progress=gr.Progress()):
+        if not sid:
+            raise InputError("project a selection first")
+        progress(0.0, desc="starting")
+        spec_list = views.specs(items)
+        edits, files = C.file_refs(spec_list)
+        req = C.EditRequest.parse(sid, edits, adapt_v, files, comp, limits=service.limits)
+        for step in service.edit(req, client_key(request)):
+            if isinstance(step, C.Progress):
+                progress(step.fraction, desc=step.stage)
+                yield (gr.skip(),) * len(outputs)
+                continue
+            d = C.status(step)
+            result = step.photo
+            n = (hist[0]["n"] + 1) if hist else 1
+            name = views.download_name((state or {}).get("name"), n)
+            path = scratch.save(result, "result", name=name)
+            before_arr = np.asarray(Image.open(state["photo"])) if state.get("photo") else np.asarray(result)
+            before, after = views.compare_pair(before_arr, np.asarray(result), step.layer.tuple())
+            caption = f"#{n}: " + (", ".join(it["label"] for it in items or []) or "no edits")
+            hist = views.push_history(hist, {"n": n, "path": path, "name": name, "caption": caption,
+                                             "before": scratch.save(before, "before"),
+                                             "after": scratch.save(after, "after")})
+            saved = any(s.get("save_vector") for s in spec_list)
+            gal = [(h["after"], h["caption"]) for h in hist]
+            yield ((before, after), path, render_message(d), after, hist, gal,
+                   vector_update(state.get("model"), request) if saved else gr.skip(),
+                   f"preview: the last render's selection at the photo's resolution ({len(spec_list)} edit(s), "
+                   f"{d.get('composite') or 'replace'} composite{', G′' if adapt_v else ''})",
+                   result)
+
+    outputs = [page.compare, page.download, page.render_md, page.preview_img, page.history, page.gallery,
+               page.state_or_sink("vec"), page.preview_md, page.result_img]
+    render_evt = page.render_btn.click(ui_render, [page.session, page.edit_list, page.adapt, page.composite,
+                                                   page.page_state, page.history],
+                                       outputs, api_visibility=PRIVATE, concurrency_id=ENGINE,
+                                       concurrency_limit=16, show_progress_on=[page.render_md])
+    page.render_events.append(render_evt)
+
+    def ui_history(hist, evt: gr.SelectData):
+        h = (hist or [])[evt.index]
+        return ((Image.open(h["before"]), Image.open(h["after"])), h["path"],
+                f"showing render {h['caption']}", h["path"])
+    page.gallery.select(ui_history, [page.history], [page.compare, page.download, page.render_md, page.result_img],
+                        api_visibility=PRIVATE)
+
+    def ui_stop(sid):
+        hit = service.cancel(sid) if sid else None
+        return "**cancelled**" + (" (the running job stops within one step)" if hit and hit.cancelled else "")
+    page.stop_btn.click(ui_stop, [page.session], page.notice, cancels=[*page.project_events, *page.render_events],
+                        api_visibility=PRIVATE)

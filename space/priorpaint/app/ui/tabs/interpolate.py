@@ -1,0 +1,34 @@
+"""Interpolate: move toward another photo of the same region by a fraction ``t``."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ....errors import InputError
+from ... import views
+from ...endpoints import user_errors
+from ..page import PRIVATE, Page
+
+KIND = "interpolate"
+TITLE = "Interpolate"
+
+
+def build(page: Page) -> None:
+    strength = page.available[KIND].strength
+    page.other = gr.Image(label="other photo (same region)", type="filepath", format="png", elem_id="pp-other")
+    page.t = gr.Slider(strength.lo, strength.hi, value=0.5, step=0.05, label=strength.field,
+                       info="0 = your photo, 1 = the other one; release to preview (the first preview "
+                            "projects the other photo)", elem_id="pp-t")
+    page.interp_add = gr.Button("Add the interpolation to the edit list", elem_id="pp-interp-add")
+
+
+def wire(page: Page, service) -> None:
+    field = page.available[KIND].strength.field
+
+    @user_errors
+    def ui_interp_add(items, o, tv):
+        if not o:
+            raise InputError("upload the other photo first")
+        return page.list_outputs(*views.add(items, {"kind": KIND, "other": o, field: float(tv)}))
+    page.interp_add.click(ui_interp_add, [page.edit_list, page.other, page.t], page.list_out,
+                          api_visibility=PRIVATE)
