@@ -15,17 +15,13 @@ Starts ``priorpaint serve`` in a subprocess on a free loopback port (``--slots 2
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 from .fixtures import ASTRONAUT_BOX, box_text, photo_path
+from .live import LiveServer, file_data
 
 CLIENTS = 8
 STEPS = 50
@@ -35,12 +31,6 @@ JOBS = [
     ("coffee.png", (150, 100, 200, 200)), ("coffee.png", (350, 20, 120, 120)),
     ("camera.png", (200, 60, 160, 160)), ("astronaut.png", (10, 300, 120, 120)),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _outside_equal(out, src, box) -> bool:
@@ -61,24 +51,10 @@ def run(report: dict, args) -> None:
 
     clients = max(1, min(len(JOBS), int(getattr(args, "clients", CLIENTS))))  # --smallest: fewer, shorter
     steps = int(getattr(args, "app_steps", STEPS))
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "priorpaint.cli", "serve", "--port", str(port),
-                             "--slots", "2", "--steps", str(steps)], stdout=log, stderr=subprocess.STDOUT, env=env)
     fig: dict = {"clients": clients, "slots": 2, "steps": steps}
-    try:
-        t0 = time.perf_counter()
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited: {Path(log.name).read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(url + "/gradio_api/info", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
-        fig["server_start_s"] = round(time.perf_counter() - t0, 2)
+    with LiveServer("app", ["--slots", "2", "--steps", steps], own_tmp=False, stop_timeout=15) as srv:
+        url, proc = srv.url, srv.proc
+        fig["server_start_s"] = round(srv.start_seconds, 2)
         sp = psutil.Process(proc.pid)
         fig["server_rss_idle_mb"] = round(sp.memory_info().rss / 2 ** 20, 1)
         peak, stop = [0], threading.Event()
@@ -152,7 +128,8 @@ def run(report: dict, args) -> None:
         c.predict(photo, None, box_text(ASTRONAUT_BOX), "", 10, 0, False, api_name="/project")
         fig["next_job_after_cancel_s"] = round(time.perf_counter() - t0, 3)
         # a plain-HTTP client hangs up mid-job
-        upload = {"path": _upload(url, photo_path("astronaut.png")), "meta": {"_type": "gradio.FileData"}}
+        astronaut = photo_path("astronaut.png")
+        upload = file_data(json.loads(srv.http.upload([(astronaut.name, astronaut.read_bytes())])[1])[0])
         body = json.dumps({"data": [upload, None, box_text(ASTRONAUT_BOX), "", 5000, 0, False]}).encode()
         req = urllib.request.Request(url + "/gradio_api/call/project", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
@@ -173,7 +150,7 @@ def run(report: dict, args) -> None:
                     job = st["job"]
         resp.close()
         t0 = time.perf_counter()
-        while job is not None and f"job {job} stopped before it finished" not in Path(log.name).read_text():
+        while job is not None and f"job {job} stopped before it finished" not in srv.log_text():
             if time.perf_counter() - t0 > 60:
                 break
             time.sleep(0.05)
@@ -181,22 +158,4 @@ def run(report: dict, args) -> None:
         fig["rss_bound_mb"] = 2000
         fig["targets"] = ("8 clients complete, distinct sessions, results their own outside the selection; "
                           "server peak RSS < 2000 MB; a cancelled or disconnected job stops within seconds")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        os.unlink(log.name)
     report["app"] = fig
-
-
-def _upload(url: str, path: Path) -> str:
-    import uuid
-    b = "----pp" + uuid.uuid4().hex
-    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{path.name}\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{b}--\r\n".encode()
-    req = urllib.request.Request(url + "/gradio_api/upload", data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={b}"})
-    return json.loads(urllib.request.urlopen(req, timeout=60).read())[0]

@@ -23,19 +23,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 from .fixtures import photo_path
+from .live import LiveServer, file_data
 
 HONEST = 16
 HOSTILE_CALLS = 30
@@ -43,79 +39,8 @@ BOX = "140,20,180,180"
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "camera.png"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _photo(name: str) -> Path:
     return photo_path(name)
-
-
-class _Http:
-    def __init__(self, url: str):
-        self.url = url
-
-    def request(self, path, method="GET", data=None, headers=None, timeout=120):
-        req = urllib.request.Request(self.url + path, method=method, data=data, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-        except OSError as e:
-            return 0, str(e).encode()
-
-    def upload(self, parts) -> tuple:
-        b = "----pp" + uuid.uuid4().hex
-        body = b""
-        for name, data in parts:
-            body += (f"--{b}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-                     "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
-        body += f"--{b}--\r\n".encode()
-        return self.request("/gradio_api/upload", "POST", body,
-                            {"Content-Type": f"multipart/form-data; boundary={b}"})
-
-    def submit(self, api: str, data: list, session_hash: Optional[str] = None):
-        payload = {"data": data}
-        if session_hash:
-            payload["session_hash"] = session_hash
-        status, body = self.request(f"/gradio_api/call/{api}", "POST", json.dumps(payload).encode(),
-                                    {"Content-Type": "application/json"})
-        if status != 200:
-            return None, (status, body[:200].decode(errors="replace"))
-        return json.loads(body)["event_id"], None
-
-    def events(self, api: str, event_id: str, on_event=None, timeout=600, resp=None):
-        """SSE events up to complete/error; when ``on_event`` returns True, stop there and hand back
-        the still-open response (read on by passing it as ``resp``)."""
-        out, event = [], None
-        r = resp or urllib.request.urlopen(urllib.request.Request(self.url + f"/gradio_api/call/{api}/{event_id}"),
-                                           timeout=timeout)
-        for raw in r:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                try:
-                    value = json.loads(line[5:].strip())
-                except ValueError:
-                    value = line[5:].strip()
-                out.append((event, value))
-                if on_event is not None and on_event(event, value):
-                    return out, r
-                if event in ("complete", "error"):
-                    break
-        r.close()
-        return out, None
-
-    def call(self, api: str, data: list, session_hash: Optional[str] = None):
-        eid, err = self.submit(api, data, session_hash)
-        if err:
-            return "http", err
-        evs, _ = self.events(api, eid)
-        return evs[-1] if evs else ("none", None)
 
 
 def _msg(ev) -> str:
@@ -127,34 +52,16 @@ def _msg(ev) -> str:
     return str(payload)[:200]
 
 
-def _file(path: str) -> dict:
-    return {"path": path, "meta": {"_type": "gradio.FileData"}}
-
-
 def run(report: dict, args) -> None:
     import psutil
 
     honest_clients = int(getattr(args, "honest_clients", HONEST))   # --smallest: a small flood
     hostile_calls = int(getattr(args, "hostile_calls", HOSTILE_CALLS))
 
-    port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="priorpaint-bench-security-")
-    server_tmp = os.path.join(tmp, "server")
-    os.makedirs(server_tmp)
-    log_path = os.path.join(tmp, "server.log")
-    log = open(log_path, "w")
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", PRIORPAINT_SERVER_TMP=server_tmp)
-    proc = subprocess.Popen([sys.executable, "-m", "priorpaint.cli", "serve", "--port", str(port), "--slots", "2",
-                             "--steps", "20"], stdout=log, stderr=subprocess.STDOUT, env=env)
     fig: dict = {"machine": "shared 2-core machine: seconds are noisy"}
     report["security"] = fig
-    http = _Http(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 180
-        while http.request("/gradio_api/info", timeout=2)[0] != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start: " + open(log_path).read()[-2000:])
-            time.sleep(0.3)
+    with LiveServer("security", ["--slots", "2", "--steps", "20"], stop_timeout=10) as srv:
+        proc, http, server_tmp, log_path = srv.proc, srv.http, srv.server_tmp, srv.log_path
         sp = psutil.Process(proc.pid)
 
         def rss_mb():
@@ -176,7 +83,7 @@ def run(report: dict, args) -> None:
         photo = json.loads(body)[0]
         status, body = http.upload([("c.png", _photo("chelsea.png").read_bytes())])
         other = json.loads(body)[0]
-        ev = http.call("project", [_file(photo), None, BOX, "", 20, 0, False])
+        ev = http.call("project", [file_data(photo), None, BOX, "", 20, 0, False])
         sid = json.loads(ev[1][0])["session"]
         probes = {}
 
@@ -190,7 +97,7 @@ def run(report: dict, args) -> None:
 
         # 1 / 10: unbounded steps and edit counts
         probe("1_interpolate_steps_1e9", lambda: refused(http.call("edit", [sid, json.dumps(
-            [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 10 ** 9}]), False, [_file(other)]])))
+            [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 10 ** 9}]), False, [file_data(other)]])))
         probe("10_400000_edits", lambda: refused(http.call("edit", [sid, json.dumps(
             [{"kind": "direction", "name": "sefa0", "strength": 0.1}] * 400_000), False, None])))
         probe("10_preview_20000_edits", lambda: refused(http.call("preview", [sid, json.dumps(
@@ -199,7 +106,7 @@ def run(report: dict, args) -> None:
         # 1 / 2: cancel reaches the nested projection of an interpolation (5000 steps, allowed)
         def cancel_interpolate():
             eid, err = http.submit("edit", [sid, json.dumps(
-                [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 5000}]), False, [_file(other)]])
+                [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 5000}]), False, [file_data(other)]])
             job = {}
 
             def seen(event, value):
@@ -217,7 +124,7 @@ def run(report: dict, args) -> None:
             rest, _ = http.events("edit", eid, resp=resp)  # read on: the stream ends with the error
             stopped = time.perf_counter() - t0
             t1 = time.perf_counter()
-            http.call("project", [_file(photo), None, BOX, "", 5, 0, False])
+            http.call("project", [file_data(photo), None, BOX, "", 5, 0, False])
             return {"cancelled": json.loads(cev[1][0])["cancelled"], "stopped_s": round(stopped, 3),
                     "ended_with": rest[-1][0] if rest else None,
                     "next_job_s": round(time.perf_counter() - t1, 3)}
@@ -225,7 +132,7 @@ def run(report: dict, args) -> None:
 
         # 3: a client hangs up mid-job; an unrelated request right after must not stall
         def hang_up():
-            eid, _ = http.submit("project", [_file(photo), None, BOX, "", 5000, 0, False])
+            eid, _ = http.submit("project", [file_data(photo), None, BOX, "", 5000, 0, False])
             job = {}
 
             def seen(event, value):
@@ -263,8 +170,8 @@ def run(report: dict, args) -> None:
         probe("9_three_20MB_files_one_request", lambda: {"status": http.upload(
             [(f"f{i}.bin", os.urandom(20 * 2 ** 20)) for i in range(3)])[0]})
         # 12: ?token= on POST is not a thing without a token server; 13: unclear errors
-        probe("13_box_inf", lambda: refused(http.call("project", [_file(photo), None, "inf,0,10,10", "", 5, 0, False])))
-        probe("13_seed_2e70", lambda: refused(http.call("project", [_file(photo), None, BOX, "", 5, 2 ** 70, False])))
+        probe("13_box_inf", lambda: refused(http.call("project", [file_data(photo), None, "inf,0,10,10", "", 5, 0, False])))
+        probe("13_seed_2e70", lambda: refused(http.call("project", [file_data(photo), None, BOX, "", 5, 2 ** 70, False])))
         probe("13_list_in_image_field", lambda: refused(http.call("project", [[1, 2], None, BOX, "", 5, 0, False])))
         probe("13_deep_nesting", lambda: refused(http.call("edit", [sid, "[" * 100_000 + "]" * 100_000, False, None])))
         probe("13_unknown_model_directions", lambda: refused(http.call("directions", ["nope"])))
@@ -298,7 +205,7 @@ def run(report: dict, args) -> None:
 
         def hostile():
             for i in range(hostile_calls):
-                eid, err = http.submit("project", [_file(photo), None, BOX, "", 5000, i, False],
+                eid, err = http.submit("project", [file_data(photo), None, BOX, "", 5000, i, False],
                                        session_hash="hostile-client")
                 (hostile_refused if err else hostile_accepted).append(eid or err)
         lat: List[float] = []
@@ -312,7 +219,7 @@ def run(report: dict, args) -> None:
             try:
                 st, body = http.upload([(PHOTOS[i % 4], _photo(PHOTOS[i % 4]).read_bytes())])
                 path = json.loads(body)[0]
-                ev = http.call("project", [_file(path), None, "100,60,160,160", "", 20, i, False], sh)
+                ev = http.call("project", [file_data(path), None, "100,60,160,160", "", 20, i, False], sh)
                 if ev[0] != "complete":
                     errors.append(_msg(ev))
                     return
@@ -364,8 +271,3 @@ def run(report: dict, args) -> None:
                           "files_before": files_before, "files_left": left}
         log_text = open(log_path).read()
         fig["fair_sharing"]["hostile_jobs_refused_in_app"] = log_text.count("refused a job of client")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        log.close()

@@ -22,8 +22,6 @@ import json
 import os
 import random
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,7 +31,8 @@ from collections import Counter
 from pathlib import Path
 
 from .fixtures import photo_path
-from .security import BOX, _file, _free_port, _Http
+from .live import Http, LiveServer, file_data
+from .security import BOX
 
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png"]
 MIX = [("upload", 4), ("project", 2), ("edit", 3), ("preview", 4), ("concepts", 2), ("vector", 1),
@@ -111,7 +110,7 @@ def _one_line(kind, payload) -> bool:
 
 
 class _Client(threading.Thread):
-    def __init__(self, http: _Http, port: int, stop: threading.Event, out: dict, seed: int):
+    def __init__(self, http: Http, port: int, stop: threading.Event, out: dict, seed: int):
         super().__init__(daemon=True)
         self.http, self.port, self.stop, self.out = http, port, stop, out
         self.rng = random.Random(seed)
@@ -159,7 +158,7 @@ class _Client(threading.Thread):
         if what == "cancel":
             return self.call("cancel", "cancel", [self.session or "job-none"])
         if what == "project" or self.session is None:
-            kind, payload = self.call("project", "project", [_file(self.photo), None, BOX, "", 5, 0, False])
+            kind, payload = self.call("project", "project", [file_data(self.photo), None, BOX, "", 5, 0, False])
             if kind == "complete":
                 self.session = json.loads(payload[0])["session"]
             else:
@@ -180,7 +179,7 @@ class _Client(threading.Thread):
                 if status == 200:
                     kind, _ = self.call("vector", "edit", [self.session, json.dumps(
                         [{"kind": "segment", "labels": "file:0", "steps": 5, "save_vector": f"v{self.n % 40}"}]),
-                        False, [_file(json.loads(body)[0])], "detail"])
+                        False, [file_data(json.loads(body)[0])], "detail"])
         if kind == "error":
             self.session = None   # expired or evicted: the next turn projects again
 
@@ -234,28 +233,13 @@ def run(report: dict, args) -> None:
         from ..errors import InputError
         raise InputError(f"--seconds must be between 1 and {MAX_SECONDS}, got {seconds:g}")
     clients = int(getattr(args, "soak_clients", None) or 4)
-    port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="priorpaint-bench-soak-")
-    server_tmp = os.path.join(tmp, "server")
-    os.makedirs(server_tmp)
-    log_path = os.path.join(tmp, "server.log")
-    log = open(log_path, "w")
-    cache = _own_cache(os.path.join(tmp, "cache"))
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", PRIORPAINT_SERVER_TMP=server_tmp,
-               PRIORPAINT_CACHE=str(cache))
-    proc = subprocess.Popen([sys.executable, "-m", "priorpaint.cli", "serve", "--port", str(port), "--slots", "2",
-                             "--steps", "5", "--max-upload-disk-mb", str(DISK_MB), "--max-file-age-s", "60",
-                             "--max-client-jobs", "2", "--max-client-vectors-mb", str(CLIENT_VECTORS_MB),
-                             "--max-vectors-mb", str(VECTORS_MB)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    http = _Http(f"http://127.0.0.1:{port}")
+    cache = _own_cache(os.path.join(tempfile.mkdtemp(prefix="priorpaint-bench-soak-cache-"), "cache"))
     out = {"lock": threading.Lock(), "requests": Counter(), "answered": Counter(), "refused": Counter(), "bad": []}
     samples = []
-    try:
-        deadline = time.monotonic() + 180
-        while http.request("/gradio_api/info", timeout=2)[0] != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start: " + open(log_path).read()[-2000:])
-            time.sleep(0.3)
+    serve_args = ["--slots", "2", "--steps", "5", "--max-upload-disk-mb", DISK_MB, "--max-file-age-s", 60,
+                  "--max-client-jobs", 2, "--max-client-vectors-mb", CLIENT_VECTORS_MB, "--max-vectors-mb", VECTORS_MB]
+    with LiveServer("soak", serve_args, env={"PRIORPAINT_CACHE": str(cache)}) as srv:
+        proc, http, port, server_tmp, log_path = srv.proc, srv.http, srv.port, srv.server_tmp, srv.log_path
         sp = psutil.Process(proc.pid)
         vectors = cache / "vectors"
         stop = threading.Event()
@@ -278,13 +262,6 @@ def run(report: dict, args) -> None:
             if not strays or time.monotonic() > settle:
                 break
             time.sleep(0.5)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
     png = Path("artifacts") / "soak.png"
     _plot(samples, png)
     total = sum(out["requests"].values())
