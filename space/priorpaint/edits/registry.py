@@ -85,18 +85,31 @@ class EditKind:
     help: str = ""
     #: optional cheap ``check(gen, spec)`` that refuses a bad spec before the slow projection
     check: Optional[Callable[..., None]] = None
+    #: the composite a render in ``"detail"`` mode uses instead when this edit is applied (a
+    #: structural edit, e.g. ``"warp"`` for drag: a detail composite would cross-fade the moved content)
+    composite: Optional[str] = None
 
 
 EDIT_KINDS: Dict[str, EditKind] = {}
 
 
 def register_edit(name: str, parse: Callable[[str], dict], help: str = "",
-                  check: Optional[Callable[..., None]] = None):
+                  check: Optional[Callable[..., None]] = None, composite: Optional[str] = None):
     """Decorator for an ``apply(ctx, state, spec)`` function."""
     def deco(apply):
-        EDIT_KINDS[name] = EditKind(name=name, parse=parse, apply=apply, help=help, check=check)
+        EDIT_KINDS[name] = EditKind(name=name, parse=parse, apply=apply, help=help, check=check,
+                                    composite=composite)
         return apply
     return deco
+
+
+def structural_composite(applied: List[dict]) -> Optional[str]:
+    """The composite the applied edits declare for a ``"detail"`` render (None: detail)."""
+    for spec in applied:
+        kind = EDIT_KINDS.get(spec.get("kind"))
+        if kind is not None and kind.composite:
+            return kind.composite
+    return None
 
 
 def check_specs(gen, specs: List[dict]) -> None:

@@ -1,0 +1,308 @@
+"""Drag editing (DragGAN-style handles): ``drag:HX,HY>TX,TY[;HX,HY>TX,TY...][@MASK.png]``.
+
+The user puts *handle* points on the photo and a *target* for each (photo pixels); the content
+under each handle moves to its target. The method follows the DragGAN paper's facts (own code):
+
+* **Features** ``F``: the generator's feature map at one layer after the split
+  (:func:`feature_layer`: declared per architecture in :data:`FEATURE_LAYER`, or by a generator's
+  own ``drag_feature_layer`` attribute), upsampled bilinearly to the model's resolution.
+* **Motion supervision**: for each handle ``p`` with target ``t``, ``d = (t − p)/|t − p|`` and
+  ``Σ_q |F(q + d) − sg(F(q))|₁`` over the disk of radius :data:`DEFAULTS` ``r1`` around ``p``
+  (bilinear sampling, the right-hand side detached), plus ``λ·|(F − F0)·(1 − M)|₁`` for an optional
+  movable-region mask ``M``: the features one pixel ahead are pulled onto the current ones, so the
+  content moves one small step toward the target.
+* **Optimisation**: Adam on ``δh``, the split feature of the hybrid latent ``(z, h + δh)``.
+* **Point tracking**: after each step each handle moves to the nearest neighbour (L1) of its initial
+  feature ``f0`` within the square of radius ``r2`` around its current position, in the same map.
+* **Stopping**: every handle within :data:`STOP_PX` model px of its target, or ``steps``.  Each step
+  checks ``ctx.cancel`` and reports ``ctx.progress`` with the handles' current photo positions.
+
+The render of a state with a drag composites with the ``warp`` composite
+(:mod:`priorpaint.compositing.warp`): the photo's own pixels move along a thin-plate field through the
+tracked handles (:func:`drag_pairs` gives the session those pairs).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from .registry import EditContext, EditState, register_edit
+
+#: the feature layer per architecture: StyleGAN2 after the 6th synthesis block (the paper's);
+#: the embedded 64 px DCGAN at b32, its finest feature map (32 px, 64 channels): b16 is too coarse
+#: to place a handle within a model pixel, and its RGB output matches colours, not content
+FEATURE_LAYER = {"dcgan": "b32", "stylegan2": 5}
+#: at most this many handle/target pairs per drag
+MAX_PAIRS = 16
+#: a handle this close to its target (model px) has arrived
+STOP_PX = 1.0
+#: optimisation defaults: Adam steps and rate on δh; r1, r2 in model px; λ of the mask term
+DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 10.0}
+#: a drag that gets a handle less than this share of the way says so in a note
+STUCK_SHARE = 0.5
+
+
+def feature_layer(gen, split: str) -> str:
+    """The layer whose output the drag supervises and tracks (after ``split``)."""
+    after = list(gen.layers_after(split))
+    if not after:
+        raise InputError(f"drag needs a layer after the split {split!r}; this model has none")
+    own = getattr(gen, "drag_feature_layer", None)
+    want = own if own is not None else FEATURE_LAYER.get(getattr(gen, "architecture", ""))
+    if isinstance(want, int):
+        names = gen.layer_names
+        want = names[min(want, len(names) - 1)]
+    if want in after:
+        return want
+    # undeclared: the last feature map before the output (the output itself when none follows)
+    return after[-2] if len(after) > 1 else after[-1]
+
+
+def _num(text: str, what: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise InputError(f"drag: {what} {text.strip()[:20]!r} is not a number") from None
+    if not math.isfinite(v):
+        raise InputError(f"drag: {what} is {text.strip()[:20]}; coordinates must be finite numbers")
+    return v
+
+
+def check_points(points) -> List[List[float]]:
+    """``[[hx, hy, tx, ty], ...]`` checked: 1..16 pairs of finite numbers, no handle on its target."""
+    if not isinstance(points, (list, tuple)) or not points:
+        raise InputError("drag needs 'points': a list of [hx, hy, tx, ty] (photo pixels)")
+    if len(points) > MAX_PAIRS:
+        raise InputError(f"drag takes at most {MAX_PAIRS} handle/target pairs, got {len(points)}")
+    out = []
+    for i, p in enumerate(points):
+        if not isinstance(p, (list, tuple)) or len(p) != 4:
+            raise InputError(f"drag pair {i + 1} must be [hx, hy, tx, ty], got {str(p)[:40]!r}")
+        vals = [_num(str(v), f"pair {i + 1} coordinate") if not isinstance(v, (int, float)) or isinstance(v, bool)
+                else float(v) for v in p]
+        if any(not math.isfinite(v) for v in vals):
+            raise InputError(f"drag pair {i + 1} has a coordinate that is not a finite number: {p}")
+        if vals[0] == vals[2] and vals[1] == vals[3]:
+            raise InputError(f"drag pair {i + 1}: the handle ({vals[0]:g}, {vals[1]:g}) is its own target; "
+                             "nothing would move")
+        out.append(vals)
+    return out
+
+
+def parse_drag(args: str) -> dict:
+    text = args.strip()
+    usage = "drag edit is drag:HX,HY>TX,TY[;HX,HY>TX,TY...][@MASK.png] in photo pixels"
+    body, _, mask = text.partition("@")
+    if not body.strip():
+        raise InputError(usage)
+    points = []
+    for part in body.split(";"):
+        if not part.strip():
+            continue
+        h, sep, t = part.partition(">")
+        hs, ts = h.split(","), t.split(",")
+        if not sep or len(hs) != 2 or len(ts) != 2:
+            raise InputError(f"{usage}; got {part.strip()[:40]!r}")
+        points.append([_num(v, "coordinate") for v in hs + ts])
+    spec = {"points": check_points(points)}
+    if mask.strip():
+        spec["mask"] = mask.strip()
+    return spec
+
+
+def _check(gen, spec: dict) -> None:
+    spec["points"] = check_points(spec.get("points"))
+
+
+# -- geometry: photo pixels <-> model pixels ---------------------------------------------
+def photo_to_model(crop, pts: np.ndarray) -> np.ndarray:
+    """Photo pixel coordinates (N, 2) -> model pixel coordinates (pixel centres map to centres)."""
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    side = crop.square[2]
+    if crop.alignment is not None:
+        from ..compositing import align as al_
+        sq = al_.apply(al_.invert(crop.alignment.to_photo), pts + 0.5)
+    else:
+        sq = pts + 0.5 - np.array(crop.square[:2], np.float64)
+    return sq * (crop.resolution / float(side)) - 0.5
+
+
+def model_to_photo(crop, pts: np.ndarray) -> np.ndarray:
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    sq = (pts + 0.5) * (crop.square[2] / float(crop.resolution))
+    if crop.alignment is not None:
+        from ..compositing import align as al_
+        return al_.apply(crop.alignment.to_photo, sq) - 0.5
+    return sq + np.array(crop.square[:2], np.float64) - 0.5
+
+
+def _inside_selection(crop, pts: np.ndarray, what: str) -> None:
+    W, H = crop.image_size
+    side = crop.square[2]
+    for i, (x, y) in enumerate(pts):
+        if not (0 <= x <= W - 1 and 0 <= y <= H - 1):
+            raise InputError(f"drag {what} {i + 1} ({x:g}, {y:g}) is outside the photo ({W}x{H})")
+    sq = (photo_to_model(crop, pts) + 0.5) * (side / float(crop.resolution))
+    for i, (x, y) in enumerate(sq):
+        xi, yi = int(np.floor(x)), int(np.floor(y))
+        if not (0 <= xi < side and 0 <= yi < side) or crop.region_mask[yi, xi] == 0:
+            raise InputError(f"drag {what} {i + 1} ({pts[i][0]:g}, {pts[i][1]:g}) is outside the selection")
+
+
+# -- the method ---------------------------------------------------------------------------
+def _sample(feat: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples (N, C) of ``feat`` (1, C, R, R) at model px ``pts`` (N, 2)."""
+    r = feat.shape[-1]
+    grid = ((pts + 0.5) / r * 2.0 - 1.0).view(1, -1, 1, 2)
+    return F.grid_sample(feat, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, :, 0].t()
+
+
+def _disk(r1: float, device) -> torch.Tensor:
+    k = int(math.floor(r1))
+    offs = [(dx, dy) for dy in range(-k, k + 1) for dx in range(-k, k + 1) if dx * dx + dy * dy <= r1 * r1]
+    return torch.tensor(offs, dtype=torch.float32, device=device)
+
+
+def _track(feat: torch.Tensor, f0: torch.Tensor, p: torch.Tensor, r2: int) -> torch.Tensor:
+    """Each handle's nearest neighbour (L1) of its ``f0`` within the square of radius ``r2``."""
+    r = feat.shape[-1]
+    out = p.clone()
+    for i in range(p.shape[0]):
+        cx, cy = int(round(float(p[i, 0]))), int(round(float(p[i, 1])))
+        x0, x1 = max(cx - r2, 0), min(cx + r2, r - 1)
+        y0, y1 = max(cy - r2, 0), min(cy + r2, r - 1)
+        patch = feat[0, :, y0:y1 + 1, x0:x1 + 1]
+        d = (patch - f0[i][:, None, None]).abs().sum(0)
+        j = int(torch.argmin(d))
+        w = x1 - x0 + 1
+        out[i, 0], out[i, 1] = float(x0 + j % w), float(y0 + j // w)
+    return out
+
+
+def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndarray, targets: np.ndarray,
+             movable: Optional[torch.Tensor] = None, interventions=None, steps: int = DEFAULTS["steps"],
+             lr: float = DEFAULTS["lr"], r1: float = DEFAULTS["r1"], r2: int = DEFAULTS["r2"],
+             lambda_mask: float = DEFAULTS["lambda_mask"], cancel=None, progress=None, to_photo=None):
+    """``(h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px)."""
+    from ..jobs import checkpoint
+    iv = interventions or None
+    layer = feature_layer(gen, split)
+    res = gen.resolution
+    dev = h.device
+
+    def feats(hh):
+        _, cap = gen.run(hh, start=split, stop=layer, capture=[layer], z=z, interventions=iv)
+        return F.interpolate(cap[layer], size=(res, res), mode="bilinear", align_corners=False)
+
+    t = torch.as_tensor(np.asarray(targets, np.float32), device=dev)
+    p = torch.as_tensor(np.asarray(handles, np.float32), device=dev)
+    with torch.no_grad():
+        f_init = feats(h)
+        f0 = _sample(f_init, p)
+    disk = _disk(r1, dev)
+    dh = torch.zeros_like(h, requires_grad=True)
+    opt = torch.optim.Adam([dh], lr=lr)
+    keep = None if movable is None else (1.0 - movable)
+    done = 0
+    with torch.enable_grad():
+        for step in range(steps + 1):
+            feat = feats(h + dh)
+            if step > 0:
+                p = _track(feat.detach(), f0, p, int(r2))
+            dist = (t - p).norm(dim=1)
+            info = {"step": step, "distance_px": [round(float(d), 2) for d in dist]}
+            if to_photo is not None:
+                info["handles"] = [[round(float(v), 1) for v in q] for q in to_photo(p.cpu().numpy())]
+            checkpoint(cancel, progress, "drag", step / max(steps, 1), info)
+            if bool((dist <= STOP_PX).all()) or step == steps:
+                break
+            loss = feat.new_zeros(())
+            for i in range(p.shape[0]):
+                if dist[i] <= STOP_PX:
+                    continue
+                d = (t[i] - p[i]) / dist[i]
+                q = p[i][None] + disk
+                loss = loss + (_sample(feat, q + d) - _sample(feat, q).detach()).abs().mean()
+            if keep is not None:
+                loss = loss + lambda_mask * ((feat - f_init).abs() * keep).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done = step + 1
+    return (h + dh).detach(), p.detach().cpu().numpy().astype(np.float64), {"steps_run": done, "layer": layer}
+
+
+def _movable(ctx: EditContext, spec: dict) -> Tuple[Optional[np.ndarray], List[str]]:
+    src = spec.get("mask")
+    if src is None or (isinstance(src, str) and not src.strip()):
+        return None, []
+    from ..compositing.regions import mask_channel
+    from ..images import read_image_array
+    arr = read_image_array(src, "drag mask")
+    region, _, notes = ctx.place(mask_channel(arr), "drag mask", nearest=False)
+    if not isinstance(src, str):
+        spec["mask"] = f"<{type(src).__name__}>"
+    return region, notes
+
+
+@register_edit("drag", parse_drag, check=_check, composite="warp",
+               help="drag:HX,HY>TX,TY[;...][@MASK.png] — move each handle point to its target (photo pixels, "
+                    "at most 16 pairs); MASK: the movable region (optional)")
+def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
+    pts = np.asarray(check_points(spec.get("points")), np.float64)
+    spec["points"] = pts.tolist()
+    crop = ctx.crop
+    _inside_selection(crop, pts[:, :2], "handle")
+    _inside_selection(crop, pts[:, 2:], "target")
+    opts = {k: spec.get(k, v) for k, v in DEFAULTS.items()}
+    try:
+        opts["steps"], opts["r2"] = int(opts["steps"]), int(opts["r2"])
+        for k in ("lr", "r1", "lambda_mask"):
+            opts[k] = float(opts[k])
+    except (TypeError, ValueError, OverflowError):
+        raise InputError("drag: steps and r2 must be integers, lr, r1, lambda_mask numbers") from None
+    if not 0 <= opts["steps"] <= 1000 or not 0 < opts["r1"] <= 16 or not 1 <= opts["r2"] <= 16:
+        raise InputError("drag: steps must be 0..1000, r1 in (0, 16], r2 in 1..16")
+    new = state.evolve()
+    region, notes = _movable(ctx, spec)
+    new.notes.extend(notes)
+    movable = None
+    if region is not None:
+        if not region.any():
+            raise InputError("the drag mask is empty: nothing may move")
+        movable = crop.model_mask(ctx.gen.device, mask=region)
+        new.edit_mask = ctx.merged_mask(state, region)
+    handles, targets = photo_to_model(crop, pts[:, :2]), photo_to_model(crop, pts[:, 2:])
+    h_e, tracked, info = optimise(ctx.gen, state.z, state.h, ctx.split, handles, targets, movable,
+                                  state.interventions, cancel=ctx.cancel, progress=ctx.progress,
+                                  to_photo=lambda q: model_to_photo(crop, q), **opts)
+    new.h = h_e
+    before = np.linalg.norm(targets - handles, axis=1)
+    after = np.linalg.norm(targets - tracked, axis=1)
+    share = 1.0 - after / np.maximum(before, 1e-6)
+    for i in np.flatnonzero(share < STUCK_SHARE):
+        new.notes.append(f"drag handle {i + 1} could not move far: it got {max(share[i], 0.0):.0%} of the way "
+                         f"({after[i]:.1f} of {before[i]:.1f} model px left after {info['steps_run']} steps)")
+    spec.update(handles_model=np.round(handles, 3).tolist(), tracked_model=np.round(tracked, 3).tolist(),
+                tracked=np.round(model_to_photo(crop, tracked), 1).tolist(),
+                reach_model=[round(float(s), 3) for s in share], **info)
+    return new
+
+
+def drag_pairs(applied: List[dict]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """``(src, dst)`` model px of the applied drags for :func:`~priorpaint.compositing.warp.thin_plate_field`:
+    where each handle is in the edited content, and where it was; ``None`` without a drag."""
+    src, dst = [], []
+    for s in applied:
+        if s.get("kind") == "drag" and s.get("tracked_model") is not None:
+            src.extend(s["tracked_model"])
+            dst.extend(s["handles_model"])
+    if not src:
+        return None
+    return np.asarray(src, np.float64), np.asarray(dst, np.float64)
