@@ -389,7 +389,7 @@ class EditSession:
         in-manifold proxy ``G(z)`` → ``G(z_e)``, matched in the generator's features; the photo's
         pixels moved along it."""
         from .compositing import warp
-        from .edits.drag import drag_pairs
+        from .edits.drag import drag_field
         p = self.require_projection()
         xb, xe, fb, fe = warp.proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions)
         b, e = to_uint8(xb), to_uint8(xe)
@@ -398,9 +398,10 @@ class EditSession:
             b, e = gray_rgb(b), gray_rgb(e)
         motion = "landmarks" if found is not None else "features"
         flow, new = found if found is not None else warp.correspondence_from_features(fb, fe, b.shape[0])[:2]
-        pairs = drag_pairs(state.applied)
-        if pairs is not None:   # a drag: the photo moves along the field through its tracked handles
-            flow, motion = warp.thin_plate_field(pairs[0], pairs[1], b.shape[0]), "drag"
+        dragged = drag_field(state.applied, b.shape[0])
+        if dragged is not None:   # a drag: the photo moves along the field through its tracked handles
+            flow, motion = dragged, "drag"
+            new = warp.new_content_along(fb, fe, flow, b.shape[0])
         w = warp.warp_composite(region, b, e, flow, new, mask, radius)
         w.info["motion"] = motion
         return w.region, w.inner, w.alpha, w.info

@@ -190,6 +190,20 @@ def correspondence_from_features(base_feats, edited_feats, res: int, radius: int
 
 
 @torch.no_grad()
+def new_content_along(base_feats, edited_feats, flow: np.ndarray, res: int) -> np.ndarray:
+    """(R, R) in [0, 1]: where the edited features do not match the base features at the place the
+    given field says they came from (a field made elsewhere, e.g. a drag's): new content there."""
+    fb, fe = _normalised(base_feats, res), _normalised(edited_feats, res)
+    gy, gx = np.mgrid[0:res, 0:res].astype(np.float32)
+    grid = np.stack([(gx + flow[..., 0] + 0.5) / res * 2 - 1, (gy + flow[..., 1] + 0.5) / res * 2 - 1], -1)
+    g = torch.from_numpy(grid)[None].to(fb.device)
+    moved = F.grid_sample(fb, g, mode="bilinear", padding_mode="border", align_corners=False)
+    d = (1.0 - (F.normalize(moved, dim=1) * fe).sum(dim=1)[0]).cpu().numpy()
+    conf = 1.0 - _ramp(d, MATCH_GOOD, MATCH_LOST)
+    return (1.0 - cv2.GaussianBlur(conf, (0, 0), 1.0)).astype(np.float32)
+
+
+@torch.no_grad()
 def proxy_renders(gen, split: str, z: torch.Tensor, h: torch.Tensor, z_e: torch.Tensor, h_e: torch.Tensor,
                   interventions=None):
     """The in-manifold proxy of an edit: ``B = G_F(G_H(z))`` and ``E = G_F(G_H(z) + (h_e − h))``

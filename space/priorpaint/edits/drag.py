@@ -43,9 +43,15 @@ MAX_PAIRS = 16
 #: a handle this close to its target (model px) has arrived
 STOP_PX = 1.0
 #: optimisation defaults: Adam steps and rate on δh; r1, r2 in model px; λ of the mask term
-DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 10.0}
+DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": "z"}
+#: the tracker's cost of a move to the patch's radius, relative to the feature distance
+TRACK_PRIOR = 0.02
 #: a drag that gets a handle less than this share of the way says so in a note
 STUCK_SHARE = 0.5
+#: without a mask the movable region is the capsule around each handle's path of this many times the
+#: path's length (at least :data:`MIN_SPREAD` of the model's side): the rest of the face stays put
+#: (DragGAN's unmasked drag moves the whole image; a photo edit should not)
+SPREAD, MIN_SPREAD = 2.5, 0.08
 
 
 def feature_layer(gen, split: str) -> str:
@@ -170,49 +176,73 @@ def _disk(r1: float, device) -> torch.Tensor:
 
 
 def _track(feat: torch.Tensor, f0: torch.Tensor, p: torch.Tensor, r2: int) -> torch.Tensor:
-    """Each handle's nearest neighbour (L1) of its ``f0`` within the square of radius ``r2``."""
+    """Each handle's nearest neighbour (L1) of its ``f0`` within the square of radius ``r2`` around
+    its current position; staying put (sampled where it is) is a candidate, and a move pays a small
+    prior (:data:`TRACK_PRIOR` at the radius), so flat, ambiguous features do not make it jump."""
     r = feat.shape[-1]
     out = p.clone()
+    here = _sample(feat, p)
     for i in range(p.shape[0]):
+        scale = f0[i].abs().mean().clamp_min(1e-6)
         cx, cy = int(round(float(p[i, 0]))), int(round(float(p[i, 1])))
         x0, x1 = max(cx - r2, 0), min(cx + r2, r - 1)
         y0, y1 = max(cy - r2, 0), min(cy + r2, r - 1)
         patch = feat[0, :, y0:y1 + 1, x0:x1 + 1]
-        d = (patch - f0[i][:, None, None]).abs().sum(0)
+        ys, xs = torch.meshgrid(torch.arange(y0, y1 + 1, device=feat.device, dtype=feat.dtype),
+                                torch.arange(x0, x1 + 1, device=feat.device, dtype=feat.dtype), indexing="ij")
+        move = ((xs - p[i, 0]) ** 2 + (ys - p[i, 1]) ** 2) / float(r2 * r2)
+        d = (patch - f0[i][:, None, None]).abs().mean(0) / scale + TRACK_PRIOR * move
+        stay = float((here[i] - f0[i]).abs().mean() / scale)
         j = int(torch.argmin(d))
-        w = x1 - x0 + 1
-        out[i, 0], out[i, 1] = float(x0 + j % w), float(y0 + j // w)
+        if float(d.flatten()[j]) < stay:
+            w = x1 - x0 + 1
+            out[i, 0], out[i, 1] = float(x0 + j % w), float(y0 + j // w)
     return out
 
 
 def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndarray, targets: np.ndarray,
              movable: Optional[torch.Tensor] = None, interventions=None, steps: int = DEFAULTS["steps"],
              lr: float = DEFAULTS["lr"], r1: float = DEFAULTS["r1"], r2: int = DEFAULTS["r2"],
-             lambda_mask: float = DEFAULTS["lambda_mask"], cancel=None, progress=None, to_photo=None):
-    """``(h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px)."""
+             lambda_mask: float = DEFAULTS["lambda_mask"], space: str = DEFAULTS["space"],
+             cancel=None, progress=None, to_photo=None):
+    """``(z_e, h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px)."""
     from ..jobs import checkpoint
     iv = interventions or None
     layer = feature_layer(gen, split)
     res = gen.resolution
     dev = h.device
 
-    def feats(hh):
-        _, cap = gen.run(hh, start=split, stop=layer, capture=[layer], z=z, interventions=iv)
+    if space not in ("h", "z", "z+h"):
+        raise InputError(f"drag space must be 'h', 'z' or 'z+h', got {space!r}")
+    with torch.no_grad():
+        hz = gen.forward_to(z, split) if space != "h" else None
+
+    def latent(dz, dh):
+        """The hybrid latent ``(z + δz, h + G_H(z + δz) − G_H(z) + δh)`` (the photo's residual kept)."""
+        if dz is None:
+            return z, h + dh
+        z_e = z + dz
+        return z_e, h + gen.forward_to(z_e, split) - hz + (dh if dh is not None else 0.0)
+
+    def feats(dz, dh):
+        z_e, h_e = latent(dz, dh)
+        _, cap = gen.run(h_e, start=split, stop=layer, capture=[layer], z=z_e, interventions=iv)
         return F.interpolate(cap[layer], size=(res, res), mode="bilinear", align_corners=False)
 
     t = torch.as_tensor(np.asarray(targets, np.float32), device=dev)
     p = torch.as_tensor(np.asarray(handles, np.float32), device=dev)
     with torch.no_grad():
-        f_init = feats(h)
+        f_init = feats(None, torch.zeros_like(h))
         f0 = _sample(f_init, p)
     disk = _disk(r1, dev)
-    dh = torch.zeros_like(h, requires_grad=True)
-    opt = torch.optim.Adam([dh], lr=lr)
+    dh = torch.zeros_like(h, requires_grad=True) if space != "z" else None
+    dz = torch.zeros_like(z, requires_grad=True) if space != "h" else None
+    opt = torch.optim.Adam([v for v in (dz, dh) if v is not None], lr=lr)
     keep = None if movable is None else (1.0 - movable)
-    done = 0
+    done, best = 0, None
     with torch.enable_grad():
         for step in range(steps + 1):
-            feat = feats(h + dh)
+            feat = feats(dz, dh)
             if step > 0:
                 p = _track(feat.detach(), f0, p, int(r2))
             dist = (t - p).norm(dim=1)
@@ -220,6 +250,9 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             if to_photo is not None:
                 info["handles"] = [[round(float(v), 1) for v in q] for q in to_photo(p.cpu().numpy())]
             checkpoint(cancel, progress, "drag", step / max(steps, 1), info)
+            worst = float(dist.max())
+            if best is None or worst <= best[0] + 1e-6:   # the tracker's quantised steps can overshoot:
+                best = (worst, [None if v is None else v.detach().clone() for v in (dz, dh)], p.clone(), step)
             if bool((dist <= STOP_PX).all()) or step == steps:
                 break
             loss = feat.new_zeros(())
@@ -235,7 +268,32 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             loss.backward()
             opt.step()
             done = step + 1
-    return (h + dh).detach(), p.detach().cpu().numpy().astype(np.float64), {"steps_run": done, "layer": layer}
+    _, (dz_best, dh_best), p_best, at = best
+    with torch.no_grad():
+        z_e, h_e = latent(dz_best, dh_best if dh_best is not None else torch.zeros_like(h))
+    return z_e.detach(), h_e.detach(), p_best.cpu().numpy().astype(np.float64), \
+        {"steps_run": done, "kept_step": at, "layer": layer}
+
+
+def _segment_distance(res: int, handles: np.ndarray, targets: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """(R, R): the least ``distance to the path p→t / radius`` over the pairs, model px."""
+    gy, gx = np.mgrid[0:res, 0:res].astype(np.float64)
+    best = np.full((res, res), np.inf)
+    for p, t, r in zip(handles, targets, radii):
+        v = t - p
+        u = np.clip(((gx - p[0]) * v[0] + (gy - p[1]) * v[1]) / max(float(v @ v), 1e-9), 0.0, 1.0)
+        d = np.hypot(gx - (p[0] + u * v[0]), gy - (p[1] + u * v[1])) / r
+        best = np.minimum(best, d)
+    return best
+
+
+def spread_radii(handles: np.ndarray, targets: np.ndarray, res: int) -> np.ndarray:
+    return np.maximum(SPREAD * np.linalg.norm(targets - handles, axis=1), MIN_SPREAD * res)
+
+
+def movable_region(handles: np.ndarray, targets: np.ndarray, res: int) -> np.ndarray:
+    """(R, R) float32 in {0, 1}: the default movable region (capsules around the handles' paths)."""
+    return (_segment_distance(res, handles, targets, spread_radii(handles, targets, res)) <= 1.0).astype(np.float32)
 
 
 def _movable(ctx: EditContext, spec: dict) -> Tuple[Optional[np.ndarray], List[str]]:
@@ -272,17 +330,31 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     new = state.evolve()
     region, notes = _movable(ctx, spec)
     new.notes.extend(notes)
-    movable = None
+    handles, targets = photo_to_model(crop, pts[:, :2]), photo_to_model(crop, pts[:, 2:])
+    res = ctx.gen.resolution
     if region is not None:
         if not region.any():
             raise InputError("the drag mask is empty: nothing may move")
         movable = crop.model_mask(ctx.gen.device, mask=region)
-        new.edit_mask = ctx.merged_mask(state, region)
-    handles, targets = photo_to_model(crop, pts[:, :2]), photo_to_model(crop, pts[:, 2:])
-    h_e, tracked, info = optimise(ctx.gen, state.z, state.h, ctx.split, handles, targets, movable,
+    else:
+        movable = torch.from_numpy(movable_region(handles, targets, res))[None, None].to(ctx.gen.device)
+        # the render may change the photo where the field is not yet zero (twice the capsule)
+        side = crop.square[2]
+        scale = res / float(side)
+        sq = (np.mgrid[0:side, 0:side][::-1].transpose(1, 2, 0) + 0.5) * scale - 0.5
+        region = np.zeros((side, side), np.uint8)
+        radii = spread_radii(handles, targets, res)
+        near = np.full((side, side), np.inf)
+        for p, t, r in zip(handles, targets, radii):
+            v = t - p
+            u = np.clip(((sq[..., 0] - p[0]) * v[0] + (sq[..., 1] - p[1]) * v[1]) / max(float(v @ v), 1e-9), 0, 1)
+            near = np.minimum(near, np.hypot(sq[..., 0] - p[0] - u * v[0], sq[..., 1] - p[1] - u * v[1]) / r)
+        region[near <= 2.2] = 255
+    new.edit_mask = ctx.merged_mask(state, region)
+    z_e, h_e, tracked, info = optimise(ctx.gen, state.z, state.h, ctx.split, handles, targets, movable,
                                   state.interventions, cancel=ctx.cancel, progress=ctx.progress,
                                   to_photo=lambda q: model_to_photo(crop, q), **opts)
-    new.h = h_e
+    new.z, new.h = z_e, h_e
     before = np.linalg.norm(targets - handles, axis=1)
     after = np.linalg.norm(targets - tracked, axis=1)
     share = 1.0 - after / np.maximum(before, 1e-6)
@@ -295,9 +367,11 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     return new
 
 
-def drag_pairs(applied: List[dict]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-    """``(src, dst)`` model px of the applied drags for :func:`~priorpaint.compositing.warp.thin_plate_field`:
-    where each handle is in the edited content, and where it was; ``None`` without a drag."""
+def drag_field(applied: List[dict], res: int) -> Optional[np.ndarray]:
+    """The backward field (R, R, 2) of the applied drags for the warp composite: a thin-plate spline
+    from where each handle is in the edited content to where it was, tapered to zero from the
+    movable capsule (radius 1) to twice it, so the photo outside does not move; ``None`` without a drag."""
+    from ..compositing.warp import thin_plate_field
     src, dst = [], []
     for s in applied:
         if s.get("kind") == "drag" and s.get("tracked_model") is not None:
@@ -305,4 +379,9 @@ def drag_pairs(applied: List[dict]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
             dst.extend(s["handles_model"])
     if not src:
         return None
-    return np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    flow = thin_plate_field(src, dst, res)
+    d = _segment_distance(res, dst, src, spread_radii(dst, src, res))
+    x = np.clip(2.0 - d, 0.0, 1.0)
+    taper = (x * x * (3.0 - 2.0 * x)).astype(np.float32)
+    return flow * taper[..., None]
