@@ -10,7 +10,7 @@ import pytest
 import priorpaint
 from priorpaint.cli import main
 
-EXPECTED = ["projection", "encoder", "stylegan2", "adaptation", "directions", "scribble", "concepts", "photo", "structural", "app", "security", "batch"]
+EXPECTED = ["projection", "encoder", "stylegan2", "adaptation", "directions", "scribble", "concepts", "photo", "structural", "drag", "app", "security", "batch"]
 PKG = Path(priorpaint.__file__).parent
 ENGINE = ["models", "projection", "edits", "adaptation", "compositing", "session.py"]
 
