@@ -99,7 +99,7 @@ SECTIONS: List[Section] = [
     Section("drag", "drag",
             "drag editing: independent reach (optical flow) on real photos, DragGAN's landmark protocol on "
             "generated faces, detail kept, smear, seconds; grids",
-            smallest={"steps": 2, "photos": 1, "face_pairs": 1}),
+            smallest={"steps": 2, "photos": 1, "face_pairs": 1, "drag_steps": 3}),
     Section("app", "app",
             "the app on a live server: 8 concurrent clients, cancel and disconnect latency, peak RSS",
             smallest={"clients": 2, "app_steps": 2}),

@@ -39,6 +39,12 @@ TARGETS = ("real photos: independent reach >= 0.7, smear <= 0.03, detail kept >=
 PAPER = {"1 point": 2.44, "5 points": 3.18, "seconds": 2.0, "resolution": 256}
 
 
+def _steps(args) -> int:
+    """The drag's step limit (``drag_steps``: the smallest setting's knob; default the edit's own)."""
+    from ..edits.drag import DEFAULTS
+    return int(getattr(args, "drag_steps", 0) or DEFAULTS["steps"])
+
+
 def _pairs(box) -> Dict[str, List[List[float]]]:
     x, y, w, h = box
     d = MOVE * h
@@ -85,7 +91,7 @@ def _real(photo: dict, args, steps: int) -> Dict[str, object]:
                               "drags": {}}
     region = _square(s, s.photo.rgb)
     for name, pairs in _pairs(photo["box"]).items():
-        spec = "drag:" + ";".join(f"{a:.1f},{b:.1f}>{c:.1f},{d:.1f}" for a, b, c, d in pairs)
+        spec = {"kind": "drag", "points": [[round(v, 1) for v in q] for q in pairs], "steps": _steps(args)}
         t0 = time.perf_counter()
         state = s.apply([spec])
         t_drag = time.perf_counter() - t0
@@ -145,7 +151,7 @@ def _faces(args) -> Dict[str, object]:
             with torch.no_grad():
                 h = gen.forward_to(za, split)
             t0 = time.perf_counter()
-            z_e, h_e, _, info = optimise(gen, za, h, split, a[idx], b[idx])
+            z_e, h_e, _, info = optimise(gen, za, h, split, a[idx], b[idx], steps=_steps(args))
             secs = time.perf_counter() - t0
             with torch.no_grad():
                 res = to_uint8(gen.forward_from(split, h_e, z=z_e))
