@@ -6,7 +6,8 @@
   **Reach** is measured by an *independent* tracker: dense optical flow (OpenCV DIS) from the photo's
   square to the result's, read at the handle — ``1 − |t − (p + flow(p))| / |t − p|`` (1: the content
   under the handle arrived; 0: it did not move), worst over pairs; beside it the method's own
-  tracked reach, detail kept, smear and unexplained structure (:mod:`priorpaint.measures`), and
+  tracked reach and the generator's own reach (the same optical flow between its renders before
+  and after, at model resolution), detail kept, smear and unexplained structure (:mod:`priorpaint.measures`), and
   seconds per drag and per optimisation step. Grids ``photo | result | generator before | generator
   after`` with the arrows drawn, under ``artifacts/drag/``.
 * **DragGAN's face-landmark protocol** on generated faces at model resolution: the five landmarks
@@ -105,13 +106,15 @@ def _real(photo: dict, args, steps: int) -> Dict[str, object]:
             before = to_uint8(s.gen.forward_from(p.split, p.h, z=p.z))
             after = to_uint8(s.gen.forward_from(p.split, state.h, z=state.z))
         scale = s.gen.resolution / float(side)
+        # the generator's own motion, by the same independent tracker at model resolution
+        gen_reach = independent_reach(before, after, sq_pairs * scale + 0.5 * scale - 0.5)
         tiles = [_arrows(region, sq_pairs, 1.0), _arrows(_square(s, r.photo.rgb), sq_pairs, 1.0),
                  _arrows(before, sq_pairs, scale), _arrows(after, sq_pairs, scale)]
         path = ARTIFACTS / f"{photo['name']}_{name}.png"
         Image.fromarray(np.concatenate(tiles, axis=1)).save(path)
         row["drags"][name] = {
             "pairs": len(pairs), "reach_independent": reach, "reach_independent_worst": min(reach),
-            "reach_tracked": applied["reach_model"], "detail_kept": r.metrics.get("detail_kept"),
+            "reach_tracked": applied["reach_model"], "reach_generator": gen_reach, "detail_kept": r.metrics.get("detail_kept"),
             "smear": st.get("smear"), "unexplained": st.get("unexplained"),
             "changed_outside_mask": r.metrics["changed_outside_mask"], "notes": state.notes,
             "seconds_drag": round(t_drag, 3), "seconds_per_step": round(t_drag / n_steps, 4),
@@ -182,6 +185,7 @@ def run(report: dict, args) -> None:
     rows = [d for ph in out["photos"].values() for d in ph["drags"].values()]
     out["worst"] = {
         "reach_independent": min((d["reach_independent_worst"] for d in rows), default=None),
+        "reach_generator": min((min(d["reach_generator"]) for d in rows), default=None),
         "smear": max((d["smear"] for d in rows if d["smear"] is not None), default=None),
         "detail_kept": min((d["detail_kept"] for d in rows if d["detail_kept"] is not None), default=None),
         "unexplained": max((d["unexplained"] for d in rows if d["unexplained"] is not None), default=None),

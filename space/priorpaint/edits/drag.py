@@ -46,6 +46,8 @@ STOP_PX = 1.0
 DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": "z"}
 #: the tracker's cost of a move to the patch's radius, relative to the feature distance
 TRACK_PRIOR = 0.02
+#: the tracker's search grid, model px
+TRACK_STEP = 0.5
 #: a drag that gets a handle less than this share of the way says so in a note
 STUCK_SHARE = 0.5
 #: without a mask the movable region is the capsule around each handle's path of this many times the
@@ -177,26 +179,20 @@ def _disk(r1: float, device) -> torch.Tensor:
 
 def _track(feat: torch.Tensor, f0: torch.Tensor, p: torch.Tensor, r2: int) -> torch.Tensor:
     """Each handle's nearest neighbour (L1) of its ``f0`` within the square of radius ``r2`` around
-    its current position; staying put (sampled where it is) is a candidate, and a move pays a small
-    prior (:data:`TRACK_PRIOR` at the radius), so flat, ambiguous features do not make it jump."""
+    its current position, searched on a grid of :data:`TRACK_STEP` model px (bilinear samples, so
+    a sub-pixel motion is seen); staying put is the grid's centre, and a move pays a small prior
+    (:data:`TRACK_PRIOR` at the radius), so flat, ambiguous features do not make it jump."""
     r = feat.shape[-1]
+    k = int(round(r2 / TRACK_STEP))
+    steps = torch.arange(-k, k + 1, device=feat.device, dtype=feat.dtype) * TRACK_STEP
+    oy, ox = torch.meshgrid(steps, steps, indexing="ij")
+    offs = torch.stack([ox.reshape(-1), oy.reshape(-1)], 1)
+    prior = TRACK_PRIOR * (offs ** 2).sum(1) / float(r2 * r2)
     out = p.clone()
-    here = _sample(feat, p)
     for i in range(p.shape[0]):
-        scale = f0[i].abs().mean().clamp_min(1e-6)
-        cx, cy = int(round(float(p[i, 0]))), int(round(float(p[i, 1])))
-        x0, x1 = max(cx - r2, 0), min(cx + r2, r - 1)
-        y0, y1 = max(cy - r2, 0), min(cy + r2, r - 1)
-        patch = feat[0, :, y0:y1 + 1, x0:x1 + 1]
-        ys, xs = torch.meshgrid(torch.arange(y0, y1 + 1, device=feat.device, dtype=feat.dtype),
-                                torch.arange(x0, x1 + 1, device=feat.device, dtype=feat.dtype), indexing="ij")
-        move = ((xs - p[i, 0]) ** 2 + (ys - p[i, 1]) ** 2) / float(r2 * r2)
-        d = (patch - f0[i][:, None, None]).abs().mean(0) / scale + TRACK_PRIOR * move
-        stay = float((here[i] - f0[i]).abs().mean() / scale)
-        j = int(torch.argmin(d))
-        if float(d.flatten()[j]) < stay:
-            w = x1 - x0 + 1
-            out[i, 0], out[i, 1] = float(x0 + j % w), float(y0 + j // w)
+        cand = (p[i][None] + offs).clamp(0.0, r - 1.0)
+        d = (_sample(feat, cand) - f0[i][None]).abs().mean(1) / f0[i].abs().mean().clamp_min(1e-6) + prior
+        out[i] = cand[int(torch.argmin(d))]
     return out
 
 
