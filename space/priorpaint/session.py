@@ -389,7 +389,7 @@ class EditSession:
         in-manifold proxy ``G(z)`` → ``G(z_e)``, matched in the generator's features; the photo's
         pixels moved along it."""
         from .compositing import warp
-        from .edits.drag import drag_field
+        from .edits.drag import APPEARANCE as DRAG_APPEARANCE, drag_field
         p = self.require_projection()
         xb, xe, fb, fe = warp.proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions)
         b, e = to_uint8(xb), to_uint8(xe)
@@ -399,10 +399,11 @@ class EditSession:
         motion = "landmarks" if found is not None else "features"
         flow, new = found if found is not None else warp.correspondence_from_features(fb, fe, b.shape[0])[:2]
         dragged = drag_field(state.applied, b.shape[0])
+        appearance = None
         if dragged is not None:   # a drag: the photo moves along the field through its tracked handles
-            flow, motion = dragged, "drag"
+            flow, motion, appearance = dragged, "drag", DRAG_APPEARANCE
             new = warp.new_content_along(fb, fe, flow, b.shape[0])
-        w = warp.warp_composite(region, b, e, flow, new, mask, radius)
+        w = warp.warp_composite(region, b, e, flow, new, mask, radius, appearance=appearance)
         w.info["motion"] = motion
         return w.region, w.inner, w.alpha, w.info
 

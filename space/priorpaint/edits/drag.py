@@ -54,6 +54,10 @@ STUCK_SHARE = 0.5
 #: path's length (at least :data:`MIN_SPREAD` of the model's side): the rest of the face stays put
 #: (DragGAN's unmasked drag moves the whole image; a photo edit should not)
 SPREAD, MIN_SPREAD = 2.5, 0.08
+#: the share of the generator's low-band appearance change a drag's render adds where the content is
+#: matched: none — a drag moves content; on the embedded model the optimisation also shifts the
+#: face's colours (Grace Hopper's cheeks went grey-blue), which the photo should not take
+APPEARANCE = 0.0
 
 
 def feature_layer(gen, split: str) -> str:
