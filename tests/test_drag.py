@@ -182,3 +182,18 @@ def test_the_api_edit_takes_a_drag_spec(tiny_session):
     bad = b.edit(sid, json.dumps([{"kind": "drag", "points": [[230, 150, 230, 150]]}]))
     with pytest.raises(InputError, match="is its own target"):
         list(bad)
+
+
+def test_a_drag_render_takes_no_appearance_change_where_nothing_moved():
+    """The warp composite with the drag's appearance share: a changed generator but no motion and no
+    new content leaves the photo's square as it was (the default share would add the change)."""
+    from priorpaint.compositing.warp import warp_composite
+    from skimage import data
+    region = np.ascontiguousarray(data.astronaut()[40:296, 120:376])
+    mask = np.full((256, 256), 255, np.uint8)
+    base = np.full((64, 64, 3), 120, np.uint8)
+    edited = np.full((64, 64, 3), 160, np.uint8)
+    zero, none = np.zeros((64, 64, 2), np.float32), np.zeros((64, 64), np.float32)
+    kept = warp_composite(region, base, edited, zero, none, mask, 6, appearance=D.APPEARANCE)
+    np.testing.assert_array_equal(kept.region, region)
+    assert (warp_composite(region, base, edited, zero, none, mask, 6).region.astype(int) - region).mean() > 20
