@@ -197,3 +197,16 @@ def test_a_drag_render_takes_no_appearance_change_where_nothing_moved():
     kept = warp_composite(region, base, edited, zero, none, mask, 6, appearance=D.APPEARANCE)
     np.testing.assert_array_equal(kept.region, region)
     assert (warp_composite(region, base, edited, zero, none, mask, 6).region.astype(int) - region).mean() > 20
+
+
+def test_the_feature_layer_is_declared_per_architecture():
+    from priorpaint.models.dcgan import DCGANGenerator
+    from priorpaint.models.stylegan2 import StyleGAN2Generator
+    assert D.feature_layer(DCGANGenerator(nz=8, ngf=4, resolution=64, split="b8"), "b8") == "b32"
+    big = StyleGAN2Generator(size=256, style_dim=32, n_mlp=1, channel_multiplier=1, channels={
+        k: 8 for k in (4, 8, 16, 32, 64, 128, 256)})
+    assert D.feature_layer(big, big.default_split) == big.layer_names[5] == "b128"   # after the 6th block
+    small = StyleGAN2Generator(size=32, style_dim=32, n_mlp=1, channel_multiplier=1)
+    assert D.feature_layer(small, "b8") == "b32"        # no 6th block: the last feature map before the output
+    small.drag_feature_layer = "b16"                    # a generator's own declaration wins
+    assert D.feature_layer(small, "b8") == "b16"

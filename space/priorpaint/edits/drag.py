@@ -67,9 +67,9 @@ def feature_layer(gen, split: str) -> str:
         raise InputError(f"drag needs a layer after the split {split!r}; this model has none")
     own = getattr(gen, "drag_feature_layer", None)
     want = own if own is not None else FEATURE_LAYER.get(getattr(gen, "architecture", ""))
-    if isinstance(want, int):
+    if isinstance(want, int):   # the output of the N+1-th block, when the model has that many
         names = gen.layer_names
-        want = names[min(want, len(names) - 1)]
+        want = names[want] if want < len(names) - 1 else None
     if want in after:
         return want
     # undeclared: the last feature map before the output (the output itself when none follows)
