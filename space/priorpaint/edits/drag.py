@@ -11,9 +11,13 @@ under each handle moves to its target. The method follows the DragGAN paper's fa
   (bilinear sampling, the right-hand side detached), plus ``λ·|(F − F0)·(1 − M)|₁`` for an optional
   movable-region mask ``M``: the features one pixel ahead are pulled onto the current ones, so the
   content moves one small step toward the target.
-* **Optimisation**: Adam on ``δh``, the split feature of the hybrid latent ``(z, h + δh)``.
+* **Optimisation**: Adam on the latent state: ``δz`` by default (``space="z"``: the split feature
+  follows, ``h + G_H(z + δz) − G_H(z)``, the photo's residual kept); ``"h"`` / ``"z+h"`` also move
+  the split feature itself (on the embedded model that tears the image). Without a mask the movable
+  region is a capsule around each handle's path (:func:`movable_region`).
 * **Point tracking**: after each step each handle moves to the nearest neighbour (L1) of its initial
-  feature ``f0`` within the square of radius ``r2`` around its current position, in the same map.
+  feature ``f0`` within the square of radius ``r2`` around its current position, in the same map,
+  on a half-pixel grid.
 * **Stopping**: every handle within :data:`STOP_PX` model px of its target, or ``steps``.  Each step
   checks ``ctx.cancel`` and reports ``ctx.progress`` with the handles' current photo positions.
 
