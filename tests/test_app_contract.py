@@ -28,6 +28,7 @@ EXAMPLES = {
     "scribble": ("scribble:/tmp/s.png", "/tmp/s.png"),
     "segment": ("segment:/tmp/l.png", "/tmp/l.png"),
     "interpolate": ("interpolate:/tmp/o.png@0.25", "/tmp/o.png"),
+    "drag": ("drag:10,10>12,10@/tmp/d.png", "/tmp/d.png"),
 }
 
 
@@ -56,7 +57,7 @@ def test_declared_strength_field_holds_the_parsed_strength(kind, value):
 
 
 def test_kinds_without_a_strength_have_none_on_the_list():
-    for kind in ("paint", "scribble", "segment"):
+    for kind in ("paint", "scribble", "segment", "drag"):
         assert EDIT_KINDS[kind].strength is None
         assert views.strength_text(parse_spec(EXAMPLES[kind][0])) == "—"
 

@@ -175,7 +175,8 @@ class EditSession:
         ``G(z_h_e) − G(z_h)``, the photo warped along the edit's motion, generated pixels
         where there is no correspondence; :mod:`priorpaint.compositing.detail`): a render
         without an edit returns the photo bit for bit.  ``composite="replace"`` pastes the
-        generator's square, resized to the selection (the reconstruction itself).
+        generator's square, resized to the selection (the reconstruction itself).  An applied edit
+        that declares a structural composite (``drag``: ``"warp"``) turns ``"detail"`` into it.
 
         ``adapt=True`` renders through the image-specific generator G′ (fitted on the
         unedited pixels, cached per session; see :mod:`priorpaint.adaptation`) instead of
@@ -188,10 +189,13 @@ class EditSession:
         """
         from .compositing import warp
         from .compositing.detail import check_mode
+        from .edits.registry import structural_composite
         if composite != warp.MODE:
             check_mode(composite)
         with self.lock:
             state = state or self.initial_state()
+            if composite == "detail":   # a structural edit (drag) declares its own composite
+                composite = structural_composite(state.applied) or composite
             check_finite(state.h, "the edited latent")
             check_finite(state.z, "the edited latent")
             t0 = time.perf_counter()
@@ -385,15 +389,22 @@ class EditSession:
         in-manifold proxy ``G(z)`` → ``G(z_e)``, matched in the generator's features; the photo's
         pixels moved along it."""
         from .compositing import warp
+        from .edits.drag import APPEARANCE as DRAG_APPEARANCE, drag_field
         p = self.require_projection()
         xb, xe, fb, fe = warp.proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions)
         b, e = to_uint8(xb), to_uint8(xe)
         found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" else None
         if self.photo.gray:
             b, e = gray_rgb(b), gray_rgb(e)
+        motion = "landmarks" if found is not None else "features"
         flow, new = found if found is not None else warp.correspondence_from_features(fb, fe, b.shape[0])[:2]
-        w = warp.warp_composite(region, b, e, flow, new, mask, radius)
-        w.info["motion"] = "landmarks" if found is not None else "features"
+        dragged = drag_field(state.applied, b.shape[0])
+        appearance = None
+        if dragged is not None:   # a drag: the photo moves along the field through its tracked handles
+            flow, motion, appearance = dragged, "drag", DRAG_APPEARANCE
+            new = warp.new_content_along(fb, fe, flow, b.shape[0])
+        w = warp.warp_composite(region, b, e, flow, new, mask, radius, appearance=appearance)
+        w.info["motion"] = motion
         return w.region, w.inner, w.alpha, w.info
 
     # -- bookkeeping ---------------------------------------------------------------------

@@ -96,6 +96,10 @@ SECTIONS: List[Section] = [
             "structural edits on real photos (4 bench photos + 3 held-out boxes): effect ratio, smear, "
             "unexplained structure, ghost, verdict; today (G' + detail) vs warp; grids",
             smallest={"steps": 2, "photos": 1, "structural_edits": 1, "sweep": False}),
+    Section("drag", "drag",
+            "drag editing: independent reach (optical flow) on real photos, DragGAN's landmark protocol on "
+            "generated faces, detail kept, smear, seconds; grids",
+            smallest={"steps": 2, "photos": 1, "face_pairs": 1, "drag_steps": 3}),
     Section("app", "app",
             "the app on a live server: 8 concurrent clients, cancel and disconnect latency, peak RSS",
             smallest={"clients": 2, "app_steps": 2}),

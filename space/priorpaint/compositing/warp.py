@@ -25,7 +25,7 @@ copied bit for bit; a zero field and a zero change return the photo's square unc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -131,13 +131,16 @@ def _detail_std(photo: np.ndarray, sel: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def warp_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, flow: np.ndarray,
-                   new_content: np.ndarray, mask: np.ndarray, feather: int) -> WarpResult:
+                   new_content: np.ndarray, mask: np.ndarray, feather: int,
+                   appearance: Optional[float] = None) -> WarpResult:
     """Composite one square.
 
     ``region``: the photo's square (side×side×3 uint8); ``base`` / ``edited``: the unedited and
     edited proxy renderings (R×R×3 uint8); ``flow``: the backward correspondence field (R×R×2,
     model px: edited pixel x shows base pixel x + flow(x)); ``new_content``: R×R in [0, 1], where
-    nothing in the base corresponds; ``mask``: the square's edit mask (uint8); ``feather``: px.
+    nothing in the base corresponds; ``mask``: the square's edit mask (uint8); ``feather``: px;
+    ``appearance``: the share of the low-band appearance change added where content is matched
+    (default :data:`APPEARANCE`; a drag declares its own).
     """
     side, res = region.shape[0], base.shape[0]
     alpha = feather_mask(mask, int(feather))
@@ -154,7 +157,8 @@ def warp_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, flo
     # the appearance change is trusted where the match is: a residual the field does not explain
     # (a moved edge the match missed) would add a halo, so it fades out as the match worsens
     trust = 1.0 - _ramp(new, *TRUST_RAMP)
-    low = upsampled_low_band(change * trust[..., None], side) * np.float32(APPEARANCE)
+    share = APPEARANCE if appearance is None else float(appearance)
+    low = upsampled_low_band(change * trust[..., None], side) * np.float32(share)
     inner = warped + low
     info["moved_model_px"] = round(float(np.percentile(np.hypot(flow[..., 0], flow[..., 1]), 90)), 3)
     info["new_content"] = round(float(new.mean()), 4)
@@ -187,6 +191,20 @@ def correspondence_from_features(base_feats, edited_feats, res: int, radius: int
     flow = smooth_field(m["field"], conf, FIELD_SIGMA) * np.float32(GAIN)
     new = 1.0 - cv2.GaussianBlur(conf, (0, 0), 1.0)
     return flow, new, m["distance"]
+
+
+@torch.no_grad()
+def new_content_along(base_feats, edited_feats, flow: np.ndarray, res: int) -> np.ndarray:
+    """(R, R) in [0, 1]: where the edited features do not match the base features at the place the
+    given field says they came from (a field made elsewhere, e.g. a drag's): new content there."""
+    fb, fe = _normalised(base_feats, res), _normalised(edited_feats, res)
+    gy, gx = np.mgrid[0:res, 0:res].astype(np.float32)
+    grid = np.stack([(gx + flow[..., 0] + 0.5) / res * 2 - 1, (gy + flow[..., 1] + 0.5) / res * 2 - 1], -1)
+    g = torch.from_numpy(grid)[None].to(fb.device)
+    moved = F.grid_sample(fb, g, mode="bilinear", padding_mode="border", align_corners=False)
+    d = (1.0 - (F.normalize(moved, dim=1) * fe).sum(dim=1)[0]).cpu().numpy()
+    conf = 1.0 - _ramp(d, MATCH_GOOD, MATCH_LOST)
+    return (1.0 - cv2.GaussianBlur(conf, (0, 0), 1.0)).astype(np.float32)
 
 
 @torch.no_grad()

@@ -120,6 +120,9 @@ class EditKind:
     file_fields: Tuple[str, ...] = ()
     #: of those, the fields that may instead carry an inline JSON object (checked by the edit)
     inline_fields: Tuple[str, ...] = ()
+    #: the composite a render in ``"detail"`` mode uses instead when this edit is applied (a
+    #: structural edit, e.g. ``"warp"`` for drag: a detail composite would cross-fade the moved content)
+    composite: Optional[str] = None
 
 
 EDIT_KINDS: Dict[str, EditKind] = {}
@@ -128,7 +131,8 @@ EDIT_KINDS: Dict[str, EditKind] = {}
 def register_edit(name: str, parse: Callable[[str], dict], help: str = "",
                   check: Optional[Callable[..., None]] = None, *, preview: PreviewCost = PreviewCost.SLOW,
                   survives_reprojection: bool = False, strength: Optional[Strength] = None,
-                  file_fields: Tuple[str, ...] = (), inline_fields: Tuple[str, ...] = ()):
+                  file_fields: Tuple[str, ...] = (), inline_fields: Tuple[str, ...] = (),
+                  composite: Optional[str] = None):
     """Decorator for an ``apply(ctx, state, spec)`` function; the keywords declare what the
     kind can do (see :class:`EditKind`)."""
     if preview is PreviewCost.LATENT and file_fields:
@@ -142,7 +146,7 @@ def register_edit(name: str, parse: Callable[[str], dict], help: str = "",
         EDIT_KINDS[name] = EditKind(name=name, parse=parse, apply=apply, help=help, check=check,
                                     preview=PreviewCost(preview), survives_reprojection=bool(survives_reprojection),
                                     strength=strength, file_fields=tuple(file_fields),
-                                    inline_fields=tuple(inline_fields))
+                                    inline_fields=tuple(inline_fields), composite=composite)
         return apply
     return deco
 
@@ -165,6 +169,15 @@ def all_file_fields() -> Tuple[str, ...]:
 
 def all_inline_fields() -> Tuple[str, ...]:
     return tuple(dict.fromkeys(f for k in EDIT_KINDS.values() for f in k.inline_fields))
+
+
+def structural_composite(applied: List[dict]) -> Optional[str]:
+    """The composite the applied edits declare for a ``"detail"`` render (None: detail)."""
+    for spec in applied:
+        kind = EDIT_KINDS.get(spec.get("kind"))
+        if kind is not None and kind.composite:
+            return kind.composite
+    return None
 
 
 def check_specs(gen, specs: List[dict]) -> None:
