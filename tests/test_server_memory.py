@@ -249,12 +249,14 @@ def test_a_render_measures_its_structure_on_a_square_of_at_most_measure_side(tin
 
     side = tiny_session.crop.square[2]
     monkeypatch.setattr(session, "MEASURE_SIDE", side // 2)
-    seen = []
+    seen, measured = [], []
     real = report.structure_report
 
     def spy(gen, model_id, applied, result, photo, mask):
         seen.append((result.shape, photo.shape, mask.shape))
-        return real(gen, model_id, applied, result, photo, mask)
+        structure, verdict = real(gen, model_id, applied, result, photo, mask)
+        measured.append(structure["moved_px"])
+        return dict(structure), verdict
 
     monkeypatch.setattr(report, "structure_report", spy)
     res = tiny_session.gen.resolution
@@ -264,3 +266,5 @@ def test_a_render_measures_its_structure_on_a_square_of_at_most_measure_side(tin
     assert seen == [((half, half, 3), (half, half, 3), (half, half))]
     assert r.photo.rgb.shape[:2] == tiny_session.photo.rgb.shape[:2] and r.metrics["changed_outside_mask"] == 0
     assert "smear" in r.metrics["structure"]
+    assert measured[0] is not None and measured[0] > 0   # moved_px: reported in the square's pixels, not the shrunk copy's
+    assert r.metrics["structure"]["moved_px"] == pytest.approx(measured[0] * side / half, abs=1e-3)

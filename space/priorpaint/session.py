@@ -399,6 +399,8 @@ class EditSession:
         from .measures.report import structure_report
         m["structure"], m["verdict"] = structure_report(self.gen, getattr(self.gen, "model_id", None), state.applied,
                                                         *measure_squares(result_region, region, mask))
+        if region.shape[0] > MEASURE_SIDE and m["structure"].get("moved_px") is not None:  # in the square's px
+            m["structure"]["moved_px"] = round(m["structure"]["moved_px"] * region.shape[0] / MEASURE_SIDE, 4)
         self.seconds["composite"] = seconds_composite
         self.used = time.time()
         return Render(photo=out, layer=layer, layer_box=box, generated=edited, metrics=m)
