@@ -189,3 +189,82 @@ def test_detail_kept_weighted_in_strips_equals_the_whole_array_formula(monkeypat
     monkeypatch.setattr(PM, "ROWS", 31)
     assert PM.detail_kept(result, photo, mask) == pytest.approx(want, rel=1e-5)
     assert PM.detail_kept(result, photo, np.zeros_like(mask)) is None
+
+
+def _full_crop(side=1500):
+    from priorpaint.compositing.crop import make_crop
+    from priorpaint.images import load_photo
+
+    photo = load_photo(_photo(side).astype(np.uint8))
+    crop = make_crop(photo, 256, box=(0, 0, side, side), margin=0.0)
+    assert tuple(crop.layer_box) == (0, 0, side, side) and crop.square[2] == side
+    return photo, crop
+
+
+def test_a_full_photo_paste_holds_only_the_layer_beyond_its_inputs():
+    """Issue 28 (36 MP render memory): pasting a whole-photo composite made a copy of the photo
+    and the alpha channel through two full-size float32 arrays; now the RGBA layer is the only
+    new photo-sized array, and the pixels are the same as before."""
+    import tracemalloc
+
+    from priorpaint.compositing.blend import feather_mask, paste_region
+
+    photo, crop = _full_crop()
+    side = crop.square[2]
+    rng = np.random.default_rng(0)
+    region = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+    layer_rgb = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+    alpha = feather_mask(crop.region_mask, 20)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        out, layer, box = paste_region(photo, crop, region, layer_rgb, alpha, own_region=True)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak < layer.nbytes + photo.rgb.nbytes // 2, (peak / 2 ** 20, layer.nbytes / 2 ** 20)
+    assert box == (0, 0, side, side)
+    assert np.array_equal(out.rgb, region) and np.array_equal(photo.rgb, _photo(side).astype(np.uint8))
+    assert np.array_equal(layer, np.dstack([layer_rgb, np.round(alpha * 255).astype(np.uint8)]))
+
+
+def test_a_paste_without_own_region_never_shares_the_callers_arrays():
+    from priorpaint.compositing.blend import paste_region
+
+    photo, crop = _full_crop(300)
+    region = np.full((300, 300, 3), 7, np.uint8)
+    alpha = np.ones((300, 300), np.float32)
+    out, _, _ = paste_region(photo, crop, region, region, alpha)
+    assert not np.shares_memory(out.rgb, region) and np.array_equal(out.rgb, region)
+    owned, _, _ = paste_region(photo, crop, region, region, alpha, own_region=True)
+    assert np.shares_memory(owned.rgb, region) and not np.shares_memory(owned.rgb, photo.rgb)
+
+
+def test_a_render_measures_its_structure_on_a_square_of_at_most_measure_side(tiny_session, monkeypatch):
+    """Issue 28 (36 MP render memory): the structure figures ran at the square's full size
+    (float32 flow, warps and detail bands: over 2 GB at 36 MP); a square larger than
+    MEASURE_SIDE is measured shrunk to it, as the preview's verdict is."""
+    import priorpaint.measures.report as report
+    import priorpaint.session as session
+
+    side = tiny_session.crop.square[2]
+    monkeypatch.setattr(session, "MEASURE_SIDE", side // 2)
+    seen, measured = [], []
+    real = report.structure_report
+
+    def spy(gen, model_id, applied, result, photo, mask):
+        seen.append((result.shape, photo.shape, mask.shape))
+        structure, verdict = real(gen, model_id, applied, result, photo, mask)
+        measured.append(structure["moved_px"])
+        return dict(structure), verdict
+
+    monkeypatch.setattr(report, "structure_report", spy)
+    res = tiny_session.gen.resolution
+    r = tiny_session.render(tiny_session.apply([{"kind": "paint", "concept": "part0", "mode": "add", "k": 2,
+                                                 "mask": np.full((res, res), 255, np.uint8)}]), composite="detail")
+    half = side // 2
+    assert seen == [((half, half, 3), (half, half, 3), (half, half))]
+    assert r.photo.rgb.shape[:2] == tiny_session.photo.rgb.shape[:2] and r.metrics["changed_outside_mask"] == 0
+    assert "smear" in r.metrics["structure"]
+    assert measured[0] is not None and measured[0] > 0   # moved_px: reported in the square's pixels, not the shrunk copy's
+    assert r.metrics["structure"]["moved_px"] == pytest.approx(measured[0] * side / half, abs=1e-3)

@@ -33,6 +33,23 @@ from .metrics import check_finite, psnr
 from .projection.project import Projection, ProjectionConfig, project
 
 
+#: a render's structure figures (:mod:`priorpaint.measures`) are measured on its square shrunk
+#: (area average) to at most this side, as the preview's are on the preview's square: at 36 MP the
+#: full-size measures held over 2 GB of float32 fields and took minutes
+MEASURE_SIDE = 2048
+
+
+def measure_squares(result: np.ndarray, region: np.ndarray, mask: np.ndarray):
+    """``(result, region, mask)`` as :func:`~priorpaint.measures.report.structure_report` gets
+    them: unchanged up to :data:`MEASURE_SIDE`, else shrunk to it."""
+    import cv2
+
+    if region.shape[0] <= MEASURE_SIDE:
+        return result, region, mask
+    size = (MEASURE_SIDE, MEASURE_SIDE)
+    return tuple(cv2.resize(a, size, interpolation=cv2.INTER_AREA) for a in (result, region, mask))
+
+
 @dataclass
 class Render:
     photo: Photo                     # the full composited photo (alpha as the input's)
@@ -356,7 +373,9 @@ class EditSession:
         else:
             result_region, layer_rgb, alpha, info = composite_square(region, base_u8, edited, mask, radius, mode)
             out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
-                                           base=region if mode == "detail" else None, mask=mask)
+                                           base=region if mode == "detail" else None, mask=mask,
+                                           own_region=True)   # composite_square's result is fresh
+            del layer_rgb, alpha   # in the layer now: free ~250 MB at 36 MP before the metrics
         seconds_composite = time.perf_counter() - t0
         m = {
             "model": self.model_id,
@@ -379,7 +398,9 @@ class EditSession:
         m.update(photo_metrics(result_region, region, base_u8, edited, mask, self.crop.region_mask, radius))
         from .measures.report import structure_report
         m["structure"], m["verdict"] = structure_report(self.gen, getattr(self.gen, "model_id", None), state.applied,
-                                                        result_region, region, mask)
+                                                        *measure_squares(result_region, region, mask))
+        if region.shape[0] > MEASURE_SIDE and m["structure"].get("moved_px") is not None:  # in the square's px
+            m["structure"]["moved_px"] = round(m["structure"]["moved_px"] * region.shape[0] / MEASURE_SIDE, 4)
         self.seconds["composite"] = seconds_composite
         self.used = time.time()
         return Render(photo=out, layer=layer, layer_box=box, generated=edited, metrics=m)
