@@ -9,13 +9,14 @@ import json
 import pytest
 
 from priorpaint.app import contract as C
+from priorpaint.app.verdict import VerdictRequest
 from priorpaint.errors import InputError
 
 
 def test_verdict_request_defaults_and_options():
-    r = C.VerdictRequest.parse("S", "[]")
+    r = VerdictRequest.parse("S", "[]")
     assert r.composite is C.Composite.DETAIL and r.size == C.VERDICT_DEFAULT_SIZE == 256 and r.edits == ()
-    r = C.VerdictRequest.parse("S", json.dumps(["direction:head_turn=2"]), json.dumps({"composite": "replace", "size": 64}))
+    r = VerdictRequest.parse("S", json.dumps(["direction:head_turn=2"]), json.dumps({"composite": "replace", "size": 64}))
     assert r.composite is C.Composite.REPLACE and r.size == 64 and r.edits[0]["kind"] == "direction"
 
 
@@ -35,11 +36,11 @@ def test_capabilities_declare_the_verdict_options():
 ])
 def test_bad_verdict_options_get_one_line(options, message):
     with pytest.raises(InputError, match=message) as e:
-        C.VerdictRequest.parse("S", "[]", options)
+        VerdictRequest.parse("S", "[]", options)
     assert "\n" not in str(e.value)
 
 
 def test_bad_verdict_edits_get_one_line():
     with pytest.raises(InputError, match="unknown edit kind") as e:
-        C.VerdictRequest.parse("S", json.dumps([{"kind": "nope"}]))
+        VerdictRequest.parse("S", json.dumps([{"kind": "nope"}]))
     assert "\n" not in str(e.value)

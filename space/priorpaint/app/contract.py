@@ -43,6 +43,9 @@ Composite = _choices("Composite", MODES, "How a render is blended into the photo
 Method = _choices("Method", METHODS, "How G′ is fitted (``adaptation.gprime.METHODS``).")
 
 PREVIEW_MAX_SIZE = 1024
+#: the ``verdict`` endpoint's options object (:class:`priorpaint.app.verdict.VerdictRequest`)
+VERDICT_OPTIONS = ("composite", "size")
+VERDICT_DEFAULT_SIZE = 256
 
 
 # -- loose wire values -> typed values -------------------------------------------------------
@@ -310,44 +313,6 @@ class PreviewRequest:
         return cls(session=sid, edits=tuple(specs), composite=mode, size=size)
 
 
-VERDICT_DEFAULT_SIZE = 256
-VERDICT_OPTIONS = ("composite", "size")
-
-
-@dataclass(frozen=True)
-class VerdictRequest:
-    """Whether the fast edits of a session can be carried on its photo, measured on the live
-    preview's square before anything is rendered (:meth:`EditSession.preview_verdict`).
-    ``options``: a JSON object, every key optional: ``composite`` ("detail"|"replace") and
-    ``size`` (16..1024 px, default 256)."""
-    session: str
-    edits: Tuple[dict, ...] = ()
-    composite: "Composite" = None
-    size: int = VERDICT_DEFAULT_SIZE
-
-    @classmethod
-    def parse(cls, session, edits="[]", options="", limits: Optional[Limits] = None) -> "VerdictRequest":
-        L = limits or Limits()
-        sid = L.text(session, "session")
-        text = L.text(options, "options") if options is not None else ""
-        opts: Any = {}
-        if text:
-            try:
-                opts = json.loads(text)
-            except ValueError:
-                raise InputError(f"verdict options must be a JSON object such as {{\"size\": 256}}, got {text[:60]!r}") from None
-        if not isinstance(opts, dict):
-            raise InputError(f"verdict options must be a JSON object such as {{\"size\": 256}}, got a {type(opts).__name__}")
-        unknown = sorted(set(opts) - set(VERDICT_OPTIONS))
-        if unknown:
-            raise InputError(f"verdict options are {', '.join(VERDICT_OPTIONS)}; unknown: {', '.join(map(str, unknown))[:80]}")
-        mode = choice(Composite, opts.get("composite"), "composite", Composite.DETAIL)
-        size = opts.get("size")
-        size = VERDICT_DEFAULT_SIZE if size in (None, "") else number(size, "verdict size", 16, PREVIEW_MAX_SIZE)
-        specs = parse_edit_list(edits, files=[], limits=L)
-        return cls(session=sid, edits=tuple(specs), composite=mode, size=int(size))
-
-
 # -- what a job yields ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -439,10 +404,9 @@ def capabilities(default_steps: int, max_steps: int) -> dict:
     projection, its strength field and range, and its file fields."""
     out = {"version": VERSION, "init": [m.value for m in Init], "composite": [m.value for m in Composite],
            "method": [m.value for m in Method], "default_steps": int(default_steps), "max_steps": int(max_steps),
-           "preview_max_size": PREVIEW_MAX_SIZE,
+           "preview_max_size": PREVIEW_MAX_SIZE, "kinds": {},
            "verdict": {"options": list(VERDICT_OPTIONS), "default_size": VERDICT_DEFAULT_SIZE,
-                       "min_size": 16, "max_size": PREVIEW_MAX_SIZE},
-           "kinds": {}}
+                       "min_size": 16, "max_size": PREVIEW_MAX_SIZE}}
     for name, k in kinds.edit_kinds().items():
         s = k.strength
         out["kinds"][name] = {"preview": k.preview.value, "survives_reprojection": k.survives_reprojection,

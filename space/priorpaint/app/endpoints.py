@@ -31,6 +31,7 @@ import gradio as gr
 from ..errors import PriorpaintError
 from . import contract as C
 from .service import Service
+from .verdict import VerdictRequest
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class Backend:
         """JSON ``{"structure": {...}, "verdict": {...}}`` of the fast edits on the live preview's
         square: ``verdict["carried"]`` false means the edit cannot be carried on this photo and
         ``verdict["message"]`` is the line to show.  ``options``: ``{"composite", "size"}``."""
-        return json.dumps(self.service.verdict(C.VerdictRequest.parse(session, edits, options, limits=self.limits)))
+        return json.dumps(self.service.verdict(VerdictRequest.parse(session, edits, options, limits=self.limits)))
 
     def cancel(self, ident: str, request: gr.Request = None) -> str:
         """Only the caller's own jobs (a request's client key); called without a request (the

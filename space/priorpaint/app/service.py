@@ -25,7 +25,8 @@ from ..errors import InputError
 from ..projection.project import SERVED_STEPS
 from . import kinds
 from .contract import (Box, CancelResult, DownloadResult, EditRequest, EditResult, PreviewRequest, Progress,
-                       ProjectRequest, ProjectResult, SegmentResult, VerdictRequest, clean)
+                       ProjectRequest, ProjectResult, SegmentResult, clean)
+from .verdict import VerdictRequest
 from .limits import Limits
 from .sessions import JobRegistry, SessionStore, run_job
 
