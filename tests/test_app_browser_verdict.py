@@ -46,6 +46,9 @@ def test_the_page_says_when_an_edit_cannot_be_carried(server):
         box = page.locator("#pp-box textarea, #pp-box input").first
         box.fill("120 20 200 200")
         box.press("Enter")
+        # the status leaves its opening line as soon as the projection starts
+        page.wait_for_function("!document.querySelector('#pp-status')?.innerText.includes('Project a selection to start')",
+                               timeout=60_000)
         page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session') || "
                                "document.querySelector('.toast-body') !== null", timeout=180_000)
         assert not _toast(page), _toast(page)

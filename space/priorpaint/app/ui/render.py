@@ -75,6 +75,7 @@ def wire(page: Page, service) -> None:
                 progress(step.fraction, desc=step.stage)
                 yield (gr.skip(),) * len(outputs)
                 continue
+            progress(1.0, desc="saving the full-resolution PNG and the before/after")
             d = C.status(step)
             result = step.photo
             n = (hist[0]["n"] + 1) if hist else 1
