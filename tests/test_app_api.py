@@ -180,6 +180,30 @@ def test_cancel_stops_a_running_projection_and_frees_its_slot(client):
     assert json.loads(client.predict(job_id, api_name="/cancel"))["cancelled"] is False
 
 
+def test_verdict_says_before_render_that_an_edit_cannot_be_carried(client):
+    """A cat has no face the head measure can find: the verdict says the edit cannot be carried
+    here, in one line, before anything is rendered; no edit: nothing to judge; a slow kind is
+    refused as the preview refuses it."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    st, *_ = client.predict(handle_file(str(skimage_data("chelsea.png"))), None, "120,20,200,200", "", 20, 0,
+                            False, api_name="/project")
+    sid = json.loads(st)["session"]
+    out = json.loads(client.predict(sid, json.dumps(["direction:head_turn=2"]), json.dumps({"size": 64}),
+                                    api_name="/verdict"))
+    assert set(out) == {"structure", "verdict"}
+    v = out["verdict"]
+    assert v["carried"] is False and "\n" not in v["message"]
+    assert v["message"].startswith("this edit cannot be carried here") and "no face found" in v["message"]
+    none = json.loads(client.predict(sid, "[]", "", api_name="/verdict"))["verdict"]
+    assert none["carried"] is None
+    with pytest.raises(AppError, match="verdict runs only the fast edits"):
+        client.predict(sid, json.dumps([{"kind": "scribble", "scribble": "/tmp/x.png"}]), "", api_name="/verdict")
+    with pytest.raises(AppError, match="verdict size must be between"):
+        client.predict(sid, "[]", json.dumps({"size": 4}), api_name="/verdict")
+
+
 def test_models_endpoint(client):
     rows = json.loads(client.predict(api_name="/models"))
     ids = {r["id"]: r for r in rows}

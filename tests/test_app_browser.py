@@ -158,7 +158,9 @@ def _render(page, uploads, timeout=300_000):
     page.wait_for_function("(n) => document.querySelectorAll('#pp-history img').length > n || "
                            "document.querySelector('.toast-body') !== null", arg=n_hist, timeout=timeout)
     assert not _toast(page), f"the page showed an error: {_toast(page)}"
-    page.wait_for_function("!document.querySelector('#pp-render-md')?.innerText.includes('%')")
+    # the progress text has gone ("%" of a verdict's artefact figure is not progress)
+    page.wait_for_function("!(document.querySelector('#pp-render-md')?.innerText || '')"
+                           ".replace(/artefacts [0-9.]+ %/g, '').includes('%')")
     page.wait_for_timeout(300)
     return page.locator("#pp-render-md").inner_text(), uploads.n - n0
 

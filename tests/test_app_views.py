@@ -121,3 +121,22 @@ def test_download_line_shows_bytes_and_share():
     line = download_line({"model": "m", "bytes_done": 12_500_000, "bytes_total": 25_000_000})
     assert "12.5 MB of 25.0 MB (50 %)" in line and "<progress" in line and "**m**" in line
     assert download_line({"model": "m", "bytes_done": 0, "bytes_total": None}).endswith("0.0 MB so far")
+
+
+def test_verdict_line_warns_only_when_not_carried():
+    from priorpaint.app import views as V
+    assert V.verdict_line(None) == "" and V.verdict_line({"carried": None, "message": "nothing to judge"}) == ""
+    bad = V.verdict_line({"carried": False, "message": "this edit cannot be carried here: effect 0.20 of the model's"})
+    assert bad.startswith("**⚠ this edit cannot be carried here: effect 0.20") and "\n" not in bad
+    ok = V.verdict_line({"carried": True, "message": "carried: effect 0.80 of the model's"})
+    assert "⚠" not in ok and "carried: effect 0.80" in ok
+
+
+def test_unchanged_line_says_when_a_render_changed_nothing():
+    from priorpaint.app import views as V
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[1, 1, 0] = 1
+    assert V.unchanged_line(a, b, 1) == ""
+    assert "Nothing changed: the result is identical to your photo" in V.unchanged_line(a, a.copy(), 2)
+    assert "no edits are listed" in V.unchanged_line(a, a.copy(), 0)

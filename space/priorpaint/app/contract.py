@@ -43,6 +43,9 @@ Composite = _choices("Composite", MODES, "How a render is blended into the photo
 Method = _choices("Method", METHODS, "How G′ is fitted (``adaptation.gprime.METHODS``).")
 
 PREVIEW_MAX_SIZE = 1024
+#: the ``verdict`` endpoint's options object (:class:`priorpaint.app.verdict.VerdictRequest`)
+VERDICT_OPTIONS = ("composite", "size")
+VERDICT_DEFAULT_SIZE = 256
 
 
 # -- loose wire values -> typed values -------------------------------------------------------
@@ -401,7 +404,9 @@ def capabilities(default_steps: int, max_steps: int) -> dict:
     projection, its strength field and range, and its file fields."""
     out = {"version": VERSION, "init": [m.value for m in Init], "composite": [m.value for m in Composite],
            "method": [m.value for m in Method], "default_steps": int(default_steps), "max_steps": int(max_steps),
-           "preview_max_size": PREVIEW_MAX_SIZE, "kinds": {}}
+           "preview_max_size": PREVIEW_MAX_SIZE, "kinds": {},
+           "verdict": {"options": list(VERDICT_OPTIONS), "default_size": VERDICT_DEFAULT_SIZE,
+                       "min_size": 16, "max_size": PREVIEW_MAX_SIZE}}
     for name, k in kinds.edit_kinds().items():
         s = k.strength
         out["kinds"][name] = {"preview": k.preview.value, "survives_reprojection": k.survives_reprojection,

@@ -31,6 +31,7 @@ import gradio as gr
 from ..errors import PriorpaintError
 from . import contract as C
 from .service import Service
+from .verdict import VerdictRequest
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,12 @@ class Backend:
     def preview(self, session: str, edits: str = "[]", files=None) -> Image.Image:
         return _image(self.service.preview(C.PreviewRequest.parse(session, edits, files, limits=self.limits)))
 
+    def verdict(self, session: str, edits: str = "[]", options: str = "") -> str:
+        """JSON ``{"structure": {...}, "verdict": {...}}`` of the fast edits on the live preview's
+        square: ``verdict["carried"]`` false means the edit cannot be carried on this photo and
+        ``verdict["message"]`` is the line to show.  ``options``: ``{"composite", "size"}``."""
+        return json.dumps(self.service.verdict(VerdictRequest.parse(session, edits, options, limits=self.limits)))
+
     def cancel(self, ident: str, request: gr.Request = None) -> str:
         """Only the caller's own jobs (a request's client key); called without a request (the
         page's own stop button), the id's jobs."""
@@ -271,6 +278,8 @@ def wire(backend: Backend) -> None:
                   [o_status, o_result, o_layer, o_preview], api_name="edit",
                   concurrency_id=ENGINE, concurrency_limit=16)
     trigger.click(user_errors(b.preview), [a_session, a_edits], o_preview, api_name="preview",
+                  concurrency_id="preview", concurrency_limit=4)
+    trigger.click(user_errors(b.verdict), [a_session, a_edits, a_options], o_json, api_name="verdict",
                   concurrency_id="preview", concurrency_limit=4)
     trigger.click(user_errors(b.cancel), [a_id], o_status, api_name="cancel", concurrency_limit=None)
     trigger.click(user_errors(b.directions), [a_model], o_json, api_name="directions", concurrency_limit=None)

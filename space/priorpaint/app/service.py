@@ -26,6 +26,7 @@ from ..projection.project import SERVED_STEPS
 from . import kinds
 from .contract import (Box, CancelResult, DownloadResult, EditRequest, EditResult, PreviewRequest, Progress,
                        ProjectRequest, ProjectResult, SegmentResult, clean)
+from .verdict import VerdictRequest
 from .limits import Limits
 from .sessions import JobRegistry, SessionStore, run_job
 
@@ -244,16 +245,30 @@ class Service:
 
         s = self.session(req.session)
         specs = list(req.edits)
-        slow = kinds.slow_kinds()
-        refused = [sp["kind"] for sp in specs if sp["kind"] in slow]
-        if refused and not slow_ok:
-            fast = [k for k in kinds.edit_kinds() if k not in slow]
-            raise InputError(f"preview runs only the fast edits ({', '.join(sorted(fast))}); send "
-                             f"{', '.join(sorted(set(refused)))} edits to the edit endpoint")
+        if not slow_ok:
+            self._fast_only(specs, "preview")
         state = s.apply(specs) if specs else None
         if req.composite is not None:
             return s.preview_layer(state, req.composite.value, req.size)
         return np.asarray(to_uint8(s.generate(state)))
+
+    def _fast_only(self, specs: List[dict], what: str) -> None:
+        slow = kinds.slow_kinds()
+        refused = [sp["kind"] for sp in specs if sp["kind"] in slow]
+        if refused:
+            fast = [k for k in kinds.edit_kinds() if k not in slow]
+            raise InputError(f"{what} runs only the fast edits ({', '.join(sorted(fast))}); send "
+                             f"{', '.join(sorted(set(refused)))} edits to the edit endpoint")
+
+    def verdict(self, req: VerdictRequest) -> dict:
+        """``{"structure", "verdict"}``: whether the edits can be carried on this photo, measured on
+        the live preview's square (``verdict["carried"]`` false: ``verdict["message"]`` is the one
+        line to show before the user renders).  Only the fast kinds, as :meth:`preview`."""
+        s = self.session(req.session)
+        specs = list(req.edits)
+        self._fast_only(specs, "verdict")
+        state = s.apply(specs) if specs else None
+        return clean(s.preview_verdict(state, req.composite.value, req.size))
 
     # -- cancel ------------------------------------------------------------------------------
     def cancel(self, ident: str, client: Optional[str] = None) -> CancelResult:

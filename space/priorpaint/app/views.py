@@ -255,6 +255,29 @@ def preview_note(n_cheap: int, skipped: List[str]) -> str:
     return text
 
 
+def verdict_line(verdict: Optional[dict]) -> str:
+    """The page's line for a verdict (:func:`priorpaint.measures.verdict.verdict`): a plain warning
+    when the edit cannot be carried on this photo, a quiet note when it can, nothing when there is
+    nothing to judge."""
+    if not verdict or verdict.get("carried") is None:
+        return ""
+    msg = str(verdict.get("message") or "")
+    if verdict["carried"] is False:
+        return f"**⚠ {msg}** — Render would not show this edit as asked on this photo."
+    return f"check: {msg}"
+
+
+def unchanged_line(before: np.ndarray, after: np.ndarray, n_edits: int) -> str:
+    """A plain sentence when a render left the photo exactly as it was ("" otherwise): a
+    render that changes nothing must not read as a success."""
+    if not (before.shape == after.shape and np.array_equal(before, after)):
+        return ""
+    if not n_edits:
+        return "**Nothing changed: no edits are listed, so the result is your photo, pixel for pixel.**"
+    return ("**Nothing changed: the result is identical to your photo.** The listed edits had no effect "
+            "inside the selection (is the painted region empty or too thin at this zoom?).")
+
+
 # -- the render history -------------------------------------------------------------------------
 
 def kept_on_reprojection(items: List[dict]) -> Tuple[List[dict], int]:

@@ -14,6 +14,7 @@ import gradio as gr
 from .. import contract as C
 from .. import views
 from ..endpoints import user_errors
+from ..verdict import VerdictRequest
 from .page import PRIVATE, Page
 
 PSNR_HELP = ("PSNR: how close each image is to your photo inside the selection (dB, higher is closer; "
@@ -61,6 +62,14 @@ def wire(page: Page, service) -> None:
                                composite=C.Composite.DETAIL)
         return views.readable(Image.fromarray(views.rgb(service.preview(req, slow_ok=True))))
 
+    def verdict_of(sid, spec_list) -> str:
+        """Whether the previewed edits can be carried on this photo (the ``verdict`` endpoint's
+        call), as the line shown beside the preview."""
+        edits, files = C.file_refs(spec_list)
+        req = VerdictRequest(session=sid, edits=tuple(C.parse_edit_list(edits, files, service.limits)),
+                               composite=C.Composite.DETAIL)
+        return views.verdict_line(service.verdict(req).get("verdict"))
+
     @user_errors
     def ui_preview(sid, items, *values, extra=None):
         if not sid:
@@ -75,7 +84,8 @@ def wire(page: Page, service) -> None:
         note = views.preview_note(len(run), skipped)
         if extra:
             note += " (with the interpolation being set)"
-        return img, note
+        line = verdict_of(sid, run) if run and not extra else ""
+        return img, note + (f"  \n{line}" if line else "")
 
     kw = dict(api_visibility=PRIVATE, trigger_mode="always_last", concurrency_id="preview",
               concurrency_limit=4, show_progress="minimal")

@@ -120,6 +120,18 @@ def wire(page: Page, service) -> None:
                                      limits=service.limits)
         bg = np.asarray(Image.open(image_path).convert("RGBA"))
         progress(0.0, desc="starting")
+        first = [gr.skip()] * len(outputs)
+        first[outputs.index(page.status)] = "**projecting the selection…** (progress above; Stop cancels)"
+        yield tuple(first)
+        try:
+            yield from project_steps(req, request, progress, bg, note, image_path, sel, items)
+        except Exception as e:   # the status must not keep saying "projecting" after a failure
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            first[outputs.index(page.status)] = f"**the projection stopped:** {why}"
+            yield tuple(first)
+            raise
+
+    def project_steps(req, request, progress, bg, note, image_path, sel, items):
         for step in service.project(req, client_key(request)):
             if isinstance(step, C.Progress):
                 progress(step.fraction, desc=step.stage)

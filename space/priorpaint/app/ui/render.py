@@ -75,6 +75,7 @@ def wire(page: Page, service) -> None:
                 progress(step.fraction, desc=step.stage)
                 yield (gr.skip(),) * len(outputs)
                 continue
+            progress(1.0, desc="saving the full-resolution PNG and the before/after")
             d = C.status(step)
             result = step.photo
             n = (hist[0]["n"] + 1) if hist else 1
@@ -88,7 +89,12 @@ def wire(page: Page, service) -> None:
                                              "after": scratch.save(after, "after")})
             saved = any(s.get("save_vector") for s in spec_list)
             gal = [(h["after"], h["caption"]) for h in hist]
-            yield ((before, after), path, render_message(d), after, hist, gal,
+            msg = render_message(d)
+            extra = [x for x in (views.unchanged_line(before_arr, np.asarray(result), len(spec_list)),
+                                 views.verdict_line(d.get("verdict"))) if x]
+            if extra:
+                msg = "  \n".join(extra) + "  \n" + msg
+            yield ((before, after), path, msg, after, hist, gal,
                    vector_update(state.get("model"), request) if saved else gr.skip(),
                    f"preview: the last render's selection at the photo's resolution ({len(spec_list)} edit(s), "
                    f"{d.get('composite') or 'replace'} composite{', G′' if adapt_v else ''})",
