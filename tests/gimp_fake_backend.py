@@ -76,7 +76,8 @@ class FakeKindsBackend:
         # what /gradio_api/info answers: today's backend, whose edit takes the composite mode
         # (None: 404, like an older backend that declares nothing and takes four inputs)
         self.info = {"named_endpoints": {"/edit": {"parameters": [
-            {"parameter_name": n} for n in ("session", "edits", "adapt", "files", "composite")]}}}
+            {"parameter_name": n} for n in ("session", "edits", "adapt", "files", "composite")]},
+            "/verdict": {"parameters": [{"parameter_name": n} for n in ("session", "edits", "options")]}}}
         fake = self
 
         class Handler(QuietHandler):
@@ -192,9 +193,19 @@ class FakeKindsBackend:
                 if specs.get("composite", "detail") == "replace":
                     side -= 1               # tells the two modes apart
                 specs = specs["edits"]
-            strength = float(specs[0]["strength"]) if specs else 0.0
+            strength = float(specs[0].get("strength", 0.0)) if specs else 0.0   # drag: no strength
             level = int(max(0, min(255, 128 + 40 * strength)))
             return [self._file(np.full((side, side, 3), level, np.uint8))]
+        if api == "verdict":
+            self.sessions[data[0]]
+            specs, options = json.loads(data[1]), json.loads(data[2] or "{}")
+            if not isinstance(specs, list) or not isinstance(options, dict):
+                raise ValueError("edits must be a JSON list of edit specs and options a JSON object")
+            if options.get("composite", "detail") not in ("detail", "replace"):
+                raise ValueError(f"composite must be one of detail, replace, got {options['composite']!r}")
+            if any(sp.get("kind") in ("drag", "paint") for sp in specs):
+                raise ValueError("verdict: drag and paint edits take too long to judge; run the edit")
+            return [json.dumps(self.verdict_of(specs))]
         if api == "concepts":
             return [json.dumps({"concepts": [{"name": "hair"}, {"name": "door"}], "vectors": []})]
         if api == "project":
@@ -244,8 +255,22 @@ class FakeKindsBackend:
                 alpha = paint if paint.ndim == 2 else paint[..., 0]
             layer = np.dstack([rgb, alpha])
             st = {"done": True, "layer": {"x": 0, "y": 0, "w": w, "h": h}, "changed_outside_mask": 0}
+            st.update(self.verdict_of(specs))
             return [json.dumps(st), None, self._file(layer), None]
         raise ValueError(f"unknown endpoint {api}")
+
+    @staticmethod
+    def verdict_of(specs: list) -> dict:
+        """As the real backend's structure report: a direction pushed past 2 smears instead of
+        editing (not carried); no direction edit at all has no verdict (null)."""
+        strengths = [abs(float(sp.get("strength", 0))) for sp in specs if sp.get("kind") == "direction"]
+        if not strengths:
+            return {"structure": {}, "verdict": {"carried": None, "message": "nothing to judge"}}
+        if max(strengths) > 2.0:
+            return {"structure": {"ssim_change": 0.2}, "verdict": {
+                "carried": False, "message": "the model smeared the selection instead of changing it; "
+                                             "try a smaller strength"}}
+        return {"structure": {"ssim_change": 0.9}, "verdict": {"carried": True, "message": "the edit is carried"}}
 
     @staticmethod
     def segment_labels(mask: np.ndarray) -> np.ndarray:
