@@ -812,6 +812,8 @@ def test_plain_words_for_the_fit_and_the_models():
     from gimp_bridge import words
     assert [words.fit_words(v) for v in (35, 27.5, 21, 12, None)] == ["very closely", "closely", "roughly",
                                                                       "loosely", None]
+    assert words.fit_sentence(27.46) == "the model reproduced your selection closely (27.5 dB PSNR)"
+    assert words.fit_sentence(None) is None and words.fit_sentence("27") is None
     rows = [{"id": "dcgan-digiface-64", "architecture": "dcgan", "resolution": 64, "domain": "faces",
              "present": True, "default": True},
             {"id": "stylegan2-cat-256", "architecture": "stylegan2", "resolution": 256, "domain": "cats",
