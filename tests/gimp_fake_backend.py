@@ -57,6 +57,7 @@ class FakeKindsBackend:
         self.calls = []
         self.preview_model_only = False      # True: an older backend, whose preview takes only a list
         self.project_delay = 0.0             # seconds a projection takes (0: at once)
+        self.psnr = None                     # the projection's PSNR (dB) that `project` reports, if any
         self.cancelled = []                  # ids sent to `cancel`
         self.disconnected = []               # endpoints whose stream the client closed early
         self.models = [
@@ -216,6 +217,8 @@ class FakeKindsBackend:
             box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
             square = ops.square_around(box, (image.shape[1], image.shape[0]))
             st = {"done": True, "session": sid, "box": list(box), "square": list(square), "resolution": 64}
+            if self.psnr is not None:
+                st["psnr_projection"] = self.psnr
             return [json.dumps(st), None, self._file(np.zeros((64, 64, 3), np.uint8)), None]
         if api == "segment":
             image, mask = self.sessions[data[0]]
