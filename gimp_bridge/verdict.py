@@ -16,13 +16,14 @@ from .client import BackendError, Client
 
 
 def verdict_message(status: Any) -> Optional[str]:
-    """The one line saying the edit was not carried, from a status (or a ``verdict`` answer)
-    whose ``verdict.carried`` is false; None when carried, unknown or absent."""
+    """The backend's one line saying the edit was not carried (its ``verdict.message``, on one
+    line), from a status or a ``verdict`` answer whose ``verdict.carried`` is false; None when
+    carried, unknown or absent."""
     verdict = status.get("verdict") if isinstance(status, dict) else None
     if not isinstance(verdict, dict) or verdict.get("carried") is not False:
         return None
     message = " ".join(str(verdict.get("message") or "").split())
-    return "not carried: " + (message or "the edit did not change the picture as the direction intends")
+    return message or "this edit cannot be carried here: the picture did not change as the direction intends"
 
 
 def supports_verdict(client: Client) -> bool:

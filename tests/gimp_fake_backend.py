@@ -271,8 +271,8 @@ class FakeKindsBackend:
             return {"structure": {}, "verdict": {"carried": None, "message": "nothing to judge"}}
         if max(strengths) > 2.0:
             return {"structure": {"ssim_change": 0.2}, "verdict": {
-                "carried": False, "message": "the model smeared the selection instead of changing it; "
-                                             "try a smaller strength"}}
+                "carried": False, "message": "this edit cannot be carried here: the model smeared the "
+                                             "selection; try a smaller strength"}}
         return {"structure": {"ssim_change": 0.9}, "verdict": {"carried": True, "message": "the edit is carried"}}
 
     @staticmethod

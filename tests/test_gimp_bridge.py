@@ -676,8 +676,8 @@ def test_preview_worker_says_when_the_edit_is_not_carried(kinds):
     _wait_for(said, 3)
     worker.close()
     worker.join(5)
-    assert said == [("mild", None), ("strong", "not carried: the model smeared the selection instead of "
-                                               "changing it; try a smaller strength"), ("drag", None)]
+    assert said == [("mild", None), ("strong", "this edit cannot be carried here: the model smeared "
+                                               "the selection; try a smaller strength"), ("drag", None)]
     asked = [d for api, d in kinds.calls if api == "verdict"]
     assert json.loads(asked[0][1]) == [catalog.direction_spec("exposure", 1.0)]
     assert json.loads(asked[0][2]) == {"composite": "replace", "size": 160}
@@ -706,8 +706,8 @@ def test_verdict_lines_and_bad_answers(kinds):
     assert verdict_message({"verdict": {"carried": True, "message": "fine"}}) is None
     assert verdict_message({"verdict": {"carried": None, "message": "unknown"}}) is None
     assert verdict_message({}) is None and verdict_message(None) is None
-    assert verdict_message({"verdict": {"carried": False, "message": "a\nb "}}) == "not carried: a b"
-    assert verdict_message({"verdict": {"carried": False}}).startswith("not carried: the edit did not")
+    assert verdict_message({"verdict": {"carried": False, "message": "a\nb "}}) == "a b"
+    assert verdict_message({"verdict": {"carried": False}}).startswith("this edit cannot be carried here")
     client = Client(kinds.url)
     proj = ops.project(client, _face_crop(), fetch_images=False)
     answer = verdict(client, proj.session, [catalog.direction_spec("smile", -2.5)], composite="detail")
@@ -727,7 +727,7 @@ def test_semantic_edit_uses_the_direction_range_and_names_the_layer_with_it(kind
     sent = json.loads([d for api, d in kinds.calls if api == "edit"][-1][1])
     assert sent == [{"kind": "direction", "name": "exposure", "strength": 3.0}]
     assert ops.notes_of(layer.status) == [   # the stand-in smears past 2: the verdict's line comes first
-        "not carried: the model smeared the selection instead of changing it; try a smaller strength",
+        "this edit cannot be carried here: the model smeared the selection; try a smaller strength",
         "strength 8 of 'exposure' is outside its range [-3, 3]; used 3"]
     # with the projection the dialog already made, OK does not project again
     proj = ops.project(client, _face_crop(), fetch_images=False)

@@ -514,7 +514,7 @@ def test_the_dialog_says_when_the_edit_is_not_carried_and_f1_opens_the_guide(gui
         if carried:
             assert said["message"] == "", said
         else:
-            assert said["message"].startswith("not carried: the model smeared the selection"), said
+            assert said["message"].startswith("this edit cannot be carried here: the model smeared"), said
     m = len(gui.events())
     gui.key("F1", window=win)
     gui.wait_event(lambda e: e["event"] == "help-key", 30, after=m)

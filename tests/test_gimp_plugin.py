@@ -716,10 +716,10 @@ def test_segment_apply_and_paint_procedures_in_real_gimp(gimp):
     assert whole["new"] == [["add hair — priorpaint", [0, 0], 512, 512]] and whole["top"] == "add hair — priorpaint"
     smear = res["smear"]
     assert smear["status"][0] == "success" and smear["top"] == "exposure +2.5 — priorpaint", smear
-    assert smear["meta"]["verdict"] == {"carried": False, "message": "the model smeared the selection instead "
-                                        "of changing it; try a smaller strength"}, smear["meta"]
+    assert smear["meta"]["verdict"] == {"carried": False, "message": "this edit cannot be carried here: the model "
+                                        "smeared the selection; try a smaller strength"}, smear["meta"]
     log = (gimp["artifacts"] / "gimp.log").read_text()
-    assert "priorpaint: not carried: the model smeared the selection" in log, log[-2000:]
+    assert "priorpaint: this edit cannot be carried here: the model smeared" in log, log[-2000:]
 
 
 GIMP_KINDS_REAL = r'''
