@@ -412,6 +412,44 @@ def _pids_of(needle: str) -> list:
     return pids
 
 
+def test_the_dialog_says_when_the_edit_is_not_carried_and_f1_opens_the_guide(gui):
+    """A strength the backend's verdict calls a smear puts its one line under the preview
+    before OK; a carried one shows none. F1 opens priorpaint's guide, not GIMP's manual."""
+    gui.close_messages()
+    n = len(gui.events())
+    gui.open_menu_entry(WORKFLOW.index("priorpaint-semantic-edit"))
+    win = gui.wait_window("priorpaint: Semantic edit")
+    opened = gui.wait_event(lambda e: e["event"] == "strength-range", 20, after=n)
+    if opened["direction"] != "exposure":
+        m = len(gui.events())
+        gui.key("alt+d", "Home", window=win)
+        gui.wait_event(lambda e: e["event"] == "strength-range" and e["direction"] == "exposure", 20, after=m)
+    for value, keys, carried in ((2.5, ("2", "period", "5"), False), (1.0, ("1",), True)):
+        m = len(gui.events())
+        gui.key("alt+n", "ctrl+a", *keys, "Tab", window=win)
+        said = gui.wait_event(lambda e: e["event"] == "verdict-shown" and abs(e["strength"] - value) < 1e-6,
+                              30, after=m)
+        time.sleep(0.8)
+        gui.shot(f"verdict-{value:g}.png")
+        if carried:
+            assert said["message"] == "", said
+        else:
+            assert said["message"].startswith("this edit cannot be carried here: the model smeared"), said
+    m = len(gui.events())
+    gui.key("F1", window=win)
+    gui.wait_event(lambda e: e["event"] == "help-key", 30, after=m)
+    shown = gui.wait_event(lambda e: e["event"] == "help", 30, after=m)
+    helpwin = gui.wait_window("priorpaint: Help")
+    gui.shot("help-f1.png")
+    assert shown["installed"], shown
+    assert gui.windows("(?i)manual") == []
+    gui.assert_no_messages("after F1")
+    gui.key("Escape", window=helpwin)
+    time.sleep(0.5)
+    gui.key("Escape", window=win)
+    assert gui.wait_event(lambda e: e["event"] == "done", 60, after=n)["status"] == "cancel"
+
+
 def test_help_opens_the_plugins_own_guide(gui):
     """Help in a dialog shows priorpaint's GIMP guide, not GIMP's "manual not installed" box."""
     gui.close_messages()
@@ -491,40 +529,3 @@ def test_settings_offers_the_download_of_a_model_not_downloaded(gui):
     assert "stylegan2-car-512" in message and "aaronb/StyleGAN2" in message
     assert "`priorpaint download stylegan2-car-512`" in message
 
-
-def test_the_dialog_says_when_the_edit_is_not_carried_and_f1_opens_the_guide(gui):
-    """A strength the backend's verdict calls a smear puts its one line under the preview
-    before OK; a carried one shows none. F1 opens priorpaint's guide, not GIMP's manual."""
-    gui.close_messages()
-    n = len(gui.events())
-    gui.open_menu_entry(WORKFLOW.index("priorpaint-semantic-edit"))
-    win = gui.wait_window("priorpaint: Semantic edit")
-    opened = gui.wait_event(lambda e: e["event"] == "strength-range", 20, after=n)
-    if opened["direction"] != "exposure":
-        m = len(gui.events())
-        gui.key("alt+d", "Home", window=win)
-        gui.wait_event(lambda e: e["event"] == "strength-range" and e["direction"] == "exposure", 20, after=m)
-    for value, keys, carried in ((2.5, ("2", "period", "5"), False), (1.0, ("1",), True)):
-        m = len(gui.events())
-        gui.key("alt+n", "ctrl+a", *keys, "Tab", window=win)
-        said = gui.wait_event(lambda e: e["event"] == "verdict-shown" and abs(e["strength"] - value) < 1e-6,
-                              30, after=m)
-        time.sleep(0.8)
-        gui.shot(f"verdict-{value:g}.png")
-        if carried:
-            assert said["message"] == "", said
-        else:
-            assert said["message"].startswith("this edit cannot be carried here: the model smeared"), said
-    m = len(gui.events())
-    gui.key("F1", window=win)
-    gui.wait_event(lambda e: e["event"] == "help-key", 30, after=m)
-    shown = gui.wait_event(lambda e: e["event"] == "help", 30, after=m)
-    helpwin = gui.wait_window("priorpaint: Help")
-    gui.shot("help-f1.png")
-    assert shown["installed"], shown
-    assert gui.windows("(?i)manual") == []
-    gui.assert_no_messages("after F1")
-    gui.key("Escape", window=helpwin)
-    time.sleep(0.5)
-    gui.key("Escape", window=win)
-    assert gui.wait_event(lambda e: e["event"] == "done", 60, after=n)["status"] == "cancel"
