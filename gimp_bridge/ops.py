@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from . import png
 from .catalog import carried, clamp_strength, direction_spec, edits_title, list_directions, list_models, with_edit
 from .client import BackendError, BridgeError, Client, ProgressFn, status_of
+from .verdict import verdict_message
 
 MARGIN = 0.1      # context margin on each side, as a fraction of the selection's longer side
 MIN_SIZE = 8      # the backend refuses selections smaller than this (px)
@@ -245,7 +246,7 @@ def project(client: Client, crop: Crop, model: str = "", steps: Optional[int] = 
     outputs = client.call(api, data, on_progress=on_progress, on_job=on_job, should_cancel=should_cancel)
     st = status_of(outputs)
     if notes:
-        st["notes"] = notes + notes_of(st)
+        st["notes"] = notes + _status_notes(st)
     session = st.get("session")
     if not session:
         raise BackendError(f"the backend's projection returned no session: {st!r}")
@@ -320,10 +321,17 @@ def edit(client: Client, projection: Projection, edits: List[dict], adapt: bool,
                  image=layer_img, status=st, edits=list(edits))
 
 
-def notes_of(status: Dict[str, Any]) -> List[str]:
-    """The backend's notes in a status (clamped strengths, resized inputs, ...), each one line."""
+def _status_notes(status: Dict[str, Any]) -> List[str]:
     notes = status.get("notes") if isinstance(status, dict) else None
     return [str(n) for n in notes] if isinstance(notes, list) else []
+
+
+def notes_of(status: Dict[str, Any]) -> List[str]:
+    """The backend's notes in a status (clamped strengths, resized inputs, ...), each one line;
+    the verdict's line first when the edit was not carried (never a silent smear)."""
+    lines = _status_notes(status)
+    message = verdict_message(status)
+    return ([message] if message and message not in lines else []) + lines
 
 
 def preview(client: Client, projection: Projection, edits: List[dict], should_cancel=None,
@@ -387,7 +395,7 @@ def semantic_edit(client: Client, crop: Crop, direction: str, strength: float, a
     layer = edit(client, projection, edits, adapt, name, on_progress=stage, on_job=on_job,
                  should_cancel=should_cancel, composite=composite)
     if notes:
-        layer.status["notes"] = notes + [n for n in notes_of(layer.status) if "clamped" not in n]
+        layer.status["notes"] = notes + [n for n in _status_notes(layer.status) if "clamped" not in n]
     return layer
 
 

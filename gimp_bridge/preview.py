@@ -22,6 +22,7 @@ import time
 from typing import Callable, List, Optional, Tuple
 
 from . import ops, png
+from .verdict import supports_verdict, verdict, verdict_message
 from .client import BridgeError, Cancelled, Client
 
 
@@ -33,7 +34,10 @@ class PreviewWorker:
     - ``on_image(key, image, seconds)`` for every preview shown (``seconds``: from the
       request to the image),
     - ``on_error(message)`` once, when projecting or a preview fails (a failed preview
-      stops the worker; the dialog can still run the edit).
+      stops the worker; the dialog can still run the edit),
+    - ``on_verdict(key, message)`` after each preview, from a backend with the ``verdict``
+      endpoint: ``message`` is the one line saying the edit is not carried, or None (carried,
+      unknown, or the backend refused this kind); an older backend sends none.
     """
 
     def __init__(self, client: Client, crop: ops.Crop, model: str = "",
@@ -42,6 +46,7 @@ class PreviewWorker:
                  on_image: Optional[Callable[[object, png.Image, float], None]] = None,
                  on_error: Optional[Callable[[str], None]] = None,
                  on_job: Optional[Callable[[str], None]] = None,
+                 on_verdict: Optional[Callable[[object, Optional[str]], None]] = None,
                  composite: Optional[str] = None, size: Optional[int] = None):
         self.client = client
         self.composite = composite
@@ -53,6 +58,8 @@ class PreviewWorker:
         self.on_image = on_image
         self.on_error = on_error
         self.on_job = on_job
+        self.on_verdict = on_verdict
+        self.verdicts: List[Tuple[object, Optional[str]]] = []   # (key, message) of every verdict delivered
         self.projection: Optional[ops.Projection] = None
         self.job: Optional[str] = None                   # the backend's id of the projection job
         self.error: Optional[str] = None
@@ -148,3 +155,24 @@ class PreviewWorker:
             self.shown.append((key, seconds))
             if self.on_image is not None and not self._closed:
                 self.on_image(key, image, seconds)
+            self._verdict(key, edits)
+
+    def _verdict(self, key: object, edits: list) -> None:
+        """Ask whether the previewed edits are carried; a refusal or failure says nothing
+        (the verdict is advice: it never stops the previews)."""
+        if self.on_verdict is None or self._closed or not supports_verdict(self.client):
+            return                                        # an older backend: nothing to show, ever
+        with self._cond:
+            if self._wanted is not None:
+                return                                    # a newer preview waits: judge that one instead
+        try:
+            answer = verdict(self.client, self.projection.session, edits, composite=self.composite,
+                             size=self.size, should_cancel=lambda: self._closed)
+        except Cancelled:
+            return
+        except BridgeError:
+            answer = None
+        message = verdict_message(answer)
+        self.verdicts.append((key, message))
+        if not self._closed:
+            self.on_verdict(key, message)

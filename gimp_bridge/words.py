@@ -25,6 +25,15 @@ def fit_words(psnr: Any) -> Optional[str]:
     return next(words for floor, words in FIT_BANDS if psnr >= floor)
 
 
+def fit_sentence(psnr: Any) -> Optional[str]:
+    """One line for the user after Project: how closely the model reproduced the selection,
+    with the figure behind the words; None without a figure."""
+    fit = fit_words(psnr)
+    if fit is None:
+        return None
+    return f"the model reproduced your selection {fit} ({float(psnr):.1f} dB PSNR)"
+
+
 def size_text(n: Any) -> Optional[str]:
     if not isinstance(n, (int, float)) or n <= 0:
         return None

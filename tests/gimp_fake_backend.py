@@ -57,6 +57,7 @@ class FakeKindsBackend:
         self.calls = []
         self.preview_model_only = False      # True: an older backend, whose preview takes only a list
         self.project_delay = 0.0             # seconds a projection takes (0: at once)
+        self.psnr = None                     # the projection's PSNR (dB) that `project` reports, if any
         self.cancelled = []                  # ids sent to `cancel`
         self.disconnected = []               # endpoints whose stream the client closed early
         self.models = [
@@ -76,7 +77,8 @@ class FakeKindsBackend:
         # what /gradio_api/info answers: today's backend, whose edit takes the composite mode
         # (None: 404, like an older backend that declares nothing and takes four inputs)
         self.info = {"named_endpoints": {"/edit": {"parameters": [
-            {"parameter_name": n} for n in ("session", "edits", "adapt", "files", "composite")]}}}
+            {"parameter_name": n} for n in ("session", "edits", "adapt", "files", "composite")]},
+            "/verdict": {"parameters": [{"parameter_name": n} for n in ("session", "edits", "options")]}}}
         fake = self
 
         class Handler(QuietHandler):
@@ -192,9 +194,19 @@ class FakeKindsBackend:
                 if specs.get("composite", "detail") == "replace":
                     side -= 1               # tells the two modes apart
                 specs = specs["edits"]
-            strength = float(specs[0]["strength"]) if specs else 0.0
+            strength = float(specs[0].get("strength", 0.0)) if specs else 0.0   # drag: no strength
             level = int(max(0, min(255, 128 + 40 * strength)))
             return [self._file(np.full((side, side, 3), level, np.uint8))]
+        if api == "verdict":
+            self.sessions[data[0]]
+            specs, options = json.loads(data[1]), json.loads(data[2] or "{}")
+            if not isinstance(specs, list) or not isinstance(options, dict):
+                raise ValueError("edits must be a JSON list of edit specs and options a JSON object")
+            if options.get("composite", "detail") not in ("detail", "replace"):
+                raise ValueError(f"composite must be one of detail, replace, got {options['composite']!r}")
+            if any(sp.get("kind") in ("drag", "paint") for sp in specs):
+                raise ValueError("verdict: drag and paint edits take too long to judge; run the edit")
+            return [json.dumps(self.verdict_of(specs))]
         if api == "concepts":
             return [json.dumps({"concepts": [{"name": "hair"}, {"name": "door"}], "vectors": []})]
         if api == "project":
@@ -205,6 +217,8 @@ class FakeKindsBackend:
             box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
             square = ops.square_around(box, (image.shape[1], image.shape[0]))
             st = {"done": True, "session": sid, "box": list(box), "square": list(square), "resolution": 64}
+            if self.psnr is not None:
+                st["psnr_projection"] = self.psnr
             return [json.dumps(st), None, self._file(np.zeros((64, 64, 3), np.uint8)), None]
         if api == "segment":
             image, mask = self.sessions[data[0]]
@@ -244,8 +258,22 @@ class FakeKindsBackend:
                 alpha = paint if paint.ndim == 2 else paint[..., 0]
             layer = np.dstack([rgb, alpha])
             st = {"done": True, "layer": {"x": 0, "y": 0, "w": w, "h": h}, "changed_outside_mask": 0}
+            st.update(self.verdict_of(specs))
             return [json.dumps(st), None, self._file(layer), None]
         raise ValueError(f"unknown endpoint {api}")
+
+    @staticmethod
+    def verdict_of(specs: list) -> dict:
+        """As the real backend's structure report: a direction pushed past 2 smears instead of
+        editing (not carried); no direction edit at all has no verdict (null)."""
+        strengths = [abs(float(sp.get("strength", 0))) for sp in specs if sp.get("kind") == "direction"]
+        if not strengths:
+            return {"structure": {}, "verdict": {"carried": None, "message": "nothing to judge"}}
+        if max(strengths) > 2.0:
+            return {"structure": {"ssim_change": 0.2}, "verdict": {
+                "carried": False, "message": "this edit cannot be carried here: the model smeared the "
+                                             "selection; try a smaller strength"}}
+        return {"structure": {"ssim_change": 0.9}, "verdict": {"carried": True, "message": "the edit is carried"}}
 
     @staticmethod
     def segment_labels(mask: np.ndarray) -> np.ndarray:

@@ -655,13 +655,80 @@ def test_preview_worker_close_cancels_and_reports_errors(kinds):
     assert len(errors) == 1 and "gone" in errors[0] and "\n" not in errors[0]
 
 
+def _wait_for(items, n, seconds=20):
+    deadline = time.monotonic() + seconds
+    while len(items) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_preview_worker_says_when_the_edit_is_not_carried(kinds):
+    """After each preview the worker asks the backend's ``verdict`` for the same edits, with
+    the dialog's compositing and size; a false ``carried`` reaches the dialog as one line."""
+    from gimp_bridge.preview import PreviewWorker
+    said = []
+    worker = PreviewWorker(Client(kinds.url), _face_crop(), composite="replace", size=160,
+                           on_verdict=lambda k, m: said.append((k, m))).start()
+    worker.request("mild", [catalog.direction_spec("exposure", 1.0)])
+    _wait_for(said, 1)
+    worker.request("strong", [catalog.direction_spec("exposure", 2.5)])
+    _wait_for(said, 2)
+    worker.request("drag", [{"kind": "drag", "points": []}])   # a slow kind: refused, says nothing
+    _wait_for(said, 3)
+    worker.close()
+    worker.join(5)
+    assert said == [("mild", None), ("strong", "this edit cannot be carried here: the model smeared "
+                                               "the selection; try a smaller strength"), ("drag", None)]
+    asked = [d for api, d in kinds.calls if api == "verdict"]
+    assert json.loads(asked[0][1]) == [catalog.direction_spec("exposure", 1.0)]
+    assert json.loads(asked[0][2]) == {"composite": "replace", "size": 160}
+    assert worker.error is None                # a refused verdict never stops the previews
+
+
+def test_an_older_backend_without_verdict_is_never_asked(kinds):
+    from gimp_bridge.preview import PreviewWorker
+    from gimp_bridge.verdict import verdict
+    del kinds.info["named_endpoints"]["/verdict"]
+    client, said, shown = Client(kinds.url), [], []
+    assert verdict(client, "any", []) is None
+    worker = PreviewWorker(client, _face_crop(), on_image=lambda k, im, s: shown.append(k),
+                           on_verdict=lambda k, m: said.append(m)).start()
+    worker.request("strong", [catalog.direction_spec("exposure", 2.5)])
+    _wait_for(shown, 1)
+    worker.close()
+    worker.join(5)
+    assert shown == ["strong"] and said == [] and "verdict" not in [api for api, _ in kinds.calls]
+    kinds.info = None                          # no listing at all: the same
+    assert verdict(Client(kinds.url), "any", []) is None
+
+
+def test_verdict_lines_and_bad_answers(kinds):
+    from gimp_bridge.verdict import verdict, verdict_message
+    assert verdict_message({"verdict": {"carried": True, "message": "fine"}}) is None
+    assert verdict_message({"verdict": {"carried": None, "message": "unknown"}}) is None
+    assert verdict_message({}) is None and verdict_message(None) is None
+    assert verdict_message({"verdict": {"carried": False, "message": "a\nb "}}) == "a b"
+    assert verdict_message({"verdict": {"carried": False}}).startswith("this edit cannot be carried here")
+    client = Client(kinds.url)
+    proj = ops.project(client, _face_crop(), fetch_images=False)
+    answer = verdict(client, proj.session, [catalog.direction_spec("smile", -2.5)], composite="detail")
+    assert answer["verdict"]["carried"] is False and "structure" in answer
+    with pytest.raises(BackendError, match="composite must be one of detail, replace"):
+        verdict(client, proj.session, [], composite="blend")
+    with pytest.raises(BackendError, match="too long to judge"):
+        verdict(client, proj.session, [{"kind": "drag", "points": []}])
+    with pytest.raises(BackendError, match="gone"):
+        verdict(client, "gone", [])
+
+
 def test_semantic_edit_uses_the_direction_range_and_names_the_layer_with_it(kinds):
     client = Client(kinds.url)
     layer = ops.semantic_edit(client, _face_crop(), "exposure", 8.0, adapt=False)
     assert layer.name == "exposure +3 — priorpaint"
     sent = json.loads([d for api, d in kinds.calls if api == "edit"][-1][1])
     assert sent == [{"kind": "direction", "name": "exposure", "strength": 3.0}]
-    assert ops.notes_of(layer.status) == ["strength 8 of 'exposure' is outside its range [-3, 3]; used 3"]
+    assert ops.notes_of(layer.status) == [   # the stand-in smears past 2: the verdict's line comes first
+        "this edit cannot be carried here: the model smeared the selection; try a smaller strength",
+        "strength 8 of 'exposure' is outside its range [-3, 3]; used 3"]
     # with the projection the dialog already made, OK does not project again
     proj = ops.project(client, _face_crop(), fetch_images=False)
     before = [api for api, _ in kinds.calls].count("project")
@@ -745,6 +812,8 @@ def test_plain_words_for_the_fit_and_the_models():
     from gimp_bridge import words
     assert [words.fit_words(v) for v in (35, 27.5, 21, 12, None)] == ["very closely", "closely", "roughly",
                                                                       "loosely", None]
+    assert words.fit_sentence(27.46) == "the model reproduced your selection closely (27.5 dB PSNR)"
+    assert words.fit_sentence(None) is None and words.fit_sentence("27") is None
     rows = [{"id": "dcgan-digiface-64", "architecture": "dcgan", "resolution": 64, "domain": "faces",
              "present": True, "default": True},
             {"id": "stylegan2-cat-256", "architecture": "stylegan2", "resolution": 256, "domain": "cats",

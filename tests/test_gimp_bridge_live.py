@@ -75,6 +75,38 @@ def test_semantic_edit_layer_lands_on_the_selection(server, photo):
     assert c.bytes_sent < 200_000
 
 
+def test_the_verdict_reaches_the_plugin_from_the_real_backend(server, photo):
+    """The edit's status carries the backend's verdict and the plug-in's notes say "not
+    carried" exactly when it is false. The dialog's ``verdict`` endpoint is asked only when
+    the backend declares it: the endpoint comes from another branch, so on a backend without
+    it the worker must say nothing and keep previewing."""
+    from gimp_bridge.preview import PreviewWorker
+    from gimp_bridge.verdict import supports_verdict, verdict, verdict_message
+    c = Client(server.url, token=TOKEN)
+    name = catalog.list_directions(c)[0]["name"]
+    layer = ops.semantic_edit(c, _crop(photo), name, 3.0, adapt=False)
+    v = layer.status.get("verdict")
+    assert isinstance(v, dict) and v.get("carried") in (True, False, None) and "\n" not in str(v.get("message"))
+    first = (ops.notes_of(layer.status) or [""])[0]
+    assert (first == " ".join(str(v.get("message")).split())) == (v["carried"] is False), (v, first)
+    said, shown = [], []
+    worker = PreviewWorker(c, _crop(photo), composite="detail", size=160, on_image=lambda k, im, s: shown.append(k),
+                           on_verdict=lambda k, m: said.append((k, m))).start()
+    assert worker.wait_projection(600) is not None, worker.error
+    worker.request("strong", [catalog.direction_spec(name, 3.0)])
+    deadline = time.monotonic() + 120
+    while (not shown or (supports_verdict(c) and not said)) and time.monotonic() < deadline and worker.error is None:
+        time.sleep(0.05)
+    worker.close()
+    assert shown == ["strong"], worker.error
+    if supports_verdict(c):
+        answer = verdict(c, worker.projection.session, [catalog.direction_spec(name, 3.0)], composite="detail")
+        assert said == [("strong", verdict_message(answer))]
+    else:
+        assert said == [] and verdict(c, worker.projection.session, []) is None
+    print(f"\n[gimp_bridge] verdict of {name} +3: {v} (backend declares verdict: {supports_verdict(c)})")
+
+
 def test_preview_follows_the_strength_and_edit_inputs_are_declared(server, photo):
     """What the Semantic edit dialog uses: one projection, then previews per strength; and the
     `edit` inputs the backend declares (the bridge sends `composite` only when declared)."""

@@ -340,17 +340,30 @@ def test_an_edit_on_a_result_edits_the_photo_and_the_dialog_says_so(gui):
     about = gui.wait_event(lambda e: e["event"] == "about", 60, after=n)["text"]
     win = gui.wait_window("priorpaint: Semantic edit")
     gui.shot("semantic-edit-on-a-result.png")
+    opened = gui.wait_event(lambda e: e["event"] == "strength-range" and e["direction"] == "exposure", 20, after=n)
+    assert opened["own"] == 1.5 and opened["strength"] == 1.5, opened   # the result's own strength
     photo = before["layers"][-1]
     assert about == (f"Edits the photo layer '{photo}' (the layer 'exposure +1.5 — priorpaint' came from), "
                      "starting from that result's edits: exposure +1.5."), about
     gui.key("Escape", window=win)
     assert gui.wait_event(lambda e: e["event"] == "done", 60, after=n)["status"] == "cancel"
-    # Project: hidden layers, the photo selected (what the user sees and edits next is the photo)
-    shown = gui.do(f"img.set_selected_layers([img.get_layers()[-1]]); "
-                   f"RES['status'] = run('priorpaint-project', img.get_layers()[-1], adapt=True); "
-                   f"RES['selected'] = [d.get_name() for d in img.get_selected_drawables()]; "
-                   f"RES['visible'] = [l.get_visible() for l in img.get_layers()]; RES.update(state())")
+    # Project: hidden layers, the photo selected (what the user sees and edits next is the photo),
+    # and one line saying how closely the model reproduced the selection
+    gui.fake.psnr = 27.46
+    n = len(gui.events())
+    try:
+        shown = gui.do(f"img.set_selected_layers([img.get_layers()[-1]]); "
+                       f"RES['status'] = run('priorpaint-project', img.get_layers()[-1], adapt=True); "
+                       f"RES['selected'] = [d.get_name() for d in img.get_selected_drawables()]; "
+                       f"RES['visible'] = [l.get_visible() for l in img.get_layers()]; RES.update(state())")
+    finally:
+        gui.fake.psnr = None
     assert shown["status"][0] == "success" and shown["selected"] == [photo], shown
+    fit = gui.wait_event(lambda e: e["event"] == "fit", 20, after=n)["text"]
+    assert fit == "the model reproduced your selection closely (27.5 dB PSNR)", fit
+    time.sleep(1.0)
+    gui.shot("project-fit-words.png")
+    gui.close_messages(expected=1)
     assert shown["visible"][:2] == [False, False] and all(shown["visible"][2:]), shown
     gui.shot("project-hidden.png")
     for _ in range(2):                   # back to the photo alone
@@ -397,6 +410,44 @@ def _pids_of(needle: str) -> list:
         if needle in cmd and "python" in cmd:
             pids.append(int(d.name))
     return pids
+
+
+def test_the_dialog_says_when_the_edit_is_not_carried_and_f1_opens_the_guide(gui):
+    """A strength the backend's verdict calls a smear puts its one line under the preview
+    before OK; a carried one shows none. F1 opens priorpaint's guide, not GIMP's manual."""
+    gui.close_messages()
+    n = len(gui.events())
+    gui.open_menu_entry(WORKFLOW.index("priorpaint-semantic-edit"))
+    win = gui.wait_window("priorpaint: Semantic edit")
+    opened = gui.wait_event(lambda e: e["event"] == "strength-range", 20, after=n)
+    if opened["direction"] != "exposure":
+        m = len(gui.events())
+        gui.key("alt+d", "Home", window=win)
+        gui.wait_event(lambda e: e["event"] == "strength-range" and e["direction"] == "exposure", 20, after=m)
+    for value, keys, carried in ((2.5, ("2", "period", "5"), False), (1.0, ("1",), True)):
+        m = len(gui.events())
+        gui.key("alt+n", "ctrl+a", *keys, "Tab", window=win)
+        said = gui.wait_event(lambda e: e["event"] == "verdict-shown" and abs(e["strength"] - value) < 1e-6,
+                              30, after=m)
+        time.sleep(0.8)
+        gui.shot(f"verdict-{value:g}.png")
+        if carried:
+            assert said["message"] == "", said
+        else:
+            assert said["message"].startswith("this edit cannot be carried here: the model smeared"), said
+    m = len(gui.events())
+    gui.key("F1", window=win)
+    gui.wait_event(lambda e: e["event"] == "help-key", 30, after=m)
+    shown = gui.wait_event(lambda e: e["event"] == "help", 30, after=m)
+    helpwin = gui.wait_window("priorpaint: Help")
+    gui.shot("help-f1.png")
+    assert shown["installed"], shown
+    assert gui.windows("(?i)manual") == []
+    gui.assert_no_messages("after F1")
+    gui.key("Escape", window=helpwin)
+    time.sleep(0.5)
+    gui.key("Escape", window=win)
+    assert gui.wait_event(lambda e: e["event"] == "done", 60, after=n)["status"] == "cancel"
 
 
 def test_help_opens_the_plugins_own_guide(gui):
@@ -477,3 +528,4 @@ def test_settings_offers_the_download_of_a_model_not_downloaded(gui):
     assert status == "execution-error" and "\n" not in message
     assert "stylegan2-car-512" in message and "aaronb/StyleGAN2" in message
     assert "`priorpaint download stylegan2-car-512`" in message
+

@@ -650,6 +650,13 @@ status = run(img, layer, "priorpaint-paint-concept", concept="hair", mode="add",
 RES["whole"] = {"status": status, "new": [[l.get_name(), list(l.get_offsets()[1:]), l.get_width(), l.get_height()]
                                           for l in img.get_layers() if l.get_id() not in ids],
                 "top": img.get_layers()[0].get_name()}
+# a strength the stand-in's verdict calls a smear: the result says so (GIMP's message and the
+# layer's parasite), it is never a silent smear
+img.select_rectangle(Gimp.ChannelOps.REPLACE, *__SEL__)
+status = run(img, layer, "priorpaint-semantic-edit", direction="exposure", strength=2.5, adapt=False)
+top = img.get_layers()[0]
+RES["smear"] = {"status": status, "top": top.get_name(),
+                "meta": json.loads(bytes(top.get_parasite("priorpaint-result").get_data()).decode("utf-8"))}
 finish()
 '''
 
@@ -702,11 +709,17 @@ def test_segment_apply_and_paint_procedures_in_real_gimp(gimp):
     none = res["none"]
     assert none["status"][0] == "execution-error" and none["added"] == 0
     assert none["status"][1].startswith("priorpaint: nothing is selected") and "\n" not in none["status"][1]
-    # segmentation, paint, the two edits on results and Select > All: nothing for the refused run
-    assert len([d for api, d in fake.calls if api == "edit"]) == 5
+    # segmentation, paint, the two edits on results, Select > All and the smear: nothing for the refused run
+    assert len([d for api, d in fake.calls if api == "edit"]) == 6
     whole = res["whole"]
     assert whole["status"][0] == "success", whole["status"]
     assert whole["new"] == [["add hair — priorpaint", [0, 0], 512, 512]] and whole["top"] == "add hair — priorpaint"
+    smear = res["smear"]
+    assert smear["status"][0] == "success" and smear["top"] == "exposure +2.5 — priorpaint", smear
+    assert smear["meta"]["verdict"] == {"carried": False, "message": "this edit cannot be carried here: the model "
+                                        "smeared the selection; try a smaller strength"}, smear["meta"]
+    log = (gimp["artifacts"] / "gimp.log").read_text()
+    assert "priorpaint: this edit cannot be carried here: the model smeared" in log, log[-2000:]
 
 
 GIMP_KINDS_REAL = r'''

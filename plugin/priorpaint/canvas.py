@@ -216,8 +216,11 @@ def new_layer(image, source, parent, position, result, offsets, gray, mask_from_
         mask = layer.create_mask(Gimp.AddMaskType.ALPHA_TRANSFER)
         layer.add_mask(mask)
         layer.set_edit_mask(False)      # the next filter works on the layer, not on its mask
-    attach_parasite(layer, RESULT_PARASITE, {"source": source.get_tattoo(), "role": result.role,
-                                             "edits": result.edits})
+    meta = {"source": source.get_tattoo(), "role": result.role, "edits": result.edits}
+    verdict = result.status.get("verdict") if isinstance(result.status, dict) else None
+    if isinstance(verdict, dict):       # the layer remembers whether its edit was carried
+        meta["verdict"] = {"carried": verdict.get("carried"), "message": str(verdict.get("message") or "")}
+    attach_parasite(layer, RESULT_PARASITE, meta)
     layer.update(0, 0, layer.get_width(), layer.get_height())
     return layer
 

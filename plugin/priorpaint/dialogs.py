@@ -44,15 +44,27 @@ def add_help(dialog):
     """The dialog's Help opens the plug-in's own guide, not GIMP's manual (which has no page for
     a plug-in and, when not installed, says so in a box of its own). GimpDialog.add_button with
     the Help response replaces GIMP's Help button; its response is stopped here, so the dialog
-    stays open."""
+    stays open. F1 (and Shift+F1) would ask GIMP's help system for the procedure's page of the
+    manual through the focused widget's ``show-help`` binding; the dialog's key handler runs
+    first and opens the same guide instead."""
     _, Gtk = gtk()
+    gi.require_version("Gdk", "3.0")
+    from gi.repository import Gdk
     dialog.add_button("_Help", Gtk.ResponseType.HELP)
 
     def on_response(d, response):
         if response == Gtk.ResponseType.HELP:
             GObject.signal_stop_emission_by_name(d, "response")
             show_guide(d)
+
+    def on_key(d, event):
+        if event.keyval in (Gdk.KEY_F1, Gdk.KEY_KP_F1):
+            trace("help-key")
+            show_guide(d)
+            return True                 # handled: GIMP's help is not asked
+        return False
     dialog.connect("response", on_response)
+    dialog.connect("key-press-event", on_key)
 
 
 def show_guide(parent):
@@ -214,6 +226,9 @@ def semantic_dialog(procedure, config, crop, directions, client, s, base=(), abo
     # clamped, and the next direction whose range holds it gets it back
     state = {"worker": None, "timer": 0, "spin": None, "wanted": float(config.get_property("strength")),
              "adjusting": False}
+    # editing a result: a direction it already carries starts at the result's own strength
+    # (the new strength replaces it), the others at the user's last strength
+    own = {str(e["name"]): float(e.get("strength", 0.0)) for e in catalog.carried(base)}
 
     def key():
         return (config.get_property("direction") or "", round(float(config.get_property("strength")), 3),
@@ -239,6 +254,7 @@ def semantic_dialog(procedure, config, crop, directions, client, s, base=(), abo
     def strength_changed(*_):
         if not state["adjusting"]:
             state["wanted"] = float(config.get_property("strength"))
+            own.pop(config.get_property("direction") or "", None)     # the user chose: keep theirs
             trace("strength", value=state["wanted"])
         schedule()
 
@@ -250,11 +266,11 @@ def semantic_dialog(procedure, config, crop, directions, client, s, base=(), abo
         state["adjusting"] = True
         try:
             spin.set_range(lo, hi)
-            config.set_property("strength", min(max(state["wanted"], lo), hi))
+            config.set_property("strength", min(max(own.get(name, state["wanted"]), lo), hi))
         finally:
             state["adjusting"] = False
         spin.set_tooltip_text("How far to move along %s: from %s" % (name, range_text(lo, hi)))
-        trace("strength-range", direction=name, min=lo, max=hi, wanted=state["wanted"],
+        trace("strength-range", direction=name, min=lo, max=hi, wanted=state["wanted"], own=own.get(name),
               strength=float(config.get_property("strength")))
         schedule()
 
@@ -283,10 +299,16 @@ def semantic_dialog(procedure, config, crop, directions, client, s, base=(), abo
     images.pack_start(after, False, False, 0)
     status = Gtk.Label(label="Fitting the selection to the model…", xalign=0.0)
     status.set_line_wrap(True)
+    warning = Gtk.Label(xalign=0.0)      # the backend's verdict, only when the edit is not carried
+    warning.set_line_wrap(True)
+    warning.set_tooltip_text("the backend compared the preview with the selection: this edit does not "
+                             "change the picture the way the direction intends")
     box.pack_start(images, False, False, 0)
     box.pack_start(status, False, False, 0)
+    box.pack_start(warning, False, False, 0)
     frame.add(box)
     frame.show_all()
+    warning.hide()
     dialog.get_content_area().pack_start(frame, False, False, 6)
 
     def on_progress(fraction, text):
@@ -318,6 +340,19 @@ def semantic_dialog(procedure, config, crop, directions, client, s, base=(), abo
                size=[image.width, image.height], digest=hashlib.sha1(image.data).hexdigest())
         return False
 
+    def on_verdict(k, message):
+        GLib.idle_add(judge, k, message)
+
+    def judge(k, message):
+        if message:
+            warning.set_markup("<b>⚠ %s</b>" % GLib.markup_escape_text(message))
+            warning.show()
+        else:
+            warning.set_text("")
+            warning.hide()
+        trace("verdict-shown", direction=k[0], strength=k[1], composite=k[2], message=message or "")
+        return False
+
     def on_error(message):
         GLib.idle_add(status.set_text, "No preview: %s" % message)
 
@@ -325,7 +360,7 @@ def semantic_dialog(procedure, config, crop, directions, client, s, base=(), abo
     config.connect("notify::composite", schedule)
     guard = JobGuard(Client(settings=s))
     worker = PreviewWorker(Client(settings=s), crop, model=s.model, on_progress=on_progress, on_ready=on_ready,
-                           on_image=on_image, on_error=on_error, on_job=guard.set_job,
+                           on_image=on_image, on_error=on_error, on_job=guard.set_job, on_verdict=on_verdict,
                            composite=composite_of(config), size=PREVIEW_SIZE)
     state["worker"] = worker
     worker.start()

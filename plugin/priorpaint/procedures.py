@@ -15,7 +15,8 @@ from gi.repository import Gimp, GLib  # noqa: E402
 
 import canvas  # noqa: E402
 import dialogs  # noqa: E402
-from gimp_bridge import catalog, ops  # noqa: E402
+from gimp_bridge import catalog, ops, words  # noqa: E402
+from gimp_bridge.verdict import verdict_message  # noqa: E402
 from gimp_bridge import settings as bridge_settings  # noqa: E402
 from gimp_bridge.client import BridgeError, Cancelled, Client  # noqa: E402
 from gimp_bridge.watchdog import JobGuard  # noqa: E402
@@ -93,7 +94,8 @@ def _prepare(drawables, image, verb="Edits"):
 def _paste_result(procedure, image, drawable, result, offsets):
     """Add the backend's result as one new layer (one undo step), select it, show the notes."""
     canvas.add_result(image, drawable, result, offsets)
-    trace("result-layer", name=result.name, alignment=(result.status.get("alignment") or {}).get("source"))
+    trace("result-layer", name=result.name, alignment=(result.status.get("alignment") or {}).get("source"),
+          not_carried=verdict_message(result.status) or "")
     _message(ops.notes_of(result.status))
     return _ok(procedure)
 
@@ -224,7 +226,9 @@ def run_project(procedure, run_mode, image, drawables, config, data):
     trace("projection", alignment=(proj.status.get("alignment") or {}).get("source"), layer=proj.status.get("layer"))
     canvas.add_projection(image, drawable, layers, offsets, show=show)
     rest = [r for r in layers if r.role != ops.ROLE_MODEL_RENDERING]
-    _message(ops.notes_of(proj.status) + [n for r in rest for n in ops.notes_of(r.status)])
+    fit = words.fit_sentence(proj.status.get("psnr_projection"))
+    trace("fit", text=fit or "")
+    _message([fit] + ops.notes_of(proj.status) + [n for r in rest for n in ops.notes_of(r.status)])
     return _ok(procedure)
 
 
