@@ -70,31 +70,47 @@ def wire(page: Page, service) -> None:
                                composite=C.Composite.DETAIL)
         return views.verdict_line(service.verdict(req).get("verdict"))
 
-    @user_errors
-    def ui_preview(sid, items, *values, extra=None):
-        if not sid:
-            return gr.skip(), gr.skip()
+    def previewed(items, values, extra=None):
+        """(the edits the live preview shows, its note): the tab's staged cheap edits win over the
+        listed ones of the same name; listed kinds that are not cheap are left to Render."""
         staged = staged_cheap(values)
         listed = views.specs(items)
         names = {(s["kind"], s["name"]) for s in staged}
         listed = [s for s in listed if (s.get("kind"), s.get("name")) not in names]  # the tab's value wins
         run, skipped = views.cheap(listed)
         run = run + staged + (extra or [])
-        img = composite_preview(sid, run)
         note = views.preview_note(len(run), skipped)
         if extra:
             note += " (with the interpolation being set)"
-        line = verdict_of(sid, run) if run and not extra else ""
-        return img, note + (f"  \n{line}" if line else "")
+        return run, note
+
+    @user_errors
+    def ui_preview(sid, items, *values, extra=None):
+        if not sid:
+            return gr.skip(), gr.skip()
+        run, note = previewed(items, values, extra)
+        return composite_preview(sid, run), note
+
+    @user_errors
+    def ui_verdict(sid, items, *values):
+        """The note again with the verdict's line: measured after the image is shown, so the
+        preview itself never waits for the measures."""
+        if not sid:
+            return gr.skip()
+        run, note = previewed(items, values)
+        line = verdict_of(sid, run) if run else ""
+        return note + (f"  \n{line}" if line else "")
 
     kw = dict(api_visibility=PRIVATE, trigger_mode="always_last", concurrency_id="preview",
               concurrency_limit=4, show_progress="minimal")
+    kw_verdict = dict(api_visibility=PRIVATE, concurrency_id="verdict", concurrency_limit=2, show_progress="hidden")
     inputs = [page.session, page.edit_list, *page.cheap_inputs]
     outputs = [page.preview_img, page.preview_md]
     for s in sliders:
-        s.change(ui_preview, inputs, outputs, **kw)
+        s.change(ui_preview, inputs, outputs, **kw).then(ui_verdict, inputs, [page.preview_md], **kw_verdict)
     if page.has("vector"):
-        page.vec_s.change(ui_preview, inputs, outputs, **kw)
+        page.vec_s.change(ui_preview, inputs, outputs, **kw).then(ui_verdict, inputs, [page.preview_md],
+                                                                  **kw_verdict)
     if page.has("interpolate"):
         @user_errors
         def ui_preview_t(sid, items, o, tv, *values):
