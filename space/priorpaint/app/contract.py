@@ -43,9 +43,8 @@ Composite = _choices("Composite", MODES, "How a render is blended into the photo
 Method = _choices("Method", METHODS, "How G′ is fitted (``adaptation.gprime.METHODS``).")
 
 PREVIEW_MAX_SIZE = 1024
-#: the ``verdict`` endpoint's options object (:class:`priorpaint.app.verdict.VerdictRequest`)
-VERDICT_OPTIONS = ("composite", "size")
-VERDICT_DEFAULT_SIZE = 256
+#: the ``verdict`` endpoint's options object (:class:`priorpaint.app.verdict.VerdictRequest`) and its size
+VERDICT_OPTIONS, VERDICT_DEFAULT_SIZE = ("composite", "size"), 256
 
 
 # -- loose wire values -> typed values -------------------------------------------------------
@@ -85,12 +84,11 @@ def choice(enum_cls, value, what: str, default):
     if isinstance(value, enum_cls):
         return value
     names = ", ".join(m.value for m in enum_cls)
-    if not isinstance(value, str):
-        raise InputError(f"{what} must be one of {names}, got {value!r}")
     try:
         return enum_cls(value.strip())
-    except ValueError:
-        raise InputError(f"{what} must be one of {names}, got {value.strip()[:40]!r}") from None
+    except (AttributeError, ValueError):
+        shown = value.strip()[:40] if isinstance(value, str) else value
+        raise InputError(f"{what} must be one of {names}, got {shown!r}") from None
 
 
 def file_path(value: Any, what: str, required: bool = True) -> Optional[str]:
@@ -201,21 +199,26 @@ def composite_mode(value) -> str:
 PROJECT_OPTIONS = ("align", "eyes", "init")
 
 
-def project_options(options: Any, limits: Limits) -> dict:
-    """``project_options``'s JSON object -> the extra keywords of :meth:`ProjectRequest.parse`."""
-    text = limits.text(options, "options")
+def json_options(text: str, what: str, allowed: Sequence[str], example: str, listing: str) -> dict:
+    """A request's options: JSON object text (``""``: none), keys among ``allowed`` (``listing`` names them)."""
     if not text:
         return {}
     try:
         opts = json.loads(text)
     except ValueError:
-        raise InputError(f"options must be a JSON object such as {{\"align\": false}}, got {text[:60]!r}") from None
+        raise InputError(f"{what} must be a JSON object such as {example}, got {text[:60]!r}") from None
     if not isinstance(opts, dict):
-        raise InputError(f"options must be a JSON object such as {{\"align\": false}}, got a {type(opts).__name__}")
-    unknown = sorted(set(opts) - set(PROJECT_OPTIONS))
+        raise InputError(f"{what} must be a JSON object such as {example}, got a {type(opts).__name__}")
+    unknown = sorted(set(opts) - set(allowed))
     if unknown:
-        raise InputError(f"projection options are {', '.join(PROJECT_OPTIONS)}; unknown: {', '.join(map(str, unknown))[:80]}")
+        raise InputError(f"{listing} are {', '.join(allowed)}; unknown: {', '.join(map(str, unknown))[:80]}")
     return dict(opts)
+
+
+def project_options(options: Any, limits: Limits) -> dict:
+    """``project_options``'s JSON object -> the extra keywords of :meth:`ProjectRequest.parse`."""
+    return json_options(limits.text(options, "options"), "options", PROJECT_OPTIONS, '{"align": false}',
+                        "projection options")
 
 
 # -- requests ---------------------------------------------------------------------------------

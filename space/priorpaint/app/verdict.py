@@ -5,13 +5,11 @@ stays one readable page; the options and their bounds are declared in :mod:`.con
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Optional, Tuple
 
-from ..errors import InputError
-from .contract import (PREVIEW_MAX_SIZE, VERDICT_DEFAULT_SIZE, VERDICT_OPTIONS, Composite, choice, number,
-                       parse_edit_list)
+from .contract import (PREVIEW_MAX_SIZE, VERDICT_DEFAULT_SIZE, VERDICT_OPTIONS, Composite, choice, json_options,
+                       number, parse_edit_list)
 from .limits import Limits
 
 EXAMPLE = '{"size": 256}'
@@ -31,16 +29,7 @@ class VerdictRequest:
         L = limits or Limits()
         sid = L.text(session, "session")
         text = L.text(options, "options") if options is not None else ""
-        try:
-            opts: Any = json.loads(text) if text else {}
-        except ValueError:
-            raise InputError(f"verdict options must be a JSON object such as {EXAMPLE}, got {text[:60]!r}") from None
-        if not isinstance(opts, dict):
-            raise InputError(f"verdict options must be a JSON object such as {EXAMPLE}, got a {type(opts).__name__}")
-        unknown = sorted(set(opts) - set(VERDICT_OPTIONS))
-        if unknown:
-            raise InputError(f"verdict options are {', '.join(VERDICT_OPTIONS)}; "
-                             f"unknown: {', '.join(map(str, unknown))[:80]}")
+        opts = json_options(text, "verdict options", VERDICT_OPTIONS, EXAMPLE, "verdict options")
         mode = choice(Composite, opts.get("composite"), "composite", Composite.DETAIL)
         size = opts.get("size")
         size = VERDICT_DEFAULT_SIZE if size in (None, "") else number(size, "verdict size", 16, PREVIEW_MAX_SIZE)
