@@ -100,7 +100,9 @@ def test_the_verdict_reaches_the_plugin_from_the_real_backend(server, photo):
     worker.close()
     assert shown == ["strong"], worker.error
     if supports_verdict(c):
-        answer = verdict(c, worker.projection.session, [catalog.direction_spec(name, 3.0)], composite="detail")
+        # measured as the worker asked for it: the preview's size (the figures depend on it)
+        answer = verdict(c, worker.projection.session, [catalog.direction_spec(name, 3.0)], composite="detail",
+                         size=160)
         assert said == [("strong", verdict_message(answer))]
     else:
         assert said == [] and verdict(c, worker.projection.session, []) is None

@@ -38,22 +38,27 @@ def test_one_request_has_a_total_steps_cap():
 
 
 def test_cancel_touches_only_the_calling_clients_jobs():
-    from priorpaint.app.api import Backend
+    """Another host's job or session id cancels nothing; the same host cancels its own job from
+    another call (a plain-HTTP client such as the GIMP bridge gets a new Gradio session hash on
+    every call, so on loopback the peer, not the hash, owns the job)."""
+    from priorpaint.app.api import Backend, client_key
     from priorpaint.app.sessions import JobRegistry
 
     class Req:
-        def __init__(self, sh):
-            self.client = type("C", (), {"host": "127.0.0.1"})()
+        def __init__(self, host, sh):
+            self.client = type("C", (), {"host": host})()
             self.session_hash = sh
     backend = Backend(jobs=JobRegistry(2, 4, 8))
-    from priorpaint.app.api import client_key
-    job = backend.jobs.new("edit", "sess-a", client=client_key(Req("alice")))
-    out = json.loads(backend.cancel(job.id, request=Req("mallory")))
+    job = backend.jobs.new("edit", "sess-a", client=client_key(Req("10.0.0.5", "alice")))
+    out = json.loads(backend.cancel(job.id, request=Req("10.0.0.9", "alice")))
     assert out["cancelled"] is False and not job.token.cancelled
-    out = json.loads(backend.cancel("sess-a", request=Req("mallory")))
+    out = json.loads(backend.cancel("sess-a", request=Req("10.0.0.9", "mallory")))
     assert out["cancelled"] is False and not job.token.cancelled
-    out = json.loads(backend.cancel(job.id, request=Req("alice")))
+    out = json.loads(backend.cancel(job.id, request=Req("10.0.0.5", "alice")))
     assert out["cancelled"] is True and job.token.cancelled
+    local = backend.jobs.new("project", None, client=client_key(Req("127.0.0.1", "call-1")))
+    out = json.loads(backend.cancel(local.id, request=Req("127.0.0.1", "call-2")))
+    assert out["cancelled"] is True and local.token.cancelled
 
 
 def test_documented_bounds_match_the_code():

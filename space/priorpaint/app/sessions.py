@@ -279,11 +279,16 @@ class JobRegistry:
 
     def cancel(self, ident: str, reason: str = "cancelled", client: Optional[str] = None) -> List[str]:
         """Cancel the job with this id, or every job of the session with this id; with a
-        ``client``, only that client's own jobs (another client's id cancels nothing)."""
+        ``client``, only jobs of that client's peer (another host's id cancels nothing). The
+        peer, not Gradio's session hash: a plain-HTTP client (the GIMP bridge) gets a new hash
+        for every call and cancels from another call than the one that started the job, and a
+        hash cannot be shared between concurrent calls; on loopback every caller is this
+        machine's user, whom a loopback server without a token already trusts."""
         ident = (ident or "").strip()
+        peer = None if client is None else _peer(client)
         with self._lock:
             hits = [j for j in self._jobs.values() if ident and (j.id == ident or j.session_id == ident)
-                    and (client is None or j.client == client)]
+                    and (peer is None or _peer(j.client) == peer)]
         for j in hits:
             j.token.cancel(reason)
         if hits:
@@ -359,6 +364,11 @@ class JobRegistry:
             else:
                 self._running_per_client.pop(c, None)
             self._cond.notify_all()
+
+
+def _peer(client: str) -> str:
+    """The peer address of a client key (``host`` or, on loopback, ``host|session hash``)."""
+    return (client or "").split("|", 1)[0]
 
 
 def _short_client(client: str) -> str:
