@@ -510,8 +510,13 @@ def test_interactive_dialog_in_real_gimp(gimp):
                         shot("semantic-edit-preview-1.png")
                         key(win, "alt+n", "Page_Up", "Page_Up")   # Stre_ngth: its mnemonic
                         seen.append("strength")
-                        moved = wait_for(lambda e: e["event"] == "preview-shown" and first
-                                         and e["strength"] != first[0]["strength"], 60)
+                        # two key presses: the preview may show the first step before the second;
+                        # wait for the preview of the strength the dialog holds now (its last "strength")
+                        time.sleep(1.0)
+                        wanted = [e["value"] for e in _trace_events(trace) if e["event"] == "strength"]
+                        moved = wanted and wait_for(lambda e: e["event"] == "preview-shown" and first
+                                                    and e["strength"] == wanted[-1]
+                                                    and e["strength"] != first[0]["strength"], 60)
                         if not moved:
                             problems.append("the preview did not follow the strength")
                         time.sleep(0.5)
