@@ -1,0 +1,288 @@
+"""A progressive live preview: an instant approximate frame from exact frames already made,
+then the exact frame.
+
+A slider moves one strength of an edit list; everything else stays.  The frames the
+generator made for that list at other strengths are a cache of the curve ``α ↦ G(α)``
+(the frame ``G_F`` renders for the edited state): the edits the live preview runs
+(:class:`~priorpaint.edits.registry.PreviewCost` ``LATENT``) move the latent smoothly with
+their strength, so a frame at a new strength is well predicted from its neighbours long
+before the generator has rendered it (a 256 px config-f ``G_F`` is 83 GFLOP: about a
+second on a 2-core CPU).  This module keeps those frames, per *line* (the edit list with
+one strength left out), and predicts:
+
+* between two exact frames: a cubic Hermite curve through them, its slopes the
+  finite-difference slopes of the neighbouring frames (Catmull-Rom on uneven steps), or
+  the exact tangents where :meth:`PreviewLines.add_tangent` gave them;
+* beyond the frames: a first-order step from the nearest one along its slope (the tangent
+  when known, else the secant of the two nearest frames);
+* one frame only: that frame.
+
+Every predicted frame says it is approximate and how it was made (:class:`Frame`); the
+caller renders the exact frame next and hands it back (:meth:`PreviewLines.add_exact`),
+which makes the next prediction better.  Nothing here runs the generator: the caller owns
+the rendering (the session, ``bench``), and this module only does arithmetic on frames it
+was given, in microseconds to milliseconds.
+
+Only edit lists made of ``LATENT`` kinds are predicted (the ones that read files are not
+a smooth function of a strength); the exact frame is always rendered, even where a frame
+for the same list is cached (a saved vector may have changed under its name).  The cache
+is bounded in frames per line, lines and bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .edits.registry import EDIT_KINDS, PreviewCost
+
+#: the goal for a slider's answer: a model whose exact frame takes longer than this gets an
+#: approximate frame first; one that renders within it (the embedded 64 px model) gets only
+#: the exact frame, as before
+PREVIEW_BUDGET_S = 0.05
+#: at most this many exact frames per line (the ones farthest from the newest go first)
+MAX_FRAMES_PER_LINE = 12
+#: at most this many lines per session (least recently used go first)
+MAX_LINES = 6
+#: at most this many bytes of frames per session
+MAX_BYTES = 192 * 2 ** 20
+#: two strengths closer than this are the same frame
+SAME = 1e-9
+
+
+@dataclass
+class Frame:
+    """A preview frame: ``image`` (1, 3, R, R) in the generator's range, and how it was made."""
+    image: torch.Tensor
+    approximate: bool
+    #: "exact"; or how it was predicted: "cached" (an exact frame of the same list),
+    #: "interpolated", "extrapolated", "nearest"
+    method: str = "exact"
+    strength: Optional[float] = None
+    #: the strengths of the exact frames it was predicted from
+    sources: Tuple[float, ...] = ()
+    #: the edit mask of the nearest exact frame (the approximate frame is composited with it)
+    edit_mask: Optional[np.ndarray] = None
+
+    def info(self) -> Dict[str, object]:
+        """The flag a result carries: ``{"approximate", "method", "strength", "from"}``."""
+        out: Dict[str, object] = {"approximate": self.approximate, "method": self.method}
+        if self.strength is not None:
+            out["strength"] = round(float(self.strength), 6)
+        if self.sources:
+            out["from"] = [round(float(s), 6) for s in self.sources]
+        return out
+
+
+@dataclass
+class _Anchor:
+    image: torch.Tensor
+    edit_mask: Optional[np.ndarray] = None
+    tangent: Optional[torch.Tensor] = None
+
+    def nbytes(self) -> int:
+        n = self.image.numel() * self.image.element_size()
+        if self.tangent is not None:
+            n += self.tangent.numel() * self.tangent.element_size()
+        return n
+
+
+@dataclass
+class _Line:
+    anchors: Dict[float, _Anchor] = field(default_factory=dict)
+    #: the strength range this line was seen to clamp to (a request beyond it is predicted at the bound)
+    lo: float = -math.inf
+    hi: float = math.inf
+
+
+def line_keys(specs: Sequence[dict]) -> List[Tuple[str, float]]:
+    """``[(line key, strength)]``: for each spec of ``specs`` with a declared strength, the edit
+    list with that strength left out, and the strength.  Empty when any spec is not a
+    ``LATENT`` kind or cannot be written as JSON (nothing to predict)."""
+    out = []
+    kinds = [EDIT_KINDS.get(sp.get("kind")) if isinstance(sp, dict) else None for sp in specs]
+    if not specs or any(k is None or k.preview is not PreviewCost.LATENT for k in kinds):
+        return []
+    for i, (sp, kind) in enumerate(zip(specs, kinds)):
+        if kind.strength is None or kind.strength.field not in sp:
+            continue
+        try:
+            value = float(sp[kind.strength.field])
+        except (TypeError, ValueError):
+            continue
+        if not math.isfinite(value):
+            continue
+        blank = [dict(s) for s in specs]
+        blank[i][kind.strength.field] = None
+        try:
+            key = json.dumps([i, blank], sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError):
+            return []
+        out.append((key, value))
+    return out
+
+
+def _hermite(t: float, h: float, y0, y1, m0, m1):
+    """The cubic Hermite curve on [0, h] at ``t`` from values ``y`` and slopes ``m``."""
+    s = t / h
+    h00 = 2 * s ** 3 - 3 * s ** 2 + 1
+    h10 = s ** 3 - 2 * s ** 2 + s
+    h01 = -2 * s ** 3 + 3 * s ** 2
+    h11 = s ** 3 - s ** 2
+    return h00 * y0 + (h10 * h) * m0 + h01 * y1 + (h11 * h) * m1
+
+
+class PreviewLines:
+    """The exact frames of a session's live preview, by line, and the predictions made from them."""
+
+    def __init__(self, budget_s: float = PREVIEW_BUDGET_S, max_bytes: int = MAX_BYTES):
+        self.budget_s = float(budget_s)
+        self.max_bytes = int(max_bytes)
+        self.lines: "OrderedDict[str, _Line]" = OrderedDict()
+        #: wall seconds of the latest exact frame (None: none made yet)
+        self.exact_seconds: Optional[float] = None
+
+    # -- policy --------------------------------------------------------------------------
+    def worth_predicting(self) -> bool:
+        """Whether an approximate frame first is worth it: the exact frames take longer than
+        the budget (a fast model keeps its exact-only preview, and stores nothing)."""
+        return self.exact_seconds is not None and self.exact_seconds > self.budget_s
+
+    # -- prediction ----------------------------------------------------------------------
+    def approximate(self, specs: Sequence[dict]) -> Optional[Frame]:
+        """The approximate frame of ``specs`` from the exact frames of its lines, or None (no
+        line of it has a frame yet, or the model is fast).  The line whose nearest frame is
+        closest to the asked strength is used."""
+        if not self.worth_predicting():
+            return None
+        best = None
+        for key, value in line_keys(specs):
+            line = self.lines.get(key)
+            if line is None or not line.anchors:
+                continue
+            alpha = min(max(value, line.lo), line.hi)
+            gap = min(abs(a - alpha) for a in line.anchors)
+            if best is None or gap < best[0]:
+                best = (gap, key, line, alpha)
+        if best is None:
+            return None
+        _, key, line, alpha = best
+        self.lines.move_to_end(key)
+        return self._predict(line, alpha)
+
+    def _predict(self, line: _Line, alpha: float) -> Frame:
+        xs = sorted(line.anchors)
+        near = min(xs, key=lambda a: abs(a - alpha))
+        mask = line.anchors[near].edit_mask
+        if abs(near - alpha) <= SAME:
+            return Frame(line.anchors[near].image, True, "cached", alpha, (near,), mask)
+        if len(xs) == 1 and line.anchors[near].tangent is None:
+            return Frame(line.anchors[near].image, True, "nearest", alpha, (near,), mask)
+        lower = [a for a in xs if a < alpha]
+        upper = [a for a in xs if a > alpha]
+        with torch.no_grad():
+            if lower and upper:
+                a, b = lower[-1], upper[0]
+                ya, yb = line.anchors[a].image, line.anchors[b].image
+                ma, mb = self._slope(line, xs, a), self._slope(line, xs, b)
+                image = _hermite(alpha - a, b - a, ya, yb, ma, mb)
+                return Frame(image, True, "interpolated", alpha, (a, b), mask)
+            slope = self._slope(line, xs, near)
+            image = line.anchors[near].image + (alpha - near) * slope
+            sources = (near,) if line.anchors[near].tangent is not None else \
+                tuple(sorted(sorted(xs, key=lambda a: abs(a - alpha))[:2]))
+            return Frame(image, True, "extrapolated", alpha, sources, mask)
+
+    @staticmethod
+    def _slope(line: _Line, xs: List[float], x: float) -> torch.Tensor:
+        """dG/dα at the frame ``x``: its tangent when given, else the secant of its neighbours
+        (one-sided at the ends)."""
+        anchor = line.anchors[x]
+        if anchor.tangent is not None:
+            return anchor.tangent
+        i = xs.index(x)
+        lo, hi = xs[max(i - 1, 0)], xs[min(i + 1, len(xs) - 1)]
+        return (line.anchors[hi].image - line.anchors[lo].image) / (hi - lo)
+
+    # -- learning ------------------------------------------------------------------------
+    def add_exact(self, specs: Sequence[dict], image: torch.Tensor, seconds: Optional[float] = None,
+                  applied: Optional[Sequence[dict]] = None, edit_mask: Optional[np.ndarray] = None) -> None:
+        """Keep the exact frame of ``specs`` (its render took ``seconds``).  ``applied``: the
+        specs as the edits recorded them (a strength clamped to a direction's own range is
+        recorded as ``applied_<field>``): the frame is kept at the strength that made it, and
+        the line learns its bound."""
+        if seconds is not None:
+            self.exact_seconds = float(seconds)
+        if not self.worth_predicting():
+            self.lines.clear()
+            return
+        for key, value in line_keys(specs):
+            line = self.lines.setdefault(key, _Line())
+            self.lines.move_to_end(key)
+            made = self._applied_value(specs, applied, key, value)
+            if made > value + SAME:
+                line.lo = max(line.lo, made)
+            elif made < value - SAME:
+                line.hi = min(line.hi, made)
+            line.anchors[made] = _Anchor(image.detach(), edit_mask)
+            while len(line.anchors) > MAX_FRAMES_PER_LINE:
+                del line.anchors[max(line.anchors, key=lambda a: abs(a - made))]
+        self._bound()
+
+    @staticmethod
+    def _applied_value(specs, applied, key: str, value: float) -> float:
+        if not applied:
+            return value
+        i = json.loads(key)[0]
+        if i >= len(applied) or not isinstance(applied[i], dict):
+            return value
+        kind = EDIT_KINDS.get(specs[i].get("kind"))
+        rec = applied[i].get(f"applied_{kind.strength.field}")
+        try:
+            return float(rec) if rec is not None and math.isfinite(float(rec)) else value
+        except (TypeError, ValueError):
+            return value
+
+    def add_tangent(self, specs: Sequence[dict], tangent: torch.Tensor) -> None:
+        """Give the exact frame of ``specs`` its tangent ``dG/dα`` (e.g. a finite difference
+        or ``torch.func.jvp`` of the render): first-order steps from it use it."""
+        for key, value in line_keys(specs):
+            line = self.lines.get(key)
+            if line is not None:
+                near = min(line.anchors, key=lambda a: abs(a - value), default=None)
+                if near is not None and abs(near - value) <= SAME:
+                    line.anchors[near].tangent = tangent.detach()
+        self._bound()
+
+    def nbytes(self) -> int:
+        seen, total = set(), 0
+        for line in self.lines.values():
+            for anchor in line.anchors.values():
+                if id(anchor.image) not in seen:
+                    seen.add(id(anchor.image))
+                    total += anchor.nbytes()
+        return total
+
+    def _bound(self) -> None:
+        while len(self.lines) > MAX_LINES:
+            self.lines.popitem(last=False)
+        while self.lines and self.nbytes() > self.max_bytes:
+            key, line = next(iter(self.lines.items()))
+            if len(line.anchors) <= 1:
+                del self.lines[key]
+            else:
+                del line.anchors[min(line.anchors)]
+
+
+def timed(fn):
+    """``(fn(), wall seconds)``."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
