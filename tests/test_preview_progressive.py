@@ -150,6 +150,16 @@ def test_what_is_predicted_and_what_is_not():
     assert slow.approximate(spec("k", 1.5)).approximate
 
 
+def test_predicted_pixels_are_to_uint8s_and_the_sum_is_numpy_free_of_torch_threads():
+    from priorpaint.progressive import _combine, pixels
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 3, 16, 16, generator=g) * 1.5
+    x[0, 0, 0, :4] = torch.tensor([-1.0, 1.0, 0.5 / 127.5 - 1, 1.5 / 127.5 - 1])   # ties round to even
+    assert np.array_equal(pixels(x), to_uint8(x))
+    y = torch.randn(1, 3, 16, 16, generator=g)
+    assert torch.allclose(_combine([(0.5, x), (2.0, y), (0.25, x)]), 0.75 * x + 2.0 * y, atol=1e-6)
+
+
 def test_the_cache_is_bounded():
     lines = PreviewLines(budget_s=0.0, max_bytes=10 * 3 * 16 * 16 * 4)
     for i in range(MAX_FRAMES_PER_LINE + 5):

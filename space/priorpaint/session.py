@@ -232,7 +232,7 @@ class EditSession:
             return self._composite(state, image, t0, feather, metrics, base=base, mode=composite)
 
     def preview_region(self, state: Optional[EditState] = None, mode: str = "detail",
-                       size: Optional[int] = None, frame: Optional[torch.Tensor] = None) -> np.ndarray:
+                       size: Optional[int] = None, frame=None) -> np.ndarray:
         """The selection's square as the edit would make it, composited from the photo's own
         pixels as :meth:`render` without G′ composites it (``mode`` ``"detail"`` or
         ``"replace"``): a live preview of the result itself, not of the model's rendering.
@@ -290,7 +290,7 @@ class EditSession:
         return {"structure": structure, "verdict": verdict}
 
     def preview_layer(self, state: Optional[EditState] = None, mode: str = "detail",
-                      size: Optional[int] = None, frame: Optional[torch.Tensor] = None) -> np.ndarray:
+                      size: Optional[int] = None, frame=None) -> np.ndarray:
         """The photo's layer box (:attr:`Crop.layer_box`, where the result layer goes) as the
         edit would make it, in the photo's own orientation: what :meth:`render` without G′
         puts there.  (h, w, 3) uint8; with ``size``, shrunk so its longer side is at most
@@ -345,9 +345,8 @@ class EditSession:
                 lines = self.cache["preview-lines"] = PreviewLines()
             guess = lines.approximate(parsed) if approximate else None
         if guess is not None:
-            p = self.require_projection()
-            stand_in = EditState(z=p.z, h=p.h, edit_mask=guess.edit_mask)
-            yield self._preview_image(stand_in, guess.image, mode, size), guess.info()
+            stand_in = EditState(z=self.projection.z, h=self.projection.h, edit_mask=guess.edit_mask)
+            yield self._preview_image(stand_in, guess.pixels(), mode, size), guess.info()
         t0 = time.perf_counter()
         state = self.apply(parsed) if parsed else None
         image = self.generate(state)
@@ -356,9 +355,10 @@ class EditSession:
                             state.edit_mask if state else None)
         yield self._preview_image(state, image, mode, size), {"approximate": False, "method": "exact"}
 
-    def _preview_image(self, state: Optional[EditState], frame: torch.Tensor, mode: Optional[str],
-                       size: Optional[int]) -> np.ndarray:
-        return to_uint8(frame) if mode is None else self.preview_layer(state, mode, size, frame=frame)
+    def _preview_image(self, state: Optional[EditState], frame, mode: Optional[str], size: Optional[int]) -> np.ndarray:
+        if mode is None:
+            return frame if isinstance(frame, np.ndarray) else to_uint8(frame)
+        return self.preview_layer(state, mode, size, frame=frame)
 
     def _photo_square(self) -> np.ndarray:
         """The photo's own pixels of the square, edge-padded (aligned crops: warped), made once per
@@ -369,11 +369,11 @@ class EditSession:
             region = self.cache["photo-square"] = self.crop.region_of(self.photo.rgb, pad="edge")
         return region
 
-    def _preview_inputs(self, state: Optional[EditState], frame: Optional[torch.Tensor] = None):
+    def _preview_inputs(self, state: Optional[EditState], frame=None):
         """(G(z_h_e), G(z_h), edit mask) for a preview, as :meth:`render` composites them (their
         luminance on a grayscale photo); G(z_h) is cached (the same for every preview).
-        ``frame``: G(z_h_e) already made (or predicted)."""
-        edited = to_uint8(self.generate(state) if frame is None else frame)
+        ``frame``: G(z_h_e) already made (or predicted; a tensor, or its uint8 pixels)."""
+        edited = frame if isinstance(frame, np.ndarray) else to_uint8(self.generate(state) if frame is None else frame)
         base = self.cache.get("preview-base")
         if base is None:
             base = to_uint8(self.generate(None))

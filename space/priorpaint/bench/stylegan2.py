@@ -18,7 +18,8 @@ when present:
   ``preview_w_ms`` (InterFaceGAN ``age``: every style) are medians over several frames;
 * the progressive preview (:mod:`priorpaint.progressive`) of ``white_hair``, as a slider
   dragged from 0 to 1.5 in steps of 0.25: ``progressive.first_frame_ms`` is the median time
-  of the approximate frame (predicted from the exact frames already made, as uint8 pixels),
+  of the approximate frame (predicted from the exact frames already made, as uint8 pixels;
+  ``first_frame_cpu_ms`` its CPU time),
   ``progressive.exact_frame_ms`` that of the exact frame which follows; the approximate
   frames' error against the exact ones (PSNR on [-1, 1] and max |diff|, both clamped as
   shown) for each way a frame is predicted: ``extrapolated`` (the drag's next step, from the
@@ -163,7 +164,6 @@ def _bench_progressive(gen, sync, name: str = "white_hair", step: float = 0.25, 
     """The progressive preview's latency and error on a dragged slider (see the module doc)."""
     import torch
 
-    from ..compositing.blend import to_uint8
     from ..edits.directions import apply_direction, get_direction
     from ..edits.registry import EditState
     from ..errors import InputError
@@ -191,13 +191,14 @@ def _bench_progressive(gen, sync, name: str = "white_hair", step: float = 0.25, 
 
         lines = PreviewLines(budget_s=0.0)       # always predict: the figures are the point here
         strengths = [round(k * step, 6) for k in range(int(round(last / step)) + 1)]
-        frames, first_ms, exact_ms, extrap = {}, [], [], []
+        frames, first_ms, first_cpu_ms, exact_ms, extrap = {}, [], [], [], []
         for a in strengths:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             guess = lines.approximate(spec(a))
             if guess is not None:
-                to_uint8(guess.image)
+                guess.pixels()
                 first_ms.append((time.perf_counter() - t0) * 1000.0)
+                first_cpu_ms.append((time.process_time() - c0) * 1000.0)
             img, sec = exact(a)
             exact_ms.append(sec * 1000.0)
             if guess is not None and guess.method == "extrapolated":
@@ -216,6 +217,7 @@ def _bench_progressive(gen, sync, name: str = "white_hair", step: float = 0.25, 
     moved = max(float((frames[a].clamp(-1, 1) - frames[0.0].clamp(-1, 1)).abs().max()) for a in strengths)
     return {"edit": name, "strengths": strengths,
             "first_frame_ms": _median(first_ms) and round(_median(first_ms), 2),
+            "first_frame_cpu_ms": _median(first_cpu_ms) and round(_median(first_cpu_ms), 2),
             "exact_frame_ms": round(statistics.median(exact_ms), 1),
             "extrapolated": _errors(extrap), "interpolated": _errors(interp), "taylor": _errors(taylor),
             "moved": round(moved, 4), "tangent_eps": eps}
