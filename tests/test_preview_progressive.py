@@ -237,3 +237,54 @@ def test_the_api_preview_endpoint_flags_its_frames(tiny_session):
     flags = [json.loads(f) for _, f in out]
     assert [f["approximate"] for f in flags] == [True, False] and flags[0]["method"] == "interpolated"
     assert np.array_equal(np.asarray(out[-1][0]), np.asarray(b.preview(sid, mid)))
+
+
+def test_a_bad_budget_setting_is_one_line(monkeypatch):
+    from priorpaint.errors import InputError
+    from priorpaint.progressive import BUDGET_ENV, PREVIEW_BUDGET_S
+    monkeypatch.setenv(BUDGET_ENV, "fast")
+    with pytest.raises(InputError, match=r"PRIORPAINT_PREVIEW_BUDGET_MS must be a number of milliseconds >= 0, got 'fast'"):
+        PreviewLines()
+    monkeypatch.setenv(BUDGET_ENV, "-5")
+    with pytest.raises(InputError, match="got '-5'"):
+        PreviewLines()
+    monkeypatch.setenv(BUDGET_ENV, "0")
+    assert PreviewLines().budget_s == 0.0
+    monkeypatch.delenv(BUDGET_ENV)
+    assert PreviewLines().budget_s == PREVIEW_BUDGET_S
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_the_live_preview_endpoint_streams_the_approximate_frame_then_the_exact_one():
+    """The real server and gradio_client: ``predict`` gets the final (exact) frame and its flag;
+    ``submit`` streams the approximate frame first (the budget set to 0 ms, so the embedded
+    model's frames are predicted too)."""
+    from gradio_client import Client, handle_file
+
+    from app_server import ROOT, Server, png_array
+    from conftest import skimage_data
+
+    server = Server("--steps", "5", env={"PRIORPAINT_PREVIEW_BUDGET_MS": "0"})
+    try:
+        client = Client(server.url, verbose=False, download_files=str(ROOT / "artifacts" / "app" / "downloads"))
+        st = client.predict(handle_file(str(skimage_data("astronaut.png"))), None, "140,20,180,180", "", 5, 0,
+                            False, api_name="/project")[0]
+        sid = json.loads(st)["session"]
+
+        def edits(a):
+            return json.dumps({"edits": [{"kind": "direction", "name": "head_turn", "strength": a}], "size": 96})
+
+        image, flag = client.predict(sid, edits(0.0), api_name="/preview")
+        assert json.loads(flag) == {"approximate": False, "method": "exact"}
+        assert png_array(image).ndim == 3
+        client.predict(sid, edits(2.0), api_name="/preview")
+        job = client.submit(sid, edits(1.0), api_name="/preview")
+        final = job.result(timeout=120)
+        flags = [json.loads(o[1]) for o in job.outputs()]
+        assert flags[0]["approximate"] is True and flags[0]["method"] == "interpolated"
+        assert flags[0]["from"] == [0.0, 2.0] and flags[-1]["approximate"] is False
+        assert json.loads(final[1])["approximate"] is False
+        assert png_array(job.outputs()[0][0]).shape == png_array(final[0]).shape
+    finally:
+        server.stop()

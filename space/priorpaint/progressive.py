@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -41,11 +42,13 @@ import numpy as np
 import torch
 
 from .edits.registry import EDIT_KINDS, PreviewCost
+from .errors import InputError
 
 #: the goal for a slider's answer: a model whose exact frame takes longer than this gets an
 #: approximate frame first; one that renders within it (the embedded 64 px model) gets only
-#: the exact frame, as before
+#: the exact frame, as before.  ``$PRIORPAINT_PREVIEW_BUDGET_MS`` sets another (0: always predict)
 PREVIEW_BUDGET_S = 0.05
+BUDGET_ENV = "PRIORPAINT_PREVIEW_BUDGET_MS"
 #: at most this many exact frames per line (the ones farthest from the newest go first)
 MAX_FRAMES_PER_LINE = 12
 #: at most this many lines per session (least recently used go first)
@@ -173,11 +176,26 @@ def pixels(image: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(np.rint(a).astype(np.uint8).transpose(1, 2, 0))
 
 
+def preview_budget_s() -> float:
+    """The budget of an exact frame, in seconds: ``$PRIORPAINT_PREVIEW_BUDGET_MS`` or
+    :data:`PREVIEW_BUDGET_S`."""
+    raw = os.environ.get(BUDGET_ENV, "").strip()
+    if not raw:
+        return PREVIEW_BUDGET_S
+    try:
+        ms = float(raw)
+    except ValueError:
+        ms = -1.0
+    if not (math.isfinite(ms) and ms >= 0):
+        raise InputError(f"{BUDGET_ENV} must be a number of milliseconds >= 0, got {raw!r}")
+    return ms / 1000.0
+
+
 class PreviewLines:
     """The exact frames of a session's live preview, by line, and the predictions made from them."""
 
-    def __init__(self, budget_s: float = PREVIEW_BUDGET_S, max_bytes: int = MAX_BYTES):
-        self.budget_s = float(budget_s)
+    def __init__(self, budget_s: Optional[float] = None, max_bytes: int = MAX_BYTES):
+        self.budget_s = preview_budget_s() if budget_s is None else float(budget_s)
         self.max_bytes = int(max_bytes)
         self.lines: "OrderedDict[str, _Line]" = OrderedDict()
         #: wall seconds of the latest exact frame (None: none made yet)
