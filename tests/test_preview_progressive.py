@@ -158,6 +158,11 @@ def test_predicted_pixels_are_to_uint8s_and_the_sum_is_numpy_free_of_torch_threa
     assert np.array_equal(pixels(x), to_uint8(x))
     y = torch.randn(1, 3, 16, 16, generator=g)
     assert torch.allclose(_combine([(0.5, x), (2.0, y), (0.25, x)]), 0.75 * x + 2.0 * y, atol=1e-6)
+    # the torch path (a GPU's frames; here float64 takes it) gives the same sum, on the frames' device
+    x64, y64 = x.double(), y.double()
+    out = _combine([(0.5, x64), (2.0, y64), (0.25, x64)])
+    assert out.dtype == torch.float64 and out.device == x64.device
+    assert torch.allclose(out, 0.75 * x64 + 2.0 * y64) and torch.equal(x64, x.double())   # inputs untouched
 
 
 def test_the_cache_is_bounded():

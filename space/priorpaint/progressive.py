@@ -53,8 +53,8 @@ BUDGET_ENV = "PRIORPAINT_PREVIEW_BUDGET_MS"
 MAX_FRAMES_PER_LINE = 12
 #: at most this many lines per session (least recently used go first)
 MAX_LINES = 6
-#: at most this many bytes of frames per session
-MAX_BYTES = 192 * 2 ** 20
+#: at most this many bytes of frames per session (81 frames at 256 px, 5 at 1024 px)
+MAX_BYTES = 64 * 2 ** 20
 #: two strengths closer than this are the same frame
 SAME = 1e-9
 
@@ -151,15 +151,15 @@ def _combine(terms: Sequence[Tuple[float, torch.Tensor]]) -> torch.Tensor:
     first = items[0][1] if items else terms[0][1]
     if not items:
         return torch.zeros_like(first)
-    if first.device.type != "cpu":
+    if first.device.type != "cpu" or first.dtype != torch.float32:    # a GPU: torch, on that device
         with torch.no_grad():
             out = items[0][1] * items[0][0]
             for c, t in items[1:]:
                 out.add_(t, alpha=c)
             return out
-    out = np.multiply(items[0][1].numpy(), np.float32(items[0][0]))
+    out = np.multiply(items[0][1].detach().numpy(), np.float32(items[0][0]))
     for c, t in items[1:]:
-        out += np.float32(c) * t.numpy()
+        out += np.float32(c) * t.detach().numpy()
     return torch.from_numpy(out)
 
 
