@@ -230,18 +230,21 @@ def test_the_api_preview_endpoint_flags_its_frames(tiny_session):
     b = Backend()
     sid = b.store.put(tiny_session)
     edits = json.dumps({"edits": [{"kind": "direction", "name": "sefa0", "strength": 1.0}], "size": 64})
-    tiny_session.cache["preview-lines"] = PreviewLines(budget_s=math.inf)
-    out = list(b.preview_frames(sid, edits))
-    assert [json.loads(f)["approximate"] for _, f in out] == [False]
-    tiny_session.cache["preview-lines"] = PreviewLines(budget_s=0.0)
-    list(b.preview_frames(sid, edits))
-    later = json.dumps([{"kind": "direction", "name": "sefa0", "strength": 2.0}])
-    list(b.preview_frames(sid, later))
-    mid = json.dumps([{"kind": "direction", "name": "sefa0", "strength": 1.5}])
-    out = list(b.preview_frames(sid, mid))
-    flags = [json.loads(f) for _, f in out]
-    assert [f["approximate"] for f in flags] == [True, False] and flags[0]["method"] == "interpolated"
-    assert np.array_equal(np.asarray(out[-1][0]), np.asarray(b.preview(sid, mid)))
+    try:
+        tiny_session.cache["preview-lines"] = PreviewLines(budget_s=math.inf)
+        out = list(b.preview_frames(sid, edits))
+        assert [json.loads(f)["approximate"] for _, f in out] == [False]
+        tiny_session.cache["preview-lines"] = PreviewLines(budget_s=0.0)
+        list(b.preview_frames(sid, edits))
+        later = json.dumps([{"kind": "direction", "name": "sefa0", "strength": 2.0}])
+        list(b.preview_frames(sid, later))
+        mid = json.dumps([{"kind": "direction", "name": "sefa0", "strength": 1.5}])
+        out = list(b.preview_frames(sid, mid))
+        flags = [json.loads(f) for _, f in out]
+        assert [f["approximate"] for f in flags] == [True, False] and flags[0]["method"] == "interpolated"
+        assert np.array_equal(np.asarray(out[-1][0]), np.asarray(b.preview(sid, mid)))
+    finally:
+        tiny_session.cache.pop("preview-lines", None)     # the shared fixture's other users get the default
 
 
 def test_a_bad_budget_setting_is_one_line(monkeypatch):

@@ -53,7 +53,7 @@ BUDGET_ENV = "PRIORPAINT_PREVIEW_BUDGET_MS"
 MAX_FRAMES_PER_LINE = 12
 #: at most this many lines per session (least recently used go first)
 MAX_LINES = 6
-#: at most this many bytes of frames per session (81 frames at 256 px, 5 at 1024 px)
+#: at most this many bytes of frames per session (all 72 a session may keep at 256 px; 5 at 1024 px)
 MAX_BYTES = 64 * 2 ** 20
 #: two strengths closer than this are the same frame
 SAME = 1e-9
