@@ -148,6 +148,9 @@ def test_what_is_predicted_and_what_is_not():
     slow = PreviewLines(budget_s=0.05)
     slow.add_exact(spec("k", 1.0), img, seconds=0.5)
     assert slow.approximate(spec("k", 1.5)).approximate
+    # one slow frame (a direction computed on its first use) does not make a fast model slow
+    fast.add_exact(spec("k", 1.0), img, seconds=3.0)
+    assert fast.approximate(spec("k", 1.5)) is None and not fast.lines
 
 
 def test_predicted_pixels_are_to_uint8s_and_the_sum_is_numpy_free_of_torch_threads():

@@ -199,13 +199,15 @@ class PreviewLines:
         self.max_bytes = int(max_bytes)
         self.lines: "OrderedDict[str, _Line]" = OrderedDict()
         #: wall seconds of the latest exact frame (None: none made yet)
-        self.exact_seconds: Optional[float] = None
+        #: wall seconds of the latest exact frames (a few: one slow frame, e.g. the first use of a
+        #: direction that is computed then, does not make a fast model look slow)
+        self.recent_seconds: List[float] = []
 
     # -- policy --------------------------------------------------------------------------
     def worth_predicting(self) -> bool:
         """Whether an approximate frame first is worth it: the exact frames take longer than
         the budget (a fast model keeps its exact-only preview, and stores nothing)."""
-        return self.exact_seconds is not None and self.exact_seconds > self.budget_s
+        return bool(self.recent_seconds) and min(self.recent_seconds) > self.budget_s
 
     # -- prediction ----------------------------------------------------------------------
     def approximate(self, specs: Sequence[dict]) -> Optional[Frame]:
@@ -270,7 +272,7 @@ class PreviewLines:
         recorded as ``applied_<field>``): the frame is kept at the strength that made it, and
         the line learns its bound."""
         if seconds is not None:
-            self.exact_seconds = float(seconds)
+            self.recent_seconds = (self.recent_seconds + [float(seconds)])[-3:]
         if not self.worth_predicting():
             self.lines.clear()
             return
