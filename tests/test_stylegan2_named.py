@@ -415,6 +415,11 @@ def test_bench_times_the_preview_of_a_named_edit():
                           channels=small_channels(64))
     assert sec["preview_wplus_edit"] == "white_hair" and sec["preview_wplus_ms"] > 0
     assert sec["preview_w_edit"] == "age" and sec["preview_w_ms"] > 0
+    prog = sec["progressive"]      # the progressive preview: an approximate frame first, its error measured
+    assert prog["first_frame_ms"] > 0 and prog["exact_frame_ms"] > 0 and prog["moved"] > 0
+    for how in ("extrapolated", "interpolated", "taylor"):
+        assert prog[how]["frames"] > 0 and prog[how]["psnr_min_db"] > 0 and prog[how]["max_abs_diff"] >= 0
     small = bench_stylegan2({}, size=16, style_dim=8, n_mlp=1, steps=1, devices=["cpu"],
                             channels={4: 8, 8: 8, 16: 8})
     assert small["preview_wplus_ms"] is None and "8-d styles" in small["preview_skipped"]
+    assert "8-d styles" in small["progressive"]["skipped"]

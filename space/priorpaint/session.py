@@ -232,7 +232,7 @@ class EditSession:
             return self._composite(state, image, t0, feather, metrics, base=base, mode=composite)
 
     def preview_region(self, state: Optional[EditState] = None, mode: str = "detail",
-                       size: Optional[int] = None) -> np.ndarray:
+                       size: Optional[int] = None, frame=None) -> np.ndarray:
         """The selection's square as the edit would make it, composited from the photo's own
         pixels as :meth:`render` without G′ composites it (``mode`` ``"detail"`` or
         ``"replace"``): a live preview of the result itself, not of the model's rendering.
@@ -240,7 +240,9 @@ class EditSession:
         (side, side, 3) uint8 at the photo's resolution; with ``size`` below the square's side,
         the photo's square and the edit mask are first area-shrunk to ``size`` and composited
         there (feather scaled alike), which is what the full composite shrunk to ``size``
-        looks like, at a fraction of the cost on a large selection."""
+        looks like, at a fraction of the cost on a large selection.  ``frame``: the generator's
+        frame to composite instead of rendering ``state`` (an approximate one, see
+        :meth:`preview_frames`)."""
         import cv2
 
         from .compositing.blend import default_feather
@@ -248,7 +250,7 @@ class EditSession:
 
         check_mode(mode)
         with self.lock:
-            edited, base, mask = self._preview_inputs(state)
+            edited, base, mask = self._preview_inputs(state, frame)
             side = self.crop.square[2]
             n = int(size) if size is not None and side > int(size) else side
             key = ("preview-square", n)        # the photo's square (and selection) at that size
@@ -288,13 +290,14 @@ class EditSession:
         return {"structure": structure, "verdict": verdict}
 
     def preview_layer(self, state: Optional[EditState] = None, mode: str = "detail",
-                      size: Optional[int] = None) -> np.ndarray:
+                      size: Optional[int] = None, frame=None) -> np.ndarray:
         """The photo's layer box (:attr:`Crop.layer_box`, where the result layer goes) as the
         edit would make it, in the photo's own orientation: what :meth:`render` without G′
         puts there.  (h, w, 3) uint8; with ``size``, shrunk so its longer side is at most
         ``size``.  An unaligned crop cuts :meth:`preview_region`'s square (shrunk before
         compositing); an aligned crop (a rotated square) composites at the photo's
-        resolution and warps back as the render does, then shrinks."""
+        resolution and warps back as the render does, then shrinks.  ``frame``: as
+        :meth:`preview_region`'s."""
         import cv2
 
         from .compositing.blend import default_feather, layer_pixels
@@ -302,7 +305,7 @@ class EditSession:
 
         box = self.crop.layer_box
         if self.crop.alignment is None:
-            sq = self.preview_region(state, mode, size)
+            sq = self.preview_region(state, mode, size, frame)
             f = sq.shape[0] / float(self.crop.square[2])
             rows, cols = box.within(self.crop.square)
             if f != 1.0:
@@ -311,7 +314,7 @@ class EditSession:
             return np.ascontiguousarray(sq[rows, cols])
         check_mode(mode)
         with self.lock:
-            edited, base, mask = self._preview_inputs(state)
+            edited, base, mask = self._preview_inputs(state, frame)
             region = self._photo_square()          # the photo's rotated square, at full size
         here = self.photo.rgb[box.rows, box.cols]
         if mask.any():
@@ -325,6 +328,38 @@ class EditSession:
                               interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(here)
 
+    def preview_frames(self, specs, mode: Optional[str] = None, size: Optional[int] = None,
+                       approximate: bool = True):
+        """The live preview of ``specs``, progressively: yields ``(image, info)``, first an
+        approximate frame predicted from the exact frames this session already made for the
+        same edit list at other strengths (instant; :mod:`priorpaint.progressive`; only when
+        ``approximate``, the model's exact frames take longer than its budget and such frames
+        exist), then always the exact frame, with its flag ``{"approximate", "method", ...}``.
+        ``image``: :meth:`preview_layer`'s with ``mode``, else ``G_F`` at model resolution (uint8)."""
+        from .progressive import PreviewLines
+
+        parsed = parse_specs(specs)
+        with self.lock:
+            lines = self.cache.get("preview-lines")
+            if lines is None:
+                lines = self.cache["preview-lines"] = PreviewLines()
+            guess = lines.approximate(parsed) if approximate else None
+        if guess is not None:
+            stand_in = EditState(z=self.projection.z, h=self.projection.h, edit_mask=guess.edit_mask)
+            yield self._preview_image(stand_in, guess.pixels(), mode, size), guess.info()
+        t0 = time.perf_counter()
+        state = self.apply(parsed) if parsed else None
+        image = self.generate(state)
+        with self.lock:
+            lines.add_exact(parsed, image, time.perf_counter() - t0, state.applied if state else None,
+                            state.edit_mask if state else None)
+        yield self._preview_image(state, image, mode, size), {"approximate": False, "method": "exact"}
+
+    def _preview_image(self, state: Optional[EditState], frame, mode: Optional[str], size: Optional[int]) -> np.ndarray:
+        if mode is None:
+            return frame if isinstance(frame, np.ndarray) else to_uint8(frame)
+        return self.preview_layer(state, mode, size, frame=frame)
+
     def _photo_square(self) -> np.ndarray:
         """The photo's own pixels of the square, edge-padded (aligned crops: warped), made once per
         session: ``crop.region`` is the model's view of it, which a model with a content box pads
@@ -334,10 +369,11 @@ class EditSession:
             region = self.cache["photo-square"] = self.crop.region_of(self.photo.rgb, pad="edge")
         return region
 
-    def _preview_inputs(self, state: Optional[EditState]):
+    def _preview_inputs(self, state: Optional[EditState], frame=None):
         """(G(z_h_e), G(z_h), edit mask) for a preview, as :meth:`render` composites them (their
-        luminance on a grayscale photo); G(z_h) is cached (the same for every preview)."""
-        edited = to_uint8(self.generate(state))
+        luminance on a grayscale photo); G(z_h) is cached (the same for every preview).
+        ``frame``: G(z_h_e) already made (or predicted; a tensor, or its uint8 pixels)."""
+        edited = frame if isinstance(frame, np.ndarray) else to_uint8(self.generate(state) if frame is None else frame)
         base = self.cache.get("preview-base")
         if base is None:
             base = to_uint8(self.generate(None))

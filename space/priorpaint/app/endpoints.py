@@ -207,7 +207,16 @@ class Backend:
                 yield C.to_wire(step), step.photo, _image(step.layer_image), _image(step.generated)
 
     def preview(self, session: str, edits: str = "[]", files=None) -> Image.Image:
+        """The exact preview image (the direct Python call; the endpoint is :meth:`preview_frames`)."""
         return _image(self.service.preview(C.PreviewRequest.parse(session, edits, files, limits=self.limits)))
+
+    def preview_frames(self, session: str, edits: str = "[]", files=None):
+        """Generator, the ``preview`` endpoint: (PNG, flag JSON) for an approximate frame where the
+        session can predict one, then for the exact frame (``{"approximate": false, ...}``), which is
+        the endpoint's final output."""
+        req = C.PreviewRequest.parse(session, edits, files, limits=self.limits)
+        for image, flag in self.service.preview_frames(req):
+            yield _image(image), json.dumps(flag)
 
     def verdict(self, session: str, edits: str = "[]", options: str = "") -> str:
         """JSON ``{"structure": {...}, "verdict": {...}}`` of the fast edits on the live preview's
@@ -259,6 +268,7 @@ def wire(backend: Backend) -> None:
         o_result = gr.Image(label="result", format="png", type="pil", image_mode=None)
         o_layer = gr.Image(label="layer", format="png", type="pil", image_mode="RGBA")
         o_preview = gr.Image(label="preview", format="png", type="pil")
+        o_frame = gr.Textbox(label="frame")
         o_labels = gr.Image(label="labels", format="png", type="pil")
         trigger = gr.Button(visible=False)
 
@@ -277,7 +287,7 @@ def wire(backend: Backend) -> None:
     trigger.click(user_errors(b.edit), [a_session, a_edits, a_adapt, a_files, a_composite],
                   [o_status, o_result, o_layer, o_preview], api_name="edit",
                   concurrency_id=ENGINE, concurrency_limit=16)
-    trigger.click(user_errors(b.preview), [a_session, a_edits], o_preview, api_name="preview",
+    trigger.click(user_errors(b.preview_frames), [a_session, a_edits], [o_preview, o_frame], api_name="preview",
                   concurrency_id="preview", concurrency_limit=4)
     trigger.click(user_errors(b.verdict), [a_session, a_edits, a_options], o_json, api_name="verdict",
                   concurrency_id="preview", concurrency_limit=4)

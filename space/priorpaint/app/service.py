@@ -238,19 +238,23 @@ class Service:
 
     # -- preview -----------------------------------------------------------------------------
     def preview(self, req: PreviewRequest, slow_ok: bool = False) -> np.ndarray:
-        """The edits rendered at once (RGB uint8).  Only the kinds that declare a preview cost
-        other than ``slow`` run here (``slow_ok``: the page's own preview of an interpolation
-        being set, bounded like any other preview)."""
-        from ..compositing.blend import to_uint8
+        """The edits rendered at once (RGB uint8; the exact frame).  Only the kinds that declare a
+        preview cost other than ``slow`` run here (``slow_ok``: the page's own preview of an
+        interpolation being set, bounded like any other preview)."""
+        return [image for image, _ in self.preview_frames(req, slow_ok, approximate=False)][-1]
 
+    def preview_frames(self, req: PreviewRequest, slow_ok: bool = False, approximate: bool = True):
+        """The preview progressively: yields ``(image, flag)``, first an approximate frame where the
+        session can predict one (a slow model, the same edits previewed at other strengths;
+        :meth:`EditSession.preview_frames`), then always the exact frame.  ``flag``:
+        ``{"approximate": bool, "method": ..., "strength", "from"}``."""
         s = self.session(req.session)
         specs = list(req.edits)
         if not slow_ok:
             self._fast_only(specs, "preview")
-        state = s.apply(specs) if specs else None
-        if req.composite is not None:
-            return s.preview_layer(state, req.composite.value, req.size)
-        return np.asarray(to_uint8(s.generate(state)))
+        mode = req.composite.value if req.composite is not None else None
+        for image, flag in s.preview_frames(specs, mode, req.size, approximate=approximate):
+            yield np.asarray(image), flag
 
     def _fast_only(self, specs: List[dict], what: str) -> None:
         slow = kinds.slow_kinds()
