@@ -187,3 +187,26 @@ def test_motion_carried_into_the_photos_frame():
     assert b[:, 36:38].min() == 200 and b[:, 30:34].max() == 0              # its edge lands 4 px to the left
     half = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]], np.float32)          # the proxy's face is half the size
     assert np.allclose(to_photo_frame(half, flow, zero, img, img)[0][..., 0], 2.0)   # its motion doubles
+
+
+def test_the_refined_proxy_fits_the_photo_better_and_stays_near(default_gen):
+    """projection/proxy.py: z refined towards the photo's low band (bounded steps, a penalty towards
+    the start); with z_r = z the proxy's edit is the plain proxy's."""
+    from priorpaint.projection.proxy import _low, proxy_features, refine_proxy_z
+    g = default_gen
+    with torch.no_grad():
+        z = g.sample_latents(2, seed=5).to(g.device)
+        target = g(z[1:])                                           # another face: the "photo"
+    z0 = z[:1]
+    err = lambda zz: float((_low(g(zz), 1.5) - _low(target, 1.5)).pow(2).mean())
+    zr = refine_proxy_z(g, z0, target, steps=30)
+    assert err(zr) < 0.9 * err(z0)
+    assert float((zr - z0).pow(2).mean()) < float((z[1:] - z0).pow(2).mean())   # not all the way to the photo's z
+    assert torch.equal(refine_proxy_z(g, z0, target, steps=0), z0)
+    split = g.default_split
+    with torch.no_grad():
+        h = g.forward_to(z0, split)
+        z_e = z0 + 0.5
+        h_e = g.forward_to(z_e, split) + 0.1
+        hp, hpe, zpe = proxy_features(g, split, z0, z0, z_e, h, h_e)
+    assert torch.allclose(hp, h) and torch.allclose(hpe, h + (h_e - h), atol=1e-5) and torch.equal(zpe, z_e)

@@ -413,7 +413,15 @@ class EditSession:
         from .compositing import warp
         from .edits.drag import APPEARANCE as DRAG_APPEARANCE, drag_field
         p = self.require_projection()
-        xb, xe, fb, fe = warp.proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions)
+        z_proxy = None
+        if warp.PROXY_STEPS > 0:   # a proxy refined towards the photo, once per projection
+            from .projection.proxy import refine_proxy_z
+            key = ("proxy_z", warp.PROXY_STEPS)
+            if key not in self.cache:
+                self.cache[key] = refine_proxy_z(self.gen, p.z, self.target, steps=warp.PROXY_STEPS)
+            z_proxy = self.cache[key]
+        xb, xe, fb, fe = warp.proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions,
+                                            z_proxy=z_proxy)
         b, e = to_uint8(xb), to_uint8(xe)
         res = b.shape[0]
         dragged = drag_field(state.applied, res)

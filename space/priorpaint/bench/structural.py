@@ -31,7 +31,7 @@ KEYS = ("smear", "unexplained", "ghost", "effect", "effect_reference", "effect_r
 #: the warp composite's settings swept for the distortion–editability curve (docs/method/editability.md).
 #: Each is complete over :data:`SETTINGS` (letters A–T0 were tried on feature motion with the appearance
 #: change, the defaults before registration; W is today's default)
-FEATURES = {"MOTION": "features", "APPEARANCE": 1.0, "REGISTER": False, "LANDMARK_SMOOTHING": 1.0}
+FEATURES = {"MOTION": "features", "APPEARANCE": 1.0, "REGISTER": False, "LANDMARK_SMOOTHING": 1.0, "PROXY_STEPS": 0}
 NO_NEW = {"MATCH_GOOD": 8.0, "MATCH_LOST": 9.0}
 LANDMARKS0 = {"MOTION": "landmarks", "APPEARANCE": 0.0}
 VARIANTS = {k: {**FEATURES, **v} for k, v in {
@@ -49,11 +49,13 @@ VARIANTS = {k: {**FEATURES, **v} for k, v in {
     "RT0": {**LANDMARKS0, "REGISTER": True}, "RM0": {"MOTION": "matches", "APPEARANCE": 0.0, "REGISTER": True},
     "RT": {"MOTION": "landmarks", "REGISTER": True},
     "RTs": {"MOTION": "landmarks", "REGISTER": True, "APPEARANCE_SIGMA": 2.0},
-    # W (default): RT0 with a gentler landmark spline
+    # W (default): RT0 with a gentler landmark spline; RW: W with the proxy refined towards the photo
     "W": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0},
+    "RW": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "PROXY_STEPS": 60},
 }.items()}
 SETTINGS = sorted({k for v in VARIANTS.values() for k in v} | {"FIELD_SIGMA", "TRUST_RAMP", "GAIN", "PROXY_BLEND",
-                                                             "APPEARANCE_SIGMA", "MATCH_GOOD", "MATCH_LOST"})
+                                                             "APPEARANCE_SIGMA", "MATCH_GOOD", "MATCH_LOST",
+                                                             "PROXY_STEPS"})
 SWEEP_PHOTOS = ("astronaut", "grace_hopper", "astronaut_x4", "astronaut_heldout", "grace_hopper_heldout")
 SWEEP_EDITS = ("head_turn=2", "head_turn=-2", "head_tilt=2", "head_tilt=-2")
 

@@ -56,6 +56,8 @@ APPEARANCE_SIGMA = 0.0
 TRUST_RAMP = (0.1, 0.5)
 #: how much of the photo's own refinement ``h − G_H(z)`` the proxy keeps (0: ``G(z)`` itself)
 PROXY_BLEND = 0.0
+#: Adam steps of the proxy's refinement towards the photo (:mod:`priorpaint.projection.proxy`; 0: none)
+PROXY_STEPS = 0
 #: where the motion comes from: "features" (nearest neighbours in the generator's feature maps) or
 #: "landmarks" (a thin-plate spline through the proxies' five face landmarks; features when no face)
 #: or "matches" (a thin-plate spline through the confident feature matches, :func:`match_correspondence`)
@@ -229,18 +231,24 @@ def new_content_along(base_feats, edited_feats, flow: np.ndarray, res: int) -> n
 
 @torch.no_grad()
 def proxy_renders(gen, split: str, z: torch.Tensor, h: torch.Tensor, z_e: torch.Tensor, h_e: torch.Tensor,
-                  interventions=None):
+                  interventions=None, z_proxy: Optional[torch.Tensor] = None):
     """The in-manifold proxy of an edit: ``B = G_F(G_H(z))`` and ``E = G_F(G_H(z) + (h_e − h))``
     (with ``z_e`` and the edit's interventions), and the feature maps of both at the layers after
     the split whose side is between R/8 and R/2 (what :func:`correspondence_from_features` matches;
     the output itself when no such layer follows the split).
     The photo's refined ``h`` is not used for the motion: a direction added to it can break the
     render, while the proxy stays on the generator's manifold."""
-    hp = gen.forward_to(z, split)
-    hp = hp + PROXY_BLEND * (h - hp)
+    if z_proxy is not None:   # a refined proxy (projection/proxy.py): the edit taken again at z_proxy
+        from ..projection.proxy import proxy_features
+        hp, hpe, z_e = proxy_features(gen, split, z, z_proxy, z_e, h, h_e)
+        z = z_proxy
+    else:
+        hp = gen.forward_to(z, split)
+        hp = hp + PROXY_BLEND * (h - hp)
+        hpe = hp + (h_e - h)
     names = [n for n in gen.layers_after(split)]
     xb, cb = gen.run(hp, start=split, capture=names, z=z)
-    xe, ce = gen.run(hp + (h_e - h), start=split, capture=names, z=z_e, interventions=interventions or None)
+    xe, ce = gen.run(hpe, start=split, capture=names, z=z_e, interventions=interventions or None)
     res = xb.shape[-1]
     keep = [n for n in names if res // 8 <= cb[n].shape[-1] <= res // 2] or names[-1:]  # a tiny model: its image
     return xb, xe, [cb[n] for n in keep], [ce[n] for n in keep]
