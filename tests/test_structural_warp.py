@@ -210,3 +210,20 @@ def test_the_refined_proxy_fits_the_photo_better_and_stays_near(default_gen):
         h_e = g.forward_to(z_e, split) + 0.1
         hp, hpe, zpe = proxy_features(g, split, z0, z0, z_e, h, h_e)
     assert torch.allclose(hp, h) and torch.allclose(hpe, h + (h_e - h), atol=1e-5) and torch.equal(zpe, z_e)
+
+
+def test_the_proxys_landmark_motion_is_bounded():
+    """A proxy whose landmarks jump (its face changed, or the detector did) must not bend the photo:
+    the shared shift and each landmark's own motion are each bounded by a share of the eye distance."""
+    from priorpaint.compositing.warp import MAX_LANDMARK_MOTION, bounded_motion
+    before = np.array([[20.0, 24.0], [44.0, 24.0], [32.0, 34.0], [24.0, 44.0], [40.0, 44.0]])   # eye distance 24
+    small = before + np.array([[0.5, 0.0], [0.5, 0.0], [1.5, 1.0], [0.5, 0.5], [0.5, 0.5]])
+    np.testing.assert_allclose(bounded_motion(before, small), small)            # a model-sized move: kept
+    jump = before.copy()
+    jump[2] += [20.0, 0.0]                                                       # the nose jumps 20 px
+    out = bounded_motion(before, jump)
+    motion = out - before
+    own = motion - motion.mean(axis=0)
+    assert np.linalg.norm(motion.mean(axis=0)) <= MAX_LANDMARK_MOTION * 24 + 1e-6
+    assert np.linalg.norm(own, axis=1).max() <= MAX_LANDMARK_MOTION * 24 + 1e-6
+    assert out[2, 0] > before[2, 0]                                              # still the same direction

@@ -65,6 +65,9 @@ MOTION = "landmarks"
 #: the landmark spline's smoothing (the diagonal of :func:`thin_plate_field`; larger: gentler stretch
 #: between the eyes, nose and mouth, which sit a few model px apart)
 LANDMARK_SMOOTHING = 12.0
+#: the most a proxy landmark's motion (the shared shift, and each one's own beyond it) may be, in eye
+#: distances (:func:`bounded_motion`)
+MAX_LANDMARK_MOTION = 0.25
 #: seed of the grain added to generated pixels
 GRAIN_SEED = 0
 #: "matches" motion: grid step (model px) of the matches the spline goes through, the most it takes,
@@ -295,7 +298,25 @@ def landmark_correspondence(base: np.ndarray, edited: np.ndarray):
         if f is None:
             return None
         pts.append(f.points * (res / 256.0))
-    return thin_plate_field(pts[1], pts[0], res, LANDMARK_SMOOTHING), np.zeros((res, res), np.float32)
+    edited_pts = bounded_motion(pts[0], pts[1])
+    return thin_plate_field(edited_pts, pts[0], res, LANDMARK_SMOOTHING), np.zeros((res, res), np.float32)
+
+
+def bounded_motion(before: np.ndarray, after: np.ndarray, limit: Optional[float] = None) -> np.ndarray:
+    """``after`` with the landmarks' motion bounded: the shared shift (their mean motion) and each
+    landmark's motion beyond it are each scaled down to at most ``limit`` (default
+    :data:`MAX_LANDMARK_MOTION`) times the eye distance in ``before``. The model's own head turn moves
+    the nose by about 0.2 eye distances against the eyes; a proxy whose landmarks move much more
+    (its face changed, or the detector jumped) would bend the photo, not turn it."""
+    limit = MAX_LANDMARK_MOTION if limit is None else float(limit)
+    before, after = np.asarray(before, np.float64), np.asarray(after, np.float64)
+    eye = max(float(np.linalg.norm(before[1] - before[0])), 1e-6)
+    motion = after - before
+    shift = motion.mean(axis=0)
+    own = motion - shift
+    shift *= min(1.0, limit * eye / max(float(np.linalg.norm(shift)), 1e-9))
+    own *= min(1.0, limit * eye / max(float(np.linalg.norm(own, axis=1).max()), 1e-9))
+    return before + shift + own
 
 
 
