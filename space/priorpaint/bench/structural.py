@@ -2,7 +2,7 @@
 
 Photos: the ``photo`` section's four (:func:`priorpaint.bench.photo.bench_photos`) plus held-out
 boxes nobody tuned on (the astronaut and Grace Hopper at other boxes, the cameraman's face; about
-130–220 px). For each photo the default projection, then each edit of :data:`EDITS` rendered
+130–220 px; and three more, 270–440 px, that no warp setting was chosen on). For each photo the default projection, then each edit of :data:`EDITS` rendered
 ``today`` (G′ + ``detail``, the defaults) and ``new`` (``warp``: the photo's pixels moved along
 the in-manifold proxy's feature-matched motion, :mod:`priorpaint.compositing.warp`), with the
 measures of :mod:`priorpaint.measures` (smear, unexplained structure, ghost, effect ratio) and
@@ -68,6 +68,15 @@ def held_out_photos() -> List[dict]:
     ]
 
 
+def validation_photos() -> List[dict]:
+    """Boxes nobody chose a warp setting on (W was chosen on :data:`SWEEP_PHOTOS`): 270–440 px."""
+    return [
+        {"name": "astronaut_x2_heldout", "path": astronaut_path(), "box": (250, 20, 420, 440), "upscale": 2},
+        {"name": "grace_hopper_wide", "path": matplotlib_sample_path("grace_hopper.jpg"), "box": (140, 70, 270, 300)},
+        {"name": "cameraman_x2_heldout", "path": photo_path("camera.png"), "box": (370, 90, 280, 280), "upscale": 2},
+    ]
+
+
 def _row(render, seconds: float) -> Dict[str, object]:
     st = render.metrics["structure"]
     v = render.metrics["verdict"]
@@ -82,7 +91,7 @@ def run(report: dict, args) -> None:
     steps = min(int(getattr(args, "steps", 300) or 300), 300)
     adapt = {"fit": "reconstruction"}
     # knobs for a smoke run (the registry's smallest setting): how many photos and edits, and the sweep
-    photos = bench_photos() + held_out_photos()
+    photos = bench_photos() + held_out_photos() + validation_photos()
     photos = photos[:int(getattr(args, "photos", 0) or len(photos))]
     edits = EDITS[:int(getattr(args, "structural_edits", 0) or len(EDITS))]
     sweep = bool(getattr(args, "sweep", True))
