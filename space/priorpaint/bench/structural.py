@@ -52,6 +52,9 @@ VARIANTS = {k: {**FEATURES, **v} for k, v in {
     # W (default): RT0 with a gentler landmark spline; RW: W with the proxy refined towards the photo
     "W": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0},
     "RW": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "PROXY_STEPS": 60},
+    # W with the appearance change, blurred by 3 / 5 model px
+    "Ws3": {"MOTION": "landmarks", "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "APPEARANCE_SIGMA": 3.0},
+    "Ws5": {"MOTION": "landmarks", "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "APPEARANCE_SIGMA": 5.0},
 }.items()}
 SETTINGS = sorted({k for v in VARIANTS.values() for k in v} | {"FIELD_SIGMA", "TRUST_RAMP", "GAIN", "PROXY_BLEND",
                                                              "APPEARANCE_SIGMA", "MATCH_GOOD", "MATCH_LOST",
