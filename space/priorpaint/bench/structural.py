@@ -49,7 +49,8 @@ VARIANTS = {k: {**FEATURES, **v} for k, v in {
     "RT0": {**LANDMARKS0, "REGISTER": True}, "RM0": {"MOTION": "matches", "APPEARANCE": 0.0, "REGISTER": True},
     "RT": {"MOTION": "landmarks", "REGISTER": True},
     "RTs": {"MOTION": "landmarks", "REGISTER": True, "APPEARANCE_SIGMA": 2.0},
-    # W (default): RT0 with a gentler landmark spline; RW: W with the proxy refined towards the photo
+    # W (default): RT0 with a gentler landmark spline (W0: unregistered); RW: W with the proxy refined
+    "W0": {**LANDMARKS0, "LANDMARK_SMOOTHING": 12.0},
     "W": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0},
     "RW": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "PROXY_STEPS": 60},
     # W with the appearance change, blurred by 3 / 5 model px
