@@ -98,6 +98,8 @@ def test_verdict_says_why_in_one_line():
     good = verdict(MIN_EFFECT + 0.1, {"smear": 0.0, "unexplained": 0.02, "ghost": 0.0})
     assert good["carried"] is True and good["failed"] == []
     assert verdict(None, {})["carried"] is None
+    blind = verdict(None, {"smear": 0.0, "unexplained": 0.02, "ghost": 0.0})    # no measure: not "carried"
+    assert blind["message"] == "no artefacts over the limits; no independent measure of the effect"
 
 
 def test_reference_change_on_the_models_samples(default_gen):

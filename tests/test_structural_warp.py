@@ -3,6 +3,7 @@ correspondence field, generated pixels only where content is new."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -133,3 +134,96 @@ def test_landmark_motion_on_the_models_own_face(default_gen):
     flow, new = landmark_correspondence(img, img)
     assert np.abs(flow).max() < 0.05 and not new.any()            # the same face: no motion
     assert landmark_correspondence(np.full((64, 64, 3), 128, np.uint8), img) is None   # no face: no field
+
+
+def _smooth_features(seed=0, shift=0.0):
+    """(1, 8, 64, 64) smooth random features, sampled ``shift`` px to the right (edited x shows base x + shift)."""
+    g = torch.Generator().manual_seed(seed)
+    f = torch.nn.functional.interpolate(torch.randn(1, 8, 16, 16, generator=g), size=(64, 64), mode="bicubic")
+    if not shift:
+        return f
+    gy, gx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    grid = torch.stack([(gx + shift + 0.5) / 64 * 2 - 1, (gy + 0.5) / 64 * 2 - 1], -1)[None]
+    return torch.nn.functional.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def test_the_match_spline_follows_a_known_shift_and_cannot_fold():
+    from priorpaint.compositing.warp import match_correspondence, min_jacobian, subpixel_matches
+    base, edited = _smooth_features(), _smooth_features(shift=2.5)
+    m = subpixel_matches([base], [edited], 64)
+    assert np.median(m["field"][12:52, 12:52, 0]) == pytest.approx(2.5, abs=0.15)   # sub-pixel, not 2 or 3
+    flow, new, info = match_correspondence([base], [edited], 64)
+    assert np.median(flow[20:44, 20:44, 0]) == pytest.approx(2.5, abs=0.3)
+    assert np.abs(flow[20:44, 20:44, 1]).max() < 0.5
+    assert info["matches"] > 100 and min_jacobian(flow) > 0.3 and not (new > 0.5).any()
+    folded = np.zeros((64, 64, 2), np.float32)
+    folded[:, 32:, 0] = -8.0                                   # two columns of pixels swap sides
+    assert min_jacobian(folded) < 0
+
+
+def test_registration_recovers_a_known_affine_and_refuses_a_blank():
+    from skimage import data
+    from priorpaint.compositing.warp import register_affine
+    photo = cv2.resize(np.ascontiguousarray(data.astronaut()[30:290, 120:380]), (256, 256), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(photo, (64, 64), interpolation=cv2.INTER_AREA)
+    truth = np.array([[1.08, 0.0, -3.0], [0.0, 1.08, 2.0]], np.float32)   # base(A·x) = photo(x)
+    base = cv2.warpAffine(small, truth, (64, 64), flags=cv2.INTER_CUBIC,   # forward: base(truth·x) = small(x)
+                          borderMode=cv2.BORDER_REPLICATE)
+    a = register_affine(photo, base)
+    assert a is not None and np.abs(a - truth).max() < 0.35
+    assert register_affine(photo, np.full((64, 64, 3), 128, np.uint8)) is None   # nothing to register on
+
+
+def test_motion_carried_into_the_photos_frame():
+    from priorpaint.compositing.warp import to_photo_frame
+    flow = np.zeros((64, 64, 2), np.float32)
+    flow[..., 0] = 1.0
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[:, 40:] = 200
+    zero = np.zeros((64, 64), np.float32)
+    shift = np.array([[1.0, 0.0, 4.0], [0.0, 1.0, 0.0]], np.float32)          # the proxy sits 4 px to the right
+    f, new, b, e = to_photo_frame(shift, flow, zero, img, img)
+    assert np.allclose(f[..., 0], 1.0) and np.allclose(f[..., 1], 0.0)
+    assert b[:, 36:38].min() == 200 and b[:, 30:34].max() == 0              # its edge lands 4 px to the left
+    half = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]], np.float32)          # the proxy's face is half the size
+    assert np.allclose(to_photo_frame(half, flow, zero, img, img)[0][..., 0], 2.0)   # its motion doubles
+
+
+def test_the_refined_proxy_fits_the_photo_better_and_stays_near(default_gen):
+    """projection/proxy.py: z refined towards the photo's low band (bounded steps, a penalty towards
+    the start); with z_r = z the proxy's edit is the plain proxy's."""
+    from priorpaint.projection.proxy import _low, proxy_features, refine_proxy_z
+    g = default_gen
+    with torch.no_grad():
+        z = g.sample_latents(2, seed=5).to(g.device)
+        target = g(z[1:])                                           # another face: the "photo"
+    z0 = z[:1]
+    err = lambda zz: float((_low(g(zz), 1.5) - _low(target, 1.5)).pow(2).mean())
+    zr = refine_proxy_z(g, z0, target, steps=30)
+    assert err(zr) < 0.9 * err(z0)
+    assert float((zr - z0).pow(2).mean()) < float((z[1:] - z0).pow(2).mean())   # not all the way to the photo's z
+    assert torch.equal(refine_proxy_z(g, z0, target, steps=0), z0)
+    split = g.default_split
+    with torch.no_grad():
+        h = g.forward_to(z0, split)
+        z_e = z0 + 0.5
+        h_e = g.forward_to(z_e, split) + 0.1
+        hp, hpe, zpe = proxy_features(g, split, z0, z0, z_e, h, h_e)
+    assert torch.allclose(hp, h) and torch.allclose(hpe, h + (h_e - h), atol=1e-5) and torch.equal(zpe, z_e)
+
+
+def test_the_proxys_landmark_motion_is_bounded():
+    """A proxy whose landmarks jump (its face changed, or the detector did) must not bend the photo:
+    the shared shift and each landmark's own motion are each bounded by a share of the eye distance."""
+    from priorpaint.compositing.warp import MAX_LANDMARK_MOTION, bounded_motion
+    before = np.array([[20.0, 24.0], [44.0, 24.0], [32.0, 34.0], [24.0, 44.0], [40.0, 44.0]])   # eye distance 24
+    small = before + np.array([[0.5, 0.0], [0.5, 0.0], [1.5, 1.0], [0.5, 0.5], [0.5, 0.5]])
+    np.testing.assert_allclose(bounded_motion(before, small), small)            # a model-sized move: kept
+    jump = before.copy()
+    jump[2] += [20.0, 0.0]                                                       # the nose jumps 20 px
+    out = bounded_motion(before, jump)
+    motion = out - before
+    own = motion - motion.mean(axis=0)
+    assert np.linalg.norm(motion.mean(axis=0)) <= MAX_LANDMARK_MOTION * 24 + 1e-6
+    assert np.linalg.norm(own, axis=1).max() <= MAX_LANDMARK_MOTION * 24 + 1e-6
+    assert out[2, 0] > before[2, 0]                                              # still the same direction

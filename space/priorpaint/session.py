@@ -442,26 +442,46 @@ class EditSession:
         return Render(photo=out, layer=layer, layer_box=box, generated=edited, metrics=m)
 
     def _warp_square(self, state: EditState, region: np.ndarray, mask: np.ndarray, radius: int):
-        """The ``warp`` composite (:mod:`priorpaint.compositing.warp`): the motion from the
-        in-manifold proxy ``G(z)`` → ``G(z_e)``, matched in the generator's features; the photo's
-        pixels moved along it."""
+        """The ``warp`` composite (:mod:`priorpaint.compositing.warp`): the motion of the in-manifold
+        proxy ``G(z)`` → ``G(z_e)`` (:data:`warp.MOTION`: its landmarks' spline by default, carried
+        onto the photo's features by :func:`warp.register_affine`), or a drag's own field; the
+        photo's pixels moved along it."""
         from .compositing import warp
         from .edits.drag import APPEARANCE as DRAG_APPEARANCE, drag_field
         p = self.require_projection()
-        xb, xe, fb, fe = warp.proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions)
+        z_proxy = None
+        if warp.PROXY_STEPS > 0:   # a proxy refined towards the photo, once per projection
+            from .projection.proxy import refine_proxy_z
+            key = ("proxy_z", warp.PROXY_STEPS)
+            if key not in self.cache:
+                self.cache[key] = refine_proxy_z(self.gen, p.z, self.target, steps=warp.PROXY_STEPS)
+            z_proxy = self.cache[key]
+        xb, xe, fb, fe = warp.proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions,
+                                            z_proxy=z_proxy)
         b, e = to_uint8(xb), to_uint8(xe)
-        found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" else None
+        res = b.shape[0]
+        dragged = drag_field(state.applied, res)
+        found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" and dragged is None else None
         if self.photo.gray:
             b, e = gray_rgb(b), gray_rgb(e)
-        motion = "landmarks" if found is not None else "features"
-        flow, new = found if found is not None else warp.correspondence_from_features(fb, fe, b.shape[0])[:2]
-        dragged = drag_field(state.applied, b.shape[0])
-        appearance = None
+        appearance, extra = None, {}
         if dragged is not None:   # a drag: the photo moves along the field through its tracked handles
             flow, motion, appearance = dragged, "drag", DRAG_APPEARANCE
-            new = warp.new_content_along(fb, fe, flow, b.shape[0])
+            new = warp.new_content_along(fb, fe, flow, res)
+        else:
+            if found is not None:
+                (flow, new), motion = found, "landmarks"
+            elif warp.MOTION == "matches":
+                (flow, new, extra), motion = warp.match_correspondence(fb, fe, res), "matches"
+            else:
+                flow, new, motion = *warp.correspondence_from_features(fb, fe, res)[:2], "features"
+            if warp.REGISTER:   # the proxy's motion onto the photo's own features
+                a = warp.register_affine(region, b)
+                extra["registered"] = a is not None
+                if a is not None:
+                    flow, new, b, e = warp.to_photo_frame(a, flow, new, b, e)
         w = warp.warp_composite(region, b, e, flow, new, mask, radius, appearance=appearance)
-        w.info["motion"] = motion
+        w.info.update(motion=motion, **extra)
         return w.region, w.inner, w.alpha, w.info
 
     # -- bookkeeping ---------------------------------------------------------------------

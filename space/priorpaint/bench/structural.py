@@ -2,13 +2,14 @@
 
 Photos: the ``photo`` section's four (:func:`priorpaint.bench.photo.bench_photos`) plus held-out
 boxes nobody tuned on (the astronaut and Grace Hopper at other boxes, the cameraman's face; about
-130–220 px). For each photo the default projection, then each edit of :data:`EDITS` rendered
+130–220 px; and three more, 270–440 px, that no warp setting was chosen on). For each photo the default projection, then each edit of :data:`EDITS` rendered
 ``today`` (G′ + ``detail``, the defaults) and ``new`` (``warp``: the photo's pixels moved along
 the in-manifold proxy's feature-matched motion, :mod:`priorpaint.compositing.warp`), with the
 measures of :mod:`priorpaint.measures` (smear, unexplained structure, ghost, effect ratio) and
 the verdict; grids ``photo | today | new | the generator's render`` under
-``artifacts/structural/``. On three photos, head_turn ±2 also runs under each setting of
-:data:`VARIANTS` (the distortion–editability curve: ``curve``, ``artifacts/structural/curve.png``). ``worst`` holds, per edit and composite, the worst case over photos
+``artifacts/structural/``. On the photos of :data:`SWEEP_PHOTOS`, head_turn and head_tilt ±2 also
+run under each setting of :data:`VARIANTS` (the distortion–editability curve: ``curve``,
+``artifacts/structural/curve.png``). ``worst`` holds, per edit and composite, the worst case over photos
 and the share of photos where the edit was carried.
 """
 
@@ -27,9 +28,13 @@ ARTIFACTS = Path("artifacts") / "structural"
 EDITS = ("head_turn=2", "head_turn=-2", "head_tilt=2", "head_tilt=-2", "headwear=2", "hair_frame=2",
          "profile=2", "warm_light=2")
 KEYS = ("smear", "unexplained", "ghost", "effect", "effect_reference", "effect_ratio")
-#: the warp composite's settings swept for the distortion–editability curve (docs/method/editability.md)
+#: the warp composite's settings swept for the distortion–editability curve (docs/method/editability.md).
+#: Each is complete over :data:`SETTINGS` (letters A–T0 were tried on feature motion with the appearance
+#: change, the defaults before registration; W is today's default)
+FEATURES = {"MOTION": "features", "APPEARANCE": 1.0, "REGISTER": False, "LANDMARK_SMOOTHING": 1.0, "PROXY_STEPS": 0}
 NO_NEW = {"MATCH_GOOD": 8.0, "MATCH_LOST": 9.0}
-VARIANTS = {
+LANDMARKS0 = {"MOTION": "landmarks", "APPEARANCE": 0.0}
+VARIANTS = {k: {**FEATURES, **v} for k, v in {
     "A": {"TRUST_RAMP": (9.0, 10.0)}, "B": {**NO_NEW, "TRUST_RAMP": (9.0, 10.0)},
     "C": {**NO_NEW, "APPEARANCE": 0.0}, "D": {**NO_NEW, "GAIN": 1.5, "TRUST_RAMP": (9.0, 10.0)},
     "E": {**NO_NEW, "FIELD_SIGMA": 4.0, "TRUST_RAMP": (9.0, 10.0)}, "F": {},
@@ -37,10 +42,26 @@ VARIANTS = {
     # the distortion axis: the proxy keeps a share of the photo's refinement h − G_H(z)
     "P3": {"PROXY_BLEND": 0.3}, "P6": {"PROXY_BLEND": 0.6}, "P10": {"PROXY_BLEND": 1.0},
     # the motion as a thin-plate spline through the proxies' landmarks, with and without the appearance change
-    "T": {"MOTION": "landmarks"}, "T0": {"MOTION": "landmarks", "APPEARANCE": 0.0},
-}
-SWEEP_PHOTOS = ("astronaut", "astronaut_heldout", "grace_hopper_heldout")
-SWEEP_EDITS = ("head_turn=2", "head_turn=-2")
+    "T": {"MOTION": "landmarks"}, "T0": LANDMARKS0,
+    # a spline through the confident feature matches (many points), pure and with the appearance change
+    "M0": {"MOTION": "matches", "APPEARANCE": 0.0}, "M": {"MOTION": "matches"},
+    # the proxy registered onto the photo (affine ECC of the low bands) before its motion is carried
+    "RT0": {**LANDMARKS0, "REGISTER": True}, "RM0": {"MOTION": "matches", "APPEARANCE": 0.0, "REGISTER": True},
+    "RT": {"MOTION": "landmarks", "REGISTER": True},
+    "RTs": {"MOTION": "landmarks", "REGISTER": True, "APPEARANCE_SIGMA": 2.0},
+    # W (default): RT0 with a gentler landmark spline (W0: unregistered); RW: W with the proxy refined
+    "W0": {**LANDMARKS0, "LANDMARK_SMOOTHING": 12.0},
+    "W": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0},
+    "RW": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "PROXY_STEPS": 60},
+    # W with the appearance change, blurred by 3 / 5 model px
+    "Ws3": {"MOTION": "landmarks", "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "APPEARANCE_SIGMA": 3.0},
+    "Ws5": {"MOTION": "landmarks", "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "APPEARANCE_SIGMA": 5.0},
+}.items()}
+SETTINGS = sorted({k for v in VARIANTS.values() for k in v} | {"FIELD_SIGMA", "TRUST_RAMP", "GAIN", "PROXY_BLEND",
+                                                             "APPEARANCE_SIGMA", "MATCH_GOOD", "MATCH_LOST",
+                                                             "PROXY_STEPS"})
+SWEEP_PHOTOS = ("astronaut", "grace_hopper", "astronaut_x4", "astronaut_heldout", "grace_hopper_heldout")
+SWEEP_EDITS = ("head_turn=2", "head_turn=-2", "head_tilt=2", "head_tilt=-2")
 
 
 def held_out_photos() -> List[dict]:
@@ -48,6 +69,15 @@ def held_out_photos() -> List[dict]:
         {"name": "astronaut_heldout", "path": astronaut_path(), "box": (165, 45, 130, 150)},
         {"name": "grace_hopper_heldout", "path": matplotlib_sample_path("grace_hopper.jpg"), "box": (180, 90, 190, 215)},
         {"name": "cameraman_heldout", "path": photo_path("camera.png"), "box": (200, 60, 110, 120)},
+    ]
+
+
+def validation_photos() -> List[dict]:
+    """Boxes nobody chose a warp setting on (W was chosen on :data:`SWEEP_PHOTOS`): 270–440 px."""
+    return [
+        {"name": "astronaut_x2_heldout", "path": astronaut_path(), "box": (250, 20, 420, 440), "upscale": 2},
+        {"name": "grace_hopper_wide", "path": matplotlib_sample_path("grace_hopper.jpg"), "box": (140, 70, 270, 300)},
+        {"name": "cameraman_x2_heldout", "path": photo_path("camera.png"), "box": (370, 90, 280, 280), "upscale": 2},
     ]
 
 
@@ -65,7 +95,7 @@ def run(report: dict, args) -> None:
     steps = min(int(getattr(args, "steps", 300) or 300), 300)
     adapt = {"fit": "reconstruction"}
     # knobs for a smoke run (the registry's smallest setting): how many photos and edits, and the sweep
-    photos = bench_photos() + held_out_photos()
+    photos = bench_photos() + held_out_photos() + validation_photos()
     photos = photos[:int(getattr(args, "photos", 0) or len(photos))]
     edits = EDITS[:int(getattr(args, "structural_edits", 0) or len(EDITS))]
     sweep = bool(getattr(args, "sweep", True))
@@ -104,7 +134,7 @@ def run(report: dict, args) -> None:
 def _sweep(s, state) -> Dict[str, dict]:
     """The warp composite under each of :data:`VARIANTS` (module constants set, then restored)."""
     from ..compositing import warp
-    names = sorted({k for v in VARIANTS.values() for k in v} | {"FIELD_SIGMA"})
+    names = SETTINGS
     saved = {k: getattr(warp, k) for k in names}
     rows = {}
     try:
@@ -120,37 +150,39 @@ def _sweep(s, state) -> Dict[str, dict]:
 
 
 def _curve(sweep: Dict[str, list]) -> Dict[str, object]:
-    """Per setting: median and worst effect ratio and artefacts; the plot under artifacts/."""
-    table = {}
+    """Per setting and direction (``head_turn``, ``head_tilt``): median and worst effect ratio and
+    artefacts over photos and both signs; the plot under artifacts/ (one panel per direction)."""
+    table: Dict[str, Dict[str, dict]] = {}
     for key, rows in sweep.items():
-        e = [r["effect_ratio"] for r in rows if r["effect_ratio"] is not None]
-        u = [r["unexplained"] for r in rows if r["unexplained"] is not None]
-        table[key] = {"effect_median": float(np.median(e)) if e else None, "effect_min": min(e, default=None),
-                      "unexplained_median": float(np.median(u)) if u else None, "unexplained_max": max(u, default=None),
-                      "smear_max": max((r["smear"] for r in rows if r["smear"] is not None), default=None),
-                      "ghost_max": max((r["ghost"] for r in rows if r["ghost"] is not None), default=None),
-                      "psnr_projection": sorted({r["psnr_projection"] for r in rows})}
+        for name in sorted({r["edit"].split("=")[0] for r in rows}):
+            sel = [r for r in rows if r["edit"].split("=")[0] == name]
+            e = [r["effect_ratio"] for r in sel if r["effect_ratio"] is not None]
+            u = [r["unexplained"] for r in sel if r["unexplained"] is not None]
+            table.setdefault(name, {})[key] = {
+                "effect_median": float(np.median(e)) if e else None, "effect_min": min(e, default=None),
+                "unexplained_median": float(np.median(u)) if u else None, "unexplained_max": max(u, default=None),
+                "smear_max": max((r["smear"] for r in sel if r["smear"] is not None), default=None),
+                "ghost_max": max((r["ghost"] for r in sel if r["ghost"] is not None), default=None),
+                "psnr_projection": sorted({r["psnr_projection"] for r in sel})}
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return {"table": table, "plot": None}
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    for key, t in table.items():
-        if t["effect_median"] is None or t["unexplained_median"] is None:
-            continue
-        ax[0].scatter(t["unexplained_median"], t["effect_median"], label=key)
-        ax[1].scatter(t["smear_max"], t["effect_min"], label=key)
-    ax[0].set_xlabel("unexplained structure (median)")
-    ax[0].set_ylabel("effect ratio (median)")
-    ax[1].set_xlabel("smear (worst)")
-    ax[1].set_ylabel("effect ratio (worst)")
-    for a, x in ((ax[0], 0.10), (ax[1], 0.03)):
-        a.axhline(0.5, ls=":")
-        a.axvline(x, ls=":")
-    ax[0].legend(fontsize=7)
-    fig.suptitle("head_turn ±2: warp composite settings (projection PSNR fixed by the hybrid projection)")
+    fig, axes = plt.subplots(1, max(1, len(table)), figsize=(5 * max(1, len(table)), 4), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], table.items()):
+        for key, t in rows.items():
+            if t["effect_min"] is None or t["unexplained_max"] is None:
+                continue
+            ax.scatter(t["unexplained_max"], t["effect_min"])
+            ax.annotate(key, (t["unexplained_max"], t["effect_min"]), fontsize=7)
+        ax.axhline(0.5, ls=":")
+        ax.axvline(0.10, ls=":")
+        ax.set_xlabel("unexplained structure (worst)")
+        ax.set_ylabel("effect ratio (worst)")
+        ax.set_title(f"{name} ±2")
+    fig.suptitle("warp composite settings: worst over photos (target: top left of the dotted lines)")
     fig.tight_layout()
     path = ARTIFACTS / "curve.png"
     fig.savefig(path, dpi=80)

@@ -47,17 +47,39 @@ FIELD_SIGMA = 2.5
 STAY_MARGIN, LENGTH_PRIOR = 0.03, 0.05
 #: width of the seam between warped and generated regions, in photo px per model px
 SEAM = 1.0
-#: the share of the proxy's low-band appearance change added, and the gain on the motion
-APPEARANCE, GAIN = 1.0, 1.0
+#: the share of the proxy's low-band appearance change added, and the gain on the motion (0: a pure
+#: warp, the default: the appearance change is what tore texture on every setting that added it)
+APPEARANCE, GAIN = 0.0, 1.0
+#: an extra blur of the appearance change at the model's resolution (model px; 0: the band split alone)
+APPEARANCE_SIGMA = 0.0
 #: the appearance change fades out as ``new_content`` rises over this range (trust 1 → 0)
 TRUST_RAMP = (0.1, 0.5)
 #: how much of the photo's own refinement ``h − G_H(z)`` the proxy keeps (0: ``G(z)`` itself)
 PROXY_BLEND = 0.0
+#: Adam steps of the proxy's refinement towards the photo (:mod:`priorpaint.projection.proxy`; 0: none)
+PROXY_STEPS = 0
 #: where the motion comes from: "features" (nearest neighbours in the generator's feature maps) or
 #: "landmarks" (a thin-plate spline through the proxies' five face landmarks; features when no face)
-MOTION = "features"
+#: or "matches" (a thin-plate spline through the confident feature matches, :func:`match_correspondence`)
+MOTION = "landmarks"
+#: the landmark spline's smoothing (the diagonal of :func:`thin_plate_field`; larger: gentler stretch
+#: between the eyes, nose and mouth, which sit a few model px apart)
+LANDMARK_SMOOTHING = 12.0
+#: the most a proxy landmark's motion (the shared shift, and each one's own beyond it) may be, in eye
+#: distances (:func:`bounded_motion`)
+MAX_LANDMARK_MOTION = 0.25
 #: seed of the grain added to generated pixels
 GRAIN_SEED = 0
+#: "matches" motion: grid step (model px) of the matches the spline goes through, the most it takes,
+#: the forward–backward disagreement (model px) a confident match may show, and the spline's smoothing
+MATCH_STEP, MATCH_POINTS, MATCH_CONSISTENT, MATCH_SMOOTHING = 2, 600, 1.0, 30.0
+#: the least Jacobian determinant of ``x + field`` a spline may have before it is smoothed further (no fold)
+MIN_JACOBIAN = 0.3
+#: register the proxy onto the photo (an affine fit of their low bands) and carry its motion across,
+#: so the proxy's motion lands on the photo's own features, not where the proxy's face happens to be
+REGISTER = True
+#: ECC iterations of the registration, and the least correlation it must reach to be used
+REGISTER_ITERATIONS, REGISTER_MIN_CC = 80, 0.3
 
 
 @dataclass
@@ -158,7 +180,10 @@ def warp_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, flo
     # (a moved edge the match missed) would add a halo, so it fades out as the match worsens
     trust = 1.0 - _ramp(new, *TRUST_RAMP)
     share = APPEARANCE if appearance is None else float(appearance)
-    low = upsampled_low_band(change * trust[..., None], side) * np.float32(share)
+    carried = change * trust[..., None]
+    if APPEARANCE_SIGMA > 0:   # only the broad shading: the band the photo's detail is not in
+        carried = cv2.GaussianBlur(carried, (0, 0), APPEARANCE_SIGMA)
+    low = upsampled_low_band(carried, side) * np.float32(share)
     inner = warped + low
     info["moved_model_px"] = round(float(np.percentile(np.hypot(flow[..., 0], flow[..., 1]), 90)), 3)
     info["new_content"] = round(float(new.mean()), 4)
@@ -209,18 +234,24 @@ def new_content_along(base_feats, edited_feats, flow: np.ndarray, res: int) -> n
 
 @torch.no_grad()
 def proxy_renders(gen, split: str, z: torch.Tensor, h: torch.Tensor, z_e: torch.Tensor, h_e: torch.Tensor,
-                  interventions=None):
+                  interventions=None, z_proxy: Optional[torch.Tensor] = None):
     """The in-manifold proxy of an edit: ``B = G_F(G_H(z))`` and ``E = G_F(G_H(z) + (h_e − h))``
     (with ``z_e`` and the edit's interventions), and the feature maps of both at the layers after
     the split whose side is between R/8 and R/2 (what :func:`correspondence_from_features` matches;
     the output itself when no such layer follows the split).
     The photo's refined ``h`` is not used for the motion: a direction added to it can break the
     render, while the proxy stays on the generator's manifold."""
-    hp = gen.forward_to(z, split)
-    hp = hp + PROXY_BLEND * (h - hp)
+    if z_proxy is not None:   # a refined proxy (projection/proxy.py): the edit taken again at z_proxy
+        from ..projection.proxy import proxy_features
+        hp, hpe, z_e = proxy_features(gen, split, z, z_proxy, z_e, h, h_e)
+        z = z_proxy
+    else:
+        hp = gen.forward_to(z, split)
+        hp = hp + PROXY_BLEND * (h - hp)
+        hpe = hp + (h_e - h)
     names = [n for n in gen.layers_after(split)]
     xb, cb = gen.run(hp, start=split, capture=names, z=z)
-    xe, ce = gen.run(hp + (h_e - h), start=split, capture=names, z=z_e, interventions=interventions or None)
+    xe, ce = gen.run(hpe, start=split, capture=names, z=z_e, interventions=interventions or None)
     res = xb.shape[-1]
     keep = [n for n in names if res // 8 <= cb[n].shape[-1] <= res // 2] or names[-1:]  # a tiny model: its image
     return xb, xe, [cb[n] for n in keep], [ce[n] for n in keep]
@@ -267,4 +298,151 @@ def landmark_correspondence(base: np.ndarray, edited: np.ndarray):
         if f is None:
             return None
         pts.append(f.points * (res / 256.0))
-    return thin_plate_field(pts[1], pts[0], res), np.zeros((res, res), np.float32)
+    edited_pts = bounded_motion(pts[0], pts[1])
+    return thin_plate_field(edited_pts, pts[0], res, LANDMARK_SMOOTHING), np.zeros((res, res), np.float32)
+
+
+def bounded_motion(before: np.ndarray, after: np.ndarray, limit: Optional[float] = None) -> np.ndarray:
+    """``after`` with the landmarks' motion bounded: the shared shift (their mean motion) and each
+    landmark's motion beyond it are each scaled down to at most ``limit`` (default
+    :data:`MAX_LANDMARK_MOTION`) times the eye distance in ``before``. The model's own head turn moves
+    the nose by about 0.2 eye distances against the eyes; a proxy whose landmarks move much more
+    (its face changed, or the detector jumped) would bend the photo, not turn it."""
+    limit = MAX_LANDMARK_MOTION if limit is None else float(limit)
+    before, after = np.asarray(before, np.float64), np.asarray(after, np.float64)
+    eye = max(float(np.linalg.norm(before[1] - before[0])), 1e-6)
+    motion = after - before
+    shift = motion.mean(axis=0)
+    own = motion - shift
+    shift *= min(1.0, limit * eye / max(float(np.linalg.norm(shift)), 1e-9))
+    own *= min(1.0, limit * eye / max(float(np.linalg.norm(own, axis=1).max()), 1e-9))
+    return before + shift + own
+
+
+
+@torch.no_grad()
+def subpixel_matches(base_feats, edited_feats, res: int, radius: int = RADIUS) -> Dict[str, np.ndarray]:
+    """``{"field", "distance"}`` like :func:`feature_correspondence` (same margin and length prior),
+    refined to sub-pixel offsets by a parabola through the cost at the best offset's neighbours."""
+    fb, fe = _normalised(base_feats, res), _normalised(edited_feats, res)
+    pad = F.pad(fb, (radius + 1,) * 4, mode="replicate")
+    n = 2 * radius + 3                                   # one extra ring for the parabola
+    cost = torch.empty((n, n, res, res), device=fb.device)
+    raw = torch.empty_like(cost)
+    for j in range(n):
+        for i in range(n):
+            dy, dx = j - radius - 1, i - radius - 1
+            d = 1.0 - (pad[:, :, j:j + res, i:i + res] * fe).sum(dim=1)[0]
+            raw[j, i] = d
+            cost[j, i] = d - STAY_MARGIN if dx == 0 and dy == 0 else \
+                d + LENGTH_PRIOR * (dx * dx + dy * dy) / float(radius * radius)
+    inner = cost[1:-1, 1:-1].reshape(-1, res, res)
+    k = inner.argmin(dim=0)
+    by, bx = k // (n - 2) + 1, k % (n - 2) + 1
+    g = lambda j, i: cost.permute(2, 3, 0, 1).reshape(res * res, n, n)[torch.arange(res * res), j.ravel(), i.ravel()].reshape(res, res)
+
+    def vertex(lo, mid, hi):
+        den = lo - 2 * mid + hi
+        return torch.where(den > 1e-6, 0.5 * (lo - hi) / den.clamp_min(1e-6), torch.zeros_like(den)).clamp(-0.5, 0.5)
+
+    c0 = g(by, bx)
+    sx = vertex(g(by, bx - 1), c0, g(by, bx + 1))
+    sy = vertex(g(by - 1, bx), c0, g(by + 1, bx))
+    fx = (bx - radius - 1).float() + sx
+    fy = (by - radius - 1).float() + sy
+    dist = raw.permute(2, 3, 0, 1).reshape(res * res, n, n)[torch.arange(res * res), by.ravel(), bx.ravel()].reshape(res, res)
+    return {"field": torch.stack([fx, fy], -1).cpu().numpy().astype(np.float32),
+            "distance": dist.cpu().numpy().astype(np.float32)}
+
+
+def min_jacobian(flow: np.ndarray) -> float:
+    """The least determinant of the Jacobian of ``x ↦ x + flow(x)`` (≤ 0: the field folds)."""
+    dxx = np.gradient(flow[..., 0], axis=1) + 1.0
+    dxy = np.gradient(flow[..., 0], axis=0)
+    dyx = np.gradient(flow[..., 1], axis=1)
+    dyy = np.gradient(flow[..., 1], axis=0) + 1.0
+    return float((dxx * dyy - dxy * dyx).min())
+
+
+def match_correspondence(base_feats, edited_feats, res: int, radius: int = RADIUS):
+    """``(flow, new_content, info)``: a thin-plate spline (:func:`thin_plate_field`) through the
+    *confident* feature matches — sub-pixel nearest neighbours whose distance is under
+    :data:`MATCH_GOOD` and whose backward match agrees with the forward one within
+    :data:`MATCH_CONSISTENT` px — on a grid of :data:`MATCH_STEP` px (at most :data:`MATCH_POINTS`).
+    Many points, not five landmarks, and a spline that cannot tear; if it would fold (Jacobian under
+    :data:`MIN_JACOBIAN`) it is smoothed further (bounded: four tries, then no motion). New content
+    where even the best match is lost (:data:`MATCH_LOST`)."""
+    back = subpixel_matches(base_feats, edited_feats, res, radius)      # edited pixel -> base
+    fwd = subpixel_matches(edited_feats, base_feats, res, radius)       # base pixel -> edited
+    f = back["field"]
+    gy, gx = np.mgrid[0:res, 0:res].astype(np.float32)
+    there = warp_model(fwd["field"], f)                                 # the forward offset at x + f(x)
+    disagree = np.hypot(f[..., 0] + there[..., 0], f[..., 1] + there[..., 1])
+    ok = (back["distance"] < MATCH_GOOD) & (disagree < MATCH_CONSISTENT)
+    grid = np.zeros_like(ok)
+    grid[MATCH_STEP // 2::MATCH_STEP, MATCH_STEP // 2::MATCH_STEP] = True
+    ys, xs = np.nonzero(ok & grid)
+    if len(xs) > MATCH_POINTS:
+        keep = np.linspace(0, len(xs) - 1, MATCH_POINTS).round().astype(int)
+        ys, xs = ys[keep], xs[keep]
+    conf = 1.0 - _ramp(back["distance"], MATCH_GOOD, MATCH_LOST)
+    new = (1.0 - cv2.GaussianBlur(conf, (0, 0), 1.0)).astype(np.float32)
+    info = {"matches": int(len(xs)), "confident_share": round(float(ok.mean()), 3)}
+    flow = np.zeros((res, res, 2), np.float32)
+    if len(xs) >= 3:
+        src = np.stack([xs, ys], 1).astype(np.float64)
+        dst = src + f[ys, xs].astype(np.float64)
+        smoothing = MATCH_SMOOTHING
+        for _ in range(4):
+            cand = thin_plate_field(src, dst, res, smoothing=smoothing)
+            if min_jacobian(cand) >= MIN_JACOBIAN:
+                flow = cand
+                break
+            smoothing *= 4.0
+        info["smoothing"] = smoothing
+    info["min_jacobian"] = round(min_jacobian(flow), 3)
+    return flow * np.float32(GAIN), new, info
+
+
+
+def register_affine(photo_square: np.ndarray, base: np.ndarray) -> Optional[np.ndarray]:
+    """The affine map ``A`` (2×3, model px) with ``base(A·x) ≈ photo(x)``: an ECC fit of the two
+    low bands in gray (bounded iterations). ``None`` when it does not converge, correlates less than
+    :data:`REGISTER_MIN_CC`, or is implausible (scale outside 0.6–1.6, a shift over R/4)."""
+    res = base.shape[0]
+    small = cv2.resize(photo_square, (res, res), interpolation=cv2.INTER_AREA)
+
+    def low(img):
+        g = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        return cv2.GaussianBlur(g, (0, 0), 1.5)
+
+    a = np.eye(2, 3, dtype=np.float32)
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, REGISTER_ITERATIONS, 1e-5)
+    try:
+        cc, a = cv2.findTransformECC(low(small), low(base), a, cv2.MOTION_AFFINE, crit, None, 5)
+    except cv2.error:
+        return None
+    sv = np.linalg.svd(a[:, :2], compute_uv=False)
+    if cc < REGISTER_MIN_CC or sv.min() < 0.6 or sv.max() > 1.6 or np.abs(a[:, 2]).max() > res / 4 + res * 0.5:
+        return None
+    return a
+
+
+def to_photo_frame(a: np.ndarray, flow: np.ndarray, new: np.ndarray, base: np.ndarray, edited: np.ndarray):
+    """The proxy's motion carried into the photo's frame through ``A`` (:func:`register_affine`):
+    photo pixel ``x`` sits at proxy pixel ``p = A·x``; the proxy's edited ``p`` shows its base
+    ``p + f(p)``, so the photo's edited ``x`` shows its base ``x + L⁻¹ f(A·x)`` (``L``: A's linear
+    part). ``(flow, new, base, edited)`` resampled into the photo's frame."""
+    res = flow.shape[0]
+    gx, gy = np.meshgrid(np.arange(res, dtype=np.float32), np.arange(res, dtype=np.float32))
+    mx = a[0, 0] * gx + a[0, 1] * gy + a[0, 2]
+    my = a[1, 0] * gx + a[1, 1] * gy + a[1, 2]
+
+    def at(img, interp=cv2.INTER_LINEAR):
+        return cv2.remap(np.ascontiguousarray(img), mx.astype(np.float32), my.astype(np.float32), interp,
+                         borderMode=cv2.BORDER_REPLICATE)
+
+    f = at(flow.astype(np.float32))
+    inv = np.linalg.inv(a[:, :2].astype(np.float64)).astype(np.float32)
+    moved = np.einsum("ij,yxj->yxi", inv, f).astype(np.float32)
+    return moved, at(new.astype(np.float32)), at(base, cv2.INTER_CUBIC), at(edited, cv2.INTER_CUBIC)

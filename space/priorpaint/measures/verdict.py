@@ -44,6 +44,8 @@ def verdict(effect_ratio: Optional[float], artefacts: Dict[str, Optional[float]]
         if worst is not None:
             parts.append(f"artefacts {100 * over[worst]:.0f} % ({worst})")
         out["message"] = "this edit cannot be carried here: " + ", ".join(parts)
-    else:
-        out["message"] = "carried" + (f": effect {effect_ratio:.2f} of the model's" if effect_ratio is not None else "")
+    elif effect_ratio is not None:
+        out["message"] = f"carried: effect {effect_ratio:.2f} of the model's"
+    else:   # artefacts alone say nothing of whether the edit did what it says (a pure warp adds no cap)
+        out["message"] = "no artefacts over the limits; no independent measure of the effect"
     return out
