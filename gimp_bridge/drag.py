@@ -129,3 +129,22 @@ def over_crop(crop: ops.Crop, layer: ops.Layer) -> png.Image:
                 for c in range(3):
                     base[d + c] = (src[s + c] * a + base[d + c] * (255 - a) + 127) // 255
     return png.Image(W, H, 3, bytes(base))
+
+
+def with_pairs(img: png.Image, points: Sequence[Sequence[float]], colour=(255, 51, 102)) -> png.Image:
+    """``img`` (RGB, the crop's pixels) with each pair drawn: a line handle → target and a 5×5 dot on
+    the handle, for a dialog's picture."""
+    out = bytearray(img.to_rgb().data)
+    W, H = img.width, img.height
+
+    def put(x: int, y: int) -> None:
+        if 0 <= x < W and 0 <= y < H:
+            out[(y * W + x) * 3:(y * W + x) * 3 + 3] = bytes(colour)
+    for hx, hy, tx, ty in points:
+        n = int(max(abs(tx - hx), abs(ty - hy))) + 1
+        for i in range(n + 1):
+            put(int(round(hx + (tx - hx) * i / n)), int(round(hy + (ty - hy) * i / n)))
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                put(int(round(hx)) + dx, int(round(hy)) + dy)
+    return png.Image(W, H, 3, bytes(out))

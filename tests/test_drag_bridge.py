@@ -76,3 +76,12 @@ def test_over_crop_blends_the_layer_by_its_alpha_where_it_lies():
     assert px[4 + 2] == (200, 0, 0)          # opaque: the layer
     assert px[4 + 3] == (100, 100, 100)      # transparent: the photo
     assert px.count((100, 100, 100)) == 11
+
+
+def test_the_dialogs_picture_draws_each_pair():
+    img = png.Image(20, 10, 3, bytes(600))
+    out = bdrag.with_pairs(img, [[3.0, 5.0, 15.0, 5.0]])
+    red = {(i % 20, i // 20) for i in range(200) if out.data[i * 3:i * 3 + 3] == bytes((255, 51, 102))}
+    assert {(x, 5) for x in range(3, 16)} <= red               # the line handle → target
+    assert {(x, y) for x in range(1, 6) for y in range(3, 8)} <= red   # the dot on the handle
+    assert (16, 5) not in red and (10, 2) not in red and len(red) == 13 + 25 - 3

@@ -78,7 +78,7 @@ def _dialog(procedure, config, crop, points, base, about, shared):
         label = Gtk.Label(label="Handles → targets (layer pixels):\n" + "\n".join(lines), xalign=0.0)
         label.show()
         box.pack_start(label, False, False, 6)
-        picture = Gtk.Image.new_from_pixbuf(dialogs.pixbuf(crop.image, dialogs.PREVIEW_SIZE))
+        picture = Gtk.Image.new_from_pixbuf(dialogs.pixbuf(bdrag.with_pairs(crop.image, points), dialogs.PREVIEW_SIZE))
         picture.show()
         box.pack_start(picture, False, False, 6)
         status = Gtk.Label(label="Preview runs the drag once (a few seconds).", xalign=0.0)
@@ -107,7 +107,7 @@ def _dialog(procedure, config, crop, points, base, about, shared):
                                         projection=shared["projection"], base_edits=base,
                                         should_cancel=lambda: state["cancelled"])
                 notes = ops.notes_of(layer.status)
-                image = bdrag.over_crop(crop, layer)
+                image = bdrag.with_pairs(bdrag.over_crop(crop, layer), points)
                 GLib.idle_add(shown, image, "; ".join(notes) or "Preview of the drag (without fitting to the photo).")
             except Cancelled:
                 GLib.idle_add(shown, None, "Preview cancelled.")
