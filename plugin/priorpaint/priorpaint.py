@@ -13,6 +13,7 @@ Procedures (Filters > Generative > priorpaint, in workflow order), the scripting
 - ``priorpaint-paint-concept``       concept (string), mode (add/remove), composite, adapt
 - ``priorpaint-segment``             a label-map layer "priorpaint labels" (legend in its parasite)
 - ``priorpaint-apply-segmentation``  applies the painted label-map layer; composite, adapt
+- ``priorpaint-drag-points``         the active path's 2-anchor strokes, handle → target; steps, adapt
 - ``priorpaint-settings``            url, model, token (the token goes only to the 0600 settings file),
                                      download (the backend fetches the model's weights now, with progress)
 
@@ -34,6 +35,7 @@ import gi  # noqa: E402
 gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, GObject  # noqa: E402
 
+import drag  # noqa: E402
 import procedures  # noqa: E402
 from gimp_bridge import ops  # noqa: E402
 from tracing import traced  # noqa: E402
@@ -47,6 +49,7 @@ PROC_PAINT = "priorpaint-paint-concept"
 PROC_SEGMENT = "priorpaint-segment"
 PROC_APPLY_SEG = "priorpaint-apply-segmentation"
 PROC_SETTINGS = "priorpaint-settings"
+PROC_DRAG = "priorpaint-drag-points"
 
 
 # In workflow order; "…" where a dialog opens. GIMP 3 lists a plug-in menu's entries sorted by
@@ -81,6 +84,12 @@ PROCEDURES = {
                      "Reads the painted 'priorpaint labels' layer and changes the photo so that its parts "
                      "follow the new labels. Pixels you erased to transparency are kept as they are.",
                      procedures.run_apply_segmentation),
+    PROC_DRAG: ("6 _Drag points…",
+                "Move points of the selection to targets: each stroke of the active path is handle → target",
+                "Reads the active path: each stroke of two anchors (draw it with the Paths tool: click the point "
+                "to move, then where it should go) is one drag. The content under each handle moves to its "
+                "target; the photo's own pixels move. The result is a new layer with a mask, selected.",
+                drag.run_drag),
     PROC_SETTINGS: ("Se_ttings…",
                     "Where the priorpaint backend runs (this computer or a Space), its model and token",
                     "The backend's address (empty: PRIORPAINT_URL, else http://127.0.0.1:7860), the model to "
@@ -135,6 +144,9 @@ class PriorPaint(Gimp.PlugIn):
             mode.add("add", 0, "Add", "Make the concept appear where the selection is")
             mode.add("remove", 1, "Remove", "Make the concept disappear where the selection is")
             procedure.add_choice_argument("mode", "_Mode", "Add the concept or remove it", mode, "add", RW)
+        elif name == PROC_DRAG:
+            procedure.add_int_argument("steps", "_Steps", "At most this many optimisation steps (the drag stops "
+                                       "earlier when every handle has reached its target)", 1, 1000, 60, RW)
         if name in (PROC_EDIT, PROC_PAINT, PROC_APPLY_SEG):
             composite = Gimp.Choice.new()
             composite.add("detail", 0, ops.COMPOSITE_LABELS["detail"],
@@ -147,7 +159,7 @@ class PriorPaint(Gimp.PlugIn):
             procedure.add_boolean_argument("show", "_Show the layers",
                                            "Show the added layers at once (otherwise they are added hidden, "
                                            "and the photo stays selected for the next edit)", False, RW)
-        if name in (PROC_PROJECT, PROC_EDIT, PROC_PAINT, PROC_APPLY_SEG):
+        if name in (PROC_PROJECT, PROC_EDIT, PROC_PAINT, PROC_APPLY_SEG, PROC_DRAG):
             procedure.add_boolean_argument("adapt", "_Fit to this photo (slower, more faithful)",
                                            "Also fits the model to this photo: slower, but what you did not "
                                            "edit stays faithful to it",

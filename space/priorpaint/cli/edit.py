@@ -47,8 +47,13 @@ def cmd_project(args) -> int:
 def cmd_edit(args) -> int:
     edits = args.edit or []
     if getattr(args, "save_vector", None):
-        from ..edits.segedit import attach_save_vector
-        edits = attach_save_vector(edits, args.save_vector)  # the same as segment:...#save=NAME
+        from ..edits import drag, segedit
+        last = next((e.strip() for e in reversed(edits) if e.strip().startswith(("segment:", "drag:"))
+                     or (e.strip().startswith("{") and ('"segment"' in e or '"drag"' in e))), "")
+        # the same as segment:...#save=NAME, or "save_vector" on the last drag
+        attach = drag.attach_save_vector if last.startswith("drag:") or '"drag"' in last else \
+            segedit.attach_save_vector
+        edits = attach(edits, args.save_vector)
     run_selection(args, edits)
     return 0
 
@@ -63,5 +68,6 @@ def add_parser(sub) -> None:
     p.add_argument("--edit", action="append", metavar="SPEC",
                    help="an edit KIND:ARGS (repeatable, applied in order); with none, the projection round trip")
     p.add_argument("--save-vector", metavar="NAME",
-                   help="save the change of the segment edit as editing vector NAME (for vector:NAME=STRENGTH)")
+                   help="save the change of the segment edit as editing vector NAME (for vector:NAME=STRENGTH), "
+                        "or the last drag as NAME (for drag:NAME=STRENGTH on another photo)")
     p.set_defaults(func=cmd_edit)

@@ -29,6 +29,7 @@ tracked handles (:func:`drag_pairs` gives the session those pairs).
 from __future__ import annotations
 
 import math
+import re
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -113,27 +114,107 @@ def check_points(points) -> List[List[float]]:
 
 def parse_drag(args: str) -> dict:
     text = args.strip()
-    usage = "drag edit is drag:HX,HY>TX,TY[;HX,HY>TX,TY...][@MASK.png] in photo pixels"
+    usage = "drag edit is drag:HX,HY>TX,TY[;HX,HY>TX,TY...][@MASK.png] in photo pixels, or drag:NAME[=STRENGTH]"
     body, _, mask = text.partition("@")
     if not body.strip():
         raise InputError(usage)
-    points = []
-    for part in body.split(";"):
-        if not part.strip():
-            continue
-        h, sep, t = part.partition(">")
-        hs, ts = h.split(","), t.split(",")
-        if not sep or len(hs) != 2 or len(ts) != 2:
-            raise InputError(f"{usage}; got {part.strip()[:40]!r}")
-        points.append([_num(v, "coordinate") for v in hs + ts])
-    spec = {"points": check_points(points)}
+    saved = _SAVED.match(body.strip())
+    if saved:                                    # a saved drag (``--save-vector``), replayed on this photo
+        spec = {"vector": saved.group(1)}
+        if saved.group(2) is not None:
+            spec["strength"] = _num(saved.group(2), "strength")
+    else:
+        points = []
+        for part in body.split(";"):
+            if not part.strip():
+                continue
+            h, sep, t = part.partition(">")
+            hs, ts = h.split(","), t.split(",")
+            if not sep or len(hs) != 2 or len(ts) != 2:
+                raise InputError(f"{usage}; got {part.strip()[:40]!r}")
+            points.append([_num(v, "coordinate") for v in hs + ts])
+        spec = {"points": check_points(points)}
     if mask.strip():
         spec["mask"] = mask.strip()
     return spec
 
 
 def _check(gen, spec: dict) -> None:
+    if spec.get("vector") is not None:
+        strength(spec)
+        if gen is not None:
+            saved_drag(gen, spec, None)
+        return
     spec["points"] = check_points(spec.get("points"))
+
+
+# -- a saved drag: the pairs relative to the selection's (aligned) square ------------------
+#: ``drag:NAME[=STRENGTH]``: a name as vector names are (see :func:`priorpaint.edits.vectors.check_name`)
+_SAVED = re.compile(r"^([A-Za-z][A-Za-z0-9._-]{0,63})\s*(?:=\s*(\S+))?$")
+#: a saved drag's strength scales each handle's move; at most this much either way
+MAX_STRENGTH = 3.0
+
+
+def strength(spec: dict) -> float:
+    try:
+        s = float(spec.get("strength", 1.0))
+    except (TypeError, ValueError):
+        raise InputError(f"drag strength must be a number, got {str(spec.get('strength'))[:20]!r}") from None
+    if not math.isfinite(s) or s == 0.0 or abs(s) > MAX_STRENGTH:
+        raise InputError(f"drag strength must be a non-zero number in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}], got {s:g}")
+    return s
+
+
+def saved_drag(gen, spec: dict, namespace: Optional[str]) -> dict:
+    """The metadata of the saved drag ``spec["vector"]``; an unknown name lists the saved vectors, a
+    vector that is not a drag says how to apply it."""
+    from ..store import model_key
+    from .vectors import load_vector
+    name = str(spec.get("vector"))
+    _, meta = load_vector(model_key(gen), name, namespace)
+    if meta.get("kind") != "drag" or not meta.get("points_square"):
+        raise InputError(f"vector {name!r} is not a saved drag (it is a {meta.get('kind', 'latent')} edit's): "
+                         f"apply it with vector:{name}")
+    return meta
+
+
+def replay_points(crop, meta: dict, s: float, res: int) -> List[List[float]]:
+    """A saved drag's pairs on this photo: stored as fractions of the (aligned) square, mapped through
+    this crop; ``s`` scales each move (the handle stays)."""
+    sq = np.asarray(meta["points_square"], np.float64).reshape(-1, 4)
+    h = model_to_photo(crop, sq[:, :2] * res - 0.5)
+    t = model_to_photo(crop, sq[:, 2:] * res - 0.5)
+    return np.round(np.concatenate([h, h + s * (t - h)], 1), 2).tolist()
+
+
+def _save(ctx: EditContext, state: EditState, new: EditState, name: str, handles, targets, info, share) -> str:
+    from ..store import model_key
+    from .vectors import save_vector
+    res = float(ctx.gen.resolution)
+    square = np.concatenate([handles, targets], 1) + 0.5
+    path = save_vector(model_key(ctx.gen), name, new.h - state.h,
+                       {"split": ctx.split, "kind": "drag", "points_square": np.round(square / res, 5).tolist(),
+                        "reach_model": [round(float(v), 3) for v in share], "steps": info["steps_run"]},
+                       delta_z=new.z - state.z, namespace=ctx.vector_namespace)
+    # the app's clients get the name only (never a server path); the CLI reports the file
+    return name if ctx.vector_namespace is not None else str(path)
+
+
+def attach_save_vector(edits: List[str], name: str) -> List[str]:
+    """The CLI's ``--save-vector NAME`` on a drag: ``save_vector`` set on the last drag edit."""
+    import json
+    from .vectors import check_name
+    check_name(name)
+    out = list(edits)
+    for i in range(len(out) - 1, -1, -1):
+        text = out[i].strip()
+        if text.startswith("drag:") or (text.startswith("{") and '"drag"' in text):
+            from .registry import parse_spec
+            spec = parse_spec(text)
+            spec["save_vector"] = name
+            out[i] = json.dumps(spec)
+            return out
+    raise InputError("--save-vector needs a segment or drag edit to save")
 
 
 # -- geometry: photo pixels <-> model pixels ---------------------------------------------
@@ -315,8 +396,16 @@ def _movable(ctx: EditContext, spec: dict) -> Tuple[Optional[np.ndarray], List[s
 
 @register_edit("drag", parse_drag, check=_check, composite="warp", preview=PreviewCost.SLOW, file_fields=("mask",),
                help="drag:HX,HY>TX,TY[;...][@MASK.png] — move each handle point to its target (photo pixels, "
-                    "at most 16 pairs); MASK: the movable region (optional)")
+                    "at most 16 pairs); MASK: the movable region (optional); drag:NAME[=STRENGTH] replays a "
+                    "drag saved with --save-vector NAME")
 def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
+    if spec.get("vector") is not None:
+        meta = saved_drag(ctx.gen, spec, ctx.vector_namespace)
+        spec["points"] = replay_points(ctx.crop, meta, strength(spec), ctx.gen.resolution)
+    save = spec.get("save_vector")
+    if save:
+        from .vectors import check_name
+        check_name(save)
     pts = np.asarray(check_points(spec.get("points")), np.float64)
     spec["points"] = pts.tolist()
     crop = ctx.crop
@@ -365,6 +454,8 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     for i in np.flatnonzero(share < STUCK_SHARE):
         new.notes.append(f"drag handle {i + 1} could not move far: it got {max(share[i], 0.0):.0%} of the way "
                          f"({after[i]:.1f} of {before[i]:.1f} model px left after {info['steps_run']} steps)")
+    if save:
+        spec["saved_vector"] = _save(ctx, state, new, save, handles, targets, info, share)
     spec.update(handles_model=np.round(handles, 3).tolist(), tracked_model=np.round(tracked, 3).tolist(),
                 tracked=np.round(model_to_photo(crop, tracked), 1).tolist(),
                 reach_model=[round(float(s), 3) for s in share], **info)

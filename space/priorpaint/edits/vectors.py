@@ -209,9 +209,16 @@ def parse_vector(args: str) -> dict:
 _reach: Dict[tuple, np.ndarray] = {}
 
 
+def _not_a_drag(name: str, meta: dict) -> None:
+    """A saved drag moves the photo's pixels along its pairs: it replays as a drag, not as a latent delta."""
+    if meta.get("kind") == "drag":
+        raise InputError(f"vector {name!r} is a saved drag: replay it with drag:{name}[=STRENGTH]")
+
+
 def check_vector(gen, spec: dict) -> None:
     """Refuse an unknown vector name (listing the saved ones) before any work."""
-    load_vector(model_key(gen), str(spec.get("name", "")))
+    name = str(spec.get("name", ""))
+    _not_a_drag(name, load_vector(model_key(gen), name)[1])
 
 
 @register_edit("vector", parse_vector, check=check_vector, preview=PreviewCost.LATENT,
@@ -230,6 +237,7 @@ def apply_vector(ctx: EditContext, state: EditState, spec: dict) -> EditState:
         raise InputError(f"vector strength must be finite, got {strength}")
     namespace = ctx.vector_namespace
     tensors, meta = load_vector(model, name, namespace)
+    _not_a_drag(name, meta)
     dh = tensors["delta_h"]
     split = ctx.split
     if meta.get("split", split) != split or tuple(dh.shape) != tuple(state.h.shape):
