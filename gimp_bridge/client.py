@@ -272,10 +272,13 @@ class Client:
 
     def call(self, api_name: str, data: List[Any], on_progress: Optional[ProgressFn] = None,
              should_cancel: Optional[Callable[[], bool]] = None,
-             on_job: Optional[Callable[[str], None]] = None) -> List[Any]:
+             on_job: Optional[Callable[[str], None]] = None,
+             on_outputs: Optional[Callable[[List[Any]], None]] = None) -> List[Any]:
         """Run an endpoint to completion and return its final outputs.
 
         ``on_progress(fraction, stage, status)`` is called for every intermediate status;
+        ``on_outputs(outputs)`` for every intermediate set of outputs (a generator endpoint's
+        earlier yields, e.g. the ``preview``'s approximate frame);
         ``on_job(job_id)`` once the backend names the job; when ``should_cancel()`` turns
         true the job is cancelled through the ``cancel`` endpoint and :class:`Cancelled`
         is raised.
@@ -305,6 +308,8 @@ class Client:
                     return outputs
                 if on_progress is not None and st:
                     on_progress(float(st.get("fraction") or 0.0), str(st.get("stage", "")), st)
+                if on_outputs is not None and event == "generating" and isinstance(outputs, list):
+                    on_outputs(outputs)
             if should_cancel is not None and should_cancel():
                 self.last_cancel = self.cancel(job or event_id)
                 raise Cancelled(f"{api_name} cancelled")

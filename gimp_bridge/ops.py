@@ -335,8 +335,11 @@ def notes_of(status: Dict[str, Any]) -> List[str]:
 
 
 def preview(client: Client, projection: Projection, edits: List[dict], should_cancel=None,
-            composite: Optional[str] = None, size: Optional[int] = None) -> png.Image:
+            composite: Optional[str] = None, size: Optional[int] = None, on_outputs=None) -> png.Image:
     """A fast preview of the edit for the selection's square (no G′).
+
+    ``on_outputs``: as :meth:`Client.call`'s (a slow model's backend streams an approximate
+    frame first; :class:`~gimp_bridge.preview.PreviewWorker` shows it); the exact frame is returned.
 
     With ``composite`` (``"detail"`` / ``"replace"``): the square composited at the photo's
     resolution as the edit will be, shrunk by the backend to at most ``size`` px a side. A
@@ -351,14 +354,17 @@ def preview(client: Client, projection: Projection, edits: List[dict], should_ca
         if size is not None:
             options["size"] = int(size)
         try:
-            outputs = client.call("preview", [projection.session, json.dumps(options)], should_cancel=should_cancel)
+            outputs = client.call("preview", [projection.session, json.dumps(options)], should_cancel=should_cancel,
+                                  on_outputs=on_outputs)
         except BackendError as exc:
             if "session" in str(exc):
                 raise
             client.preview_model_only = True     # an older backend: edits must be a list there
-            outputs = client.call("preview", [projection.session, data], should_cancel=should_cancel)
+            outputs = client.call("preview", [projection.session, data], should_cancel=should_cancel,
+                                  on_outputs=on_outputs)
     else:
-        outputs = client.call("preview", [projection.session, data], should_cancel=should_cancel)
+        outputs = client.call("preview", [projection.session, data], should_cancel=should_cancel,
+                              on_outputs=on_outputs)
     if not outputs or not outputs[0]:
         raise BackendError("the backend's preview returned no image")
     return png.decode(client.download(outputs[0])).to_rgb()

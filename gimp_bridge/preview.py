@@ -17,6 +17,7 @@ of projecting again. Standard library only.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Callable, List, Optional, Tuple
@@ -33,6 +34,8 @@ class PreviewWorker:
     - ``on_ready(projection)`` once projected,
     - ``on_image(key, image, seconds)`` for every preview shown (``seconds``: from the
       request to the image),
+    - ``on_approximate(key, image, flag)`` for an approximate frame a slow model's backend sends
+      before the exact one (``flag["method"]``: how it was predicted); ``on_image`` follows,
     - ``on_error(message)`` once, when projecting or a preview fails (a failed preview
       stops the worker; the dialog can still run the edit),
     - ``on_verdict(key, message)`` after each preview, from a backend with the ``verdict``
@@ -47,8 +50,10 @@ class PreviewWorker:
                  on_error: Optional[Callable[[str], None]] = None,
                  on_job: Optional[Callable[[str], None]] = None,
                  on_verdict: Optional[Callable[[object, Optional[str]], None]] = None,
-                 composite: Optional[str] = None, size: Optional[int] = None):
+                 composite: Optional[str] = None, size: Optional[int] = None,
+                 on_approximate: Optional[Callable[[object, png.Image, dict], None]] = None):
         self.client = client
+        self.on_approximate = on_approximate
         self.composite = composite
         self.size = size
         self.crop = crop
@@ -146,7 +151,7 @@ class PreviewWorker:
                 self._wanted = None
             try:
                 image = ops.preview(self.client, self.projection, edits, composite=self.composite,
-                                    size=self.size)
+                                    size=self.size, on_outputs=self._approximate(key))
             except BridgeError as exc:
                 if not self._closed:
                     self._fail(str(exc))
@@ -156,6 +161,22 @@ class PreviewWorker:
             if self.on_image is not None and not self._closed:
                 self.on_image(key, image, seconds)
             self._verdict(key, edits)
+
+    def _approximate(self, key: object):
+        if self.on_approximate is None:
+            return None
+
+        def frame(outputs: list) -> None:      # the preview's earlier yields: [image, flag JSON]
+            if self._closed or len(outputs) < 2 or not outputs[0] or not isinstance(outputs[1], str):
+                return
+            try:
+                flag = json.loads(outputs[1])
+            except ValueError:
+                return
+            if isinstance(flag, dict) and flag.get("approximate"):
+                image = png.decode(self.client.download(outputs[0])).to_rgb()
+                self.on_approximate(key, image, flag)
+        return frame
 
     def _verdict(self, key: object, edits: list) -> None:
         """Ask whether the previewed edits are carried; a refusal or failure says nothing

@@ -255,3 +255,37 @@ def test_concepts_and_segmentation_follow_the_backend(server, photo):
     assert layer.x + w <= crop.x + crop.width and layer.y + h <= crop.y + crop.height
     assert layer.status["changed_outside_mask"] == 0
     assert np.frombuffer(layer.image.data, np.uint8).reshape(h, w, 4)[..., 3].max() > 0
+
+
+def test_the_dialog_shows_a_slow_models_approximate_frame_before_the_exact_one(photo, tmp_path, monkeypatch):
+    """A backend whose exact previews are slower than its budget (here: a budget of 0 ms) streams
+    an approximate frame first; the preview worker hands it to the dialog, then the exact one."""
+    from gimp_bridge.preview import PreviewWorker
+    monkeypatch.setenv("PRIORPAINT_PREVIEW_BUDGET_MS", "0")
+    slow = Backend(tmp_path / "serve.log", "--steps", "20")
+    try:
+        c = Client(slow.url)
+        name = "warm_light"
+        events = []
+        worker = PreviewWorker(c, _crop(photo), composite="detail", size=160,
+                               on_image=lambda k, img, s: events.append(("exact", k, img)),
+                               on_approximate=lambda k, img, flag: events.append(("approximate", k, img, flag)))
+        worker.start()
+        assert worker.wait_projection(600) is not None, worker.error
+        for strength in (1.0, 2.0):          # the first makes an exact frame; the second is predicted from it
+            n = len([e for e in events if e[0] == "exact"])
+            worker.request(strength, [catalog.direction_spec(name, strength)])
+            deadline = time.monotonic() + 120
+            while len([e for e in events if e[0] == "exact"]) == n and time.monotonic() < deadline \
+                    and worker.error is None:
+                time.sleep(0.05)
+        worker.close()
+        assert worker.error is None, worker.error
+        assert [(e[0], e[1]) for e in events] == [("exact", 1.0), ("approximate", 2.0), ("exact", 2.0)], \
+            [(e[0], e[1]) for e in events]
+        approx, exact = events[1], events[2]
+        assert approx[3]["approximate"] is True and approx[3]["method"] == "nearest"   # one kept frame: itself
+        assert (approx[2].width, approx[2].height) == (exact[2].width, exact[2].height) == (160, 160)
+        assert approx[2].data == events[0][2].data and exact[2].data != approx[2].data
+    finally:
+        slow.stop()

@@ -340,6 +340,15 @@ def semantic_dialog(procedure, config, crop, directions, client, s, base=(), abo
                size=[image.width, image.height], digest=hashlib.sha1(image.data).hexdigest())
         return False
 
+    def on_approximate(k, image, flag):
+        GLib.idle_add(show_approximate, k, image, flag)
+
+    def show_approximate(k, image, flag):     # a slow model: a predicted frame now, the exact one follows
+        after.set_from_pixbuf(pixbuf(image, PREVIEW_SIZE))
+        status.set_text("Preview of %s %+g (quick estimate; the exact preview follows)" % (k[0], k[1]))
+        trace("preview-approximate", direction=k[0], strength=k[1], method=flag.get("method"))
+        return False
+
     def on_verdict(k, message):
         GLib.idle_add(judge, k, message)
 
@@ -361,7 +370,7 @@ def semantic_dialog(procedure, config, crop, directions, client, s, base=(), abo
     guard = JobGuard(Client(settings=s))
     worker = PreviewWorker(Client(settings=s), crop, model=s.model, on_progress=on_progress, on_ready=on_ready,
                            on_image=on_image, on_error=on_error, on_job=guard.set_job, on_verdict=on_verdict,
-                           composite=composite_of(config), size=PREVIEW_SIZE)
+                           composite=composite_of(config), size=PREVIEW_SIZE, on_approximate=on_approximate)
     state["worker"] = worker
     worker.start()
     trace("dialog", title="priorpaint: Semantic edit")
