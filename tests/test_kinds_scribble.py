@@ -128,3 +128,24 @@ def test_a_rendered_scribble_is_composited_in_colour_and_measured(tiny_session):
     assert r.metrics["changed_outside_mask"] == 0
     prev = s.preview_region(state, size=128)
     assert prev.shape == (128, 128, 3)
+
+
+def test_gray_photo_verdict_says_it_keeps_no_colour():
+    kind = {"kind": "scribble", "gray_photo": True, "texture_kept": 1.0, "hue_distance": None,
+            "colour_reached": 0.0, "failed": ["colour"]}
+    out = K.merge_verdict({"carried": True, "message": "carried", "failed": []}, kind)
+    assert out["carried"] is False and out["message"].endswith("; a grayscale photo keeps no colour")
+
+
+def test_the_report_judges_a_scribble_by_its_own_measures(square):
+    from types import SimpleNamespace
+
+    from priorpaint.measures.report import structure_report
+    base, edited = renderings(square)
+    mask = np.full(square.shape[:2], 255, np.uint8)
+    spec = {"kind": "scribble", "strokes": "<Image>", "stroke_map": stroke_map(*strokes_at_model())}
+    good = colour_composite(square, base, edited, mask)[0]
+    st, v = structure_report(SimpleNamespace(resolution=R), None, [spec], good, square, mask)
+    assert st["kind"]["in_place"] and st["kind"]["failed"] == [] and v["carried"] is True, (st, v)
+    st, v = structure_report(SimpleNamespace(resolution=R), None, [spec], red_bar(square, edited, mask), square, mask)
+    assert v["carried"] is False and "texture" in v["failed"] and "texture kept" in v["message"]

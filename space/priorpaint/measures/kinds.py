@@ -8,9 +8,11 @@ photo's texture — a red cap, not a red bar), over the strokes (the applied spe
 
 ``texture_kept``
     how much of the photo's detail band the result keeps under the strokes:
-    ``Σ HP(result)·HP(photo) / Σ HP(photo)²`` (the detail band of
-    :mod:`priorpaint.measures.artefacts`). 1 keeps the photo's texture as it was (more: amplified),
-    0 is a flat or an unrelated patch (an opaque bar). At least :data:`MIN_TEXTURE`.
+    ``Σ HP(result)·HP(photo) / Σ HP(photo)²``, with the detail band of
+    :mod:`priorpaint.measures.artefacts` taken in CIE Lab lightness (perceptual: the same folds
+    seen at a new lightness count as kept; in RGB a white wall painted dark red would "lose" two
+    thirds of its grey levels however it is done). 1 keeps the photo's texture as it was (more:
+    amplified), 0 is a flat or an unrelated patch (an opaque bar). At least :data:`MIN_TEXTURE`.
 ``hue_distance``
     per stroke colour, the angle (degrees) in the CIE Lab chroma plane between the result's mean
     colour under the strokes and the stroke colour; the worst colour. At most :data:`MAX_HUE`.
@@ -20,6 +22,11 @@ photo's texture — a red cap, not a red bar), over the strokes (the applied spe
     the stroke colour that the result closes (1 − |ab(result) − ab(stroke)| / |ab(photo) − ab(stroke)|);
     the worst colour. At least :data:`MIN_COLOUR`. ``None`` where the photo already has the
     stroke's colour.
+
+A scribble is recoloured in place (the ``colour`` composite moves no pixel), so the report does
+not judge it by ``ghost`` (doubled contours of moved content): the flow that measure reads
+between a photo and its recoloured self is the colour change, not motion (``in_place``). On a
+grayscale photo the result stays gray, so the colour cannot show: the verdict says so.
 """
 
 from __future__ import annotations
@@ -90,11 +97,11 @@ def scribble_worked(result: np.ndarray, photo: np.ndarray, stroke_map: dict, res
         on_sq &= mask > 0
     if on_sq.sum() < MIN_PIXELS * (side / float(resolution)) ** 2:
         return out
-    hp_r, hp_p = detail_band(result, sigma)[on_sq], detail_band(photo, sigma)[on_sq]
+    lab_r, lab_p = _lab(result), _lab(photo)
+    hp_r, hp_p = detail_band(lab_r[..., 0], sigma)[on_sq], detail_band(lab_p[..., 0], sigma)[on_sq]
     energy = float((hp_p.astype(np.float64) ** 2).sum())
     if energy > 0:
         out["texture_kept"] = round(float((hp_r.astype(np.float64) * hp_p).sum()) / energy, 4)
-    lab_r, lab_p = _lab(result), _lab(photo)
     hues: List[float] = []
     reached: List[float] = []
     colours = np.unique(col_sq[on_sq].reshape(-1, 3), axis=0)
@@ -131,7 +138,9 @@ def kind_report(applied: List[dict], result: np.ndarray, photo: np.ndarray, mask
         return None
     spec = applied[0]
     if spec.get("kind") == "scribble" and isinstance(spec.get("stroke_map"), dict):
-        return {"kind": "scribble", **scribble_worked(result, photo, spec["stroke_map"], resolution, mask)}
+        gray = bool(np.array_equal(photo[..., 0], photo[..., 1]) and np.array_equal(photo[..., 1], photo[..., 2]))
+        return {"kind": "scribble", "in_place": True, "gray_photo": gray,
+                **scribble_worked(result, photo, spec["stroke_map"], resolution, mask)}
     return None
 
 
@@ -140,7 +149,7 @@ def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]])
     if not kind:
         return verdict
     failed = list(kind.get("failed") or [])
-    judged = any(kind.get(k) is not None for k in kind if k not in ("kind", "failed"))
+    judged = any(kind.get(k) is not None for k in ("texture_kept", "hue_distance", "colour_reached"))
     if not judged:
         return verdict
     out = dict(verdict)
@@ -152,7 +161,8 @@ def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]])
     out["carried"] = False
     why = {"texture": f"texture kept {kind.get('texture_kept')} of the photo's (at least {MIN_TEXTURE})",
            "hue": f"stroke hue missed by {kind.get('hue_distance')}° (at most {MAX_HUE:.0f}°)",
-           "colour": f"stroke colour reached {kind.get('colour_reached')} (at least {MIN_COLOUR})"}
+           "colour": (f"stroke colour reached {kind.get('colour_reached')} (at least {MIN_COLOUR})"
+                      + ("; a grayscale photo keeps no colour" if kind.get("gray_photo") else ""))}
     parts = [why[f] for f in failed]
     msg = str(out.get("message") or "")
     head = "this edit cannot be carried here: "

@@ -46,6 +46,9 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
         return out, {"carried": None, "message": "no edit", "failed": [], "effect_ratio": None,
                      "worst_artefact": None, "artefacts": {}}
     kind = kind_report(applied, result, photo, sel, gen.resolution)   # other kinds' own "worked"
+    judged = out
     if kind is not None:
         out["kind"] = kind
-    return out, merge_verdict(verdict(out["effect_ratio"], out, unmeasurable), kind)
+        if kind.get("in_place"):   # recoloured in place: no moved contour to double (measures/kinds.py)
+            judged = {**out, "ghost": None}
+    return out, merge_verdict(verdict(out["effect_ratio"], judged, unmeasurable), kind)
