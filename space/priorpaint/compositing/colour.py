@@ -35,7 +35,7 @@ MODE = "colour"
 #: lightness offset (Lab L units) of the detail gain, and the gain's ceiling
 K, GAIN_MAX = 10.0, 3.0
 #: the guided filter's window (a share of the square) and its regulariser (Lab L units squared)
-GUIDE_RADIUS, GUIDE_EPS = 1 / 48, 16.0
+GUIDE_RADIUS, GUIDE_EPS = 1 / 48, 64.0
 #: rows of the selection's box composited at a time
 STRIP_ROWS = 256
 
@@ -84,7 +84,8 @@ def colour_change(base: np.ndarray, edited: np.ndarray, side: int, photo: Option
     delta = low_band(delta, band_sigma(mid, res))
     if photo is not None:
         small = cv2.resize(photo, (mid, mid), interpolation=cv2.INTER_AREA) if mid != side else photo
-        delta = guided(_lab(small)[..., 0], delta, max(2, int(round(GUIDE_RADIUS * mid))), GUIDE_EPS)
+        guide = low_band(_lab(small)[..., 0], band_sigma(mid, res))   # edges, not texture: Δ must not copy the grain
+        delta = guided(guide, delta, max(2, int(round(GUIDE_RADIUS * mid))), GUIDE_EPS)
     if mid != side:
         delta = cv2.resize(delta, (side, side), interpolation=cv2.INTER_LINEAR)
     return delta.astype(np.float32)
