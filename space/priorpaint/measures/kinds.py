@@ -144,6 +144,31 @@ def kind_report(applied: List[dict], result: np.ndarray, photo: np.ndarray, mask
     return None
 
 
+def preview_only(model_id: Optional[str], applied: List[dict]) -> Optional[str]:
+    """Why the one named direction of a render is *preview only on this model* (its manifest's
+    ``preview_only``: it works on the generator's samples, not on projected real photos), or None."""
+    from ..edits.directions.named import load_named
+    if len(applied) != 1 or applied[0].get("kind") != "direction" or not float(applied[0].get("strength") or 0):
+        return None
+    name = applied[0].get("name")
+    for d in load_named(model_id).get("directions", []):
+        if d.get("name") == name and d.get("preview_only"):
+            return str(d["preview_only"])
+    return None
+
+
+def merge_preview_only(verdict: Dict[str, object], reason: Optional[str]) -> Dict[str, object]:
+    """The verdict of a render of a preview-only direction: not carried, with the reason."""
+    if not reason:
+        return verdict
+    out = dict(verdict, carried=False, preview_only=reason,
+               failed=list(verdict.get("failed") or []) + ["preview_only"])
+    msg = str(out.get("message") or "")
+    head = "this edit cannot be carried here: "
+    out["message"] = (msg + ", " if msg.startswith(head) else head) + "preview only on this model (" + reason + ")"
+    return out
+
+
 def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]]) -> Dict[str, object]:
     """The render's verdict with a kind's failed measures added (not carried, with the reason)."""
     if not kind:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .artefacts import artefacts
 from .effect import direction_measure, effect_ratio, reference_change
-from .kinds import kind_report, merge_verdict
+from .kinds import kind_report, merge_preview_only, merge_verdict, preview_only
 from .verdict import verdict
 
 
@@ -51,4 +51,5 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
         out["kind"] = kind
         if kind.get("in_place"):   # recoloured in place: no moved contour to double (measures/kinds.py)
             judged = {**out, "ghost": None}
-    return out, merge_verdict(verdict(out["effect_ratio"], judged, unmeasurable), kind)
+    v = merge_verdict(verdict(out["effect_ratio"], judged, unmeasurable), kind)
+    return out, merge_preview_only(v, preview_only(model_id, applied))
