@@ -23,6 +23,13 @@ photo's texture — a red cap, not a red bar), over the strokes (the applied spe
     the worst colour. At least :data:`MIN_COLOUR`. ``None`` where the photo already has the
     stroke's colour.
 
+``paint`` and ``segment`` (concept paint, label-map edit: the asked part appears where it was
+painted), inside the painted region (the edit mask): ``changed_share``, the share of its pixels
+whose colour changed by at least :data:`VISIBLE_DELTA_E` (CIE Lab ΔE), at least
+:data:`MIN_CHANGED_SHARE`, and ``change_p95``. Pixels, not the edit's own target (the dissection
+units, the segmentation head): it says something visible happened there, not which part; the
+artefact measures say whether it is a blotch.
+
 A scribble is recoloured in place (the ``colour`` composite moves no pixel), so the report does
 not judge it by ``ghost`` (doubled contours of moved content): the flow that measure reads
 between a photo and its recoloured self is the colour change, not motion (``in_place``). On a
@@ -130,6 +137,30 @@ def scribble_worked(result: np.ndarray, photo: np.ndarray, stroke_map: dict, res
     return out
 
 
+#: a pixel counts as visibly changed from this CIE Lab colour difference (ΔE 1976)
+VISIBLE_DELTA_E = 10.0
+#: the least share of the painted region a concept paint or label-map edit must visibly change
+MIN_CHANGED_SHARE = 0.25
+
+
+def painted_change(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Dict[str, object]:
+    """``{"changed_share", "change_p95", "failed"}`` of a painted edit (concept paint, label-map
+    edit): inside the painted region (the edit mask), the share of pixels whose colour changed by
+    at least :data:`VISIBLE_DELTA_E` (ΔE in CIE Lab) and the 95th percentile of that change. It
+    says that something visible happened where it was painted, not which part it is; the
+    artefact measures say whether it is a blotch."""
+    sel = mask > 127
+    out: Dict[str, object] = {"changed_share": None, "change_p95": None, "failed": []}
+    if sel.sum() < 16:
+        return out
+    de = np.linalg.norm(_lab(result)[sel] - _lab(photo)[sel], axis=1)
+    out["changed_share"] = round(float((de >= VISIBLE_DELTA_E).mean()), 4)
+    out["change_p95"] = round(float(np.percentile(de, 95)), 2)
+    if out["changed_share"] < MIN_CHANGED_SHARE:
+        out["failed"] = ["visible"]
+    return out
+
+
 def kind_report(applied: List[dict], result: np.ndarray, photo: np.ndarray, mask: np.ndarray,
                 resolution: int) -> Optional[Dict[str, object]]:
     """The kind measures of a render of exactly one edit of a kind measured here (else None):
@@ -141,6 +172,8 @@ def kind_report(applied: List[dict], result: np.ndarray, photo: np.ndarray, mask
         gray = bool(np.array_equal(photo[..., 0], photo[..., 1]) and np.array_equal(photo[..., 1], photo[..., 2]))
         return {"kind": "scribble", "in_place": True, "gray_photo": gray,
                 **scribble_worked(result, photo, spec["stroke_map"], resolution, mask)}
+    if spec.get("kind") in ("paint", "segment") and not spec.get("noop"):
+        return {"kind": spec["kind"], **painted_change(result, photo, mask)}
     return None
 
 
@@ -174,7 +207,7 @@ def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]])
     if not kind:
         return verdict
     failed = list(kind.get("failed") or [])
-    judged = any(kind.get(k) is not None for k in ("texture_kept", "hue_distance", "colour_reached"))
+    judged = any(kind.get(k) is not None for k in ("texture_kept", "hue_distance", "colour_reached", "changed_share"))
     if not judged:
         return verdict
     out = dict(verdict)
@@ -187,7 +220,9 @@ def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]])
     why = {"texture": f"texture kept {kind.get('texture_kept')} of the photo's (at least {MIN_TEXTURE})",
            "hue": f"stroke hue missed by {kind.get('hue_distance')}° (at most {MAX_HUE:.0f}°)",
            "colour": (f"stroke colour reached {kind.get('colour_reached')} (at least {MIN_COLOUR})"
-                      + ("; a grayscale photo keeps no colour" if kind.get("gray_photo") else ""))}
+                      + ("; a grayscale photo keeps no colour" if kind.get("gray_photo") else "")),
+           "visible": (f"no visible change where it was painted: {kind.get('changed_share')} of the region "
+                       f"changed by ΔE ≥ {VISIBLE_DELTA_E:.0f} (at least {MIN_CHANGED_SHARE})")}
     parts = [why[f] for f in failed]
     msg = str(out.get("message") or "")
     head = "this edit cannot be carried here: "
