@@ -88,8 +88,10 @@ SECTIONS: List[Section] = [
             "kept under the strokes, hue distance, colour reached, smear, unexplained (before vs now); grids",
             smallest={"steps": 2, "photos": 1}),
     Section("concepts", "concepts",
-            "segmentation head mIoU, concept painting success, segmentation edits, vector preview",
-            smallest={"steps": 2, "head_steps": 5, "head_samples": 8, "concept_images": 2, "sampled_edits": 1}),
+            "segmentation head mIoU, concept painting success, segmentation edits, vector preview; concept paint "
+            "on 5 real photos: visible change where painted, artefacts, verdict; grid",
+            smallest={"steps": 2, "head_steps": 5, "head_samples": 8, "concept_images": 2, "sampled_edits": 1,
+                      "photos": 1}),
     Section("photo", "photo",
             "compositing at the photo's resolution (replace vs detail) on four photos, every edit kind; grids",
             smallest={"steps": 2, "photos": 1, "repeat": 1, "adapt_steps": 3}),
