@@ -320,8 +320,13 @@ class EditSession:
             region = self._photo_square()          # the photo's rotated square, at full size
         here = self.photo.rgb[box.rows, box.cols]
         if mask.any():
-            result, layer_rgb, alpha, _ = composite_square(region, base, edited, mask,
-                                                           default_feather(region.shape[0]), mode)
+            if mode == "detail" and _declares_colour(state):   # as render composites a scribble
+                from .compositing.colour import colour_composite
+                result, layer_rgb, alpha, _ = colour_composite(region, base, edited, mask,
+                                                               default_feather(region.shape[0]))
+            else:
+                result, layer_rgb, alpha, _ = composite_square(region, base, edited, mask,
+                                                               default_feather(region.shape[0]), mode)
             here = layer_pixels(self.photo, self.crop, result, layer_rgb, alpha,
                                 base=region if mode == "detail" else None, mask=mask)[0]
         if size is not None and max(box.w, box.h) > int(size):
