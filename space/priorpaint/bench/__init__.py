@@ -99,6 +99,9 @@ SECTIONS: List[Section] = [
             "structural edits on real photos (4 bench photos + 3 held-out boxes): effect ratio, smear, "
             "unexplained structure, ghost, verdict; today (G' + detail) vs warp; grids",
             smallest={"steps": 2, "photos": 1, "structural_edits": 1, "sweep": False}),
+    Section("interpolation", "interpolation",
+            "interpolation at t 0.5 between real faces: landmarks between the two, blotches, artefacts; grid",
+            smallest={"steps": 2, "photos": 1}),
     Section("drag", "drag",
             "drag editing: independent reach (optical flow) on real photos, DragGAN's landmark protocol on "
             "generated faces, detail kept, smear, seconds; grids",
