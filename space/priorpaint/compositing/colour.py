@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from .blend import default_feather, feather_mask
-from .detail import LOW_BAND_LEVEL, band_sigma, low_band
+from .detail import LOW_BAND_LEVEL, _rows, band_sigma, low_band
 
 #: the mode name an edit kind declares (:class:`priorpaint.edits.registry.EditKind.composite`)
 MODE = "colour"
@@ -72,7 +72,8 @@ def guided(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.nd
 
 
 def colour_change(base: np.ndarray, edited: np.ndarray, side: int, photo: Optional[np.ndarray] = None) -> np.ndarray:
-    """``low(Lab(E) − Lab(B))`` at the photo's square, (side, side, 3) float32; with the photo's
+    """``low(Lab(E) − Lab(B))`` formed at no more than ``LOW_BAND_LEVEL · R`` pixels (float32; each
+    strip of the composite enlarges its own rows of it, linearly, to the photo's square); with the photo's
     square, guided by its lightness (:data:`GUIDE_RADIUS`, :data:`GUIDE_EPS`) so the change
     stops at the photo's own edges rather than bleeding over them."""
     res = base.shape[0]
@@ -86,8 +87,6 @@ def colour_change(base: np.ndarray, edited: np.ndarray, side: int, photo: Option
         small = cv2.resize(photo, (mid, mid), interpolation=cv2.INTER_AREA) if mid != side else photo
         guide = low_band(_lab(small)[..., 0], band_sigma(mid, res))   # edges, not texture: Δ must not copy the grain
         delta = guided(guide, delta, max(2, int(round(GUIDE_RADIUS * mid))), GUIDE_EPS)
-    if mid != side:
-        delta = cv2.resize(delta, (side, side), interpolation=cv2.INTER_LINEAR)
     return delta.astype(np.float32)
 
 
@@ -117,7 +116,7 @@ def colour_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, m
         lab = _lab(region[p0:p1, xs])
         L = lab[..., 0]
         Llow = cv2.GaussianBlur(L, (0, 0), sigma)
-        d = delta[p0:p1, xs]
+        d = _rows(delta, side, p0, p1)[:, xs]
         gain = np.clip((Llow + d[..., 0] + K) / (Llow + K), 1.0, GAIN_MAX)
         new = np.empty_like(lab)
         new[..., 0] = Llow + d[..., 0] + gain * (L - Llow)
