@@ -251,6 +251,7 @@ class EditSession:
         check_mode(mode)
         with self.lock:
             edited, base, mask = self._preview_inputs(state, frame)
+            colour_mode = mode == "detail" and _declares_colour(state)
             side = self.crop.square[2]
             n = int(size) if size is not None and side > int(size) else side
             key = ("preview-square", n)        # the photo's square (and selection) at that size
@@ -266,7 +267,11 @@ class EditSession:
         if n != side:
             mask = sel if mask is self.crop.region_mask else cv2.resize(mask, (n, n), interpolation=cv2.INTER_AREA)
             radius = max(1, int(round(radius * n / side)))
-        out = composite_square(region, base, edited, mask, radius, mode)[0] if mask.any() else region
+        if colour_mode:
+            from .compositing.colour import colour_composite
+            out = colour_composite(region, base, edited, mask, radius)[0] if mask.any() else region
+        else:
+            out = composite_square(region, base, edited, mask, radius, mode)[0] if mask.any() else region
         return np.ascontiguousarray(out)
 
     def preview_verdict(self, state: Optional[EditState] = None, mode: str = "detail",
@@ -318,8 +323,13 @@ class EditSession:
             region = self._photo_square()          # the photo's rotated square, at full size
         here = self.photo.rgb[box.rows, box.cols]
         if mask.any():
-            result, layer_rgb, alpha, _ = composite_square(region, base, edited, mask,
-                                                           default_feather(region.shape[0]), mode)
+            if mode == "detail" and _declares_colour(state):   # as render composites a scribble
+                from .compositing.colour import colour_composite
+                result, layer_rgb, alpha, _ = colour_composite(region, base, edited, mask,
+                                                               default_feather(region.shape[0]))
+            else:
+                result, layer_rgb, alpha, _ = composite_square(region, base, edited, mask,
+                                                               default_feather(region.shape[0]), mode)
             here = layer_pixels(self.photo, self.crop, result, layer_rgb, alpha,
                                 base=region if mode == "detail" else None, mask=mask)[0]
         if size is not None and max(box.w, box.h) > int(size):
@@ -383,6 +393,7 @@ class EditSession:
     def _composite(self, state: EditState, image: torch.Tensor, t0: float,
                    feather: Optional[int] = None, metrics: Optional[dict] = None,
                    base: Optional[torch.Tensor] = None, mode: str = "replace") -> Render:
+        from .compositing import colour
         from .compositing.blend import default_feather, paste_region
         from .compositing.detail import composite_square
         from .compositing.photo_metrics import photo_metrics
@@ -406,6 +417,10 @@ class EditSession:
             result_region, layer_rgb, alpha, info = self._warp_square(state, region, mask, radius)
             out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
                                            base=region, mask=mask)
+        elif mode == colour.MODE:   # a colour scribble: the colour change over the photo's own texture
+            result_region, layer_rgb, alpha, info = colour.colour_composite(region, base_u8, edited, mask, radius)
+            out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
+                                           base=region, mask=mask, own_region=True)
         else:
             result_region, layer_rgb, alpha, info = composite_square(region, base_u8, edited, mask, radius, mode)
             out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
@@ -503,6 +518,14 @@ class EditSession:
         """The G′ fitted by the last adapted render with these options (None before one)."""
         from .adaptation import gprime_for
         return gprime_for(self.cache, options)
+
+
+def _declares_colour(state: Optional[EditState]) -> bool:
+    """Whether the applied edits declare the ``colour`` composite (a scribble), which the live
+    preview then shows as :meth:`EditSession.render` composites it."""
+    from .compositing.colour import MODE
+    from .edits.registry import structural_composite
+    return state is not None and structural_composite(state.applied) == MODE
 
 
 def _round_info(info: Dict[str, object]) -> Dict[str, object]:

@@ -84,11 +84,14 @@ SECTIONS: List[Section] = [
             "live-preview frame time of a direction; SeFa and GANSpace computation times",
             smallest={"steps": 2, "ganspace_samples": 500}),
     Section("scribble", "scribble",
-            "scribble optimisation on the astronaut's face: seconds, stroke error before and after",
-            smallest={"steps": 2}),
+            "scribble optimisation on the astronaut's face: seconds, stroke error; on 7 real photos: texture "
+            "kept under the strokes, hue distance, colour reached, smear, unexplained (before vs now); grids",
+            smallest={"steps": 2, "photos": 1}),
     Section("concepts", "concepts",
-            "segmentation head mIoU, concept painting success, segmentation edits, vector preview",
-            smallest={"steps": 2, "head_steps": 5, "head_samples": 8, "concept_images": 2, "sampled_edits": 1}),
+            "segmentation head mIoU, concept painting success, segmentation edits, vector preview; concept paint "
+            "on 5 real photos: visible change where painted, artefacts, verdict; grid",
+            smallest={"steps": 2, "head_steps": 5, "head_samples": 8, "concept_images": 2, "sampled_edits": 1,
+                      "photos": 1}),
     Section("photo", "photo",
             "compositing at the photo's resolution (replace vs detail) on four photos, every edit kind; grids",
             smallest={"steps": 2, "photos": 1, "repeat": 1, "adapt_steps": 3}),
@@ -96,6 +99,9 @@ SECTIONS: List[Section] = [
             "structural edits on real photos (4 bench photos + 3 held-out boxes): effect ratio, smear, "
             "unexplained structure, ghost, verdict; today (G' + detail) vs warp; grids",
             smallest={"steps": 2, "photos": 1, "structural_edits": 1, "sweep": False}),
+    Section("interpolation", "interpolation",
+            "interpolation at t 0.5 between real faces: landmarks between the two, blotches, artefacts; grid",
+            smallest={"steps": 2, "photos": 1}),
     Section("drag", "drag",
             "drag editing: independent reach (optical flow) on real photos, DragGAN's landmark protocol on "
             "generated faces, detail kept, smear, seconds; grids",

@@ -244,3 +244,51 @@ def run(report: dict, args) -> None:
         }
     finally:
         delete_vector(gen.model_id, name)
+    report["paint_real"] = _paint_real_photos(args)
+
+
+#: the concept paints measured on real photos (a disc over the hair / forehead, as the photo section paints)
+REAL_PAINTS = ("hair=add", "hair=remove")
+
+
+def _paint_real_photos(args) -> dict:
+    """Concept paint on real photos (the photo section's bench photos and the held-out boxes; ``--photos N``:
+    the first N): per photo and paint the measures of :func:`priorpaint.measures.kinds.painted_change`
+    (a visible change where painted), the artefacts and the verdict; the worst case; a grid."""
+    from PIL import Image
+
+    from .photo import ARTIFACTS as PHOTO_ART, _open, _paint_mask, _square, bench_photos
+    from .structural import held_out_photos
+    from ..projection.project import ProjectionConfig
+
+    PHOTO_ART.mkdir(parents=True, exist_ok=True)
+    photos = [p for p in bench_photos() + held_out_photos() if not p["name"].startswith("cameraman")]
+    photos = photos[:int(getattr(args, "photos", 0) or len(photos))]
+    rows: dict = {}
+    tiles = []
+    for p in photos:
+        s = _open(p, getattr(args, "model", None))
+        s.project(ProjectionConfig(steps=min(int(getattr(args, "steps", 100) or 100), 100), seed=0))
+        line = [_square(s, s.photo.rgb)]
+        for paint in REAL_PAINTS:
+            r = s.render(s.apply([f"paint:{paint}@{_paint_mask(s)}"]))
+            st, v = r.metrics["structure"], r.metrics["verdict"]
+            kind = st.get("kind") or {}
+            rows[f"{p['name']} {paint}"] = {"changed_share": kind.get("changed_share"),
+                                            "change_p95": kind.get("change_p95"), "smear": st.get("smear"),
+                                            "unexplained": st.get("unexplained"), "ghost": st.get("ghost"),
+                                            "carried": v.get("carried"), "message": v.get("message")}
+            line.append(_square(s, r.photo.rgb))
+        tiles.append(np.concatenate([np.asarray(Image.fromarray(t).resize((192, 192), Image.LANCZOS)) for t in line], 1))
+    art = Path("artifacts") / "concepts"
+    art.mkdir(parents=True, exist_ok=True)
+    grid = art / "paint_real.png"
+    Image.fromarray(np.concatenate(tiles, 0)).save(grid)
+    worst = {}
+    for paint in REAL_PAINTS:
+        mine = [r for k, r in rows.items() if k.endswith(paint)]
+        shares = [r["changed_share"] for r in mine if r["changed_share"] is not None]
+        worst[paint] = {"changed_share": min(shares) if shares else None,
+                        "carried": f"{sum(1 for r in mine if r['carried'])} of {len(mine)}"}
+    return {"photos": rows, "worst": worst, "grid": str(grid),
+            "targets": "changed_share >= 0.25 where painted; smear <= 0.03, unexplained <= 0.10, ghost <= 0.30"}

@@ -22,6 +22,13 @@ is expressive enough to take the strokes, and it is twice as fast) or, with
 (``h + G_H(z+δz) − G_H(z) + δh``), so that a stroke can move the face as a whole.  The edit
 mask used for rendering stays the selection.  A strokes image whose alpha is 0 everywhere
 is a no-op (with a note).
+
+A render composites the result with the ``colour`` composite
+(:mod:`priorpaint.compositing.colour`): the photo takes the low band of the generator's colour
+change and keeps its own texture (a red cap, not a red bar).  The applied spec records where
+the strokes are (``stroke_map``: the strokes at the model's resolution, run-length coded, see
+:func:`stroke_map`), so that the report can check that the edit worked
+(:mod:`priorpaint.measures.kinds`).
 """
 
 from __future__ import annotations
@@ -146,6 +153,27 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, colour: torch.Te
                                         "elsewhere_mse": kept}
 
 
+#: a model pixel counts as stroked from this alpha on (the stroke map of the report)
+STROKE_ALPHA = 0.5
+
+
+def stroke_map(colour: torch.Tensor, weight: torch.Tensor) -> dict:
+    """Where the strokes are and their colours, JSON-friendly: ``{"resolution": R, "runs":
+    [[start, length, r, g, b], ...]}`` over the R×R raster (row-major) of the model pixels whose
+    stroke alpha is at least :data:`STROKE_ALPHA`, one run per stretch of one colour (0..255)."""
+    r = int(weight.shape[-1])
+    on = (weight[0, 0] >= STROKE_ALPHA).flatten().cpu().numpy()
+    rgb = ((colour[0].permute(1, 2, 0).reshape(-1, 3).cpu().numpy() + 1.0) * 127.5).round().clip(0, 255).astype(int)
+    runs = []
+    for i in np.flatnonzero(on):
+        c = [int(v) for v in rgb[i]]
+        if runs and runs[-1][0] + runs[-1][1] == i and runs[-1][2:] == c:
+            runs[-1][1] += 1
+        else:
+            runs.append([int(i), 1] + c)
+    return {"resolution": r, "runs": runs}
+
+
 def parse_scribble(args: str) -> dict:
     path = args.strip()
     if not path:
@@ -155,7 +183,8 @@ def parse_scribble(args: str) -> dict:
 
 @register_edit("scribble", parse_scribble, preview=PreviewCost.SLOW, file_fields=("strokes",),
                help="scribble:STROKES.png — RGBA strokes (alpha marks them) sized like the photo or the layer box "
-                    "(other sizes are resized); the latent is optimised to take their colours")
+                    "(other sizes are resized); the latent is optimised to take their colours",
+               composite="colour")
 def apply_scribble(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     strokes = spec.get("strokes")
     if strokes is None or (isinstance(strokes, str) and not strokes.strip()):
@@ -184,5 +213,6 @@ def apply_scribble(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     z_e, h_e, info = optimise(ctx.gen, state.z, state.h, ctx.split, colour, weight,
                               interventions=state.interventions, progress=ctx.progress, cancel=ctx.cancel, **opts)
     new.z, new.h = z_e, h_e
-    spec.update({k: round(v, 5) for k, v in info.items()}, steps=opts["steps"], space=opts["space"])
+    spec.update({k: round(v, 5) for k, v in info.items()}, steps=opts["steps"], space=opts["space"],
+                stroke_map=stroke_map(colour, weight))
     return new

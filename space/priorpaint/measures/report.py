@@ -10,6 +10,7 @@ import numpy as np
 
 from .artefacts import artefacts
 from .effect import direction_measure, effect_ratio, reference_change
+from .kinds import kind_report, merge_preview_only, merge_verdict, preview_only
 from .verdict import verdict
 
 
@@ -24,7 +25,8 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
                      photo: np.ndarray, mask: np.ndarray) -> Tuple[Dict[str, object], Dict[str, object]]:
     """``(structure, verdict)`` for a result square against the photo's square (uint8, same side)
     under the square's edit mask. The effect ratio is measured for a render of exactly one named
-    direction with a declared measure (stacked edits: artefacts only)."""
+    direction with a declared measure (stacked edits: artefacts only); a render of one edit of a
+    kind :mod:`.kinds` measures (a scribble) adds that kind's measures (``structure["kind"]``)."""
     sel = np.where(mask > 0, 255, 0).astype(np.uint8)
     out: Dict[str, object] = dict(artefacts(result, photo, sel, gen.resolution))
     out.update({"measure": None, "effect": None, "effect_reference": None, "effect_ratio": None})
@@ -43,4 +45,11 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
     if not applied:
         return out, {"carried": None, "message": "no edit", "failed": [], "effect_ratio": None,
                      "worst_artefact": None, "artefacts": {}}
-    return out, verdict(out["effect_ratio"], out, unmeasurable)
+    kind = kind_report(applied, result, photo, sel, gen.resolution)   # other kinds' own "worked"
+    judged = out
+    if kind is not None:
+        out["kind"] = kind
+        if kind.get("in_place"):   # recoloured in place: no moved contour to double (measures/kinds.py)
+            judged = {**out, "ghost": None}
+    v = merge_verdict(verdict(out["effect_ratio"], judged, unmeasurable), kind)
+    return out, merge_preview_only(v, preview_only(model_id, applied))

@@ -1,0 +1,230 @@
+"""Did an edit of another kind than a named direction work?  Measures that are not the edit's own
+optimisation target, on the result at the photo's resolution.
+
+``scribble`` (a colour scribble: the stroked region takes the stroke's colour and keeps the
+photo's texture — a red cap, not a red bar), over the strokes (the applied spec's
+``stroke_map``, at the model's resolution, enlarged to the square and eroded by
+:data:`ERODE_SIGMAS` detail-band sigmas so the strokes' own edges do not count):
+
+``texture_kept``
+    how much of the photo's detail band the result keeps under the strokes:
+    ``Σ HP(result)·HP(photo) / Σ HP(photo)²``, with the detail band of
+    :mod:`priorpaint.measures.artefacts` taken in CIE Lab lightness (perceptual: the same folds
+    seen at a new lightness count as kept; in RGB a white wall painted dark red would "lose" two
+    thirds of its grey levels however it is done). 1 keeps the photo's texture as it was (more:
+    amplified), 0 is a flat or an unrelated patch (an opaque bar). At least :data:`MIN_TEXTURE`.
+``hue_distance``
+    per stroke colour, the angle (degrees) in the CIE Lab chroma plane between the result's mean
+    colour under the strokes and the stroke colour; the worst colour. At most :data:`MAX_HUE`.
+    ``None`` for a gray stroke (no hue to match).
+``colour_reached``
+    per stroke colour, the share of the chroma distance from the photo's mean colour there to
+    the stroke colour that the result closes (1 − |ab(result) − ab(stroke)| / |ab(photo) − ab(stroke)|);
+    the worst colour. At least :data:`MIN_COLOUR`. ``None`` where the photo already has the
+    stroke's colour.
+
+``paint`` and ``segment`` (concept paint, label-map edit: the asked part appears where it was
+painted), inside the painted region (the edit mask): ``changed_share``, the share of its pixels
+whose colour changed by at least :data:`VISIBLE_DELTA_E` (CIE Lab ΔE), at least
+:data:`MIN_CHANGED_SHARE`, and ``change_p95``. Pixels, not the edit's own target (the dissection
+units, the segmentation head): it says something visible happened there, not which part; the
+artefact measures say whether it is a blotch.
+
+A scribble is recoloured in place (the ``colour`` composite moves no pixel), so the report does
+not judge it by ``ghost`` (doubled contours of moved content): the flow that measure reads
+between a photo and its recoloured self is the colour change, not motion (``in_place``). On a
+grayscale photo the result stays gray, so the colour cannot show: the verdict says so.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+
+from .artefacts import detail_band, detail_sigma
+
+#: the least share of the photo's detail band a scribble must keep under its strokes
+MIN_TEXTURE = 0.6
+#: the most a scribble's colour may miss its stroke's hue (degrees in Lab's chroma plane)
+MAX_HUE = 30.0
+#: the least share of the chroma distance to the stroke colour a scribble must close
+MIN_COLOUR = 0.5
+#: the strokes are eroded by this many detail-band sigmas before measuring
+ERODE_SIGMAS = 2.0
+#: a stroke colour with less Lab chroma than this is gray: no hue to match
+GRAY_CHROMA = 8.0
+#: model pixels a stroke colour must cover to be judged
+MIN_PIXELS = 2
+
+
+def decode_stroke_map(stroke_map: dict) -> Optional[tuple]:
+    """``(on (R, R) bool, colour (R, R, 3) uint8)`` from a scribble's ``stroke_map``, or None."""
+    try:
+        r = int(stroke_map["resolution"])
+        on = np.zeros(r * r, bool)
+        rgb = np.zeros((r * r, 3), np.uint8)
+        for start, length, *c in stroke_map["runs"]:
+            on[start:start + length] = True
+            rgb[start:start + length] = c
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    return on.reshape(r, r), rgb.reshape(r, r, 3)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(rgb, np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def _hue_angle(a: np.ndarray, b: np.ndarray) -> float:
+    cos = float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-6))
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+def scribble_worked(result: np.ndarray, photo: np.ndarray, stroke_map: dict, resolution: int,
+                    mask: Optional[np.ndarray] = None) -> Dict[str, object]:
+    """``{"texture_kept", "hue_distance", "colour_reached", "failed"}`` for a scribble's result
+    (``result``, ``photo``: the square, H×W×3 uint8; ``mask``: the edit mask, strokes outside it
+    are not judged). ``failed`` lists the measures past their limits."""
+    decoded = decode_stroke_map(stroke_map)
+    out: Dict[str, object] = {"texture_kept": None, "hue_distance": None, "colour_reached": None, "failed": []}
+    if decoded is None:
+        return out
+    on, rgb = decoded
+    side = result.shape[0]
+    near = cv2.INTER_NEAREST
+    on_sq = cv2.resize(on.astype(np.uint8), (side, side), interpolation=near) > 0
+    col_sq = cv2.resize(rgb, (side, side), interpolation=near)
+    sigma = detail_sigma(side, resolution)
+    e = int(np.ceil(ERODE_SIGMAS * sigma))
+    if e > 0:
+        on_sq = cv2.erode(on_sq.astype(np.uint8), np.ones((2 * e + 1, 2 * e + 1), np.uint8)) > 0
+    if mask is not None:
+        on_sq &= mask > 0
+    if on_sq.sum() < MIN_PIXELS * (side / float(resolution)) ** 2:
+        return out
+    lab_r, lab_p = _lab(result), _lab(photo)
+    hp_r, hp_p = detail_band(lab_r[..., 0], sigma)[on_sq], detail_band(lab_p[..., 0], sigma)[on_sq]
+    energy = float((hp_p.astype(np.float64) ** 2).sum())
+    if energy > 0:
+        out["texture_kept"] = round(float((hp_r.astype(np.float64) * hp_p).sum()) / energy, 4)
+    hues: List[float] = []
+    reached: List[float] = []
+    colours = np.unique(col_sq[on_sq].reshape(-1, 3), axis=0)
+    for c in colours:
+        sel = on_sq & np.all(col_sq == c, axis=2)
+        if sel.sum() < MIN_PIXELS * (side / float(resolution)) ** 2:
+            continue
+        ab_s = _lab(c[None, None].astype(np.float32))[0, 0, 1:]
+        ab_r = lab_r[sel][:, 1:].mean(axis=0)
+        ab_p = lab_p[sel][:, 1:].mean(axis=0)
+        if np.linalg.norm(ab_s) >= GRAY_CHROMA:
+            hues.append(_hue_angle(ab_r, ab_s))
+        dist = float(np.linalg.norm(ab_p - ab_s))
+        if dist >= GRAY_CHROMA:
+            reached.append(1.0 - float(np.linalg.norm(ab_r - ab_s)) / dist)
+    out["hue_distance"] = round(max(hues), 2) if hues else None
+    out["colour_reached"] = round(min(reached), 4) if reached else None
+    failed = []
+    if out["texture_kept"] is not None and out["texture_kept"] < MIN_TEXTURE:
+        failed.append("texture")
+    if out["hue_distance"] is not None and out["hue_distance"] > MAX_HUE:
+        failed.append("hue")
+    if out["colour_reached"] is not None and out["colour_reached"] < MIN_COLOUR:
+        failed.append("colour")
+    out["failed"] = failed
+    return out
+
+
+#: a pixel counts as visibly changed from this CIE Lab colour difference (ΔE 1976)
+VISIBLE_DELTA_E = 10.0
+#: the least share of the painted region a concept paint or label-map edit must visibly change
+MIN_CHANGED_SHARE = 0.25
+
+
+def painted_change(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Dict[str, object]:
+    """``{"changed_share", "change_p95", "failed"}`` of a painted edit (concept paint, label-map
+    edit): inside the painted region (the edit mask), the share of pixels whose colour changed by
+    at least :data:`VISIBLE_DELTA_E` (ΔE in CIE Lab) and the 95th percentile of that change. It
+    says that something visible happened where it was painted, not which part it is; the
+    artefact measures say whether it is a blotch."""
+    sel = mask > 127
+    out: Dict[str, object] = {"changed_share": None, "change_p95": None, "failed": []}
+    if sel.sum() < 16:
+        return out
+    de = np.linalg.norm(_lab(result)[sel] - _lab(photo)[sel], axis=1)
+    out["changed_share"] = round(float((de >= VISIBLE_DELTA_E).mean()), 4)
+    out["change_p95"] = round(float(np.percentile(de, 95)), 2)
+    if out["changed_share"] < MIN_CHANGED_SHARE:
+        out["failed"] = ["visible"]
+    return out
+
+
+def kind_report(applied: List[dict], result: np.ndarray, photo: np.ndarray, mask: np.ndarray,
+                resolution: int) -> Optional[Dict[str, object]]:
+    """The kind measures of a render of exactly one edit of a kind measured here (else None):
+    ``{"kind": "scribble", ...the measures..., "failed": [...]}``."""
+    if len(applied) != 1:
+        return None
+    spec = applied[0]
+    if spec.get("kind") == "scribble" and isinstance(spec.get("stroke_map"), dict):
+        gray = bool(np.array_equal(photo[..., 0], photo[..., 1]) and np.array_equal(photo[..., 1], photo[..., 2]))
+        return {"kind": "scribble", "in_place": True, "gray_photo": gray,
+                **scribble_worked(result, photo, spec["stroke_map"], resolution, mask)}
+    if spec.get("kind") in ("paint", "segment") and not spec.get("noop"):
+        return {"kind": spec["kind"], **painted_change(result, photo, mask)}
+    return None
+
+
+def preview_only(model_id: Optional[str], applied: List[dict]) -> Optional[str]:
+    """Why the one named direction of a render is *preview only on this model* (its manifest's
+    ``preview_only``: it works on the generator's samples, not on projected real photos), or None."""
+    from ..edits.directions.named import load_named
+    if len(applied) != 1 or applied[0].get("kind") != "direction" or not float(applied[0].get("strength") or 0):
+        return None
+    name = applied[0].get("name")
+    for d in load_named(model_id).get("directions", []):
+        if d.get("name") == name and d.get("preview_only"):
+            return str(d["preview_only"])
+    return None
+
+
+def merge_preview_only(verdict: Dict[str, object], reason: Optional[str]) -> Dict[str, object]:
+    """The verdict of a render of a preview-only direction: not carried, with the reason."""
+    if not reason:
+        return verdict
+    out = dict(verdict, carried=False, preview_only=reason,
+               failed=list(verdict.get("failed") or []) + ["preview_only"])
+    msg = str(out.get("message") or "")
+    head = "this edit cannot be carried here: "
+    out["message"] = (msg + ", " if msg.startswith(head) else head) + "preview only on this model (" + reason + ")"
+    return out
+
+
+def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]]) -> Dict[str, object]:
+    """The render's verdict with a kind's failed measures added (not carried, with the reason)."""
+    if not kind:
+        return verdict
+    failed = list(kind.get("failed") or [])
+    judged = any(kind.get(k) is not None for k in ("texture_kept", "hue_distance", "colour_reached", "changed_share"))
+    if not judged:
+        return verdict
+    out = dict(verdict)
+    if not failed:
+        if out.get("carried") is None:
+            out.update(carried=True, message="carried")
+        return out
+    out["failed"] = list(out.get("failed") or []) + failed
+    out["carried"] = False
+    why = {"texture": f"texture kept {kind.get('texture_kept')} of the photo's (at least {MIN_TEXTURE})",
+           "hue": f"stroke hue missed by {kind.get('hue_distance')}° (at most {MAX_HUE:.0f}°)",
+           "colour": (f"stroke colour reached {kind.get('colour_reached')} (at least {MIN_COLOUR})"
+                      + ("; a grayscale photo keeps no colour" if kind.get("gray_photo") else "")),
+           "visible": (f"no visible change where it was painted: {kind.get('changed_share')} of the region "
+                       f"changed by ΔE ≥ {VISIBLE_DELTA_E:.0f} (at least {MIN_CHANGED_SHARE})")}
+    parts = [why[f] for f in failed]
+    msg = str(out.get("message") or "")
+    head = "this edit cannot be carried here: "
+    out["message"] = (msg + ", " if msg.startswith(head) else head) + ", ".join(parts)
+    return out
