@@ -21,6 +21,7 @@ import ipaddress
 import json
 import logging
 import re
+import secrets
 from typing import Optional
 
 import numpy as np
@@ -83,21 +84,29 @@ def user_errors(fn):
 
 
 def client_key(request) -> str:
-    """Who a request comes from, for the per-client bounds: the peer address, and on a loopback
-    peer also Gradio's session hash (one per gradio_client ``Client``, per browser tab, or the
-    ``session_hash`` a plain-HTTP client sends; without one each plain-HTTP call is its own)."""
+    """Who a request comes from, for the per-client bounds and the client's own saved vectors:
+    the peer address, and on a loopback peer also the client id the guard verified from its
+    signed cookie (one per browser, gradio_client ``Client`` or bridge; never a value the
+    client chooses, such as Gradio's ``session_hash``). A request without one (a client that
+    keeps no cookies) is a client of its own."""
     if request is None:
         return ""
     try:
         host = request.client.host or ""
     except Exception:
         host = ""
-    sh = str(getattr(request, "session_hash", "") or "")[:64]
     try:
         loop = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loop = host in ("", "localhost", "testclient")
-    return f"{host}|{sh}" if loop else host
+    if not loop:
+        return host
+    from .guard import CLIENT_HEADER
+    try:
+        ident = str(request.headers.get(CLIENT_HEADER) or "")[:64]
+    except Exception:
+        ident = ""
+    return f"{host}|{ident or 'call-' + secrets.token_urlsafe(12)}"
 
 
 def _image(arr) -> Optional[Image.Image]:
