@@ -26,7 +26,8 @@ from app_server import Server, file_data, png_array
 from conftest import skimage_data
 
 from priorpaint.app.filenames import PUBLIC, FileNames
-from priorpaint.app.guard import CLIENT_COOKIE, CLIENT_HEADER, Guard
+from priorpaint.app.clients import CLIENT_COOKIE, CLIENT_HEADER
+from priorpaint.app.guard import Guard
 
 BOX = "140,20,180,180"
 

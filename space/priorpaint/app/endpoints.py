@@ -17,11 +17,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import ipaddress
 import json
 import logging
 import re
-import secrets
 from typing import Optional
 
 import numpy as np
@@ -31,6 +29,7 @@ import gradio as gr
 
 from ..errors import PriorpaintError
 from . import contract as C
+from .clients import client_key  # noqa: F401  (the UI and api read it here)
 from .service import Service
 from .verdict import VerdictRequest
 
@@ -81,32 +80,6 @@ def user_errors(fn):
         with _as_gr_errors(fn.__name__):
             return fn(*args, **kwargs)
     return wrapper
-
-
-def client_key(request) -> str:
-    """Who a request comes from, for the per-client bounds and the client's own saved vectors:
-    the peer address, and on a loopback peer also the client id the guard verified from its
-    signed cookie (one per browser, gradio_client ``Client`` or bridge; never a value the
-    client chooses, such as Gradio's ``session_hash``). A request without one (a client that
-    keeps no cookies) is a client of its own."""
-    if request is None:
-        return ""
-    try:
-        host = request.client.host or ""
-    except Exception:
-        host = ""
-    try:
-        loop = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loop = host in ("", "localhost", "testclient")
-    if not loop:
-        return host
-    from .guard import CLIENT_HEADER
-    try:
-        ident = str(request.headers.get(CLIENT_HEADER) or "")[:64]
-    except Exception:
-        ident = ""
-    return f"{host}|{ident or 'call-' + secrets.token_urlsafe(12)}"
 
 
 def _image(arr) -> Optional[Image.Image]:

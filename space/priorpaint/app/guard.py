@@ -21,10 +21,8 @@ whenever the ``Host`` is not a localhost name) and before any route:
   mapped back in the ``file=`` route and in JSON bodies (:mod:`.filenames`); responses are
   not compressed (``Accept-Encoding`` is dropped) so that every byte can be checked.
 * **A client id of the server's own**: the first response to a client without one sets the
-  ``priorpaint_client`` cookie (a random id signed with the cache's namespace secret, HttpOnly,
-  SameSite=Strict); the app reads the verified id from the ``x-priorpaint-client`` header the
-  guard puts on every request (:data:`CLIENT_HEADER`, never the client's own), so what a
-  loopback client owns (its saved vectors) is bound to an id it cannot choose.
+  ``priorpaint_client`` cookie; the app reads the verified id from the header the guard puts
+  on every request, never the client's own (:mod:`.clients`).
 
 Every refusal is one JSON line ``{"detail": "..."}``.
 """
@@ -35,17 +33,15 @@ import hmac
 import json
 import logging
 from http.cookies import SimpleCookie
-from typing import Optional, Tuple
+from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
+from .clients import CLIENT_COOKIE, CLIENT_HEADER, ClientIds
 from .filenames import PUBLIC, text_response
 
 log = logging.getLogger(__name__)
 
 COOKIE = "priorpaint_token"
-CLIENT_COOKIE = "priorpaint_client"
-#: the verified client id, as the guard hands it to the app (a client's own header is dropped)
-CLIENT_HEADER = "x-priorpaint-client"
 #: paths served as-is (scripts, styles, fonts: compressed, no server paths in them)
 STATIC_PREFIXES = ("/assets/", "/static/", "/gradio_api/assets/", "/favicon")
 #: Gradio's start-up check; it only runs the app's start-up events once and returns a boolean
@@ -125,28 +121,7 @@ class Guard:
         #: the server's file folder as clients see it (None: no folder to hide)
         folder = files_dir or (self.disk.folder if self.disk is not None else None)
         self.names = FileNames(str(folder)) if folder else None
-        self._client_key: Optional[bytes] = None
-
-    # -- client ids ------------------------------------------------------------------------
-    def _sign(self, ident: str) -> str:
-        if self._client_key is None:
-            from ..store import namespace_secret
-            self._client_key = hmac.new(namespace_secret(), b"priorpaint-client-cookie", "sha256").digest()
-        return hmac.new(self._client_key, ident.encode("ascii"), "sha256").hexdigest()[:32]
-
-    def client_id(self, cookie_value: Optional[str]) -> Optional[str]:
-        """The id of a ``priorpaint_client`` cookie whose signature holds, else None."""
-        ident, _, sig = (cookie_value or "").partition(".")
-        if not (8 <= len(ident) <= 64 and ident.isascii() and ident.replace("-", "").replace("_", "").isalnum()):
-            return None
-        return ident if hmac.compare_digest(sig, self._sign(ident)) else None
-
-    def new_client_cookie(self, secure: bool) -> Tuple[str, bytes]:
-        import secrets
-        ident = secrets.token_urlsafe(18)
-        value = (f"{CLIENT_COOKIE}={ident}.{self._sign(ident)}; Path=/; Max-Age=31536000; HttpOnly; "
-                 "SameSite=Strict" + ("; Secure" if secure else ""))
-        return ident, value.encode()
+        self.ids = ClientIds()
 
     # -- helpers ---------------------------------------------------------------------------
     def _ok(self, value: Optional[str]) -> bool:
@@ -184,9 +159,9 @@ class Guard:
         no ``Accept-Encoding`` (uncompressed, so that paths can be hidden), the public name of a
         ``file=`` route mapped to the server's path; text answers with the paths hidden."""
         extra = list(extra_headers)
-        ident = self.client_id(cookie[CLIENT_COOKIE].value) if CLIENT_COOKIE in cookie else None
+        ident = self.ids.verify(cookie[CLIENT_COOKIE].value) if CLIENT_COOKIE in cookie else None
         if ident is None:
-            ident, value = self.new_client_cookie(secure)
+            ident, value = self.ids.issue(secure)
             extra.append((b"set-cookie", value))
         path = scope.get("path", "")
         static = path.startswith(STATIC_PREFIXES)
