@@ -280,3 +280,28 @@ def test_live_clients_with_the_same_session_hash_list_only_their_own_vectors(liv
     assert listed(names["alice"]) == ["alice-hair"]
     assert listed(names["bob"]) == ["bob-hair"]
     assert listed(Recorder(live.url)) == []     # a new client, same session_hash: nothing of theirs
+
+
+# -- aborted uploads: one log line --------------------------------------------------------------------
+
+def test_an_aborted_upload_logs_one_line_not_a_traceback(tmp_path, caplog):
+    from starlette.requests import Request
+
+    async def app(scope, receive, send):   # reads its body the way Gradio's upload route does
+        async for _ in Request(scope, receive).stream():
+            pass
+    chunks = [{"type": "http.request", "body": b"x" * 1000, "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive():
+        return chunks.pop(0)
+
+    async def send(m):
+        raise AssertionError("nothing is sent to a client that left")
+    scope = {"type": "http", "method": "POST", "path": "/gradio_api/upload", "raw_path": b"/gradio_api/upload",
+             "query_string": b"", "headers": [(b"content-length", b"5000"), (b"content-type", b"multipart/form-data")],
+             "client": ("127.0.0.1", 5)}
+    caplog.set_level("INFO", logger="priorpaint.app.guard")
+    asyncio.run(Guard(app, files_dir=str(tmp_path))(scope, receive, send))   # no ClientDisconnect raised
+    lines = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0].getMessage() and lines[0].exc_info is None
+    assert "after 1000 bytes" in lines[0].getMessage()

@@ -302,7 +302,12 @@ class Guard:
 
         try:
             await self.app(scope, counted, guarded_send)
-        except Exception:
+        except Exception as e:
+            if type(e).__name__ == "ClientDisconnect" and not state["over"]:
+                # the client hung up while sending: one line, not a traceback per aborted upload
+                log.warning("%s %s: the client disconnected after %d bytes of its body; nothing kept",
+                            scope.get("method", ""), scope.get("path", "")[:80], state["seen"])
+                return
             if not state["over"]:
                 raise
         if state["over"] and not state["started"]:
