@@ -268,3 +268,61 @@ def test_a_render_measures_its_structure_on_a_square_of_at_most_measure_side(tin
     assert "smear" in r.metrics["structure"]
     assert measured[0] is not None and measured[0] > 0   # moved_px: reported in the square's pixels, not the shrunk copy's
     assert r.metrics["structure"]["moved_px"] == pytest.approx(measured[0] * side / half, abs=1e-3)
+
+
+# -- a 36 MP render's cost: the same figures, cheaper --------------------------------------------
+
+def test_the_running_count_erosion_is_opencvs_square_erosion_bit_for_bit():
+    from priorpaint.compositing.blend import erode_square
+
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(3, 260, 2))
+        support = ((rng.random((h, w)) > rng.uniform(0.001, 0.3)) * 255).astype(np.uint8)
+        r = int(rng.integers(1, 40))
+        ref = cv2.erode(support, np.ones((2 * r + 1, 2 * r + 1), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                        borderValue=0)
+        assert np.array_equal(erode_square(support, r, rows=int(rng.integers(1, 90))), ref), (h, w, r)
+
+
+def test_the_square_of_a_photo_is_cut_and_padded_as_numpy_pads_it():
+    from priorpaint.compositing.crop import Rect, cut_square
+
+    rng = np.random.default_rng(6)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        shape = (h, w) + ((int(rng.choice([1, 3, 4])),) if rng.random() < 0.6 else ())
+        full = (rng.random(shape) * 255).astype(rng.choice([np.uint8, np.float32, bool]))
+        side, x0, y0 = int(rng.integers(1, 60)), int(rng.integers(-30, 40)), int(rng.integers(-30, 40))
+        box = Rect.square_in_image((x0, y0, side), (w, h))
+        inner = full[box.rows, box.cols]
+        if inner.size == 0:
+            continue
+        widths = [(box.y - y0, y0 + side - box.y - box.h), (box.x - x0, x0 + side - box.x - box.w)]
+        widths += [(0, 0)] * (full.ndim - 2)
+        for pad in ("edge", "zero"):
+            ref = np.pad(inner, widths, mode="edge" if pad == "edge" else "constant")
+            got = cut_square(full, (x0, y0, side), pad=pad)
+            assert got.dtype == ref.dtype and np.array_equal(got, ref), (shape, full.dtype, pad, x0, y0, side)
+
+
+def test_photo_metrics_from_shared_passes_equal_each_figure_on_its_own():
+    import priorpaint.compositing.photo_metrics as PM
+
+    rng = np.random.default_rng(7)
+    photo = rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    result = photo.copy()
+    result[60:240, 50:260] = np.clip(result[60:240, 50:260].astype(int) + rng.integers(-30, 30, (180, 210, 3)),
+                                     0, 255).astype(np.uint8)
+    mask = np.zeros((300, 300), np.uint8)
+    mask[50:250, 40:270] = 255
+    mask[100:120, 100:200] = 128
+    base = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    edited = np.clip(base.astype(int) + 20, 0, 255).astype(np.uint8)
+    m = PM.photo_metrics(result, photo, base, edited, mask, mask, 9)
+    assert m["detail_kept"] == round(PM.detail_kept(result, photo, mask), 4)
+    assert m["seam_grain"] == round(PM.seam_grain(result, photo, mask, 9), 4)
+    sel = mask > 0
+    d = result[sel].astype(np.float64) - photo[sel].astype(np.float64)
+    assert m["psnr_photo"] == round(10 * np.log10(255.0 ** 2 / (d * d).mean()), 4)
+    assert PM.psnr_photo(photo, photo, mask) == PM.PSNR_IDENTICAL
