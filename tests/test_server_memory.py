@@ -114,7 +114,9 @@ def test_photo_figures_summed_in_strips_equal_the_whole_array_formulas(monkeypat
     d = result[s].astype(np.float64) - photo[s].astype(np.float64)
     assert PM.psnr_photo(result, photo, sel) == pytest.approx(10 * np.log10(255.0 ** 2 / (d * d).mean()), abs=1e-9)
     img = photo.astype(np.float32)
-    assert np.array_equal(PM._luma(photo), 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2])
+    # OpenCV's transform sums the products in its own order: equal to float32 rounding
+    assert np.allclose(PM._luma(photo), 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2],
+                       rtol=1e-6, atol=1e-4)
     a = rng.normal(size=(200, 200, 3)).astype(np.float32)
     b = (a * 0.5 + rng.normal(size=a.shape)).astype(np.float32)
     x, y = a[s].ravel().astype(np.float64), b[s].ravel().astype(np.float64)
@@ -326,3 +328,42 @@ def test_photo_metrics_from_shared_passes_equal_each_figure_on_its_own():
     d = result[sel].astype(np.float64) - photo[sel].astype(np.float64)
     assert m["psnr_photo"] == round(10 * np.log10(255.0 ** 2 / (d * d).mean()), 4)
     assert PM.psnr_photo(photo, photo, mask) == PM.PSNR_IDENTICAL
+
+
+def test_the_rgba_layer_and_the_outside_check_equal_their_numpy_formulas():
+    from types import SimpleNamespace
+
+    from priorpaint.compositing.blend import changed_outside, rgba_layer
+    from priorpaint.compositing.regions import Rect
+    from priorpaint.images import Photo
+
+    rng = np.random.default_rng(8)
+    big = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    alpha = rng.random((90, 120)).astype(np.float32)
+    alpha[:5] = 0.5
+    for rgb, a in ((big, alpha), (big[10:70, 7:99], alpha[10:70, 7:99])):
+        want = np.concatenate([rgb, np.round(a * np.float32(255.0)).astype(np.uint8)[..., None]], axis=2)
+        assert np.array_equal(rgba_layer(rgb, a), want)
+    H, W = 700, 300
+    before = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    mask = np.zeros((200, 200), np.uint8)
+    mask[20:180, 30:150] = 255
+    crop = SimpleNamespace(image_size=(W, H), region_mask=mask, layer_box=Rect(50, 400, 200, 200),
+                           square=(50, 400, 200), alignment=None)
+    for alphas in ((None, None), (np.full((H, W), 255, np.uint8), None)):
+        after = before.copy()
+        after[430:560, 90:180] ^= 1                               # inside the mask: allowed
+        after[5, 7, 2] ^= 4
+        after[650, 299, 0] ^= 8
+        after[410, 60, 1] ^= 16                                  # outside the mask, inside the box
+        b_alpha = alphas[1]
+        if alphas[0] is not None:
+            b_alpha = alphas[0].copy()
+            b_alpha[100, 100] = 3                                # an alpha change outside counts too
+        inside = np.zeros((H, W), bool)
+        inside[400:600, 50:250] = mask > 0
+        diff = (before != after).any(axis=2) | ((alphas[0] if alphas[0] is not None else 255) !=
+                                                (b_alpha if b_alpha is not None else 255))
+        want = int((diff & ~inside).sum())
+        got = changed_outside(Photo(before, alphas[0]), Photo(after, b_alpha), crop)
+        assert got == want and want == 3 + (alphas[0] is not None)

@@ -149,8 +149,12 @@ def paste_region(photo: Photo, crop: Crop, region: np.ndarray, layer_rgb: np.nda
 def rgba_layer(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """(h, w, 4) uint8: ``rgb`` with ``round(alpha · 255)`` as alpha, filled in strips of rows
     so the float work is one strip's, not a full-size float32 array and its rounded copy."""
-    out = np.empty(alpha.shape[:2] + (4,), np.uint8)
-    out[..., :3] = rgb
+    if rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8 and rgb.shape[:2] == alpha.shape[:2] \
+            and min(rgb.shape[:2]) > 0:
+        out = cv2.cvtColor(rgb if rgb.strides[1] == 3 else np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA)
+    else:
+        out = np.empty(alpha.shape[:2] + (4,), np.uint8)
+        out[..., :3] = rgb
     strip = np.empty((min(256, alpha.shape[0]), alpha.shape[1]), np.float32)
     for r0 in range(0, alpha.shape[0], strip.shape[0]):
         a = strip[:min(strip.shape[0], alpha.shape[0] - r0)]
@@ -199,9 +203,17 @@ def changed_outside(before: Photo, after: Photo, crop: Crop, edit_mask: Optional
         inside[box.rows, box.cols] = crop.photo_mask(mask) > 0
     else:
         inside[box.rows, box.cols] = mask[box.within(crop.square)] > 0
-    diff = (before.rgb != after.rgb).any(axis=2)
-    if before.alpha is not None or after.alpha is not None:
-        a = before.alpha if before.alpha is not None else np.full(diff.shape, 255, np.uint8)
-        b = after.alpha if after.alpha is not None else np.full(diff.shape, 255, np.uint8)
-        diff |= a != b
-    return int((diff & ~inside).sum())
+    outside = cv2.compare(inside.view(np.uint8), 0, cv2.CMP_EQ)   # 255 where the edit may not change a pixel
+    del inside
+    ones = np.ones((1, before.rgb.shape[2]), np.float32)
+    changed = 0
+    for r0 in range(0, H, 512):   # in strips, with OpenCV: no full-size boolean arrays
+        r1 = min(H, r0 + 512)
+        # any channel differs <=> the saturated sum of the channels' |differences| is not 0
+        diff = cv2.transform(cv2.absdiff(before.rgb[r0:r1], after.rgb[r0:r1]), ones).reshape(r1 - r0, W)
+        if before.alpha is not None or after.alpha is not None:
+            a = before.alpha[r0:r1] if before.alpha is not None else np.full((r1 - r0, W), 255, np.uint8)
+            b = after.alpha[r0:r1] if after.alpha is not None else np.full((r1 - r0, W), 255, np.uint8)
+            diff = cv2.bitwise_or(diff, cv2.absdiff(a, b))
+        changed += cv2.countNonZero(cv2.bitwise_and(diff, outside[r0:r1]))
+    return int(changed)
