@@ -18,6 +18,7 @@ anything else is counted in ``bad`` with its first 160 characters.
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import random
@@ -25,6 +26,7 @@ import socket
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -64,6 +66,25 @@ def _abort(port: int, data: bytes) -> None:
                    f"Content-Type: multipart/form-data; boundary={b}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
                   + body[: len(body) // 2])
         time.sleep(0.05)
+
+
+class _KeepsCookies(Http):
+    """One client's plain HTTP, keeping the server's cookies (its client id, which its saved
+    vectors are bound to) as a browser, gradio_client and the GIMP bridge do."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def request(self, path, method="GET", data=None, headers=None, timeout=120):
+        req = urllib.request.Request(self.url + path, method=method, data=data, headers=headers or {})
+        try:
+            with self.opener.open(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+        except OSError as e:
+            return 0, str(e).encode()
 
 
 def _grow_hair(png: bytes, legend: dict) -> bytes:
@@ -225,6 +246,14 @@ def _plot(samples, path: Path) -> None:
     plt.close(fig)
 
 
+def _tracebacks(log_path) -> int:
+    """Tracebacks in the server's log (an aborted upload logs one line, not a traceback)."""
+    try:
+        return Path(log_path).read_text(errors="replace").count("Traceback (most recent call last)")
+    except OSError:
+        return -1
+
+
 def run(report: dict, args) -> None:
     import psutil
 
@@ -243,7 +272,7 @@ def run(report: dict, args) -> None:
         sp = psutil.Process(proc.pid)
         vectors = cache / "vectors"
         stop = threading.Event()
-        threads = [_Client(http, port, stop, out, seed=i) for i in range(clients)]
+        threads = [_Client(_KeepsCookies(http.url), port, stop, out, seed=i) for i in range(clients)]
         t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -262,6 +291,7 @@ def run(report: dict, args) -> None:
             if not strays or time.monotonic() > settle:
                 break
             time.sleep(0.5)
+        tracebacks = _tracebacks(log_path)
     png = Path("artifacts") / "soak.png"
     _plot(samples, png)
     total = sum(out["requests"].values())
@@ -276,4 +306,5 @@ def run(report: dict, args) -> None:
         "vectors_max_mb": max((s["vectors_mb"] for s in samples), default=None), "vectors_limit_mb": VECTORS_MB,
         "vectors": _flat([(s["t"], s["vectors_mb"]) for s in samples], seconds),
         "stray_partial_files": len(strays), "plot": str(png), "server_log": log_path,
+        "server_log_tracebacks": tracebacks,
     }

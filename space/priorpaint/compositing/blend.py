@@ -73,13 +73,11 @@ def erode_square(support: np.ndarray, radius: int, rows: int = 512) -> np.ndarra
     per pixel: 2.6 s of a 36 MP feather.)"""
     size = 2 * radius + 1
     h = support.shape[0]
-    zeros = cv2.threshold(support, 0, 1, cv2.THRESH_BINARY_INV)[1]
     row_miss = np.empty_like(support)   # 255: a zero lies within radius along the row
     for r0 in range(0, h, rows):
-        count = cv2.boxFilter(zeros[r0:r0 + rows], cv2.CV_32S, (size, 1), normalize=False,
-                              borderType=cv2.BORDER_CONSTANT)
+        zeros = cv2.threshold(support[r0:r0 + rows], 0, 1, cv2.THRESH_BINARY_INV)[1]
+        count = cv2.boxFilter(zeros, cv2.CV_32S, (size, 1), normalize=False, borderType=cv2.BORDER_CONSTANT)
         row_miss[r0:r0 + rows] = cv2.compare(count, 0, cv2.CMP_NE)
-    del zeros
     out = np.empty_like(support)
     for r0 in range(0, h, rows):
         a0, r1 = max(0, r0 - radius), min(h, r0 + rows)
