@@ -367,3 +367,11 @@ def test_the_rgba_layer_and_the_outside_check_equal_their_numpy_formulas():
         want = int((diff & ~inside).sum())
         got = changed_outside(Photo(before, alphas[0]), Photo(after, b_alpha), crop)
         assert got == want and want == 3 + (alphas[0] is not None)
+
+
+def test_the_shrunk_luminance_in_strips_is_the_shrink_of_the_luminance():
+    import priorpaint.compositing.photo_metrics as PM
+
+    img = np.random.default_rng(9).integers(0, 256, (1203, 1203, 3), dtype=np.uint8)
+    for f in (1, 3, 7):
+        assert np.array_equal(PM._shrunk_luma(img, f), PM._shrink(PM._luma(img), f))

@@ -91,6 +91,17 @@ def _shrink(img: np.ndarray, f: int) -> np.ndarray:
     return out
 
 
+def _shrunk_luma(img: np.ndarray, f: int) -> np.ndarray:
+    """``_shrink(_luma(img), f)``, bit for bit, a strip at a time: no full-size luminance."""
+    n = img.shape[0] // f
+    out = np.empty((n, n), np.float32)
+    step = max(1, ROWS // f)
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        out[i0:i1] = cv2.resize(_luma(img[i0 * f:i1 * f, :n * f]), (n, i1 - i0), interpolation=cv2.INTER_AREA)
+    return out
+
+
 def psnr_photo(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optional[float]:
     """PSNR (dB, 8-bit peak) inside ``mask > 0``; :data:`PSNR_IDENTICAL` when bit-identical there.
 
@@ -253,7 +264,7 @@ def ghost(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.nd
     sel = _resize(vanished.astype(np.float32), n, cv2.INTER_NEAREST) > 0.5
 
     def luma(img):
-        return _shrink(_luma(img), f) if f > 1 else _luma(img)
+        return _shrunk_luma(img, f) if f > 1 else _luma(img)
     g_res = _grad(low_band(luma(result), sigma / f))[sel].mean()
     g_photo = _grad(low_band(luma(photo), sigma / f))[sel].mean()
     if g_photo <= 1e-6:
