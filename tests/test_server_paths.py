@@ -305,3 +305,29 @@ def test_an_aborted_upload_logs_one_line_not_a_traceback(tmp_path, caplog):
     lines = [r for r in caplog.records if "disconnected" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0].getMessage() and lines[0].exc_info is None
     assert "after 1000 bytes" in lines[0].getMessage()
+
+
+# -- soak: the freed work of a job goes back to the system --------------------------------------------
+
+def test_the_last_running_job_hands_freed_heap_back(monkeypatch):
+    import priorpaint.app.sessions as S
+
+    trims = []
+    monkeypatch.setattr(S, "give_back_freed_memory", lambda: trims.append(1) or True)
+    jobs = S.JobRegistry(slots=2)
+    a, b = jobs.new("project", client="x"), jobs.new("edit", client="y")
+    jobs.acquire(a, lambda: None)
+    jobs.acquire(b, lambda: None)
+    jobs.release(a)
+    assert trims == []                   # another job still runs: its arrays are in use
+    jobs.release(b)
+    assert trims == [1]
+
+
+def test_malloc_trim_is_reached_on_glibc():
+    import platform
+
+    import priorpaint.app.sessions as S
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    assert S.give_back_freed_memory() is True
