@@ -186,7 +186,8 @@ class Guard:
                 headers = list(message.get("headers", [])) + extra
                 if names is not None:
                     headers = [(k, names.hide(v)) for k, v in headers]
-                    state["text"] = text_response(headers)
+                    # a HEAD answer has no body to rewrite: its length stays the GET's
+                    state["text"] = text_response(headers) and scope.get("method") != "HEAD"
                 message = dict(message, headers=headers)
                 if state["text"] and any(k.lower() == b"content-length" for k, _ in headers):
                     state["start"] = message  # sent with the rewritten body's length

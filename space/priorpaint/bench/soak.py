@@ -18,7 +18,6 @@ anything else is counted in ``bad`` with its first 160 characters.
 
 from __future__ import annotations
 
-import http.cookiejar
 import json
 import os
 import random
@@ -26,14 +25,13 @@ import socket
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
 
 from .fixtures import photo_path
-from .live import Http, LiveServer, file_data
+from .live import CookieHttp, Http, LiveServer, file_data
 from .security import BOX
 
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png"]
@@ -66,25 +64,6 @@ def _abort(port: int, data: bytes) -> None:
                    f"Content-Type: multipart/form-data; boundary={b}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
                   + body[: len(body) // 2])
         time.sleep(0.05)
-
-
-class _KeepsCookies(Http):
-    """One client's plain HTTP, keeping the server's cookies (its client id, which its saved
-    vectors are bound to) as a browser, gradio_client and the GIMP bridge do."""
-
-    def __init__(self, url: str):
-        super().__init__(url)
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-
-    def request(self, path, method="GET", data=None, headers=None, timeout=120):
-        req = urllib.request.Request(self.url + path, method=method, data=data, headers=headers or {})
-        try:
-            with self.opener.open(req, timeout=timeout) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-        except OSError as e:
-            return 0, str(e).encode()
 
 
 def _grow_hair(png: bytes, legend: dict) -> bytes:
@@ -272,7 +251,7 @@ def run(report: dict, args) -> None:
         sp = psutil.Process(proc.pid)
         vectors = cache / "vectors"
         stop = threading.Event()
-        threads = [_Client(_KeepsCookies(http.url), port, stop, out, seed=i) for i in range(clients)]
+        threads = [_Client(CookieHttp(http.url), port, stop, out, seed=i) for i in range(clients)]
         t0 = time.monotonic()
         for t in threads:
             t.start()
