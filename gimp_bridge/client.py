@@ -8,7 +8,9 @@ The protocol (see ``docs/api.md``):
    (intermediate outputs; the first output is a status JSON string with ``stage``,
    ``fraction`` and ``job``), ``complete``, ``error``, ``heartbeat``.
 
-Every request carries ``Authorization: Bearer <token>`` when a token is set. A refused
+Every request carries ``Authorization: Bearer <token>`` when a token is set, and the
+cookies the backend set (its ``priorpaint_client`` id: what this client saves, such as
+editing vectors, stays its own across calls). A refused
 connection is retried a few times, then reported as
 "backend not running at URL — start it with `priorpaint serve`".
 """
@@ -16,6 +18,7 @@ connection is retried a few times, then reported as
 from __future__ import annotations
 
 import errno
+import http.cookiejar
 import json
 import os
 import socket
@@ -143,6 +146,9 @@ class Client:
         self.last_cancel: Optional[dict] = None   # the cancel endpoint's answer after should_cancel fired
         self.preview_model_only = False            # the backend's preview has no photo-resolution option
         self._info: Optional[dict] = None          # /gradio_api/info, read once when needed
+        #: the backend's cookies (its client id), kept for this client's life
+        self.cookies = http.cookiejar.CookieJar()
+        self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
     @classmethod
     def from_settings(cls, **kw) -> "Client":
@@ -163,7 +169,7 @@ class Client:
         attempt = 0
         while True:
             try:
-                resp = urllib.request.urlopen(req, timeout=timeout or self.timeout)
+                resp = self._opener.open(req, timeout=timeout or self.timeout)
                 if body:
                     self.bytes_sent += len(body)
                 return resp

@@ -114,7 +114,9 @@ def test_photo_figures_summed_in_strips_equal_the_whole_array_formulas(monkeypat
     d = result[s].astype(np.float64) - photo[s].astype(np.float64)
     assert PM.psnr_photo(result, photo, sel) == pytest.approx(10 * np.log10(255.0 ** 2 / (d * d).mean()), abs=1e-9)
     img = photo.astype(np.float32)
-    assert np.array_equal(PM._luma(photo), 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2])
+    # OpenCV's transform sums the products in its own order: equal to float32 rounding
+    assert np.allclose(PM._luma(photo), 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2],
+                       rtol=1e-6, atol=1e-4)
     a = rng.normal(size=(200, 200, 3)).astype(np.float32)
     b = (a * 0.5 + rng.normal(size=a.shape)).astype(np.float32)
     x, y = a[s].ravel().astype(np.float64), b[s].ravel().astype(np.float64)
@@ -268,3 +270,108 @@ def test_a_render_measures_its_structure_on_a_square_of_at_most_measure_side(tin
     assert "smear" in r.metrics["structure"]
     assert measured[0] is not None and measured[0] > 0   # moved_px: reported in the square's pixels, not the shrunk copy's
     assert r.metrics["structure"]["moved_px"] == pytest.approx(measured[0] * side / half, abs=1e-3)
+
+
+# -- a 36 MP render's cost: the same figures, cheaper --------------------------------------------
+
+def test_the_running_count_erosion_is_opencvs_square_erosion_bit_for_bit():
+    from priorpaint.compositing.blend import erode_square
+
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(3, 260, 2))
+        support = ((rng.random((h, w)) > rng.uniform(0.001, 0.3)) * 255).astype(np.uint8)
+        r = int(rng.integers(1, 40))
+        ref = cv2.erode(support, np.ones((2 * r + 1, 2 * r + 1), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                        borderValue=0)
+        assert np.array_equal(erode_square(support, r, rows=int(rng.integers(1, 90))), ref), (h, w, r)
+
+
+def test_the_square_of_a_photo_is_cut_and_padded_as_numpy_pads_it():
+    from priorpaint.compositing.crop import Rect, cut_square
+
+    rng = np.random.default_rng(6)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        shape = (h, w) + ((int(rng.choice([1, 3, 4])),) if rng.random() < 0.6 else ())
+        full = (rng.random(shape) * 255).astype(rng.choice([np.uint8, np.float32, bool]))
+        side, x0, y0 = int(rng.integers(1, 60)), int(rng.integers(-30, 40)), int(rng.integers(-30, 40))
+        box = Rect.square_in_image((x0, y0, side), (w, h))
+        inner = full[box.rows, box.cols]
+        if inner.size == 0:
+            continue
+        widths = [(box.y - y0, y0 + side - box.y - box.h), (box.x - x0, x0 + side - box.x - box.w)]
+        widths += [(0, 0)] * (full.ndim - 2)
+        for pad in ("edge", "zero"):
+            ref = np.pad(inner, widths, mode="edge" if pad == "edge" else "constant")
+            got = cut_square(full, (x0, y0, side), pad=pad)
+            assert got.dtype == ref.dtype and np.array_equal(got, ref), (shape, full.dtype, pad, x0, y0, side)
+
+
+def test_photo_metrics_from_shared_passes_equal_each_figure_on_its_own():
+    import priorpaint.compositing.photo_metrics as PM
+
+    rng = np.random.default_rng(7)
+    photo = rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    result = photo.copy()
+    result[60:240, 50:260] = np.clip(result[60:240, 50:260].astype(int) + rng.integers(-30, 30, (180, 210, 3)),
+                                     0, 255).astype(np.uint8)
+    mask = np.zeros((300, 300), np.uint8)
+    mask[50:250, 40:270] = 255
+    mask[100:120, 100:200] = 128
+    base = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    edited = np.clip(base.astype(int) + 20, 0, 255).astype(np.uint8)
+    m = PM.photo_metrics(result, photo, base, edited, mask, mask, 9)
+    assert m["detail_kept"] == round(PM.detail_kept(result, photo, mask), 4)
+    assert m["seam_grain"] == round(PM.seam_grain(result, photo, mask, 9), 4)
+    sel = mask > 0
+    d = result[sel].astype(np.float64) - photo[sel].astype(np.float64)
+    assert m["psnr_photo"] == round(10 * np.log10(255.0 ** 2 / (d * d).mean()), 4)
+    assert PM.psnr_photo(photo, photo, mask) == PM.PSNR_IDENTICAL
+
+
+def test_the_rgba_layer_and_the_outside_check_equal_their_numpy_formulas():
+    from types import SimpleNamespace
+
+    from priorpaint.compositing.blend import changed_outside, rgba_layer
+    from priorpaint.compositing.regions import Rect
+    from priorpaint.images import Photo
+
+    rng = np.random.default_rng(8)
+    big = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    alpha = rng.random((90, 120)).astype(np.float32)
+    alpha[:5] = 0.5
+    for rgb, a in ((big, alpha), (big[10:70, 7:99], alpha[10:70, 7:99])):
+        want = np.concatenate([rgb, np.round(a * np.float32(255.0)).astype(np.uint8)[..., None]], axis=2)
+        assert np.array_equal(rgba_layer(rgb, a), want)
+    H, W = 700, 300
+    before = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    mask = np.zeros((200, 200), np.uint8)
+    mask[20:180, 30:150] = 255
+    crop = SimpleNamespace(image_size=(W, H), region_mask=mask, layer_box=Rect(50, 400, 200, 200),
+                           square=(50, 400, 200), alignment=None)
+    for alphas in ((None, None), (np.full((H, W), 255, np.uint8), None)):
+        after = before.copy()
+        after[430:560, 90:180] ^= 1                               # inside the mask: allowed
+        after[5, 7, 2] ^= 4
+        after[650, 299, 0] ^= 8
+        after[410, 60, 1] ^= 16                                  # outside the mask, inside the box
+        b_alpha = alphas[1]
+        if alphas[0] is not None:
+            b_alpha = alphas[0].copy()
+            b_alpha[100, 100] = 3                                # an alpha change outside counts too
+        inside = np.zeros((H, W), bool)
+        inside[400:600, 50:250] = mask > 0
+        diff = (before != after).any(axis=2) | ((alphas[0] if alphas[0] is not None else 255) !=
+                                                (b_alpha if b_alpha is not None else 255))
+        want = int((diff & ~inside).sum())
+        got = changed_outside(Photo(before, alphas[0]), Photo(after, b_alpha), crop)
+        assert got == want and want == 3 + (alphas[0] is not None)
+
+
+def test_the_shrunk_luminance_in_strips_is_the_shrink_of_the_luminance():
+    import priorpaint.compositing.photo_metrics as PM
+
+    img = np.random.default_rng(9).integers(0, 256, (1203, 1203, 3), dtype=np.uint8)
+    for f in (1, 3, 7):
+        assert np.array_equal(PM._shrunk_luma(img, f), PM._shrink(PM._luma(img), f))

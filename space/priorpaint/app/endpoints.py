@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import ipaddress
 import json
 import logging
 import re
@@ -30,6 +29,7 @@ import gradio as gr
 
 from ..errors import PriorpaintError
 from . import contract as C
+from .clients import client_key  # noqa: F401  (the UI and api read it here)
 from .service import Service
 from .verdict import VerdictRequest
 
@@ -80,24 +80,6 @@ def user_errors(fn):
         with _as_gr_errors(fn.__name__):
             return fn(*args, **kwargs)
     return wrapper
-
-
-def client_key(request) -> str:
-    """Who a request comes from, for the per-client bounds: the peer address, and on a loopback
-    peer also Gradio's session hash (one per gradio_client ``Client``, per browser tab, or the
-    ``session_hash`` a plain-HTTP client sends; without one each plain-HTTP call is its own)."""
-    if request is None:
-        return ""
-    try:
-        host = request.client.host or ""
-    except Exception:
-        host = ""
-    sh = str(getattr(request, "session_hash", "") or "")[:64]
-    try:
-        loop = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loop = host in ("", "localhost", "testclient")
-    return f"{host}|{sh}" if loop else host
 
 
 def _image(arr) -> Optional[Image.Image]:

@@ -17,6 +17,12 @@ whenever the ``Host`` is not a localhost name) and before any route:
   oldest unused files are evicted to make room, 507 only when every file is in use
   (:class:`~priorpaint.app.disk.UploadDisk`); any other request body (an API call's JSON) at
   most ``max_body_mb`` (413), before Gradio parses it.
+* **No server paths out**: text responses name the server's file folder by an opaque prefix,
+  mapped back in the ``file=`` route and in JSON bodies (:mod:`.filenames`); responses are
+  not compressed (``Accept-Encoding`` is dropped) so that every byte can be checked.
+* **A client id of the server's own**: the first response to a client without one sets the
+  ``priorpaint_client`` cookie; the app reads the verified id from the header the guard puts
+  on every request, never the client's own (:mod:`.clients`).
 
 Every refusal is one JSON line ``{"detail": "..."}``.
 """
@@ -30,9 +36,14 @@ from http.cookies import SimpleCookie
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
+from .clients import CLIENT_COOKIE, CLIENT_HEADER, ClientIds
+from .filenames import PUBLIC, text_response
+
 log = logging.getLogger(__name__)
 
 COOKIE = "priorpaint_token"
+#: paths served as-is (scripts, styles, fonts: compressed, no server paths in them)
+STATIC_PREFIXES = ("/assets/", "/static/", "/gradio_api/assets/", "/favicon")
 #: Gradio's start-up check; it only runs the app's start-up events once and returns a boolean
 OPEN_PATHS = frozenset({"/gradio_api/startup-events"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -93,8 +104,10 @@ class _TooLarge(Exception):
 class Guard:
     def __init__(self, app, *, token: Optional[str] = None, loopback_port: Optional[int] = None,
                  max_request_mb: float = 50.0, upload_dir: Optional[str] = None,
-                 max_upload_disk_mb: float = 1024.0, max_body_mb: float = 4.0, disk=None):
+                 max_upload_disk_mb: float = 1024.0, max_body_mb: float = 4.0, disk=None,
+                 files_dir: Optional[str] = None):
         from .disk import UploadDisk
+        from .filenames import FileNames
         self.app = app
         self.token = token.encode("utf-8") if token else None
         self.loopback_port = loopback_port
@@ -105,6 +118,10 @@ class Guard:
         self.disk = disk if disk is not None else (
             UploadDisk(upload_dir, self.max_disk) if upload_dir is not None else None)
         self.refused = 0
+        #: the server's file folder as clients see it (None: no folder to hide)
+        folder = files_dir or (self.disk.folder if self.disk is not None else None)
+        self.names = FileNames(str(folder)) if folder else None
+        self.ids = ClientIds()
 
     # -- helpers ---------------------------------------------------------------------------
     def _ok(self, value: Optional[str]) -> bool:
@@ -136,6 +153,63 @@ class Guard:
                         "page and clients without an Origin")
         return None
 
+    def _prepare(self, scope, send, cookie, secure: bool, extra_headers=()):
+        """The request as the app sees it and the ``send`` its answers go through: the verified
+        client id in :data:`CLIENT_HEADER` (a new one, and its cookie, when the client has none),
+        no ``Accept-Encoding`` (uncompressed, so that paths can be hidden), the public name of a
+        ``file=`` route mapped to the server's path; text answers with the paths hidden."""
+        extra = list(extra_headers)
+        ident = self.ids.verify(cookie[CLIENT_COOKIE].value) if CLIENT_COOKIE in cookie else None
+        if ident is None:
+            ident, value = self.ids.issue(secure)
+            extra.append((b"set-cookie", value))
+        path = scope.get("path", "")
+        static = path.startswith(STATIC_PREFIXES)
+        drop = {CLIENT_HEADER.encode()} | (set() if static else {b"accept-encoding"})
+        scope = dict(scope, headers=[(k, v) for k, v in scope.get("headers", []) if k.lower() not in drop]
+                     + [(CLIENT_HEADER.encode(), ident.encode())])
+        if self.names is not None and "/file=" in path:
+            real = self.names.request_path(path)
+            if real is not None:
+                from urllib.parse import quote
+                scope.update(path=real, raw_path=quote(real).encode())
+            elif "/file=" + PUBLIC in path:
+                scope["priorpaint.bad_name"] = True
+        if scope["type"] != "http" or (not extra and (self.names is None or static)):
+            return scope, send
+        names = None if static else self.names
+        state = {"text": False, "start": None, "parts": [], "held": b""}
+
+        async def answer(message):
+            kind = message["type"]
+            if kind == "http.response.start":
+                headers = list(message.get("headers", [])) + extra
+                if names is not None:
+                    headers = [(k, names.hide(v)) for k, v in headers]
+                    # a HEAD answer has no body to rewrite: its length stays the GET's
+                    state["text"] = text_response(headers) and scope.get("method") != "HEAD"
+                message = dict(message, headers=headers)
+                if state["text"] and any(k.lower() == b"content-length" for k, _ in headers):
+                    state["start"] = message  # sent with the rewritten body's length
+                    return
+            elif kind == "http.response.body" and state["text"]:
+                body, more = message.get("body", b""), message.get("more_body", False)
+                if state["start"] is not None:
+                    state["parts"].append(body)
+                    if more:
+                        return
+                    data = names.hide(b"".join(state["parts"]))
+                    start = state["start"]
+                    state["start"], state["parts"] = None, []
+                    await send(dict(start, headers=[(k, str(len(data)).encode() if k.lower() == b"content-length"
+                                                     else v) for k, v in start["headers"]]))
+                    message = dict(message, body=data)
+                else:
+                    out, state["held"] = names.hide_stream(state["held"], body, not more)
+                    message = dict(message, body=out)
+            await send(message)
+        return scope, answer
+
     # -- ASGI --------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
         if scope.get("type") not in ("http", "websocket"):
@@ -146,33 +220,32 @@ class Guard:
             if problem:
                 return await self._refuse(scope, send, 403, problem)
         path = scope.get("path", "")
+        secure = scope.get("scheme") in ("https", "wss") or headers.get("x-forwarded-proto", "").lower() == "https"
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except Exception:
+            pass
         if self.token is not None and path not in OPEN_PATHS:
             auth = headers.get("authorization", "")
             bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-            cookie = SimpleCookie()
-            try:
-                cookie.load(headers.get("cookie", ""))
-            except Exception:
-                pass
             from_cookie = cookie[COOKIE].value if COOKIE in cookie else None
             if not (self._ok(bearer) or self._ok(from_cookie)):
                 query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
                 from_query = (query.get("token") or [None])[0]
                 page = scope["type"] == "http" and scope.get("method") == "GET" and path in ("/", "")
                 if page and self._ok(from_query):
-                    secure = scope.get("scheme") == "https" or headers.get("x-forwarded-proto", "").lower() == "https"
                     value = f"{COOKIE}={from_query}; Path=/; HttpOnly; SameSite=Strict" + ("; Secure" if secure else "")
-
-                    async def send_with_cookie(message):
-                        if message["type"] == "http.response.start":
-                            message = dict(message, headers=list(message.get("headers", []))
-                                           + [(b"set-cookie", value.encode())])
-                        await send(message)
-                    return await self.app(scope, receive, send_with_cookie)
+                    scope, send = self._prepare(scope, send, cookie, secure, [(b"set-cookie", value.encode())])
+                    return await self.app(scope, receive, send)
                 return await self._refuse(
                     scope, send, 401, "missing or wrong token: send the header 'Authorization: Bearer <token>' "
                                       "(browsers: open the page once with ?token=<token>)",
                     [(b"www-authenticate", b'Bearer realm="priorpaint"')])
+        scope, send = self._prepare(scope, send, cookie, secure)
+        if scope.get("priorpaint.bad_name"):  # a public name with a '..' segment
+            return await self._refuse(scope, send, 404, "no such file")
+        path = scope["path"]
         if scope["type"] == "http" and scope.get("method") == "POST" and path.rstrip("/").endswith("/gradio_api/upload"):
             return await self._upload(scope, receive, send, headers)
         if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
@@ -190,11 +263,14 @@ class Guard:
         if declared > self.max_body:
             await self._drain(receive)
             return await self._refuse(scope, send, 413, detail)
-        await self._run_counted(scope, receive, send, self.max_body, detail)
+        reveal = self.names is not None and headers.get("content-type", "").lower().startswith("application/json")
+        await self._run_counted(scope, receive, send, self.max_body, detail, reveal=reveal)
 
-    async def _run_counted(self, scope, receive, send, limit: int, detail: str) -> None:
+    async def _run_counted(self, scope, receive, send, limit: int, detail: str, reveal: bool = False) -> None:
         """Run the app on a body counted as it streams: past ``limit`` bytes the app sees a
-        disconnect and, if it had not answered yet, the client gets a 413 with ``detail``."""
+        disconnect and, if it had not answered yet, the client gets a 413 with ``detail``.
+        With ``reveal`` the body (JSON) is read whole and handed on with the public file names
+        turned back into the server's paths."""
         state = {"seen": 0, "over": False, "started": False}
 
         async def counted():
@@ -204,6 +280,18 @@ class Guard:
                 if state["seen"] > limit:
                     state["over"] = True
                     return {"type": "http.disconnect"}
+                if reveal:
+                    parts = [message.get("body", b"")]
+                    while message.get("more_body", False):
+                        message = await receive()
+                        if message["type"] != "http.request":
+                            return message
+                        parts.append(message.get("body", b""))
+                        state["seen"] += len(parts[-1])
+                        if state["seen"] > limit:
+                            state["over"] = True
+                            return {"type": "http.disconnect"}
+                    return {"type": "http.request", "body": self.names.reveal(b"".join(parts)), "more_body": False}
             return message
 
         async def guarded_send(message):
@@ -215,7 +303,12 @@ class Guard:
 
         try:
             await self.app(scope, counted, guarded_send)
-        except Exception:
+        except Exception as e:
+            if type(e).__name__ == "ClientDisconnect" and not state["over"]:
+                # the client hung up while sending: one line, not a traceback per aborted upload
+                log.warning("%s %s: the client disconnected after %d bytes of its body; nothing kept",
+                            scope.get("method", ""), scope.get("path", "")[:80], state["seen"])
+                return
             if not state["over"]:
                 raise
         if state["over"] and not state["started"]:

@@ -174,7 +174,7 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
         disk.start(every_s=min(60.0, max(1.0, limits.max_file_age_s / 4)))
     guarded = Guard(app, token=token, loopback_port=int(port) if loopback_only else None,
                     max_request_mb=limits.max_request_mb, max_upload_disk_mb=limits.max_upload_disk_mb,
-                    max_body_mb=limits.max_body_mb, disk=disk)
+                    max_body_mb=limits.max_body_mb, disk=disk, files_dir=temp_dir or _gradio_upload_folder())
     bind = host.strip("[]")
     config = uvicorn.Config(guarded, host=bind, port=int(port), log_level="warning" if quiet else "info",
                             timeout_graceful_shutdown=5, lifespan="on")
@@ -215,6 +215,12 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
         print(f"priorpaint: stopped ({stopped.get('signal', 'exit')}); cancelled {summary['jobs_cancelled']} "
               f"job(s), removed {summary['files_removed']} temporary file(s)", flush=True)
     return summary
+
+
+def _gradio_upload_folder() -> str:
+    """Where Gradio keeps uploads and results when this server has no folder of its own."""
+    from gradio.utils import get_upload_folder
+    return get_upload_folder()
 
 
 def _warm_up(backend) -> None:

@@ -7,6 +7,7 @@ Loopback only; every wait is bounded.
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import socket
@@ -97,6 +98,25 @@ class Http:
             return "http", err
         evs, _ = self.events(api, eid)
         return evs[-1] if evs else ("none", None)
+
+
+class CookieHttp(Http):
+    """One client's plain HTTP, keeping the server's cookies (its client id, which its saved
+    vectors are bound to) as a browser, gradio_client and the GIMP bridge do."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def request(self, path, method="GET", data=None, headers=None, timeout=120):
+        req = urllib.request.Request(self.url + path, method=method, data=data, headers=headers or {})
+        try:
+            with self.opener.open(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+        except OSError as e:
+            return 0, str(e).encode()
 
 
 class LiveServer:

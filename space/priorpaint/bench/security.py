@@ -203,10 +203,12 @@ def run(report: dict, args) -> None:
         # 4 / 7: 16 honest clients while one hostile client floods
         hostile_refused, hostile_accepted = [], []
 
+        from .live import CookieHttp
+        hostile_http = CookieHttp(http.url)   # one client: the server's id in its cookie
+
         def hostile():
             for i in range(hostile_calls):
-                eid, err = http.submit("project", [file_data(photo), None, BOX, "", 5000, i, False],
-                                       session_hash="hostile-client")
+                eid, err = hostile_http.submit("project", [file_data(photo), None, BOX, "", 5000, i, False])
                 (hostile_refused if err else hostile_accepted).append(eid or err)
         lat: List[float] = []
         done = [0]

@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from .fixtures import photo_path
-from .live import Http, LiveServer, file_data
+from .live import CookieHttp, Http, LiveServer, file_data
 from .security import BOX
 
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png"]
@@ -225,6 +225,14 @@ def _plot(samples, path: Path) -> None:
     plt.close(fig)
 
 
+def _tracebacks(log_path) -> int:
+    """Tracebacks in the server's log (an aborted upload logs one line, not a traceback)."""
+    try:
+        return Path(log_path).read_text(errors="replace").count("Traceback (most recent call last)")
+    except OSError:
+        return -1
+
+
 def run(report: dict, args) -> None:
     import psutil
 
@@ -243,7 +251,7 @@ def run(report: dict, args) -> None:
         sp = psutil.Process(proc.pid)
         vectors = cache / "vectors"
         stop = threading.Event()
-        threads = [_Client(http, port, stop, out, seed=i) for i in range(clients)]
+        threads = [_Client(CookieHttp(http.url), port, stop, out, seed=i) for i in range(clients)]
         t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -262,6 +270,7 @@ def run(report: dict, args) -> None:
             if not strays or time.monotonic() > settle:
                 break
             time.sleep(0.5)
+        tracebacks = _tracebacks(log_path)
     png = Path("artifacts") / "soak.png"
     _plot(samples, png)
     total = sum(out["requests"].values())
@@ -276,4 +285,5 @@ def run(report: dict, args) -> None:
         "vectors_max_mb": max((s["vectors_mb"] for s in samples), default=None), "vectors_limit_mb": VECTORS_MB,
         "vectors": _flat([(s["t"], s["vectors_mb"]) for s in samples], seconds),
         "stray_partial_files": len(strays), "plot": str(png), "server_log": log_path,
+        "server_log_tracebacks": tracebacks,
     }

@@ -44,20 +44,54 @@ def feather_mask(mask: np.ndarray, radius: int) -> np.ndarray:
     blur (a tent filter of radius ``1.25 · radius``, i.e. a Gaussian-like ramp of sigma about
     ``radius / 2``, whose cost does not grow with the radius), quantised to 8 bits as an alpha.
     """
-    alpha = mask.astype(np.float32)
-    alpha /= np.float32(255.0)   # in place: no second full-size float array
     if radius <= 0 or not mask.any():
+        alpha = mask.astype(np.float32)
+        alpha /= np.float32(255.0)   # in place: no second full-size float array
         return alpha
     pad = 2 * radius + 2  # the border of the crop counts as outside only where the mask says so
-    support = cv2.copyMakeBorder(((mask > 0) * 255).astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
-    size = 2 * radius + 1
-    eroded = cv2.erode(support, np.ones((size, size), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    support = cv2.copyMakeBorder(cv2.threshold(mask, 0, 255, cv2.THRESH_BINARY)[1], pad, pad, pad, pad,
+                                 cv2.BORDER_CONSTANT, value=0)
+    eroded = erode_square(support, radius)
+    del support
     k = 2 * int(round(1.25 * radius)) + 1
     soft = cv2.stackBlur(eroded, (k, k))[pad:-pad, pad:-pad]
-    del support, eroded
-    for r0 in range(0, alpha.shape[0], 512):  # in strips: the float copy of `soft` is one strip's
-        alpha[r0:r0 + 512] *= soft[r0:r0 + 512].astype(np.float32) * np.float32(1.0 / 255.0)
+    del eroded
+    alpha = np.empty(mask.shape, np.float32)
+    for r0 in range(0, alpha.shape[0], 512):  # in strips: each float copy is one strip's
+        a = mask[r0:r0 + 512].astype(np.float32)
+        a /= np.float32(255.0)
+        a *= soft[r0:r0 + 512].astype(np.float32) * np.float32(1.0 / 255.0)
+        alpha[r0:r0 + 512] = a
     return alpha
+
+
+def erode_square(support: np.ndarray, radius: int, rows: int = 512) -> np.ndarray:
+    """``cv2.erode`` of a 0/255 uint8 ``support`` by a (2·radius+1)² square, outside counted as 0,
+    bit for bit, at a cost that does not grow with the radius: a pixel survives when no 0 lies
+    within ``radius`` of it along its row (a running count of zeros) and no row-survivor is
+    missing within ``radius`` along its column.  (OpenCV's own erosion costs the kernel's width
+    per pixel: 2.6 s of a 36 MP feather.)"""
+    size = 2 * radius + 1
+    h = support.shape[0]
+    row_miss = np.empty_like(support)   # 255: a zero lies within radius along the row
+    for r0 in range(0, h, rows):
+        zeros = cv2.threshold(support[r0:r0 + rows], 0, 1, cv2.THRESH_BINARY_INV)[1]
+        count = cv2.boxFilter(zeros, cv2.CV_32S, (size, 1), normalize=False, borderType=cv2.BORDER_CONSTANT)
+        row_miss[r0:r0 + rows] = cv2.compare(count, 0, cv2.CMP_NE)
+    out = np.empty_like(support)
+    for r0 in range(0, h, rows):
+        a0, r1 = max(0, r0 - radius), min(h, r0 + rows)
+        a1 = min(h, r1 + radius)
+        count = cv2.boxFilter(row_miss[a0:a1], cv2.CV_32S, (1, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+        out[r0:r1] = cv2.compare(count[r0 - a0:r1 - a0], 0, cv2.CMP_EQ)
+    if h <= 2 * radius or support.shape[1] <= 2 * radius:
+        out[...] = 0   # no pixel is further than radius from the outside
+    else:  # the outside is 0: the outer radius rows and columns never survive
+        out[:radius] = 0
+        out[-radius:] = 0
+        out[:, :radius] = 0
+        out[:, -radius:] = 0
+    return out
 
 
 def blend_region(base: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -113,8 +147,12 @@ def paste_region(photo: Photo, crop: Crop, region: np.ndarray, layer_rgb: np.nda
 def rgba_layer(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """(h, w, 4) uint8: ``rgb`` with ``round(alpha · 255)`` as alpha, filled in strips of rows
     so the float work is one strip's, not a full-size float32 array and its rounded copy."""
-    out = np.empty(alpha.shape[:2] + (4,), np.uint8)
-    out[..., :3] = rgb
+    if rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8 and rgb.shape[:2] == alpha.shape[:2] \
+            and min(rgb.shape[:2]) > 0:
+        out = cv2.cvtColor(rgb if rgb.strides[1] == 3 else np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA)
+    else:
+        out = np.empty(alpha.shape[:2] + (4,), np.uint8)
+        out[..., :3] = rgb
     strip = np.empty((min(256, alpha.shape[0]), alpha.shape[1]), np.float32)
     for r0 in range(0, alpha.shape[0], strip.shape[0]):
         a = strip[:min(strip.shape[0], alpha.shape[0] - r0)]
@@ -163,9 +201,17 @@ def changed_outside(before: Photo, after: Photo, crop: Crop, edit_mask: Optional
         inside[box.rows, box.cols] = crop.photo_mask(mask) > 0
     else:
         inside[box.rows, box.cols] = mask[box.within(crop.square)] > 0
-    diff = (before.rgb != after.rgb).any(axis=2)
-    if before.alpha is not None or after.alpha is not None:
-        a = before.alpha if before.alpha is not None else np.full(diff.shape, 255, np.uint8)
-        b = after.alpha if after.alpha is not None else np.full(diff.shape, 255, np.uint8)
-        diff |= a != b
-    return int((diff & ~inside).sum())
+    outside = cv2.compare(inside.view(np.uint8), 0, cv2.CMP_EQ)   # 255 where the edit may not change a pixel
+    del inside
+    ones = np.ones((1, before.rgb.shape[2]), np.float32)
+    changed = 0
+    for r0 in range(0, H, 512):   # in strips, with OpenCV: no full-size boolean arrays
+        r1 = min(H, r0 + 512)
+        # any channel differs <=> the saturated sum of the channels' |differences| is not 0
+        diff = cv2.transform(cv2.absdiff(before.rgb[r0:r1], after.rgb[r0:r1]), ones).reshape(r1 - r0, W)
+        if before.alpha is not None or after.alpha is not None:
+            a = before.alpha[r0:r1] if before.alpha is not None else np.full((r1 - r0, W), 255, np.uint8)
+            b = after.alpha[r0:r1] if after.alpha is not None else np.full((r1 - r0, W), 255, np.uint8)
+            diff = cv2.bitwise_or(diff, cv2.absdiff(a, b))
+        changed += cv2.countNonZero(cv2.bitwise_and(diff, outside[r0:r1]))
+    return int(changed)

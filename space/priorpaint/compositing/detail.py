@@ -368,6 +368,18 @@ def _warp_rows(region: np.ndarray, flow: np.ndarray, reach, photo: np.ndarray, r
     return out
 
 
+def _outside_copy(region: np.ndarray, ys: slice, xs: slice) -> np.ndarray:
+    """A new array holding ``region``'s pixels outside the box ``(ys, xs)`` (the box's own are
+    left for the caller to write): a full selection's box is the whole square, so nothing is
+    copied twice."""
+    out = np.empty_like(region)
+    out[:ys.start] = region[:ys.start]
+    out[ys.stop:] = region[ys.stop:]
+    out[ys, :xs.start] = region[ys, :xs.start]
+    out[ys, xs.stop:] = region[ys, xs.stop:]
+    return out
+
+
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     """Round (half to even) and saturate to uint8 in one pass."""
     return cv2.add(x, 0, dtype=cv2.CV_8U)
@@ -418,9 +430,9 @@ def detail_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, m
         c_mid = _resize(conf, mid, cv2.INTER_LINEAR if mid > res else cv2.INTER_AREA)
         shown_mid = _resize(e, mid, cv2.INTER_LANCZOS4 if mid > res else cv2.INTER_AREA)
     reach = _flow_reach(flow, side, box) if moved else None
-    out_region = region.copy()
-    inner_u8 = region.copy()
     ys, xs = box
+    out_region = _outside_copy(region, ys, xs)   # the box is filled strip by strip below
+    inner_u8 = _outside_copy(region, ys, xs)
     for r0 in range(ys.start, ys.stop, STRIP_ROWS):
         # one strip of the box at a time: the float32 work is a strip's, never the square's
         r1 = min(ys.stop, r0 + STRIP_ROWS)

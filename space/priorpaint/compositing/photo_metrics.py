@@ -55,10 +55,12 @@ NAMES = ("psnr_photo", "detail_kept", "effect_carried", "seam_grain", "ghost", "
 def _luma(img: np.ndarray) -> np.ndarray:
     """The luminance (float32), formed in strips: no full-size three-channel float copy."""
     out = np.empty(img.shape[:2], np.float32)
-    for r0 in range(0, img.shape[0], ROWS):
-        rows = img[r0:r0 + ROWS].astype(np.float32)
-        out[r0:r0 + ROWS] = 0.299 * rows[..., 0] + 0.587 * rows[..., 1] + 0.114 * rows[..., 2]
+    for r0 in range(0, img.shape[0], ROWS):   # one OpenCV pass per strip instead of five numpy ones
+        out[r0:r0 + ROWS] = cv2.transform(img[r0:r0 + ROWS].astype(np.float32), _LUMA).reshape(out[r0:r0 + ROWS].shape)
     return out
+
+
+_LUMA = np.array([[0.299, 0.587, 0.114]], np.float32)
 
 
 def _resize(img: np.ndarray, side: int, interp=None) -> np.ndarray:
@@ -89,18 +91,31 @@ def _shrink(img: np.ndarray, f: int) -> np.ndarray:
     return out
 
 
+def _shrunk_luma(img: np.ndarray, f: int) -> np.ndarray:
+    """``_shrink(_luma(img), f)``, bit for bit, a strip at a time: no full-size luminance."""
+    n = img.shape[0] // f
+    out = np.empty((n, n), np.float32)
+    step = max(1, ROWS // f)
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        out[i0:i1] = cv2.resize(_luma(img[i0 * f:i1 * f, :n * f]), (n, i1 - i0), interpolation=cv2.INTER_AREA)
+    return out
+
+
 def psnr_photo(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optional[float]:
-    """PSNR (dB, 8-bit peak) inside ``mask > 0``; :data:`PSNR_IDENTICAL` when bit-identical there."""
-    sel = mask > 0
-    if not sel.any():
+    """PSNR (dB, 8-bit peak) inside ``mask > 0``; :data:`PSNR_IDENTICAL` when bit-identical there.
+
+    The squared error is OpenCV's masked ``NORM_L2SQR`` (exact for 8-bit images: integer sums
+    well inside a double's 53 bits), with no copy of the selected pixels."""
+    sel = mask if mask.dtype == np.uint8 else (mask > 0).astype(np.uint8)
+    n = cv2.countNonZero(sel)
+    if n == 0:
         return None
-    se, n = 0, 0
-    for r0 in range(0, sel.shape[0], ROWS):  # in strips: no full-size float64 copy
-        s = sel[r0:r0 + ROWS]
-        d = result[r0:r0 + ROWS][s].astype(np.int32) - photo[r0:r0 + ROWS][s].astype(np.int32)
-        se += int((d * d).sum())
-        n += d.size
-    mse = se / n
+    if result.dtype != np.uint8 or photo.dtype != np.uint8:
+        result, photo = result.astype(np.float64), photo.astype(np.float64)
+    se = cv2.norm(np.ascontiguousarray(result), np.ascontiguousarray(photo), cv2.NORM_L2SQR,
+                  mask=np.ascontiguousarray(sel))
+    mse = se / (n * (result.shape[2] if result.ndim == 3 else 1))
     if mse == 0.0:
         return PSNR_IDENTICAL
     return float(min(PSNR_IDENTICAL, 10.0 * np.log10(255.0 ** 2 / mse)))
@@ -124,11 +139,22 @@ def _hf_strips(img: np.ndarray):
 def _hf_sum(img: np.ndarray, weight: np.ndarray) -> float:
     """Sum of ``high_frequency(img) · weight``: a boolean mask, or a uint8 mask weighting
     by ``mask / 255`` (formed a strip at a time)."""
-    total = 0.0
+    return _hf_sums(img, [weight])[0]
+
+
+def _hf_sums(img: np.ndarray, weights) -> list:
+    """:func:`_hf_sum` of ``img`` for each of ``weights``, from one pass of strips (the
+    |Laplacian| of a 36 MP square costs about a second per pass)."""
+    totals = [0.0] * len(weights)
     for r0, hf in _hf_strips(img):
-        w = weight[r0:r0 + hf.shape[0]]
-        total += float(hf[w].sum()) if w.dtype == bool else float((hf * (w.astype(np.float32) / 255.0)).sum())
-    return total
+        for i, weight in enumerate(weights):
+            w = weight[r0:r0 + hf.shape[0]]
+            totals[i] += float(hf[w].sum()) if w.dtype == bool else float((hf * (w.astype(np.float32) / 255.0)).sum())
+    return totals
+
+
+def _ratio(result_sum: float, photo_sum: float) -> Optional[float]:
+    return None if photo_sum <= 0 else float(result_sum / photo_sum)
 
 
 def detail_kept(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Optional[float]:
@@ -138,7 +164,7 @@ def detail_kept(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> Opti
     hp = _hf_sum(photo, mask)
     if hp <= 0:
         return None
-    return float(_hf_sum(result, mask) / hp)
+    return _ratio(_hf_sum(result, mask), hp)
 
 
 def effect_carried(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.ndarray,
@@ -183,22 +209,32 @@ def _correlation(got: np.ndarray, want: np.ndarray, sel: np.ndarray) -> Optional
     return float((sab - sa * sb / n) / den)
 
 
-def seam_grain(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, feather: int) -> Optional[float]:
-    """``|1 − HF(result)/HF(photo)|`` on the ring just inside the edit mask's edge."""
-    inside = (mask > 0).astype(np.uint8)
+def seam_ring(mask: np.ndarray, feather: int) -> Optional[np.ndarray]:
+    """The ring just inside the edit mask's edge (bool) where :func:`seam_grain` is measured;
+    None when it has fewer than 16 pixels."""
+    inside = cv2.threshold(mask, 0, 1, cv2.THRESH_BINARY)[1] if mask.dtype == np.uint8 else (mask > 0).astype(np.uint8)
     if not inside.any():
         return None
-    padded = np.pad(inside, 1)  # the square's border counts as an edge only where the mask meets it
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)  # the square's border counts
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]   # as an edge only where the mask meets it
     ring = (inside > 0) & (dist <= 2 * max(int(feather), 1) + 1)
     del dist
-    count = int(ring.sum())
-    if count < 16:
-        return None
-    hp = _hf_sum(photo, ring) / count
+    return ring if int(np.count_nonzero(ring)) >= 16 else None
+
+
+def _seam(result_sum: float, photo_sum: float, count: int) -> Optional[float]:
+    hp = photo_sum / count
     if hp <= 0:
         return None
-    return float(abs(1.0 - (_hf_sum(result, ring) / count) / hp))
+    return float(abs(1.0 - (result_sum / count) / hp))
+
+
+def seam_grain(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, feather: int) -> Optional[float]:
+    """``|1 − HF(result)/HF(photo)|`` on the ring just inside the edit mask's edge."""
+    ring = seam_ring(mask, feather)
+    if ring is None:
+        return None
+    return _seam(_hf_sum(result, ring), _hf_sum(photo, ring), int(np.count_nonzero(ring)))
 
 
 def _grad(gray: np.ndarray) -> np.ndarray:
@@ -228,7 +264,7 @@ def ghost(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edited: np.nd
     sel = _resize(vanished.astype(np.float32), n, cv2.INTER_NEAREST) > 0.5
 
     def luma(img):
-        return _shrink(_luma(img), f) if f > 1 else _luma(img)
+        return _shrunk_luma(img, f) if f > 1 else _luma(img)
     g_res = _grad(low_band(luma(result), sigma / f))[sel].mean()
     g_photo = _grad(low_band(luma(photo), sigma / f))[sel].mean()
     if g_photo <= 1e-6:
@@ -247,11 +283,17 @@ def photo_metrics(result: np.ndarray, photo: np.ndarray, base: np.ndarray, edite
     ``base`` / ``edited``: the generator's unedited and edited renderings (R×R×3 uint8);
     ``edit_mask`` and ``selection``: square-region uint8 masks.
     """
+    # detail_kept and seam_grain from one |Laplacian| pass over each image
+    ring = seam_ring(edit_mask, feather) if edit_mask.any() else None
+    weights = [edit_mask] + ([ring] if ring is not None else [])
+    hp = _hf_sums(photo, weights) if edit_mask.any() else None
+    hr = _hf_sums(result, weights) if hp is not None and hp[0] > 0 or ring is not None else None
     out: Dict[str, Optional[float]] = {
         "psnr_photo": psnr_photo(result, photo, selection),
-        "detail_kept": detail_kept(result, photo, edit_mask),
+        "detail_kept": _ratio(hr[0], hp[0]) if hr is not None else None,
         "effect_carried": effect_carried(result, photo, base, edited, edit_mask, feather),
-        "seam_grain": seam_grain(result, photo, edit_mask, feather),
+        "seam_grain": _seam(hr[1], hp[1], int(np.count_nonzero(ring))) if ring is not None else None,
     }
+    del ring
     out.update(ghost(result, photo, base, edited, edit_mask))
     return {k: (None if v is None else round(float(v), 4)) for k, v in out.items()}
