@@ -118,7 +118,7 @@ def test_todays_head_turn_on_a_held_out_box_fails_the_measures(shared_cache, ast
     from priorpaint.session import EditSession
     s = EditSession.open(astronaut_path, box=HELD_OUT_BOX)
     s.project(ProjectionConfig())
-    region = s._photo_square()
+    region = s.photo_square()
     sel = (s.crop.region_mask > 0).astype(np.uint8) * 255
     r = s.render(s.apply(["direction:head_turn=2"]))
     today = s.crop.region_of(r.photo.rgb, pad="edge")
