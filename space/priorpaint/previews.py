@@ -19,13 +19,10 @@ import numpy as np
 def composite_mode(state, mode: str) -> str:
     """The composite a preview of ``state`` in ``mode`` makes: the render's (a structural edit turns
     ``"detail"`` into its own, e.g. ``"warp"``)."""
-    from .compositing.detail import check_mode
+    from .compositing.warp import check_render_mode
     from .edits.registry import structural_composite
 
-    from .compositing.warp import MODE as WARP
-
-    if mode != WARP:
-        check_mode(mode)
+    check_render_mode(mode)
     if mode == "detail" and state is not None:
         return structural_composite(state.applied) or mode
     return mode

@@ -192,7 +192,8 @@ class EditSession:
         ``G(z_h_e) − G(z_h)``, the photo warped along the edit's motion, generated pixels
         where there is no correspondence; :mod:`priorpaint.compositing.detail`): a render
         without an edit returns the photo bit for bit.  ``composite="replace"`` pastes the
-        generator's square, resized to the selection (the reconstruction itself).  An applied edit
+        generator's square, resized to the selection (the reconstruction itself).  ``composite="warp"``
+        moves the photo's own pixels along the edit's motion (:mod:`priorpaint.warp_render`).  An applied edit
         that declares a structural composite (``drag``, or a structural named direction such as
         head_turn: ``"warp"``, :mod:`priorpaint.warp_render`) turns ``"detail"`` into it.
 
@@ -205,11 +206,9 @@ class EditSession:
         :mod:`priorpaint.compositing.photo_metrics` (``psnr_photo``, ``detail_kept``,
         ``effect_carried``, ``seam_grain``, ``ghost``) and ``composite`` (the mode).
         """
-        from .compositing import warp
-        from .compositing.detail import check_mode
+        from .compositing.warp import check_render_mode
         from .edits.registry import structural_composite
-        if composite != warp.MODE:
-            check_mode(composite)
+        check_render_mode(composite)
         with self.lock:
             state = state or self.initial_state()
             if composite == "detail":   # a structural edit (drag, head_turn) declares its own composite

@@ -9,8 +9,9 @@ the photo's features by :func:`~priorpaint.compositing.warp.register_affine`), o
 
 **Stacked edits.** Appearance directions applied with a structural one (``head_turn`` +
 ``exposure``) are not moved by the warp (a pure warp adds no light): the photo is warped first,
-then the appearance edits alone are re-applied to the projection and the low band of their change
-is added to the warped square by the detail composite, as a render of them alone would add it.
+along the structural edits' motion alone, then the appearance edits alone are re-applied to the
+projection and the low band of their change ``G(z_h_a) − G(z_h)`` is added to the warped square (not the detail composite itself: its RGB flow
+moves pixels even for a colour-only edit, which would move the photo a second time).
 :func:`priorpaint.edits.registry.structural_composite` routes to ``warp`` only when every other
 applied edit is such a latent move, so the re-application is cheap and needs no file.
 
@@ -27,21 +28,32 @@ from .compositing.blend import gray_rgb, to_uint8
 from .edits.registry import applied_composite
 
 
-def appearance_specs(applied: List[dict]) -> List[dict]:
-    """The applied edits a warp does not carry (no structural composite of their own), as specs to
-    apply again (their bookkeeping fields dropped)."""
-    return [{k: v for k, v in spec.items() if k not in ("seconds", "applied_strength", "composite")}
-            for spec in applied if not applied_composite(spec)]
+def split_specs(applied: List[dict]):
+    """``(structural, appearance)``: the applied edits that move (a structural composite of their own)
+    and those a warp does not carry, as specs to apply again (their bookkeeping fields dropped)."""
+    out = ([], [])
+    for spec in applied:
+        out[not applied_composite(spec)].append(
+            {k: v for k, v in spec.items() if k not in ("seconds", "applied_strength", "composite")})
+    return out
 
 
 def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: int):
     """``(result_region, layer_rgb, alpha, info)`` of the warp composite of ``state`` on ``region``
     (the photo's square at any size: the render's, or a preview's shrunk one) under ``mask``."""
     from .compositing import warp
-    from .compositing.detail import composite_square
+    from .compositing.blend import blend_region
+    from .compositing.detail import upsampled_low_band
     from .edits.drag import APPEARANCE as DRAG_APPEARANCE, drag_field
 
     p = session.require_projection()
+    moving, stacked = split_specs(state.applied)
+    if stacked and moving and not any(spec.get("kind") == "drag" for spec in state.applied):
+        # the motion is the structural edits' alone (an appearance direction also drifts the proxy's
+        # face on this model, which would move the photo); the appearance comes back as a low band
+        state = session.apply(moving)
+    else:
+        stacked = []
     z_proxy = None
     if warp.PROXY_STEPS > 0:   # a proxy refined towards the photo, once per projection
         from .projection.proxy import refine_proxy_z
@@ -77,12 +89,12 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     w = warp.warp_composite(region, b, e, flow, new, mask, radius, appearance=appearance)
     w.info.update(motion=motion, **extra)
     out, inner, alpha = w.region, w.inner, w.alpha
-    stacked = appearance_specs(state.applied) if dragged is None else []
     if stacked:   # the appearance edits' own change, its low band on the moved photo
-        look = session.apply(stacked)
-        edited, base = to_uint8(session.generate(look)), to_uint8(session.generate(None))
+        edited, base = to_uint8(session.generate(session.apply(stacked))), to_uint8(session.generate(None))
         if gray:
             edited, base = gray_rgb(edited), gray_rgb(base)
-        out, inner, alpha, _ = composite_square(out, base, edited, mask, radius, "detail")
+        low = upsampled_low_band(edited.astype(np.float32) - base.astype(np.float32), region.shape[0])
+        inner = np.clip(np.round(inner.astype(np.float32) + low), 0, 255).astype(np.uint8)
+        out = blend_region(region, inner, alpha)
         w.info["appearance_edits"] = [s.get("name", s["kind"]) for s in stacked]
     return out, inner, alpha, w.info
