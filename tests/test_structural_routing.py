@@ -53,6 +53,12 @@ def test_a_structural_direction_renders_with_the_warp_composite(session):
     assert r0.metrics["composite"] == "detail" and np.array_equal(r0.photo.rgb, session.photo.rgb)
 
 
+def test_a_warp_render_fits_no_gprime(session):
+    r = session.render(session.apply(["direction:head_tilt=2"]), adapt=True)
+    assert r.metrics["composite"] == "warp" and "psnr_adapted" not in r.metrics
+    assert any("G′ is not used by the warp composite" in n for n in r.metrics["notes"])
+
+
 def test_a_request_cannot_declare_the_composite(session):
     st = session.apply([{"kind": "direction", "name": "exposure", "strength": 1.0, "composite": "warp"}])
     assert "composite" not in st.applied[0]

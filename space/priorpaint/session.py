@@ -197,7 +197,8 @@ class EditSession:
         that declares a structural composite (``drag``, or a structural named direction such as
         head_turn: ``"warp"``, :mod:`priorpaint.warp_render`) turns ``"detail"`` into it.
 
-        ``adapt=True`` renders through the image-specific generator G′ (fitted on the
+        ``adapt=True`` (not for ``warp``, which moves the photo's own pixels: a note says so)
+        renders through the image-specific generator G′ (fitted on the
         unedited pixels, cached per session; see :mod:`priorpaint.adaptation`) instead of
         ``G``; ``adapt_options``: ``"multiplicative"`` (default) / ``"weights"``, a dict of
         :class:`priorpaint.adaptation.AdaptConfig` fields, or a config.  The metrics then
@@ -213,6 +214,9 @@ class EditSession:
             state = state or self.initial_state()
             if composite == "detail":   # a structural edit (drag, head_turn) declares its own composite
                 composite = structural_composite(state.applied) or composite
+            if adapt and composite == "warp":   # the photo's own pixels move: G′ would be fitted for nothing
+                adapt, state = False, state.evolve()
+                state.notes.append("G′ is not used by the warp composite (the photo's own pixels move); not fitted")
             check_finite(state.h, "the edited latent")
             check_finite(state.z, "the edited latent")
             t0 = time.perf_counter()
