@@ -172,8 +172,9 @@ STAGE_WORDS = {
     "paint": "painting the concept",
 }
 
-COMPOSITE_MODES = ("detail", "replace")
-COMPOSITE_LABELS = {"detail": "Keep photo detail", "replace": "Replace with generated pixels"}
+COMPOSITE_MODES = ("detail", "replace", "warp")
+COMPOSITE_LABELS = {"detail": "Keep photo detail", "replace": "Replace with generated pixels",
+                    "warp": "Move the photo's pixels (pose edits)"}
 
 
 def stage_words(stage: str) -> str:
@@ -291,7 +292,7 @@ def edit(client: Client, projection: Projection, edits: List[dict], adapt: bool,
          should_cancel=None, composite: Optional[str] = None) -> Layer:
     """Apply edit specs to a projected session; return the result layer in image coordinates.
 
-    ``composite`` (``"detail"`` or ``"replace"``, None = the backend's default) is sent
+    ``composite`` (``"detail"``, ``"replace"`` or ``"warp"``, None = the backend's default) is sent
     only to a backend whose ``edit`` declares it; otherwise the layer's status carries a
     note saying the backend's own compositing was used.
     """

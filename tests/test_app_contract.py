@@ -158,9 +158,9 @@ def test_bench_steps_match_the_config():
 
 def test_api_choices_are_the_methods():
     from priorpaint.adaptation.gprime import METHODS
-    from priorpaint.compositing.detail import MODES
+    from priorpaint.compositing.warp import RENDER_MODES
     assert tuple(m.value for m in C.Init) == PUBLIC_INITS and set(PUBLIC_INITS) <= set(INITS)
-    assert tuple(m.value for m in C.Composite) == MODES
+    assert tuple(m.value for m in C.Composite) == RENDER_MODES
     assert tuple(m.value for m in C.Method) == METHODS
     assert setting("init").metadata["choices"] == PUBLIC_INITS
 

@@ -239,7 +239,7 @@ def test_session_render_detail_and_replace(session):
 
 def test_session_refuses_an_unknown_composite(session):
     from priorpaint.errors import InputError
-    with pytest.raises(InputError, match="composite must be one of detail, replace, got 'paste'"):
+    with pytest.raises(InputError, match="composite must be one of detail, replace, warp, got 'paste'"):
         session.render(composite="paste")
 
 

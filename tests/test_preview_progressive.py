@@ -220,7 +220,7 @@ def test_session_preview_gives_the_approximate_frame_then_the_exact_one(ffhq64):
     # the approximate frame is composited as any preview: outside the selection, the photo's pixels
     sq = s.preview_region(None, "detail", frame=s.cache["preview-lines"].approximate(spec("white_hair", 0.5)).image)
     outside = s.crop.region_mask == 0
-    assert outside.any() and np.array_equal(sq[outside], s._photo_square()[outside])
+    assert outside.any() and np.array_equal(sq[outside], s.photo_square()[outside])
     # model resolution, as the list form of the endpoint gives it
     (g2, f2), (e2, _) = s.preview_frames(spec("white_hair", 0.75))
     assert f2["approximate"] and g2.shape == e2.shape == (64, 64, 3)

@@ -97,3 +97,15 @@ def test_a_selection_smaller_than_the_models_resolution(hopper):
     v = _one_line(r)
     assert r.metrics["changed_outside_mask"] == 0
     assert v["carried"] is False and v["message"].startswith("this edit cannot be carried here")
+
+
+def test_the_default_render_moves_the_photo_and_says_when_it_cannot_carry(hopper):
+    """The default composite (``detail``) routes a structural direction to the warp: no smear, and
+    the head turn on this held-out box is still reported as not carried."""
+    r = hopper.render(hopper.apply(["direction:head_turn=2"]))
+    v = _one_line(r)
+    assert r.metrics["composite"] == "warp"
+    assert v["carried"] is False and v["message"].startswith("this edit cannot be carried here: effect ")
+    assert r.metrics["structure"]["smear"] <= LIMITS["smear"] and r.metrics["changed_outside_mask"] == 0
+    preview = hopper.preview_verdict(hopper.apply(["direction:head_turn=2"]), "detail", 256)["verdict"]
+    assert preview["message"].startswith("this edit cannot be carried here")     # said before Render

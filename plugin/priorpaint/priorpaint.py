@@ -153,6 +153,8 @@ class PriorPaint(Gimp.PlugIn):
                           "The photo keeps its own fine detail; the model changes shapes, light and colour")
             composite.add("replace", 1, ops.COMPOSITE_LABELS["replace"],
                           "The edited region is the model's rendering, blended in at the mask's edge")
+            composite.add("warp", 2, ops.COMPOSITE_LABELS["warp"],
+                          "The photo's own pixels move along the edit's motion (a pose edit uses it by itself)")
             procedure.add_choice_argument("composite", "_Blend", "How the result is blended into the photo",
                                           composite, "detail", RW)
         if name == PROC_PROJECT:

@@ -192,10 +192,13 @@ class EditSession:
         ``G(z_h_e) − G(z_h)``, the photo warped along the edit's motion, generated pixels
         where there is no correspondence; :mod:`priorpaint.compositing.detail`): a render
         without an edit returns the photo bit for bit.  ``composite="replace"`` pastes the
-        generator's square, resized to the selection (the reconstruction itself).  An applied edit
-        that declares a structural composite (``drag``: ``"warp"``) turns ``"detail"`` into it.
+        generator's square, resized to the selection (the reconstruction itself).  ``composite="warp"``
+        moves the photo's own pixels along the edit's motion (:mod:`priorpaint.warp_render`).  An applied edit
+        that declares a structural composite (``drag``, or a structural named direction such as
+        head_turn: ``"warp"``, :mod:`priorpaint.warp_render`) turns ``"detail"`` into it.
 
-        ``adapt=True`` renders through the image-specific generator G′ (fitted on the
+        ``adapt=True`` (not for ``warp``, which moves the photo's own pixels: a note says so)
+        renders through the image-specific generator G′ (fitted on the
         unedited pixels, cached per session; see :mod:`priorpaint.adaptation`) instead of
         ``G``; ``adapt_options``: ``"multiplicative"`` (default) / ``"weights"``, a dict of
         :class:`priorpaint.adaptation.AdaptConfig` fields, or a config.  The metrics then
@@ -204,15 +207,16 @@ class EditSession:
         :mod:`priorpaint.compositing.photo_metrics` (``psnr_photo``, ``detail_kept``,
         ``effect_carried``, ``seam_grain``, ``ghost``) and ``composite`` (the mode).
         """
-        from .compositing import warp
-        from .compositing.detail import check_mode
+        from .compositing.warp import check_render_mode
         from .edits.registry import structural_composite
-        if composite != warp.MODE:
-            check_mode(composite)
+        check_render_mode(composite)
         with self.lock:
             state = state or self.initial_state()
-            if composite == "detail":   # a structural edit (drag) declares its own composite
+            if composite == "detail":   # a structural edit (drag, head_turn) declares its own composite
                 composite = structural_composite(state.applied) or composite
+            if adapt and composite == "warp":   # the photo's own pixels move: G′ would be fitted for nothing
+                adapt, state = False, state.evolve()
+                state.notes.append("G′ is not used by the warp composite (the photo's own pixels move); not fitted")
             check_finite(state.h, "the edited latent")
             check_finite(state.z, "the edited latent")
             t0 = time.perf_counter()
@@ -234,65 +238,27 @@ class EditSession:
     def preview_region(self, state: Optional[EditState] = None, mode: str = "detail",
                        size: Optional[int] = None, frame=None) -> np.ndarray:
         """The selection's square as the edit would make it, composited from the photo's own
-        pixels as :meth:`render` without G′ composites it (``mode`` ``"detail"`` or
-        ``"replace"``): a live preview of the result itself, not of the model's rendering.
+        pixels as :meth:`render` without G′ composites it (``mode`` ``"detail"``, ``"replace"`` or
+        ``"warp"``; a structural edit turns ``"detail"`` into ``"warp"`` as the render does): a live
+        preview of the result itself, not of the model's rendering (:mod:`priorpaint.previews`).
 
         (side, side, 3) uint8 at the photo's resolution; with ``size`` below the square's side,
         the photo's square and the edit mask are first area-shrunk to ``size`` and composited
         there (feather scaled alike), which is what the full composite shrunk to ``size``
         looks like, at a fraction of the cost on a large selection.  ``frame``: the generator's
         frame to composite instead of rendering ``state`` (an approximate one, see
-        :meth:`preview_frames`)."""
-        import cv2
-
-        from .compositing.blend import default_feather
-        from .compositing.detail import check_mode, composite_square
-
-        check_mode(mode)
-        with self.lock:
-            edited, base, mask = self._preview_inputs(state, frame)
-            colour_mode = mode == "detail" and _declares_colour(state)
-            side = self.crop.square[2]
-            n = int(size) if size is not None and side > int(size) else side
-            key = ("preview-square", n)        # the photo's square (and selection) at that size
-            if key not in self.cache:
-                region = self._photo_square()
-                sel = self.crop.region_mask
-                if n != side:
-                    region = cv2.resize(region, (n, n), interpolation=cv2.INTER_AREA)
-                    sel = cv2.resize(sel, (n, n), interpolation=cv2.INTER_AREA)
-                self.cache[key] = (region, sel)
-            region, sel = self.cache[key]
-        radius = default_feather(side)
-        if n != side:
-            mask = sel if mask is self.crop.region_mask else cv2.resize(mask, (n, n), interpolation=cv2.INTER_AREA)
-            radius = max(1, int(round(radius * n / side)))
-        if colour_mode:
-            from .compositing.colour import colour_composite
-            out = colour_composite(region, base, edited, mask, radius)[0] if mask.any() else region
-        else:
-            out = composite_square(region, base, edited, mask, radius, mode)[0] if mask.any() else region
-        return np.ascontiguousarray(out)
+        :meth:`preview_frames`; a warp preview renders its own proxies)."""
+        from .previews import preview_region
+        return preview_region(self, state, mode, size, frame)
 
     def preview_verdict(self, state: Optional[EditState] = None, mode: str = "detail",
                         size: int = 256) -> Dict[str, object]:
-        """``{"structure", "verdict"}`` of the edit as the live preview shows it (``mode``
-        ``"detail"`` or ``"replace"``, at most ``size`` px): whether it can be carried here, said
+        """``{"structure", "verdict"}`` of the edit as the live preview shows it (``mode`` as
+        :meth:`preview_region`'s, at most ``size`` px): whether it can be carried here, said
         before the user renders (:mod:`priorpaint.measures`). Measured on the preview's square, so
         the figures are those of :meth:`render` without G′ at that size."""
-        import cv2
-
-        from .measures.report import structure_report
-        state = state or self.initial_state()
-        result = self.preview_region(state, mode, size)
-        with self.lock:
-            region = self.cache.get(("preview-square", result.shape[0]), (self._photo_square(),))[0]
-        mask = self.edit_mask(state)
-        if mask.shape[0] != result.shape[0]:
-            mask = cv2.resize(mask, (result.shape[0],) * 2, interpolation=cv2.INTER_AREA)
-        structure, verdict = structure_report(self.gen, getattr(self.gen, "model_id", None), state.applied,
-                                              result, region, mask)
-        return {"structure": structure, "verdict": verdict}
+        from .previews import preview_verdict
+        return preview_verdict(self, state, mode, size)
 
     def preview_layer(self, state: Optional[EditState] = None, mode: str = "detail",
                       size: Optional[int] = None, frame=None) -> np.ndarray:
@@ -303,40 +269,8 @@ class EditSession:
         compositing); an aligned crop (a rotated square) composites at the photo's
         resolution and warps back as the render does, then shrinks.  ``frame``: as
         :meth:`preview_region`'s."""
-        import cv2
-
-        from .compositing.blend import default_feather, layer_pixels
-        from .compositing.detail import check_mode, composite_square
-
-        box = self.crop.layer_box
-        if self.crop.alignment is None:
-            sq = self.preview_region(state, mode, size, frame)
-            f = sq.shape[0] / float(self.crop.square[2])
-            rows, cols = box.within(self.crop.square)
-            if f != 1.0:
-                rows, cols = (slice(int(round(s_.start * f)), max(int(round(s_.stop * f)), int(round(s_.start * f)) + 1))
-                              for s_ in (rows, cols))
-            return np.ascontiguousarray(sq[rows, cols])
-        check_mode(mode)
-        with self.lock:
-            edited, base, mask = self._preview_inputs(state, frame)
-            region = self._photo_square()          # the photo's rotated square, at full size
-        here = self.photo.rgb[box.rows, box.cols]
-        if mask.any():
-            if mode == "detail" and _declares_colour(state):   # as render composites a scribble
-                from .compositing.colour import colour_composite
-                result, layer_rgb, alpha, _ = colour_composite(region, base, edited, mask,
-                                                               default_feather(region.shape[0]))
-            else:
-                result, layer_rgb, alpha, _ = composite_square(region, base, edited, mask,
-                                                               default_feather(region.shape[0]), mode)
-            here = layer_pixels(self.photo, self.crop, result, layer_rgb, alpha,
-                                base=region if mode == "detail" else None, mask=mask)[0]
-        if size is not None and max(box.w, box.h) > int(size):
-            f = int(size) / float(max(box.w, box.h))
-            here = cv2.resize(here, (max(1, int(round(box.w * f))), max(1, int(round(box.h * f)))),
-                              interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(here)
+        from .previews import preview_layer
+        return preview_layer(self, state, mode, size, frame)
 
     def preview_frames(self, specs, mode: Optional[str] = None, size: Optional[int] = None,
                        approximate: bool = True):
@@ -370,7 +304,7 @@ class EditSession:
             return frame if isinstance(frame, np.ndarray) else to_uint8(frame)
         return self.preview_layer(state, mode, size, frame=frame)
 
-    def _photo_square(self) -> np.ndarray:
+    def photo_square(self) -> np.ndarray:
         """The photo's own pixels of the square, edge-padded (aligned crops: warped), made once per
         session: ``crop.region`` is the model's view of it, which a model with a content box pads
         with zeros.  Read-only: renders and previews composite from it."""
@@ -379,7 +313,7 @@ class EditSession:
             region = self.cache["photo-square"] = self.crop.region_of(self.photo.rgb, pad="edge")
         return region
 
-    def _preview_inputs(self, state: Optional[EditState], frame=None):
+    def preview_inputs(self, state: Optional[EditState], frame=None):
         """(G(z_h_e), G(z_h), edit mask) for a preview, as :meth:`render` composites them (their
         luminance on a grayscale photo); G(z_h) is cached (the same for every preview).
         ``frame``: G(z_h_e) already made (or predicted; a tensor, or its uint8 pixels)."""
@@ -404,7 +338,7 @@ class EditSession:
         if self.photo.gray:  # a grayscale photo gets the edit's luminance: the result stays gray
             edited = gray_rgb(edited)
             base_u8 = edited if base is None else gray_rgb(base_u8)
-        region = self._photo_square()
+        region = self.photo_square()
         side = region.shape[0]
         radius = default_feather(side) if feather is None else int(feather)
         info: Dict[str, object] = {"mode": mode}
@@ -414,7 +348,8 @@ class EditSession:
             layer = np.zeros((box[3], box[2], 4), np.uint8)
             result_region = region
         elif mode == "warp":
-            result_region, layer_rgb, alpha, info = self._warp_square(state, region, mask, radius)
+            from .warp_render import warp_square
+            result_region, layer_rgb, alpha, info = warp_square(self, state, region, mask, radius)
             out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
                                            base=region, mask=mask)
         elif mode == colour.MODE:   # a colour scribble: the colour change over the photo's own texture
@@ -456,49 +391,6 @@ class EditSession:
         self.used = time.time()
         return Render(photo=out, layer=layer, layer_box=box, generated=edited, metrics=m)
 
-    def _warp_square(self, state: EditState, region: np.ndarray, mask: np.ndarray, radius: int):
-        """The ``warp`` composite (:mod:`priorpaint.compositing.warp`): the motion of the in-manifold
-        proxy ``G(z)`` → ``G(z_e)`` (:data:`warp.MOTION`: its landmarks' spline by default, carried
-        onto the photo's features by :func:`warp.register_affine`), or a drag's own field; the
-        photo's pixels moved along it."""
-        from .compositing import warp
-        from .edits.drag import APPEARANCE as DRAG_APPEARANCE, drag_field
-        p = self.require_projection()
-        z_proxy = None
-        if warp.PROXY_STEPS > 0:   # a proxy refined towards the photo, once per projection
-            from .projection.proxy import refine_proxy_z
-            key = ("proxy_z", warp.PROXY_STEPS)
-            if key not in self.cache:
-                self.cache[key] = refine_proxy_z(self.gen, p.z, self.target, steps=warp.PROXY_STEPS)
-            z_proxy = self.cache[key]
-        xb, xe, fb, fe = warp.proxy_renders(self.gen, p.split, p.z, p.h, state.z, state.h, state.interventions,
-                                            z_proxy=z_proxy)
-        b, e = to_uint8(xb), to_uint8(xe)
-        res = b.shape[0]
-        dragged = drag_field(state.applied, res)
-        found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" and dragged is None else None
-        if self.photo.gray:
-            b, e = gray_rgb(b), gray_rgb(e)
-        appearance, extra = None, {}
-        if dragged is not None:   # a drag: the photo moves along the field through its tracked handles
-            flow, motion, appearance = dragged, "drag", DRAG_APPEARANCE
-            new = warp.new_content_along(fb, fe, flow, res)
-        else:
-            if found is not None:
-                (flow, new), motion = found, "landmarks"
-            elif warp.MOTION == "matches":
-                (flow, new, extra), motion = warp.match_correspondence(fb, fe, res), "matches"
-            else:
-                flow, new, motion = *warp.correspondence_from_features(fb, fe, res)[:2], "features"
-            if warp.REGISTER:   # the proxy's motion onto the photo's own features
-                a = warp.register_affine(region, b)
-                extra["registered"] = a is not None
-                if a is not None:
-                    flow, new, b, e = warp.to_photo_frame(a, flow, new, b, e)
-        w = warp.warp_composite(region, b, e, flow, new, mask, radius, appearance=appearance)
-        w.info.update(motion=motion, **extra)
-        return w.region, w.inner, w.alpha, w.info
-
     # -- bookkeeping ---------------------------------------------------------------------
     def nbytes(self) -> int:
         """Approximate memory held by the session (for the server's LRU cache)."""
@@ -518,14 +410,6 @@ class EditSession:
         """The G′ fitted by the last adapted render with these options (None before one)."""
         from .adaptation import gprime_for
         return gprime_for(self.cache, options)
-
-
-def _declares_colour(state: Optional[EditState]) -> bool:
-    """Whether the applied edits declare the ``colour`` composite (a scribble), which the live
-    preview then shows as :meth:`EditSession.render` composites it."""
-    from .compositing.colour import MODE
-    from .edits.registry import structural_composite
-    return state is not None and structural_composite(state.applied) == MODE
 
 
 def _round_info(info: Dict[str, object]) -> Dict[str, object]:

@@ -8,7 +8,7 @@ request (:meth:`ProjectRequest.parse` and friends) and a result into the endpoin
 
 The choices a request may make are Enums read from where the method declares them:
 :class:`Init` from :data:`priorpaint.projection.project.PUBLIC_INITS`, :class:`Composite`
-from :data:`priorpaint.compositing.detail.MODES`, :class:`Method` from
+from :data:`priorpaint.compositing.warp.RENDER_MODES`, :class:`Method` from
 :data:`priorpaint.adaptation.gprime.METHODS`.  A result's figures (PSNRs, seconds, notes, the
 measures a session report carries) travel in its ``report`` dict, passed through as they come.
 """
@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..adaptation.gprime import METHODS
-from ..compositing.detail import MODES
+from ..compositing.warp import RENDER_MODES
 from ..errors import InputError
 from ..projection.project import PUBLIC_INITS
 from . import kinds
@@ -39,7 +39,7 @@ def _choices(name: str, values: Sequence[str], doc: str):
 
 
 Init = _choices("Init", PUBLIC_INITS, "How a projection starts (``projection.project.PUBLIC_INITS``).")
-Composite = _choices("Composite", MODES, "How a render is blended into the photo (``compositing.detail.MODES``).")
+Composite = _choices("Composite", RENDER_MODES, "How a render is blended into the photo (``warp.RENDER_MODES``).")
 Method = _choices("Method", METHODS, "How G′ is fitted (``adaptation.gprime.METHODS``).")
 
 PREVIEW_MAX_SIZE = 1024
@@ -192,7 +192,7 @@ def parse_edit_list(edits: Any, files: Sequence = (), limits: Optional[Limits] =
 
 
 def composite_mode(value) -> str:
-    """The ``composite`` option of ``edit``: ``"detail"`` (default, also for ``""``/null) or ``"replace"``."""
+    """The ``composite`` option of ``edit``: ``"detail"`` (default, also for ``""``/null), ``"replace"`` or ``"warp"``."""
     return choice(Composite, value, "composite", Composite.DETAIL).value
 
 

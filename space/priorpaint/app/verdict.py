@@ -18,7 +18,7 @@ EXAMPLE = '{"size": 256}'
 @dataclass(frozen=True)
 class VerdictRequest:
     """``options``: a JSON object (or ``""``), every key optional: ``composite``
-    ("detail"|"replace", default "detail") and ``size`` (16..1024 px, default 256)."""
+    ("detail"|"replace"|"warp", default "detail") and ``size`` (16..1024 px, default 256)."""
     session: str
     edits: Tuple[dict, ...] = ()
     composite: Composite = Composite.DETAIL

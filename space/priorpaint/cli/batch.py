@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from .common import add_projection_args, alignment_options
+from .common import add_projection_args, alignment_options, render_modes
 
 DESCRIPTION = """\
 Apply one recipe (edits, projection and render settings) to many photos.
@@ -82,10 +82,11 @@ def add_parser(sub) -> None:
                    help="G' by multiplicative feature perturbations (default) or by tuning G_F's weights")
     p.add_argument("--adapt-fit", choices=("unedited", "reconstruction"), default="unedited",
                    help="fit G' on the unedited pixels (default) or once on the whole crop's reconstruction")
-    p.add_argument("--composite", choices=("detail", "replace"), default="detail",
+    p.add_argument("--composite", choices=render_modes(), default="detail",
                    help="detail (default, as edit): keep the photo's own detail at its resolution and take from the "
-                        "generator only what the edit changes; replace: paste the generator's square resized to "
-                        "the selection")
+                        "generator only what the edit changes (a pose edit is rendered as warp); warp: move the "
+                        "photo's own pixels along the edit's motion; replace: paste the generator's square resized "
+                        "to the selection")
     p.add_argument("--layers", action="store_true", help="also write NAME.layer.png (RGBA, alpha = feathered edit mask)")
     p.add_argument("--reports", action="store_true", help="also write NAME.report.json per photo")
     p.add_argument("--summary", metavar="FILE", help="where to write the run's summary JSON (default OUTDIR/summary.json)")

@@ -63,7 +63,15 @@ def add_render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapt-fit", choices=("unedited", "reconstruction"), default="unedited",
                    help="fit G' on the pixels outside the edit mask for each edit (default, the paper's), "
                         "or once on the whole crop's reconstruction (better for edits of the whole selection)")
-    p.add_argument("--composite", choices=("detail", "replace"), default=None,
+    p.add_argument("--composite", choices=render_modes(), default=None,
                    help="detail: keep the photo's own detail at its resolution and take from the generator only "
-                        "what the edit changes (default for edit; no edit = the photo bit for bit); replace: paste "
-                        "the generator's square resized to the selection (default for project: the reconstruction)")
+                        "what the edit changes (default for edit; no edit = the photo bit for bit; a pose edit - "
+                        "head_turn, head_tilt, profile, drag - is rendered as warp); warp: move the photo's own "
+                        "pixels along the edit's motion; replace: paste the generator's square resized to the "
+                        "selection (default for project: the reconstruction)")
+
+
+def render_modes():
+    """The composites a render may be asked for (declared in :mod:`priorpaint.compositing.warp`)."""
+    from ..compositing.warp import RENDER_MODES
+    return RENDER_MODES

@@ -33,10 +33,22 @@ import torch
 import torch.nn.functional as F
 
 from .blend import blend_region, feather_mask
-from .detail import upsampled_low_band
+from .detail import MODES, upsampled_low_band
 
 #: the composite mode this module makes (``session.render(composite="warp")``)
 MODE = "warp"
+#: every composite a render or a preview may be asked for: the CLI's, the API's, the batch recipes'
+#: choices (``detail`` turns into ``warp`` for a structural edit,
+#: :func:`priorpaint.edits.registry.structural_composite`)
+RENDER_MODES = MODES + (MODE,)
+
+
+def check_render_mode(mode: str) -> str:
+    """``mode`` if a render can composite in it, else a one-line :class:`InputError`."""
+    from ..errors import InputError
+    if mode not in RENDER_MODES:
+        raise InputError(f"composite must be one of {', '.join(RENDER_MODES)}, got {mode!r}")
+    return mode
 #: search radius of the feature match, in model pixels
 RADIUS = 6
 #: feature distance (cosine, 0..2) from which a match is poor / lost: new content beyond

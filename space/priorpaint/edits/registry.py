@@ -121,8 +121,9 @@ class EditKind:
     #: of those, the fields that may instead carry an inline JSON object (checked by the edit)
     inline_fields: Tuple[str, ...] = ()
     #: the composite a render in ``"detail"`` mode uses instead when this edit is applied (a
-    #: structural edit, e.g. ``"warp"`` for drag: a detail composite would cross-fade the moved content)
-    composite: Optional[str] = None
+    #: structural edit, e.g. ``"warp"`` for drag: a detail composite would cross-fade the moved content);
+    #: or a function of the applied spec (a named direction: its manifest declares it)
+    composite: Union[None, str, Callable[[dict], Optional[str]]] = None
 
 
 EDIT_KINDS: Dict[str, EditKind] = {}
@@ -132,7 +133,7 @@ def register_edit(name: str, parse: Callable[[str], dict], help: str = "",
                   check: Optional[Callable[..., None]] = None, *, preview: PreviewCost = PreviewCost.SLOW,
                   survives_reprojection: bool = False, strength: Optional[Strength] = None,
                   file_fields: Tuple[str, ...] = (), inline_fields: Tuple[str, ...] = (),
-                  composite: Optional[str] = None):
+                  composite: Union[None, str, Callable[[dict], Optional[str]]] = None):
     """Decorator for an ``apply(ctx, state, spec)`` function; the keywords declare what the
     kind can do (see :class:`EditKind`)."""
     if preview is PreviewCost.LATENT and file_fields:
@@ -171,12 +172,31 @@ def all_inline_fields() -> Tuple[str, ...]:
     return tuple(dict.fromkeys(f for k in EDIT_KINDS.values() for f in k.inline_fields))
 
 
+def applied_composite(spec: dict) -> Optional[str]:
+    """The composite one applied edit declares for a ``"detail"`` render (None: none)."""
+    kind = EDIT_KINDS.get(spec.get("kind")) if isinstance(spec, dict) else None
+    if kind is None or not kind.composite:
+        return None
+    return kind.composite(spec) if callable(kind.composite) else kind.composite
+
+
 def structural_composite(applied: List[dict]) -> Optional[str]:
-    """The composite the applied edits declare for a ``"detail"`` render (None: detail)."""
-    for spec in applied:
-        kind = EDIT_KINDS.get(spec.get("kind"))
-        if kind is not None and kind.composite:
-            return kind.composite
+    """The composite the applied edits declare for a ``"detail"`` render (None: detail).
+
+    A kind that always declares one (``drag``: ``"warp"``) is obeyed.  A named direction whose
+    manifest declares one (a structural direction: head_turn, head_tilt, profile on the embedded
+    model) is obeyed when every other applied edit is a latent move too (an appearance direction:
+    its low band is added to the moved photo, :mod:`priorpaint.warp_render`); stacked with a painted
+    or optimised edit it is not (that edit's own change could not be carried), and the render stays
+    ``detail``."""
+    declared = [(spec, applied_composite(spec)) for spec in applied]
+    for spec, c in declared:
+        if c and not callable(EDIT_KINDS[spec["kind"]].composite):
+            return c
+    moved = next((c for _, c in declared if c), None)
+    if moved and all(c or EDIT_KINDS[spec["kind"]].preview is PreviewCost.LATENT for spec, c in declared
+                     if spec.get("kind") in EDIT_KINDS):
+        return moved
     return None
 
 

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 from ..registry import EditContext, EditState, PreviewCost, Strength, register_edit
 from .base import Direction
-from .named import _entry_for, get_direction, load_named
+from .named import _entry_for, direction_composite, get_direction, load_named
 from .published import PUBLISHED_METHODS
 
 
@@ -126,8 +126,14 @@ def check_direction(gen: LayeredGenerator, spec: dict) -> None:
         get_direction(gen, name)
 
 
+def _applied_composite(applied: dict) -> Optional[str]:
+    """The composite an applied direction asks for: its manifest's (``"warp"`` for a structural
+    one, recorded by :func:`apply_direction_edit`), none at strength 0 (nothing moves)."""
+    return applied.get("composite") if applied.get("applied_strength") else None
+
+
 @register_edit("direction", parse_direction, check=check_direction, preview=PreviewCost.LATENT,
-               survives_reprojection=True, strength=Strength("strength", -3.0, 3.0),
+               survives_reprojection=True, composite=_applied_composite, strength=Strength("strength", -3.0, 3.0),
                help="direction:NAME=STRENGTH — move along a named latent direction (see `priorpaint directions`); "
                     "repeatable, combined additively; strengths outside the range are clamped with a note")
 def apply_direction_edit(ctx: EditContext, state: EditState, spec: dict) -> EditState:
@@ -144,5 +150,9 @@ def apply_direction_edit(ctx: EditContext, state: EditState, spec: dict) -> Edit
     new = apply_direction(ctx.gen, state, ctx.split, direction, float(strength))
     spec["applied_strength"] = min(max(float(strength), direction.min), direction.max) \
         if math.isfinite(float(strength)) else None
+    spec.pop("composite", None)   # declared by the manifest, never by a request
+    composite = direction_composite(store.model_key(ctx.gen), name)
+    if composite is not None:
+        spec["composite"] = composite
     return new
 

@@ -106,8 +106,26 @@ def _raw_entries(count: int = 5, note: str = "") -> List[dict]:
     return out
 
 
+#: the composites a direction may declare (``"composite"`` in its manifest entry): ``"warp"`` marks a
+#: *structural* direction, one whose effect is motion (a head turn), which a render in the default
+#: ``detail`` composite would smear; its render moves the photo's own pixels instead
+STRUCTURAL_COMPOSITES = ("warp",)
+
+
+def direction_composite(model_id: Optional[str], name: str) -> Optional[str]:
+    """The composite a named direction declares (``"warp"``: structural), None for an appearance one
+    (or a raw component).  Read from the directions manifest, where it is declared once."""
+    for d in load_named(model_id).get("directions", []):
+        if d.get("name") == name:
+            c = d.get("composite")
+            if c is not None and c not in STRUCTURAL_COMPOSITES:
+                raise ModelError(f"direction {name!r}: composite must be one of {', '.join(STRUCTURAL_COMPOSITES)}")
+            return c
+    return None
+
+
 def list_directions(model_id: Optional[str] = None) -> List[dict]:
-    """``[{name, description, min, max, default, method}]`` for a model (no generator needed).
+    """``[{name, description, min, max, default, method, structural}]`` for a model (no generator needed).
 
     The named directions of its manifest; a model without one lists its first raw SeFa
     and GANSpace components.  This is what the app shows as sliders.
@@ -116,7 +134,8 @@ def list_directions(model_id: Optional[str] = None) -> List[dict]:
     entries = data.get("directions") or _raw_entries(note=str(data.get("note", "")))
     return [{"name": d["name"], "description": d.get("description", ""),
              "min": float(d.get("min", DEFAULT_RANGE[0])), "max": float(d.get("max", DEFAULT_RANGE[1])),
-             "default": float(d.get("default", 0.0)), "method": d.get("method", "")}
+             "default": float(d.get("default", 0.0)), "method": d.get("method", ""),
+             "structural": d.get("composite") in STRUCTURAL_COMPOSITES}
             for d in entries]
 
 

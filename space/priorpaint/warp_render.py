@@ -1,0 +1,100 @@
+"""The ``warp`` composite of a session's edit: the photo's own pixels moved along the edit's motion.
+
+A structural edit (a drag, or a named direction whose manifest declares ``"composite": "warp"``:
+head_turn, head_tilt, profile on the embedded model) is rendered here instead of by the detail
+composite, which would cross-fade the moved content into smears and doubled rims
+(docs/method/editability.md).  The motion is that of the in-manifold proxy ``G(z)`` → ``G(z_e)``
+(:data:`~priorpaint.compositing.warp.MOTION`: its landmarks' capped spline by default, carried onto
+the photo's features by :func:`~priorpaint.compositing.warp.register_affine`), or a drag's own field.
+
+**Stacked edits.** Appearance directions applied with a structural one (``head_turn`` +
+``exposure``) are not moved by the warp (a pure warp adds no light): the photo is warped first,
+along the structural edits' motion alone, then the appearance edits alone are re-applied to the
+projection and the low band of their change ``G(z_h_a) − G(z_h)`` is added to the warped square (not the detail composite itself: its RGB flow
+moves pixels even for a colour-only edit, which would move the photo a second time).
+:func:`priorpaint.edits.registry.structural_composite` routes to ``warp`` only when every other
+applied edit is such a latent move, so the re-application is cheap and needs no file.
+
+Used by :meth:`priorpaint.session.EditSession.render` and by its previews (at the preview's size).
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+
+from .compositing.blend import gray_rgb, to_uint8
+from .edits.registry import applied_composite
+
+
+def split_specs(applied: List[dict]):
+    """``(structural, appearance)``: the applied edits that move (a structural composite of their own)
+    and those a warp does not carry, as specs to apply again (their bookkeeping fields dropped)."""
+    out = ([], [])
+    for spec in applied:
+        out[not applied_composite(spec)].append(
+            {k: v for k, v in spec.items() if k not in ("seconds", "applied_strength", "composite")})
+    return out
+
+
+def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: int):
+    """``(result_region, layer_rgb, alpha, info)`` of the warp composite of ``state`` on ``region``
+    (the photo's square at any size: the render's, or a preview's shrunk one) under ``mask``."""
+    from .compositing import warp
+    from .compositing.blend import blend_region
+    from .compositing.detail import upsampled_low_band
+    from .edits.drag import APPEARANCE as DRAG_APPEARANCE, drag_field
+
+    p = session.require_projection()
+    moving, stacked = split_specs(state.applied)
+    if stacked and moving and not any(spec.get("kind") == "drag" for spec in state.applied):
+        # the motion is the structural edits' alone (an appearance direction also drifts the proxy's
+        # face on this model, which would move the photo); the appearance comes back as a low band
+        state = session.apply(moving)
+    else:
+        stacked = []
+    z_proxy = None
+    if warp.PROXY_STEPS > 0:   # a proxy refined towards the photo, once per projection
+        from .projection.proxy import refine_proxy_z
+        key = ("proxy_z", warp.PROXY_STEPS)
+        if key not in session.cache:
+            session.cache[key] = refine_proxy_z(session.gen, p.z, session.target, steps=warp.PROXY_STEPS)
+        z_proxy = session.cache[key]
+    xb, xe, fb, fe = warp.proxy_renders(session.gen, p.split, p.z, p.h, state.z, state.h, state.interventions,
+                                        z_proxy=z_proxy)
+    b, e = to_uint8(xb), to_uint8(xe)
+    res = b.shape[0]
+    dragged = drag_field(state.applied, res)
+    found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" and dragged is None else None
+    gray = session.photo.gray
+    if gray:
+        b, e = gray_rgb(b), gray_rgb(e)
+    appearance, extra = None, {}
+    if dragged is not None:   # a drag: the photo moves along the field through its tracked handles
+        flow, motion, appearance = dragged, "drag", DRAG_APPEARANCE
+        new = warp.new_content_along(fb, fe, flow, res)
+    else:
+        if found is not None:
+            (flow, new), motion = found, "landmarks"
+        elif warp.MOTION == "matches":
+            (flow, new, extra), motion = warp.match_correspondence(fb, fe, res), "matches"
+        else:
+            flow, new, motion = *warp.correspondence_from_features(fb, fe, res)[:2], "features"
+        if warp.REGISTER:   # the proxy's motion onto the photo's own features
+            a = warp.register_affine(region, b)
+            extra["registered"] = a is not None
+            if a is not None:
+                flow, new, b, e = warp.to_photo_frame(a, flow, new, b, e)
+    w = warp.warp_composite(region, b, e, flow, new, mask, radius, appearance=appearance)
+    w.info.update(motion=motion, **extra)
+    out, inner, alpha = w.region, w.inner, w.alpha
+    if stacked:   # the appearance edits' own change, its low band on the moved photo
+        edited, base = to_uint8(session.generate(session.apply(stacked))), to_uint8(session.generate(None))
+        if gray:
+            edited, base = gray_rgb(edited), gray_rgb(base)
+        low = upsampled_low_band(edited.astype(np.float32) - base.astype(np.float32), region.shape[0])
+        inner = np.clip(np.round(inner.astype(np.float32) + low), 0, 255).astype(np.uint8)
+        out = blend_region(region, inner, alpha)
+        w.info["appearance_edits"] = [s.get("name", s["kind"]) for s in stacked]
+    return out, inner, alpha, w.info
