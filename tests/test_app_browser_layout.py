@@ -115,9 +115,26 @@ def test_laptop_layout_compare_words_and_reload(server):
         assert frame["y"] - 1 <= by and by + bh <= frame["y"] + frame["height"] + 1, (boxes, frame)
         assert frame["x"] - 1 <= bx and bx + bw <= frame["x"] + frame["width"] + 1, (boxes, frame)
         assert page.evaluate("document.querySelector('#pp-compare .slider-wrap')?.scrollHeight") <= bh + 2
-        # the history's caption is whole
-        cap = page.locator("#pp-history").inner_text()
-        assert "direction" in cap and "…" not in cap, cap
+        # the history's caption is whole (not cut to "directi…")
+        cap = page.locator("#pp-history .caption-label").first
+        assert "direction head_turn" in cap.inner_text(), cap.inner_text()
+        assert cap.evaluate("e => e.scrollWidth <= e.clientWidth + 1 && getComputedStyle(e).whiteSpace !== 'nowrap'")
+        page.locator("#pp-history").screenshot(path=str(SHOTS / "layout-3a-history.png"))
+        # Stop: the previous render's figures no longer read as this one's
+        page.locator("#pp-stop").click()
+        page.wait_for_function("document.querySelector('#pp-render-md')?.innerText.includes('Render cancelled')")
+        # the label map's brush swatches carry the legend's names
+        page.get_by_role("tab", name="Label map").click()
+        page.locator("#pp-seg-get").click()
+        page.wait_for_function("document.querySelector('#pp-legend')?.innerText.includes('legend')", timeout=200_000)
+        page.wait_for_timeout(1000)
+        page.locator("#pp-seg-editor button[aria-label='Brush']").click()
+        page.locator("#pp-seg-editor button[aria-label='Color']").click()
+        page.wait_for_timeout(500)
+        names = page.eval_on_selector_all("#pp-seg-editor button.color", "bs => bs.map(b => b.title)")
+        legend = page.locator("#pp-legend").inner_text()
+        assert len(names) >= 3 and all(n and n in legend for n in names), (names, legend)
+        page.locator("#pp-seg-editor").screenshot(path=str(SHOTS / "layout-3b-swatches.png"))
         # details: the figures and what "detail kept" means
         figures.locator("button, .label-wrap").first.click()
         page.wait_for_timeout(300)

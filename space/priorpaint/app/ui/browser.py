@@ -1,6 +1,7 @@
 """The page's browser side, run once when it loads: its style (two columns on a laptop screen,
-the live preview and Render held in view, the before/after compare fitted, history captions
-in full) and the "leave the page?" warning while there is work a reload would lose.
+the live preview and Render held in view, history captions in full), the label map's brush
+swatches named after the legend, and the "leave the page?" warning while there is work a
+reload would lose.
 
 The server mounts the page with its own ``css``/``js`` settings, so the style is added here by
 the page itself.
@@ -17,6 +18,14 @@ CSS = """
 #pp-side { position: sticky; top: 4px; align-self: flex-start; max-height: calc(100vh - 8px);
            overflow-y: auto; overflow-x: hidden; }
 #pp-main { align-items: flex-start; }
+#pp-seg-editor menu.swatch { display: flex; flex-direction: column; align-items: flex-start; gap: 4px;
+                  min-width: 160px; overflow: visible; }
+#pp-seg-editor .swatch-wrap, #pp-seg-editor .swatch-container, #pp-seg-editor .wrap { overflow: visible;
+                  height: auto; }
+#pp-seg-editor button.color { position: relative; overflow: visible; flex: none; }
+#pp-seg-editor button.color[title]::after { content: attr(title); position: absolute; left: 100%; top: 50%;
+                  transform: translateY(-50%); margin-left: 8px; font-size: 12px; white-space: nowrap;
+                  color: var(--body-text-color); pointer-events: none; }
 #pp-history .caption-label, #pp-history figcaption { white-space: normal !important; overflow: visible !important;
                   text-overflow: clip !important; max-width: none !important; }
 """
@@ -37,6 +46,22 @@ LOAD_JS = """() => {
       + '(a reload resumes the session while the server still holds it).';
     return e.returnValue;
   });
+  // the label map's brush swatches carry the legend's names (hover, screen readers)
+  const nameSwatches = () => {
+    const names = {};
+    document.querySelectorAll('#pp-legend span[style*="color"]').forEach((sp) => {
+      const n = ((sp.nextSibling && sp.nextSibling.textContent) || '').split('·')[0].trim();
+      if (n) names[getComputedStyle(sp).color] = n;
+    });
+    document.querySelectorAll('#pp-seg-editor button.color').forEach((b) => {
+      const n = names[getComputedStyle(b).backgroundColor];
+      if (n && b.title !== n) { b.title = n; b.setAttribute('aria-label', n); }
+    });
+  };
+  let queued = false;
+  new MutationObserver(() => { if (!queued) { queued = true;
+    requestAnimationFrame(() => { queued = false; nameSwatches(); }); } })
+    .observe(document.body, {childList: true, subtree: true});
   const mark = (e) => { const t = e.target;
     if (t && t.closest && t.closest('#pp-editor')) window.__pp_unsaved = true; };
   document.addEventListener('change', mark, true);

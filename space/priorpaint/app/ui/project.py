@@ -235,11 +235,11 @@ def wire(page: Page, service) -> None:
                page.where_img, *sliders]
     page.demo.load(None, None, None, js=NAME_JS, api_visibility=PRIVATE, queue=False)
     # Two steps: a quick one reads the editor (its value is uploaded for this click only), the
-    # streaming projection reads the files it left in ``selection``.
-    selection = gr.State({})
+    # streaming projection reads the files it left in ``selected``.
+    selected = gr.State({})
     editor_files = gr.File(file_count="multiple", type="filepath", visible=False)
     sel_inputs = [editor_files, page.photo_name, page.box, page.model, page.shown_size]
-    inputs = [selection, page.model, page.steps, page.seed, page.adapt, page.edit_list]
+    inputs = [selected, page.model, page.steps, page.seed, page.adapt, page.edit_list]
     for trigger in (page.project_btn.click, page.box.submit):
         # Gradio's page re-reads (and re-uploads) an editor on every status message of any
         # event once the editor was an input or output of a server event; a browser-side
@@ -247,7 +247,7 @@ def wire(page: Page, service) -> None:
         relay = trigger(None, [page.editor, page.photo_name], [editor_files, page.photo_name, page.shown_size],
                         js=PROJECT_RELAY_JS,
                         api_visibility=PRIVATE, queue=False)
-        grab = relay.then(ui_selection, sel_inputs, selection, api_visibility=PRIVATE, show_progress="hidden")
+        grab = relay.then(ui_selection, sel_inputs, selected, api_visibility=PRIVATE, show_progress="hidden")
         proj = grab.success(ui_project, inputs, outputs, api_visibility=PRIVATE,
                             concurrency_id=ENGINE, concurrency_limit=16, show_progress_on=[page.status])
         page.project_events += [grab, proj]

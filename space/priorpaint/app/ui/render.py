@@ -33,8 +33,16 @@ def build(page: Page) -> None:
     page.download = gr.File(label="download the full-resolution PNG", interactive=False, elem_id="pp-download")
     page.result_img = gr.Image(label="the full photo", format="png", interactive=False, elem_id="pp-result",
                                height=300)
-    page.gallery = gr.Gallery(label="render history (click one to go back to it)", columns=6, height=150,
-                              allow_preview=False, elem_id="pp-history")
+    page.gallery = gr.Gallery(label="render history (click one to go back to it)", columns=4, height=220,
+                              fit_columns=False, allow_preview=False, elem_id="pp-history")
+
+
+def stage_words(step) -> str:
+    """A render's progress line: a stage at 100 % is followed by the composite into the full-size
+    photo, which reports nothing of its own (seconds on a 12 MP photo), so the line says it."""
+    if step.fraction >= 1.0 and step.stage not in ("starting", "waiting for a free slot"):
+        return f"{step.stage} done; compositing into the full-size photo"
+    return step.stage
 
 
 def render_message(d: dict) -> str:
@@ -74,7 +82,7 @@ def wire(page: Page, service) -> None:
         req = C.EditRequest.parse(sid, edits, adapt_v, files, comp, limits=service.limits)
         for step in service.edit(req, client_key(request)):
             if isinstance(step, C.Progress):
-                progress(step.fraction, desc=step.stage)
+                progress(step.fraction, desc=stage_words(step))
                 yield (gr.skip(),) * len(outputs)
                 continue
             progress(1.0, desc="saving the full-resolution PNG and the before/after")
