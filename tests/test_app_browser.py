@@ -75,9 +75,22 @@ def _toast(page) -> str:
 def _project(page, timeout=180_000):
     """Click Project and wait for the session (or fail with the error toast's text)."""
     page.locator("#pp-project").click()
-    page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session') || "
+    page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('Projected') || "
                            "document.querySelector('.toast-body') !== null", timeout=timeout)
     assert not _toast(page), f"the page showed an error: {_toast(page)}"
+
+
+def _open_details(page):
+    """Open the *details* toggle (the projection's images and figures) and wait for its images."""
+    button = page.locator("#pp-figures button.label-wrap")
+    for _ in range(3):
+        if "open" in (button.get_attribute("class") or ""):
+            break
+        button.scroll_into_view_if_needed()
+        button.click()
+        page.wait_for_timeout(500)
+    page.wait_for_selector("#pp-figures button.label-wrap.open")
+    page.wait_for_function("['#pp-crop img', '#pp-recon img'].every(s => document.querySelector(s)?.naturalWidth > 0)")
 
 
 def _upload(page, path):
@@ -211,7 +224,10 @@ def test_journey(server, tmp_path):
         print(f"uploads per Project: {project_uploads}")
         assert 1 <= project_uploads <= MAX_PROJECT_UPLOADS, project_uploads
         status = page.locator("#pp-status").inner_text()
-        assert "PSNR" in status and "selection: the painted region" in status, status
+        assert "reproduces your selection" in status and "selection: the painted region" in status, status
+        # the projection's images and figures are behind the details toggle
+        _open_details(page)
+        assert "PSNR" in page.locator("#pp-figures-md").inner_text()
         for sel in ("#pp-crop img", "#pp-recon img", "#pp-adapted img"):
             w, h = _natural(page, sel)
             assert min(w, h) >= 256, (sel, w, h)
@@ -338,7 +354,7 @@ def test_box_field(server):
         _paint_face(page)
         page.locator("#pp-box textarea, #pp-box input").first.fill("140 20 180 180")
         page.locator("#pp-box textarea, #pp-box input").first.press("Enter")
-        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session')")
+        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('Projected')")
         status = page.locator("#pp-status").inner_text()
         assert "selection: the box 140,20,180,180 (the painted region is ignored" in status, status
         for sel in ("#pp-status", "#pp-crop", "#pp-recon", "#pp-notice"):

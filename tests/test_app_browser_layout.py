@@ -13,7 +13,7 @@ from PIL import Image
 
 from app_server import ROOT, Server
 from conftest import skimage_data
-from test_app_browser import _browser, _need_browser, _toast, _upload, _wait_list
+from test_app_browser import _browser, _need_browser, _open_details, _toast, _upload, _wait_list
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -76,7 +76,6 @@ def test_laptop_layout_compare_words_and_reload(server):
         # plain words, no raw session id; the figures are behind the details toggle
         assert "session" not in status.lower() and "PSNR" not in status and "G′" not in status, status
         assert "reproduces your selection" in status, status
-        figures = page.locator("#pp-figures")
         assert not page.locator("#pp-crop img").is_visible(), "the figures are folded away until asked for"
         # the typed box is drawn on the photo
         assert page.locator("#pp-where img").is_visible()
@@ -136,8 +135,7 @@ def test_laptop_layout_compare_words_and_reload(server):
         assert len(names) >= 3 and all(n and n in legend for n in names), (names, legend)
         page.locator("#pp-seg-editor").screenshot(path=str(SHOTS / "layout-3b-swatches.png"))
         # details: the figures and what "detail kept" means
-        figures.locator("button, .label-wrap").first.click()
-        page.wait_for_timeout(300)
+        _open_details(page)
         assert "refined, G(z_h)" in page.locator("#pp-figures-md").inner_text()
         assert "more fine detail than the photo" in page.locator("#pp-psnr-help").inner_text()
         # leaving warns while there is work; a reload resumes the session the server holds

@@ -135,3 +135,9 @@ def test_a_finished_stage_says_the_composite_follows():
         "adapt done; compositing into the full-size photo"
     assert render.stage_words(Progress(stage="adapt", fraction=0.5)) == "adapt"
     assert render.stage_words(Progress(stage="starting", fraction=1.0)) == "starting"
+
+
+def test_the_service_says_whether_it_holds_a_session():
+    from priorpaint.app.service import Service
+    svc = Service()
+    assert svc.holds("0123456789abcdef") is False and svc.holds("") is False and svc.holds("x" * 500) is False
