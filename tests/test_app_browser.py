@@ -75,9 +75,24 @@ def _toast(page) -> str:
 def _project(page, timeout=180_000):
     """Click Project and wait for the session (or fail with the error toast's text)."""
     page.locator("#pp-project").click()
-    page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session') || "
+    page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('Projected') || "
                            "document.querySelector('.toast-body') !== null", timeout=timeout)
     assert not _toast(page), f"the page showed an error: {_toast(page)}"
+
+
+def _open_details(page):
+    """Open the *details* toggle (the projection's images and figures) and wait for its images."""
+    button = page.locator("#pp-figures button.label-wrap")
+    for _ in range(3):
+        if "open" in (button.get_attribute("class") or ""):
+            break
+        button.scroll_into_view_if_needed()
+        button.click()
+        page.wait_for_timeout(500)
+    page.wait_for_selector("#pp-figures button.label-wrap.open")
+    for sel in ("#pp-crop img", "#pp-recon img"):   # the images load lazily: once scrolled into view
+        page.locator(sel).scroll_into_view_if_needed()
+        page.wait_for_function("(s) => document.querySelector(s)?.naturalWidth > 0", arg=sel)
 
 
 def _upload(page, path):
@@ -211,8 +226,13 @@ def test_journey(server, tmp_path):
         print(f"uploads per Project: {project_uploads}")
         assert 1 <= project_uploads <= MAX_PROJECT_UPLOADS, project_uploads
         status = page.locator("#pp-status").inner_text()
-        assert "PSNR" in status and "selection: the painted region" in status, status
+        assert "reproduces your selection" in status and "selection: the painted region" in status, status
+        # the projection's images and figures are behind the details toggle
+        _open_details(page)
+        assert "PSNR" in page.locator("#pp-figures-md").inner_text()
         for sel in ("#pp-crop img", "#pp-recon img", "#pp-adapted img"):
+            page.locator(sel).scroll_into_view_if_needed()
+            page.wait_for_function("(s) => document.querySelector(s)?.naturalWidth > 0", arg=sel)
             w, h = _natural(page, sel)
             assert min(w, h) >= 256, (sel, w, h)
             bb = page.locator(sel).bounding_box()
@@ -283,6 +303,8 @@ def test_journey(server, tmp_path):
         assert preview_size == compare_sizes[0], (preview_size, compare_sizes)
         assert _natural(page, "#pp-preview img") == compare_sizes[0]
         assert "photo's resolution" in page.locator("#pp-preview-md").inner_text()
+        page.locator("#pp-result img").scroll_into_view_if_needed()   # loaded lazily, once in view
+        page.wait_for_function("document.querySelector('#pp-result img')?.naturalWidth > 0")
         assert _natural(page, "#pp-result img") == [512, 512]
         link = page.locator("#pp-download a").first
         assert "astronaut-priorpaint-1" in (link.get_attribute("href") or "") + link.inner_text()
@@ -338,10 +360,10 @@ def test_box_field(server):
         _paint_face(page)
         page.locator("#pp-box textarea, #pp-box input").first.fill("140 20 180 180")
         page.locator("#pp-box textarea, #pp-box input").first.press("Enter")
-        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session')")
+        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('Projected')")
         status = page.locator("#pp-status").inner_text()
         assert "selection: the box 140,20,180,180 (the painted region is ignored" in status, status
-        for sel in ("#pp-status", "#pp-crop", "#pp-recon", "#pp-notice"):
+        for sel in ("#pp-status", "#pp-notice"):   # the images are behind the details toggle
             assert "Error" not in page.locator(sel).inner_text(), sel
         # interpolation: the t slider previews (projecting the other photo once)
         page.get_by_role("tab", name="Interpolate").click()

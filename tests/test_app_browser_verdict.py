@@ -49,7 +49,7 @@ def test_the_page_says_when_an_edit_cannot_be_carried(server):
         # the status leaves its opening line as soon as the projection starts
         page.wait_for_function("!document.querySelector('#pp-status')?.innerText.includes('Project a selection to start')",
                                timeout=60_000)
-        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session') || "
+        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('Projected') || "
                                "document.querySelector('.toast-body') !== null", timeout=180_000)
         assert not _toast(page), _toast(page)
         # a render without edits is the photo: said in plain words, not a silent "success"

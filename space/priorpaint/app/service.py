@@ -151,6 +151,14 @@ class Service:
         s.require_projection()
         return s
 
+    def holds(self, sid: str) -> bool:
+        """Whether the store still holds the projected session ``sid`` (a reloaded page resumes it)."""
+        try:
+            self.session(sid)
+        except InputError:
+            return False
+        return True
+
     # -- project -----------------------------------------------------------------------------
     def project(self, req: ProjectRequest, client: str = "") -> Iterator[Union[Progress, ProjectResult]]:
         """Open a session on the photo's selection and project it (``adapt``: also fit G′)."""

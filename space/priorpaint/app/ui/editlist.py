@@ -24,7 +24,7 @@ def build(page: Page) -> None:
         page.down_btn = gr.Button("↓ down", elem_id="pp-down", size="sm")
         page.remove_btn = gr.Button("Remove", elem_id="pp-remove", size="sm")
         page.clear_btn = gr.Button("Clear", elem_id="pp-clear", size="sm")
-    page.list_md = gr.Markdown("The list is empty: add edits from the tabs below.", elem_id="pp-list-md")
+    page.list_md = gr.Markdown("The list is empty: add edits from the tabs under the photo.", elem_id="pp-list-md")
 
 
 def wire(page: Page, service) -> None:

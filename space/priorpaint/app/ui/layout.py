@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import editlist, models, preview, project, render
-from .page import Page
+from . import browser, editlist, models, preview, project, render, resume
+from .page import PRIVATE, Page
 from .tabs import TABS
 
 INTRO = """# priorpaint — semantic photo editing with a GAN prior
-Upload a photo and **paint over the region to edit** (the brush is translucent; the eye icon under
-*Layers* hides it) or type a box `X,Y,W,H`, then **Project**. Add edits from the tabs to the
-**edit list** — Render applies exactly that list, in order — watch the live preview, then **Render**
-to blend the result into the full-resolution photo: pixels outside the region stay exactly as they were.
+Upload a photo, **paint over the region to edit** (or type a box `X,Y,W,H`) and **Project**; add edits from the
+tabs to the **edit list**, watch the live preview, then **Render**: pixels outside the region stay exactly as they were.
 """
 
 #: the model the page starts on when the server names none
@@ -38,22 +36,21 @@ def build(page: Page) -> None:
     page.edit_list = gr.State([])        # [{spec, label, range}]: what Render applies, in order
     page.history = gr.State([])          # the last renders: [{n, path, name, before, after, caption}]
     gr.Markdown(INTRO)
-    with gr.Row():
-        with gr.Column(scale=1):
+    with gr.Row(equal_height=False, elem_id="pp-main"):
+        with gr.Column(scale=5, elem_id="pp-work"):   # the photo, Project, the edit tabs
             project.build(page)
-        with gr.Column(scale=1):
+            with gr.Tabs():   # one tab per edit kind of this version
+                for tab in TABS:
+                    if page.has(tab.KIND):
+                        with gr.Tab(tab.TITLE):
+                            tab.build(page)
+        with gr.Column(scale=4, elem_id="pp-side"):   # held in view: the preview, Render, the results
             preview.build(page)
-    with gr.Row():   # the edit list and Render: always visible
-        with gr.Column(scale=1):
-            editlist.build(page)
             render.build_controls(page)
-        with gr.Column(scale=1):
+            editlist.build(page)
             render.build(page)
-    with gr.Tabs():   # one tab per edit kind of this version
-        for tab in TABS:
-            if page.has(tab.KIND):
-                with gr.Tab(tab.TITLE):
-                    tab.build(page)
+            preview.build_figures(page)
+    resume.build(page)
     page.cheap_inputs = [page.direction_rows, *page.sliders]
     if page.has("vector"):
         page.cheap_inputs += [page.vec, page.vec_s]
@@ -61,6 +58,7 @@ def build(page: Page) -> None:
 
 def wire(page: Page, service) -> None:
     """Every panel's events (Project before Render: Stop cancels both)."""
+    page.demo.load(None, None, None, js=browser.LOAD_JS, api_visibility=PRIVATE, queue=False)
     project.wire(page, service)
     preview.wire(page, service)
     editlist.wire(page, service)
@@ -69,3 +67,5 @@ def wire(page: Page, service) -> None:
             tab.wire(page, service)
     render.wire(page, service)
     models.wire(page, service)
+    page.session.change(None, [page.session], None, js=browser.UNSAVED_JS, api_visibility=PRIVATE, queue=False)
+    resume.wire(page, service)

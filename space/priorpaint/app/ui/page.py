@@ -159,8 +159,11 @@ def editor_value(files) -> Optional[dict]:
 EDITOR_FILES_JS = "(v) => [v ? [v.background || v.composite, ...(v.layers || [])].filter(Boolean) : []]"
 #: the Project click's relay: the editor's files and the name of the file the user picked
 #: (the editor keeps only pixels; the page remembers the name when the file input changes)
-PROJECT_RELAY_JS = ("(v, name) => [v ? [v.background || v.composite, ...(v.layers || [])].filter(Boolean) : [], "
-                    "window.__pp_photo_name || name || '']")
+#: and the size the editor shows the photo in (its canvas, "W,H" screen px: brush gaps are closed at that scale)
+PROJECT_RELAY_JS = ("(v, name) => { const c = document.querySelector('#pp-editor canvas'); "
+                    "const r = c ? c.getBoundingClientRect() : null; "
+                    "return [v ? [v.background || v.composite, ...(v.layers || [])].filter(Boolean) : [], "
+                    "window.__pp_photo_name || name || '', r ? `${Math.round(r.width)},${Math.round(r.height)}` : '']; }")
 #: remembers the picked file's name in the page (read by PROJECT_RELAY_JS), and says at once when
 #: a file picked or dropped into the photo editor is not an image (the editor ignores it silently)
 NAME_JS = """() => {

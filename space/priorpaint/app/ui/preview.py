@@ -17,24 +17,33 @@ from ..endpoints import user_errors
 from ..verdict import VerdictRequest
 from .page import PRIVATE, Page
 
-PSNR_HELP = ("PSNR: how close each image is to your photo inside the selection (dB, higher is closer; "
-             "above ~25 dB looks alike). G(z): the best latent alone; G(z_h): after refining the split-layer "
-             "feature; G′: the generator fitted to this photo, which Render uses when *fit G′* is on.")
+PSNR_HELP = ("**What the figures mean.** PSNR: how close each image is to your photo inside the selection "
+             "(dB, higher is closer; above ~25 dB looks alike). *the model alone* (G(z)): the best latent code; "
+             "*refined* (G(z_h)): after refining the split-layer feature; *fitted to this photo* (G′): the "
+             "generator fitted to this photo, which Render uses when *fit G′* is on. In a render, *detail kept* "
+             "compares the fine detail of the result with the photo's: 1 keeps it as it was, above 1 the result "
+             "holds more fine detail than the photo (sharper, or the generator's own texture), below 1 less.")
 
 
 def build(page: Page) -> None:
-    """The right column of the page's first row."""
-    with gr.Row():
-        page.crop_img = gr.Image(label="selection (photo resolution)", format="png", interactive=False,
-                                 elem_id="pp-crop", height=300)
-        page.recon_img = gr.Image(label="G(z_h)", format="png", interactive=False, elem_id="pp-recon", height=300)
-    with gr.Row():
-        page.adapted_img = gr.Image(label="G′ (fitted to the photo)", format="png", interactive=False,
-                                    elem_id="pp-adapted", height=300)
-        page.preview_img = gr.Image(label="live preview (the selection at the photo's resolution, G without G′)",
-                                    format="png", interactive=False, elem_id="pp-preview", height=300)
+    """The live preview and its line (the top of the page's side column)."""
+    page.preview_img = gr.Image(label="live preview (the selection at the photo's resolution, G without G′)",
+                                format="png", interactive=False, elem_id="pp-preview", height=280)
     page.preview_md = gr.Markdown("", elem_id="pp-preview-md")
-    gr.Markdown(PSNR_HELP, elem_id="pp-psnr-help")
+
+
+def build_figures(page: Page) -> None:
+    """The projection's images and figures, folded away until asked for."""
+    with gr.Accordion("details: the projection's images and figures", open=False, elem_id="pp-figures"):
+        page.figures_md = gr.Markdown("", elem_id="pp-figures-md")
+        with gr.Row():
+            page.crop_img = gr.Image(label="your selection (photo resolution)", format="png", interactive=False,
+                                     elem_id="pp-crop", height=300)
+            page.recon_img = gr.Image(label="the model's reconstruction, G(z_h)", format="png", interactive=False,
+                                      elem_id="pp-recon", height=300)
+        page.adapted_img = gr.Image(label="fitted to this photo, G′", format="png", interactive=False,
+                                    elem_id="pp-adapted", height=300)
+        gr.Markdown(PSNR_HELP, elem_id="pp-psnr-help")
 
 
 def slider_specs(rows, values) -> List[dict]:

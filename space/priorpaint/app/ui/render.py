@@ -29,22 +29,32 @@ def build_controls(page: Page) -> None:
 def build(page: Page) -> None:
     """The results column: before/after, download, the full photo, the history."""
     page.compare = gr.ImageSlider(label="before ↔ after (the selection at the photo's resolution)",
-                                  type="pil", format="png", interactive=False, elem_id="pp-compare", height=360)
+                                  type="pil", format="png", interactive=False, elem_id="pp-compare")
     page.download = gr.File(label="download the full-resolution PNG", interactive=False, elem_id="pp-download")
     page.result_img = gr.Image(label="the full photo", format="png", interactive=False, elem_id="pp-result",
                                height=300)
-    page.gallery = gr.Gallery(label="render history (click one to go back to it)", columns=6, height=150,
-                              allow_preview=False, elem_id="pp-history")
+    page.gallery = gr.Gallery(label="render history (click one to go back to it)", columns=4, height=220,
+                              fit_columns=False, allow_preview=False, elem_id="pp-history")
+
+
+def stage_words(step) -> str:
+    """A render's progress line: a stage at 100 % is followed by the composite into the full-size
+    photo, which reports nothing of its own (seconds on a 12 MP photo), so the line says it."""
+    if step.fraction >= 1.0 and step.stage not in ("starting", "waiting for a free slot"):
+        return f"{step.stage} done; compositing into the full-size photo"
+    return step.stage
 
 
 def render_message(d: dict) -> str:
     """The line under Render for a finished render's status object."""
     pa, pp, dk = d.get("psnr_adapted"), d.get("psnr_photo"), d.get("detail_kept")
+    kept = "—" if dk is None else f"{dk:.2f}" + (" (above 1: more fine detail than the photo)" if dk > 1.005 else
+                                                   " (below 1: less fine detail than the photo)" if dk < 0.995 else "")
     msg = (f"changed outside the mask: **{d.get('changed_outside_mask')}** px · "
-           f"PSNR G′ {'—' if pa is None else f'{pa:.2f} dB'} · "
-           + (f"{d.get('composite')}: PSNR at the photo's resolution "
-              f"{'—' if pp is None else f'{pp:.1f} dB'}, detail kept {'—' if dk is None else f'{dk:.2f}'} · "
+           + (f"{d.get('composite')} composite: how close to your photo inside the selection "
+              f"{'—' if pp is None else f'{pp:.1f} dB'} (PSNR), detail kept {kept} · "
               if d.get("composite") else "")
+           + (f"fitted generator G′ {pa:.2f} dB · " if pa is not None else "")
            + f"{(d.get('seconds') or {}).get('total', 0):.1f} s  \n"
            f"edits: {', '.join(e.get('kind', '?') for e in d.get('edits') or []) or 'none'}")
     notes = d.get("notes") or []
@@ -72,7 +82,7 @@ def wire(page: Page, service) -> None:
         req = C.EditRequest.parse(sid, edits, adapt_v, files, comp, limits=service.limits)
         for step in service.edit(req, client_key(request)):
             if isinstance(step, C.Progress):
-                progress(step.fraction, desc=step.stage)
+                progress(step.fraction, desc=stage_words(step))
                 yield (gr.skip(),) * len(outputs)
                 continue
             progress(1.0, desc="saving the full-resolution PNG and the before/after")
@@ -117,6 +127,8 @@ def wire(page: Page, service) -> None:
 
     def ui_stop(sid):
         hit = service.cancel(sid) if sid else None
-        return "**cancelled**" + (" (the running job stops within one step)" if hit and hit.cancelled else "")
-    page.stop_btn.click(ui_stop, [page.session], page.notice, cancels=[*page.project_events, *page.render_events],
-                        api_visibility=PRIVATE)
+        said = "**cancelled**" + (" (the running job stops within one step)" if hit and hit.cancelled else "")
+        # the previous render's figures must not read as this one's
+        return said, "**Render cancelled**: no new result; the images below are from the previous render, if any."
+    page.stop_btn.click(ui_stop, [page.session], [page.notice, page.render_md],
+                        cancels=[*page.project_events, *page.render_events], api_visibility=PRIVATE)

@@ -15,7 +15,12 @@ TITLE = "Interpolate"
 
 def build(page: Page) -> None:
     strength = page.available[KIND].strength
-    page.other = gr.Image(label="other photo (same region)", type="filepath", format="png", elem_id="pp-other")
+    gr.Markdown("Blend your selection toward **the same region of another photo**: from a photo of the same "
+                "size, the same box as your selection is cut (so the subject should be in the same spot); any "
+                "other image is taken to be that region itself (centre-cropped to a square).",
+                elem_id="pp-interp-help")
+    page.other = gr.Image(label="other photo (the same box is taken from it)", type="filepath", format="png",
+                          elem_id="pp-other")
     page.t = gr.Slider(strength.lo, strength.hi, value=0.5, step=0.05, label=strength.field,
                        info="0 = your photo, 1 = the other one; release to preview (the first preview "
                             "projects the other photo)", elem_id="pp-t")

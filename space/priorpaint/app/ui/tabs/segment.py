@@ -37,7 +37,8 @@ def build(page: Page) -> None:
     page.legend_md = gr.Markdown("", elem_id="pp-legend")
     page.seg_ed = gr.ImageEditor(label="paint classes over the photo (the brush colours are the legend's)",
                                  type="numpy", image_mode="RGBA", format="png", transforms=(),
-                                 brush=page.legend_brush, elem_id="pp-seg-editor")
+                                 brush=page.legend_brush, elem_id="pp-seg-editor",
+                                 height=460)   # room for the named swatches
     page.seg_shown = gr.Image(type="numpy", format="png", image_mode="RGBA", visible=False, interactive=False)
     page.seg_name = gr.Textbox(label="save as editing vector (optional name)", elem_id="pp-seg-name")
     page.seg_legend = gr.State({})

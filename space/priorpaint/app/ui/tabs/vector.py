@@ -16,6 +16,10 @@ TITLE = "Editing vectors"
 
 def build(page: Page) -> None:
     strength = page.available[KIND].strength
+    gr.Markdown("**How to make a vector:** in the *Label map* tab, get the label map, paint the change you "
+                "want (e.g. more hair), type a name under *save as editing vector*, add it to the list and "
+                "**Render**; the vector is saved then and appears here, to apply at any strength to other "
+                "photos.", elem_id="pp-vector-help")
     page.vec = gr.Dropdown(choices=[], label="vector", allow_custom_value=True, elem_id="pp-vector")
     page.vec_s = gr.Slider(strength.lo, strength.hi, value=0, step=0.1, label=strength.field,
                            info="the preview updates live", elem_id="pp-vector-strength")
