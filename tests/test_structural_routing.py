@@ -96,3 +96,14 @@ def test_the_preview_shows_what_render_does(session, size):
     else:
         v = session.preview_verdict(st, "detail", size)
         assert v["verdict"]["message"] and "\n" not in v["verdict"]["message"]
+
+
+def test_the_benchs_today_column_is_the_detail_composite_before_routing(session):
+    """bench structural compares the routed render with what the defaults made before routing:
+    its "today" state must not be routed (else both columns are the warp)."""
+    from priorpaint.bench.structural import before_routing
+    st = session.apply(["direction:head_tilt=2"])
+    today = before_routing(st)
+    assert structural_composite(st.applied) == "warp" and structural_composite(today.applied) is None
+    assert [a.get("composite") for a in st.applied] == ["warp"]         # the state itself is left as it was
+    assert session.render(today).metrics["composite"] == "detail"

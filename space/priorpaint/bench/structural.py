@@ -64,6 +64,14 @@ SWEEP_PHOTOS = ("astronaut", "grace_hopper", "astronaut_x4", "astronaut_heldout"
 SWEEP_EDITS = ("head_turn=2", "head_turn=-2", "head_tilt=2", "head_tilt=-2")
 
 
+def before_routing(state):
+    """``state`` without its directions' declared composite: what G′ + ``detail`` made before
+    structural directions were routed to ``warp`` (the grids' "today" column)."""
+    st = state.evolve()
+    st.applied = [{k: v for k, v in a.items() if k != "composite"} for a in state.applied]
+    return st
+
+
 def held_out_photos() -> List[dict]:
     return [
         {"name": "astronaut_heldout", "path": astronaut_path(), "box": (165, 45, 130, 150)},
@@ -111,7 +119,7 @@ def run(report: dict, args) -> None:
         for spec in edits:
             state = s.apply([f"direction:{spec}"])
             t0 = time.perf_counter()
-            today = s.render(state, adapt=True, adapt_options=adapt, composite="detail")
+            today = s.render(before_routing(state), adapt=True, adapt_options=adapt, composite="detail")
             t_today = time.perf_counter() - t0
             t0 = time.perf_counter()
             new = s.render(state, composite="warp")

@@ -183,16 +183,20 @@ def applied_composite(spec: dict) -> Optional[str]:
 def structural_composite(applied: List[dict]) -> Optional[str]:
     """The composite the applied edits declare for a ``"detail"`` render (None: detail).
 
-    A kind that always declares one (``drag``: ``"warp"``) is obeyed.  A named direction whose
+    A kind that always declares one is obeyed: a ``drag`` always warps; a ``scribble``'s
+    ``"colour"`` holds unless another applied edit asks for a different composite (then ``detail``).  A named direction whose
     manifest declares one (a structural direction: head_turn, head_tilt, profile on the embedded
     model) is obeyed when every other applied edit is a latent move too (an appearance direction:
     its low band is added to the moved photo, :mod:`priorpaint.warp_render`); stacked with a painted
     or optimised edit it is not (that edit's own change could not be carried), and the render stays
     ``detail``."""
     declared = [(spec, applied_composite(spec)) for spec in applied]
-    for spec, c in declared:
-        if c and not callable(EDIT_KINDS[spec["kind"]].composite):
-            return c
+    fixed = {c for spec, c in declared if c and not callable(EDIT_KINDS[spec["kind"]].composite)}
+    if "warp" in fixed:     # a drag always moves the photo's pixels
+        return "warp"
+    if fixed:       # two edits asking for different composites (a scribble's colour, a tilt's warp): detail
+        wanted = fixed | {c for _, c in declared if c}
+        return fixed.pop() if len(wanted) == 1 else None
     moved = next((c for _, c in declared if c), None)
     if moved and all(c or EDIT_KINDS[spec["kind"]].preview is PreviewCost.LATENT for spec, c in declared
                      if spec.get("kind") in EDIT_KINDS):
