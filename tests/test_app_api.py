@@ -80,7 +80,7 @@ def test_project_edit_round_trip_keeps_outside_pixels(client):
     assert dst["composite"] == "detail" and dst["psnr_photo"] == 100.0 and dst["detail_kept"] == 1.0
     assert np.array_equal(png_array(dresult), src)
     from gradio_client.exceptions import AppError
-    with pytest.raises(AppError, match="composite must be one of detail, replace, got 'blend'"):
+    with pytest.raises(AppError, match="composite must be one of detail, replace, warp, got 'blend'"):
         client.predict(st["session"], "[]", False, None, "blend", api_name="/edit")
     lay = png_array(layer)
     L = est["layer"]
