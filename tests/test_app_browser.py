@@ -389,8 +389,8 @@ def test_box_field(server):
 
 @pytest.mark.parametrize("tab, editor, add, kind", [
     ("Label map", "#pp-seg-editor", "#pp-seg-add", "segment"),
-    ("Colour scribble", "#pp-scribble-editor", "#pp-scribble-add", "scribble"),
-    ("Concept paint", "#pp-paint-editor", "#pp-paint-add", "paint"),
+    ("Scribble", "#pp-scribble-editor", "#pp-scribble-add", "scribble"),
+    ("Paint", "#pp-paint-editor", "#pp-paint-add", "paint"),
 ])
 def test_region_tab_edit(server, tab, editor, add, kind):
     """Paint in an edit tab, add it to the list, render without G′: exactly that edit is applied;
@@ -434,7 +434,7 @@ def test_region_tab_edit(server, tab, editor, add, kind):
         page.screenshot(path=str(SHOTS / f"browser-7-{kind}-render.png"), full_page=True)
         if kind == "segment":
             try:
-                page.get_by_role("tab", name="Editing vectors").click()
+                page.get_by_role("tab", name="Vectors").click()
                 page.locator("#pp-vector input").first.click()
                 page.wait_for_selector(f"[role=option]:has-text('{vec_name}')", timeout=30_000)
                 # picking it and moving its strength previews it

@@ -51,7 +51,7 @@ def test_drag_points_on_the_page(server):
         page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session') || "
                                "document.querySelector('.toast-body') !== null", timeout=180_000)
         assert not _toast(page), _toast(page)
-        page.get_by_role("tab", name="Drag points").click()
+        page.get_by_role("tab", name="Drag", exact=True).click()
         page.wait_for_function("document.querySelector('#pp-drag-img img') !== null", timeout=60_000)
         page.wait_for_function("document.querySelector('#pp-drag-md')?.innerText.includes('Click a point')")
         before = page.locator("#pp-drag-img img").first.screenshot()

@@ -72,8 +72,10 @@ def latent_edit(session, name: str, strength: float, seed: int = 0) -> Tuple[obj
 
 def _measure(session, state, cfg: AdaptConfig):
     """``(figures, render, gprime)`` of one fit from scratch."""
-    session.cache.clear()
-    r = session.render(state, adapt=True, adapt_options=cfg)
+    from .structural import before_routing
+
+    session.cache.clear()   # G′ is what is measured: a pose edit is rendered as before its warp routing
+    r = session.render(before_routing(state), adapt=True, adapt_options=cfg)
     m = r.metrics
     return {
         "psnr": _r(m["psnr_adapted"]),

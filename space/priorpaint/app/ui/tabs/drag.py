@@ -20,7 +20,7 @@ from ...endpoints import user_errors
 from ..page import PRIVATE, Page, relay_editor, stroke_layer, editor_value
 
 KIND = "drag"
-TITLE = "Drag points"
+TITLE = "Drag"
 MAX_PAIRS = 16
 EMPTY = {"pairs": [], "pending": None}
 HINT = "Click a point to move (the handle), then where it should go (its target)."

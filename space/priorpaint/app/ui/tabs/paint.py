@@ -10,7 +10,7 @@ from ...endpoints import user_errors
 from ..page import Page, editor_value, relay_editor, stroke_layer
 
 KIND = "paint"
-TITLE = "Concept paint"
+TITLE = "Paint"
 
 
 def build(page: Page) -> None:

@@ -10,7 +10,7 @@ from ...endpoints import user_errors
 from ..page import Page, editor_value, relay_editor, stroke_layer
 
 KIND = "scribble"
-TITLE = "Colour scribble"
+TITLE = "Scribble"
 
 
 def build(page: Page) -> None:

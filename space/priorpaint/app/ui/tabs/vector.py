@@ -11,7 +11,7 @@ from ...endpoints import user_errors
 from ..page import PRIVATE, Page
 
 KIND = "vector"
-TITLE = "Editing vectors"
+TITLE = "Vectors"
 
 
 def build(page: Page) -> None:
