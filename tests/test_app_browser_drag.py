@@ -48,7 +48,7 @@ def test_drag_points_on_the_page(server):
         box = page.locator("#pp-box textarea, #pp-box input").first
         box.fill("140,20,180,180")
         box.press("Enter")
-        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('session') || "
+        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('Projected') || "
                                "document.querySelector('.toast-body') !== null", timeout=180_000)
         assert not _toast(page), _toast(page)
         page.get_by_role("tab", name="Drag", exact=True).click()
@@ -85,7 +85,7 @@ def test_drag_points_on_the_page(server):
         assert not _toast(page), _toast(page)
         page.wait_for_function("document.querySelector('#pp-render-md')?.innerText.includes('changed outside the mask')")
         text = page.locator("#pp-render-md").inner_text()
-        assert "warp:" in text and "changed outside the mask: 0 px" in text, text
+        assert "warp comp" in text and "changed outside the mask: 0 px" in text, text
         page.screenshot(path=str(SHOTS / "drag-2-render.png"), full_page=True)
         browser.close()
 
