@@ -19,9 +19,10 @@ from .page import ENGINE, PRIVATE, Page
 def build_controls(page: Page) -> None:
     """The Render button and the compositing choice (under the edit list)."""
     with gr.Row():
-        page.render_btn = gr.Button("Render (G′ + composite)", variant="primary", elem_id="pp-render")
+        page.render_btn = gr.Button("Render", variant="primary", elem_id="pp-render")
         page.composite = gr.Radio([m.value for m in C.Composite], value=C.Composite.DETAIL.value, label="compositing",
-                                  info="detail keeps the photo's fine detail; replace pastes the generator's pixels",
+                                  info="detail keeps the photo's fine detail (a pose edit moves the photo's own pixels instead); "
+                                       "replace pastes the generator's pixels; warp moves the photo's pixels along the edit's motion",
                                   elem_id="pp-composite")
     page.render_md = gr.Markdown("", elem_id="pp-render-md")
 
