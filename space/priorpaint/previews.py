@@ -28,6 +28,14 @@ def composite_mode(state, mode: str) -> str:
     return mode
 
 
+def _inputs(session, state, frame, mode: str):
+    """(edited, base, mask) a preview composites: the warp composite renders its own proxies, so
+    it needs no generator frame (``edited`` and ``base`` None)."""
+    if mode == "warp":
+        return None, None, session.edit_mask(state)
+    return session.preview_inputs(state, frame)
+
+
 def _square(session, region: np.ndarray, base, edited, state, mask: np.ndarray, radius: int, mode: str):
     from .compositing.detail import composite_square
     from .warp_render import warp_square
@@ -49,11 +57,7 @@ def preview_region(session, state=None, mode: str = "detail", size: Optional[int
 
     mode = composite_mode(state, mode)
     with session.lock:
-        if mode == "warp":   # the warp composite renders its own proxies: a frame is not needed
-            edited = base = None
-            mask = session.edit_mask(state)
-        else:
-            edited, base, mask = session.preview_inputs(state, frame)
+        edited, base, mask = _inputs(session, state, frame, mode)
         side = session.crop.square[2]
         n = int(size) if size is not None and side > int(size) else side
         key = ("preview-square", n)        # the photo's square (and selection) at that size
@@ -109,11 +113,7 @@ def preview_layer(session, state=None, mode: str = "detail", size: Optional[int]
         return np.ascontiguousarray(sq[rows, cols])
     mode = composite_mode(state, mode)
     with session.lock:
-        if mode == "warp":
-            edited = base = None
-            mask = session.edit_mask(state)
-        else:
-            edited, base, mask = session.preview_inputs(state, frame)
+        edited, base, mask = _inputs(session, state, frame, mode)
         region = session.photo_square()          # the photo's rotated square, at full size
         here = session.photo.rgb[box.rows, box.cols]
         if mask.any():

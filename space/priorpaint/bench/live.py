@@ -39,10 +39,13 @@ class Http:
     def __init__(self, url: str):
         self.url = url
 
+    def _open(self, req, timeout):
+        return urllib.request.urlopen(req, timeout=timeout)
+
     def request(self, path, method="GET", data=None, headers=None, timeout=120):
         req = urllib.request.Request(self.url + path, method=method, data=data, headers=headers or {})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with self._open(req, timeout) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -108,15 +111,8 @@ class CookieHttp(Http):
         super().__init__(url)
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
-    def request(self, path, method="GET", data=None, headers=None, timeout=120):
-        req = urllib.request.Request(self.url + path, method=method, data=data, headers=headers or {})
-        try:
-            with self.opener.open(req, timeout=timeout) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-        except OSError as e:
-            return 0, str(e).encode()
+    def _open(self, req, timeout):
+        return self.opener.open(req, timeout=timeout)
 
 
 class LiveServer:
