@@ -142,12 +142,19 @@ def _need_browser():
     SHOTS.mkdir(parents=True, exist_ok=True)
 
 
-@pytest.fixture(scope="module")
-def server():
+def browser_server(*args, shots=SHOTS):
+    """A module fixture's body: a live server for Chromium tests (after checking the browser is
+    here), ``shots`` made for the screenshots; stopped when the module is done."""
     _need_browser()
-    s = Server("--steps", "20")
+    shots.mkdir(parents=True, exist_ok=True)
+    s = Server(*args)
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from browser_server("--steps", "20")
 
 
 def _natural(page, sel):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app_server import ROOT, Server
+from app_server import ROOT
 from conftest import skimage_data
-from test_app_browser import _need_browser, _open_app, _toast, _upload, _wait_list
+from test_app_browser import browser_server, _open_app, _toast, _upload, _wait_list
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -18,11 +18,7 @@ SHOTS = ROOT / "artifacts" / "web"
 
 @pytest.fixture(scope="module")
 def server():
-    _need_browser()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    s = Server("--steps", "20")
-    yield s
-    s.stop()
+    yield from browser_server("--steps", "20", shots=SHOTS)
 
 
 def _click_photo_px(page, x, y, layer):

@@ -7,13 +7,12 @@ Screenshots go to artifacts/web/."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from app_server import ROOT, Server
+from app_server import ROOT
 from conftest import skimage_data
-from test_app_browser import _browser, _need_browser, _open_details, _toast, _upload, _wait_list
+from test_app_browser import _browser, browser_server, _open_details, _toast, _upload, _wait_list
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -23,11 +22,7 @@ LAPTOP = {"width": 1366, "height": 768}
 
 @pytest.fixture(scope="module")
 def server():
-    _need_browser()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    s = Server("--steps", "10")
-    yield s
-    s.stop()
+    yield from browser_server("--steps", "10", shots=SHOTS)
 
 
 def _open(pw, server, viewport=LAPTOP):
