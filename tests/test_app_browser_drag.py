@@ -86,6 +86,72 @@ def test_drag_points_on_the_page(server):
         browser.close()
 
 
+#: records each text a component shows (a MutationObserver installed before the run), so the test
+#: reads what the page drew during the run, not only its end
+WATCH_JS = """([sel, key]) => { window[key] = []; const el = document.querySelector(sel);
+  const seen = () => { const t = el.innerText; if (window[key].at(-1) !== t) window[key].push(t); };
+  new MutationObserver(seen).observe(el, {subtree: true, childList: true, characterData: true, attributes: true}); }"""
+IMG_WATCH_JS = """(key) => { window[key] = []; const root = document.querySelector('#pp-drag-img');
+  const seen = () => { const im = root.querySelector('img'); const s = im && im.src;
+    if (s && window[key].at(-1) !== s) window[key].push(s); };
+  new MutationObserver(seen).observe(root, {subtree: true, childList: true, attributes: true}); }"""
+HANDLE = r"handle 1 at \(([\d.]+), ([\d.]+)\)"
+
+
+def test_the_drag_preview_shows_the_points_moving(server):
+    """Preview the drag: while it runs the tab's line and picture follow the handle (its drawn
+    position changes), and they end at the drag's final position; Stop ends a second run."""
+    import re
+    from playwright.sync_api import sync_playwright
+    from gimp_bridge import ops
+    layer = ops.crop_rect((140, 20, 180, 180), (512, 512))
+    with sync_playwright() as pw:
+        browser, page = _open_app(pw, server)
+        _upload(page, skimage_data("astronaut.png"))
+        page.locator("#pp-adapt input").uncheck()
+        box = page.locator("#pp-box textarea, #pp-box input").first
+        box.fill("140,20,180,180")
+        box.press("Enter")
+        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('Projected') || "
+                               "document.querySelector('.toast-body') !== null", timeout=180_000)
+        assert not _toast(page), _toast(page)
+        page.get_by_role("tab", name="Drag", exact=True).click()
+        page.wait_for_function("document.querySelector('#pp-drag-img img') !== null", timeout=60_000)
+        _click_photo_px(page, 230, 150, layer)
+        page.wait_for_function("document.querySelector('#pp-drag-md')?.innerText.includes('target of the blue')")
+        _click_photo_px(page, 236, 118, layer)       # far: the handle does not arrive, so every step runs
+        page.wait_for_function("document.querySelector('#pp-drag-md')?.innerText.includes('1 pair')")
+        page.locator("#pp-drag-steps input[type=number]").fill("300")
+        page.locator("#pp-drag-steps input[type=number]").press("Enter")
+        page.evaluate(WATCH_JS, ["#pp-drag-live", "ppLive"])
+        page.evaluate(IMG_WATCH_JS, "ppImg")
+        page.locator("#pp-drag-preview").click()
+        page.wait_for_function("document.querySelector('#pp-drag-live')?.innerText.includes('drag done') || "
+                               "document.querySelector('.toast-body') !== null", timeout=300_000)
+        assert not _toast(page), _toast(page)
+        page.locator("#pp-drag-img").screenshot(path=str(SHOTS / "drag-3-live-done.png"))
+        seen = page.evaluate("window.ppLive")
+        running = [t for t in seen if "dragging, step" in t]
+        assert running, seen                                     # the line followed the run
+        drawn = [tuple(float(v) for v in re.search(HANDLE, t).groups()) for t in running]
+        done = tuple(float(v) for v in re.search(HANDLE, seen[-1]).groups())
+        assert "drag done" in seen[-1]
+        # the drawn handle moved during the run (it starts at the handle the user clicked)
+        assert len({(230.0, 150.0), *drawn, done}) > 1, seen
+        assert len(page.evaluate("window.ppImg")) >= 2            # the picture was redrawn as it ran
+        # a second run is stopped: the line stops following it
+        page.evaluate(WATCH_JS, ["#pp-drag-live", "ppLive2"])
+        page.locator("#pp-drag-preview").click()
+        page.wait_for_function("(window.ppLive2 || []).some(t => t.includes('dragging, step'))", timeout=120_000)
+        page.locator("#pp-stop").click()
+        page.wait_for_function("document.querySelector('#pp-notice')?.innerText.includes('cancelled')")
+        page.wait_for_timeout(1500)
+        later = page.evaluate("window.ppLive2")
+        later = later[next(i for i, t in enumerate(later) if "dragging" in t):]
+        assert not any("drag done" in t for t in later), (seen, later)
+        browser.close()
+
+
 def test_the_tabs_points_and_spec_without_a_browser():
     """The tab's own logic: clicks become pairs in photo pixels; bad clicks are one-line errors."""
     from priorpaint.app.ui.tabs import drag as T

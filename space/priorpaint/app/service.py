@@ -37,6 +37,14 @@ def namespace_of(client: str) -> str:
     return client_namespace(client)
 
 
+#: what of a stage's progress report reaches the clients, as it is: a drag's step, its handles'
+#: current photo positions, their targets and the distances left (the live preview draws them)
+LIVE_KEYS = ("step", "handles", "targets", "distance_px")
+#: a job that reports live positions is streamed at most this often (seconds; 10 a second): the
+#: page and GIMP redraw the points from these; other jobs keep :func:`run_job`'s default
+LIVE_INTERVAL = 0.1
+
+
 def _progress(status: dict) -> Progress:
     extra = {k: v for k, v in status.items() if k not in ("done", "stage", "fraction", "job")}
     return Progress(stage=status.get("stage", ""), fraction=float(status.get("fraction", 0.0)),
@@ -221,10 +229,14 @@ class Service:
         self.limits.render_work(s)   # refused before any work over --max-work-mb
         job = self.jobs.new("edit", s.id, client=client)
         options = req.method.value if req.method is not None else None
+        live = {"last": (None, {})}   # (stage, payload) of the last report: replaced whole, read here
 
         def work(progress, cancel):
+            def report(stage, fraction, info):
+                live["last"] = (stage, {k: info[k] for k in LIVE_KEYS if k in (info or {})})
+                progress(stage, fraction, info)
             t0 = time.perf_counter()
-            state = s.apply(specs, progress, cancel) if specs else None
+            state = s.apply(specs, report, cancel) if specs else None
             r = s.render(state, adapt=req.adapt, adapt_options=options, progress=progress, cancel=cancel,
                          composite=req.composite.value)
             seconds = {"edit": sum(float(a.get("seconds", 0.0)) for a in (state.applied if state else []))}
@@ -232,9 +244,11 @@ class Service:
             seconds["total"] = time.perf_counter() - t0
             return r, seconds
 
-        for item in run_job(self.jobs, job, work):
+        streamed = {"min_interval": LIVE_INTERVAL} if any(sp.get("kind") == "drag" for sp in specs) else {}
+        for item in run_job(self.jobs, job, work, **streamed):
             if "result" not in item:
-                yield _progress(item)
+                stage, info = live["last"]
+                yield _progress({**item, **info} if info and item.get("stage") == stage else item)
                 continue
             r, seconds = item["result"]
             self.store.touch(s)

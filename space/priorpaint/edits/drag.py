@@ -325,6 +325,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
     opt = torch.optim.Adam([v for v in (dz, dh) if v is not None], lr=lr)
     keep = None if movable is None else (1.0 - movable)
     done, best = 0, None
+    goal = None if to_photo is None else [[round(float(v), 1) for v in q] for q in to_photo(np.asarray(targets))]
     with torch.enable_grad():
         for step in range(steps + 1):
             feat = feats(dz, dh)
@@ -334,6 +335,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             info = {"step": step, "distance_px": [round(float(d), 2) for d in dist]}
             if to_photo is not None:
                 info["handles"] = [[round(float(v), 1) for v in q] for q in to_photo(p.cpu().numpy())]
+                info["targets"] = goal
             checkpoint(cancel, progress, "drag", step / max(steps, 1), info)
             worst = float(dist.max())
             if best is None or worst <= best[0] + 1e-6:   # the tracker's quantised steps can overshoot:

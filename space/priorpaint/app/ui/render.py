@@ -14,6 +14,7 @@ from .. import views
 from ..endpoints import client_key, user_errors
 from . import models
 from .page import ENGINE, PRIVATE, Page
+from .tabs import drag as drag_tab
 
 
 def build_controls(page: Page) -> None:
@@ -81,10 +82,20 @@ def wire(page: Page, service) -> None:
         spec_list = views.specs(items)
         edits, files = C.file_refs(spec_list)
         req = C.EditRequest.parse(sid, edits, adapt_v, files, comp, limits=service.limits)
+        starts, last = {}, None      # a drag's handles where it began (by its targets), the last step drawn
         for step in service.edit(req, client_key(request)):
             if isinstance(step, C.Progress):
                 progress(step.fraction, desc=stage_words(step))
-                yield (gr.skip(),) * len(outputs)
+                out = [gr.skip()] * len(outputs)
+                live = step.extra if step.extra.get("handles") and state and state.get("layer") else None
+                if live is not None and (live.get("step"), live["targets"]) != last:
+                    last = (live.get("step"), live["targets"])
+                    key = str(live["targets"])
+                    if key not in starts:
+                        starts[key] = drag_tab.starts_of(spec_list, live["targets"]) or live["handles"]
+                    out[3] = drag_tab.live_frame(state, starts[key], live)      # the preview: the points moving
+                    out[7] = drag_tab.live_words(live)
+                yield tuple(out)
                 continue
             progress(1.0, desc="saving the full-resolution PNG and the before/after")
             d = C.status(step)
