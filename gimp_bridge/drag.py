@@ -1,10 +1,14 @@
-"""Drag points from a GIMP path: each stroke of two anchors is one handle → target pair.
+"""Drag points from a GIMP path (each stroke of two anchors is one handle → target pair) or from the
+image's sample points (in the order they were made: handle, target, handle, target, …).
 
 The plug-in reads the active path's strokes (GIMP 3: ``path.stroke_get_points(id)`` gives the
 stroke's type and, for a Bézier stroke, its control points as (in-handle, anchor, out-handle)
-triplets of x, y pairs) and hands them here as plain tuples; this module turns them into the
-backend's ``drag`` spec in the crop's pixels, says in one line what is wrong with them, and runs
-the drag (project, then ``edit``). Standard library only.
+triplets of x, y pairs), or, with no path selected, the sample points' positions, and hands them
+here as plain tuples; this module turns them into the backend's ``drag`` spec in the crop's pixels,
+says in one line what is wrong with them, and runs the drag (project, then ``edit``). While the
+drag runs, the backend's progress statuses carry each step's handle positions (``handles``,
+``targets``: the crop's pixels), which :func:`live_points` reads for a dialog's moving picture.
+Standard library only.
 
 Coordinates: a path's anchors are continuous image coordinates (the pixel ``i`` spans ``i`` to
 ``i + 1``); the backend's drag points are pixel indices of the photo it is sent, here the crop
@@ -24,6 +28,8 @@ from .client import BridgeError, Client
 MAX_PAIRS = 16
 HOW = ("draw each drag as one stroke of two anchors with the Paths tool: click the handle, then "
        "its target; Shift-click starts the next stroke")
+HOW_SAMPLES = ("put sample points in pairs (Ctrl-drag from the rulers): a handle, then its target, in that order; "
+               "or select a path")
 
 Stroke = Tuple[bool, Sequence[float], bool]      # (is a Bézier stroke, control points, closed)
 
@@ -63,6 +69,42 @@ def pairs_from_strokes(path_name: str, strokes: Sequence[Stroke],
     return pairs
 
 
+def pairs_from_sample_points(points: Sequence[Tuple[float, float]],
+                             offsets: Tuple[float, float] = (0, 0)) -> List[List[float]]:
+    """``[[hx, hy, tx, ty], …]`` in the drawable's continuous coordinates from sample points (image
+    pixels, in the order they were made): handle, target, handle, target, …; a sample point marks a
+    pixel, so its continuous position is the pixel's centre (``+ 0.5``). An odd count is an error."""
+    pts = [(float(x), float(y)) for x, y in points]
+    if not pts:
+        raise BridgeError(f"the image has no sample points: {HOW_SAMPLES}")
+    if len(pts) % 2:
+        raise BridgeError(f"the image has {len(pts)} sample points, an odd number: each drag needs two "
+                          f"(a handle, then its target); add the missing target or remove a point")
+    if len(pts) > 2 * MAX_PAIRS:
+        raise BridgeError(f"the image has {len(pts)} sample points ({len(pts) // 2} pairs); a drag takes at "
+                          f"most {MAX_PAIRS} pairs")
+    ox, oy = (float(v) for v in offsets)
+    return [[pts[i][0] + 0.5 - ox, pts[i][1] + 0.5 - oy, pts[i + 1][0] + 0.5 - ox, pts[i + 1][1] + 0.5 - oy]
+            for i in range(0, len(pts), 2)]
+
+
+def live_points(status) -> Optional[dict]:
+    """A drag step's report in a backend progress status: ``{"step", "handles", "targets"}`` with
+    each handle's current position and its target (the crop's pixels), or None (another stage, or
+    a backend that does not report them)."""
+    if not isinstance(status, dict):
+        return None
+    handles, targets = status.get("handles"), status.get("targets")
+    try:
+        h = [(float(x), float(y)) for x, y in handles]
+        t = [(float(x), float(y)) for x, y in targets]
+    except (TypeError, ValueError):
+        return None
+    if not h or len(h) != len(t) or not all(math.isfinite(v) for p in h + t for v in p):
+        return None
+    return {"step": status.get("step"), "handles": h, "targets": t}
+
+
 def pairs_in_crop(pairs: Sequence[Sequence[float]], crop: ops.Crop) -> List[List[float]]:
     """The pairs as the backend's drag points in the crop's pixels; a handle on its target, or a
     point outside the selection's square, is an error naming the stroke."""
@@ -95,10 +137,11 @@ def drag_title(points: Sequence[Sequence[float]]) -> str:
 def drag_edit(client: Client, crop: ops.Crop, points: Sequence[Sequence[float]], adapt: bool = False,
               model: str = "", steps: Optional[int] = None, progress: Optional[Callable[[float, str], None]] = None,
               on_job=None, should_cancel=None, projection: Optional[ops.Projection] = None,
-              base_edits: Sequence[dict] = ()) -> ops.Layer:
+              base_edits: Sequence[dict] = (), on_live: Optional[Callable[[dict], None]] = None) -> ops.Layer:
     """Project the crop (unless ``projection`` is given) and drag ``points`` (crop pixels); the
     result layer in the drawable's coordinates. ``base_edits``: an earlier result's directions,
-    applied first. The drag renders with the backend's warp composite (the photo's own pixels move)."""
+    applied first. The drag renders with the backend's warp composite (the photo's own pixels move).
+    ``on_live(report)``: each drag step's :func:`live_points` as the backend streams them."""
     if projection is None:
         p = ops.Progress(progress, [("Fitting the selection to the model", 0.4), ("Dragging", 0.6)])
         projection = ops.project(client, crop, model=model, adapt=False, on_progress=p.stage(0), on_job=on_job,
@@ -107,7 +150,14 @@ def drag_edit(client: Client, crop: ops.Crop, points: Sequence[Sequence[float]],
     else:
         stage = ops.Progress(progress, [("Dragging", 1.0)]).stage(0)
     specs = carried(base_edits) + [drag_spec(points, steps)]
-    return ops.edit(client, projection, specs, adapt, ops.layer_name(drag_title(points)), on_progress=stage,
+    report = stage
+    if on_live is not None:
+        def report(fraction: float, text: str, status: dict) -> None:
+            live = live_points(status)
+            if live is not None:
+                on_live(live)
+            stage(fraction, text, status)
+    return ops.edit(client, projection, specs, adapt, ops.layer_name(drag_title(points)), on_progress=report,
                     on_job=on_job, should_cancel=should_cancel)
 
 
@@ -131,20 +181,37 @@ def over_crop(crop: ops.Crop, layer: ops.Layer) -> png.Image:
     return png.Image(W, H, 3, bytes(base))
 
 
-def with_pairs(img: png.Image, points: Sequence[Sequence[float]], colour=(255, 51, 102)) -> png.Image:
+def with_pairs(img: png.Image, points: Sequence[Sequence[float]], colour=(255, 51, 102),
+               current: Optional[Sequence[Sequence[float]]] = None) -> png.Image:
     """``img`` (RGB, the crop's pixels) with each pair drawn: a line handle → target and a 5×5 dot on
-    the handle, for a dialog's picture."""
+    the handle, for a dialog's picture. With ``current`` (each handle's position now, while a drag
+    runs) the line starts there, the path from the start is yellow, the start a 3×3 yellow dot, the
+    current position a 5×5 green dot and the target a 3×3 dot in ``colour``."""
     out = bytearray(img.to_rgb().data)
     W, H = img.width, img.height
 
-    def put(x: int, y: int) -> None:
+    def put(x: int, y: int, c) -> None:
         if 0 <= x < W and 0 <= y < H:
-            out[(y * W + x) * 3:(y * W + x) * 3 + 3] = bytes(colour)
-    for hx, hy, tx, ty in points:
-        n = int(max(abs(tx - hx), abs(ty - hy))) + 1
+            out[(y * W + x) * 3:(y * W + x) * 3 + 3] = bytes(c)
+
+    def line(ax, ay, bx, by, c) -> None:
+        n = int(max(abs(bx - ax), abs(by - ay))) + 1
         for i in range(n + 1):
-            put(int(round(hx + (tx - hx) * i / n)), int(round(hy + (ty - hy) * i / n)))
-        for dy in range(-2, 3):
-            for dx in range(-2, 3):
-                put(int(round(hx)) + dx, int(round(hy)) + dy)
+            put(int(round(ax + (bx - ax) * i / n)), int(round(ay + (by - ay) * i / n)), c)
+
+    def dot(x, y, r, c) -> None:
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                put(int(round(x)) + dx, int(round(y)) + dy, c)
+    for i, (hx, hy, tx, ty) in enumerate(points):
+        if current is None:
+            line(hx, hy, tx, ty, colour)
+            dot(hx, hy, 2, colour)
+            continue
+        cx, cy = (float(v) for v in current[i])
+        line(hx, hy, cx, cy, (255, 221, 51))
+        line(cx, cy, tx, ty, colour)
+        dot(hx, hy, 1, (255, 221, 51))
+        dot(tx, ty, 1, colour)
+        dot(cx, cy, 2, (51, 221, 102))
     return png.Image(W, H, 3, bytes(out))
