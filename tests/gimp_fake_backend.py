@@ -57,6 +57,8 @@ class FakeKindsBackend:
         self.calls = []
         self.preview_model_only = False      # True: an older backend, whose preview takes only a list
         self.project_delay = 0.0             # seconds a projection takes (0: at once)
+        self.drag_steps = 12                 # a drag edit streams this many steps of live handle positions
+        self.drag_step_s = 0.15              # seconds apart
         self.psnr = None                     # the projection's PSNR (dB) that `project` reports, if any
         self.cancelled = []                  # ids sent to `cancel`
         self.disconnected = []               # endpoints whose stream the client closed early
@@ -148,11 +150,39 @@ class FakeKindsBackend:
                 if job in self.cancelled:
                     yield "error", "job cancelled by the client"
                     return
+            if api == "edit":
+                yield from self._drag_steps(job, data)
+                if job in self.cancelled:
+                    yield "error", "job cancelled by the client"
+                    return
             outputs = self.handle(api, data)
             yield "generating", [json.dumps(status)]
             yield "complete", outputs
         except Exception as e:  # reported like the real app's user errors
             yield "error", str(e)
+
+    def _drag_steps(self, job: str, data: list):
+        """A drag's live reports as the real backend streams them: each step's handle positions and
+        targets (the crop's pixels), the handles moving straight toward their targets over
+        :attr:`drag_steps` steps :attr:`drag_step_s` seconds apart; a cancel ends them."""
+        try:
+            specs = json.loads(data[1])
+        except (TypeError, ValueError, IndexError):
+            return
+        drag = next((s for s in specs if isinstance(s, dict) and s.get("kind") == "drag"), None) \
+            if isinstance(specs, list) else None
+        if drag is None:
+            return
+        pts = drag["points"]
+        for step in range(self.drag_steps):
+            if job in self.cancelled:
+                return
+            f = step / self.drag_steps
+            yield "generating", [json.dumps({
+                "done": False, "stage": "drag", "fraction": f, "job": job, "step": step,
+                "handles": [[round(hx + (tx - hx) * f, 1), round(hy + (ty - hy) * f, 1)] for hx, hy, tx, ty in pts],
+                "targets": [[tx, ty] for _, _, tx, ty in pts], "distance_px": []})]
+            time.sleep(self.drag_step_s)
 
     def _download(self, model: str):
         row = next((m for m in self.models if m["id"] == model), None)

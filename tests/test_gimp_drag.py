@@ -4,7 +4,8 @@ A path with two 2-anchor strokes is drawn through the PDB on the astronaut, the 
 ``priorpaint-drag-points`` runs non-interactively: one new masked layer above the photo, the
 photo's layer untouched, the picture outside the selection bit-identical, the content changed
 around the handles. A path with a 3-anchor stroke, and no active path, are one-line errors that
-add nothing. Needs root (chroot); under CI=true it must run (the fixture of test_gimp_plugin).
+add nothing. With no path selected, sample points in pairs (handle, target, … in creation order) are
+the drag; an odd count is a one-line error; a selected path wins over sample points. Needs root (chroot); under CI=true it must run (the fixture of test_gimp_plugin).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # handle → target, image pixels (the astronaut's lower lip up, her left cheek right: 5-7 % of the 180 px face)
 PAIRS = [(230.5, 150.5, 230.5, 140.5), (200.5, 110.5, 212.5, 110.5)]
+# the same drags as sample points (pixels), made in the order handle, target, handle, target
+SAMPLES = [(230, 150), (230, 140), (200, 110), (212, 110)]
 
 GIMP_DRAG = r'''
 def path_of(img, name, strokes):
@@ -51,6 +54,25 @@ case("three", img, layer, "priorpaint-drag-points", steps=40, adapt=False)
 for p in img.get_paths():
     img.remove_path(p)
 case("nopath", img, layer, "priorpaint-drag-points", steps=40, adapt=False)
+
+def spec_and_clean(key):
+    new = [l for l in img.get_layers() if l.get_id() != layer.get_id()]
+    p = new[0].get_parasite("priorpaint-result") if new else None
+    RES[key] = json.loads(bytes(p.get_data()).decode("utf-8"))["edits"] if p is not None else None
+    for l in new:
+        img.remove_layer(l)
+
+# sample points, no path: handle, target, handle, target in the order they were made
+for x, y in __SAMPLES__[:3]:
+    img.add_sample_point(x, y)
+case("odd", img, layer, "priorpaint-drag-points", steps=40, adapt=False)
+img.add_sample_point(*__SAMPLES__[3])
+case("samples", img, layer, "priorpaint-drag-points", steps=40, adapt=False)
+spec_and_clean("samples_spec")
+# a selected path wins over the sample points
+path_of(img, "one", [[(hx, hy), (tx, ty)] for hx, hy, tx, ty in __PAIRS__[:1]])
+case("both", img, layer, "priorpaint-drag-points", steps=40, adapt=False)
+spec_and_clean("both_spec")
 finish()
 '''
 
@@ -59,7 +81,7 @@ def test_drag_points_in_real_gimp(gimp):
     if gimp["settings"].exists():
         gimp["settings"].unlink()
     script = (GIMP_COMMON + GIMP_DRAG).replace("__OUT__", repr(gimp["work_in_root"])) \
-        .replace("__SEL__", repr(SELECTION)).replace("__PAIRS__", repr(PAIRS))
+        .replace("__SEL__", repr(SELECTION)).replace("__PAIRS__", repr(PAIRS)).replace("__SAMPLES__", repr(SAMPLES))
     backend = Backend(gimp["artifacts"] / "serve-drag.log")
     try:
         res = _run_gimp(gimp, script, url=backend.url)
@@ -94,9 +116,20 @@ def test_drag_points_in_real_gimp(gimp):
     log = (gimp["artifacts"] / "gimp.log").read_text()
     assert max(moved) > 1.0 or "priorpaint: drag handle 1 could not move far" in log, (moved, log[-2000:])
 
+    # sample points: a pixel each, so the crop's point is the pixel less the crop's origin
+    assert res["cases"]["samples"]["status"] == "success", res["cases"]["samples"]
+    [spec] = res["samples_spec"]
+    assert spec["points"] == [[hx - x0, hy - y0, tx - x0, ty - y0]
+                              for (hx, hy), (tx, ty) in zip(SAMPLES[::2], SAMPLES[1::2])]
+    assert res["cases"]["both"]["status"] == "success", res["cases"]["both"]
+    [spec] = res["both_spec"]                           # the path's one pair, not the sample points' two
+    hx, hy, tx, ty = PAIRS[0]
+    assert spec["points"] == [[hx - x0 - 0.5, hy - y0 - 0.5, tx - x0 - 0.5, ty - y0 - 0.5]]
+
     for key, start in (("three", "priorpaint: stroke 1 of the path 'three' has 3 anchors; each stroke needs "
                                  "exactly two"),
-                       ("nopath", "priorpaint: no path is active")):
+                       ("nopath", "priorpaint: no path is active"),
+                       ("odd", "priorpaint: the image has 3 sample points, an odd number")):
         bad = res["cases"][key]
         assert bad["status"] == "execution-error", bad
         assert bad["message"].startswith(start) and "\n" not in bad["message"], bad["message"]

@@ -1,6 +1,7 @@
 """Drag points…'s dialog in the full GIMP 3 GUI (the harness of test_gimp_gui: gimp-3.0 under Xvfb,
 xdotool, the protocol-faithful stand-in backend): a path drawn, the menu entry opens the dialog with
-the pairs, Preview runs the drag once and shows it, OK adds the result layer. Screenshots go to
+the pairs, Preview runs the drag once, its picture following the handles the backend reports, then
+shows it; Stop ends a second preview; OK adds the result layer. Screenshots go to
 artifacts/gimp/. Needs root (chroot) like the other GIMP tests."""
 
 from __future__ import annotations
@@ -26,9 +27,23 @@ def test_drag_points_dialog_previews_then_adds_the_layer(gui):
     win = gui.wait_window("priorpaint: Drag points")
     gui.shot("drag-dialog.png")
     gui.key("alt+p", window=win)                        # Preview: the drag runs once, in the background
+    gui.wait_event(lambda e: e["event"] == "drag-live", 90, after=n)
+    gui.shot("drag-dialog-live.png")
     shown = gui.wait_event(lambda e: e["event"] == "drag-preview", 90, after=n)
     assert shown["shown"], shown
     gui.shot("drag-dialog-preview.png")
+    # the picture followed the handle: the positions drawn changed as the stand-in's drag moved it
+    drawn = [tuple(e["handles"][0]) for e in gui.events()[n:] if e["event"] == "drag-live"]
+    assert len(set(drawn)) > 1 and all(x == pytest.approx(points[0][0]) for x, _ in drawn), drawn
+    assert [y for _, y in drawn] == sorted((y for _, y in drawn), reverse=True)   # up, toward the target
+    # Stop ends a second preview (the backend's job is cancelled)
+    m = len(gui.events())
+    gui.key("alt+p", window=win)
+    gui.wait_event(lambda e: e["event"] == "drag-live", 90, after=m)
+    gui.key("alt+t", window=win)
+    stopped = gui.wait_event(lambda e: e["event"] == "drag-preview", 90, after=m)
+    assert stopped["text"] == "Preview cancelled." and not stopped["shown"], stopped
+    assert gui.fake.cancelled
     assert gui.fake.calls and [api for api, _ in gui.fake.calls].count("project") >= 1
     edits = [json.loads(d[1]) for api, d in gui.fake.calls if api == "edit"]
     assert edits and edits[-1][0]["kind"] == "drag" and edits[-1][0]["points"] == points
