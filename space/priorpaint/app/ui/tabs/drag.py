@@ -10,6 +10,8 @@ pairs tracked so far (:func:`live_frame`), which is what the warp composite make
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import List, Optional
 
 import cv2
@@ -32,7 +34,7 @@ HINT = "Click a point to move (the handle), then where it should go (its target)
 #: the picture is enlarged to this many pixels on its long side (a small selection is hard to click)
 SHOW = 420
 #: the live picture's warp is solved on a grid of this many points a side, then enlarged (a few ms)
-LIVE_GRID = 64
+LIVE_GRID = 32
 
 
 def scale_of(layer) -> float:
@@ -63,16 +65,30 @@ def build(page: Page) -> None:
     page.drag_add = gr.Button("Add the drag to the edit list", elem_id="pp-drag-add")
 
 
+@functools.lru_cache(maxsize=4)
+def _box_pixels(photo: str, layer: tuple, stamp: float) -> np.ndarray:
+    """The layer box of the photo file (read-only; ``stamp``: the file's mtime, so a new file is read
+    again): a live preview draws it ten times a second, and decoding the photo each time cost more
+    than the drawing."""
+    bg = np.asarray(Image.open(photo).convert("RGB"))
+    box = np.ascontiguousarray(views.box_crop(bg, list(layer)))
+    box.setflags(write=False)
+    return box
+
+
 def _box_image(state: dict) -> Optional[Image.Image]:
     if not state or not state.get("photo") or not state.get("layer"):
         return None
-    bg = np.asarray(Image.open(state["photo"]).convert("RGB"))
-    return Image.fromarray(np.ascontiguousarray(views.box_crop(bg, state["layer"])), "RGB")
+    path = str(state["photo"])
+    return Image.fromarray(_box_pixels(path, tuple(int(v) for v in state["layer"]), os.path.getmtime(path)), "RGB")
 
 
-def _enlarged(im: Image.Image, layer) -> Image.Image:
+def _enlarged(im: Image.Image, layer, quick: bool = False) -> Image.Image:
+    """``im`` enlarged by :func:`scale_of` (``quick``: bilinear, for the live frames)."""
     k = scale_of(layer)
-    return im.resize((round(im.width * k), round(im.height * k)), Image.LANCZOS) if k > 1.0 else im
+    if k <= 1.0:
+        return im
+    return im.resize((round(im.width * k), round(im.height * k)), Image.BILINEAR if quick else Image.LANCZOS)
 
 
 def _overlay(im: Image.Image, layer, pairs, pending=None, current=None) -> Image.Image:
@@ -163,7 +179,7 @@ def live_frame(state: dict, starts, live: dict, photo=None) -> Optional[Image.Im
     if photo is None:
         im = Image.fromarray(warped_box(np.asarray(im), state["layer"], starts, cur), "RGB")
     pairs = [list(s) + list(t) for s, t in zip(starts, tgt)]
-    return _overlay(_enlarged(im, state["layer"]), state["layer"], pairs, current=cur)
+    return _overlay(_enlarged(im, state["layer"], quick=photo is None), state["layer"], pairs, current=cur)
 
 
 def live_words(live: dict, final: bool = False) -> str:
