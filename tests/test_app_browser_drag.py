@@ -100,7 +100,8 @@ HANDLE = r"handle 1 at \(([\d.]+), ([\d.]+)\)"
 
 def test_the_drag_preview_shows_the_points_moving(server):
     """Preview the drag: while it runs the tab's line and picture follow the handle (its drawn
-    position changes), and they end at the drag's final position; Stop ends a second run."""
+    position changes), and they end at the drag's final position; Stop ends a second run; Render
+    of the listed drag shows the moving handle in the live preview's line."""
     import re
     from playwright.sync_api import sync_playwright
     from gimp_bridge import ops
@@ -143,12 +144,24 @@ def test_the_drag_preview_shows_the_points_moving(server):
         page.evaluate(WATCH_JS, ["#pp-drag-live", "ppLive2"])
         page.locator("#pp-drag-preview").click()
         page.wait_for_function("(window.ppLive2 || []).some(t => t.includes('dragging, step'))", timeout=120_000)
+        page.locator("#pp-drag-img").screenshot(path=str(SHOTS / "drag-4-live-running.png"))
         page.locator("#pp-stop").click()
         page.wait_for_function("document.querySelector('#pp-notice')?.innerText.includes('cancelled')")
         page.wait_for_timeout(1500)
         later = page.evaluate("window.ppLive2")
         later = later[next(i for i, t in enumerate(later) if "dragging" in t):]
         assert not any("drag done" in t for t in later), (seen, later)
+        # Render of the listed drag shows the points moving in the live preview too
+        page.locator("#pp-drag-add").click()
+        _wait_list(page, "added #1")
+        page.evaluate(WATCH_JS, ["#pp-preview-md", "ppRender"])
+        n_hist = page.locator("#pp-history img").count()
+        page.locator("#pp-render").click()
+        page.wait_for_function("(n) => document.querySelectorAll('#pp-history img').length > n || "
+                               "document.querySelector('.toast-body') !== null", arg=n_hist, timeout=300_000)
+        assert not _toast(page), _toast(page)
+        rendered = [t for t in page.evaluate("window.ppRender") if "dragging, step" in t]
+        assert rendered and re.search(HANDLE, rendered[-1]), page.evaluate("window.ppRender")
         browser.close()
 
 
