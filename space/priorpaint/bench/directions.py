@@ -68,3 +68,52 @@ def run(report: dict, args) -> None:
         "named": len(listed),
         "targets": "preview_ms <= 20 (2-core CPU), sefa_seconds <= 1, ganspace_seconds <= 30 (20 000 samples)",
     }
+
+
+#: what a portrait slider's boundary is made independent of: head pose (landmarks), lighting (pixels)
+#: and the skin tone direction's coordinate
+NUISANCES = ("yaw", "pitch", "roll", "brightness", "left_right", "skin_tone")
+
+
+def measure_samples(gen, samples: int, seed: int, batch: int = 100):
+    """``(z, {name: (n,) scores})``: the generator's samples measured with every portrait attribute
+    (:mod:`priorpaint.measures.attributes`) and every nuisance; NaN where no face was found."""
+    import torch
+    from ..edits import directions as D
+    from ..measures.attributes import PORTRAIT_ATTRIBUTES, portrait_attributes
+    from ..measures.effect import face_geometry, pixel_attribute
+    z = gen.sample_latents(samples, seed=seed)
+    rows = []
+    for chunk in z.split(batch):
+        with torch.no_grad():
+            imgs = ((gen(chunk.to(gen.device)).clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        for img in imgs:
+            p, g = portrait_attributes(img), face_geometry(img)
+            row = {k: np.nan for k in (*PORTRAIT_ATTRIBUTES, *NUISANCES)}
+            if p is not None and g is not None:
+                row.update(p)
+                row.update({k: g[k] for k in ("yaw", "pitch", "roll")})
+            row["brightness"] = pixel_attribute(img, "brightness")
+            row["left_right"] = pixel_attribute(img, "left_right")
+            rows.append(row)
+    skin = D.get_direction(gen, "skin_tone").vector.reshape(-1).cpu()
+    scores = {k: torch.tensor([r[k] for r in rows], dtype=torch.float64) for k in rows[0]}
+    scores["skin_tone"] = (z.reshape(samples, -1).double() @ skin.double())
+    return z, scores
+
+
+def derive_portrait(gen, attributes, samples: int = 1000, seed: int = 123, quantile: float = 0.3) -> dict:
+    """Supervised portrait boundaries (InterFaceGAN on the measured attributes of ``samples`` of the
+    generator's faces, each made independent of :data:`NUISANCES`): ``{attribute: manifest fields}``
+    (``vector``, rounded, and ``derived``: the recipe, accuracy and the cosines with the nuisances'
+    boundaries before they were projected out). Look at each one's grid before naming it."""
+    from ..edits.directions.boundaries import orthogonal_boundary
+    z, scores = measure_samples(gen, samples, seed)
+    out = {}
+    for a in attributes:
+        fit = orthogonal_boundary(z, scores[a], {k: scores[k] for k in NUISANCES}, quantile=quantile)
+        out[a] = {"vector": [round(float(x), 5) for x in fit["normal"].reshape(-1)],
+                  "derived": {"attribute": a, "samples": samples, "seed": seed, "quantile": quantile,
+                              "independent_of": list(NUISANCES), "measured": fit["samples"],
+                              "accuracy": round(fit["accuracy"], 3), "cosines": fit["cosines"]}}
+    return out
