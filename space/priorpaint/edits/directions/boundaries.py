@@ -220,8 +220,9 @@ def orthogonal_boundary(latents: torch.Tensor, scores: torch.Tensor, nuisances: 
     ``quantile`` are labelled 1 and 0 and a boundary is fitted (:func:`fit_boundary`); each
     nuisance's own boundary (fitted the same way) is then projected out of its normal
     (:func:`condition_direction`). Samples with a non-finite score (no face found) are left out.
-    Returns ``normal`` (unit, latents' shape), ``accuracy``, ``cosines`` (the unconditioned
-    normal's cosine with each nuisance's) and ``samples`` used.
+    Returns ``normal`` (unit, latents' shape), ``accuracy``, ``cosines`` (the cosine of the boundary
+    fitted on the residual scores, before the projection, with each nuisance's boundary: what the
+    residual alone left of each) and ``samples`` used.
     """
     if not 0.0 < quantile <= 0.5:
         raise InputError("quantile must be in (0, 0.5]")
@@ -242,6 +243,8 @@ def orthogonal_boundary(latents: torch.Tensor, scores: torch.Tensor, nuisances: 
         return fit_boundary(x[idx], torch.cat([torch.zeros(m), torch.ones(m)]), l2=l2)
 
     target = residual_scores(s[ok], torch.stack([c[ok] for c in cols], 1)) if cols else s[ok]
+    if float(target.std()) <= 1e-6 * max(float(s[ok].std()), 1e-30):
+        raise InputError(f"the nuisances ({', '.join(nuisances)}) explain the attribute entirely: nothing of it is left")
     own = fit(target)
     others = {k: fit(c[ok])["normal"] for k, c in zip(nuisances, cols)}
     normal = condition_direction(own["normal"], list(others.values())) if others else own["normal"]
