@@ -149,3 +149,13 @@ def test_a_boundary_without_a_proper_vector_is_refused(tmp_path, monkeypatch, de
         D.get_direction(default_gen, "short", "dcgan-digiface-64")
     with pytest.raises(ModelError, match="finite and non-zero"):
         D.get_direction(default_gen, "zero", "dcgan-digiface-64")
+
+
+def test_one_detection_gives_the_attributes_and_the_same_pose_as_the_effect_measure(default_gen):
+    from priorpaint.measures.effect import face_geometry
+    img = ((default_gen(default_gen.sample_latents(1, seed=2)).clamp(-1, 1) + 1) * 127.5).round().byte()
+    img = img[0].permute(1, 2, 0).cpu().numpy()
+    found = portrait_attributes(img, pose=True)
+    assert found is not None and set(found) == set(PORTRAIT_ATTRIBUTES) | {"yaw", "pitch", "roll"}
+    assert {k: found[k] for k in ("yaw", "pitch", "roll")} == face_geometry(img)
+    assert portrait_attributes(img) == {k: found[k] for k in PORTRAIT_ATTRIBUTES}

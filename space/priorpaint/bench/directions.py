@@ -1,11 +1,15 @@
-"""``directions``: the live preview and the unsupervised directions (``report["directions"]``).
+"""``directions``: the live preview, the unsupervised directions and the portrait sliders on real
+photos (``report["directions"]``).
 
 ``preview_ms`` — median time of one live-preview frame on a projected
   astronaut session (apply ``direction:NAME=s`` for a new strength, then
   ``session.generate``: ``G_F(z_h_e)`` at model resolution), over many frames, with the
   direction already cached; ``sefa_seconds`` and ``ganspace_seconds`` — the *uncached*
   computations (SeFa closed form; GANSpace PCA of the split feature over 20 000 samples),
-  and how long reading them back from the cache takes.
+  and how long reading them back from the cache takes;
+``sliders`` — the portrait sliders (:data:`SLIDER_EDITS`) on the bench photos and held-out boxes:
+  effect ratio of each one's declared measure, smear, unexplained structure, verdict
+  (:func:`sliders_on_photos`). :func:`derive_portrait` fits their boundaries (docs/method/edits.md).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ def run(report: dict, args) -> None:
         "ganspace_seconds": round(gs_s, 2),
         "named": len(listed),
         "targets": "preview_ms <= 20 (2-core CPU), sefa_seconds <= 1, ganspace_seconds <= 30 (20 000 samples)",
+        "sliders": sliders_on_photos(args),
     }
 
 
@@ -81,18 +86,17 @@ def measure_samples(gen, samples: int, seed: int, batch: int = 100):
     import torch
     from ..edits import directions as D
     from ..measures.attributes import PORTRAIT_ATTRIBUTES, portrait_attributes
-    from ..measures.effect import face_geometry, pixel_attribute
+    from ..measures.effect import pixel_attribute
     z = gen.sample_latents(samples, seed=seed)
     rows = []
     for chunk in z.split(batch):
         with torch.no_grad():
             imgs = ((gen(chunk.to(gen.device)).clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         for img in imgs:
-            p, g = portrait_attributes(img), face_geometry(img)
+            p = portrait_attributes(img, pose=True)
             row = {k: np.nan for k in (*PORTRAIT_ATTRIBUTES, *NUISANCES)}
-            if p is not None and g is not None:
+            if p is not None:
                 row.update(p)
-                row.update({k: g[k] for k in ("yaw", "pitch", "roll")})
             row["brightness"] = pixel_attribute(img, "brightness")
             row["left_right"] = pixel_attribute(img, "left_right")
             rows.append(row)

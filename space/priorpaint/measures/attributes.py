@@ -114,9 +114,10 @@ def measure_canonical(light: np.ndarray, pts: np.ndarray) -> Dict[str, float]:
     }
 
 
-def portrait_attributes(img: np.ndarray, device="cpu") -> Optional[Dict[str, float]]:
+def portrait_attributes(img: np.ndarray, device="cpu", pose: bool = False) -> Optional[Dict[str, float]]:
     """Every portrait attribute of the largest face in an RGB (or grayscale) uint8 image, or None
-    when no face is found."""
+    when no face is found; with ``pose``, also the face's ``yaw``, ``pitch`` and ``roll`` proxies
+    (:class:`priorpaint.faces.mtcnn.Face`) from the same detection."""
     from ..faces.mtcnn import largest_face
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
@@ -129,7 +130,10 @@ def portrait_attributes(img: np.ndarray, device="cpu") -> Optional[Dict[str, flo
     if face is None:
         return None
     light, pts = _canonical(small, face.points)
-    return measure_canonical(light, pts)
+    out = measure_canonical(light, pts)
+    if pose:
+        out.update(yaw=face.yaw, pitch=face.pitch, roll=face.roll)
+    return out
 
 
 def portrait_attribute(img: np.ndarray, name: str) -> Optional[float]:
