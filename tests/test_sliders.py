@@ -105,10 +105,11 @@ def test_the_portrait_sliders_are_declared_once_with_range_measure_and_recipe():
     assert listed["smile"]["method"] == "boundary" and not listed["smile"]["structural"]
 
 
-def _measure_change(gen, name, strength, samples=12, seed=5):
-    """The per-sample change of ``name``'s declared measure at ``strength`` on the model's samples."""
+def _measure_change(gen, name, strength, samples=12, seed=5, control=None):
+    """The per-sample change of ``name``'s declared measure when ``name`` (or the ``control``
+    direction instead) is applied at ``strength`` to the model's samples."""
     from priorpaint.edits.directions.derive import images_along
-    d = D.get_direction(gen, name)
+    d = D.get_direction(gen, control or name)
     z = gen.sample_latents(samples, seed=seed)
     imgs = images_along(gen, z, d, (0.0, strength))
     u8 = ((imgs.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
@@ -134,6 +135,9 @@ def test_each_slider_moves_its_measure_the_right_way_on_the_models_samples(defau
         assert moved_up(-_measure_change(default_gen, name, -2.0))
     unchanged = _measure_change(default_gen, name, 0.0)           # the attribute did not change: the check fails
     assert not moved_up(unchanged) and np.all(unchanged == 0)
+    # nor does it pass where the face changed but its mouth did not (the background direction)
+    other = _measure_change(default_gen, name, 2.0, control="background")
+    assert not moved_up(other) and not moved_up(-other)
 
 
 def test_a_boundary_without_a_proper_vector_is_refused(tmp_path, monkeypatch, default_gen):
