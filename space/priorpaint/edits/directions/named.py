@@ -223,9 +223,9 @@ def _resolve_direction(gen: LayeredGenerator, name: str, model_id: str) -> Direc
 
 def _boundary_vector(e: dict, gen: LayeredGenerator, name: str):
     """A ``boundary`` direction's unit latent normal, stored in its manifest entry (``"vector"``: one
-    number per latent dimension): fitted once on measured attributes of the generator's samples
-    (``"derived"`` records how; ``derive_portrait`` in the bench's directions section fits it), since its labels come
-    from the landmark detector, which the edits never call."""
+    number per latent dimension) because it was fitted on attributes the landmark detector measured
+    on the generator's samples, and the edits never call that detector. ``"derived"`` records the
+    recipe (``derive_portrait``, in the bench's directions section, fits it again)."""
     import torch
     v = e.get("vector")
     n = 1
