@@ -221,19 +221,19 @@ def test_direction_edit_on_a_session_and_clamping(tiny_session):
 
 def test_unknown_direction_lists_the_known_names(default_gen, tiny_session):
     with pytest.raises(InputError) as e:
-        D.get_direction(default_gen, "smile")
+        D.get_direction(default_gen, "frown")
     msg = str(e.value)
-    assert "unknown direction 'smile'" in msg and "head_turn" in msg and "exposure" in msg and "\n" not in msg
-    with pytest.raises(InputError, match="unknown direction 'smile' for model tiny-dcgan; known: none named"):
-        tiny_session.apply(["direction:smile=1"])
+    assert "unknown direction 'frown'" in msg and "head_turn" in msg and "exposure" in msg and "\n" not in msg
+    with pytest.raises(InputError, match="unknown direction 'frown' for model tiny-dcgan; known: none named"):
+        tiny_session.apply(["direction:frown=1"])
     with pytest.raises(InputError, match="component 40 does not exist"):
         tiny_session.apply(["direction:sefa40=1"])
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("direction:smile", "direction:NAME=STRENGTH"),
+    ("direction:frown", "direction:NAME=STRENGTH"),
     ("direction:=1", "direction:NAME=STRENGTH"),
-    ("direction:smile=big", "strength 'big' is not a number"),
+    ("direction:frown=big", "strength 'big' is not a number"),
 ])
 def test_bad_direction_specs(spec, message):
     with pytest.raises(InputError, match=message):
@@ -269,11 +269,13 @@ def test_named_manifest_is_well_formed():
     assert data["model"] == "dcgan-digiface-64"
     names = set()
     for d in data["directions"]:
-        assert d["method"] in ("sefa", "ganspace", "supervised")
+        assert d["method"] in ("sefa", "ganspace", "supervised", "boundary")
         assert d["min"] < 0 < d["max"] and d["min"] <= d.get("default", 0) <= d["max"]
         assert len(d["description"]) > 20
         if d["method"] == "supervised":
             assert d["attribute"] in D.ATTRIBUTES
+        elif d["method"] == "boundary":
+            assert len(d["vector"]) == 100 and d["derived"]["attribute"] and d["measure"]
         else:
             assert isinstance(d["component"], int) and d["sign"] in (1, -1)
         names.add(d["name"])
@@ -325,10 +327,10 @@ def test_cli_unknown_direction_exits_2(tmp_path, astronaut_path, capsys, monkeyp
         raise AssertionError("an unknown direction must be refused before projecting")
     monkeypatch.setattr("priorpaint.session.project", no_projection)
     rc = main(["edit", str(astronaut_path), "--box", "140,20,180,180", "--steps", "2",
-               "--edit", "direction:smile=1", "-o", str(tmp_path / "o.png")])
+               "--edit", "direction:frown=1", "-o", str(tmp_path / "o.png")])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "unknown direction 'smile'" in err and "head_turn" in err
+    assert "unknown direction 'frown'" in err and "head_turn" in err
     assert not (tmp_path / "o.png").exists()
 
 

@@ -81,8 +81,9 @@ SECTIONS: List[Section] = [
             "G' on a latent edit: PSNR on the unedited pixels, edit fidelity, speed vs the paper's recipe",
             smallest={"steps": 2, "adapt_steps": 3}),
     Section("directions", "directions",
-            "live-preview frame time of a direction; SeFa and GANSpace computation times",
-            smallest={"steps": 2, "ganspace_samples": 500}),
+            "live-preview frame time of a direction; SeFa and GANSpace computation times; the portrait "
+            "sliders on 7 real photos: effect ratio, smear, unexplained, verdict; grids",
+            smallest={"steps": 2, "ganspace_samples": 500, "photos": 1}),
     Section("scribble", "scribble",
             "scribble optimisation on the astronaut's face: seconds, stroke error; on 7 real photos: texture "
             "kept under the strokes, hue distance, colour reached, smear, unexplained (before vs now); grids",

@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 import torch
 
+from .attributes import PORTRAIT_ATTRIBUTES, portrait_attribute
+
 FACE_ATTRIBUTES = ("yaw", "roll", "pitch")
 #: faces are measured on a square shrunk or grown to this side (MTCNN's sweet spot)
 FACE_SIDE = 256
@@ -73,6 +75,8 @@ def attribute(img: np.ndarray, name: str) -> Optional[float]:
     if name in FACE_ATTRIBUTES:
         g = face_geometry(img)
         return None if g is None else g[name]
+    if name in PORTRAIT_ATTRIBUTES:                  # the portrait sliders' measures (measures/attributes.py)
+        return portrait_attribute(img, name)
     return pixel_attribute(img, name)
 
 

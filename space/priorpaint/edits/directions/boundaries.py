@@ -198,3 +198,55 @@ def attribute_direction(gen: LayeredGenerator, attribute: str, samples: int = 20
         n = condition_direction(n, [one(c) for c in condition])
     return n
 
+
+
+def residual_scores(scores: torch.Tensor, nuisances: torch.Tensor) -> torch.Tensor:
+    """``scores`` (n,) less their least-squares fit on ``nuisances`` (n, k) and a constant: the part
+    of an attribute that head pose or lighting (the nuisances) do not explain."""
+    s = scores.detach().reshape(-1).double()
+    x = nuisances.detach().reshape(s.shape[0], -1).double().to(s.device)
+    x = torch.cat([x, torch.ones(s.shape[0], 1, dtype=x.dtype, device=x.device)], dim=1)
+    coef = torch.linalg.lstsq(x, s[:, None]).solution
+    return (s - (x @ coef)[:, 0]).to(scores.dtype)
+
+
+def orthogonal_boundary(latents: torch.Tensor, scores: torch.Tensor, nuisances: Dict[str, torch.Tensor],
+                        quantile: float = 0.3, l2: float = 1e-2) -> Dict[str, object]:
+    """An attribute's boundary that does not move the nuisances (InterFaceGAN's conditional editing).
+
+    ``scores`` (n,) measure the attribute on the images of ``latents`` (n, ...); ``nuisances`` name
+    other measures of the same images (head pose, lighting: each (n,)). The attribute's scores are
+    first made independent of the nuisances (:func:`residual_scores`), the top and bottom
+    ``quantile`` are labelled 1 and 0 and a boundary is fitted (:func:`fit_boundary`); each
+    nuisance's own boundary (fitted the same way) is then projected out of its normal
+    (:func:`condition_direction`). Samples with a non-finite score (no face found) are left out.
+    Returns ``normal`` (unit, latents' shape), ``accuracy``, ``cosines`` (the cosine of the boundary
+    fitted on the residual scores, before the projection, with each nuisance's boundary: what the
+    residual alone left of each) and ``samples`` used.
+    """
+    if not 0.0 < quantile <= 0.5:
+        raise InputError("quantile must be in (0, 0.5]")
+    s = scores.detach().reshape(-1).double()
+    cols = [v.detach().reshape(-1).double() for v in nuisances.values()]
+    ok = torch.isfinite(s)
+    for c in cols:
+        ok &= torch.isfinite(c)
+    x = latents.detach()[ok]
+    n = int(ok.sum())
+    m = int(n * quantile)
+    if m < 2:
+        raise InputError(f"a boundary needs more measured samples than {n}")
+
+    def fit(v):
+        order = torch.argsort(v)
+        idx = torch.cat([order[:m], order[-m:]])
+        return fit_boundary(x[idx], torch.cat([torch.zeros(m), torch.ones(m)]), l2=l2)
+
+    target = residual_scores(s[ok], torch.stack([c[ok] for c in cols], 1)) if cols else s[ok]
+    if float(target.std()) <= 1e-6 * max(float(s[ok].std()), 1e-30):
+        raise InputError(f"the nuisances ({', '.join(nuisances)}) explain the attribute entirely: nothing of it is left")
+    own = fit(target)
+    others = {k: fit(c[ok])["normal"] for k, c in zip(nuisances, cols)}
+    normal = condition_direction(own["normal"], list(others.values())) if others else own["normal"]
+    return {"normal": normal.reshape(latents.shape[1:]), "accuracy": float(own["accuracy"]),
+            "cosines": {k: round(float(own["normal"] @ o), 3) for k, o in others.items()}, "samples": n}

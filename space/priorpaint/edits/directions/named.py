@@ -207,6 +207,8 @@ def _resolve_direction(gen: LayeredGenerator, name: str, model_id: str) -> Direc
         shape = (1,) + tuple(res["mean"].shape)
         return Direction(space="h", layer=layer, vector=(sign * res["vectors"][k]).reshape(shape),
                          scale=float(res["sigma"][k]), info={"component": k}, **common)
+    if method == "boundary":
+        return Direction(space="z", vector=(sign * _boundary_vector(e, gen, name)).reshape(lat), **common)
     if method == "supervised":
         cfg = dict(methods.get("supervised", {}))
         cfg.update({k: e[k] for k in ("samples", "seed", "quantile") if k in e})
@@ -217,6 +219,24 @@ def _resolve_direction(gen: LayeredGenerator, name: str, model_id: str) -> Direc
                                 condition=tuple(e.get("condition", ())))
         return Direction(space="z", vector=(sign * n).reshape(lat), **common)
     raise ModelError(f"direction {name!r} has unknown method {method!r}")
+
+
+def _boundary_vector(e: dict, gen: LayeredGenerator, name: str):
+    """A ``boundary`` direction's unit latent normal, stored in its manifest entry (``"vector"``: one
+    number per latent dimension) because it was fitted on attributes the landmark detector measured
+    on the generator's samples, and the edits never call that detector. ``"derived"`` records the
+    recipe (``derive_portrait``, in the bench's directions section, fits it again)."""
+    import torch
+    v = e.get("vector")
+    n = 1
+    for k in gen.latent_shape:
+        n *= int(k)
+    if not isinstance(v, list) or len(v) != n or not all(isinstance(x, (int, float)) for x in v):
+        raise ModelError(f"boundary direction {name!r} needs a 'vector' of {n} numbers (the latent's size)")
+    t = torch.tensor(v, dtype=torch.float32)
+    if not bool(torch.isfinite(t).all()) or float(t.norm()) < 1e-6:
+        raise ModelError(f"boundary direction {name!r}: its vector must be finite and non-zero")
+    return (t / t.norm()).to(gen.device)
 
 
 def _component(e: dict, count: int, name: str) -> int:
