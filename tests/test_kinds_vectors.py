@@ -54,7 +54,9 @@ def test_an_invisible_saved_effect_is_not_judged(photos):
 
 
 def test_a_saved_vector_carries_its_edit_and_an_empty_one_does_not(default_gen, tmp_cache, astronaut_path):
-    from priorpaint.edits.vectors import save_vector
+    """Bench-style (the render's change against the source's) and in the render's report (against the
+    effect kept in the vector's metadata): a vector that carries nothing fails both."""
+    from priorpaint.edits.vectors import save_vector, saved_effect
     from priorpaint.projection.project import ProjectionConfig
     from priorpaint.session import EditSession
 
@@ -64,18 +66,26 @@ def test_a_saved_vector_carries_its_edit_and_an_empty_one_does_not(default_gen, 
         return s
 
     src = session(astronaut_path, ASTRONAUT_BOX)
+    p = src.projection
     edited = src.apply(["direction:exposure=-2"])
-    r = src.render(edited)
-    saved = effect_map(_sq(src, r), _sq(src, None))
+    saved = effect_map(_sq(src, src.render(edited)), _sq(src, None))
+    effect = saved_effect(default_gen, p.split, edited.z, p.h, edited.h)
     model = default_gen.model_id
-    save_vector(model, "darker", edited.h - src.projection.h, {"split": src.projection.split},
-                delta_z=edited.z - src.projection.z)
-    save_vector(model, "nothing", torch.zeros_like(src.projection.h), {"split": src.projection.split})
-    other = session(skimage_data("coffee.png"), (100, 50, 250, 250))
+    save_vector(model, "darker", edited.h - p.h, {"split": p.split, "effect": effect})
+    save_vector(model, "nothing", torch.zeros_like(p.h), {"split": p.split, "effect": effect})
+    from priorpaint.bench.photo import matplotlib_sample_path
+    other = session(matplotlib_sample_path("grace_hopper.jpg"), (165, 110, 220, 230))   # another face
     for name, works in (("darker", True), ("nothing", False)):
         ro = other.render(other.apply([f"vector:{name}=1"]))
         m = vector_carried(saved, effect_map(_sq(other, ro), _sq(other, None)))
         assert (m["failed"] == []) is works, (name, m)
+        kind, verdict = ro.metrics["structure"]["kind"], ro.metrics["verdict"]
+        assert kind["kind"] == "vector" and (kind["failed"] == []) is works, (name, kind)
+        if not works:
+            assert verdict["carried"] is False and "carried" in verdict["message"], verdict
+    # at strength −1 the darkening vector is judged against the opposite change, and carries it
+    ro = other.render(other.apply(["vector:darker=-1"]))
+    assert ro.metrics["structure"]["kind"]["failed"] == [], ro.metrics["structure"]["kind"]
 
 
 def _sq(s, render) -> np.ndarray:
