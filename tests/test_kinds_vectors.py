@@ -83,6 +83,8 @@ def test_a_saved_vector_carries_its_edit_and_an_empty_one_does_not(default_gen, 
         assert kind["kind"] == "vector" and (kind["failed"] == []) is works, (name, kind)
         if not works:
             assert verdict["carried"] is False and "carried" in verdict["message"], verdict
+    from priorpaint.edits.vectors import list_vectors, load_vector
+    assert "effect" in load_vector(model, "darker")[1] and all("effect" not in v for v in list_vectors(model))
     # at strength −1 the darkening vector is judged against the opposite change, and carries it
     ro = other.render(other.apply(["vector:darker=-1"]))
     assert ro.metrics["structure"]["kind"]["failed"] == [], ro.metrics["structure"]["kind"]

@@ -123,7 +123,8 @@ def save_vector(model: str, name: str, delta_h: torch.Tensor, meta: dict,
 
 
 def list_vectors(model: str, namespace: Optional[str] = None) -> List[dict]:
-    """Metadata of the saved vectors of ``model`` (in ``namespace``), by name."""
+    """Metadata of the saved vectors of ``model`` (in ``namespace``), by name (without the saved
+    ``effect`` grid: it is for the report's measure, not for a listing)."""
     folder = vectors_dir(model, namespace)
     out = []
     if not folder.is_dir():
@@ -135,6 +136,7 @@ def list_vectors(model: str, namespace: Optional[str] = None) -> List[dict]:
         except (OSError, json.JSONDecodeError):
             meta = {}
         meta.setdefault("name", p.stem)
+        meta.pop("effect", None)
         out.append(meta)
     return out
 
@@ -199,17 +201,17 @@ def saved_effect(gen, split: str, z: torch.Tensor, h: torch.Tensor, h_edited: to
                  mask: Optional[np.ndarray] = None) -> List:
     """What a vector does on the photo it is saved on, kept in its metadata (``effect``) so a render
     of it on another photo can be judged against it (:mod:`priorpaint.measures.vectors`): the Lab
-    change of the generator's render on the measure's grid, inside ``mask`` (the edit's mask on the
+    change of the generator's render on the measure's grid (:func:`priorpaint.metrics.lab_change_grid`), inside ``mask`` (the edit's mask on the
     square, any size; what a render could change), as nested lists rounded to 0.01."""
     import cv2
 
     from ..compositing.blend import to_uint8
-    from ..measures.vectors import effect_map
+    from ..metrics import lab_change_grid
     before = to_uint8(gen.forward_from(split, h, z=z))
     after = to_uint8(gen.forward_from(split, h_edited, z=z))
     if mask is not None:
         mask = cv2.resize(np.asarray(mask, np.uint8), before.shape[:2][::-1], interpolation=cv2.INTER_AREA)
-    return np.round(effect_map(after, before, mask), 2).tolist()
+    return np.round(lab_change_grid(after, before, mask), 2).tolist()
 
 
 def parse_vector(args: str) -> dict:

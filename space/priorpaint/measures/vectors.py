@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-import cv2
 import numpy as np
 
+from ..metrics import CHANGE_GRID, lab_change_grid
+
 #: the cells per side of the grid the effects are compared on
-GRID = 16
+GRID = CHANGE_GRID
 #: the least share of the saved effect the other photo must show
 MIN_CARRIED = 0.5
 #: the least cosine between the two effects
@@ -38,12 +39,9 @@ MIN_EFFECT = 0.5
 
 def effect_map(result: np.ndarray, photo: np.ndarray, mask: Optional[np.ndarray] = None) -> np.ndarray:
     """(GRID, GRID, 3) float32: the Lab change of ``result`` from ``photo`` (squares, H×W×3 uint8)
-    averaged over each cell of the grid; ``mask`` (H×W, 0..255), when given, weighs the change."""
-    lab = [cv2.cvtColor(np.ascontiguousarray(x, np.float32) / 255.0, cv2.COLOR_RGB2Lab) for x in (result, photo)]
-    change = lab[0] - lab[1]
-    if mask is not None:
-        change = change * (mask.astype(np.float32) / 255.0)[..., None]
-    return cv2.resize(change, (GRID, GRID), interpolation=cv2.INTER_AREA).astype(np.float32)
+    averaged over each cell of the grid; ``mask`` (H×W, 0..255), when given, weighs the change
+    (:func:`priorpaint.metrics.lab_change_grid`, which a saved vector's ``effect`` is made with)."""
+    return lab_change_grid(result, photo, mask, GRID)
 
 
 def vector_carried(saved: np.ndarray, here: np.ndarray) -> Dict[str, object]:
