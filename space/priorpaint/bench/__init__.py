@@ -90,7 +90,7 @@ SECTIONS: List[Section] = [
             smallest={"steps": 2, "photos": 1}),
     Section("concepts", "concepts",
             "segmentation head mIoU, concept painting success, segmentation edits, vector preview; concept paint "
-            "on 5 real photos: visible change where painted, artefacts, verdict; grid",
+            "and a label-map edit on 5 real photos: visible change where painted, artefacts, verdict; grid",
             smallest={"steps": 2, "head_steps": 5, "head_samples": 8, "concept_images": 2, "sampled_edits": 1,
                       "photos": 1}),
     Section("photo", "photo",
