@@ -11,7 +11,7 @@ import priorpaint
 from priorpaint.cli import main
 
 EXPECTED = ["projection", "encoder", "stylegan2", "adaptation", "directions", "scribble", "concepts", "photo", "structural",
-            "interpolation", "drag", "app", "security", "memory", "soak", "batch"]
+            "interpolation", "vectors", "drag", "app", "security", "memory", "soak", "batch"]
 PKG = Path(priorpaint.__file__).parent
 ENGINE = ["models", "projection", "edits", "adaptation", "compositing", "session.py"]
 

@@ -1,5 +1,6 @@
 """Losses and measurements shared by projection, G′ and the edits: pixel loss, PSNR,
-correlation, finite checks.  Images are tensors in [-1, 1]."""
+correlation, finite checks (images are tensors in [-1, 1]); and the Lab change of an image on a
+coarse grid, which a saved vector keeps and :mod:`priorpaint.measures.vectors` compares."""
 
 from __future__ import annotations
 
@@ -69,3 +70,20 @@ def check_finite(t: torch.Tensor, what: str, consequence: str = "") -> None:
     """Refuse NaN/inf with a one-line :class:`InputError` (``consequence`` is appended)."""
     if not torch.isfinite(t).all():
         raise InputError(f"{what} contains NaN or infinite values" + (f"; {consequence}" if consequence else ""))
+
+
+#: the cells per side of the grid :func:`lab_change_grid` averages onto
+CHANGE_GRID = 16
+
+
+def lab_change_grid(result, photo, mask=None, grid: int = CHANGE_GRID):
+    """(grid, grid, 3) float32: the CIE Lab change of ``result`` from ``photo`` (H×W×3 uint8 arrays of
+    one size) averaged over each cell of a ``grid`` × ``grid`` grid; ``mask`` (H×W, 0..255), when
+    given, weighs the change."""
+    import cv2
+    import numpy as np
+    lab = [cv2.cvtColor(np.ascontiguousarray(x, np.float32) / 255.0, cv2.COLOR_RGB2Lab) for x in (result, photo)]
+    change = lab[0] - lab[1]
+    if mask is not None:
+        change = change * (mask.astype(np.float32) / 255.0)[..., None]
+    return cv2.resize(change, (grid, grid), interpolation=cv2.INTER_AREA).astype(np.float32)

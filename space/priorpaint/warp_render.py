@@ -6,6 +6,9 @@ composite, which would cross-fade the moved content into smears and doubled rims
 (docs/method/editability.md).  The motion is that of the in-manifold proxy ``G(z)`` → ``G(z_e)``
 (:data:`~priorpaint.compositing.warp.MOTION`: its landmarks' capped spline by default, carried onto
 the photo's features by :func:`~priorpaint.compositing.warp.register_affine`), or a drag's own field.
+An interpolation (the kind declares ``warp``) moves the photo to the face between the two fitted
+renders instead (:mod:`priorpaint.compositing.between`): the proxy ``G(z)`` does not carry that
+pair's geometry.
 
 **Stacked edits.** Appearance directions applied with a structural one (``head_turn`` +
 ``exposure``) are not moved by the warp (a pure warp adds no light): the photo is warped first,
@@ -38,12 +41,30 @@ def split_specs(applied: List[dict]):
     return out
 
 
+def interpolation_pair(session, state, moving: List[dict]):
+    """``(recon, other, t)`` when the moving edits are exactly one interpolation: the fitted renders
+    of the photo (``G_F(h)``) and of the other image (``G_F(h_o)``, its latent read back from the
+    interpolated state) as R×R×3 uint8, for :mod:`priorpaint.compositing.between`; else None."""
+    if len(moving) != 1 or moving[0].get("kind") != "interpolate":
+        return None
+    t = float(moving[0].get("t", 0.5))
+    if t <= 0:
+        return None
+    import torch
+    p = session.require_projection()
+    z_o, h_o = (state.z - (1.0 - t) * p.z) / t, (state.h - (1.0 - t) * p.h) / t
+    with torch.no_grad():
+        recon = to_uint8(session.gen.forward_from(p.split, p.h, z=p.z))
+        other = to_uint8(session.gen.forward_from(p.split, h_o, z=z_o))
+    if session.photo.gray:
+        recon, other = gray_rgb(recon), gray_rgb(other)
+    return recon, other, t
+
+
 def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: int):
     """``(result_region, layer_rgb, alpha, info)`` of the warp composite of ``state`` on ``region``
     (the photo's square at any size: the render's, or a preview's shrunk one) under ``mask``."""
     from .compositing import warp
-    from .compositing.blend import blend_region
-    from .compositing.detail import upsampled_low_band
     from .edits.drag import APPEARANCE as DRAG_APPEARANCE, drag_field
 
     p = session.require_projection()
@@ -54,6 +75,11 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
         state = session.apply(moving)
     else:
         stacked = []
+    pair = interpolation_pair(session, state, moving)
+    if pair is not None:   # an interpolation: the photo moved to the face between (compositing/between.py)
+        from .compositing.between import between_composite
+        w = between_composite(region, *pair, mask, radius)
+        return _with_stacked(session, stacked, region, w)
     z_proxy = None
     if warp.PROXY_STEPS > 0:   # a proxy refined towards the photo, once per projection
         from .projection.proxy import refine_proxy_z
@@ -88,10 +114,17 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
                 flow, new, b, e = warp.to_photo_frame(a, flow, new, b, e)
     w = warp.warp_composite(region, b, e, flow, new, mask, radius, appearance=appearance)
     w.info.update(motion=motion, **extra)
+    return _with_stacked(session, stacked, region, w)
+
+
+def _with_stacked(session, stacked: List[dict], region: np.ndarray, w):
+    """``warp_square``'s answer from a warp result, with the stacked appearance edits' low band added."""
+    from .compositing.blend import blend_region
+    from .compositing.detail import upsampled_low_band
     out, inner, alpha = w.region, w.inner, w.alpha
     if stacked:   # the appearance edits' own change, its low band on the moved photo
         edited, base = to_uint8(session.generate(session.apply(stacked))), to_uint8(session.generate(None))
-        if gray:
+        if session.photo.gray:
             edited, base = gray_rgb(edited), gray_rgb(base)
         low = upsampled_low_band(edited.astype(np.float32) - base.astype(np.float32), region.shape[0])
         inner = np.clip(np.round(inner.astype(np.float32) + low), 0, 255).astype(np.uint8)

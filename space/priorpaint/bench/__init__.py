@@ -11,6 +11,7 @@ The sections:
 * ``projection`` (:mod:`.projection`), ``encoder`` (:mod:`.encoder`), ``stylegan2`` (:mod:`.stylegan2`),
   ``adaptation`` (:mod:`.adaptation`), ``directions`` (:mod:`.directions`),
   ``scribble`` (:mod:`.scribble`), ``concepts`` (:mod:`.concepts`), ``photo`` (:mod:`.photo`),
+  ``interpolation`` (:mod:`.interpolation`), ``vectors`` (:mod:`.vectors`),
   ``app`` (:mod:`.app`), ``security`` (:mod:`.security`), ``memory`` (:mod:`.memory`),
   ``soak`` (:mod:`.soak`), ``batch`` (:mod:`.batch`).
 
@@ -90,7 +91,7 @@ SECTIONS: List[Section] = [
             smallest={"steps": 2, "photos": 1}),
     Section("concepts", "concepts",
             "segmentation head mIoU, concept painting success, segmentation edits, vector preview; concept paint "
-            "on 5 real photos: visible change where painted, artefacts, verdict; grid",
+            "and a label-map edit on 5 real photos: visible change where painted, artefacts, verdict; grid",
             smallest={"steps": 2, "head_steps": 5, "head_samples": 8, "concept_images": 2, "sampled_edits": 1,
                       "photos": 1}),
     Section("photo", "photo",
@@ -102,6 +103,10 @@ SECTIONS: List[Section] = [
             smallest={"steps": 2, "photos": 1, "structural_edits": 1, "sweep": False}),
     Section("interpolation", "interpolation",
             "interpolation at t 0.5 between real faces: landmarks between the two, blotches, artefacts; grid",
+            smallest={"steps": 2, "photos": 1}),
+    Section("vectors", "vectors",
+            "a vector saved from a label-map edit on the astronaut, applied to 6 other real photos: the share of "
+            "its effect carried, agreement, artefacts; grid",
             smallest={"steps": 2, "photos": 1}),
     Section("drag", "drag",
             "drag editing: independent reach (optical flow) on real photos, DragGAN's landmark protocol on "

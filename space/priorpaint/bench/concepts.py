@@ -1,4 +1,4 @@
-"""``concepts``: concepts, segmentation, segmentation edits and vectors (four report keys).
+"""``concepts``: concepts, segmentation, segmentation edits and vectors (five report keys).
 
 * ``segmentation``: the segmentation head's pixel accuracy and mean IoU against the
   discovered parts on 64 held-out sampled latents (target mIoU ≥ 0.6), and how long
@@ -17,6 +17,9 @@
 * ``vectors``: the astronaut edit saved as a vector and applied to a second projected
   image; ``preview_ms`` is the median of apply(``vector:NAME=s``) + ``G_F`` over 40 strengths
   (target ≤ 20 ms).
+* ``paint_real``: concept paint (``hair=add``, ``hair=remove``, a disc over the hair and forehead)
+  and a label-map edit (hair at the sides) on five real photos: the visible change where painted
+  (:func:`priorpaint.measures.kinds.painted_change`), the artefacts and the verdict.
 
 Grids for people are written under ``artifacts/concepts/``.
 """
@@ -249,6 +252,31 @@ def run(report: dict, args) -> None:
 
 #: the concept paints measured on real photos (a disc over the hair / forehead, as the photo section paints)
 REAL_PAINTS = ("hair=add", "hair=remove")
+#: the label-map edit measured on real photos: hair painted at the sides of the face (the label map's
+#: hair grown by 6 model px, in the outer thirds of the square only)
+SIDE_HAIR = "segment:hair-at-the-sides"
+
+
+def _side_hair(s) -> dict:
+    """The label-map edit of :data:`SIDE_HAIR` for a projected session, as a layer-box PNG."""
+    from PIL import Image
+
+    from ..edits.segedit import state_classes
+    from ..edits.seghead import colour_labels, get_head
+    from .photo import ARTIFACTS as PHOTO_ART
+    head = get_head(s.gen)
+    cur = state_classes(s.context(), s.initial_state(), head)
+    grown = grow_request(cur, head.names.index("hair"), 6)
+    r = cur.shape[-1]
+    want = cur.clone()
+    want[:, :r // 3], want[:, r - r // 3:] = grown[:, :r // 3], grown[:, r - r // 3:]
+    side = s.crop.square[2]
+    big = np.asarray(Image.fromarray(colour_labels(want.cpu().numpy(), head.colours)).resize((side, side), Image.NEAREST))
+    lx, ly, lw, lh = s.crop.layer_box
+    x0, y0, _ = s.crop.square
+    path = PHOTO_ART / "_side_hair_labels.png"
+    Image.fromarray(np.ascontiguousarray(big[ly - y0:ly - y0 + lh, lx - x0:lx - x0 + lw])).save(path)
+    return {"kind": "segment", "labels": str(path)}
 
 
 def _paint_real_photos(args) -> dict:
@@ -270,8 +298,9 @@ def _paint_real_photos(args) -> dict:
         s = _open(p, getattr(args, "model", None))
         s.project(ProjectionConfig(steps=min(int(getattr(args, "steps", 100) or 100), 100), seed=0))
         line = [_square(s, s.photo.rgb)]
-        for paint in REAL_PAINTS:
-            r = s.render(s.apply([f"paint:{paint}@{_paint_mask(s)}"]))
+        for paint in REAL_PAINTS + (SIDE_HAIR,):
+            spec = _side_hair(s) if paint == SIDE_HAIR else f"paint:{paint}@{_paint_mask(s)}"
+            r = s.render(s.apply([spec]))
             st, v = r.metrics["structure"], r.metrics["verdict"]
             kind = st.get("kind") or {}
             rows[f"{p['name']} {paint}"] = {"changed_share": kind.get("changed_share"),
@@ -285,10 +314,12 @@ def _paint_real_photos(args) -> dict:
     grid = art / "paint_real.png"
     Image.fromarray(np.concatenate(tiles, 0)).save(grid)
     worst = {}
-    for paint in REAL_PAINTS:
+    for paint in REAL_PAINTS + (SIDE_HAIR,):
         mine = [r for k, r in rows.items() if k.endswith(paint)]
         shares = [r["changed_share"] for r in mine if r["changed_share"] is not None]
         worst[paint] = {"changed_share": min(shares) if shares else None,
                         "carried": f"{sum(1 for r in mine if r['carried'])} of {len(mine)}"}
     return {"photos": rows, "worst": worst, "grid": str(grid),
+            "edits": f"{', '.join(REAL_PAINTS)}: a disc over the hair and forehead; {SIDE_HAIR}: the label map's hair "
+                     "grown by 6 model px in the outer thirds of the square",
             "targets": "changed_share >= 0.25 where painted; smear <= 0.03, unexplained <= 0.10, ghost <= 0.30"}

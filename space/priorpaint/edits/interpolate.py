@@ -15,6 +15,12 @@ OTHER is projected with the session's own projection settings (steps, seed, loss
 masking; a JSON spec may override ``steps`` and ``seed``), and that projection is cached in
 the session (keyed by its pixels and the settings), so sliding ``T`` re-renders at
 preview speed.
+
+Rendered by the ``warp`` composite (the kind declares it, so a ``detail`` render becomes it): the
+photo's own pixels move to the face between the two and only the low band of the appearance between
+them is added (:mod:`priorpaint.compositing.between`); compositing ``G(h_e) − G(h)`` in detail mode
+cross-faded two faces' structures into a smudge with dark blotches. ``replace`` still shows the
+interpolated render itself.
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ def parse_interpolate(args: str) -> dict:
 
 
 @register_edit("interpolate", parse_interpolate, preview=PreviewCost.SLOW, survives_reprojection=True,
-               strength=Strength("t", 0.0, 1.0), file_fields=("other",),
+               strength=Strength("t", 0.0, 1.0), file_fields=("other",), composite="warp",
                help="interpolate:OTHER.png@T — move a fraction T (0..1) toward OTHER projected with the same model "
                     "and selection (OTHER of the photo's size is cut like the photo; other sizes are the square itself)")
 def apply_interpolate(ctx: EditContext, state: EditState, spec: dict) -> EditState:

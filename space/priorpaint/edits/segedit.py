@@ -294,11 +294,12 @@ def apply_segment(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     mask_model = dilate(region, 2)
     new.edit_mask = ctx.merged_mask(state, model_to_region(mask_model.float(), ctx.crop.square[2]))
     if save:
-        from .vectors import save_vector
+        from .vectors import save_vector, saved_effect
         path = save_vector(model_key(gen), save, h - state.h,
                            {"split": split, "kind": "segment", "requested": moves,
                             "achieved_fraction": result["achieved_fraction"], "steps": result["steps"],
-                            "classes": head.names}, namespace=ctx.vector_namespace)
+                            "classes": head.names, "effect": saved_effect(gen, split, state.z, state.h, h, new.edit_mask)},
+                           namespace=ctx.vector_namespace)
         # the app's clients get the name only (never a server path); the CLI reports the file
         result["saved_vector"] = save if ctx.vector_namespace is not None else str(path)
     spec["result"] = result

@@ -5,7 +5,9 @@ split layer.  Saved under a name, it lives in
 ``${PRIORPAINT_CACHE:-~/.cache/priorpaint}/vectors/<model>/<name>.safetensors`` (the app's
 clients each have their own folder ``vectors/<model>/clients/<namespace>/``; tensors
 ``delta_h`` and, when the latent moved too, ``delta_z``) with ``<name>.json`` beside it
-(metadata: model, split, shape, norm, what the edit asked for and achieved, when).
+(metadata: model, split, shape, norm, what the edit asked for and achieved, when, and ``effect``: what
+it did on the photo it was saved on, which a render of it on another photo is judged against,
+:mod:`priorpaint.measures.vectors`).
 
 ``vector:NAME=STRENGTH`` adds ``STRENGTH·Δ`` to the current ``h`` — no optimisation, so a
 preview costs one pass of ``G_F`` (milliseconds).  The edit mask is where ``Δ`` can
@@ -121,7 +123,8 @@ def save_vector(model: str, name: str, delta_h: torch.Tensor, meta: dict,
 
 
 def list_vectors(model: str, namespace: Optional[str] = None) -> List[dict]:
-    """Metadata of the saved vectors of ``model`` (in ``namespace``), by name."""
+    """Metadata of the saved vectors of ``model`` (in ``namespace``), by name (without the saved
+    ``effect`` grid: it is for the report's measure, not for a listing)."""
     folder = vectors_dir(model, namespace)
     out = []
     if not folder.is_dir():
@@ -133,6 +136,7 @@ def list_vectors(model: str, namespace: Optional[str] = None) -> List[dict]:
         except (OSError, json.JSONDecodeError):
             meta = {}
         meta.setdefault("name", p.stem)
+        meta.pop("effect", None)
         out.append(meta)
     return out
 
@@ -192,6 +196,24 @@ def reach_mask(delta_h: torch.Tensor, resolution: int, radius: int, rel: float =
     return up[0, 0] > 0
 
 
+@torch.no_grad()
+def saved_effect(gen, split: str, z: torch.Tensor, h: torch.Tensor, h_edited: torch.Tensor,
+                 mask: Optional[np.ndarray] = None) -> List:
+    """What a vector does on the photo it is saved on, kept in its metadata (``effect``) so a render
+    of it on another photo can be judged against it (:mod:`priorpaint.measures.vectors`): the Lab
+    change of the generator's render on the measure's grid (:func:`priorpaint.metrics.lab_change_grid`), inside ``mask`` (the edit's mask on the
+    square, any size; what a render could change), as nested lists rounded to 0.01."""
+    import cv2
+
+    from ..compositing.blend import to_uint8
+    from ..metrics import lab_change_grid
+    before = to_uint8(gen.forward_from(split, h, z=z))
+    after = to_uint8(gen.forward_from(split, h_edited, z=z))
+    if mask is not None:
+        mask = cv2.resize(np.asarray(mask, np.uint8), before.shape[:2][::-1], interpolation=cv2.INTER_AREA)
+    return np.round(lab_change_grid(after, before, mask), 2).tolist()
+
+
 def parse_vector(args: str) -> dict:
     """``NAME[=STRENGTH]`` (strength 1 by default)."""
     name, eq, val = args.partition("=")
@@ -247,6 +269,8 @@ def apply_vector(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     if strength == 0.0:
         new.edit_mask = ctx.merged_mask(state, np.zeros_like(ctx.crop.region_mask))
         return new
+    if isinstance(meta.get("effect"), list):   # the report judges whether it carried (measures/vectors.py)
+        spec["saved_effect"] = meta["effect"]
     new.h = state.h + strength * dh.to(state.h.device, state.h.dtype)
     if "delta_z" in tensors:
         new.z = state.z + strength * tensors["delta_z"].to(state.z.device, state.z.dtype)

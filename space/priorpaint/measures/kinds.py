@@ -30,6 +30,10 @@ whose colour changed by at least :data:`VISIBLE_DELTA_E` (CIE Lab ΔE), at least
 units, the segmentation head): it says something visible happened there, not which part; the
 artefact measures say whether it is a blotch.
 
+``vector`` (a saved editing vector applied to another photo, when it was saved with its ``effect``):
+:func:`priorpaint.measures.vectors.vector_carried` of the render's change against the saved effect
+times the strength.
+
 A scribble is recoloured in place (the ``colour`` composite moves no pixel), so the report does
 not judge it by ``ghost`` (doubled contours of moved content): the flow that measure reads
 between a photo and its recoloured self is the colour change, not motion (``in_place``). On a
@@ -44,6 +48,7 @@ import cv2
 import numpy as np
 
 from .artefacts import detail_band, detail_sigma
+from .vectors import GRID, MIN_AGREEMENT, MIN_CARRIED, effect_map, vector_carried
 
 #: the least share of the photo's detail band a scribble must keep under its strokes
 MIN_TEXTURE = 0.6
@@ -174,6 +179,14 @@ def kind_report(applied: List[dict], result: np.ndarray, photo: np.ndarray, mask
                 **scribble_worked(result, photo, spec["stroke_map"], resolution, mask)}
     if spec.get("kind") in ("paint", "segment") and not spec.get("noop"):
         return {"kind": spec["kind"], **painted_change(result, photo, mask)}
+    if spec.get("kind") == "vector" and isinstance(spec.get("saved_effect"), list) and float(spec.get("strength") or 0):
+        # judged where this render could change (its mask; a vector that reaches nowhere: everywhere,
+        # it carries nothing): the saved effect times the strength
+        where = cv2.resize((mask > 0).astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)[..., None]
+        if not where.any():
+            where = np.ones_like(where)
+        expected = np.asarray(spec["saved_effect"], np.float32) * np.float32(spec["strength"]) * where
+        return {"kind": "vector", **vector_carried(expected, effect_map(result, photo))}
     return None
 
 
@@ -207,7 +220,8 @@ def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]])
     if not kind:
         return verdict
     failed = list(kind.get("failed") or [])
-    judged = any(kind.get(k) is not None for k in ("texture_kept", "hue_distance", "colour_reached", "changed_share"))
+    judged = any(kind.get(k) is not None
+                 for k in ("texture_kept", "hue_distance", "colour_reached", "changed_share", "carried"))
     if not judged:
         return verdict
     out = dict(verdict)
@@ -222,7 +236,10 @@ def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]])
            "colour": (f"stroke colour reached {kind.get('colour_reached')} (at least {MIN_COLOUR})"
                       + ("; a grayscale photo keeps no colour" if kind.get("gray_photo") else "")),
            "visible": (f"no visible change where it was painted: {kind.get('changed_share')} of the region "
-                       f"changed by ΔE ≥ {VISIBLE_DELTA_E:.0f} (at least {MIN_CHANGED_SHARE})")}
+                       f"changed by ΔE ≥ {VISIBLE_DELTA_E:.0f} (at least {MIN_CHANGED_SHARE})"),
+           "carried": f"the vector carried {kind.get('carried')} of the effect it was saved with (at least {MIN_CARRIED})",
+           "agreement": (f"the change here agrees {kind.get('agreement')} with the one it was saved with "
+                         f"(at least {MIN_AGREEMENT})")}
     parts = [why[f] for f in failed]
     msg = str(out.get("message") or "")
     head = "this edit cannot be carried here: "
