@@ -80,6 +80,7 @@ def test_a_saved_vector_carries_its_edit_and_an_empty_one_does_not(default_gen, 
         m = vector_carried(saved, effect_map(_sq(other, ro), _sq(other, None)))
         assert (m["failed"] == []) is works, (name, m)
         kind, verdict = ro.metrics["structure"]["kind"], ro.metrics["verdict"]
+        assert all("saved_effect" not in e for e in ro.metrics["edits"])   # the reader gets the spec, not the grid
         assert kind["kind"] == "vector" and (kind["failed"] == []) is works, (name, kind)
         if not works:
             assert verdict["carried"] is False and "carried" in verdict["message"], verdict

@@ -370,7 +370,8 @@ class EditSession:
             "projection_init": self.projection.init if self.projection else None,
             "psnr_encoder": self.projection.psnr_encoder if self.projection else None,
             "changed_outside_mask": changed_outside(self.photo, out, self.crop, mask),
-            "edits": state.applied,
+            # a vector's saved effect (768 numbers) is for the measure below, not for the reader
+            "edits": [{k: v for k, v in spec.items() if k != "saved_effect"} for spec in state.applied],
             "notes": (self.crop.notes + list(self.gen.load_notes) + (self.projection.notes if self.projection else [])
                       + state.notes),
             "composite": mode,
