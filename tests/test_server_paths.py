@@ -164,7 +164,7 @@ def test_client_keys_use_the_verified_id_not_the_session_hash():
     a, b = client_key(Req("127.0.0.1", "same", "id-a")), client_key(Req("127.0.0.1", "same", "id-b"))
     assert a != b and "same" not in a + b and a == client_key(Req("127.0.0.1", "other", "id-a"))
     assert client_key(Req("127.0.0.1", "same")) != client_key(Req("127.0.0.1", "same"))   # no id: its own
-    assert client_key(Req("10.0.0.5", "same", "id-a")) == "10.0.0.5"
+    assert client_key(Req("10.0.0.5", "same", "id-a")) == "10.0.0.5|id-a"   # remote too: by the id (a proxy)
 
 
 # -- live ---------------------------------------------------------------------------------------------
