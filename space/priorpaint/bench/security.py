@@ -104,16 +104,16 @@ def run(report: dict, args) -> None:
 
         # 1 / 10: unbounded steps and edit counts
         probe("1_interpolate_steps_1e9", lambda: refused(http.call("edit", [sid, json.dumps(
-            [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 10 ** 9}]), False, [file_data(other)]])))
+            [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 10 ** 9}]), False, [file_data(other)], "detail"])))
         probe("10_400000_edits", lambda: refused(http.call("edit", [sid, json.dumps(
-            [{"kind": "direction", "name": "sefa0", "strength": 0.1}] * 400_000), False, None])))
+            [{"kind": "direction", "name": "sefa0", "strength": 0.1}] * 400_000), False, None, "detail"])))
         probe("10_preview_20000_edits", lambda: refused(http.call("preview", [sid, json.dumps(
             [{"kind": "direction", "name": "sefa0", "strength": 0.1}] * 20_000)])))
 
         # 1 / 2: cancel reaches the nested projection of an interpolation (5000 steps, allowed)
         def cancel_interpolate():
             eid, err = http.submit("edit", [sid, json.dumps(
-                [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 5000}]), False, [file_data(other)]])
+                [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 5000}]), False, [file_data(other)], "detail"])
             job = {}
 
             def seen(event, value):
@@ -180,7 +180,7 @@ def run(report: dict, args) -> None:
         probe("13_box_inf", lambda: refused(http.call("project", [file_data(photo), None, "inf,0,10,10", "", 5, 0, False])))
         probe("13_seed_2e70", lambda: refused(http.call("project", [file_data(photo), None, BOX, "", 5, 2 ** 70, False])))
         probe("13_list_in_image_field", lambda: refused(http.call("project", [[1, 2], None, BOX, "", 5, 0, False])))
-        probe("13_deep_nesting", lambda: refused(http.call("edit", [sid, "[" * 100_000 + "]" * 100_000, False, None])))
+        probe("13_deep_nesting", lambda: refused(http.call("edit", [sid, "[" * 100_000 + "]" * 100_000, False, None, "detail"])))
         probe("13_unknown_model_directions", lambda: refused(http.call("directions", ["nope"])))
         probe("28_behind_a_proxy", lambda: _behind_a_proxy(http.url, photo))
         for p in probes.values():
@@ -197,7 +197,7 @@ def run(report: dict, args) -> None:
         for i in range(20):
             if i % 3 == 0:
                 ev = http.call("edit", [sid, json.dumps([{"kind": "direction", "name": "sefa0", "pad": big}]),
-                                        False, None])
+                                        False, None, "detail"])
             elif i % 3 == 1:
                 ev = http.call("cancel", [big])
             else:
@@ -234,7 +234,7 @@ def run(report: dict, args) -> None:
                     return
                 s_id = json.loads(ev[1][0])["session"]
                 ev = http.call("edit", [s_id, json.dumps([{"kind": "direction", "name": "sefa0", "strength": 1}]),
-                                        False, None], sh)
+                                        False, None, "detail"], sh)
                 if ev[0] != "complete":
                     errors.append(_msg(ev))
                     return
@@ -315,11 +315,11 @@ def _behind_a_proxy(url: str, photo: str) -> dict:
     if ev[0] != "complete":
         return {"error": _msg(ev)}
     sid = json.loads(ev[1][0])["session"]
-    other_edit, other_preview = bob.call("edit", [sid, spec, False, None]), bob.call("preview", [sid, spec])
+    other_edit, other_preview = bob.call("edit", [sid, spec, False, None, "detail"]), bob.call("preview", [sid, spec])
     other_cancel = bob.call("cancel", [sid])
-    own_edit = alice.call("edit", [sid, spec, False, None])
+    own_edit = alice.call("edit", [sid, spec, False, None, "detail"])
     ev = bare.call("project", [file_data(photo), None, BOX, "", 5, 0, False])
-    bare_edit = bare.call("edit", [json.loads(ev[1][0])["session"], spec, False, None]) if ev[0] == "complete" else ev
+    bare_edit = bare.call("edit", [json.loads(ev[1][0])["session"], spec, False, None, "detail"]) if ev[0] == "complete" else ev
     refused = [e[0] == "error" and "unknown or expired session" in _msg(e) for e in (other_edit, other_preview, bare_edit)]
     return {"other_visitor_refused": refused[:2], "other_visitor_cancelled": json.loads(other_cancel[1][0])["jobs"],
             "owner_edit": own_edit[0], "cookieless_next_request_refused": refused[2],
