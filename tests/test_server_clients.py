@@ -219,6 +219,8 @@ def test_cookieless_requests_from_one_address_share_its_job_bound():
         jobs.new("project", client=client_key(Req(VISITOR)))
     assert "\n" not in str(e.value)
     jobs.new("project", client=client_key(Req("203.0.113.9")))    # another address is not held up
+    for _ in range(4):   # loopback: the machine's clients are bound per client and in all only
+        jobs.new("project", client=client_key(Req("127.0.0.1")))
 
 
 def test_cookieless_sessions_from_one_address_stay_within_its_bound():
@@ -230,6 +232,8 @@ def test_cookieless_sessions_from_one_address_stay_within_its_bound():
     mine = [sid for sid, o in store._owner.items() if address(o) == VISITOR]
     assert len(mine) == 4 and neighbour in store
     assert kept not in store          # the address's largest holder lost first (its own bound)
+    local = [store.put(Held(), client_key(Req("127.0.0.1"))) for _ in range(6)]
+    assert all(sid in store for sid in local)    # loopback: no per-address bound
     store = SessionStore(max_sessions=32, max_bytes=10 ** 9, max_address_bytes=3500)
     for _ in range(10):
         store.put(Held(1000), client_key(Req(VISITOR)))

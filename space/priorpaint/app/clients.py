@@ -12,7 +12,8 @@ every visitor has the proxy's address).
 
 A client can rotate its id (drop the cookie: a request without one gets a fresh id), so the
 bounds that must hold whatever a client does are kept per *address* too (:func:`address`):
-jobs in flight, sessions and saved vectors (``--max-address-*``).  The address is the peer's,
+jobs in flight and sessions of a remote address (:func:`bounded_address`), saved vectors of
+any (``--max-address-*``).  The address is the peer's,
 or, from a proxy trusted with ``--forwarded-allow-ips`` (:class:`TrustedProxies`), the one
 its ``X-Forwarded-For`` names.
 """
@@ -108,6 +109,14 @@ def owner(client: str) -> str:
     another id, even from the same proxy address, neither uses nor cancels it."""
     host = address(client)
     return host if _is_loopback(host) else (client or "")
+
+
+def bounded_address(client: str) -> Optional[str]:
+    """The address whose per-address bounds on jobs and sessions ``client`` counts toward, or
+    None on loopback (every caller is this machine's user: the per-client and global bounds
+    apply, as before, so several local clients are not held to one address's share)."""
+    host = address(client)
+    return None if _is_loopback(host) else host
 
 
 class TrustedProxies:

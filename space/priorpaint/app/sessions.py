@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional
 
 from ..errors import InputError
 from ..jobs import CancelToken
-from .clients import address, owner as owner_of
+from .clients import bounded_address, owner as owner_of
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ class SessionStore:
     client gets it back (``get(sid, client)``; on loopback, the machine: :func:`.clients.owner`).
     A client may hold ``max_client_sessions`` sessions and ``max_client_bytes`` (default: the
     global bounds); over its quota its *own* least recently used sessions go.  All clients of
-    one address together may hold ``max_address_sessions`` and ``max_address_bytes`` (a client
-    that drops its cookie becomes a new client, never a new address); over it, the least
+    one remote address together may hold ``max_address_sessions`` and ``max_address_bytes`` (a
+    client that drops its cookie becomes a new client, never a new address); over it, the least
     recently used session of that address's client holding the most bytes goes.  The global
     bounds (``max_sessions``, ``max_bytes``) stay: when they are reached, the least recently
     used session of the client holding the most bytes goes, so a client that floods the store
@@ -181,10 +181,10 @@ class SessionStore:
                                   and sum(self._bytes[k] for k in mine) <= self.max_client_bytes):
                 break
             self._evict_one_locked([k for k in mine if k != keep], "the client's quota")
-        # 2. the address's quota: its largest holder's LRU session goes (a client rotating ids included)
-        here = address(owner)
-        while True:
-            mine = [k for k in self._items if address(self._owner.get(k, "")) == here]
+        # 2. a remote address's quota: its largest holder's LRU session goes (a client rotating ids included)
+        here = bounded_address(owner)
+        while here is not None:
+            mine = [k for k in self._items if bounded_address(self._owner.get(k, "")) == here]
             if len(mine) <= 1 or (len(mine) <= self.max_address_sessions
                                   and sum(self._bytes[k] for k in mine) <= self.max_address_bytes):
                 break
@@ -247,7 +247,8 @@ class JobRegistry:
     """Jobs waiting or running, by id, sharing a bounded number of engine slots fairly.
 
     * ``max_client_jobs``: one client may have at most this many jobs waiting or running;
-      ``max_jobs``: all clients together.  A job over either is refused when it is made
+      ``max_address_jobs``: all clients of one remote address (a client that rotates its id
+      stays within it); ``max_jobs``: all clients together.  A job over any is refused when it is made
       (:meth:`new`), before any work, with one line naming the bound.
     * A client runs at most ``slots - 1`` jobs at once (1 with one or two slots), so a slot
       is always left to the other clients, whatever one client started first.
@@ -287,8 +288,9 @@ class JobRegistry:
                             _short_client(job.client), mine)
                 raise InputError(f"this client already has {mine} jobs waiting or running (the limit is "
                                  f"{self.max_client_jobs}, --max-client-jobs): wait for one to finish or cancel it")
-            here = sum(1 for j in self._jobs.values() if address(j.client) == address(job.client))
-            if here >= self.max_address_jobs:
+            where = bounded_address(job.client)
+            here = 0 if where is None else sum(1 for j in self._jobs.values() if bounded_address(j.client) == where)
+            if where is not None and here >= self.max_address_jobs:
                 self.refused += 1
                 log.warning("refused a job of client %s: its address has %d waiting or running (--max-address-jobs)",
                             _short_client(job.client), here)

@@ -285,18 +285,25 @@ def run(report: dict, args) -> None:
 VISITOR = "198.51.100.7"
 
 
-class _Visitor(CookieHttp):
-    """A visitor as a proxy forwards it (``X-Forwarded-For``); ``cookies=False``: a browser that
-    keeps none (every request a new client)."""
+class _Visitor(Http):
+    """A visitor as a proxy forwards it (``X-Forwarded-For``), keeping the server's cookie;
+    ``cookies=False``: a browser that keeps none (every request a new client)."""
 
-    def __init__(self, url: str, cookies: bool = True, proto: str = "http"):
+    def __init__(self, url: str, cookies: bool = True):
+        import http.cookiejar
+        import urllib.request
+
+        class Forward(urllib.request.BaseHandler):
+            def http_request(self, req):
+                req.add_unredirected_header("X-Forwarded-For", VISITOR)
+                req.add_unredirected_header("X-Forwarded-Proto", "http")
+                return req
         super().__init__(url)
-        self.cookies, self.proto = cookies, proto
+        handlers = [Forward()] + ([urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())] if cookies else [])
+        self.opener = urllib.request.build_opener(*handlers)
 
     def _open(self, req, timeout):
-        req.add_header("X-Forwarded-For", VISITOR)
-        req.add_header("X-Forwarded-Proto", self.proto)
-        return super()._open(req, timeout) if self.cookies else Http._open(self, req, timeout)
+        return self.opener.open(req, timeout=timeout)
 
 
 def _cookie_of(url: str, proto: str) -> str:
