@@ -223,6 +223,23 @@ def test_cookieless_requests_from_one_address_share_its_job_bound():
         jobs.new("project", client=client_key(Req("127.0.0.1")))
 
 
+def test_a_new_id_of_an_address_just_served_does_not_jump_the_queue():
+    """Round robin over remote addresses: a cookie-less client's next request (a new id, never
+    served) waits its address's turn instead of going before a client served longer ago."""
+    jobs = JobRegistry(slots=2, max_client_jobs=4, max_jobs=32, max_address_jobs=8)
+    honest, first = client_key(Req("203.0.113.9", "honest")), client_key(Req(VISITOR))
+    for who in (honest, first):              # the honest client is served, then the other address
+        job = jobs.new("t", client=who)
+        jobs.acquire(job, lambda: None)
+        jobs.release(job)
+        jobs.finish(job)
+    again = jobs.new("t", client=client_key(Req(VISITOR)))     # a fresh id of the address just served
+    mine = jobs.new("t", client=honest)
+    again.waiting_since, mine.waiting_since = 1.0, 2.0          # the fresh id asked first
+    jobs._waiting.extend([again, mine])
+    assert jobs._next_locked() is mine
+
+
 def test_cookieless_sessions_from_one_address_stay_within_its_bound():
     store = SessionStore(max_sessions=32, max_bytes=10 ** 9, max_client_sessions=8, max_address_sessions=4)
     neighbour = store.put(Held(), "203.0.113.9|n")

@@ -253,8 +253,9 @@ class JobRegistry:
     * A client runs at most ``slots - 1`` jobs at once (1 with one or two slots), so a slot
       is always left to the other clients, whatever one client started first.
     * A free slot goes to the waiting job whose client has the fewest jobs running, among
-      those to the client served longest ago (round robin), then the oldest job: a client
-      that floods the server takes its turn with everyone else instead of going first.
+      those to the client (a remote one: its address) served longest ago (round robin), then
+      the oldest job: a client that floods the server, with one id or many, takes its turn
+      with everyone else instead of going first.
     * A job whose token is cancelled while it waits (its client went away, or ``cancel``)
       leaves the queue without ever starting.
     """
@@ -355,7 +356,7 @@ class JobRegistry:
         if not live:
             return None
         return min(live, key=lambda j: (self._running_per_client.get(j.client, 0),
-                                                 self._served.get(j.client, -1), j.waiting_since))
+                                        self._served.get(_turn_of(j.client), -1), j.waiting_since))
 
     def acquire(self, job_or_token, on_wait: Callable[[], None]) -> None:
         """Wait for a free engine slot (fairly across clients), honouring cancellation while waiting."""
@@ -385,7 +386,7 @@ class JobRegistry:
             self.busy += 1  # the caller releases it (run_job's worker does, in finally)
             self._running_per_client[job.client] = self._running_per_client.get(job.client, 0) + 1
             self._turn += 1
-            self._served[job.client] = self._turn
+            self._served[_turn_of(job.client)] = self._turn
             if len(self._served) > 4096:  # forget clients long gone
                 for c in sorted(self._served, key=self._served.get)[:2048]:
                     self._served.pop(c, None)
@@ -425,6 +426,12 @@ def give_back_freed_memory() -> bool:
         return False
     _TRIM(0)
     return True
+
+
+def _turn_of(client: str) -> str:
+    """Whose turn a slot is, round robin: a remote client's address (a new id of an address just
+    served, a cookie-less client, does not go before the others), a loopback client's key."""
+    return bounded_address(client) or client
 
 
 def _short_client(client: str) -> str:
