@@ -376,3 +376,39 @@ def test_live_visitors_behind_one_proxy_own_their_sessions_and_jobs(behind_proxy
     assert event == "complete", out
     event, out = bare.call("edit", [json.loads(out[0])["session"], spec, False, None, "detail"])
     assert event == "error" and "unknown or expired session" in json.dumps(out), out
+
+
+@pytest.mark.e2e
+def test_live_the_gimp_bridge_stays_one_client_across_its_clients_and_runs(behind_proxy, tmp_path, monkeypatch):
+    """A dialog's preview worker projects with one bridge Client and the procedure edits with
+    another; Apply segmentation runs in a later process than Segment selection. Against a
+    remote backend (here: behind the trusted 'proxy') they must be one client: one jar per
+    process, and a remote backend's cookie kept on disk (mode 0600) for the next run."""
+    import os
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import gimp_bridge.client as bridge
+    from gimp_bridge.client import BridgeError, Client
+
+    class Proxied(Client):
+        def _headers(self, extra=None):
+            return dict(super()._headers(extra), **{"X-Forwarded-For": VISITOR})
+
+    monkeypatch.setenv("PRIORPAINT_SETTINGS", str(tmp_path / "gimp.json"))
+    monkeypatch.setattr(bridge, "_JAR", None)
+    worker, procedure = Proxied(behind_proxy.url), Proxied(behind_proxy.url)
+    worker.keep_cookies = True                      # a remote backend's (its URL here is loopback)
+    photo = skimage_data("astronaut.png").read_bytes()
+    outs = worker.call("project", [file_data(worker.upload(photo, "astronaut.png")), None, BOX, "", 5, 0, False])
+    session = json.loads(outs[0])["session"]
+    spec = json.dumps([{"kind": "direction", "name": "sefa0", "strength": 1.0}])
+    procedure.call("edit", [session, spec, False, None, "detail"])          # the same client
+    saved = bridge.cookie_path()
+    assert saved.exists() and (os.stat(saved).st_mode & 0o777) == 0o600 and CLIENT_COOKIE in saved.read_text()
+    monkeypatch.setattr(bridge, "_JAR", None)                                 # a later run of the plug-in
+    Proxied(behind_proxy.url).call("edit", [session, spec, False, None, "detail"])
+    monkeypatch.setenv("PRIORPAINT_SETTINGS", str(tmp_path / "elsewhere" / "gimp.json"))
+    monkeypatch.setattr(bridge, "_JAR", None)                                 # another machine's bridge
+    with pytest.raises(BridgeError, match="unknown or expired session"):
+        Proxied(behind_proxy.url).call("edit", [session, spec, False, None, "detail"])
