@@ -216,10 +216,14 @@ class SessionStore:
 
 
 def _size(session) -> int:
-    try:
-        return int(session.nbytes())
-    except Exception:  # a session that cannot measure itself still counts
-        return 1 * MB
+    for _ in range(3):  # a preview on another thread may add to the session's cache while it is summed
+        try:
+            return int(session.nbytes())
+        except RuntimeError:
+            continue
+        except Exception:
+            break
+    return 1 * MB  # a session that cannot measure itself still counts
 
 
 @dataclass
