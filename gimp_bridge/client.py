@@ -10,7 +10,12 @@ The protocol (see ``docs/api.md``):
 
 Every request carries ``Authorization: Bearer <token>`` when a token is set, and the
 cookies the backend set (its ``priorpaint_client`` id: what this client saves, such as
-editing vectors, stays its own across calls). A refused
+editing vectors, and the sessions it projects stay its own across calls). Every client of one
+process shares one cookie jar (a dialog's preview worker projects, the procedure edits that
+session), and a remote backend's cookie is kept on disk beside the settings
+(:func:`cookie_path`, mode 0600), so that a later run of the plug-in (Apply segmentation after
+Segment selection) is the same client: a remote backend lets only the id that made a session
+use it. A refused
 connection is retried a few times, then reported as
 "backend not running at URL — start it with `priorpaint serve`".
 """
@@ -129,6 +134,36 @@ def file_data(path: str) -> dict:
     return {"path": path, "meta": {"_type": "gradio.FileData"}}
 
 
+def cookie_path():
+    """Where a remote backend's cookies are kept: beside the settings file."""
+    return _settings.settings_path().with_name("cookies.lwp")
+
+
+_JAR: Optional[http.cookiejar.LWPCookieJar] = None
+
+
+def shared_cookies() -> http.cookiejar.LWPCookieJar:
+    """This process's cookie jar, read once from :func:`cookie_path` (an unreadable file is ignored)."""
+    global _JAR
+    if _JAR is None:
+        jar = http.cookiejar.LWPCookieJar(str(cookie_path()))
+        try:
+            jar.load()
+        except (OSError, http.cookiejar.LoadError):
+            pass
+        _JAR = jar
+    return _JAR
+
+
+def _is_loopback_url(url: str) -> bool:
+    import ipaddress
+    host = (urllib.parse.urlsplit(url).hostname or "").strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class Client:
     """Talks to one backend. ``bytes_sent``/``bytes_received`` count request/response bodies."""
 
@@ -146,8 +181,11 @@ class Client:
         self.last_cancel: Optional[dict] = None   # the cancel endpoint's answer after should_cancel fired
         self.preview_model_only = False            # the backend's preview has no photo-resolution option
         self._info: Optional[dict] = None          # /gradio_api/info, read once when needed
-        #: the backend's cookies (its client id), kept for this client's life
-        self.cookies = http.cookiejar.CookieJar()
+        #: the backend's cookies (its client id): this process's jar (:func:`shared_cookies`)
+        self.cookies = shared_cookies()
+        #: whether a new cookie is written to disk: a remote backend's (on loopback the machine
+        #: owns every session, so nothing needs to outlive the process)
+        self.keep_cookies = not _is_loopback_url(self.url)
         self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
     @classmethod
@@ -172,6 +210,8 @@ class Client:
                 resp = self._opener.open(req, timeout=timeout or self.timeout)
                 if body:
                     self.bytes_sent += len(body)
+                if self.keep_cookies and resp.headers.get("Set-Cookie"):
+                    self._save_cookies()
                 return resp
             except urllib.error.HTTPError as exc:
                 if body:
@@ -188,6 +228,20 @@ class Client:
                 if isinstance(reason, (socket.timeout, TimeoutError)):
                     raise BridgeError(f"the backend at {self.url} did not answer within {self.timeout:.0f} s") from None
                 raise BridgeError(f"cannot reach the backend at {self.url}: {reason}") from None
+
+    def _save_cookies(self) -> None:
+        """Write the jar to :func:`cookie_path` (mode 0600, atomically); a failure loses nothing
+        but the next run's id."""
+        path = cookie_path()
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.close(fd)
+            self.cookies.save(str(tmp))
+            os.replace(tmp, path)
+        except OSError:
+            pass
 
     def _http_error(self, exc: urllib.error.HTTPError) -> BridgeError:
         try:

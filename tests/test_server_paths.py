@@ -164,7 +164,7 @@ def test_client_keys_use_the_verified_id_not_the_session_hash():
     a, b = client_key(Req("127.0.0.1", "same", "id-a")), client_key(Req("127.0.0.1", "same", "id-b"))
     assert a != b and "same" not in a + b and a == client_key(Req("127.0.0.1", "other", "id-a"))
     assert client_key(Req("127.0.0.1", "same")) != client_key(Req("127.0.0.1", "same"))   # no id: its own
-    assert client_key(Req("10.0.0.5", "same", "id-a")) == "10.0.0.5"
+    assert client_key(Req("10.0.0.5", "same", "id-a")) == "10.0.0.5|id-a"   # remote too: by the id (a proxy)
 
 
 # -- live ---------------------------------------------------------------------------------------------
@@ -280,6 +280,26 @@ def test_live_clients_with_the_same_session_hash_list_only_their_own_vectors(liv
     assert listed(names["alice"]) == ["alice-hair"]
     assert listed(names["bob"]) == ["bob-hair"]
     assert listed(Recorder(live.url)) == []     # a new client, same session_hash: nothing of theirs
+
+
+@pytest.mark.e2e
+def test_live_x_forwarded_for_from_an_untrusted_peer_is_ignored(live):
+    """A server started without --forwarded-allow-ips believes no X-Forwarded-For (uvicorn's own
+    reading trusted 127.0.0.1): a loopback client that claims a remote address stays the
+    machine's, so its cookie-less edit reaches the session its project made."""
+    photo = skimage_data("astronaut.png").read_bytes()
+    spoof = {"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"}
+    req = urllib.request.Request(live.url + "/gradio_api/info", headers=spoof)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        cookie = r.headers.get("Set-Cookie") or ""
+    assert "SameSite=Strict" in cookie and "Secure" not in cookie
+    from app_server import call, upload
+    path = upload(live.url, photo, "astronaut.png", headers=spoof)
+    events = call(live.url, "project", [file_data(path), None, BOX, "", 5, 0, False], headers=spoof)
+    session = json.loads(events[-1][1][0])["session"]
+    spec = json.dumps([{"kind": "direction", "name": "sefa0", "strength": 1.0}])
+    events = call(live.url, "edit", [session, spec, False, None, "detail"], headers=spoof)
+    assert events[-1][0] == "complete", events[-1]
 
 
 # -- aborted uploads: one log line --------------------------------------------------------------------

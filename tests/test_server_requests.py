@@ -38,21 +38,25 @@ def test_one_request_has_a_total_steps_cap():
 
 
 def test_cancel_touches_only_the_calling_clients_jobs():
-    """Another host's job or session id cancels nothing; the same host cancels its own job from
-    another call (a plain-HTTP client such as the GIMP bridge gets a new Gradio session hash on
-    every call, so on loopback the peer, not the hash, owns the job)."""
+    """Another host's or another id's job or session id cancels nothing (a remote client is its
+    server-issued id: behind a proxy every visitor has the proxy's address); on loopback the
+    machine owns its jobs, so a plain-HTTP client (a new Gradio session hash, maybe no cookie, on
+    every call) cancels its own job from another call."""
     from priorpaint.app.api import Backend, client_key
+    from priorpaint.app.clients import CLIENT_HEADER
     from priorpaint.app.sessions import JobRegistry
 
     class Req:
-        def __init__(self, host, sh):
+        def __init__(self, host, ident):
             self.client = type("C", (), {"host": host})()
-            self.session_hash = sh
+            self.headers = {CLIENT_HEADER: ident}
     backend = Backend(jobs=JobRegistry(2, 4, 8))
     job = backend.jobs.new("edit", "sess-a", client=client_key(Req("10.0.0.5", "alice")))
     out = json.loads(backend.cancel(job.id, request=Req("10.0.0.9", "alice")))
     assert out["cancelled"] is False and not job.token.cancelled
     out = json.loads(backend.cancel("sess-a", request=Req("10.0.0.9", "mallory")))
+    assert out["cancelled"] is False and not job.token.cancelled
+    out = json.loads(backend.cancel("sess-a", request=Req("10.0.0.5", "mallory")))   # same proxy address
     assert out["cancelled"] is False and not job.token.cancelled
     out = json.loads(backend.cancel(job.id, request=Req("10.0.0.5", "alice")))
     assert out["cancelled"] is True and job.token.cancelled

@@ -188,8 +188,18 @@ def namespace_secret() -> bytes:
 
 
 def client_namespace(client: str) -> str:
-    """A client's namespace (16 hex digits): HMAC-SHA256 of its key under :func:`namespace_secret`."""
-    return hmac.new(namespace_secret(), ("priorpaint-namespace|" + client).encode(), hashlib.sha256).hexdigest()[:16]
+    """A client's namespace (16 hex digits): its address's group (:func:`namespace_group`, 6 hex
+    digits of an HMAC of the key's address part, before ``|``) then 10 of an HMAC of the whole
+    key, both under :func:`namespace_secret`: the address's vectors can be bounded together
+    without the address being readable from the folder's name."""
+    def mac(text: str) -> str:
+        return hmac.new(namespace_secret(), text.encode(), hashlib.sha256).hexdigest()
+    return mac("priorpaint-address|" + client.split("|", 1)[0])[:6] + mac("priorpaint-namespace|" + client)[:10]
+
+
+def namespace_group(namespace: str) -> str:
+    """The address group of a namespace made by :func:`client_namespace`."""
+    return namespace[:6]
 
 
 def evict_lru(items: Iterable[Tuple[float, int, str, object]], max_bytes: int, max_count: Optional[int],

@@ -188,23 +188,25 @@ class Backend:
                 step.report = C.refs_for_paths(step.report, files)   # no server path in a response
                 yield C.to_wire(step), step.photo, _image(step.layer_image), _image(step.generated)
 
-    def preview(self, session: str, edits: str = "[]", files=None) -> Image.Image:
+    def preview(self, session: str, edits: str = "[]", files=None, request: gr.Request = None) -> Image.Image:
         """The exact preview image (the direct Python call; the endpoint is :meth:`preview_frames`)."""
-        return _image(self.service.preview(C.PreviewRequest.parse(session, edits, files, limits=self.limits)))
+        return _image(self.service.preview(C.PreviewRequest.parse(session, edits, files, limits=self.limits),
+                                           client=client_key(request)))
 
-    def preview_frames(self, session: str, edits: str = "[]", files=None):
+    def preview_frames(self, session: str, edits: str = "[]", files=None, request: gr.Request = None):
         """Generator, the ``preview`` endpoint: (PNG, flag JSON) for an approximate frame where the
         session can predict one, then for the exact frame (``{"approximate": false, ...}``), which is
         the endpoint's final output."""
         req = C.PreviewRequest.parse(session, edits, files, limits=self.limits)
-        for image, flag in self.service.preview_frames(req):
+        for image, flag in self.service.preview_frames(req, client=client_key(request)):
             yield _image(image), json.dumps(flag)
 
-    def verdict(self, session: str, edits: str = "[]", options: str = "") -> str:
+    def verdict(self, session: str, edits: str = "[]", options: str = "", request: gr.Request = None) -> str:
         """JSON ``{"structure": {...}, "verdict": {...}}`` of the fast edits on the live preview's
         square: ``verdict["carried"]`` false means the edit cannot be carried on this photo and
         ``verdict["message"]`` is the line to show.  ``options``: ``{"composite", "size"}``."""
-        return json.dumps(self.service.verdict(VerdictRequest.parse(session, edits, options, limits=self.limits)))
+        return json.dumps(self.service.verdict(VerdictRequest.parse(session, edits, options, limits=self.limits),
+                                               client_key(request)))
 
     def cancel(self, ident: str, request: gr.Request = None) -> str:
         """Only the caller's own jobs (a request's client key); called without a request (the

@@ -10,7 +10,12 @@ whenever the ``Host`` is not a localhost name) and before any route:
   elsewhere (DNS rebinding, a cross-site form or fetch) gets 403 and its upload is never read.
 * **Token** (``--token``): ``Authorization: Bearer T`` or the ``priorpaint_token`` cookie on
   every request; ``?token=T`` is honoured on the page route only (``GET /``), where it sets
-  the HttpOnly, SameSite=Strict cookie (``Secure`` when the page is served over HTTPS).
+  the HttpOnly cookie (SameSite=Strict on http; ``SameSite=None; Secure; Partitioned`` on
+  https, where the page may run in a Space's cross-site iframe: :func:`.clients.cookie_attributes`).
+* **Trusted proxies** (``--forwarded-allow-ips``; in a Space its private networks): a request
+  from such a peer comes from the address its ``X-Forwarded-For`` names and with the scheme of
+  its ``X-Forwarded-Proto`` (:class:`.clients.TrustedProxies`); from any other peer both
+  headers are ignored.
 * **Uploads**: one upload request may carry at most ``max_request_mb`` in all (413, checked on
   ``Content-Length`` and on the bytes actually received), and this server's upload folder
   at most ``max_upload_disk_mb``: each upload reserves its size before a byte is read, the
@@ -36,7 +41,7 @@ from http.cookies import SimpleCookie
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from .clients import CLIENT_COOKIE, CLIENT_HEADER, ClientIds
+from .clients import CLIENT_COOKIE, CLIENT_HEADER, ClientIds, TrustedProxies, cookie_attributes
 from .filenames import PUBLIC, text_response
 
 log = logging.getLogger(__name__)
@@ -105,7 +110,7 @@ class Guard:
     def __init__(self, app, *, token: Optional[str] = None, loopback_port: Optional[int] = None,
                  max_request_mb: float = 50.0, upload_dir: Optional[str] = None,
                  max_upload_disk_mb: float = 1024.0, max_body_mb: float = 4.0, disk=None,
-                 files_dir: Optional[str] = None):
+                 files_dir: Optional[str] = None, proxies: Optional[TrustedProxies] = None):
         from .disk import UploadDisk
         from .filenames import FileNames
         self.app = app
@@ -122,6 +127,8 @@ class Guard:
         folder = files_dir or (self.disk.folder if self.disk is not None else None)
         self.names = FileNames(str(folder)) if folder else None
         self.ids = ClientIds()
+        #: whose X-Forwarded-For / X-Forwarded-Proto are believed (none unless named)
+        self.proxies = proxies if proxies is not None else TrustedProxies()
 
     # -- helpers ---------------------------------------------------------------------------
     def _ok(self, value: Optional[str]) -> bool:
@@ -210,6 +217,21 @@ class Guard:
             await send(message)
         return scope, answer
 
+    def _forwarded(self, scope, headers: dict):
+        """The request as it came to a trusted proxy: its client address and scheme from the
+        proxy's ``X-Forwarded-For`` / ``X-Forwarded-Proto``; from any other peer, as it is."""
+        if not self.proxies:
+            return scope
+        peer = (scope.get("client") or ("", 0))
+        host, proto = self.proxies.resolve(peer[0], headers.get("x-forwarded-for", ""),
+                                           headers.get("x-forwarded-proto", ""))
+        if host == peer[0] and proto is None:
+            return scope
+        scope = dict(scope, client=(host, peer[1] if len(peer) > 1 else 0))
+        if proto is not None:
+            scope["scheme"] = ({"http": "ws", "https": "wss"}[proto] if scope["type"] == "websocket" else proto)
+        return scope
+
     # -- ASGI --------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
         if scope.get("type") not in ("http", "websocket"):
@@ -219,8 +241,9 @@ class Guard:
             problem = self._loopback_problem(headers)
             if problem:
                 return await self._refuse(scope, send, 403, problem)
+        scope = self._forwarded(scope, headers)
         path = scope.get("path", "")
-        secure = scope.get("scheme") in ("https", "wss") or headers.get("x-forwarded-proto", "").lower() == "https"
+        secure = scope.get("scheme") in ("https", "wss")
         cookie = SimpleCookie()
         try:
             cookie.load(headers.get("cookie", ""))
@@ -235,7 +258,7 @@ class Guard:
                 from_query = (query.get("token") or [None])[0]
                 page = scope["type"] == "http" and scope.get("method") == "GET" and path in ("/", "")
                 if page and self._ok(from_query):
-                    value = f"{COOKIE}={from_query}; Path=/; HttpOnly; SameSite=Strict" + ("; Secure" if secure else "")
+                    value = f"{COOKIE}={from_query}; Path=/; HttpOnly; " + cookie_attributes(secure)
                     scope, send = self._prepare(scope, send, cookie, secure, [(b"set-cookie", value.encode())])
                     return await self.app(scope, receive, send)
                 return await self._refuse(

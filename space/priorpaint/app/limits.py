@@ -52,6 +52,12 @@ class Limits:
     max_jobs: int = _bound(32, "jobs of all clients waiting or running")
     max_client_sessions: int = _bound(8, "sessions one client may hold (its own oldest go first, "
                                          "never another client's)")
+    max_address_jobs: int = _bound(8, "jobs of all clients of one remote address waiting or running (a "
+                                      "client that drops its cookie is a new client, never a new address)")
+    max_address_sessions: int = _bound(16, "sessions all clients of one remote address may hold (the "
+                                           "address's largest holder's oldest go first)")
+    max_address_vectors_mb: float = _bound(64.0, "MB of saved editing vectors of all clients of one address "
+                                                 "(its largest holder's least recently used go first)")
 
     @staticmethod
     def flag(name: str) -> str:

@@ -82,11 +82,15 @@ def build(model: Optional[str] = None, max_sessions: int = 32, max_session_mb: f
     from ..edits import vectors
     vectors.QUOTA.update(client_bytes=int(limits.max_client_vectors_mb * 1024 * 1024),
                          total_bytes=int(limits.max_vectors_mb * 1024 * 1024))
+    vectors.QUOTA.update(address_bytes=int(limits.max_address_vectors_mb * 1024 * 1024))
     store = SessionStore(max_sessions, int(max_session_mb * 1024 * 1024), session_ttl_s,
                          max_client_sessions=min(limits.max_client_sessions, max_sessions),
-                         max_client_bytes=int(max_session_mb * 1024 * 1024 / 4))
+                         max_client_bytes=int(max_session_mb * 1024 * 1024 / 4),
+                         max_address_sessions=min(limits.max_address_sessions, max_sessions),
+                         max_address_bytes=int(max_session_mb * 1024 * 1024 / 2))
     backend = Backend(model=model, device=device, default_steps=default_steps, store=store,
-                      jobs=JobRegistry(slots, limits.max_client_jobs, limits.max_jobs), limits=limits)
+                      jobs=JobRegistry(slots, limits.max_client_jobs, limits.max_jobs, limits.max_address_jobs),
+                      limits=limits)
     return build_app(backend), backend
 
 
@@ -142,12 +146,16 @@ def cleanup(backend, temp_dir: Optional[str]) -> dict:
 
 def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
            max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, block: bool = True, quiet: bool = False,
-           limits: Optional[Limits] = None, loopback_only: Optional[bool] = None, warm_up: bool = True):
+           limits: Optional[Limits] = None, loopback_only: Optional[bool] = None, warm_up: bool = True,
+           forwarded_allow_ips: Optional[str] = None):
     """Serve ``demo`` with uvicorn behind :class:`Guard`; blocks until SIGTERM/SIGINT when ``block``.
 
     With ``warm_up`` the backend's default model is loaded and run once in a background
     thread while the server starts (:meth:`Backend.warm_up`), so the first request is as
-    quick as the next.  Returns the cleanup summary when ``block``, else a :class:`Running`
+    quick as the next.  ``forwarded_allow_ips``: the proxies whose ``X-Forwarded-For`` /
+    ``-Proto`` are believed (:meth:`TrustedProxies.from_setting`: none unless named; in a Space,
+    its private networks); uvicorn's own reading of them is off, so only the guard decides.
+    Returns the cleanup summary when ``block``, else a :class:`Running`
     server.
     """
     import gradio as gr
@@ -172,12 +180,15 @@ def launch(demo, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opti
         from .disk import UploadDisk
         disk = UploadDisk(temp_dir, int(limits.max_upload_disk_mb * 1024 * 1024), limits.max_file_age_s)
         disk.start(every_s=min(60.0, max(1.0, limits.max_file_age_s / 4)))
+    from .clients import TrustedProxies
     guarded = Guard(app, token=token, loopback_port=int(port) if loopback_only else None,
                     max_request_mb=limits.max_request_mb, max_upload_disk_mb=limits.max_upload_disk_mb,
-                    max_body_mb=limits.max_body_mb, disk=disk, files_dir=temp_dir or _gradio_upload_folder())
+                    max_body_mb=limits.max_body_mb, disk=disk, files_dir=temp_dir or _gradio_upload_folder(),
+                    proxies=TrustedProxies.from_setting(forwarded_allow_ips))
     bind = host.strip("[]")
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1 by default
     config = uvicorn.Config(guarded, host=bind, port=int(port), log_level="warning" if quiet else "info",
-                            timeout_graceful_shutdown=5, lifespan="on")
+                            timeout_graceful_shutdown=5, lifespan="on", proxy_headers=False)
     server = uvicorn.Server(config)
     backend = getattr(demo, "backend", None)
     warming = None
@@ -265,7 +276,7 @@ def cmd_serve(args) -> int:
     print(f"priorpaint: serving on http://{shown}:{args.port}"
           + (" (token required)" if token else " (loopback only: other Host names and origins refused)"), flush=True)
     summary = launch(demo, host, args.port, token, args.max_upload_mb, block=True, quiet=not args.verbose_server,
-                     limits=limits)
+                     limits=limits, forwarded_allow_ips=getattr(args, "forwarded_allow_ips", None))
     if summary.get("workers_alive"):
         # a worker stuck in one long native step would abort the interpreter at exit; everything of
         # this server is already cleaned up, so end here with the documented status

@@ -28,7 +28,8 @@ from .contract import (Box, CancelResult, DownloadResult, EditRequest, EditResul
                        ProjectRequest, ProjectResult, SegmentResult, clean)
 from .verdict import VerdictRequest
 from .limits import Limits
-from .sessions import JobRegistry, SessionStore, run_job
+from .runner import run_job
+from .sessions import JobRegistry, SessionStore
 
 
 def namespace_of(client: str) -> str:
@@ -153,9 +154,10 @@ class Service:
         get_entry(m)  # unknown ids are refused, listing the known ones
         return m
 
-    def session(self, sid: str):
-        """A projected session of the store (a clear error when it is gone or not projected)."""
-        s = self.store.get(self.limits.text(sid, "session"))
+    def session(self, sid: str, client: Optional[str] = None):
+        """A projected session of the store (a clear error when it is gone or not projected);
+        with a ``client``, only that client's own (another's is 'unknown or expired')."""
+        s = self.store.get(self.limits.text(sid, "session"), client)
         s.require_projection()
         return s
 
@@ -224,7 +226,7 @@ class Service:
     # -- edit --------------------------------------------------------------------------------
     def edit(self, req: EditRequest, client: str = "") -> Iterator[Union[Progress, EditResult]]:
         """Apply the edits in order and render them into the photo (``adapt``: through G′)."""
-        s = self.session(req.session)
+        s = self.session(req.session, client)
         specs = list(req.edits)
         self.limits.render_work(s)   # refused before any work over --max-work-mb
         job = self.jobs.new("edit", s.id, client=client)
@@ -259,23 +261,28 @@ class Service:
                              generated=np.asarray(r.generated))
 
     # -- preview -----------------------------------------------------------------------------
-    def preview(self, req: PreviewRequest, slow_ok: bool = False) -> np.ndarray:
+    def preview(self, req: PreviewRequest, slow_ok: bool = False, client: Optional[str] = None) -> np.ndarray:
         """The edits rendered at once (RGB uint8; the exact frame).  Only the kinds that declare a
         preview cost other than ``slow`` run here (``slow_ok``: the page's own preview of an
         interpolation being set, bounded like any other preview)."""
-        return [image for image, _ in self.preview_frames(req, slow_ok, approximate=False)][-1]
+        return [image for image, _ in self.preview_frames(req, slow_ok, approximate=False, client=client)][-1]
 
-    def preview_frames(self, req: PreviewRequest, slow_ok: bool = False, approximate: bool = True):
+    def preview_frames(self, req: PreviewRequest, slow_ok: bool = False, approximate: bool = True,
+                       client: Optional[str] = None):
         """The preview progressively: yields ``(image, flag)``, first an approximate frame where the
         session can predict one (a slow model, the same edits previewed at other strengths;
         :meth:`EditSession.preview_frames`), then always the exact frame.  ``flag``:
-        ``{"approximate": bool, "method": ..., "strength", "from"}``."""
-        s = self.session(req.session)
+        ``{"approximate": bool, "method": ..., "strength", "from"}``.  The frames the session keeps
+        for its next previews count toward ``--max-session-mb``: the store measures it again after
+        each exact frame (and evicts or refuses by its rule)."""
+        s = self.session(req.session, client)
         specs = list(req.edits)
         if not slow_ok:
             self._fast_only(specs, "preview")
         mode = req.composite.value if req.composite is not None else None
         for image, flag in s.preview_frames(specs, mode, req.size, approximate=approximate):
+            if not flag.get("approximate"):
+                self.store.touch(s)
             yield np.asarray(image), flag
 
     def _fast_only(self, specs: List[dict], what: str) -> None:
@@ -286,11 +293,11 @@ class Service:
             raise InputError(f"{what} runs only the fast edits ({', '.join(sorted(fast))}); send "
                              f"{', '.join(sorted(set(refused)))} edits to the edit endpoint")
 
-    def verdict(self, req: VerdictRequest) -> dict:
+    def verdict(self, req: VerdictRequest, client: Optional[str] = None) -> dict:
         """``{"structure", "verdict"}``: whether the edits can be carried on this photo, measured on
         the live preview's square (``verdict["carried"]`` false: ``verdict["message"]`` is the one
         line to show before the user renders).  Only the fast kinds, as :meth:`preview`."""
-        s = self.session(req.session)
+        s = self.session(req.session, client)
         specs = list(req.edits)
         self._fast_only(specs, "verdict")
         state = s.apply(specs) if specs else None
@@ -314,7 +321,7 @@ class Service:
 
     def segment(self, session: str, client: str = "") -> Iterator[Union[Progress, SegmentResult]]:
         """The session's part label map at the layer box size, with its legend."""
-        s = self.session(session)
+        s = self.session(session, client)
         job = self.jobs.new("segment", s.id, client=client)
         for item in run_job(self.jobs, job, lambda progress, cancel: kinds.segment(s, progress, cancel)):
             if "result" not in item:

@@ -7,27 +7,24 @@
 * :class:`JobRegistry` knows every running job (an id, its session, its
   :class:`~priorpaint.jobs.CancelToken`, its stage and fraction), so ``cancel`` can stop a
   job by job id or every job of a session.
-* :func:`run_job` runs engine work in a worker thread and yields its progress from a
-  queue; when the consumer stops early (client gone, Gradio cancellation, an exception),
-  the job's token is cancelled in ``finally`` and the worker stops within one step (the
-  consumer never waits for it).  The registry bounds how many engine jobs run at once (the
-  "slots"), how many one client and all clients may have waiting or running, and hands a
-  free slot to the client with the fewest running jobs.
+* The registry bounds how many engine jobs run at once (the "slots"), how many one client,
+  one address and all clients may have waiting or running, and hands a free slot to the
+  client with the fewest running jobs; :func:`.runner.run_job` runs a job's work.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, List, Optional
 
-from ..errors import Cancelled, InputError
+from ..errors import InputError
 from ..jobs import CancelToken
+from .clients import bounded_address, owner as owner_of
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +34,22 @@ MB = 1024 * 1024
 class SessionStore:
     """A thread-safe LRU of sessions bounded by count, bytes and age, with per-client quotas.
 
-    Every session belongs to the client that made it (``put(session, client)``).  A client
-    may hold ``max_client_sessions`` sessions and ``max_client_bytes`` (default: the
-    global bounds); over its quota its *own* least recently used sessions go.  The
-    global bounds (``max_sessions``, ``max_bytes``) stay: when they are reached, the least
-    recently used session of the client holding the most bytes goes, so a client that
-    floods the store evicts itself, not the others.
+    Every session belongs to the client that made it (``put(session, client)``) and only that
+    client gets it back (``get(sid, client)``; on loopback, the machine: :func:`.clients.owner`).
+    A client may hold ``max_client_sessions`` sessions and ``max_client_bytes`` (default: the
+    global bounds); over its quota its *own* least recently used sessions go.  All clients of
+    one remote address together may hold ``max_address_sessions`` and ``max_address_bytes`` (a
+    client that drops its cookie becomes a new client, never a new address); over it, the least
+    recently used session of that address's client holding the most bytes goes.  The global
+    bounds (``max_sessions``, ``max_bytes``) stay: when they are reached, the least recently
+    used session of the client holding the most bytes goes, so a client that floods the store
+    evicts itself, not the others.  A session's bytes (:meth:`EditSession.nbytes`, its preview
+    frames included) are measured again whenever it grows (:meth:`touch`).
     """
 
     def __init__(self, max_sessions: int = 32, max_bytes: int = 512 * MB, ttl_s: float = 3600.0,
-                 max_client_sessions: Optional[int] = None, max_client_bytes: Optional[int] = None):
+                 max_client_sessions: Optional[int] = None, max_client_bytes: Optional[int] = None,
+                 max_address_sessions: Optional[int] = None, max_address_bytes: Optional[int] = None):
         if max_sessions < 1 or max_bytes < 1:
             raise ValueError("the session store needs room for at least one session")
         self.max_sessions = int(max_sessions)
@@ -54,6 +57,8 @@ class SessionStore:
         self.ttl_s = float(ttl_s)
         self.max_client_sessions = int(max_client_sessions or self.max_sessions)
         self.max_client_bytes = int(max_client_bytes or self.max_bytes)
+        self.max_address_sessions = int(max_address_sessions or self.max_sessions)
+        self.max_address_bytes = int(max_address_bytes or self.max_bytes)
         self._items: "OrderedDict[str, object]" = OrderedDict()
         self._bytes: Dict[str, int] = {}
         self._owner: Dict[str, str] = {}
@@ -90,8 +95,10 @@ class SessionStore:
             self._evict_locked(keep=sid)
         return sid
 
-    def get(self, sid: str):
-        """The session for ``sid``; a clear error when it is unknown or expired."""
+    def get(self, sid: str, client: Optional[str] = None):
+        """The session for ``sid``; a clear error when it is unknown or expired, or (with a
+        ``client``; none or "": a direct Python call) belongs to another client: the same error,
+        so an id says nothing of others."""
         sid = (sid or "").strip() if isinstance(sid, str) else sid
         if not sid:
             raise InputError("no session given: project a selection first (the project endpoint returns a session id)")
@@ -100,6 +107,8 @@ class SessionStore:
         with self._lock:
             self._expire_locked()
             s = self._items.get(sid)
+            if s is not None and client and owner_of(self._owner.get(sid, "")) != owner_of(client):
+                s = None
             if s is None:
                 raise InputError(f"unknown or expired session {sid!r}: project the selection again")
             self._items.move_to_end(sid)
@@ -130,6 +139,7 @@ class SessionStore:
             return {"sessions": len(self._items), "bytes": sum(self._bytes.values()),
                     "max_sessions": self.max_sessions, "max_bytes": self.max_bytes,
                     "max_client_sessions": self.max_client_sessions, "max_client_bytes": self.max_client_bytes,
+                    "max_address_sessions": self.max_address_sessions, "max_address_bytes": self.max_address_bytes,
                     "clients": len(set(self._owner.values())),
                     "ttl_s": self.ttl_s, "evicted": self.evicted, "expired": self.expired}
 
@@ -171,29 +181,49 @@ class SessionStore:
                                   and sum(self._bytes[k] for k in mine) <= self.max_client_bytes):
                 break
             self._evict_one_locked([k for k in mine if k != keep], "the client's quota")
-        # 2. the global bounds: the LRU session of the client holding the most bytes goes
+        # 2. a remote address's quota: its largest holder's LRU session goes (a client rotating ids included)
+        here = bounded_address(owner)
+        while here is not None:
+            mine = [k for k in self._items if bounded_address(self._owner.get(k, "")) == here]
+            if len(mine) <= 1 or (len(mine) <= self.max_address_sessions
+                                  and sum(self._bytes[k] for k in mine) <= self.max_address_bytes):
+                break
+            if not self._evict_largest_locked(mine, keep, "the address's quota"):
+                break
+        # 3. the global bounds: the LRU session of the client holding the most bytes goes
         while len(self._items) > 1 and (len(self._items) > self.max_sessions
                                         or sum(self._bytes.values()) > self.max_bytes):
-            held: Dict[str, List[int]] = {}
-            for k in self._items:
-                if k == keep:
-                    continue
-                o = self._owner.get(k, "")
-                h = held.setdefault(o, [0, 0])
-                h[0] += self._bytes.get(k, 0)
-                h[1] += 1
-            if not held:
+            if not self._evict_largest_locked(list(self._items), keep, "the server's bound"):
                 break
-            top = max(held, key=lambda o: (held[o][0] + (self._bytes[keep] if o == owner else 0), held[o][1]))
-            self._evict_one_locked([k for k in self._items if k != keep and self._owner.get(k, "") == top],
-                                   "the server's bound")
+
+    def _evict_largest_locked(self, keys: List[str], keep: str, why: str) -> bool:
+        """Evict the LRU session, among ``keys``, of the client holding the most bytes there
+        (``keep``'s bytes counted for its own client); False when only ``keep`` is left."""
+        owner = self._owner.get(keep, "")
+        held: Dict[str, List[int]] = {}
+        for k in keys:
+            if k == keep:
+                continue
+            h = held.setdefault(self._owner.get(k, ""), [0, 0])
+            h[0] += self._bytes.get(k, 0)
+            h[1] += 1
+        if not held:
+            return False
+        top = max(held, key=lambda o: (held[o][0] + (self._bytes[keep] if o == owner else 0), held[o][1]))
+        self._evict_one_locked([k for k in self._items if k in keys and k != keep and self._owner.get(k, "") == top],
+                               why)
+        return True
 
 
 def _size(session) -> int:
-    try:
-        return int(session.nbytes())
-    except Exception:  # a session that cannot measure itself still counts
-        return 1 * MB
+    for _ in range(3):  # a preview on another thread may add to the session's cache while it is summed
+        try:
+            return int(session.nbytes())
+        except RuntimeError:
+            continue
+        except Exception:
+            break
+    return 1 * MB  # a session that cannot measure itself still counts
 
 
 @dataclass
@@ -221,21 +251,25 @@ class JobRegistry:
     """Jobs waiting or running, by id, sharing a bounded number of engine slots fairly.
 
     * ``max_client_jobs``: one client may have at most this many jobs waiting or running;
-      ``max_jobs``: all clients together.  A job over either is refused when it is made
+      ``max_address_jobs``: all clients of one remote address (a client that rotates its id
+      stays within it); ``max_jobs``: all clients together.  A job over any is refused when it is made
       (:meth:`new`), before any work, with one line naming the bound.
     * A client runs at most ``slots - 1`` jobs at once (1 with one or two slots), so a slot
       is always left to the other clients, whatever one client started first.
     * A free slot goes to the waiting job whose client has the fewest jobs running, among
-      those to the client served longest ago (round robin), then the oldest job: a client
-      that floods the server takes its turn with everyone else instead of going first.
+      those to the client (a remote one: its address) served longest ago (round robin), then
+      the oldest job: a client that floods the server, with one id or many, takes its turn
+      with everyone else instead of going first.
     * A job whose token is cancelled while it waits (its client went away, or ``cancel``)
       leaves the queue without ever starting.
     """
 
-    def __init__(self, slots: int = 2, max_client_jobs: int = 4, max_jobs: int = 32):
+    def __init__(self, slots: int = 2, max_client_jobs: int = 4, max_jobs: int = 32,
+                 max_address_jobs: Optional[int] = None):
         self.slots = max(1, int(slots))
         self.max_client_jobs = max(1, int(max_client_jobs))
         self.max_jobs = max(1, int(max_jobs))
+        self.max_address_jobs = max(1, int(max_address_jobs or self.max_jobs))
         self._jobs: Dict[str, Job] = {}
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -259,6 +293,14 @@ class JobRegistry:
                             _short_client(job.client), mine)
                 raise InputError(f"this client already has {mine} jobs waiting or running (the limit is "
                                  f"{self.max_client_jobs}, --max-client-jobs): wait for one to finish or cancel it")
+            where = bounded_address(job.client)
+            here = 0 if where is None else sum(1 for j in self._jobs.values() if bounded_address(j.client) == where)
+            if where is not None and here >= self.max_address_jobs:
+                self.refused += 1
+                log.warning("refused a job of client %s: its address has %d waiting or running (--max-address-jobs)",
+                            _short_client(job.client), here)
+                raise InputError(f"the clients of this address already have {here} jobs waiting or running (the "
+                                 f"limit is {self.max_address_jobs}, --max-address-jobs): wait for one to finish")
             if len(self._jobs) >= self.max_jobs:
                 self.refused += 1
                 log.warning("refused a job of client %s: the server has %d (--max-jobs)",
@@ -279,16 +321,15 @@ class JobRegistry:
 
     def cancel(self, ident: str, reason: str = "cancelled", client: Optional[str] = None) -> List[str]:
         """Cancel the job with this id, or every job of the session with this id; with a
-        ``client``, only jobs of that client's peer (another host's id cancels nothing). The
-        peer, not Gradio's session hash: a plain-HTTP client (the GIMP bridge) gets a new hash
-        for every call and cancels from another call than the one that started the job, and a
-        hash cannot be shared between concurrent calls; on loopback every caller is this
-        machine's user, whom a loopback server without a token already trusts."""
+        ``client``, only that client's own jobs (:func:`.clients.owner`): a remote client's are
+        its id's (another id, even from the same proxy address, cancels nothing); on loopback
+        the machine's (every caller is this machine's user, whom a loopback server already
+        trusts, and a plain-HTTP client without its cookie still cancels its own job)."""
         ident = (ident or "").strip()
-        peer = None if client is None else _peer(client)
+        mine = None if client is None else owner_of(client)
         with self._lock:
             hits = [j for j in self._jobs.values() if ident and (j.id == ident or j.session_id == ident)
-                    and (peer is None or _peer(j.client) == peer)]
+                    and (mine is None or owner_of(j.client) == mine)]
         for j in hits:
             j.token.cancel(reason)
         if hits:
@@ -319,7 +360,7 @@ class JobRegistry:
         if not live:
             return None
         return min(live, key=lambda j: (self._running_per_client.get(j.client, 0),
-                                                 self._served.get(j.client, -1), j.waiting_since))
+                                        self._served.get(_turn_of(j.client), -1), j.waiting_since))
 
     def acquire(self, job_or_token, on_wait: Callable[[], None]) -> None:
         """Wait for a free engine slot (fairly across clients), honouring cancellation while waiting."""
@@ -349,7 +390,7 @@ class JobRegistry:
             self.busy += 1  # the caller releases it (run_job's worker does, in finally)
             self._running_per_client[job.client] = self._running_per_client.get(job.client, 0) + 1
             self._turn += 1
-            self._served[job.client] = self._turn
+            self._served[_turn_of(job.client)] = self._turn
             if len(self._served) > 4096:  # forget clients long gone
                 for c in sorted(self._served, key=self._served.get)[:2048]:
                     self._served.pop(c, None)
@@ -391,9 +432,10 @@ def give_back_freed_memory() -> bool:
     return True
 
 
-def _peer(client: str) -> str:
-    """The peer address of a client key (``host`` or, on loopback, ``host|session hash``)."""
-    return (client or "").split("|", 1)[0]
+def _turn_of(client: str) -> str:
+    """Whose turn a slot is, round robin: a remote client's address (a new id of an address just
+    served, a cookie-less client, does not go before the others), a loopback client's key."""
+    return bounded_address(client) or client
 
 
 def _short_client(client: str) -> str:
@@ -401,86 +443,5 @@ def _short_client(client: str) -> str:
     return hashlib.sha256(client.encode()).hexdigest()[:8]
 
 
-_DONE = object()
-
-
-def run_job(jobs: JobRegistry, job: Job, work: Callable[[Callable, CancelToken], object],
-            min_interval: float = 0.2, heartbeat: float = 1.0) -> Iterator[dict]:
-    """Run ``work(progress, cancel)`` in a worker thread; yield status dicts, then the result.
-
-    Yields ``job.status()`` dicts while the job runs (at most one per ``min_interval``
-    seconds, and at least one per ``heartbeat`` seconds so a closed consumer is noticed);
-    the last item yielded is ``{"result": value}``.  Errors from the work are re-raised
-    here.  If the consumer stops iterating (``GeneratorExit``: the client disconnected or
-    the event was cancelled), the job's token is cancelled; the consumer never waits for
-    the worker (it may be closed on the server's event loop): the worker stops within one
-    step and then releases its slot and leaves the registry itself.
-    """
-    q: "queue.Queue" = queue.Queue()
-
-    def progress(stage: str, fraction: float, info: dict) -> None:
-        q.put(("progress", stage, fraction))
-
-    def target() -> None:
-        acquired = False
-        out = None
-        try:
-            jobs.acquire(job, lambda: q.put(("progress", "waiting for a free slot", 0.0)))
-            acquired = True
-            job.token.check()
-            q.put(("progress", "starting", 0.0))
-            from .gpu import engine_call
-            out = ("result", engine_call(work, progress, job.token))
-        except BaseException as e:  # handed to the consumer
-            out = ("error", e)
-        finally:
-            if acquired:
-                jobs.release(job)
-            jobs.finish(job)  # the slot and the registry are clean before the consumer hears of the end
-            q.put(out)
-            q.put((_DONE,))
-
-    job.thread = threading.Thread(target=target, name=f"priorpaint-{job.kind}-{job.id[-6:]}", daemon=True)
-    finished = False
-    started = False
-    try:
-        job.thread.start()
-        started = True
-        yield job.status()
-        last = time.monotonic()
-        pending = False
-        while True:
-            try:
-                item = q.get(timeout=min(heartbeat, 0.25))
-            except queue.Empty:
-                item = None
-            now = time.monotonic()
-            if item is not None:
-                tag = item[0]
-                if tag == "progress":
-                    job.stage, job.fraction = item[1], item[2]
-                    pending = True
-                elif tag == "result":
-                    finished = True
-                    yield {"result": item[1]}
-                    return
-                elif tag == "error":
-                    finished = True
-                    raise item[1]
-                elif tag is _DONE:  # pragma: no cover - result/error always come first
-                    finished = True
-                    return
-            if (pending and now - last >= min_interval) or now - last >= heartbeat:
-                pending = False
-                last = now
-                yield job.status()
-    finally:
-        if not finished:
-            job.token.cancel("stopped: the client went away or the job was cancelled")
-            log.warning("job %s stopped before it finished (%s); its worker was cancelled", job.id, job.kind)
-        if not started:
-            jobs.finish(job)
-
-
-def is_cancelled(e: BaseException) -> bool:
-    return isinstance(e, Cancelled)
+# the worker runner lives in .runner; read here too by the callers that always did
+from .runner import is_cancelled, run_job  # noqa: E402,F401

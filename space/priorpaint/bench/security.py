@@ -13,6 +13,11 @@ Starts ``priorpaint serve`` (loopback, ``--slots 2``, a temporary folder of its 
   ``edit`` while one hostile client floods 30 ``project`` calls of 5000 steps it never
   reads: the honest clients' p50/p95 seconds and completions, how many hostile calls were
   refused, the server's peak RSS;
+* **behind a proxy** (issue 28): the server trusts its loopback peer as a proxy
+  (``--forwarded-allow-ips 127.0.0.1``); two visitors at one forwarded address, each with its
+  own cookie: the second cannot edit, preview or cancel the first's session; a cookie-less
+  visitor cannot edit the session its own previous request made; the client cookie's
+  attributes on http and on https (``X-Forwarded-Proto``);
 * **shutdown**: SIGTERM — exit code, seconds, files left in the server's folder.
 
 Loopback only; every loop is bounded.  The machine is shared: the seconds are noisy.
@@ -31,7 +36,7 @@ from pathlib import Path
 from typing import List
 
 from .fixtures import photo_path
-from .live import LiveServer, file_data
+from .live import CookieHttp, Http, LiveServer, file_data
 
 HONEST = 16
 HOSTILE_CALLS = 30
@@ -60,7 +65,9 @@ def run(report: dict, args) -> None:
 
     fig: dict = {"machine": "shared 2-core machine: seconds are noisy"}
     report["security"] = fig
-    with LiveServer("security", ["--slots", "2", "--steps", "20"], stop_timeout=10) as srv:
+    # trusting the loopback peer as a proxy changes nothing for requests without X-Forwarded-For
+    with LiveServer("security", ["--slots", "2", "--steps", "20", "--forwarded-allow-ips", "127.0.0.1"],
+                    stop_timeout=10) as srv:
         proc, http, server_tmp, log_path = srv.proc, srv.http, srv.server_tmp, srv.log_path
         sp = psutil.Process(proc.pid)
 
@@ -97,16 +104,16 @@ def run(report: dict, args) -> None:
 
         # 1 / 10: unbounded steps and edit counts
         probe("1_interpolate_steps_1e9", lambda: refused(http.call("edit", [sid, json.dumps(
-            [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 10 ** 9}]), False, [file_data(other)]])))
+            [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 10 ** 9}]), False, [file_data(other)], "detail"])))
         probe("10_400000_edits", lambda: refused(http.call("edit", [sid, json.dumps(
-            [{"kind": "direction", "name": "sefa0", "strength": 0.1}] * 400_000), False, None])))
+            [{"kind": "direction", "name": "sefa0", "strength": 0.1}] * 400_000), False, None, "detail"])))
         probe("10_preview_20000_edits", lambda: refused(http.call("preview", [sid, json.dumps(
             [{"kind": "direction", "name": "sefa0", "strength": 0.1}] * 20_000)])))
 
         # 1 / 2: cancel reaches the nested projection of an interpolation (5000 steps, allowed)
         def cancel_interpolate():
             eid, err = http.submit("edit", [sid, json.dumps(
-                [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 5000}]), False, [file_data(other)]])
+                [{"kind": "interpolate", "other": "file:0", "t": 0.5, "steps": 5000}]), False, [file_data(other)], "detail"])
             job = {}
 
             def seen(event, value):
@@ -173,8 +180,9 @@ def run(report: dict, args) -> None:
         probe("13_box_inf", lambda: refused(http.call("project", [file_data(photo), None, "inf,0,10,10", "", 5, 0, False])))
         probe("13_seed_2e70", lambda: refused(http.call("project", [file_data(photo), None, BOX, "", 5, 2 ** 70, False])))
         probe("13_list_in_image_field", lambda: refused(http.call("project", [[1, 2], None, BOX, "", 5, 0, False])))
-        probe("13_deep_nesting", lambda: refused(http.call("edit", [sid, "[" * 100_000 + "]" * 100_000, False, None])))
+        probe("13_deep_nesting", lambda: refused(http.call("edit", [sid, "[" * 100_000 + "]" * 100_000, False, None, "detail"])))
         probe("13_unknown_model_directions", lambda: refused(http.call("directions", ["nope"])))
+        probe("28_behind_a_proxy", lambda: _behind_a_proxy(http.url, photo))
         for p in probes.values():
             if "message" in p:
                 p["one_line"] = "\n" not in p["message"] and p["message"] not in ("None", "null") \
@@ -189,7 +197,7 @@ def run(report: dict, args) -> None:
         for i in range(20):
             if i % 3 == 0:
                 ev = http.call("edit", [sid, json.dumps([{"kind": "direction", "name": "sefa0", "pad": big}]),
-                                        False, None])
+                                        False, None, "detail"])
             elif i % 3 == 1:
                 ev = http.call("cancel", [big])
             else:
@@ -203,7 +211,6 @@ def run(report: dict, args) -> None:
         # 4 / 7: 16 honest clients while one hostile client floods
         hostile_refused, hostile_accepted = [], []
 
-        from .live import CookieHttp
         hostile_http = CookieHttp(http.url)   # one client: the server's id in its cookie
 
         def hostile():
@@ -227,7 +234,7 @@ def run(report: dict, args) -> None:
                     return
                 s_id = json.loads(ev[1][0])["session"]
                 ev = http.call("edit", [s_id, json.dumps([{"kind": "direction", "name": "sefa0", "strength": 1}]),
-                                        False, None], sh)
+                                        False, None, "detail"], sh)
                 if ev[0] != "complete":
                     errors.append(_msg(ev))
                     return
@@ -273,3 +280,56 @@ def run(report: dict, args) -> None:
                           "files_before": files_before, "files_left": left}
         log_text = open(log_path).read()
         fig["fair_sharing"]["hostile_jobs_refused_in_app"] = log_text.count("refused a job of client")
+
+
+VISITOR = "198.51.100.7"
+
+
+class _Visitor(Http):
+    """A visitor as a proxy forwards it (``X-Forwarded-For``), keeping the server's cookie;
+    ``cookies=False``: a browser that keeps none (every request a new client)."""
+
+    def __init__(self, url: str, cookies: bool = True):
+        import http.cookiejar
+        import urllib.request
+
+        class Forward(urllib.request.BaseHandler):
+            def http_request(self, req):
+                req.add_unredirected_header("X-Forwarded-For", VISITOR)
+                req.add_unredirected_header("X-Forwarded-Proto", "http")
+                return req
+        super().__init__(url)
+        handlers = [Forward()] + ([urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())] if cookies else [])
+        self.opener = urllib.request.build_opener(*handlers)
+
+    def _open(self, req, timeout):
+        return self.opener.open(req, timeout=timeout)
+
+
+def _cookie_of(url: str, proto: str) -> str:
+    import urllib.request
+    req = urllib.request.Request(url + "/gradio_api/info", headers={"X-Forwarded-For": VISITOR,
+                                                                    "X-Forwarded-Proto": proto})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return "; ".join(sorted(p.strip() for p in (r.headers.get("Set-Cookie") or "").split(";")[1:]))
+
+
+def _behind_a_proxy(url: str, photo: str) -> dict:
+    """Issue 28: what one visitor behind a proxy can do with another's session, and the cookie."""
+    alice, bob, bare = _Visitor(url), _Visitor(url), _Visitor(url, cookies=False)
+    spec = json.dumps([{"kind": "direction", "name": "sefa0", "strength": 1.0}])
+    ev = alice.call("project", [file_data(photo), None, BOX, "", 5, 0, False])
+    if ev[0] != "complete":
+        return {"error": _msg(ev)}
+    sid = json.loads(ev[1][0])["session"]
+    other_edit, other_preview = bob.call("edit", [sid, spec, False, None, "detail"]), bob.call("preview", [sid, spec])
+    other_cancel = bob.call("cancel", [sid])
+    own_edit = alice.call("edit", [sid, spec, False, None, "detail"])
+    ev = bare.call("project", [file_data(photo), None, BOX, "", 5, 0, False])
+    bare_edit = bare.call("edit", [json.loads(ev[1][0])["session"], spec, False, None, "detail"]) if ev[0] == "complete" else ev
+    refused = [e[0] == "error" and "unknown or expired session" in _msg(e) for e in (other_edit, other_preview, bare_edit)]
+    return {"other_visitor_refused": refused[:2], "other_visitor_cancelled": json.loads(other_cancel[1][0])["jobs"],
+            "owner_edit": own_edit[0], "cookieless_next_request_refused": refused[2],
+            "message": _msg(other_edit), "cookie_http": _cookie_of(url, "http"),
+            "cookie_https": _cookie_of(url, "https"),
+            "refused": all(refused) and own_edit[0] == "complete"}

@@ -37,6 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--session-ttl", type=float, default=3600.0, help="seconds an unused session is kept (default 3600)")
     p.add_argument("--slots", type=int, default=2, help="engine jobs run at once; others wait (default 2)")
     p.add_argument("--steps", type=int, default=200, help="default projection steps of the app (default 200)")
+    p.add_argument("--forwarded-allow-ips", default=None,
+                   help="proxies (comma-separated addresses or networks) whose X-Forwarded-For and "
+                        "X-Forwarded-Proto are believed; default none ($PRIORPAINT_FORWARDED_ALLOW_IPS; in a "
+                        "Hugging Face Space: the private networks its proxy comes from)")
     p.add_argument("--verbose-server", action="store_true", help="print the HTTP server's messages")
     add_flags(p)
     p.set_defaults(func=cmd_serve)

@@ -43,8 +43,9 @@ _NAMESPACE = re.compile(r"^[0-9a-f]{16}$")
 MAX_PER_NAMESPACE = 64
 #: the bounds on the app clients' saved vectors (``priorpaint serve`` sets them from
 #: ``--max-client-vectors-mb`` / ``--max-vectors-mb``): over one, the least recently used
-#: go — a client's own over its quota, the largest holder's over the global one
-QUOTA = {"client_bytes": 16 * 1024 * 1024, "total_bytes": 512 * 1024 * 1024}
+#: go — a client's own over its quota, its address's largest holder's over the address's
+#: (``--max-address-vectors-mb``), the largest holder's over the global one
+QUOTA = {"client_bytes": 16 * 1024 * 1024, "address_bytes": 64 * 1024 * 1024, "total_bytes": 512 * 1024 * 1024}
 
 
 def _client_vectors() -> List[tuple]:
@@ -72,11 +73,15 @@ def _remove_vector(path: Path) -> None:
 
 
 def enforce_quota(namespace: str, keep: Optional[Path] = None) -> List[Path]:
-    """Evict least recently used vectors: ``namespace``'s own past its quota, then the
+    """Evict least recently used vectors: ``namespace``'s own past its quota, then its
+    address's largest holder's past the address's quota (:func:`store.namespace_group`), then the
     largest holder's past the global quota; ``keep`` (the one just saved) stays."""
     items = _client_vectors()
     removed = store.evict_lru([it for it in items if it[2] == namespace], QUOTA["client_bytes"],
                               MAX_PER_NAMESPACE, _remove_vector, keep)
+    group = store.namespace_group(namespace)
+    removed += store.evict_lru([it for it in items if it[3] not in removed and store.namespace_group(it[2]) == group],
+                               QUOTA["address_bytes"], None, _remove_vector, keep)
     rest = [it for it in items if it[3] not in removed]
     removed += store.evict_lru(rest, QUOTA["total_bytes"], None, _remove_vector, keep)
     return removed
