@@ -7,7 +7,9 @@ Each named direction declares, in its model's directions manifest, the attribute
 
 ``yaw``   (nose x − the eyes' mean x) / eye distance, along the eye line (head turn, profile);
 ``roll``  the eye line's angle in degrees (in-plane tilt);
-``pitch`` the nose's distance below the eye line over the mouth's (nod).
+``pitch`` the nose's distance below the eye line over the mouth's (nod);
+``crown_lines`` contours along the eye line in the region above the eyes, which the landmarks place
+          (a cap's brim, a headband: :mod:`priorpaint.measures.face_regions`).
 
 The *reference* is the median change of that attribute over the generator's own samples when the
 same direction is applied at the same strength (:func:`reference_change`, cached per generator,
@@ -25,13 +27,15 @@ import cv2
 import numpy as np
 import torch
 
-FACE_ATTRIBUTES = ("yaw", "roll", "pitch")
+from .face_regions import REGION_ATTRIBUTES, region_attributes
+
+FACE_ATTRIBUTES = ("yaw", "roll", "pitch") + REGION_ATTRIBUTES
 #: faces are measured on a square shrunk or grown to this side (MTCNN's sweet spot)
 FACE_SIDE = 256
 #: samples of the generator for the reference change
 REFERENCE_SAMPLES = 16
 #: a reference change smaller than this (in the attribute's units) is no effect to carry
-MIN_REFERENCE = {"yaw": 0.03, "roll": 1.0, "pitch": 0.02}
+MIN_REFERENCE = {"yaw": 0.03, "roll": 1.0, "pitch": 0.02, "crown_lines": 0.05}
 
 _memo: Dict[tuple, float] = {}
 _lock = threading.Lock()
@@ -47,7 +51,8 @@ def direction_measure(model_id: Optional[str], name: str) -> Optional[str]:
 
 
 def face_geometry(img: np.ndarray) -> Optional[Dict[str, float]]:
-    """``{"yaw", "roll", "pitch"}`` of the largest face in an RGB uint8 square (None: no face)."""
+    """``{"yaw", "roll", "pitch", "crown_lines"}`` of the largest face in an RGB uint8 square (None: no
+    face; ``crown_lines`` is None where its region leaves the square)."""
     from ..faces.mtcnn import largest_face
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
@@ -58,7 +63,7 @@ def face_geometry(img: np.ndarray) -> Optional[Dict[str, float]]:
     face = largest_face(small, device="cpu", min_face=FACE_SIDE // 5)
     if face is None:
         return None
-    return {"yaw": face.yaw, "roll": face.roll, "pitch": face.pitch}
+    return {"yaw": face.yaw, "roll": face.roll, "pitch": face.pitch, **region_attributes(small, face.points)}
 
 
 def pixel_attribute(img: np.ndarray, name: str) -> float:
@@ -72,7 +77,7 @@ def pixel_attribute(img: np.ndarray, name: str) -> float:
 def attribute(img: np.ndarray, name: str) -> Optional[float]:
     if name in FACE_ATTRIBUTES:
         g = face_geometry(img)
-        return None if g is None else g[name]
+        return None if g is None else g.get(name)
     return pixel_attribute(img, name)
 
 

@@ -1,22 +1,26 @@
-"""Content measures of face regions placed by the landmarks: did a cap or framing hair appear?
+"""A content measure of a face region placed by the landmarks: did a cap appear?
 
-A head-wear or hair edit adds content a warp cannot make, and no landmark proxy (yaw, roll, pitch)
-reads it. These attributes read the pixels of regions placed by the independent landmark detector
-(:mod:`priorpaint.faces.mtcnn`, five landmarks), with ``d`` the eye distance and the frame turned
-with the eye line:
+A head-wear or hair edit adds content that a warp cannot make, and no landmark proxy (yaw, roll,
+pitch) reads it. ``crown_lines`` reads the pixels of a region placed by the independent landmark
+detector (:mod:`priorpaint.faces.mtcnn`, five landmarks), in a frame turned with the eye line:
+``u`` along it, ``v`` towards the mouth, both in eye distances ``d`` from the eyes' middle. The
+square is first brought to :data:`DETAIL_SIDE` and back (area down, cubic up), so the photo's own
+fine texture (pores, hair strands, grain) does not count and a photo and the generator's 64 px
+samples are read at the same scale.
 
-``crown_cover``
-    the region above the eyes (from 0.5 ``d`` to 1.5 ``d`` above the eye line, 1.2 ``d`` either
-    side of the eyes' middle: the forehead, the hairline and whatever sits on them): the share of
-    its pixels whose colour is far from the face's own skin (CIELAB distance over
-    :data:`SKIN_DISTANCE` from the median colour of the cheek region, between the eyes and the
-    mouth). A bare forehead reads low, hair over it or a cap high.
-``side_cover``
-    the same share over two bands beside the face (1.1–1.9 ``d`` from the eyes' middle, from the eye
-    line to the mouth): hair framing the face, or the background it hides.
+``crown_lines``
+    the region above the eyes (``u`` in ±1.3, ``v`` from −1.3 to −0.4: the forehead, the hairline
+    and whatever sits on them): the mean of ``|∂L/∂v| − |∂L/∂u|`` (CIELAB lightness, per pixel of
+    the 256 px square), i.e. how much more the region's contours run *along* the eye line than
+    across it. A cap's brim, a headband and stripes add such contours; a bare forehead has few. On
+    the embedded model's samples (24, seed 1) headwear=+2 raises it by 0.26 (86 % of the faces),
+    −2 lowers it by 0.06–0.10, warm_light and head_turn change it by under 0.07. Hair falling over
+    the forehead raises it too (head_tilt=−2: +0.14–0.19), so it measures content over the forehead,
+    which is what headwear's effect is; it is not a hat detector.
 
-Both are 0..1 and measured on the square resized to :data:`~priorpaint.measures.effect.FACE_SIDE`;
-``None`` where no face is found.
+``None`` where no face is found or most of the region leaves the square. (Bands beside the face,
+for hair_frame, leave the generator's tightly framed 64 px samples, so no reference can be taken
+there: hair_frame has no measure.)
 """
 
 from __future__ import annotations
@@ -26,10 +30,9 @@ from typing import Dict, Optional
 import cv2
 import numpy as np
 
-REGION_ATTRIBUTES = ("crown_cover", "side_cover")
-#: CIELAB distance (L*, a*, b* in their usual units) from the skin's median beyond which a pixel is
-#: not skin
-SKIN_DISTANCE = 18.0
+REGION_ATTRIBUTES = ("crown_lines",)
+#: the side the square is brought to before it is read (the embedded model's resolution)
+DETAIL_SIDE = 64
 
 
 def _frame(points: np.ndarray):
@@ -45,34 +48,39 @@ def _frame(points: np.ndarray):
     return eyes, right, down, d
 
 
-def _region(shape, points: np.ndarray, u0: float, u1: float, v0: float, v1: float) -> np.ndarray:
-    """A boolean mask of the pixels whose frame coordinates (``u`` along the eye line, ``v`` towards
-    the mouth, in eye distances from the eyes' middle) lie in ``[u0, u1] × [v0, v1]``."""
+def _coords(shape, points: np.ndarray):
     eyes, right, down, d = _frame(points)
     gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
     px, py = gx - eyes[0], gy - eyes[1]
-    u = (px * right[0] + py * right[1]) / d
-    v = (px * down[0] + py * down[1]) / d
+    return (px * right[0] + py * right[1]) / d, (px * down[0] + py * down[1]) / d, right, down
+
+
+def _inside(u, v, u0, u1, v0, v1) -> np.ndarray:
     return (u >= u0) & (u <= u1) & (v >= v0) & (v <= v1)
 
 
-def _cover(lab: np.ndarray, region: np.ndarray, skin: np.ndarray) -> Optional[float]:
-    if region.sum() < 16:
-        return None
-    dist = np.linalg.norm(lab[region] - skin[None, :], axis=1)
-    return float((dist > SKIN_DISTANCE).mean())
-
-
-def region_attributes(img: np.ndarray, points: np.ndarray) -> Dict[str, Optional[float]]:
-    """``{"crown_cover", "side_cover"}`` of an RGB uint8 image with its five landmarks (5×2, x y)."""
+def _lab(img: np.ndarray) -> np.ndarray:
     lab = cv2.cvtColor(np.ascontiguousarray(img[..., :3]), cv2.COLOR_RGB2LAB).astype(np.float32)
     lab[..., 0] *= 100.0 / 255.0          # OpenCV's 8-bit Lab: L* scaled to 0..255, a* b* offset by 128
     lab[..., 1:] -= 128.0
+    return lab
+
+
+def region_attributes(img: np.ndarray, points: np.ndarray) -> Dict[str, Optional[float]]:
+    """``{"crown_lines"}`` of an RGB uint8 square with its five landmarks (5×2, x y, in
+    the square's pixels)."""
+    h, w = img.shape[:2]
+    small = cv2.resize(np.ascontiguousarray(img[..., :3]), (DETAIL_SIDE, DETAIL_SIDE), interpolation=cv2.INTER_AREA)
+    lab = _lab(np.clip(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8))
     points = np.asarray(points, np.float64)
-    cheeks = _region(img.shape, points, -0.6, 0.6, 0.25, 0.75)
-    if cheeks.sum() < 16:
-        return {k: None for k in REGION_ATTRIBUTES}
-    skin = np.median(lab[cheeks], axis=0)
-    crown = _region(img.shape, points, -1.2, 1.2, -1.5, -0.5)
-    sides = _region(img.shape, points, -1.9, -1.1, 0.0, 1.2) | _region(img.shape, points, 1.1, 1.9, 0.0, 1.2)
-    return {"crown_cover": _cover(lab, crown, skin), "side_cover": _cover(lab, sides, skin)}
+    u, v, right, down = _coords(img.shape, points)
+    d2 = _frame(points)[3] ** 2
+    out: Dict[str, Optional[float]] = {k: None for k in REGION_ATTRIBUTES}
+    crown = _inside(u, v, -1.3, 1.3, -1.3, -0.4)
+    if crown.sum() >= max(16.0, 0.8 * 2.6 * 0.9 * d2):       # most of the region inside the square
+        gx = cv2.Sobel(lab[..., 0], cv2.CV_32F, 1, 0, ksize=3) / 8.0
+        gy = cv2.Sobel(lab[..., 0], cv2.CV_32F, 0, 1, ksize=3) / 8.0
+        along_v = np.abs(gx * down[0] + gy * down[1])
+        along_u = np.abs(gx * right[0] + gy * right[1])
+        out["crown_lines"] = float((along_v - along_u)[crown].mean())
+    return out
