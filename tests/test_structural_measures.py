@@ -122,7 +122,8 @@ def test_directions_declare_their_measures():
     assert direction_measure(None, "head_turn") == "yaw"
     assert direction_measure(None, "head_tilt") == "pitch"
     assert direction_measure(None, "exposure") == "brightness"   # a supervised direction's own attribute
-    assert direction_measure(None, "headwear") is None
+    assert direction_measure(None, "headwear") == "crown_lines"   # content over the forehead
+    assert direction_measure(None, "hair_frame") is None
 
 
 def test_verdict_says_why_in_one_line():
@@ -143,7 +144,30 @@ def test_reference_change_on_the_models_samples(default_gen):
     back = reference_change(default_gen, "head_turn", -2.0, samples=12)
     assert turn is not None and back is not None
     assert turn < -0.08 and back > 0.08            # the model's own samples clearly turn
-    assert reference_change(default_gen, "headwear", 2.0) is None   # no independent measure
+    assert reference_change(default_gen, "hair_frame", 2.0) is None   # no independent measure
+    # headwear's measure on the model's own samples: the caps raise the contours above the eyes
+    cap = reference_change(default_gen, "headwear", 2.0, samples=12)
+    assert cap is not None and cap >= MIN_REFERENCE["crown_lines"]
+
+
+def test_crown_lines_sees_a_band_over_the_forehead_and_nothing_else(face_square):
+    from skimage import data
+    g = face_geometry(face_square)
+    assert g is not None and g["crown_lines"] is not None
+    # a dark band with a brim, painted across the forehead above the eyes (a cap of sorts)
+    capped = face_square.copy()
+    capped[14:34, 30:130] = (40, 60, 120)
+    capped[30:34, 24:136] = (230, 230, 230)
+    achieved, ratio = effect_ratio(capped, face_square, "crown_lines", reference=0.2)
+    assert achieved > 0.2 and ratio > MIN_EFFECT
+    # the photo itself, a colour change or a small move carry no cap
+    assert effect_ratio(face_square, face_square, "crown_lines", reference=0.2) == (0.0, 0.0)
+    warmer = np.clip(face_square.astype(np.float32) * np.array([1.1, 1.0, 0.9]) + 5, 0, 255).astype(np.uint8)
+    assert abs(effect_ratio(warmer, face_square, "crown_lines", reference=0.2)[1]) < MIN_EFFECT
+    assert abs(effect_ratio(_moved(face_square, 3.0), face_square, "crown_lines", reference=0.2)[1]) < MIN_EFFECT
+    # most of the region above the square's top: not measured
+    low = np.ascontiguousarray(data.astronaut()[75:235, 150:310])
+    assert face_geometry(low) is None or face_geometry(low)["crown_lines"] is None
 
 
 def test_todays_head_turn_on_a_held_out_box_fails_the_measures(shared_cache, astronaut_path):
