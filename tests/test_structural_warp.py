@@ -59,6 +59,21 @@ def test_new_content_takes_generated_pixels_with_grain(square, mask):
     assert np.array_equal(w.region[mask == 0], square[mask == 0])
 
 
+def test_unexplained_change_marks_what_the_motion_does_not_explain():
+    from priorpaint.compositing.warp import unexplained_change
+    rng = np.random.default_rng(0)
+    b = cv2.GaussianBlur(rng.integers(0, 255, (64, 64, 3)).astype(np.uint8), (0, 0), 2)
+    flow = np.zeros((64, 64, 2), np.float32)
+    flow[..., 0] = 3.0
+    moved = cv2.remap(b, *np.meshgrid(np.arange(64, dtype=np.float32) + 3, np.arange(64, dtype=np.float32)),
+                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    assert unexplained_change(b, moved, flow, (15, 35)).max() == 0.0          # a move explains it
+    e = moved.copy()
+    e[10:26, 20:44] = (200, 30, 30)                                            # a cap the base has not
+    new = unexplained_change(b, e, flow, (15, 35))
+    assert new[14:22, 26:38].min() == 1.0 and new[40:, :].max() == 0.0
+
+
 def test_feature_matching_finds_a_known_shift():
     torch.manual_seed(0)
     f = torch.randn(1, 16, 64, 64)

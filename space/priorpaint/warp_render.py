@@ -86,6 +86,8 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
             extra["registered"] = a is not None
             if a is not None:
                 flow, new, b, e = warp.to_photo_frame(a, flow, new, b, e)
+        if warp.NEW_FROM_CHANGE is not None:   # generated pixels where the motion leaves a change unexplained
+            new = np.maximum(new, warp.unexplained_change(b, e, flow))
     w = warp.warp_composite(region, b, e, flow, new, mask, radius, appearance=appearance)
     w.info.update(motion=motion, **extra)
     out, inner, alpha = w.region, w.inner, w.alpha
