@@ -74,6 +74,16 @@ def test_unexplained_change_marks_what_the_motion_does_not_explain():
     assert new[14:22, 26:38].min() == 1.0 and new[40:, :].max() == 0.0
 
 
+def test_the_crown_region_lies_above_the_photos_eyes():
+    from skimage import data
+    from priorpaint.warp_render import crown_region
+    face = np.ascontiguousarray(data.astronaut()[20:200, 140:320])   # eyes at about a third of the height
+    crown = crown_region(face, 64)
+    ys, xs = np.nonzero(crown)
+    assert len(ys) > 100 and ys.max() < 28 and 16 < xs.mean() < 48   # above the eyes, centred on the face
+    assert crown_region(np.full((180, 180, 3), 128, np.uint8), 64).max() == 0.0   # no face: nowhere
+
+
 def test_feature_matching_finds_a_known_shift():
     torch.manual_seed(0)
     f = torch.randn(1, 16, 64, 64)

@@ -84,6 +84,9 @@ MAX_LANDMARK_MOTION = 0.25
 #: (0..255) of ``|E − warp(B)|`` over which a model pixel turns from warped photo to generated
 #: (:func:`unexplained_change`); ``None``: a pure warp (landmark motion declares no new content)
 NEW_FROM_CHANGE = None
+#: where generated pixels may go: None (anywhere the change is unexplained) or "crown" (the region
+#: above the photo's eyes, ±1.4 eye distances along the eye line, 0.3–2.0 above it: where a cap goes)
+NEW_REGION = None
 #: seed of the grain added to generated pixels
 GRAIN_SEED = 0
 #: "matches" motion: grid step (model px) of the matches the spline goes through, the most it takes,
