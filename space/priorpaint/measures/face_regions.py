@@ -13,8 +13,10 @@ samples are read at the same scale.
     and whatever sits on them): the mean of ``|∂L/∂v| − |∂L/∂u|`` (CIELAB lightness, per pixel of
     the 256 px square), i.e. how much more the region's contours run *along* the eye line than
     across it. A cap's brim, a headband and stripes add such contours; a bare forehead has few. On
-    the embedded model's samples (24, seed 1) headwear=+2 raises it by 0.26 (86 % of the faces),
-    −2 lowers it by 0.06–0.10, warm_light and head_turn change it by under 0.07. Hair falling over
+    the embedded model's samples (16–24, seeds 0 and 1) headwear=+2 raises it by 0.10–0.25 (86–90 %
+    of the faces), −2 lowers it by 0.04–0.10, warm_light and head_turn change it by under 0.07.
+    :func:`priorpaint.measures.effect.attribute_change` reads its change against the photo moved
+    along the result's own flow, so a pure warp reads none. Hair falling over
     the forehead raises it too (head_tilt=−2: +0.14–0.19), so it measures content over the forehead,
     which is what headwear's effect is; it is not a hat detector.
 
