@@ -111,6 +111,18 @@ def test_session_renders_the_warp_composite(tiny_session):
         tiny_session.render(st, composite="warped")
 
 
+def test_generated_content_above_the_eyes_keeps_the_outside(tiny_session, monkeypatch):
+    # round 4's setting C25: generated pixels where the motion leaves the proxy's change unexplained,
+    # only above the photo's eyes; the photo outside the mask is still untouched
+    from priorpaint.compositing import warp
+    monkeypatch.setattr(warp, "NEW_FROM_CHANGE", (25, 50))
+    monkeypatch.setattr(warp, "NEW_REGION", "crown")
+    r = tiny_session.render(tiny_session.apply(["direction:sefa0=2"]), composite="warp")
+    assert r.metrics["changed_outside_mask"] == 0
+    info = r.metrics["composite_info"]
+    assert info["composite"] == "warp" and 0.0 <= info["new_content"] <= 1.0
+
+
 def test_the_preview_says_whether_the_edit_is_carried(tiny_session):
     st = tiny_session.apply(["direction:sefa0=2"])
     out = tiny_session.preview_verdict(st, size=64)
