@@ -109,3 +109,13 @@ def test_the_default_render_moves_the_photo_and_says_when_it_cannot_carry(hopper
     assert r.metrics["structure"]["smear"] <= LIMITS["smear"] and r.metrics["changed_outside_mask"] == 0
     preview = hopper.preview_verdict(hopper.apply(["direction:head_turn=2"]), "detail", 256)["verdict"]
     assert preview["message"].startswith("this edit cannot be carried here")     # said before Render
+
+
+def test_a_warp_adds_no_cap_and_the_verdict_says_so(hopper):
+    """headwear has an independent measure (``crown_lines``); a pure warp of it moves the photo and
+    adds no cap, so it is not carried (it used to read "no independent measure")."""
+    r = hopper.render(hopper.apply(["direction:headwear=2"]), composite="warp")
+    st, v = r.metrics["structure"], _one_line(r)
+    assert st["measure"] == "crown_lines" and st["effect_reference"] > 0
+    assert st["effect_ratio"] is not None and st["effect_ratio"] < MIN_EFFECT
+    assert v["carried"] is False and "effect" in v["failed"]

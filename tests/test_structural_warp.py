@@ -59,6 +59,31 @@ def test_new_content_takes_generated_pixels_with_grain(square, mask):
     assert np.array_equal(w.region[mask == 0], square[mask == 0])
 
 
+def test_unexplained_change_marks_what_the_motion_does_not_explain():
+    from priorpaint.compositing.warp import unexplained_change
+    rng = np.random.default_rng(0)
+    b = cv2.GaussianBlur(rng.integers(0, 255, (64, 64, 3)).astype(np.uint8), (0, 0), 2)
+    flow = np.zeros((64, 64, 2), np.float32)
+    flow[..., 0] = 3.0
+    moved = cv2.remap(b, *np.meshgrid(np.arange(64, dtype=np.float32) + 3, np.arange(64, dtype=np.float32)),
+                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    assert unexplained_change(b, moved, flow, (15, 35)).max() == 0.0          # a move explains it
+    e = moved.copy()
+    e[10:26, 20:44] = (200, 30, 30)                                            # a cap the base has not
+    new = unexplained_change(b, e, flow, (15, 35))
+    assert new[14:22, 26:38].min() == 1.0 and new[40:, :].max() == 0.0
+
+
+def test_the_crown_region_lies_above_the_photos_eyes():
+    from skimage import data
+    from priorpaint.warp_render import crown_region
+    face = np.ascontiguousarray(data.astronaut()[20:200, 140:320])   # eyes at about a third of the height
+    crown = crown_region(face, 64)
+    ys, xs = np.nonzero(crown)
+    assert len(ys) > 100 and ys.max() < 28 and 16 < xs.mean() < 48   # above the eyes, centred on the face
+    assert crown_region(np.full((180, 180, 3), 128, np.uint8), 64).max() == 0.0   # no face: nowhere
+
+
 def test_feature_matching_finds_a_known_shift():
     torch.manual_seed(0)
     f = torch.randn(1, 16, 64, 64)
@@ -84,6 +109,18 @@ def test_session_renders_the_warp_composite(tiny_session):
     from priorpaint.errors import InputError
     with pytest.raises(InputError):
         tiny_session.render(st, composite="warped")
+
+
+def test_generated_content_above_the_eyes_keeps_the_outside(tiny_session, monkeypatch):
+    # round 4's setting C25: generated pixels where the motion leaves the proxy's change unexplained,
+    # only above the photo's eyes; the photo outside the mask is still untouched
+    from priorpaint.compositing import warp
+    monkeypatch.setattr(warp, "NEW_FROM_CHANGE", (25, 50))
+    monkeypatch.setattr(warp, "NEW_REGION", "crown")
+    r = tiny_session.render(tiny_session.apply(["direction:sefa0=2"]), composite="warp")
+    assert r.metrics["changed_outside_mask"] == 0
+    info = r.metrics["composite_info"]
+    assert info["composite"] == "warp" and 0.0 <= info["new_content"] <= 1.0
 
 
 def test_the_preview_says_whether_the_edit_is_carried(tiny_session):

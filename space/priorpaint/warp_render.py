@@ -112,6 +112,10 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
             extra["registered"] = a is not None
             if a is not None:
                 flow, new, b, e = warp.to_photo_frame(a, flow, new, b, e)
+        if warp.NEW_FROM_CHANGE is not None:   # generated pixels where the motion leaves a change unexplained
+            new = np.maximum(new, warp.unexplained_change(b, e, flow))
+            if warp.NEW_REGION == "crown":
+                new = new * crown_region(region, res)
     w = warp.warp_composite(region, b, e, flow, new, mask, radius, appearance=appearance)
     w.info.update(motion=motion, **extra)
     return _with_stacked(session, stacked, region, w)
@@ -131,3 +135,25 @@ def _with_stacked(session, stacked: List[dict], region: np.ndarray, w):
         out = blend_region(region, inner, alpha)
         w.info["appearance_edits"] = [s.get("name", s["kind"]) for s in stacked]
     return out, inner, alpha, w.info
+
+
+def crown_region(region: np.ndarray, res: int) -> np.ndarray:
+    """(R, R) float32: 1 in the region above the photo's eyes where a cap goes (the landmarks of the
+    photo's square, :data:`~priorpaint.compositing.warp.NEW_REGION`), 0 elsewhere; all 0 without a face."""
+    import cv2
+    from .faces.mtcnn import largest_face
+    small = cv2.resize(region, (256, 256), interpolation=cv2.INTER_AREA if region.shape[0] > 256 else cv2.INTER_CUBIC)
+    face = largest_face(small, device="cpu", min_face=48)
+    out = np.zeros((res, res), np.float32)
+    if face is None:
+        return out
+    pts = face.points * (res / 256.0)
+    eyes = pts[:2].mean(axis=0)
+    d = max(float(np.linalg.norm(pts[1] - pts[0])), 1e-6)
+    right = (pts[1] - pts[0]) / d
+    down = np.array([-right[1], right[0]])
+    gy, gx = np.mgrid[0:res, 0:res].astype(np.float64)
+    u = ((gx - eyes[0]) * right[0] + (gy - eyes[1]) * right[1]) / d
+    v = ((gx - eyes[0]) * down[0] + (gy - eyes[1]) * down[1]) / d
+    out[(np.abs(u) <= 1.4) & (v >= -2.0) & (v <= -0.3)] = 1.0
+    return out

@@ -56,12 +56,19 @@ VARIANTS = {k: {**FEATURES, **v} for k, v in {
     # W with the appearance change, blurred by 3 / 5 model px
     "Ws3": {"MOTION": "landmarks", "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "APPEARANCE_SIGMA": 3.0},
     "Ws5": {"MOTION": "landmarks", "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "APPEARANCE_SIGMA": 5.0},
+    # round 4: W with generated pixels (grain matched, a seam) where the proxy's change is not explained
+    # by the motion, from 15-35 / 25-50 / 40-80 grey levels of |E - warp(B)|
+    "N15": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "NEW_FROM_CHANGE": (15, 35)},
+    "N25": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "NEW_FROM_CHANGE": (25, 50)},
+    "N40": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "NEW_FROM_CHANGE": (40, 80)},
+    # N25 with generated pixels only above the photo's eyes, where a cap goes
+    "C25": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "NEW_FROM_CHANGE": (25, 50), "NEW_REGION": "crown"},
 }.items()}
 SETTINGS = sorted({k for v in VARIANTS.values() for k in v} | {"FIELD_SIGMA", "TRUST_RAMP", "GAIN", "PROXY_BLEND",
                                                              "APPEARANCE_SIGMA", "MATCH_GOOD", "MATCH_LOST",
-                                                             "PROXY_STEPS"})
+                                                             "PROXY_STEPS", "NEW_FROM_CHANGE", "NEW_REGION"})
 SWEEP_PHOTOS = ("astronaut", "grace_hopper", "astronaut_x4", "astronaut_heldout", "grace_hopper_heldout")
-SWEEP_EDITS = ("head_turn=2", "head_turn=-2", "head_tilt=2", "head_tilt=-2")
+SWEEP_EDITS = ("head_turn=2", "head_turn=-2", "head_tilt=2", "head_tilt=-2", "headwear=2")
 
 
 def before_routing(state):

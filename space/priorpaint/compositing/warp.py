@@ -80,6 +80,13 @@ LANDMARK_SMOOTHING = 12.0
 #: the most a proxy landmark's motion (the shared shift, and each one's own beyond it) may be, in eye
 #: distances (:func:`bounded_motion`)
 MAX_LANDMARK_MOTION = 0.25
+#: generated content where the motion does not explain the proxy's change: ``(lo, hi)`` grey levels
+#: (0..255) of ``|E − warp(B)|`` over which a model pixel turns from warped photo to generated
+#: (:func:`unexplained_change`); ``None``: a pure warp (landmark motion declares no new content)
+NEW_FROM_CHANGE = None
+#: where generated pixels may go: None (anywhere the change is unexplained) or "crown" (the region
+#: above the photo's eyes, ±1.4 eye distances along the eye line, 0.3–2.0 above it: where a cap goes)
+NEW_REGION = None
 #: seed of the grain added to generated pixels
 GRAIN_SEED = 0
 #: "matches" motion: grid step (model px) of the matches the spline goes through, the most it takes,
@@ -458,3 +465,13 @@ def to_photo_frame(a: np.ndarray, flow: np.ndarray, new: np.ndarray, base: np.nd
     inv = np.linalg.inv(a[:, :2].astype(np.float64)).astype(np.float32)
     moved = np.einsum("ij,yxj->yxi", inv, f).astype(np.float32)
     return moved, at(new.astype(np.float32)), at(base, cv2.INTER_CUBIC), at(edited, cv2.INTER_CUBIC)
+
+
+def unexplained_change(base: np.ndarray, edited: np.ndarray, flow: np.ndarray, ramp=None) -> np.ndarray:
+    """(R, R) in [0, 1]: where the edited proxy differs from its base moved along ``flow`` by more
+    than the motion explains (a cap, the far side of a turning face): the largest channel of
+    ``|E − warp(B)|``, blurred by one model pixel, through the ramp ``ramp`` (grey levels; default
+    :data:`NEW_FROM_CHANGE`). Zero where the motion explains the change."""
+    lo, hi = NEW_FROM_CHANGE if ramp is None else ramp
+    diff = np.abs(edited.astype(np.float32) - warp_model(base.astype(np.float32), flow)).max(axis=2)
+    return _ramp(cv2.GaussianBlur(diff, (0, 0), 1.0), float(lo), float(hi))

@@ -13,8 +13,9 @@ grain, pores, hair strands, the glasses' rims.
     where the result keeps less than :data:`SMOOTH_SHARE` of that standard deviation. 0 for the
     photo itself or any warp of it; smeared bands and blotches of generated pixels raise it.
 ``unexplained``
-    Dense optical flow (OpenCV's DIS) from the result to the photo says where each result pixel
-    came from; the photo is warped along it. ``unexplained`` is the detail-band energy of the
+    Dense optical flow (OpenCV's DIS, estimated down to the square's full resolution:
+    :data:`FINE_FLOW`) from the result to the photo says where each result pixel came from; the
+    photo is warped along it (bicubic). ``unexplained`` is the detail-band energy of the
     result that the warped photo does not explain, over the photo's detail-band energy, inside
     the mask: ``Σ (HP(result) − HP(warp(photo)))² / Σ HP(photo)²``. 0 for the photo or any smooth
     warp of it; a colour change scales the band a little (0.02–0.1); new texture (a pasted or
@@ -84,13 +85,24 @@ def smear(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, sigma: float)
     return float((sr[textured] < SMOOTH_SHARE * sp[textured]).mean())
 
 
-def result_flow(result: np.ndarray, photo: np.ndarray) -> np.ndarray:
-    """Backward flow (H×W×2, photo px): result pixel x came from photo pixel x + flow(x)."""
+#: the flow ``unexplained`` reads is estimated down to the full resolution (DIS's finest scale 0, not
+#: the preset's 1): at half resolution it cannot follow a smooth but non-uniform warp (a face stretched
+#: by a landmark spline: pure warps read 0.10–0.14, with it 0.03–0.06), while a cross-fade still reads
+#: 0.57 and a smear 0.24 (docs/method/editability.md, round 4). Smear and ghost keep the preset's
+#: flow: a flow that fine can lock onto either copy of a doubled contour.
+FINE_FLOW = True
+
+
+def result_flow(result: np.ndarray, photo: np.ndarray, fine: bool = False) -> np.ndarray:
+    """Backward flow (H×W×2, photo px): result pixel x came from photo pixel x + flow(x); ``fine``:
+    estimated down to the (shrunk) square's full resolution."""
     h, w = photo.shape[:2]
     f = min(1.0, FLOW_SIDE / float(max(h, w)))
     small = lambda im: cv2.resize(np.clip(_luma(im), 0, 255).astype(np.uint8), None, fx=f, fy=f,
                                   interpolation=cv2.INTER_AREA) if f < 1 else np.clip(_luma(im), 0, 255).astype(np.uint8)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    if fine:
+        dis.setFinestScale(0)
     flow = dis.calc(small(result), small(photo), None)
     if f < 1:
         flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) / f
@@ -98,9 +110,12 @@ def result_flow(result: np.ndarray, photo: np.ndarray) -> np.ndarray:
 
 
 def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``img`` sampled at ``x + flow(x)``, bicubic: a bilinear sample at a sub-pixel offset blurs the
+    detail band itself (a uniform 0.5–2 model px translation read unexplained 0.04–0.06 with it, 0.005
+    bicubic), and that loss would count as structure the photo cannot explain."""
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+    return cv2.remap(img.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_CUBIC,
                      borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -126,8 +141,9 @@ def artefacts(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, resolutio
     hp_p = detail_band(photo, sigma)
     hp_r = detail_band(result, sigma)
     hp_w = detail_band(moved_photo, sigma)
+    hp_f = detail_band(warp(photo, result_flow(result, photo, fine=True)), sigma) if FINE_FLOW else hp_w
     energy = float((hp_p[sel] ** 2).sum())
-    out["unexplained"] = float(((hp_r - hp_w)[sel] ** 2).sum() / energy) if energy > 0 else None
+    out["unexplained"] = float(((hp_r - hp_f)[sel] ** 2).sum() / energy) if energy > 0 else None
     mag = np.hypot(flow[..., 0], flow[..., 1])
     out["moved_px"] = float(np.percentile(mag[sel], 90))
     moved = sel & (mag >= MOVED_PX)

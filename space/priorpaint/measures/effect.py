@@ -7,7 +7,9 @@ Each named direction declares, in its model's directions manifest, the attribute
 
 ``yaw``   (nose x − the eyes' mean x) / eye distance, along the eye line (head turn, profile);
 ``roll``  the eye line's angle in degrees (in-plane tilt);
-``pitch`` the nose's distance below the eye line over the mouth's (nod).
+``pitch`` the nose's distance below the eye line over the mouth's (nod);
+``crown_lines`` contours along the eye line in the region above the eyes, which the landmarks place
+          (a cap's brim, a headband: :mod:`priorpaint.measures.face_regions`).
 
 The *reference* is the median change of that attribute over the generator's own samples when the
 same direction is applied at the same strength (:func:`reference_change`, cached per generator,
@@ -26,14 +28,15 @@ import numpy as np
 import torch
 
 from .attributes import PORTRAIT_ATTRIBUTES, portrait_attribute
+from .face_regions import REGION_ATTRIBUTES, region_attributes
 
-FACE_ATTRIBUTES = ("yaw", "roll", "pitch")
+FACE_ATTRIBUTES = ("yaw", "roll", "pitch") + REGION_ATTRIBUTES
 #: faces are measured on a square shrunk or grown to this side (MTCNN's sweet spot)
 FACE_SIDE = 256
 #: samples of the generator for the reference change
 REFERENCE_SAMPLES = 16
 #: a reference change smaller than this (in the attribute's units) is no effect to carry
-MIN_REFERENCE = {"yaw": 0.03, "roll": 1.0, "pitch": 0.02}
+MIN_REFERENCE = {"yaw": 0.03, "roll": 1.0, "pitch": 0.02, "crown_lines": 0.05}
 
 _memo: Dict[tuple, float] = {}
 _lock = threading.Lock()
@@ -48,8 +51,8 @@ def direction_measure(model_id: Optional[str], name: str) -> Optional[str]:
     return None
 
 
-def face_geometry(img: np.ndarray) -> Optional[Dict[str, float]]:
-    """``{"yaw", "roll", "pitch"}`` of the largest face in an RGB uint8 square (None: no face)."""
+def _face_square(img: np.ndarray):
+    """``(small, face)``: the square resized to :data:`FACE_SIDE` and its largest face (or None)."""
     from ..faces.mtcnn import largest_face
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
@@ -57,10 +60,37 @@ def face_geometry(img: np.ndarray) -> Optional[Dict[str, float]]:
     interp = cv2.INTER_AREA if side > FACE_SIDE else cv2.INTER_CUBIC
     f = FACE_SIDE / float(side)
     small = cv2.resize(img, (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))), interpolation=interp)
-    face = largest_face(small, device="cpu", min_face=FACE_SIDE // 5)
+    return small, largest_face(small, device="cpu", min_face=FACE_SIDE // 5)
+
+
+def attribute_change(before: np.ndarray, after: np.ndarray, name: str) -> Optional[Tuple[float, float]]:
+    """``(value before, value after)`` of ``name``; a region attribute (:data:`REGION_ATTRIBUTES`) is
+    read in the region placed by *before*'s landmarks on *after* and on *before moved along
+    after's own optical flow* (:func:`~priorpaint.measures.artefacts.result_flow`), so it counts
+    content the motion does not explain: a pure warp, which moves a hat's brim or a glasses' rim
+    into the region, reads no change. None: no face or no region."""
+    if name not in REGION_ATTRIBUTES:
+        a, b = attribute(before, name), attribute(after, name)
+        return None if a is None or b is None else (a, b)
+    from .artefacts import result_flow, warp
+    small, face = _face_square(before)
     if face is None:
         return None
-    return {"yaw": face.yaw, "roll": face.roll, "pitch": face.pitch}
+    # the photo moved along the result's own flow: what a warp alone would show there
+    moved = np.clip(np.round(warp(before, result_flow(after, before))), 0, 255).astype(np.uint8)
+    small, _ = _face_square(moved)
+    other, _ = _face_square(after)
+    a, b = region_attributes(small, face.points)[name], region_attributes(other, face.points)[name]
+    return None if a is None or b is None else (a, b)
+
+
+def face_geometry(img: np.ndarray) -> Optional[Dict[str, float]]:
+    """``{"yaw", "roll", "pitch", "crown_lines"}`` of the largest face in an RGB uint8 square (None: no
+    face; ``crown_lines`` is None where its region leaves the square)."""
+    small, face = _face_square(img)
+    if face is None:
+        return None
+    return {"yaw": face.yaw, "roll": face.roll, "pitch": face.pitch, **region_attributes(small, face.points)}
 
 
 def pixel_attribute(img: np.ndarray, name: str) -> float:
@@ -74,7 +104,7 @@ def pixel_attribute(img: np.ndarray, name: str) -> float:
 def attribute(img: np.ndarray, name: str) -> Optional[float]:
     if name in FACE_ATTRIBUTES:
         g = face_geometry(img)
-        return None if g is None else g[name]
+        return None if g is None else g.get(name)
     if name in PORTRAIT_ATTRIBUTES:                  # the portrait sliders' measures (measures/attributes.py)
         return portrait_attribute(img, name)
     return pixel_attribute(img, name)
@@ -107,9 +137,9 @@ def reference_change(gen, name: str, strength: float, model_id: Optional[str] = 
         after = _samples_uint8(gen.forward_from(split, he, interventions=iv or None, z=ze))
     changes = []
     for a, b in zip(before, after):
-        va, vb = attribute(a, measure), attribute(b, measure)
-        if va is not None and vb is not None:
-            changes.append(vb - va)
+        pair = attribute_change(a, b, measure)
+        if pair is not None:
+            changes.append(pair[1] - pair[0])
     value = float(np.median(changes)) if len(changes) >= samples // 2 else None
     with _lock:
         _memo[key] = value
@@ -120,9 +150,10 @@ def effect_ratio(result: np.ndarray, photo: np.ndarray, measure: str,
                  reference: Optional[float]) -> Tuple[Optional[float], Optional[float]]:
     """``(achieved change, ratio)`` of ``measure`` on ``result`` vs ``photo`` (squares, uint8);
     the ratio is ``None`` without a reference large enough to compare with."""
-    a, b = attribute(photo, measure), attribute(result, measure)
-    if a is None or b is None:
+    pair = attribute_change(photo, result, measure)
+    if pair is None:
         return None, None
+    a, b = pair
     achieved = float(b - a)
     if reference is None or abs(reference) < MIN_REFERENCE.get(measure, 1e-3):
         return achieved, None

@@ -40,7 +40,8 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
             achieved, ratio = effect_ratio(result, photo, measure, ref)
             out.update({"measure": measure, "effect": achieved, "effect_reference": ref, "effect_ratio": ratio})
             if achieved is None:
-                unmeasurable = f"no face found to measure {name} on"
+                unmeasurable = (f"no face found to measure {name} on" if measure != "crown_lines" else
+                                f"no face, or too little of the forehead in the selection, to measure {name} on")
     out = {k: ((round(v, 4) if np.isfinite(v) else None) if isinstance(v, float) else v) for k, v in out.items()}
     if not applied:
         return out, {"carried": None, "message": "no edit", "failed": [], "effect_ratio": None,
