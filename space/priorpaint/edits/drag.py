@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from .drag_space import DragLatent
 from .registry import EditContext, EditState, PreviewCost, register_edit
 
 #: the feature layer per architecture: StyleGAN2 after the 6th synthesis block (the paper's);
@@ -48,7 +49,8 @@ MAX_PAIRS = 16
 #: a handle this close to its target (model px) has arrived
 STOP_PX = 1.0
 #: optimisation defaults: Adam steps and rate on δh; r1, r2 in model px; λ of the mask term
-DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": "z"}
+DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None,
+            "lambda_target": 0.0}
 #: the tracker's cost of a move to the patch's radius, relative to the feature distance
 TRACK_PRIOR = 0.02
 #: the tracker's search grid, model px
@@ -288,46 +290,38 @@ def _track(feat: torch.Tensor, f0: torch.Tensor, p: torch.Tensor, r2: int) -> to
 def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndarray, targets: np.ndarray,
              movable: Optional[torch.Tensor] = None, interventions=None, steps: int = DEFAULTS["steps"],
              lr: float = DEFAULTS["lr"], r1: float = DEFAULTS["r1"], r2: int = DEFAULTS["r2"],
-             lambda_mask: float = DEFAULTS["lambda_mask"], space: str = DEFAULTS["space"],
-             cancel=None, progress=None, to_photo=None):
+             lambda_mask: float = DEFAULTS["lambda_mask"], space: Optional[str] = None,
+             lambda_target: float = DEFAULTS["lambda_target"], cancel=None, progress=None, to_photo=None):
     """``(z_e, h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px)."""
+    from ..compositing.drag_motion import flow_at
     from ..jobs import checkpoint
     iv = interventions or None
     layer = feature_layer(gen, split)
     res = gen.resolution
     dev = h.device
 
-    if space not in ("h", "z", "z+h"):
-        raise InputError(f"drag space must be 'h', 'z' or 'z+h', got {space!r}")
-    with torch.no_grad():
-        hz = gen.forward_to(z, split) if space != "h" else None
+    state = DragLatent(gen, z, h, split, space)
 
-    def latent(dz, dh):
-        """The hybrid latent ``(z + δz, h + G_H(z + δz) − G_H(z) + δh)`` (the photo's residual kept)."""
-        if dz is None:
-            return z, h + dh
-        z_e = z + dz
-        return z_e, h + gen.forward_to(z_e, split) - hz + (dh if dh is not None else 0.0)
-
-    def feats(dz, dh):
-        z_e, h_e = latent(dz, dh)
+    def feats(snap=None):
+        z_e, h_e = state.latent(snap)
         _, cap = gen.run(h_e, start=split, stop=layer, capture=[layer], z=z_e, interventions=iv)
         return F.interpolate(cap[layer], size=(res, res), mode="bilinear", align_corners=False)
 
     t = torch.as_tensor(np.asarray(targets, np.float32), device=dev)
     p = torch.as_tensor(np.asarray(handles, np.float32), device=dev)
     with torch.no_grad():
-        f_init = feats(None, torch.zeros_like(h))
+        f_init = feats(state.snapshot())
         f0 = _sample(f_init, p)
     disk = _disk(r1, dev)
-    dh = torch.zeros_like(h, requires_grad=True) if space != "z" else None
-    dz = torch.zeros_like(z, requires_grad=True) if space != "h" else None
-    opt = torch.optim.Adam([v for v in (dz, dh) if v is not None], lr=lr)
+    if lambda_target:   # DragGAN-like second term: the handle's initial patch, wanted at the target
+        with torch.no_grad():
+            patch0 = [_sample(f_init, p[i][None] + disk) for i in range(p.shape[0])]
+    opt = torch.optim.Adam(state.params, lr=lr)
     keep = None if movable is None else (1.0 - movable)
     done, best = 0, None
     with torch.enable_grad():
         for step in range(steps + 1):
-            feat = feats(dz, dh)
+            feat = feats()
             if step > 0:
                 p = _track(feat.detach(), f0, p, int(r2))
             dist = (t - p).norm(dim=1)
@@ -337,7 +331,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             checkpoint(cancel, progress, "drag", step / max(steps, 1), info)
             worst = float(dist.max())
             if best is None or worst <= best[0] + 1e-6:   # the tracker's quantised steps can overshoot:
-                best = (worst, [None if v is None else v.detach().clone() for v in (dz, dh)], p.clone(), step)
+                best = (worst, state.snapshot(), p.clone(), step)
             if bool((dist <= STOP_PX).all()) or step == steps:
                 break
             loss = feat.new_zeros(())
@@ -347,17 +341,22 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
                 d = (t[i] - p[i]) / dist[i]
                 q = p[i][None] + disk
                 loss = loss + (_sample(feat, q + d) - _sample(feat, q).detach()).abs().mean()
+                if lambda_target:
+                    loss = loss + lambda_target * (_sample(feat, t[i][None] + disk) - patch0[i]).abs().mean()
             if keep is not None:
                 loss = loss + lambda_mask * ((feat - f_init).abs() * keep).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             done = step + 1
-    _, (dz_best, dh_best), p_best, at = best
+    _, snap, p_best, at = best
     with torch.no_grad():
-        z_e, h_e = latent(dz_best, dh_best if dh_best is not None else torch.zeros_like(h))
+        z_e, h_e = state.latent(snap, photo=True)
+        # the generator's own motion at each handle (model px), which gates the photo's field
+        motion = flow_at(state.render((None, None), iv), state.render(snap, iv), np.asarray(handles, np.float64))
     return z_e.detach(), h_e.detach(), p_best.cpu().numpy().astype(np.float64), \
-        {"steps_run": done, "kept_step": at, "layer": layer}
+        {"steps_run": done, "kept_step": at, "layer": layer, "space": state.space,
+                                                      "generator_motion": motion}
 
 
 def _segment_distance(res: int, handles: np.ndarray, targets: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -448,29 +447,40 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
                                   state.interventions, cancel=ctx.cancel, progress=ctx.progress,
                                   to_photo=lambda q: model_to_photo(crop, q), **opts)
     new.z, new.h = z_e, h_e
+    from ..compositing.drag_motion import confirmed_positions
+    motion = info.pop("generator_motion")
+    confirmed = confirmed_positions(handles, tracked, motion)
     before = np.linalg.norm(targets - handles, axis=1)
-    after = np.linalg.norm(targets - tracked, axis=1)
+    tracked_share = 1.0 - np.linalg.norm(targets - tracked, axis=1) / np.maximum(before, 1e-6)
+    after = np.linalg.norm(targets - confirmed, axis=1)
     share = 1.0 - after / np.maximum(before, 1e-6)
     for i in np.flatnonzero(share < STUCK_SHARE):
+        jump = (f"; the tracker put it {max(tracked_share[i], 0.0):.0%} of the way, the generator did not follow"
+                if tracked_share[i] - share[i] > 0.1 else "")
         new.notes.append(f"drag handle {i + 1} could not move far: it got {max(share[i], 0.0):.0%} of the way "
-                         f"({after[i]:.1f} of {before[i]:.1f} model px left after {info['steps_run']} steps)")
+                         f"({after[i]:.1f} of {before[i]:.1f} model px left after {info['steps_run']} steps{jump})")
     if save:
         spec["saved_vector"] = _save(ctx, state, new, save, handles, targets, info, share)
     spec.update(handles_model=np.round(handles, 3).tolist(), tracked_model=np.round(tracked, 3).tolist(),
+                confirmed_model=np.round(confirmed, 3).tolist(), generator_motion=np.round(motion, 3).tolist(),
                 tracked=np.round(model_to_photo(crop, tracked), 1).tolist(),
-                reach_model=[round(float(s), 3) for s in share], **info)
+                confirmed=np.round(model_to_photo(crop, confirmed), 1).tolist(),
+                reach_model=[round(float(s), 3) for s in share],
+                reach_tracked=[round(float(s), 3) for s in tracked_share], **info)
     return new
 
 
 def drag_field(applied: List[dict], res: int) -> Optional[np.ndarray]:
     """The backward field (R, R, 2) of the applied drags for the warp composite: a thin-plate spline
-    from where each handle is in the edited content to where it was, tapered to zero from the
+    from where each handle is in the edited content (the tracked position as far as the generator's
+    own motion confirms it, ``confirmed_model``) to where it was, tapered to zero from the
     movable capsule (radius 1) to twice it, so the photo outside does not move; ``None`` without a drag."""
     from ..compositing.warp import thin_plate_field
     src, dst = [], []
     for s in applied:
-        if s.get("kind") == "drag" and s.get("tracked_model") is not None:
-            src.extend(s["tracked_model"])
+        moved = s.get("confirmed_model", s.get("tracked_model"))
+        if s.get("kind") == "drag" and moved is not None:
+            src.extend(moved)
             dst.extend(s["handles_model"])
     if not src:
         return None
