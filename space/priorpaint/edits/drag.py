@@ -53,6 +53,9 @@ DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "spa
             "lambda_target": 0.0}
 #: the tracker's cost of a move to the patch's radius, relative to the feature distance
 TRACK_PRIOR = 0.02
+#: each step, the tracked handles are capped by the generator's own motion since the start
+#: (:mod:`priorpaint.compositing.drag_motion`): a tracker's jump neither stops the drag nor is kept
+CONFIRM = True
 #: the tracker's search grid, model px
 TRACK_STEP = 0.5
 #: a drag that gets a handle less than this share of the way says so in a note
@@ -293,7 +296,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
              lambda_mask: float = DEFAULTS["lambda_mask"], space: Optional[str] = None,
              lambda_target: float = DEFAULTS["lambda_target"], cancel=None, progress=None, to_photo=None):
     """``(z_e, h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px)."""
-    from ..compositing.drag_motion import flow_at
+    from ..compositing.drag_motion import confirmed_positions, flow_at
     from ..jobs import checkpoint
     iv = interventions or None
     layer = feature_layer(gen, split)
@@ -312,6 +315,8 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
     with torch.no_grad():
         f_init = feats(state.snapshot())
         f0 = _sample(f_init, p)
+        render0 = state.render((None, None), iv) if CONFIRM else None
+    p0 = np.asarray(handles, np.float64)
     disk = _disk(r1, dev)
     if lambda_target:   # DragGAN-like second term: the handle's initial patch, wanted at the target
         with torch.no_grad():
@@ -324,6 +329,10 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             feat = feats()
             if step > 0:
                 p = _track(feat.detach(), f0, p, int(r2))
+                if CONFIRM:   # no further than the generator's own render moved there (a jump is not motion)
+                    with torch.no_grad():
+                        m = flow_at(render0, state.render(None, iv), p0)
+                    p = torch.as_tensor(confirmed_positions(p0, p.cpu().numpy(), m), dtype=p.dtype, device=dev)
             dist = (t - p).norm(dim=1)
             info = {"step": step, "distance_px": [round(float(d), 2) for d in dist]}
             if to_photo is not None:
@@ -353,7 +362,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
     with torch.no_grad():
         z_e, h_e = state.latent(snap, photo=True)
         # the generator's own motion at each handle (model px), which gates the photo's field
-        motion = flow_at(state.render((None, None), iv), state.render(snap, iv), np.asarray(handles, np.float64))
+        motion = flow_at(state.render((None, None), iv), state.render(snap, iv), p0)
     return z_e.detach(), h_e.detach(), p_best.cpu().numpy().astype(np.float64), \
         {"steps_run": done, "kept_step": at, "layer": layer, "space": state.space,
                                                       "generator_motion": motion}
