@@ -323,12 +323,12 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             patch0 = [_sample(f_init, p[i][None] + disk) for i in range(p.shape[0])]
     opt = torch.optim.Adam(state.params, lr=lr)
     keep = None if movable is None else (1.0 - movable)
-    done, best = 0, None
+    done, best, raw = 0, None, p
     with torch.enable_grad():
         for step in range(steps + 1):
             feat = feats()
             if step > 0:
-                p = _track(feat.detach(), f0, p, int(r2))
+                p = raw = _track(feat.detach(), f0, p, int(r2))
                 if CONFIRM:   # no further than the generator's own render moved there (a jump is not motion)
                     with torch.no_grad():
                         m = flow_at(render0, state.render(None, iv), p0)
@@ -340,7 +340,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             checkpoint(cancel, progress, "drag", step / max(steps, 1), info)
             worst = float(dist.max())
             if best is None or worst <= best[0] + 1e-6:   # the tracker's quantised steps can overshoot:
-                best = (worst, state.snapshot(), p.clone(), step)
+                best = (worst, state.snapshot(), p.clone(), step, raw.clone())
             if bool((dist <= STOP_PX).all()) or step == steps:
                 break
             loss = feat.new_zeros(())
@@ -358,13 +358,14 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             loss.backward()
             opt.step()
             done = step + 1
-    _, snap, p_best, at = best
+    _, snap, p_best, at, raw = best
     with torch.no_grad():
         z_e, h_e = state.latent(snap, photo=True)
         # the generator's own motion at each handle (model px), which gates the photo's field
         motion = flow_at(state.render((None, None), iv), state.render(snap, iv), p0)
     return z_e.detach(), h_e.detach(), p_best.cpu().numpy().astype(np.float64), \
         {"steps_run": done, "kept_step": at, "layer": layer, "space": state.space,
+                                                      "tracker_model": raw.cpu().numpy().round(3).tolist(),
                                                       "generator_motion": motion}
 
 
@@ -459,6 +460,7 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     from ..compositing.drag_motion import confirmed_positions
     motion = info.pop("generator_motion")
     confirmed = confirmed_positions(handles, tracked, motion)
+    tracked = np.asarray(info.pop("tracker_model"), np.float64)   # where the feature tracker itself put them
     before = np.linalg.norm(targets - handles, axis=1)
     tracked_share = 1.0 - np.linalg.norm(targets - tracked, axis=1) / np.maximum(before, 1e-6)
     after = np.linalg.norm(targets - confirmed, axis=1)
