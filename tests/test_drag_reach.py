@@ -150,3 +150,16 @@ def test_w_plus_needs_a_stylegan2_and_the_pose_space_stays_in_its_span(tiny_gen)
     assert info["space"] == "pose" and dz.abs().max() > 0
     inside = basis.t() @ (basis @ dz)
     torch.testing.assert_close(inside, dz, atol=1e-5, rtol=1e-4)   # δz lies in the closed-form subspace
+
+
+@pytest.mark.parametrize("field, value", [("lr", -0.1), ("lambda_target", float("nan")), ("lambda_mask", 11),
+                                          ("lr", "fast")])
+def test_bad_optimisation_settings_are_one_line_errors(tiny_session, field, value):
+    with pytest.raises(InputError, match="drag: steps must be|drag: steps and r2 must be") as e:
+        tiny_session.apply([{"kind": "drag", "points": [[230, 150, 230, 138]], field: value}])
+    assert "\n" not in str(e.value)
+
+
+def test_a_bad_space_is_a_one_line_error(tiny_session):
+    with pytest.raises(InputError, match="drag space must be one of"):
+        tiny_session.apply([{"kind": "drag", "points": [[230, 150, 230, 138]], "space": "../w"}])

@@ -11,19 +11,17 @@ under each handle moves to its target. The method follows the DragGAN paper's fa
   (bilinear sampling, the right-hand side detached), plus ``λ·|(F − F0)·(1 − M)|₁`` for an optional
   movable-region mask ``M``: the features one pixel ahead are pulled onto the current ones, so the
   content moves one small step toward the target.
-* **Optimisation**: Adam on the latent state: ``δz`` by default (``space="z"``: the split feature
-  follows, ``h + G_H(z + δz) − G_H(z)``, the photo's residual kept); ``"h"`` / ``"z+h"`` also move
-  the split feature itself (on the embedded model that tears the image). Without a mask the movable
-  region is a capsule around each handle's path (:func:`movable_region`).
+* **Optimisation**: Adam on the latent state (:mod:`priorpaint.edits.drag_space`: ``δz`` on the
+  generator's proxy for the DCGAN, the first layers' ``w+`` for StyleGAN2). Without a mask the
+  movable region is a capsule around each handle's path (:func:`movable_region`).
 * **Point tracking**: after each step each handle moves to the nearest neighbour (L1) of its initial
-  feature ``f0`` within the square of radius ``r2`` around its current position, in the same map,
-  on a half-pixel grid.
+  feature ``f0`` within the square of radius ``r2`` (half-pixel grid), then no further than the
+  generator's render moved there (:data:`CONFIRM`, :mod:`priorpaint.compositing.drag_motion`).
 * **Stopping**: every handle within :data:`STOP_PX` model px of its target, or ``steps``.  Each step
   checks ``ctx.cancel`` and reports ``ctx.progress`` with the handles' current photo positions.
 
-The render of a state with a drag composites with the ``warp`` composite
-(:mod:`priorpaint.compositing.warp`): the photo's own pixels move along a thin-plate field through the
-tracked handles (:func:`drag_pairs` gives the session those pairs).
+A render with a drag uses the ``warp`` composite: the photo's own pixels move along a thin-plate field
+through the *confirmed* handles (:func:`drag_field`), so a tracker's jump cannot move the photo.
 """
 
 from __future__ import annotations
@@ -48,8 +46,10 @@ FEATURE_LAYER = {"dcgan": "b32", "stylegan2": 5}
 MAX_PAIRS = 16
 #: a handle this close to its target (model px) has arrived
 STOP_PX = 1.0
-#: optimisation defaults: Adam steps and rate on δh; r1, r2 in model px; λ of the mask term
-DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None,
+#: optimisation defaults: Adam steps and rate; r1, r2 in model px; λ of the keep term outside the movable
+#: region (0.3: the worst chin drag's reach 0.51 against 0.06 at 1, docs/method/drag.md); ``space``
+#: ``None``: the architecture's (:mod:`priorpaint.edits.drag_space`); λ of the DragGAN-like target term
+DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 0.3, "space": None,
             "lambda_target": 0.0}
 #: the tracker's cost of a move to the patch's radius, relative to the feature distance
 TRACK_PRIOR = 0.02
@@ -369,10 +369,13 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
                                                       "generator_motion": motion}
 
 
-def _segment_distance(res: int, handles: np.ndarray, targets: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """(R, R): the least ``distance to the path p→t / radius`` over the pairs, model px."""
-    gy, gx = np.mgrid[0:res, 0:res].astype(np.float64)
-    best = np.full((res, res), np.inf)
+def _segment_distance(res: int, handles: np.ndarray, targets: np.ndarray, radii: np.ndarray,
+                      side: Optional[int] = None) -> np.ndarray:
+    """(R, R): the least ``distance to the path p→t / radius`` over the pairs, model px; on a
+    ``side``×``side`` grid over the same square when given (the photo's square)."""
+    n = side or res
+    gy, gx = (np.mgrid[0:n, 0:n].astype(np.float64) + 0.5) * (res / float(n)) - 0.5
+    best = np.full((n, n), np.inf)
     for p, t, r in zip(handles, targets, radii):
         v = t - p
         u = np.clip(((gx - p[0]) * v[0] + (gy - p[1]) * v[1]) / max(float(v @ v), 1e-9), 0.0, 1.0)
@@ -423,12 +426,14 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     opts = {k: spec.get(k, v) for k, v in DEFAULTS.items()}
     try:
         opts["steps"], opts["r2"] = int(opts["steps"]), int(opts["r2"])
-        for k in ("lr", "r1", "lambda_mask"):
+        for k in ("lr", "r1", "lambda_mask", "lambda_target"):
             opts[k] = float(opts[k])
     except (TypeError, ValueError, OverflowError):
-        raise InputError("drag: steps and r2 must be integers, lr, r1, lambda_mask numbers") from None
-    if not 0 <= opts["steps"] <= 1000 or not 0 < opts["r1"] <= 16 or not 1 <= opts["r2"] <= 16:
-        raise InputError("drag: steps must be 0..1000, r1 in (0, 16], r2 in 1..16")
+        raise InputError("drag: steps and r2 must be integers, lr, r1, lambda_mask, lambda_target numbers") from None
+    if not 0 <= opts["steps"] <= 1000 or not 0 < opts["r1"] <= 16 or not 1 <= opts["r2"] <= 16 \
+            or not all(0 <= opts[k] <= 10 for k in ("lr", "lambda_mask", "lambda_target")):
+        raise InputError("drag: steps must be 0..1000, r1 in (0, 16], r2 in 1..16, lr, lambda_mask and "
+                         "lambda_target in [0, 10]")
     new = state.evolve()
     region, notes = _movable(ctx, spec)
     new.notes.extend(notes)
@@ -441,17 +446,8 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     else:
         movable = torch.from_numpy(movable_region(handles, targets, res))[None, None].to(ctx.gen.device)
         # the render may change the photo where the field is not yet zero (twice the capsule)
-        side = crop.square[2]
-        scale = res / float(side)
-        sq = (np.mgrid[0:side, 0:side][::-1].transpose(1, 2, 0) + 0.5) * scale - 0.5
-        region = np.zeros((side, side), np.uint8)
-        radii = spread_radii(handles, targets, res)
-        near = np.full((side, side), np.inf)
-        for p, t, r in zip(handles, targets, radii):
-            v = t - p
-            u = np.clip(((sq[..., 0] - p[0]) * v[0] + (sq[..., 1] - p[1]) * v[1]) / max(float(v @ v), 1e-9), 0, 1)
-            near = np.minimum(near, np.hypot(sq[..., 0] - p[0] - u * v[0], sq[..., 1] - p[1] - u * v[1]) / r)
-        region[near <= 2.2] = 255
+        near = _segment_distance(res, handles, targets, spread_radii(handles, targets, res), side=crop.square[2])
+        region = np.where(near <= 2.2, 255, 0).astype(np.uint8)
     new.edit_mask = ctx.merged_mask(state, region)
     z_e, h_e, tracked, info = optimise(ctx.gen, state.z, state.h, ctx.split, handles, targets, movable,
                                   state.interventions, cancel=ctx.cancel, progress=ctx.progress,
