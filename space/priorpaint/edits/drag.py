@@ -47,9 +47,10 @@ MAX_PAIRS = 16
 #: a handle this close to its target (model px) has arrived
 STOP_PX = 1.0
 #: optimisation defaults: Adam steps and rate; r1, r2 in model px; λ of the keep term outside the movable
-#: region (0.3: the worst chin drag's reach 0.51 against 0.06 at 1, docs/method/drag.md); ``space``
+#: region (1: at 0.3 one chin drag reached further, but the proxy turned into another face and its
+#: "new content" pasted dark blobs into the photos, docs/method/drag.md); ``space``
 #: ``None``: the architecture's (:mod:`priorpaint.edits.drag_space`); λ of the DragGAN-like target term
-DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 0.3, "space": None,
+DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None,
             "lambda_target": 0.0}
 #: the tracker's cost of a move to the patch's radius, relative to the feature distance
 TRACK_PRIOR = 0.02
