@@ -54,9 +54,9 @@ DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "spa
             "lambda_target": 0.0}
 #: the tracker's cost of a move to the patch's radius, relative to the feature distance
 TRACK_PRIOR = 0.02
-#: a handle the tracker moved over :data:`JUMP_PX` model px in one step (a jump) is kept only as far
-#: as the generator's render moved there since the start (:mod:`priorpaint.compositing.drag_motion`)
-CONFIRM, JUMP_PX = True, 1.0
+#: each step, the tracked handles are capped by the generator's own motion since the start
+#: (:mod:`priorpaint.compositing.drag_motion`): a tracker's jump neither stops the drag nor is kept
+CONFIRM = True
 #: the tracker's search grid, model px
 TRACK_STEP = 0.5
 #: a drag that gets a handle less than this share of the way says so in a note
@@ -273,8 +273,10 @@ def _disk(r1: float, device) -> torch.Tensor:
 
 
 def _track(feat: torch.Tensor, f0: torch.Tensor, p: torch.Tensor, r2: int) -> torch.Tensor:
-    """Each handle's nearest neighbour (L1) of its ``f0`` within the square of radius ``r2``, on a
-    :data:`TRACK_STEP` px grid (bilinear samples); a move pays :data:`TRACK_PRIOR` at the radius."""
+    """Each handle's nearest neighbour (L1) of its ``f0`` within the square of radius ``r2`` around
+    its current position, searched on a grid of :data:`TRACK_STEP` model px (bilinear samples, so
+    a sub-pixel motion is seen); staying put is the grid's centre, and a move pays a small prior
+    (:data:`TRACK_PRIOR` at the radius), so flat, ambiguous features do not make it jump."""
     r = feat.shape[-1]
     k = int(round(r2 / TRACK_STEP))
     steps = torch.arange(-k, k + 1, device=feat.device, dtype=feat.dtype) * TRACK_STEP
@@ -327,13 +329,11 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
         for step in range(steps + 1):
             feat = feats()
             if step > 0:
-                prev, raw = p, _track(feat.detach(), f0, p, int(r2))
-                p = raw
+                p = raw = _track(feat.detach(), f0, p, int(r2))
                 if CONFIRM:   # no further than the generator's own render moved there (a jump is not motion)
                     with torch.no_grad():
                         m = flow_at(render0, state.render(None, iv), p0)
-                    capped = torch.as_tensor(confirmed_positions(p0, raw.cpu().numpy(), m), dtype=p.dtype, device=dev)
-                    p = torch.where((raw - prev).norm(dim=1, keepdim=True) > JUMP_PX, capped, raw)
+                    p = torch.as_tensor(confirmed_positions(p0, p.cpu().numpy(), m), dtype=p.dtype, device=dev)
             dist = (t - p).norm(dim=1)
             info = {"step": step, "distance_px": [round(float(d), 2) for d in dist]}
             if to_photo is not None:
