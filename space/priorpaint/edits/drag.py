@@ -50,12 +50,10 @@ STOP_PX = 1.0
 #: region (1: at 0.3 one chin drag reached further, but the proxy turned into another face and its
 #: "new content" pasted dark blobs into the photos, docs/method/drag.md); ``space``
 #: ``None``: the architecture's (:mod:`priorpaint.edits.drag_space`); λ of the DragGAN-like target term
-DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None,
-            "lambda_target": 0.0}
+DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None, "lambda_target": 0.0}
 #: the tracker's cost of a move to the patch's radius, relative to the feature distance
 TRACK_PRIOR = 0.02
-#: each step, the tracked handles are capped by the generator's own motion since the start
-#: (:mod:`priorpaint.compositing.drag_motion`): a tracker's jump neither stops the drag nor is kept
+#: cap each step's tracked handles by the generator's motion since the start (compositing/drag_motion.py)
 CONFIRM = True
 #: the tracker's search grid, model px
 TRACK_STEP = 0.5
