@@ -11,19 +11,17 @@ under each handle moves to its target. The method follows the DragGAN paper's fa
   (bilinear sampling, the right-hand side detached), plus ``λ·|(F − F0)·(1 − M)|₁`` for an optional
   movable-region mask ``M``: the features one pixel ahead are pulled onto the current ones, so the
   content moves one small step toward the target.
-* **Optimisation**: Adam on the latent state: ``δz`` by default (``space="z"``: the split feature
-  follows, ``h + G_H(z + δz) − G_H(z)``, the photo's residual kept); ``"h"`` / ``"z+h"`` also move
-  the split feature itself (on the embedded model that tears the image). Without a mask the movable
-  region is a capsule around each handle's path (:func:`movable_region`).
+* **Optimisation**: Adam on the latent state (:mod:`priorpaint.edits.drag_space`: ``δz`` on the
+  generator's proxy for the DCGAN, the first layers' ``w+`` for StyleGAN2). Without a mask the
+  movable region is a capsule around each handle's path (:func:`movable_region`).
 * **Point tracking**: after each step each handle moves to the nearest neighbour (L1) of its initial
-  feature ``f0`` within the square of radius ``r2`` around its current position, in the same map,
-  on a half-pixel grid.
+  feature ``f0`` within the square of radius ``r2`` (half-pixel grid), then no further than the
+  generator's render moved there (:data:`CONFIRM`, :mod:`priorpaint.compositing.drag_motion`).
 * **Stopping**: every handle within :data:`STOP_PX` model px of its target, or ``steps``.  Each step
   checks ``ctx.cancel`` and reports ``ctx.progress`` with the handles' current photo positions.
 
-The render of a state with a drag composites with the ``warp`` composite
-(:mod:`priorpaint.compositing.warp`): the photo's own pixels move along a thin-plate field through the
-tracked handles (:func:`drag_pairs` gives the session those pairs).
+A render with a drag uses the ``warp`` composite: the photo's own pixels move along a thin-plate field
+through the *confirmed* handles (:func:`drag_field`), so a tracker's jump cannot move the photo.
 """
 
 from __future__ import annotations
@@ -37,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from .drag_space import DragLatent
 from .registry import EditContext, EditState, PreviewCost, register_edit
 
 #: the feature layer per architecture: StyleGAN2 after the 6th synthesis block (the paper's);
@@ -47,10 +46,15 @@ FEATURE_LAYER = {"dcgan": "b32", "stylegan2": 5}
 MAX_PAIRS = 16
 #: a handle this close to its target (model px) has arrived
 STOP_PX = 1.0
-#: optimisation defaults: Adam steps and rate on δh; r1, r2 in model px; λ of the mask term
-DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": "z"}
+#: optimisation defaults: Adam steps and rate; r1, r2 in model px; λ of the keep term outside the movable
+#: region (1: at 0.3 one chin drag reached further, but the proxy turned into another face and its
+#: "new content" pasted dark blobs into the photos, docs/method/drag.md); ``space``
+#: ``None``: the architecture's (:mod:`priorpaint.edits.drag_space`); λ of the DragGAN-like target term
+DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None, "lambda_target": 0.0}
 #: the tracker's cost of a move to the patch's radius, relative to the feature distance
 TRACK_PRIOR = 0.02
+#: cap each step's tracked handles by the generator's motion since the start (compositing/drag_motion.py)
+CONFIRM = True
 #: the tracker's search grid, model px
 TRACK_STEP = 0.5
 #: a drag that gets a handle less than this share of the way says so in a note
@@ -288,49 +292,47 @@ def _track(feat: torch.Tensor, f0: torch.Tensor, p: torch.Tensor, r2: int) -> to
 def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndarray, targets: np.ndarray,
              movable: Optional[torch.Tensor] = None, interventions=None, steps: int = DEFAULTS["steps"],
              lr: float = DEFAULTS["lr"], r1: float = DEFAULTS["r1"], r2: int = DEFAULTS["r2"],
-             lambda_mask: float = DEFAULTS["lambda_mask"], space: str = DEFAULTS["space"],
-             cancel=None, progress=None, to_photo=None):
+             lambda_mask: float = DEFAULTS["lambda_mask"], space: Optional[str] = None,
+             lambda_target: float = DEFAULTS["lambda_target"], cancel=None, progress=None, to_photo=None):
     """``(z_e, h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px)."""
+    from ..compositing.drag_motion import confirmed_positions, flow_at
     from ..jobs import checkpoint
     iv = interventions or None
     layer = feature_layer(gen, split)
     res = gen.resolution
     dev = h.device
 
-    if space not in ("h", "z", "z+h"):
-        raise InputError(f"drag space must be 'h', 'z' or 'z+h', got {space!r}")
-    with torch.no_grad():
-        hz = gen.forward_to(z, split) if space != "h" else None
+    state = DragLatent(gen, z, h, split, space)
 
-    def latent(dz, dh):
-        """The hybrid latent ``(z + δz, h + G_H(z + δz) − G_H(z) + δh)`` (the photo's residual kept)."""
-        if dz is None:
-            return z, h + dh
-        z_e = z + dz
-        return z_e, h + gen.forward_to(z_e, split) - hz + (dh if dh is not None else 0.0)
-
-    def feats(dz, dh):
-        z_e, h_e = latent(dz, dh)
+    def feats(snap=None):
+        z_e, h_e = state.latent(snap)
         _, cap = gen.run(h_e, start=split, stop=layer, capture=[layer], z=z_e, interventions=iv)
         return F.interpolate(cap[layer], size=(res, res), mode="bilinear", align_corners=False)
 
     t = torch.as_tensor(np.asarray(targets, np.float32), device=dev)
     p = torch.as_tensor(np.asarray(handles, np.float32), device=dev)
     with torch.no_grad():
-        f_init = feats(None, torch.zeros_like(h))
+        f_init = feats(state.snapshot())
         f0 = _sample(f_init, p)
+        render0 = state.render((None, None), iv) if CONFIRM else None
+    p0 = np.asarray(handles, np.float64)
     disk = _disk(r1, dev)
-    dh = torch.zeros_like(h, requires_grad=True) if space != "z" else None
-    dz = torch.zeros_like(z, requires_grad=True) if space != "h" else None
-    opt = torch.optim.Adam([v for v in (dz, dh) if v is not None], lr=lr)
+    if lambda_target:   # DragGAN-like second term: the handle's initial patch, wanted at the target
+        with torch.no_grad():
+            patch0 = [_sample(f_init, p[i][None] + disk) for i in range(p.shape[0])]
+    opt = torch.optim.Adam(state.params, lr=lr)
     keep = None if movable is None else (1.0 - movable)
-    done, best = 0, None
+    done, best, raw = 0, None, p
     goal = None if to_photo is None else [[round(float(v), 1) for v in q] for q in to_photo(np.asarray(targets))]
     with torch.enable_grad():
         for step in range(steps + 1):
-            feat = feats(dz, dh)
+            feat = feats()
             if step > 0:
-                p = _track(feat.detach(), f0, p, int(r2))
+                p = raw = _track(feat.detach(), f0, p, int(r2))
+                if CONFIRM:   # no further than the generator's own render moved there (a jump is not motion)
+                    with torch.no_grad():
+                        m = flow_at(render0, state.render(None, iv), p0)
+                    p = torch.as_tensor(confirmed_positions(p0, p.cpu().numpy(), m), dtype=p.dtype, device=dev)
             dist = (t - p).norm(dim=1)
             info = {"step": step, "distance_px": [round(float(d), 2) for d in dist]}
             if to_photo is not None:
@@ -339,7 +341,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             checkpoint(cancel, progress, "drag", step / max(steps, 1), info)
             worst = float(dist.max())
             if best is None or worst <= best[0] + 1e-6:   # the tracker's quantised steps can overshoot:
-                best = (worst, [None if v is None else v.detach().clone() for v in (dz, dh)], p.clone(), step)
+                best = (worst, state.snapshot(), p.clone(), step, raw.clone())
             if bool((dist <= STOP_PX).all()) or step == steps:
                 break
             loss = feat.new_zeros(())
@@ -349,23 +351,32 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
                 d = (t[i] - p[i]) / dist[i]
                 q = p[i][None] + disk
                 loss = loss + (_sample(feat, q + d) - _sample(feat, q).detach()).abs().mean()
+                if lambda_target:
+                    loss = loss + lambda_target * (_sample(feat, t[i][None] + disk) - patch0[i]).abs().mean()
             if keep is not None:
                 loss = loss + lambda_mask * ((feat - f_init).abs() * keep).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             done = step + 1
-    _, (dz_best, dh_best), p_best, at = best
+    _, snap, p_best, at, raw = best
     with torch.no_grad():
-        z_e, h_e = latent(dz_best, dh_best if dh_best is not None else torch.zeros_like(h))
+        z_e, h_e = state.latent(snap, photo=True)
+        # the generator's own motion at each handle (model px), which gates the photo's field
+        motion = flow_at(state.render((None, None), iv), state.render(snap, iv), p0)
     return z_e.detach(), h_e.detach(), p_best.cpu().numpy().astype(np.float64), \
-        {"steps_run": done, "kept_step": at, "layer": layer}
+        {"steps_run": done, "kept_step": at, "layer": layer, "space": state.space,
+                                                      "tracker_model": raw.cpu().numpy().round(3).tolist(),
+                                                      "generator_motion": motion}
 
 
-def _segment_distance(res: int, handles: np.ndarray, targets: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """(R, R): the least ``distance to the path p→t / radius`` over the pairs, model px."""
-    gy, gx = np.mgrid[0:res, 0:res].astype(np.float64)
-    best = np.full((res, res), np.inf)
+def _segment_distance(res: int, handles: np.ndarray, targets: np.ndarray, radii: np.ndarray,
+                      side: Optional[int] = None) -> np.ndarray:
+    """(R, R): the least ``distance to the path p→t / radius`` over the pairs, model px; on a
+    ``side``×``side`` grid over the same square when given (the photo's square)."""
+    n = side or res
+    gy, gx = (np.mgrid[0:n, 0:n].astype(np.float64) + 0.5) * (res / float(n)) - 0.5
+    best = np.full((n, n), np.inf)
     for p, t, r in zip(handles, targets, radii):
         v = t - p
         u = np.clip(((gx - p[0]) * v[0] + (gy - p[1]) * v[1]) / max(float(v @ v), 1e-9), 0.0, 1.0)
@@ -416,12 +427,14 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     opts = {k: spec.get(k, v) for k, v in DEFAULTS.items()}
     try:
         opts["steps"], opts["r2"] = int(opts["steps"]), int(opts["r2"])
-        for k in ("lr", "r1", "lambda_mask"):
+        for k in ("lr", "r1", "lambda_mask", "lambda_target"):
             opts[k] = float(opts[k])
     except (TypeError, ValueError, OverflowError):
-        raise InputError("drag: steps and r2 must be integers, lr, r1, lambda_mask numbers") from None
-    if not 0 <= opts["steps"] <= 1000 or not 0 < opts["r1"] <= 16 or not 1 <= opts["r2"] <= 16:
-        raise InputError("drag: steps must be 0..1000, r1 in (0, 16], r2 in 1..16")
+        raise InputError("drag: steps and r2 must be integers, lr, r1, lambda_mask, lambda_target numbers") from None
+    if not 0 <= opts["steps"] <= 1000 or not 0 < opts["r1"] <= 16 or not 1 <= opts["r2"] <= 16 \
+            or not all(0 <= opts[k] <= 10 for k in ("lr", "lambda_mask", "lambda_target")):
+        raise InputError("drag: steps must be 0..1000, r1 in (0, 16], r2 in 1..16, lr, lambda_mask and "
+                         "lambda_target in [0, 10]")
     new = state.evolve()
     region, notes = _movable(ctx, spec)
     new.notes.extend(notes)
@@ -434,45 +447,48 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     else:
         movable = torch.from_numpy(movable_region(handles, targets, res))[None, None].to(ctx.gen.device)
         # the render may change the photo where the field is not yet zero (twice the capsule)
-        side = crop.square[2]
-        scale = res / float(side)
-        sq = (np.mgrid[0:side, 0:side][::-1].transpose(1, 2, 0) + 0.5) * scale - 0.5
-        region = np.zeros((side, side), np.uint8)
-        radii = spread_radii(handles, targets, res)
-        near = np.full((side, side), np.inf)
-        for p, t, r in zip(handles, targets, radii):
-            v = t - p
-            u = np.clip(((sq[..., 0] - p[0]) * v[0] + (sq[..., 1] - p[1]) * v[1]) / max(float(v @ v), 1e-9), 0, 1)
-            near = np.minimum(near, np.hypot(sq[..., 0] - p[0] - u * v[0], sq[..., 1] - p[1] - u * v[1]) / r)
-        region[near <= 2.2] = 255
+        near = _segment_distance(res, handles, targets, spread_radii(handles, targets, res), side=crop.square[2])
+        region = np.where(near <= 2.2, 255, 0).astype(np.uint8)
     new.edit_mask = ctx.merged_mask(state, region)
     z_e, h_e, tracked, info = optimise(ctx.gen, state.z, state.h, ctx.split, handles, targets, movable,
                                   state.interventions, cancel=ctx.cancel, progress=ctx.progress,
                                   to_photo=lambda q: model_to_photo(crop, q), **opts)
     new.z, new.h = z_e, h_e
+    from ..compositing.drag_motion import confirmed_positions
+    motion = info.pop("generator_motion")
+    confirmed = confirmed_positions(handles, tracked, motion)
+    tracked = np.asarray(info.pop("tracker_model"), np.float64)   # where the feature tracker itself put them
     before = np.linalg.norm(targets - handles, axis=1)
-    after = np.linalg.norm(targets - tracked, axis=1)
+    tracked_share = 1.0 - np.linalg.norm(targets - tracked, axis=1) / np.maximum(before, 1e-6)
+    after = np.linalg.norm(targets - confirmed, axis=1)
     share = 1.0 - after / np.maximum(before, 1e-6)
     for i in np.flatnonzero(share < STUCK_SHARE):
+        jump = (f"; the tracker put it {max(tracked_share[i], 0.0):.0%} of the way, the generator did not follow"
+                if tracked_share[i] - share[i] > 0.1 else "")
         new.notes.append(f"drag handle {i + 1} could not move far: it got {max(share[i], 0.0):.0%} of the way "
-                         f"({after[i]:.1f} of {before[i]:.1f} model px left after {info['steps_run']} steps)")
+                         f"({after[i]:.1f} of {before[i]:.1f} model px left after {info['steps_run']} steps{jump})")
     if save:
         spec["saved_vector"] = _save(ctx, state, new, save, handles, targets, info, share)
     spec.update(handles_model=np.round(handles, 3).tolist(), tracked_model=np.round(tracked, 3).tolist(),
+                confirmed_model=np.round(confirmed, 3).tolist(), generator_motion=np.round(motion, 3).tolist(),
                 tracked=np.round(model_to_photo(crop, tracked), 1).tolist(),
-                reach_model=[round(float(s), 3) for s in share], **info)
+                confirmed=np.round(model_to_photo(crop, confirmed), 1).tolist(),
+                reach_model=[round(float(s), 3) for s in share],
+                reach_tracked=[round(float(s), 3) for s in tracked_share], **info)
     return new
 
 
 def drag_field(applied: List[dict], res: int) -> Optional[np.ndarray]:
     """The backward field (R, R, 2) of the applied drags for the warp composite: a thin-plate spline
-    from where each handle is in the edited content to where it was, tapered to zero from the
+    from where each handle is in the edited content (the tracked position as far as the generator's
+    own motion confirms it, ``confirmed_model``) to where it was, tapered to zero from the
     movable capsule (radius 1) to twice it, so the photo outside does not move; ``None`` without a drag."""
     from ..compositing.warp import thin_plate_field
     src, dst = [], []
     for s in applied:
-        if s.get("kind") == "drag" and s.get("tracked_model") is not None:
-            src.extend(s["tracked_model"])
+        moved = s.get("confirmed_model", s.get("tracked_model"))
+        if s.get("kind") == "drag" and moved is not None:
+            src.extend(moved)
             dst.extend(s["handles_model"])
     if not src:
         return None

@@ -1,0 +1,114 @@
+"""The latent state a drag optimises (``space``), for :func:`priorpaint.edits.drag.optimise`.
+
+* ``"z"``: ``δz`` over the whole latent; the split feature follows it with the photo's residual kept
+  (``h + G_H(z + δz) − G_H(z)``), so the render stays on the model's manifold.
+* ``"pose"``: ``δz = c·B`` with ``B`` the model's first :data:`POSE_COMPONENTS` closed-form (SeFa)
+  directions of the first layer, which on a face model are its pose and shape controls (the
+  embedded model's head turn, profile and head tilt are components 0–2); the residual is kept as for ``"z"``.
+* ``"w+"`` (StyleGAN2, DragGAN's setting): ``δ`` on the first :data:`FIRST_LAYERS` styles of ``w+``;
+  the other styles are unchanged.
+* ``"h"`` / ``"z+h"``: the split feature itself (also with ``δz`` for ``"z+h"``); on the embedded
+  model that tears the image apart.
+
+The default is declared per architecture (:data:`DEFAULT_SPACE`, :func:`default_space`).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+SPACES = ("z", "pose", "w+", "h", "z+h")
+#: the space a drag optimises by default, per architecture (others: ``"z"``)
+DEFAULT_SPACE = {"stylegan2": "w+", "dcgan": "z"}
+#: StyleGAN2: how many of the first styles of ``w+`` a drag moves (the paper's 6)
+FIRST_LAYERS = 6
+#: the share of the photo's residual ``h − G_H(z)`` the drag's features see (spaces that move the
+#: latent). On the embedded model the projected residual is larger than ``G_H(z)`` itself (1.16× on
+#: the astronaut) and pinned in place: with it (share 1) the generator's own motion was −0.02…0.03 in
+#: every setting; on the proxy ``G_H(z)`` alone it moves (0.15–0.44, docs/method/drag.md). The
+#: photo's state keeps the whole residual: ``h_e = h + G_H(z_e) − G_H(z)``.
+RESIDUAL = 0.0
+#: ``"pose"``: how many of the first-layer closed-form directions span the geometric subspace
+POSE_COMPONENTS = 3
+
+
+def default_space(gen) -> str:
+    return DEFAULT_SPACE.get(getattr(gen, "architecture", ""), "z")
+
+
+def pose_basis(gen, k: int = POSE_COMPONENTS) -> torch.Tensor:
+    """(k, *latent_shape): the first ``k`` closed-form (SeFa) directions of ``gen``'s first layer."""
+    from .directions.closedform import sefa
+    vecs = sefa(gen)["vectors"]
+    k = max(1, min(int(k), vecs.shape[0]))
+    return vecs[:k].reshape((k,) + tuple(gen.latent_shape)).to(gen.device)
+
+
+class DragLatent:
+    """The optimised tensors of one drag and the latent ``(z_e, h_e)`` they give."""
+
+    def __init__(self, gen, z: torch.Tensor, h: torch.Tensor, split: str, space: Optional[str] = None,
+                 basis: Optional[torch.Tensor] = None):
+        space = default_space(gen) if space is None else space
+        if space not in SPACES:
+            raise InputError(f"drag space must be one of {', '.join(repr(s) for s in SPACES)}, got {space!r}")
+        if space == "w+" and not hasattr(gen, "to_wplus"):
+            raise InputError(f"drag space 'w+' needs a StyleGAN2 model; {gen.architecture or 'this model'} "
+                             "has no w+ (use 'z' or 'pose')")
+        self.gen, self.z, self.h, self.split, self.space = gen, z, h, split, space
+        self.hz, self.base = None, h
+        if space != "h":
+            with torch.no_grad():
+                self.hz = gen.forward_to(z, split)
+            self.base = self.hz + RESIDUAL * (h - self.hz)
+        self.basis = None
+        if space == "pose":
+            self.basis = pose_basis(gen) if basis is None else basis.to(z.device, z.dtype)
+            shape = (z.shape[0], self.basis.shape[0])
+        elif space == "w+":
+            self.wplus = gen.to_wplus(z).detach()
+            shape = (z.shape[0], min(FIRST_LAYERS, self.wplus.shape[1]), self.wplus.shape[2])
+        else:
+            shape = tuple(z.shape)
+        self.dz = torch.zeros(shape, device=z.device, dtype=z.dtype, requires_grad=True) \
+            if space != "h" else None
+        self.dh = torch.zeros_like(h, requires_grad=True) if space in ("h", "z+h") else None
+
+    @property
+    def params(self) -> List[torch.Tensor]:
+        return [v for v in (self.dz, self.dh) if v is not None]
+
+    def snapshot(self) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        return tuple(None if v is None else v.detach().clone() for v in (self.dz, self.dh))
+
+    def moved_z(self, dz: Optional[torch.Tensor]) -> torch.Tensor:
+        """The latent for the optimised ``dz`` (the input's shape for ``z``/``pose``; ``w+`` for ``w+``)."""
+        if dz is None:
+            return self.z
+        if self.space == "pose":
+            return self.z + torch.einsum("nk,k...->n...", dz, self.basis)
+        if self.space == "w+":
+            k = dz.shape[1]
+            return torch.cat([self.wplus[:, :k] + dz, self.wplus[:, k:]], 1)
+        return self.z + dz
+
+    def latent(self, snap=None, photo: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(z_e, h_e)`` of the current tensors, or of a :meth:`snapshot`: what the drag's features
+        see (the proxy, :data:`RESIDUAL`), or with ``photo`` the photo's state (its whole residual)."""
+        dz, dh = (self.dz, self.dh) if snap is None else snap
+        z_e = self.moved_z(dz)
+        h0 = self.h if photo else self.base
+        h_e = h0 if dz is None else h0 + self.gen.forward_to(z_e, self.split) - self.hz
+        return z_e, (h_e if dh is None else h_e + dh)
+
+    @torch.no_grad()
+    def render(self, snap, interventions=None) -> np.ndarray:
+        """The generator's render (R×R×3 uint8) of a :meth:`snapshot` as the drag's features see it."""
+        from ..compositing.blend import to_uint8
+        z_e, h_e = self.latent(snap)
+        return to_uint8(self.gen.forward_from(self.split, h_e, z=z_e, interventions=interventions))
