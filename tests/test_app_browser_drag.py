@@ -23,6 +23,9 @@ def server():
 
 def _click_photo_px(page, x, y, layer):
     """Click the drag picture at the photo's pixel (x, y) (the picture is the layer box, scaled to fit)."""
+    # after a click the picture is replaced (the new point drawn): wait until the new one has loaded
+    page.wait_for_function("(() => { const im = document.querySelector('#pp-drag-img img'); "
+                           "return im !== null && im.complete && im.naturalWidth > 0; })()", timeout=60_000)
     img = page.locator("#pp-drag-img img").first
     img.scroll_into_view_if_needed()
     b = img.bounding_box()
