@@ -36,22 +36,27 @@ def _click_photo_px(page, x, y, layer):
     page.mouse.click(ox + (x - layer[0] + 0.5) * k * s, oy + (y - layer[1] + 0.5) * k * s)
 
 
+def _projected_drag_tab(page) -> None:
+    """Upload the astronaut, project its face box without G′ and open the Drag tab."""
+    _upload(page, skimage_data("astronaut.png"))
+    page.locator("#pp-adapt input").uncheck()
+    box = page.locator("#pp-box textarea, #pp-box input").first
+    box.fill("140,20,180,180")
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('Projected') || "
+                           "document.querySelector('.toast-body') !== null", timeout=180_000)
+    assert not _toast(page), _toast(page)
+    page.get_by_role("tab", name="Drag", exact=True).click()
+    page.wait_for_function("document.querySelector('#pp-drag-img img') !== null", timeout=60_000)
+
+
 def test_drag_points_on_the_page(server):
     from playwright.sync_api import sync_playwright
     from gimp_bridge import ops
     layer = ops.crop_rect((140, 20, 180, 180), (512, 512))   # the astronaut's layer box (the crop)
     with sync_playwright() as pw:
         browser, page = _open_app(pw, server)
-        _upload(page, skimage_data("astronaut.png"))
-        page.locator("#pp-adapt input").uncheck()
-        box = page.locator("#pp-box textarea, #pp-box input").first
-        box.fill("140,20,180,180")
-        box.press("Enter")
-        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('Projected') || "
-                               "document.querySelector('.toast-body') !== null", timeout=180_000)
-        assert not _toast(page), _toast(page)
-        page.get_by_role("tab", name="Drag", exact=True).click()
-        page.wait_for_function("document.querySelector('#pp-drag-img img') !== null", timeout=60_000)
+        _projected_drag_tab(page)
         page.wait_for_function("document.querySelector('#pp-drag-md')?.innerText.includes('Click a point')")
         before = page.locator("#pp-drag-img img").first.screenshot()
         _click_photo_px(page, 230, 150, layer)
@@ -111,16 +116,7 @@ def test_the_drag_preview_shows_the_points_moving(server):
     layer = ops.crop_rect((140, 20, 180, 180), (512, 512))
     with sync_playwright() as pw:
         browser, page = _open_app(pw, server)
-        _upload(page, skimage_data("astronaut.png"))
-        page.locator("#pp-adapt input").uncheck()
-        box = page.locator("#pp-box textarea, #pp-box input").first
-        box.fill("140,20,180,180")
-        box.press("Enter")
-        page.wait_for_function("document.querySelector('#pp-status')?.innerText.includes('Projected') || "
-                               "document.querySelector('.toast-body') !== null", timeout=180_000)
-        assert not _toast(page), _toast(page)
-        page.get_by_role("tab", name="Drag", exact=True).click()
-        page.wait_for_function("document.querySelector('#pp-drag-img img') !== null", timeout=60_000)
+        _projected_drag_tab(page)
         _click_photo_px(page, 230, 150, layer)
         page.wait_for_function("document.querySelector('#pp-drag-md')?.innerText.includes('target of the blue')")
         _click_photo_px(page, 236, 118, layer)       # far: the handle does not arrive, so every step runs
