@@ -93,9 +93,10 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     b, e = to_uint8(xb), to_uint8(xe)
     res = b.shape[0]
     dragged = drag_field(state.applied, res)
-    mouth = declared_motion(session, moving) == "mouth" and dragged is None
+    # an expression: the proxy's mouth corners' own motion on the photo's mouth (no face: the head's)
+    m = mouth_correspondence(b, e, region) if dragged is None and declared_motion(session, moving) else None
     found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" and dragged is None \
-        and not mouth else None
+        and m is None else None
     gray = session.photo.gray
     if gray:
         b, e = gray_rgb(b), gray_rgb(e)
@@ -103,8 +104,7 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     if dragged is not None:   # a drag: the photo moves along the field through its tracked handles
         flow, motion, appearance = dragged, "drag", DRAG_APPEARANCE
         new = warp.new_content_along(fb, fe, flow, res)
-    elif mouth and (m := mouth_correspondence(b, e, region)) is not None:
-        # an expression: the proxy's mouth corners' own motion, placed on the photo's mouth
+    elif m is not None:
         (flow, new, extra), motion = m, "mouth"
     else:
         if found is not None:
