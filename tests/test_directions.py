@@ -283,7 +283,7 @@ def test_named_manifest_is_well_formed():
     rows = D.list_directions("dcgan-digiface-64")
     assert [r["name"] for r in rows] == [d["name"] for d in data["directions"]]
     assert set(rows[0]) == {"name", "description", "min", "max", "default", "method", "structural"}
-    assert {r["name"] for r in rows if r["structural"]} == {"head_turn", "head_tilt", "profile"}
+    assert {r["name"] for r in rows if r["structural"]} == {"head_turn", "head_tilt", "profile", "smile"}
 
 
 def test_a_model_without_named_directions_lists_raw_components():

@@ -14,7 +14,7 @@ from priorpaint.edits.registry import structural_composite
 def test_the_manifest_declares_which_directions_are_structural():
     from priorpaint.edits.directions.named import direction_composite, list_directions
     rows = {r["name"]: r["structural"] for r in list_directions("dcgan-digiface-64")}
-    assert {n for n, s in rows.items() if s} == {"head_turn", "head_tilt", "profile"}
+    assert {n for n, s in rows.items() if s} == {"head_turn", "head_tilt", "profile", "smile"}
     assert direction_composite("dcgan-digiface-64", "head_tilt") == "warp"
     assert direction_composite("dcgan-digiface-64", "warm_light") is None
     assert direction_composite("dcgan-digiface-64", "sefa0") is None        # a raw component: appearance

@@ -23,7 +23,7 @@ Used by :meth:`priorpaint.session.EditSession.render` and by its previews (at th
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -65,6 +65,7 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     """``(result_region, layer_rgb, alpha, info)`` of the warp composite of ``state`` on ``region``
     (the photo's square at any size: the render's, or a preview's shrunk one) under ``mask``."""
     from .compositing import warp
+    from .compositing.warp_mouth import mouth_correspondence
     from .edits.drag import APPEARANCE as DRAG_APPEARANCE, drag_field
 
     p = session.require_projection()
@@ -92,7 +93,10 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     b, e = to_uint8(xb), to_uint8(xe)
     res = b.shape[0]
     dragged = drag_field(state.applied, res)
-    found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" and dragged is None else None
+    # an expression: the proxy's mouth corners' own motion on the photo's mouth (no face: the head's)
+    m = mouth_correspondence(b, e, region) if dragged is None and declared_motion(session, moving) else None
+    found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" and dragged is None \
+        and m is None else None
     gray = session.photo.gray
     if gray:
         b, e = gray_rgb(b), gray_rgb(e)
@@ -100,6 +104,8 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     if dragged is not None:   # a drag: the photo moves along the field through its tracked handles
         flow, motion, appearance = dragged, "drag", DRAG_APPEARANCE
         new = warp.new_content_along(fb, fe, flow, res)
+    elif m is not None:
+        (flow, new, extra), motion = m, "mouth"
     else:
         if found is not None:
             (flow, new), motion = found, "landmarks"
@@ -119,6 +125,23 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     w = warp.warp_composite(region, b, e, flow, new, mask, radius, appearance=appearance)
     w.info.update(motion=motion, **extra)
     return _with_stacked(session, stacked, region, w)
+
+
+def declared_motion(session, moving: List[dict]) -> Optional[str]:
+    """The motion the moving edits declare (``"motion"`` in a named direction's manifest entry, one of
+    :data:`~priorpaint.compositing.warp_mouth.MOTIONS`): when every one of them declares the same,
+    that one; else None (the head settings of :mod:`priorpaint.compositing.warp`)."""
+    from .compositing.warp_mouth import MOTIONS
+    from .edits.directions.named import load_named
+    if not moving or any(spec.get("kind") != "direction" for spec in moving):
+        return None
+    entries = {d.get("name"): d for d in load_named(session.model_id).get("directions", [])}
+    found = {entries.get(spec.get("name"), {}).get("motion") for spec in moving}
+    bad = found - set(MOTIONS) - {None}
+    if bad:
+        from .errors import ModelError
+        raise ModelError(f"directions manifest: motion must be one of {', '.join(MOTIONS)}, got {sorted(bad)[0]!r}")
+    return found.pop() if len(found) == 1 else None
 
 
 def _with_stacked(session, stacked: List[dict], region: np.ndarray, w):

@@ -129,10 +129,11 @@ SLIDER_KEYS = ("measure", "effect", "effect_reference", "effect_ratio", "smear",
 
 
 def sliders_on_photos(args, edits=SLIDER_EDITS, steps: int = 100) -> dict:
-    """Each slider of ``edits`` rendered (default ``detail`` composite, no G′) on the bench photos and
-    the held-out boxes: its measure's effect ratio against the generator's own samples, smear,
-    unexplained structure, ghost and the verdict; grids ``photo | result | generator's render`` per
-    edit under ``artifacts/sliders/``. ``worst`` per edit over photos."""
+    """Each slider of ``edits`` rendered (default composite, no G′: ``warp`` with the ``mouth`` motion for
+    a direction that declares it, smile; ``detail`` otherwise) on the bench photos and the held-out
+    boxes: its measure's effect ratio against the generator's own samples, smear, unexplained
+    structure, ghost, the composite and motion used, and the verdict; grids ``photo | result |
+    generator's render`` per edit under ``artifacts/sliders/``. ``worst`` per edit over photos."""
     from pathlib import Path
     from ..projection.project import ProjectionConfig
     from .photo import _grid, _open, _square, bench_photos
@@ -150,7 +151,9 @@ def sliders_on_photos(args, edits=SLIDER_EDITS, steps: int = 100) -> dict:
         for spec in edits:
             r = s.render(s.apply([f"direction:{spec}"]), adapt=False)
             st, v = r.metrics["structure"], r.metrics["verdict"]
+            info = r.metrics.get("composite_info") or {}
             row["edits"][spec] = {**{k: st.get(k) for k in SLIDER_KEYS}, "carried": v.get("carried"),
+                                  "composite": r.metrics.get("composite"), "motion": info.get("motion"),
                                   "message": v.get("message")}
             tiles += [_square(s, r.photo.rgb), r.generated]
         row["grid"] = _grid(tiles, out_dir / f"{photo['name']}.png", size=192)
