@@ -102,7 +102,9 @@ def test_the_portrait_sliders_are_declared_once_with_range_measure_and_recipe():
         assert len(d["vector"]) == 100 and d["derived"]["independent_of"][:3] == ["yaw", "pitch", "roll"]
         assert "preview only on this model" in d["description"] and "real photos" in d["preview_only"]
     listed = {r["name"]: r for r in D.list_directions(None)}
-    assert listed["smile"]["method"] == "boundary" and not listed["smile"]["structural"]
+    # smile renders through the mouth-local warp (it moves the photo's own mouth); surprise stays detail
+    assert listed["smile"]["method"] == "boundary" and listed["smile"]["structural"]
+    assert listed["surprise"]["method"] == "boundary" and not listed["surprise"]["structural"]
 
 
 def _measure_change(gen, name, strength, samples=12, seed=5, control=None):
