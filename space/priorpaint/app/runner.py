@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Tuple
 
 from ..errors import Cancelled
 from ..jobs import CancelToken
@@ -23,7 +23,7 @@ _DONE = object()
 
 
 def run_job(jobs, job, work: Callable[[Callable, CancelToken], object],
-            min_interval: float = 0.2, heartbeat: float = 1.0) -> Iterator[dict]:
+            min_interval: float = 0.2, heartbeat: float = 1.0, live_keys: Tuple[str, ...] = ()) -> Iterator[dict]:
     """Run ``work(progress, cancel)`` of ``job`` (a :class:`~priorpaint.app.sessions.Job` of the
     registry ``jobs``) in a worker thread; yield status dicts, then the result.
 
@@ -34,11 +34,15 @@ def run_job(jobs, job, work: Callable[[Callable, CancelToken], object],
     the event was cancelled), the job's token is cancelled; the consumer never waits for
     the worker (it may be closed on the server's event loop): the worker stops within one
     step and then releases its slot and leaves the registry itself.
+
+    ``live_keys``: the keys of a stage's progress ``info`` that reach the consumer as they are,
+    in the statuses of the stage that reported them (a drag's handle positions: the live
+    preview draws them); other info stays in the worker.
     """
     q: "queue.Queue" = queue.Queue()
 
     def progress(stage: str, fraction: float, info: dict) -> None:
-        q.put(("progress", stage, fraction))
+        q.put(("progress", stage, fraction, {k: info[k] for k in live_keys if k in (info or {})}))
 
     def target() -> None:
         acquired = False
@@ -68,6 +72,7 @@ def run_job(jobs, job, work: Callable[[Callable, CancelToken], object],
         yield job.status()
         last = time.monotonic()
         pending = False
+        live: dict = {}   # the live info of the last progress report (of the job's current stage)
         while True:
             try:
                 item = q.get(timeout=min(heartbeat, 0.25))
@@ -78,6 +83,7 @@ def run_job(jobs, job, work: Callable[[Callable, CancelToken], object],
                 tag = item[0]
                 if tag == "progress":
                     job.stage, job.fraction = item[1], item[2]
+                    live = item[3] if len(item) > 3 else {}
                     pending = True
                 elif tag == "result":
                     finished = True
@@ -92,7 +98,7 @@ def run_job(jobs, job, work: Callable[[Callable, CancelToken], object],
             if (pending and now - last >= min_interval) or now - last >= heartbeat:
                 pending = False
                 last = now
-                yield job.status()
+                yield {**job.status(), **live} if live else job.status()
     finally:
         if not finished:
             job.token.cancel("stopped: the client went away or the job was cancelled")

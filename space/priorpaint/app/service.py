@@ -231,14 +231,10 @@ class Service:
         self.limits.render_work(s)   # refused before any work over --max-work-mb
         job = self.jobs.new("edit", s.id, client=client)
         options = req.method.value if req.method is not None else None
-        live = {"last": (None, {})}   # (stage, payload) of the last report: replaced whole, read here
 
         def work(progress, cancel):
-            def report(stage, fraction, info):
-                live["last"] = (stage, {k: info[k] for k in LIVE_KEYS if k in (info or {})})
-                progress(stage, fraction, info)
             t0 = time.perf_counter()
-            state = s.apply(specs, report, cancel) if specs else None
+            state = s.apply(specs, progress, cancel) if specs else None
             r = s.render(state, adapt=req.adapt, adapt_options=options, progress=progress, cancel=cancel,
                          composite=req.composite.value)
             seconds = {"edit": sum(float(a.get("seconds", 0.0)) for a in (state.applied if state else []))}
@@ -247,10 +243,9 @@ class Service:
             return r, seconds
 
         streamed = {"min_interval": LIVE_INTERVAL} if any(sp.get("kind") == "drag" for sp in specs) else {}
-        for item in run_job(self.jobs, job, work, **streamed):
+        for item in run_job(self.jobs, job, work, live_keys=LIVE_KEYS, **streamed):
             if "result" not in item:
-                stage, info = live["last"]
-                yield _progress({**item, **info} if info and item.get("stage") == stage else item)
+                yield _progress(item)
                 continue
             r, seconds = item["result"]
             self.store.touch(s)
