@@ -197,6 +197,23 @@ def test_a_session_is_used_only_by_the_id_that_made_it():
     assert store.get(local, "127.0.0.1|call-xyz").id == local   # loopback: the machine's user
 
 
+def test_a_reloaded_page_resumes_only_its_own_clients_session():
+    """The page's resume (``Service.holds`` with the page's client key) and its live preview (the
+    service's preview and verdict with it) read another visitor's session as not held."""
+    from priorpaint.app.service import Service
+    svc = Service()
+    alice, bob = f"{PROXY}|alice", f"{PROXY}|bob"
+    class Projected(Held):
+        def require_projection(self):
+            return None
+
+    sid = svc.store.put(Projected(), alice)
+    assert svc.holds(sid, alice) is True
+    assert svc.holds(sid, bob) is False
+    with pytest.raises(InputError):
+        svc.session(sid, bob)
+
+
 def test_cancel_stops_only_the_callers_own_jobs_behind_one_proxy():
     jobs = JobRegistry()
     alice, bob = f"{PROXY}|alice", f"{PROXY}|bob"

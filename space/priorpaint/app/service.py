@@ -161,10 +161,11 @@ class Service:
         s.require_projection()
         return s
 
-    def holds(self, sid: str) -> bool:
-        """Whether the store still holds the projected session ``sid`` (a reloaded page resumes it)."""
+    def holds(self, sid: str, client: Optional[str] = None) -> bool:
+        """Whether the store still holds the projected session ``sid`` (a reloaded page resumes it);
+        with ``client``, whether it is that client's own."""
         try:
-            self.session(sid)
+            self.session(sid, client)
         except InputError:
             return False
         return True

@@ -13,7 +13,7 @@ import gradio as gr
 
 from .. import contract as C
 from .. import views
-from ..endpoints import user_errors
+from ..endpoints import client_key, user_errors
 from ..verdict import VerdictRequest
 from .page import PRIVATE, Page
 
@@ -63,21 +63,22 @@ def wire(page: Page, service) -> None:
                 out.append({"kind": "vector", "name": n, "strength": float(s)})
         return out
 
-    def composite_preview(sid, spec_list) -> Image.Image:
+    def composite_preview(sid, spec_list, client: str) -> Image.Image:
         """The selection at the photo's resolution with the edits composited (``detail``,
-        through G: no G′ fit), as Render would blend it; bounded like the API's preview."""
+        through G: no G′ fit), as Render would blend it; bounded like the API's preview; only the
+        asking client's own session (another's reads as unknown, as on the API)."""
         edits, files = C.file_refs(spec_list)
         req = C.PreviewRequest(session=sid, edits=tuple(C.parse_edit_list(edits, files, service.limits)),
                                composite=C.Composite.DETAIL)
-        return views.readable(Image.fromarray(views.rgb(service.preview(req, slow_ok=True))))
+        return views.readable(Image.fromarray(views.rgb(service.preview(req, slow_ok=True, client=client))))
 
-    def verdict_of(sid, spec_list) -> str:
+    def verdict_of(sid, spec_list, client: str) -> str:
         """Whether the previewed edits can be carried on this photo (the ``verdict`` endpoint's
         call), as the line shown beside the preview."""
         edits, files = C.file_refs(spec_list)
         req = VerdictRequest(session=sid, edits=tuple(C.parse_edit_list(edits, files, service.limits)),
                                composite=C.Composite.DETAIL)
-        return views.verdict_line(service.verdict(req).get("verdict"))
+        return views.verdict_line(service.verdict(req, client=client).get("verdict"))
 
     def previewed(items, values, extra=None):
         """(the edits the live preview shows, its note): the tab's staged cheap edits win over the
@@ -94,20 +95,20 @@ def wire(page: Page, service) -> None:
         return run, note
 
     @user_errors
-    def ui_preview(sid, items, *values, extra=None):
+    def ui_preview(request: gr.Request, sid, items, *values, extra=None):
         if not sid:
             return gr.skip(), gr.skip()
         run, note = previewed(items, values, extra)
-        return composite_preview(sid, run), note
+        return composite_preview(sid, run, client_key(request)), note
 
     @user_errors
-    def ui_verdict(sid, items, *values):
+    def ui_verdict(request: gr.Request, sid, items, *values):
         """The note again with the verdict's line: measured after the image is shown, so the
         preview itself never waits for the measures."""
         if not sid:
             return gr.skip()
         run, note = previewed(items, values)
-        line = verdict_of(sid, run) if run else ""
+        line = verdict_of(sid, run, client_key(request)) if run else ""
         return note + (f"  \n{line}" if line else "")
 
     kw = dict(api_visibility=PRIVATE, trigger_mode="always_last", concurrency_id="preview",
@@ -122,8 +123,8 @@ def wire(page: Page, service) -> None:
                                                                   **kw_verdict)
     if page.has("interpolate"):
         @user_errors
-        def ui_preview_t(sid, items, o, tv, *values):
+        def ui_preview_t(request: gr.Request, sid, items, o, tv, *values):
             extra = [{"kind": "interpolate", "other": o, "t": float(tv)}] if o else []
-            return ui_preview(sid, items, *values, extra=extra)
+            return ui_preview(request, sid, items, *values, extra=extra)
         page.t.release(ui_preview_t, [page.session, page.edit_list, page.other, page.t, *page.cheap_inputs],
                        outputs, **kw)

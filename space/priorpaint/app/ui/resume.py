@@ -4,7 +4,8 @@ with this server's secret); when the page loads again and the server still holds
 they come back, and the status says so.  When the server no longer holds it, the stored copy
 is dropped and the status says that in plain words.
 
-What comes back from the browser is not trusted: the session must be one the service holds,
+What comes back from the browser is not trusted: the session must be one the service holds for
+this client (the server-issued client id, as every endpoint checks),
 and every file the stored state names must be one of this page's own scratch files (any other
 path is dropped, never opened).
 """
@@ -22,6 +23,7 @@ import gradio as gr
 from ...errors import InputError
 from .. import contract as C
 from .. import views
+from ..endpoints import client_key
 from . import project
 from .page import PRIVATE, Page
 
@@ -111,14 +113,14 @@ def wire(page: Page, service) -> None:
         st.change(ui_save, saved, page.stored, api_visibility=PRIVATE, queue=False, show_progress="hidden")
     outputs = restore_outputs(page)
 
-    def ui_resume(stored):
+    def ui_resume(request: gr.Request, stored):
         skip = [gr.skip()] * (len(outputs) + 1)
         if not isinstance(stored, dict) or not stored.get("session"):
             return tuple(skip)
         sid = str(stored["session"])[:64]
         state = stored.get("state") if isinstance(stored.get("state"), dict) else {}
         photo = _own(page, state.get("photo"))
-        if not service.holds(sid) or photo is None:
+        if not service.holds(sid, client_key(request)) or photo is None:
             skip[-1] = {}
             skip[outputs.index(page.status)] = (
                 "The page was reloaded, but the server no longer holds your last session (it expired or the "
