@@ -270,7 +270,7 @@ def test_named_manifest_is_well_formed():
     names = set()
     for d in data["directions"]:
         assert d["method"] in ("sefa", "ganspace", "supervised", "boundary")
-        assert d["min"] < 0 < d["max"] and d["min"] <= d.get("default", 0) <= d["max"]
+        assert d["min"] <= 0 < d["max"] and d["min"] <= d.get("default", 0) <= d["max"]
         assert len(d["description"]) > 20
         if d["method"] == "supervised":
             assert d["attribute"] in D.ATTRIBUTES

@@ -98,9 +98,14 @@ def test_the_portrait_sliders_are_declared_once_with_range_measure_and_recipe():
     found = {d["name"]: d for d in _boundaries()}
     assert {"smile", "surprise"} <= set(found)
     for d in found.values():
-        assert d["measure"] in PORTRAIT_ATTRIBUTES and d["min"] < 0 < d["max"]
+        assert d["measure"] in PORTRAIT_ATTRIBUTES and d["min"] <= 0 < d["max"]
         assert len(d["vector"]) == 100 and d["derived"]["independent_of"][:3] == ["yaw", "pitch", "roll"]
-        assert "preview only on this model" in d["description"] and "real photos" in d["preview_only"]
+    # surprise is not carried on real photos (the model's render of a projected photo barely opens the
+    # mouth); smile is, through the mouth warp, from 0 up (below 0 the corners droop: no minus side)
+    assert "preview only on this model" in found["surprise"]["description"]
+    assert "real photos" in found["surprise"]["preview_only"]
+    assert "preview_only" not in found["smile"] and found["smile"]["min"] == 0
+    assert "profile is not carried" in found["smile"]["description"]
     listed = {r["name"]: r for r in D.list_directions(None)}
     # smile renders through the mouth-local warp (it moves the photo's own mouth); surprise stays detail
     assert listed["smile"]["method"] == "boundary" and listed["smile"]["structural"]

@@ -80,8 +80,12 @@ def test_the_smile_renders_through_the_mouth_warp_on_a_real_photo(session, one_t
     before = attribute(cut_square(session.photo.rgb, box, pad="edge"), "mouth_width")
     after = attribute(cut_square(r.photo.rgb, box, pad="edge"), "mouth_width")
     assert after > before + 0.02                                           # the photo's own mouth widened
-    narrow = session.render(session.apply(["direction:smile=-2"]), adapt=False)
-    assert attribute(cut_square(narrow.photo.rgb, box, pad="edge"), "mouth_width") < after
+    assert r.metrics["verdict"]["carried"], r.metrics["verdict"]            # no longer preview only
+    wide = session.render(session.apply(["direction:smile=3"]), adapt=False)  # the range's end
+    assert attribute(cut_square(wide.photo.rgb, box, pad="edge"), "mouth_width") > before + 0.02
+    assert wide.metrics["changed_outside_mask"] == 0
+    below = session.apply(["direction:smile=-2"])                           # no minus side: clamped, said
+    assert any("outside its range [0, 3]; clamped to 0" in n for n in below.notes), below.notes
 
 
 def test_an_unknown_motion_in_the_manifest_is_refused(session, monkeypatch):

@@ -124,7 +124,7 @@ def derive_portrait(gen, attributes, samples: int = 1000, seed: int = 123, quant
 
 
 #: the portrait sliders measured on real photos, at the strengths a user would try
-SLIDER_EDITS = ("smile=2", "smile=-2", "surprise=2")
+SLIDER_EDITS = ("smile=2", "smile=3", "surprise=2")
 SLIDER_KEYS = ("measure", "effect", "effect_reference", "effect_ratio", "smear", "unexplained", "ghost")
 
 
