@@ -125,3 +125,18 @@ def test_painting_hair_with_the_texture_option_on_the_astronaut(session, tmp_pat
     plain = session.render(session.apply([f"paint:hair=add@{path}"]))
     assert plain.metrics["composite"] == "detail"                # the default composite is unchanged
     assert "part_texture" in plain.metrics["structure"]["kind"]  # and judged by the same measure
+
+
+def test_a_gray_photo_and_a_selection_smaller_than_the_model():
+    sq = _stripes(48)                                            # 48 px: smaller than the model's 64
+    gray = np.repeat(sq[..., :1], 3, axis=2)
+    lab = PP.photo_parts(gray, 64)
+    assert lab.shape == (64, 64) and set(np.unique(lab)) <= set(range(len(PP.PARTS)))
+    before, after = _maps()
+    pm = T.part_map(before, after, list(PP.PARTS))
+    mask = np.zeros((48, 48), np.uint8)
+    mask[8:40, 24:48] = 255
+    flat = np.zeros((64, 64, 3), np.uint8)
+    out, _, _, info = T.texture_composite(gray, flat, flat, mask, 1, pm, "source")
+    assert np.array_equal(out[mask == 0], gray[mask == 0])
+    assert np.array_equal(out[..., 0], out[..., 1]) or np.abs(out.astype(int)[..., 0] - out[..., 1]).max() <= 1
