@@ -17,15 +17,20 @@ grain) it reads as dirt, composited as a low-band change (``detail``) as a shado
    blocks already placed, and joins them along the overlap's **minimum-error cut** (a seam between
    two structures, never a cross-fade).  Blocks are :data:`BLOCK` of the square (halved down to
    :data:`MIN_BLOCK_PX` until the source holds one), so the work is bounded by the block count.
-3. **Bands.** ``LOW = "generated"``: the quilt's high band (above the detail composite's band split)
-   over the detail composite's low band (the photo's plus the generator's change: its colour and
-   shading).  ``LOW = "source"``: the quilt as it is (the photo's own part, colour included).
+3. **Bands** (the edit's ``texture`` option, :data:`LOWS`).  ``source``: the quilt as it is (the
+   photo's own part, colour included).  ``shaded``: the generator's broad shading (the detail
+   composite below :data:`WIDE` band sigmas, its mean moved to the quilt's) under the quilt's colour
+   and texture.  ``generated``: the quilt's high band (above the detail composite's band split) over
+   the detail composite's low band (the photo's plus the generator's change).
 4. **Seam to the rest.** The filled target replaces the detail composite under its own contour,
    softened by :data:`SEAM_SIGMA` px (an antialiased edge, not a fade); the rest of the edit mask is
    the detail composite; outside the mask the photo is copied bit for bit.
 
 Where the photo shows none of the part (no source block), nothing is filled for that class:
 ``info["missing"]`` names it, and the kind measure says the part cannot be carried here.
+
+Opt-in (``paint:...#texture=source``), not the default: on the bench's five photos the fill reads as
+pasted patches (docs/method/measures.md, "Concept paint and label-map edit").
 """
 
 from __future__ import annotations

@@ -26,9 +26,12 @@ photo's texture — a red cap, not a red bar), over the strokes (the applied spe
 ``paint`` and ``segment`` (concept paint, label-map edit: the asked part appears where it was
 painted), inside the painted region (the edit mask): ``changed_share``, the share of its pixels
 whose colour changed by at least :data:`VISIBLE_DELTA_E` (CIE Lab ΔE), at least
-:data:`MIN_CHANGED_SHARE`, and ``change_p95``. Pixels, not the edit's own target (the dissection
-units, the segmentation head): it says something visible happened there, not which part; the
-artefact measures say whether it is a blotch.
+:data:`MIN_CHANGED_SHARE`, and ``change_p95``: something visible happened there. And, from the
+edit's ``part_map``, :func:`part_appeared`: the part's new region now reads as the photo's *own*
+pixels of that part (mean Lab colour, detail-band energy, orientation coherence) and did not
+before — a dark blob or a shadow has the colour but not the texture. Pixels, not the edit's own
+target (the dissection units, the segmentation head); the artefact measures say whether it is a
+blotch or a pasted patch.
 
 ``vector`` (a saved editing vector applied to another photo, when it was saved with its ``effect``):
 :func:`priorpaint.measures.vectors.vector_carried` of the render's change against the saved effect
