@@ -45,6 +45,9 @@ def _square(session, region: np.ndarray, base, edited, state, mask: np.ndarray, 
     if mode == "colour":      # a colour scribble, as the render composites it
         from .compositing.colour import colour_composite
         return colour_composite(region, base, edited, mask, radius)
+    if mode == "texture":     # concept paint, a label-map edit: the photo's own part texture
+        from .compositing.texture import applied_part_map, texture_composite
+        return texture_composite(region, base, edited, mask, radius, *applied_part_map(state.applied if state else []))
     return composite_square(region, base, edited, mask, radius, mode)
 
 

@@ -327,7 +327,7 @@ class EditSession:
     def _composite(self, state: EditState, image: torch.Tensor, t0: float,
                    feather: Optional[int] = None, metrics: Optional[dict] = None,
                    base: Optional[torch.Tensor] = None, mode: str = "replace") -> Render:
-        from .compositing import colour
+        from .compositing import colour, texture
         from .compositing.blend import default_feather, paste_region
         from .compositing.detail import composite_square
         from .compositing.photo_metrics import photo_metrics
@@ -354,6 +354,11 @@ class EditSession:
                                            base=region, mask=mask)
         elif mode == colour.MODE:   # a colour scribble: the colour change over the photo's own texture
             result_region, layer_rgb, alpha, info = colour.colour_composite(region, base_u8, edited, mask, radius)
+            out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
+                                           base=region, mask=mask, own_region=True)
+        elif mode == texture.MODE:  # concept paint, label-map edit: the part's texture from the photo's own part
+            result_region, layer_rgb, alpha, info = texture.texture_composite(
+                region, base_u8, edited, mask, radius, *texture.applied_part_map(state.applied))
             out, layer, box = paste_region(self.photo, self.crop, result_region, layer_rgb, alpha,
                                            base=region, mask=mask, own_region=True)
         else:

@@ -252,24 +252,33 @@ def run(report: dict, args) -> None:
 
 #: the concept paints measured on real photos (a disc over the hair / forehead, as the photo section paints)
 REAL_PAINTS = ("hair=add", "hair=remove")
-#: the label-map edit measured on real photos: hair painted at the sides of the face (the label map's
+#: the label-map edit measured on real photos: hair painted at the sides of the face (the photo's own
 #: hair grown by 6 model px, in the outer thirds of the square only)
 SIDE_HAIR = "segment:hair-at-the-sides"
 
 
 def _side_hair(s) -> dict:
-    """The label-map edit of :data:`SIDE_HAIR` for a projected session, as a layer-box PNG."""
+    """The label-map edit of :data:`SIDE_HAIR` for a projected session, as a layer-box PNG: the label map
+    (the segmentation head's, as ``priorpaint segment`` gives it) with "hair" painted where a user wants
+    more hair: beside the photo's own hair (:func:`priorpaint.edits.photo_parts.photo_parts`; the head's
+    "hair" on a real photo can be the clothes), grown by 6 model px in the outer thirds of the square."""
     from PIL import Image
 
+    from ..edits.photo_parts import HAIR, photo_parts
     from ..edits.segedit import state_classes
     from ..edits.seghead import colour_labels, get_head
     from .photo import ARTIFACTS as PHOTO_ART
+    import torch
     head = get_head(s.gen)
     cur = state_classes(s.context(), s.initial_state(), head)
-    grown = grow_request(cur, head.names.index("hair"), 6)
+    k = head.names.index("hair")
+    own = torch.from_numpy(photo_parts(s.crop.region, s.gen.resolution) == HAIR).to(cur.device)
+    grown = grow_request(torch.where(own, torch.full_like(cur, k), torch.full_like(cur, -1)), k, 6) == k
     r = cur.shape[-1]
     want = cur.clone()
-    want[:, :r // 3], want[:, r - r // 3:] = grown[:, :r // 3], grown[:, r - r // 3:]
+    sides = torch.zeros_like(own)
+    sides[:, :r // 3], sides[:, r - r // 3:] = True, True
+    want[grown & ~own & sides] = k
     side = s.crop.square[2]
     big = np.asarray(Image.fromarray(colour_labels(want.cpu().numpy(), head.colours)).resize((side, side), Image.NEAREST))
     lx, ly, lw, lh = s.crop.layer_box
@@ -279,10 +288,34 @@ def _side_hair(s) -> dict:
     return {"kind": "segment", "labels": str(path)}
 
 
+#: the texture composite's band source the bench compares with the default (``#texture=...``)
+TEXTURE = "source"
+#: the fields a row of ``paint_real`` reports, from the render's ``structure`` (``kind``'s first)
+KIND_KEYS = ("changed_share", "change_p95", "part", "part_colour", "part_texture", "part_orientation", "part_found")
+ART_KEYS = ("smear", "unexplained", "ghost")
+
+
+def _row(st: dict, v: dict) -> dict:
+    kind = st.get("kind") or {}
+    return {**{k: kind.get(k) for k in KIND_KEYS}, **{k: st.get(k) for k in ART_KEYS},
+            "part_read": bool(kind.get("part")) and "part" not in (kind.get("failed") or []),
+            "carried": v.get("carried"), "message": v.get("message")}
+
+
+def with_texture(state, texture: str):
+    """``state`` with its last edit asking for the texture composite (``texture``: its band source): the
+    same edit, the same latent, rendered through :mod:`priorpaint.compositing.texture`."""
+    new = state.evolve()
+    new.applied[-1] = dict(new.applied[-1], texture=texture)
+    return new
+
+
 def _paint_real_photos(args) -> dict:
     """Concept paint on real photos (the photo section's bench photos and the held-out boxes; ``--photos N``:
-    the first N): per photo and paint the measures of :func:`priorpaint.measures.kinds.painted_change`
-    (a visible change where painted), the artefacts and the verdict; the worst case; a grid."""
+    the first N): per photo and paint, for the default ``detail`` composite and the ``texture`` composite of
+    the same edit (:data:`TEXTURE`), the kind measures (:func:`priorpaint.measures.kinds.painted_change`, and
+    :func:`~priorpaint.measures.kinds.part_appeared`: the region reads as the photo's own part), the
+    artefacts and the verdict; the worst case; a grid (photo, then today | texture per paint)."""
     from PIL import Image
 
     from .photo import ARTIFACTS as PHOTO_ART, _open, _paint_mask, _square, bench_photos
@@ -300,14 +333,11 @@ def _paint_real_photos(args) -> dict:
         line = [_square(s, s.photo.rgb)]
         for paint in REAL_PAINTS + (SIDE_HAIR,):
             spec = _side_hair(s) if paint == SIDE_HAIR else f"paint:{paint}@{_paint_mask(s)}"
-            r = s.render(s.apply([spec]))
-            st, v = r.metrics["structure"], r.metrics["verdict"]
-            kind = st.get("kind") or {}
-            rows[f"{p['name']} {paint}"] = {"changed_share": kind.get("changed_share"),
-                                            "change_p95": kind.get("change_p95"), "smear": st.get("smear"),
-                                            "unexplained": st.get("unexplained"), "ghost": st.get("ghost"),
-                                            "carried": v.get("carried"), "message": v.get("message")}
-            line.append(_square(s, r.photo.rgb))
+            state = s.apply([spec])
+            r0, r = s.render(state), s.render(with_texture(state, TEXTURE))
+            rows[f"{p['name']} {paint}"] = {"detail": _row(r0.metrics["structure"], r0.metrics["verdict"]),
+                                            "texture": _row(r.metrics["structure"], r.metrics["verdict"])}
+            line += [_square(s, r0.photo.rgb), _square(s, r.photo.rgb)]
         tiles.append(np.concatenate([np.asarray(Image.fromarray(t).resize((192, 192), Image.LANCZOS)) for t in line], 1))
     art = Path("artifacts") / "concepts"
     art.mkdir(parents=True, exist_ok=True)
@@ -316,10 +346,18 @@ def _paint_real_photos(args) -> dict:
     worst = {}
     for paint in REAL_PAINTS + (SIDE_HAIR,):
         mine = [r for k, r in rows.items() if k.endswith(paint)]
-        shares = [r["changed_share"] for r in mine if r["changed_share"] is not None]
-        worst[paint] = {"changed_share": min(shares) if shares else None,
-                        "carried": f"{sum(1 for r in mine if r['carried'])} of {len(mine)}"}
+        worst[paint] = {}
+        for label in ("detail", "texture"):
+            rs = [r[label] for r in mine]
+            shares = [r["changed_share"] for r in rs if r["changed_share"] is not None]
+            worst[paint][label] = {"changed_share": min(shares) if shares else None,
+                                   **{k: max((r[k] for r in rs if r[k] is not None), default=None) for k in ART_KEYS},
+                                   "part_read": f"{sum(1 for r in rs if r['part_read'])} of {len(rs)}",
+                                   "carried": f"{sum(1 for r in rs if r['carried'])} of {len(rs)}"}
     return {"photos": rows, "worst": worst, "grid": str(grid),
-            "edits": f"{', '.join(REAL_PAINTS)}: a disc over the hair and forehead; {SIDE_HAIR}: the label map's hair "
-                     "grown by 6 model px in the outer thirds of the square",
-            "targets": "changed_share >= 0.25 where painted; smear <= 0.03, unexplained <= 0.10, ghost <= 0.30"}
+            "edits": f"{', '.join(REAL_PAINTS)}: a disc over the hair and forehead; {SIDE_HAIR}: the photo's own hair "
+                     "grown by 6 model px in the outer thirds of the square, painted on the label map",
+            "columns": f"photo, then per edit: the detail composite (default) | the texture composite ({TEXTURE})",
+            "targets": "changed_share >= 0.25 where painted; the region reads as the photo's own part "
+                       "(part_colour >= 0.5, part_texture and part_orientation within 0.6-1.67); "
+                       "smear <= 0.03, unexplained <= 0.10, ghost <= 0.30"}

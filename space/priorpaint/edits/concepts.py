@@ -42,6 +42,7 @@ from ..models.layered import LayeredGenerator
 from .. import store
 from ..store import DERIVE_LOCK, model_key, weights_fingerprint
 from ..compositing.regions import mask_channel, region_to_model, split_weights
+from ..compositing.texture import check_low, declared, part_map
 from ..images import read_image_array
 from ..models.footprint import footprint_radius
 from .registry import EditContext, EditState, PreviewCost, register_edit
@@ -181,7 +182,7 @@ DEFAULT_K = 24
 
 
 def parse_paint(args: str) -> dict:
-    """``CONCEPT=add|remove@PAINT.png[#k=N]``."""
+    """``CONCEPT=add|remove@PAINT.png[#k=N][,texture=source|shaded|generated]``."""
     text, _, opts = args.partition("#")
     head, at, path = text.partition("@")
     concept, eq, mode = head.partition("=")
@@ -195,20 +196,66 @@ def parse_paint(args: str) -> dict:
                 spec["k"] = int(v)
             except ValueError:
                 raise InputError(f"paint option k must be an integer, got {v!r}") from None
+        elif k.strip() == "texture":
+            spec["texture"] = check_low(v, "paint")
         else:
-            raise InputError(f"unknown paint option {k!r} (known: k)")
+            raise InputError(f"unknown paint option {k!r} (known: k, texture)")
     return spec
 
 
-@register_edit("paint", parse_paint, preview=PreviewCost.FAST, file_fields=("mask",),
-               help="paint:CONCEPT=add|remove@PAINT.png — add or remove a concept (GAN Dissection units) "
-                    "inside the painted region; see `priorpaint concepts`")
+#: a model pixel of the painted region counts as the added part where the rendering's colour changed by
+#: at least this CIE Lab ΔE (the generator put something there, whatever the head calls it)
+ADDED_DELTA_E = 10.0
+
+
+def _lab(img: torch.Tensor) -> np.ndarray:
+    import cv2
+    rgb = ((img[0].permute(1, 2, 0).float().cpu().numpy() + 1.0) * 0.5).clip(0, 1).astype(np.float32)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+
+
+def painted_parts(ctx: EditContext, state: EditState, new: EditState, head: SegHead, concept: str, mode: str,
+                  painted: np.ndarray) -> dict:
+    """The paint's label maps (:func:`priorpaint.compositing.texture.part_map`) at the model's resolution,
+    in the photo's own parts (:mod:`priorpaint.edits.photo_parts`: background, hair, skin; the head's
+    concept stands for one of them). ``add``: inside the painted region (``painted``, (R, R) bool), where
+    the head now sees the concept or the generator visibly changed the rendering (ΔE ≥
+    :data:`ADDED_DELTA_E`): the generator decides where the part goes. ``remove``: the part's pixels
+    inside the region take the nearest other part of the photo (what is around it: skin, background)."""
+    from scipy import ndimage
+    from .photo_parts import BACKGROUND, PARTS, SKIN, part_of, photo_parts
+    from .segedit import state_classes
+    part = part_of(concept)
+    before = photo_parts(ctx.crop.region, ctx.gen.resolution)
+    after = before.copy()
+    if mode == "add":
+        after_head = state_classes(ctx, new, head).cpu().numpy()
+        with torch.no_grad():
+            a = ctx.gen.forward_from(ctx.split, state.h, z=state.z, interventions=state.interventions or None)
+            b = ctx.gen.forward_from(ctx.split, new.h, z=new.z, interventions=new.interventions or None)
+        visible = np.linalg.norm(_lab(b) - _lab(a), axis=2) >= ADDED_DELTA_E
+        after[painted & ((after_head == head.names.index(concept)) | visible)] = part
+    else:
+        other = (before == BACKGROUND) | (before == SKIN) if part not in (BACKGROUND, SKIN) else before != part
+        if other.any():
+            _, (iy, ix) = ndimage.distance_transform_edt(~other, return_indices=True)
+            sel = painted & ~other
+            after[sel] = before[iy, ix][sel]
+    return part_map(before, after, list(PARTS))
+
+
+@register_edit("paint", parse_paint, preview=PreviewCost.FAST, file_fields=("mask",), composite=declared,
+               help="paint:CONCEPT=add|remove@PAINT.png[#texture=source] — add or remove a concept (GAN Dissection "
+                    "units) inside the painted region; texture=...: the part's texture from the photo's own "
+                    "(compositing/texture.py); see `priorpaint concepts`")
 def apply_paint(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     gen = ctx.gen
     head = get_head(gen)
     concept = str(spec.get("concept", ""))
     if concept not in head.names:
         raise InputError(f"unknown concept {concept!r}; known concepts of {model_key(gen)}: {', '.join(head.names)}")
+    if spec.get("texture"):
+        spec["texture"] = check_low(spec["texture"], "paint")
     mode = str(spec.get("mode", "")).lower()
     if mode not in ("add", "remove"):
         raise InputError(f"paint mode must be add or remove, got {spec.get('mode')!r}")
@@ -241,4 +288,5 @@ def apply_paint(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     units = d.top_units(concept, k)
     new.h = paint_h(state.h, units, d.high[units], mode, w)
     new.edit_mask = ctx.merged_mask(state, region)
+    spec["part_map"] = painted_parts(ctx, state, new, head, concept, mode, m.cpu().numpy() > 0.5)
     return new

@@ -42,6 +42,7 @@ from PIL import Image
 from ..errors import InputError
 from ..jobs import checkpoint
 from ..compositing.regions import model_to_region
+from ..compositing.texture import check_low, declared, part_map
 from ..images import read_image_array
 from ..models.footprint import footprint_radius
 from ..store import model_key
@@ -197,8 +198,9 @@ def to8(img: torch.Tensor) -> torch.Tensor:
 # -- the edit -------------------------------------------------------------------------------
 
 def parse_segment(args: str) -> dict:
-    """``EDITED_LABELS.png[#save=NAME][#legend=L.json][#steps=N][#snap=1]`` (options also comma-separated;
-    ``snap=1``: colours between the legend's are snapped to the nearest, as for antialiased brushes)."""
+    """``EDITED_LABELS.png[#save=NAME][#legend=L.json][#steps=N][#snap=1][#texture=source]`` (options also
+    comma-separated; ``snap=1``: colours between the legend's are snapped to the nearest, as for antialiased
+    brushes; ``texture``: the asked part's texture from the photo's own, :mod:`priorpaint.compositing.texture`)."""
     path, _, opts = args.partition("#")
     if not path.strip():
         raise InputError("segment spec must be segment:EDITED_LABELS.png[#save=NAME]")
@@ -217,12 +219,14 @@ def parse_segment(args: str) -> dict:
                 spec["steps"] = int(v)
             except ValueError:
                 raise InputError(f"segment option steps must be an integer, got {v!r}") from None
+        elif k == "texture":
+            spec["texture"] = check_low(v, "segment")
         elif k == "snap":
             if v.strip() not in ("0", "1"):
                 raise InputError(f"segment option snap must be 0 or 1, got {v!r}")
             spec["snap"] = v.strip() == "1"
         else:
-            raise InputError(f"unknown segment option {k!r} (keys: save, legend, steps, snap)")
+            raise InputError(f"unknown segment option {k!r} (keys: save, legend, steps, snap, texture)")
     return spec
 
 
@@ -251,7 +255,7 @@ def attach_save_vector(edits: List[str], name: Optional[str]) -> List[str]:
 
 
 @register_edit("segment", parse_segment, preview=PreviewCost.SLOW, file_fields=("labels", "legend"),
-               inline_fields=("legend",),
+               inline_fields=("legend",), composite=declared,
                help="segment:EDITED_LABELS.png[#save=NAME] — make the image follow an edited label map "
                     "(from `priorpaint segment`); #save=NAME keeps the change as an editing vector")
 def apply_segment(ctx: EditContext, state: EditState, spec: dict) -> EditState:
@@ -259,6 +263,8 @@ def apply_segment(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     head = get_head(gen)
     split = ctx.split
     save = spec.get("save_vector")
+    if spec.get("texture"):
+        spec["texture"] = check_low(spec["texture"], "segment")
     if save:
         from .vectors import check_name
         check_name(save)
@@ -303,4 +309,10 @@ def apply_segment(ctx: EditContext, state: EditState, spec: dict) -> EditState:
         # the app's clients get the name only (never a server path); the CLI reports the file
         result["saved_vector"] = save if ctx.vector_namespace is not None else str(path)
     spec["result"] = result
+    # where the label map asks for a part: the texture composite fills it from the photo's own part
+    from .photo_parts import PARTS, part_of, photo_parts
+    before = photo_parts(ctx.crop.region, gen.resolution)
+    asked = np.array([part_of(n) for n in head.names])[target.cpu().numpy()]
+    after = np.where(changed.cpu().numpy(), asked, before)
+    spec["part_map"] = part_map(before, after, list(PARTS))
     return new

@@ -26,9 +26,12 @@ photo's texture — a red cap, not a red bar), over the strokes (the applied spe
 ``paint`` and ``segment`` (concept paint, label-map edit: the asked part appears where it was
 painted), inside the painted region (the edit mask): ``changed_share``, the share of its pixels
 whose colour changed by at least :data:`VISIBLE_DELTA_E` (CIE Lab ΔE), at least
-:data:`MIN_CHANGED_SHARE`, and ``change_p95``. Pixels, not the edit's own target (the dissection
-units, the segmentation head): it says something visible happened there, not which part; the
-artefact measures say whether it is a blotch.
+:data:`MIN_CHANGED_SHARE`, and ``change_p95``: something visible happened there. And, from the
+edit's ``part_map``, :func:`part_appeared`: the part's new region now reads as the photo's *own*
+pixels of that part (mean Lab colour, detail-band energy, orientation coherence) and did not
+before — a dark blob or a shadow has the colour but not the texture. Pixels, not the edit's own
+target (the dissection units, the segmentation head); the artefact measures say whether it is a
+blotch or a pasted patch.
 
 ``vector`` (a saved editing vector applied to another photo, when it was saved with its ``effect``):
 :func:`priorpaint.measures.vectors.vector_carried` of the render's change against the saved effect
@@ -42,7 +45,7 @@ grayscale photo the result stays gray, so the colour cannot show: the verdict sa
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -166,6 +169,109 @@ def painted_change(result: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> D
     return out
 
 
+#: the part's colour: the least share of the Lab distance from the region before to the photo's own part
+#: that the result must close (the region's mean colour)
+MIN_PART_COLOUR = 0.5
+#: the part's texture: the region's detail-band energy (Lab L std) and orientation coherence, as ratios of
+#: the photo's own part, must lie within [PART_RATIO, 1 / PART_RATIO]
+PART_RATIO = 0.6
+#: the least pixels (at the measured square) of the target and of the photo's own part to judge
+MIN_PART_PX = 64
+
+
+def _coherence(L: np.ndarray, sigma: float) -> Tuple[np.ndarray, np.ndarray]:
+    """The structure tensor's oriented and total energy per pixel (gradients at ``sigma / 2``,
+    tensor averaged over ``2 · sigma``); their ratio over a region is its orientation coherence,
+    weighted by gradient energy (0: isotropic or flat, 1: one direction), so flat pixels' noise
+    does not decide it."""
+    g = cv2.GaussianBlur(L, (0, 0), max(sigma / 2, 0.7))
+    gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
+    s = max(2 * sigma, 1.5)
+    jxx, jyy, jxy = (cv2.GaussianBlur(x, (0, 0), s) for x in (gx * gx, gy * gy, gx * gy))
+    return np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2), jxx + jyy
+
+
+def _part_stats(lab: np.ndarray, band: np.ndarray, coh: Tuple[np.ndarray, np.ndarray], sel: np.ndarray) -> Dict[str, object]:
+    return {"colour": lab[sel].mean(axis=0), "energy": float(band[sel].std()),
+            "coherence": float(coh[0][sel].sum() / max(float(coh[1][sel].sum()), 1e-3))}
+
+
+def _reads_as(stats: dict, ref: dict, start: Optional[dict]) -> Dict[str, object]:
+    """The part fields of a region's ``stats`` against the photo's part ``ref`` (``start``: the region
+    before, for the colour's share of the distance closed; None: the region before itself)."""
+    colour = None
+    if start is not None:
+        dist = float(np.linalg.norm(start["colour"] - ref["colour"]))
+        if dist >= GRAY_CHROMA:
+            colour = 1.0 - float(np.linalg.norm(stats["colour"] - ref["colour"])) / dist
+    energy = stats["energy"] / max(ref["energy"], 1e-3)
+    coherence = stats["coherence"] / max(ref["coherence"], 1e-3)
+    failed = []
+    if colour is not None and colour < MIN_PART_COLOUR:
+        failed.append("colour")
+    if not PART_RATIO <= energy <= 1 / PART_RATIO:
+        failed.append("texture")
+    if not PART_RATIO <= coherence <= 1 / PART_RATIO:
+        failed.append("orientation")
+    return {"colour": colour, "energy": energy, "coherence": coherence, "failed": failed}
+
+
+def part_appeared(result: np.ndarray, photo: np.ndarray, pm: Optional[dict], mask: np.ndarray,
+                  resolution: int) -> Dict[str, object]:
+    """Did the asked part appear where the edit put it?  ``pm``: the edit's ``part_map`` (the label
+    maps before and after, at the model's resolution). The region is where the largest class the edit
+    made appear now is (:func:`priorpaint.compositing.texture.targets`); it is compared with the
+    photo's *own* pixels of that part (outside the edit mask), not with the segmentation head:
+
+    ``part_colour``: the share of the Lab distance from the region before to the part's mean colour
+    that the result closes (≥ :data:`MIN_PART_COLOUR`; None where the region already had its colour);
+    ``part_texture``, ``part_orientation``: the region's detail-band energy and orientation coherence
+    over the part's (within [:data:`PART_RATIO`, 1/PART_RATIO]). ``part_before``: the region read as
+    the part before the edit (then nothing appeared). ``part_found``: False where the photo shows too
+    little of the part to compare with (it cannot be carried here)."""
+    from ..compositing.texture import decode_part_map, targets
+    out: Dict[str, object] = {"part": None, "part_colour": None, "part_texture": None, "part_orientation": None,
+                              "part_before": None, "part_found": None, "failed": []}
+    dec = decode_part_map(pm) if isinstance(pm, dict) else None
+    if dec is None:
+        return out
+    side = result.shape[0]
+    tg = targets(pm, side, mask)
+    if not tg:
+        out["failed"] = ["part"]   # the edit put the part nowhere
+        return out
+    c, (tgt, _) = max(tg.items(), key=lambda kv: int(kv[1][0].sum()))
+    before, _, names = dec
+    out["part"] = names[c] if c < len(names) else str(c)
+    sigma = detail_sigma(side, resolution)
+    e = int(np.ceil(ERODE_SIGMAS * sigma))
+    kernel = np.ones((2 * e + 1, 2 * e + 1), np.uint8)
+    inner = cv2.erode(tgt.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    if inner.sum() >= MIN_PART_PX:
+        tgt = inner
+    own = cv2.resize((before == c).astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST)
+    own = cv2.erode(own, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    own &= mask == 0
+    out["part_found"] = bool(own.sum() >= MIN_PART_PX)
+    if tgt.sum() < MIN_PART_PX or not out["part_found"]:
+        out["failed"], out["part_failed"] = ["part"], ["size"] if out["part_found"] else []
+        return out
+    lab_r, lab_p = _lab(result), _lab(photo)
+    band_r, band_p = detail_band(lab_r[..., 0], sigma), detail_band(lab_p[..., 0], sigma)
+    coh_r, coh_p = _coherence(lab_r[..., 0], sigma), _coherence(lab_p[..., 0], sigma)
+    ref = _part_stats(lab_p, band_p, coh_p, own)
+    was = _part_stats(lab_p, band_p, coh_p, tgt)
+    now = _reads_as(_part_stats(lab_r, band_r, coh_r, tgt), ref, was)
+    then = _reads_as(was, ref, None)
+    out.update(part_colour=None if now["colour"] is None else round(now["colour"], 4),
+               part_texture=round(now["energy"], 4), part_orientation=round(now["coherence"], 4),
+               part_before=not then["failed"] and now["colour"] is None)
+    if now["failed"] or out["part_before"]:
+        out["failed"] = ["part"]
+    out["part_failed"] = now["failed"]
+    return out
+
+
 def kind_report(applied: List[dict], result: np.ndarray, photo: np.ndarray, mask: np.ndarray,
                 resolution: int) -> Optional[Dict[str, object]]:
     """The kind measures of a render of exactly one edit of a kind measured here (else None):
@@ -178,7 +284,11 @@ def kind_report(applied: List[dict], result: np.ndarray, photo: np.ndarray, mask
         return {"kind": "scribble", "in_place": True, "gray_photo": gray,
                 **scribble_worked(result, photo, spec["stroke_map"], resolution, mask)}
     if spec.get("kind") in ("paint", "segment") and not spec.get("noop"):
-        return {"kind": spec["kind"], **painted_change(result, photo, mask)}
+        out = {"kind": spec["kind"], **painted_change(result, photo, mask)}
+        if isinstance(spec.get("part_map"), dict):
+            part = part_appeared(result, photo, spec["part_map"], mask, resolution)
+            out.update({k: v for k, v in part.items() if k != "failed"}, failed=out["failed"] + part["failed"])
+        return out
     if spec.get("kind") == "vector" and isinstance(spec.get("saved_effect"), list) and float(spec.get("strength") or 0):
         # judged where this render could change (its mask; a vector that reaches nowhere: everywhere,
         # it carries nothing): the saved effect times the strength
@@ -188,6 +298,23 @@ def kind_report(applied: List[dict], result: np.ndarray, photo: np.ndarray, mask
         expected = np.asarray(spec["saved_effect"], np.float32) * np.float32(spec["strength"]) * where
         return {"kind": "vector", **vector_carried(expected, effect_map(result, photo))}
     return None
+
+
+def _part_reason(kind: Dict[str, object]) -> str:
+    """Why the asked part did not appear (the verdict's words for :func:`part_appeared`)."""
+    part = kind.get("part") or "the asked part"
+    if kind.get("part") is None:
+        return "the edit put the asked part nowhere in the region"
+    if kind.get("part_found") is False:
+        return f"the photo shows too little {part} to take its look from"
+    if kind.get("part_before"):
+        return f"the region already read as {part}"
+    words = {"colour": f"colour {kind.get('part_colour')} of the way to the photo's {part} (at least {MIN_PART_COLOUR})",
+             "texture": f"texture energy {kind.get('part_texture')} of the photo's {part}",
+             "size": "the region is too small to judge",
+             "orientation": f"orientation coherence {kind.get('part_orientation')} of the photo's {part}"}
+    return f"the region does not read as the photo's {part}: " + ", ".join(
+        words[f] for f in kind.get("part_failed") or []) + f" (ratios within {PART_RATIO}–{1 / PART_RATIO:.2f})"
 
 
 def preview_only(model_id: Optional[str], applied: List[dict]) -> Optional[str]:
@@ -221,7 +348,7 @@ def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]])
         return verdict
     failed = list(kind.get("failed") or [])
     judged = any(kind.get(k) is not None
-                 for k in ("texture_kept", "hue_distance", "colour_reached", "changed_share", "carried"))
+                 for k in ("texture_kept", "hue_distance", "colour_reached", "changed_share", "carried", "part"))
     if not judged:
         return verdict
     out = dict(verdict)
@@ -237,6 +364,7 @@ def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]])
                       + ("; a grayscale photo keeps no colour" if kind.get("gray_photo") else "")),
            "visible": (f"no visible change where it was painted: {kind.get('changed_share')} of the region "
                        f"changed by ΔE ≥ {VISIBLE_DELTA_E:.0f} (at least {MIN_CHANGED_SHARE})"),
+           "part": _part_reason(kind),
            "carried": f"the vector carried {kind.get('carried')} of the effect it was saved with (at least {MIN_CARRIED})",
            "agreement": (f"the change here agrees {kind.get('agreement')} with the one it was saved with "
                          f"(at least {MIN_AGREEMENT})")}
