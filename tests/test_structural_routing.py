@@ -36,6 +36,12 @@ def test_routing_of_applied_edits():
     # stacked with a painted edit (not a latent move) the detail composite stays: its change would be lost
     assert structural_composite([_direction("head_tilt"), {"kind": "scribble"}]) is None
     assert structural_composite([{"kind": "drag"}, {"kind": "scribble"}]) == "warp"   # a drag always warps
+    # two edits declaring different composites of their own (a tilt's warp, a paint's texture): detail,
+    # in either order (the paint would otherwise be carried as a moving edit by the warp)
+    paint = {"kind": "paint", "concept": "hair", "mode": "add", "texture": "source"}
+    assert structural_composite([paint]) == "texture"
+    assert structural_composite([_direction("head_tilt"), paint]) is None
+    assert structural_composite([paint, _direction("head_tilt")]) is None
 
 
 def test_a_structural_direction_renders_with_the_warp_composite(session):

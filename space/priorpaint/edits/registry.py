@@ -197,10 +197,10 @@ def structural_composite(applied: List[dict]) -> Optional[str]:
     if fixed:       # two edits asking for different composites (a scribble's colour, a tilt's warp): detail
         wanted = fixed | {c for _, c in declared if c}
         return fixed.pop() if len(wanted) == 1 else None
-    moved = next((c for _, c in declared if c), None)
-    if moved and all(c or EDIT_KINDS[spec["kind"]].preview is PreviewCost.LATENT for spec, c in declared
-                     if spec.get("kind") in EDIT_KINDS):
-        return moved
+    moved = {c for _, c in declared if c}   # one composite, or two edits asking for different ones: detail
+    if len(moved) == 1 and all(c or EDIT_KINDS[spec["kind"]].preview is PreviewCost.LATENT for spec, c in declared
+                               if spec.get("kind") in EDIT_KINDS):
+        return moved.pop()
     return None
 
 
