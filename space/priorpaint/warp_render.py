@@ -163,14 +163,12 @@ def _with_stacked(session, stacked: List[dict], region: np.ndarray, w):
 def crown_region(region: np.ndarray, res: int) -> np.ndarray:
     """(R, R) float32: 1 in the region above the photo's eyes where a cap goes (the landmarks of the
     photo's square, :data:`~priorpaint.compositing.warp.NEW_REGION`), 0 elsewhere; all 0 without a face."""
-    import cv2
-    from .faces.mtcnn import largest_face
-    small = cv2.resize(region, (256, 256), interpolation=cv2.INTER_AREA if region.shape[0] > 256 else cv2.INTER_CUBIC)
-    face = largest_face(small, device="cpu", min_face=48)
+    from .faces.landmarks import square_landmarks
+    pts = square_landmarks(region, interpolation="auto")
     out = np.zeros((res, res), np.float32)
-    if face is None:
+    if pts is None:
         return out
-    pts = face.points * (res / 256.0)
+    pts = pts * (res / float(region.shape[0]))
     eyes = pts[:2].mean(axis=0)
     d = max(float(np.linalg.norm(pts[1] - pts[0])), 1e-6)
     right = (pts[1] - pts[0]) / d

@@ -309,14 +309,11 @@ def landmark_correspondence(base: np.ndarray, edited: np.ndarray):
     :func:`thin_plate_field`; ``None`` when either has no face. Note: the effect ratio of
     :mod:`priorpaint.measures` reads the same detector, so with this motion only its artefact
     figures stay independent of the method."""
-    from ..faces.mtcnn import largest_face
+    from ..faces.landmarks import square_landmarks
     res = base.shape[0]
-    pts = []
-    for img in (base, edited):
-        f = largest_face(cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC), device="cpu", min_face=48)
-        if f is None:
-            return None
-        pts.append(f.points * (res / 256.0))
+    pts = [square_landmarks(img) for img in (base, edited)]
+    if pts[0] is None or pts[1] is None:
+        return None
     edited_pts = bounded_motion(pts[0], pts[1])
     return thin_plate_field(edited_pts, pts[0], res, LANDMARK_SMOOTHING), np.zeros((res, res), np.float32)
 

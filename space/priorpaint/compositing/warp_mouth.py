@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
 
-import cv2
 import numpy as np
 
 #: the motions a direction may declare (``"motion"`` in its manifest entry); none: the head settings
@@ -41,12 +40,8 @@ DETECT_SIDE = 256
 
 def _landmarks(img: np.ndarray) -> Optional[np.ndarray]:
     """The five landmarks (5×2, in ``img``'s px) of its largest face, or None."""
-    from ..faces.mtcnn import largest_face
-    side = img.shape[0]
-    interp = cv2.INTER_AREA if side > DETECT_SIDE else cv2.INTER_CUBIC
-    small = cv2.resize(np.ascontiguousarray(img), (DETECT_SIDE, DETECT_SIDE), interpolation=interp)
-    f = largest_face(small, device="cpu", min_face=48)
-    return None if f is None else f.points * (side / float(DETECT_SIDE))
+    from ..faces.landmarks import square_landmarks
+    return square_landmarks(img, interpolation="auto", side=DETECT_SIDE)
 
 
 def _eye_frame(pts: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
