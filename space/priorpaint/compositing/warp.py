@@ -74,6 +74,9 @@ PROXY_STEPS = 0
 #: "landmarks" (a thin-plate spline through the proxies' five face landmarks; features when no face)
 #: or "matches" (a thin-plate spline through the confident feature matches, :func:`match_correspondence`)
 MOTION = "landmarks"
+#: a direction that declares the ``head`` motion in its manifest entry (head_turn, profile) turns the
+#: photo's own head (:mod:`~priorpaint.compositing.warp_head`); off: it gets the settings here (W)
+HEAD_MOTION = True
 #: the landmark spline's smoothing (the diagonal of :func:`thin_plate_field`; larger: gentler stretch
 #: between the eyes, nose and mouth, which sit a few model px apart)
 LANDMARK_SMOOTHING = 12.0

@@ -3,7 +3,7 @@
 The head settings of :mod:`priorpaint.compositing.warp` move the photo along a spline through the
 proxy's five landmarks, smoothed and capped for a head's motion, which smooths a smile away (two
 mouth corners moving a few pixels). An expression direction declares ``"motion": "mouth"`` in its
-manifest entry (:data:`MOTIONS`, read by :mod:`priorpaint.warp_render`) and is moved here instead:
+manifest entry (:data:`priorpaint.warp_render.MOTIONS`, read there) and is moved here instead:
 
 * the proxy's mouth-corner motion ``G(z) → G(z_e)`` is read *relative to its head* (the edited
   render's landmarks mapped onto the unedited one's by the similarity that aligns the eyes, so a
@@ -24,8 +24,6 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-#: the motions a direction may declare (``"motion"`` in its manifest entry); none: the head settings
-MOTIONS = ("mouth",)
 #: the most a mouth corner moves on the photo, in the photo's mouth widths
 MOUTH_CAP = 0.35
 #: width (standard deviation) of each corner's motion bump, in the photo's mouth widths
