@@ -187,19 +187,22 @@ def head_correspondence(base: np.ndarray, edited: np.ndarray, region: np.ndarray
     """``(flow, new_content, info)`` for :func:`~priorpaint.compositing.warp.warp_composite`: the
     photo's head (``region``, its square) turned by the yaw change of the proxies (R×R×3 uint8),
     bounded by the model's own ``reference`` yaw change at the edit's strength, tapered to zero
-    before the feather of the square's edit ``mask`` (``feather`` px); None when the photo or either
-    proxy shows no face."""
+    before the feather of the square's edit ``mask`` (``feather`` px). An edited proxy the detector
+    finds no face on (a face turned to a full profile) gets the model's own turn at the lower bound.
+    None when the photo or the unedited proxy shows no face, or neither the edited proxy nor a
+    reference says how far to turn."""
     from ..faces.landmarks import square_landmarks
     from .between import mask_taper
     res = base.shape[0]
     b, e = square_landmarks(base), square_landmarks(edited)
     photo = square_landmarks(region, interpolation="auto")
-    if b is None or e is None or photo is None:
+    if b is None or photo is None or (e is None and not reference):
         return None
-    proxy = _yaw(e) - _yaw(b)
+    proxy = None if e is None else _yaw(e) - _yaw(b)
     goal = target_yaw(proxy, reference)
     angle = angle_for_yaw(photo, goal)
     flow = head_field(photo, angle, res, region.shape[0] / float(res), mask_taper(mask, feather, res))
-    info: Dict[str, object] = {"proxy_yaw_change": round(proxy, 4), "target_yaw_change": round(goal, 4),
+    info: Dict[str, object] = {"proxy_yaw_change": None if proxy is None else round(proxy, 4),
+                               "target_yaw_change": round(goal, 4),
                                "head_angle_deg": round(float(np.degrees(angle)), 2)}
     return flow, np.zeros((res, res), np.float32), info
