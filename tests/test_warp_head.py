@@ -126,3 +126,17 @@ def test_head_turn_turns_the_astronauts_own_head(session, one_thread):
     assert np.array_equal(r.photo.rgb[outside], session.photo.rgb[outside])    # beyond the square, bit for bit
     other = session.render(session.apply(["direction:head_turn=-2"]), adapt=False)
     assert (attribute(cut_square(other.photo.rgb, box, pad="edge"), "yaw") - before) * ref < 0
+
+
+def test_the_preview_turns_the_head_as_the_render_does(session, one_thread, monkeypatch):
+    """The live preview of head_turn goes through the same head motion, at the preview's size."""
+    from priorpaint.compositing import warp
+    from priorpaint.measures.effect import attribute
+    st = session.apply(["direction:head_turn=2"])
+    photo = session.preview_region(None, "detail", 256)
+    head = session.preview_region(st, "detail", 256)
+    monkeypatch.setattr(warp, "HEAD_MOTION", False)
+    spline = session.preview_region(st, "detail", 256)
+    assert not np.array_equal(head, spline)
+    ref = session.render(st, adapt=False).metrics["structure"]["effect_reference"]
+    assert (attribute(head, "yaw") - attribute(photo, "yaw")) * ref > 0
