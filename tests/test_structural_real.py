@@ -1,6 +1,7 @@
 """Structural directions on a real photo the warp's settings were not tuned on (Grace Hopper at a
 held-out box), with the embedded model: head_tilt is carried by the default ``warp`` composite, the
-head turn is not and the verdict says so, and each bad input of issue 23 gets an honest result —
+head turn by its head motion (the landmark spline alone does not carry it, and the verdict says so),
+and each bad input of issue 23 gets an honest result —
 the verdict's message, not a silent smear."""
 
 from __future__ import annotations
@@ -53,9 +54,25 @@ def test_head_tilt_is_carried_by_the_photos_own_pixels(hopper):
     assert not np.array_equal(r.photo.rgb, hopper.photo.rgb)
 
 
-def test_the_head_turn_is_not_carried_and_says_so(hopper):
+def test_the_head_turn_turns_the_photos_own_head(hopper):
+    """head_turn declares the head motion (compositing/warp_head.py): the photo's head rotated, a
+    pure warp; it moves the yaw proxy in the model's sign without smear or unexplained structure."""
+    r = hopper.render(hopper.apply(["direction:head_turn=2"]), composite="warp")
+    st, v = r.metrics["structure"], _one_line(r)
+    assert r.metrics["composite_info"]["motion"] == "head"
+    assert st["effect_ratio"] > 0.25                                   # the model's sign (round 5: 0.56 here)
+    assert st["smear"] <= LIMITS["smear"] and st["unexplained"] <= LIMITS["unexplained"]
+    assert r.metrics["changed_outside_mask"] == 0
+
+
+def test_the_landmark_spline_does_not_carry_the_turn_and_says_so(hopper, monkeypatch):
+    """The head settings' spline alone (W: what head_turn got before round 5) carries little of the
+    turn on this box, and the verdict says so rather than smearing."""
+    from priorpaint.compositing import warp
+    monkeypatch.setattr(warp, "HEAD_MOTION", False)
     r = hopper.render(hopper.apply(["direction:head_turn=2"]), composite="warp")
     v = _one_line(r)
+    assert r.metrics["composite_info"]["motion"] == "landmarks"
     assert v["carried"] is False and "effect" in v["failed"]
     assert v["message"].startswith("this edit cannot be carried here: effect ")
     assert r.metrics["structure"]["smear"] <= LIMITS["smear"]        # not carried, but not smeared either
@@ -99,9 +116,12 @@ def test_a_selection_smaller_than_the_models_resolution(hopper):
     assert v["carried"] is False and v["message"].startswith("this edit cannot be carried here")
 
 
-def test_the_default_render_moves_the_photo_and_says_when_it_cannot_carry(hopper):
+def test_the_default_render_moves_the_photo_and_says_when_it_cannot_carry(hopper, monkeypatch):
     """The default composite (``detail``) routes a structural direction to the warp: no smear, and
-    the head turn on this held-out box is still reported as not carried."""
+    a head turn by the landmark spline alone (the head motion off) is reported as not carried, in the
+    render and in the preview before it."""
+    from priorpaint.compositing import warp
+    monkeypatch.setattr(warp, "HEAD_MOTION", False)
     r = hopper.render(hopper.apply(["direction:head_turn=2"]))
     v = _one_line(r)
     assert r.metrics["composite"] == "warp"

@@ -68,7 +68,8 @@ def test_the_smile_renders_through_the_mouth_warp_on_a_real_photo(session, one_t
     from priorpaint.warp_render import declared_motion
     st = session.apply(["direction:smile=2"])
     assert declared_motion(session, st.applied) == "mouth"
-    assert declared_motion(session, session.apply(["direction:head_turn=2"]).applied) is None
+    assert declared_motion(session, session.apply(["direction:head_turn=2"]).applied) == "head"
+    assert declared_motion(session, session.apply(["direction:head_tilt=2"]).applied) is None
     r = session.render(st, adapt=False)                                    # the default composite: warp
     info = r.metrics["composite_info"]
     assert r.metrics["composite"] == "warp" and info["motion"] == "mouth"
@@ -95,5 +96,5 @@ def test_an_unknown_motion_in_the_manifest_is_refused(session, monkeypatch):
     real = named.load_named("dcgan-digiface-64")
     bad = dict(real, directions=[dict(d, motion="eyebrows") if d["name"] == "smile" else d for d in real["directions"]])
     monkeypatch.setattr(named, "load_named", lambda model_id: bad)
-    with pytest.raises(ModelError, match="motion must be one of mouth, got 'eyebrows'"):
+    with pytest.raises(ModelError, match="motion must be one of mouth, head, got 'eyebrows'"):
         warp_render.declared_motion(session, [{"kind": "direction", "name": "smile", "strength": 2.0}])

@@ -30,6 +30,11 @@ import numpy as np
 from .compositing.blend import gray_rgb, to_uint8
 from .edits.registry import applied_composite
 
+MOUTH, HEAD = "mouth", "head"
+#: the motions a direction may declare (``"motion"`` in its manifest entry): an expression's
+#: (:mod:`~priorpaint.compositing.warp_mouth`) and a head turn's (:mod:`~priorpaint.compositing.warp_head`)
+MOTIONS = (MOUTH, HEAD)
+
 
 def split_specs(applied: List[dict]):
     """``(structural, appearance)``: the applied edits that move (a structural composite of their own)
@@ -65,6 +70,7 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     """``(result_region, layer_rgb, alpha, info)`` of the warp composite of ``state`` on ``region``
     (the photo's square at any size: the render's, or a preview's shrunk one) under ``mask``."""
     from .compositing import warp
+    from .compositing.warp_head import head_correspondence
     from .compositing.warp_mouth import mouth_correspondence
     from .edits.drag import APPEARANCE as DRAG_APPEARANCE, drag_field
 
@@ -93,8 +99,14 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     b, e = to_uint8(xb), to_uint8(xe)
     res = b.shape[0]
     dragged = drag_field(state.applied, res)
-    # an expression: the proxy's mouth corners' own motion on the photo's mouth (no face: the head's)
-    m = mouth_correspondence(b, e, region) if dragged is None and declared_motion(session, moving) else None
+    # a declared motion (no face: the head's spline): an expression's mouth corners on the photo's
+    # mouth, or a head turn as the photo's own head rotated by the proxy's bounded yaw change
+    declared = declared_motion(session, moving) if dragged is None else None
+    m = None
+    if declared == MOUTH:
+        m = mouth_correspondence(b, e, region)
+    elif declared == HEAD and warp.HEAD_MOTION:
+        m = head_correspondence(b, e, region, mask, radius, head_reference(session, moving))
     found = warp.landmark_correspondence(b, e) if warp.MOTION == "landmarks" and dragged is None \
         and m is None else None
     gray = session.photo.gray
@@ -105,7 +117,7 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
         flow, motion, appearance = dragged, "drag", DRAG_APPEARANCE
         new = warp.new_content_along(fb, fe, flow, res)
     elif m is not None:
-        (flow, new, extra), motion = m, "mouth"
+        (flow, new, extra), motion = m, declared
     else:
         if found is not None:
             (flow, new), motion = found, "landmarks"
@@ -129,9 +141,8 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
 
 def declared_motion(session, moving: List[dict]) -> Optional[str]:
     """The motion the moving edits declare (``"motion"`` in a named direction's manifest entry, one of
-    :data:`~priorpaint.compositing.warp_mouth.MOTIONS`): when every one of them declares the same,
-    that one; else None (the head settings of :mod:`priorpaint.compositing.warp`)."""
-    from .compositing.warp_mouth import MOTIONS
+    :data:`MOTIONS`): when every one of them declares the same, that one; else None (the head
+    settings of :mod:`priorpaint.compositing.warp`)."""
     from .edits.directions.named import load_named
     if not moving or any(spec.get("kind") != "direction" for spec in moving):
         return None
@@ -142,6 +153,24 @@ def declared_motion(session, moving: List[dict]) -> Optional[str]:
         from .errors import ModelError
         raise ModelError(f"directions manifest: motion must be one of {', '.join(MOTIONS)}, got {sorted(bad)[0]!r}")
     return found.pop() if len(found) == 1 else None
+
+
+def head_reference(session, moving: List[dict]) -> Optional[float]:
+    """The model's own yaw change for the moving directions (summed): each one's median change on the
+    generator's samples at strength ±2 (:func:`~priorpaint.measures.effect.reference_change`, cached;
+    the same figure the render's effect ratio reads), scaled to its strength. None when any has no
+    such figure, or the sum is too small to bound a proxy by (then the proxy's own change is used)."""
+    from .measures.effect import MIN_REFERENCE, reference_change
+    total = 0.0
+    for spec in moving:
+        strength = float(spec.get("strength", 0.0))
+        if strength == 0.0:
+            continue
+        ref = reference_change(session.gen, spec.get("name"), 2.0 if strength > 0 else -2.0, session.model_id)
+        if ref is None:
+            return None
+        total += ref * abs(strength) / 2.0
+    return total if abs(total) >= MIN_REFERENCE["yaw"] else None
 
 
 def _with_stacked(session, stacked: List[dict], region: np.ndarray, w):
@@ -163,14 +192,12 @@ def _with_stacked(session, stacked: List[dict], region: np.ndarray, w):
 def crown_region(region: np.ndarray, res: int) -> np.ndarray:
     """(R, R) float32: 1 in the region above the photo's eyes where a cap goes (the landmarks of the
     photo's square, :data:`~priorpaint.compositing.warp.NEW_REGION`), 0 elsewhere; all 0 without a face."""
-    import cv2
-    from .faces.mtcnn import largest_face
-    small = cv2.resize(region, (256, 256), interpolation=cv2.INTER_AREA if region.shape[0] > 256 else cv2.INTER_CUBIC)
-    face = largest_face(small, device="cpu", min_face=48)
+    from .faces.landmarks import square_landmarks
+    pts = square_landmarks(region, interpolation="auto")
     out = np.zeros((res, res), np.float32)
-    if face is None:
+    if pts is None:
         return out
-    pts = face.points * (res / 256.0)
+    pts = pts * (res / float(region.shape[0]))
     eyes = pts[:2].mean(axis=0)
     d = max(float(np.linalg.norm(pts[1] - pts[0])), 1e-6)
     right = (pts[1] - pts[0]) / d

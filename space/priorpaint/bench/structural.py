@@ -7,7 +7,8 @@ boxes nobody tuned on (the astronaut and Grace Hopper at other boxes, the camera
 the in-manifold proxy's feature-matched motion, :mod:`priorpaint.compositing.warp`), with the
 measures of :mod:`priorpaint.measures` (smear, unexplained structure, ghost, effect ratio) and
 the verdict; grids ``photo | today | new | the generator's render`` under
-``artifacts/structural/``. On the photos of :data:`SWEEP_PHOTOS`, head_turn and head_tilt ±2 also
+``artifacts/structural/`` (a direction that declares the head motion also gets ``W``, the landmark
+spline it replaced: ``photo | today | W | new | the generator's render``). On the photos of :data:`SWEEP_PHOTOS`, head_turn and head_tilt ±2 also
 run under each setting of :data:`VARIANTS` (the distortion–editability curve: ``curve``,
 ``artifacts/structural/curve.png``). ``worst`` holds, per edit and composite, the worst case over photos
 and the share of photos where the edit was carried.
@@ -31,7 +32,8 @@ KEYS = ("smear", "unexplained", "ghost", "effect", "effect_reference", "effect_r
 #: the warp composite's settings swept for the distortion–editability curve (docs/method/editability.md).
 #: Each is complete over :data:`SETTINGS` (letters A–T0 were tried on feature motion with the appearance
 #: change, the defaults before registration; W is today's default)
-FEATURES = {"MOTION": "features", "APPEARANCE": 1.0, "REGISTER": False, "LANDMARK_SMOOTHING": 1.0, "PROXY_STEPS": 0}
+FEATURES = {"MOTION": "features", "APPEARANCE": 1.0, "REGISTER": False, "LANDMARK_SMOOTHING": 1.0, "PROXY_STEPS": 0,
+            "HEAD_MOTION": False}
 NO_NEW = {"MATCH_GOOD": 8.0, "MATCH_LOST": 9.0}
 LANDMARKS0 = {"MOTION": "landmarks", "APPEARANCE": 0.0}
 VARIANTS = {k: {**FEATURES, **v} for k, v in {
@@ -63,6 +65,9 @@ VARIANTS = {k: {**FEATURES, **v} for k, v in {
     "N40": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "NEW_FROM_CHANGE": (40, 80)},
     # N25 with generated pixels only above the photo's eyes, where a cap goes
     "C25": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "NEW_FROM_CHANGE": (25, 50), "NEW_REGION": "crown"},
+    # round 5: a direction that declares the head motion turns the photo's own head (compositing/warp_head.py);
+    # every setting above has it off, so that they sweep the spline's settings
+    "HM": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "HEAD_MOTION": True},
 }.items()}
 SETTINGS = sorted({k for v in VARIANTS.values() for k in v} | {"FIELD_SIGMA", "TRUST_RAMP", "GAIN", "PROXY_BLEND",
                                                              "APPEARANCE_SIGMA", "MATCH_GOOD", "MATCH_LOST",
@@ -133,6 +138,12 @@ def run(report: dict, args) -> None:
             t_new = time.perf_counter() - t0
             row["edits"][spec] = {"today": _row(today, t_today), "new": _row(new, t_new)}
             tiles = [region, _square(s, today.photo.rgb), _square(s, new.photo.rgb), today.generated]
+            if _declares_head(s, state):
+                # the head motion against the landmark spline it replaced (W): photo | today | W | new | generator
+                t0 = time.perf_counter()
+                spline = _without_head_motion(s, state)
+                row["edits"][spec]["W"] = _row(spline, time.perf_counter() - t0)
+                tiles.insert(2, _square(s, spline.photo.rgb))
             row["edits"][spec]["grid"] = _grid(tiles, ARTIFACTS / f"{photo['name']}_{spec}.png")
         out["photos"][photo["name"]] = row
         if sweep and photo["name"] in SWEEP_PHOTOS:
@@ -144,6 +155,22 @@ def run(report: dict, args) -> None:
     if "sweep" in out:
         out["curve"] = _curve(out["sweep"])
     report["structural"] = out
+
+
+def _declares_head(s, state) -> bool:
+    from ..warp_render import HEAD, declared_motion, split_specs
+    return declared_motion(s, split_specs(state.applied)[0]) == HEAD
+
+
+def _without_head_motion(s, state):
+    """The warp render of ``state`` with the head motion off: the landmark spline (W)."""
+    from ..compositing import warp
+    saved = warp.HEAD_MOTION
+    warp.HEAD_MOTION = False
+    try:
+        return s.render(state, composite="warp")
+    finally:
+        warp.HEAD_MOTION = saved
 
 
 def _sweep(s, state) -> Dict[str, dict]:
@@ -208,8 +235,10 @@ def _curve(sweep: Dict[str, list]) -> Dict[str, object]:
 def _worst(photos: Dict[str, dict], edits=EDITS) -> Dict[str, object]:
     worst: Dict[str, object] = {}
     for spec in edits:
-        for mode in ("today", "new"):
-            rows = [r["edits"][spec][mode] for r in photos.values()]
+        for mode in ("today", "W", "new"):
+            rows = [r["edits"][spec][mode] for r in photos.values() if mode in r["edits"][spec]]
+            if not rows:
+                continue
             nums = lambda k: [x[k] for x in rows if x.get(k) is not None]
             ratios = nums("effect_ratio")
             worst[f"{spec}/{mode}"] = {

@@ -53,11 +53,8 @@ MIN_JACOBIAN = 0.3
 
 
 def _landmarks(img: np.ndarray) -> Optional[np.ndarray]:
-    from ..faces.mtcnn import largest_face
-    res = img.shape[0]
-    f = largest_face(cv2.resize(img, (DETECT_SIDE, DETECT_SIDE), interpolation=cv2.INTER_CUBIC),
-                     device="cpu", min_face=DETECT_SIDE // 5)
-    return None if f is None else np.asarray(f.points, np.float64) * (res / float(DETECT_SIDE))
+    from ..faces.landmarks import square_landmarks
+    return square_landmarks(img, min_face=DETECT_SIDE // 5, side=DETECT_SIDE)
 
 
 def framed_field(src: np.ndarray, dst: np.ndarray, res: int) -> np.ndarray:

@@ -74,6 +74,9 @@ PROXY_STEPS = 0
 #: "landmarks" (a thin-plate spline through the proxies' five face landmarks; features when no face)
 #: or "matches" (a thin-plate spline through the confident feature matches, :func:`match_correspondence`)
 MOTION = "landmarks"
+#: a direction that declares the ``head`` motion in its manifest entry (head_turn, profile) turns the
+#: photo's own head (:mod:`~priorpaint.compositing.warp_head`); off: it gets the settings here (W)
+HEAD_MOTION = True
 #: the landmark spline's smoothing (the diagonal of :func:`thin_plate_field`; larger: gentler stretch
 #: between the eyes, nose and mouth, which sit a few model px apart)
 LANDMARK_SMOOTHING = 12.0
@@ -309,14 +312,11 @@ def landmark_correspondence(base: np.ndarray, edited: np.ndarray):
     :func:`thin_plate_field`; ``None`` when either has no face. Note: the effect ratio of
     :mod:`priorpaint.measures` reads the same detector, so with this motion only its artefact
     figures stay independent of the method."""
-    from ..faces.mtcnn import largest_face
+    from ..faces.landmarks import square_landmarks
     res = base.shape[0]
-    pts = []
-    for img in (base, edited):
-        f = largest_face(cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC), device="cpu", min_face=48)
-        if f is None:
-            return None
-        pts.append(f.points * (res / 256.0))
+    pts = [square_landmarks(img) for img in (base, edited)]
+    if pts[0] is None or pts[1] is None:
+        return None
     edited_pts = bounded_motion(pts[0], pts[1])
     return thin_plate_field(edited_pts, pts[0], res, LANDMARK_SMOOTHING), np.zeros((res, res), np.float32)
 

@@ -3,7 +3,7 @@
 The head settings of :mod:`priorpaint.compositing.warp` move the photo along a spline through the
 proxy's five landmarks, smoothed and capped for a head's motion, which smooths a smile away (two
 mouth corners moving a few pixels). An expression direction declares ``"motion": "mouth"`` in its
-manifest entry (:data:`MOTIONS`, read by :mod:`priorpaint.warp_render`) and is moved here instead:
+manifest entry (:data:`priorpaint.warp_render.MOTIONS`, read there) and is moved here instead:
 
 * the proxy's mouth-corner motion ``G(z) → G(z_e)`` is read *relative to its head* (the edited
   render's landmarks mapped onto the unedited one's by the similarity that aligns the eyes, so a
@@ -22,11 +22,8 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
 
-import cv2
 import numpy as np
 
-#: the motions a direction may declare (``"motion"`` in its manifest entry); none: the head settings
-MOTIONS = ("mouth",)
 #: the most a mouth corner moves on the photo, in the photo's mouth widths
 MOUTH_CAP = 0.35
 #: width (standard deviation) of each corner's motion bump, in the photo's mouth widths
@@ -41,12 +38,8 @@ DETECT_SIDE = 256
 
 def _landmarks(img: np.ndarray) -> Optional[np.ndarray]:
     """The five landmarks (5×2, in ``img``'s px) of its largest face, or None."""
-    from ..faces.mtcnn import largest_face
-    side = img.shape[0]
-    interp = cv2.INTER_AREA if side > DETECT_SIDE else cv2.INTER_CUBIC
-    small = cv2.resize(np.ascontiguousarray(img), (DETECT_SIDE, DETECT_SIDE), interpolation=interp)
-    f = largest_face(small, device="cpu", min_face=48)
-    return None if f is None else f.points * (side / float(DETECT_SIDE))
+    from ..faces.landmarks import square_landmarks
+    return square_landmarks(img, interpolation="auto", side=DETECT_SIDE)
 
 
 def _eye_frame(pts: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:

@@ -1,0 +1,209 @@
+"""The ``head`` motion of the warp composite: a head turn as a rotation of a 3-D head fitted to the photo.
+
+The head settings of :mod:`priorpaint.compositing.warp` move the photo along a spline through the
+proxy's five landmarks. That carries a tilt but not a turn: moving the photo's nose a fifth of an
+eye distance reads a yaw change of 0.04–0.07, a third of the model's own head_turn=2
+(docs/method/editability.md, round 2). A direction that declares ``"motion": "head"`` in its
+manifest entry (head_turn, profile on the embedded model) is moved here instead:
+
+* **How much** the head turns is the generator's: the proxy's own yaw change ``G(z) → G(z_e)``
+  (landmarks), bounded relative to the model's own yaw change at that strength
+  (:data:`RATIO_BOUNDS`), so a proxy that barely turns, or turns the other way, still gets a
+  share of the model's turn in the model's sign, and one that over-reacts is held back.
+* **How each photo pixel moves** is the photo's own head's: a head shape placed by the photo's
+  eyes, nose and mouth (:func:`head_frame`) — an ellipsoid whose depth falls off as a cosine
+  towards its outline, with the nose standing out as a bump — rotated about the head's vertical
+  axis (:data:`AXIS_BEHIND` behind the face) and projected back. The near side widens, the far
+  side narrows, the nose moves more than the eyes and the outline shifts; the motion tapers to
+  zero outside the head (:data:`TAPER`), so hair and background move little and nothing far
+  from the head moves.
+* The angle is the one whose rotation moves the photo's own landmarks' yaw by the target
+  (:func:`angle_for_yaw`), capped at :data:`MAX_ANGLE`; a field that would fold is scaled down
+  until its Jacobian stays above :data:`MIN_JACOBIAN`.
+
+A pure warp of the photo's pixels (bicubic, in :func:`~priorpaint.compositing.warp.warp_composite`):
+nothing is generated. No face on the photo or on either proxy: None (the caller falls back to the
+landmark spline).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import cv2
+import numpy as np
+
+#: the head's half axes (across, down) in the photo's eye distances, and its centre's place below
+#: the eyes' midpoint (eye distances, along the face's down axis)
+HEAD_AXES = (1.15, 1.7)
+HEAD_CENTRE_DOWN = 0.3
+#: the head's depth at its centre (eye distances), and the nose's protrusion above that surface
+HEAD_DEPTH = 1.0
+NOSE_PROTRUSION = 0.55
+#: the nose bump's width (standard deviation, eye distances)
+NOSE_SIGMA = 0.35
+#: the rotation axis's depth behind the head's outline plane (eye distances): a turn also shifts the head
+AXIS_BEHIND = 0.3
+#: the motion is whole inside this normalised head radius and falls (smoothly) to 0 at the second
+TAPER = (0.95, 1.35)
+#: the largest rotation (radians) any request gets
+MAX_ANGLE = float(np.radians(25.0))
+#: the proxy's yaw change is used between these shares of the model's own yaw change at that strength
+RATIO_BOUNDS = (1.0, 1.25)
+#: the detector reads a smaller yaw change than the head model's geometry: the angle is chosen for
+#: target / DETECTOR_GAIN of geometric yaw change (measured in docs/method/editability.md, round 5)
+DETECTOR_GAIN = 0.8
+#: the least Jacobian determinant the field may have (no fold); a field below it is tried again at
+#: FOLD_SHRINK times its angle, at most FOLD_TRIES times (then no motion)
+MIN_JACOBIAN = 0.3
+FOLD_SHRINK = 0.85
+FOLD_TRIES = 12
+
+
+def head_frame(pts: np.ndarray) -> Dict[str, np.ndarray]:
+    """The head placed by five landmarks (5×2, any px): ``centre``, unit ``right`` (along the eye
+    line) and ``down`` vectors, ``eye`` (eye distance), and the ``nose`` point."""
+    pts = np.asarray(pts, np.float64)
+    d = pts[1] - pts[0]
+    eye = max(float(np.hypot(*d)), 1e-6)
+    right = d / eye
+    down = np.array([-right[1], right[0]])
+    eyes, mouth = pts[:2].mean(axis=0), pts[3:5].mean(axis=0)
+    mid = 0.5 * (eyes + mouth)
+    # across: the midline of eyes and mouth; down: a fixed share of the eye distance below the eyes
+    centre = eyes + right * float((mid - eyes) @ right) + down * HEAD_CENTRE_DOWN * eye
+    return {"centre": centre, "right": right, "down": down, "eye": np.float64(eye), "nose": pts[2]}
+
+
+def _local(frame, x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``(u, v)``: points in eye distances along the eye line and across it, from the head's centre."""
+    dx, dy = x - frame["centre"][0], y - frame["centre"][1]
+    r, d, e = frame["right"], frame["down"], frame["eye"]
+    return (dx * r[0] + dy * r[1]) / e, (dx * d[0] + dy * d[1]) / e
+
+
+def _depth_and_weight(frame, u: np.ndarray, v: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The head's depth (eye distances, from the rotation axis) and the motion's taper at (u, v)."""
+    a, b = HEAD_AXES
+    rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+    surface = HEAD_DEPTH * np.cos(0.5 * np.pi * np.clip(rho, 0.0, 1.0))
+    nu, nv = _local(frame, np.asarray(frame["nose"][0]), np.asarray(frame["nose"][1]))
+    bump = NOSE_PROTRUSION * np.exp(-((u - nu) ** 2 + (v - nv) ** 2) / (2.0 * NOSE_SIGMA ** 2))
+    lo, hi = TAPER
+    t = np.clip((rho - lo) / (hi - lo), 0.0, 1.0)
+    weight = 0.5 * (1.0 + np.cos(np.pi * t))
+    return surface + bump + AXIS_BEHIND, weight
+
+
+def forward_motion(frame, angle: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(…, 2) the forward motion (same px as the frame) of points (x, y) when the head turns by
+    ``angle`` radians (+: the face's front moves along the eye line's direction, image right for
+    an upright face), tapered outside the head."""
+    u, v = _local(frame, x, y)
+    depth, weight = _depth_and_weight(frame, u, v)
+    du = (u * (np.cos(angle) - 1.0) + depth * np.sin(angle)) * weight * frame["eye"]
+    return np.stack([du * frame["right"][0], du * frame["right"][1]], axis=-1)
+
+
+def _yaw(pts: np.ndarray) -> float:
+    """The yaw proxy of five landmarks (:attr:`priorpaint.faces.mtcnn.Face.yaw`, the measure's own)."""
+    from ..faces.mtcnn import Face
+    return Face(box=(0.0, 0.0, 0.0, 0.0), score=1.0, points=np.asarray(pts, np.float64)).yaw
+
+
+def geometric_yaw_change(pts: np.ndarray, angle: float) -> float:
+    """The yaw proxy's change (as :attr:`priorpaint.faces.mtcnn.Face.yaw`) of the landmarks
+    ``pts`` themselves moved by the head model turned by ``angle``."""
+    pts = np.asarray(pts, np.float64)
+    moved = pts + forward_motion(head_frame(pts), angle, pts[:, 0], pts[:, 1])
+    return _yaw(moved) - _yaw(pts)
+
+
+def angle_for_yaw(pts: np.ndarray, target: float) -> float:
+    """The rotation (radians, capped at :data:`MAX_ANGLE`) whose head model moves the landmarks'
+    yaw by ``target / DETECTOR_GAIN`` (bisection: the change grows with the angle)."""
+    goal = float(target) / DETECTOR_GAIN
+    if goal == 0.0:
+        return 0.0
+    sign = 1.0 if geometric_yaw_change(pts, 0.1) * goal > 0 else -1.0
+    lo, hi = 0.0, MAX_ANGLE
+    if abs(geometric_yaw_change(pts, sign * hi)) <= abs(goal):
+        return sign * hi
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if abs(geometric_yaw_change(pts, sign * mid)) < abs(goal):
+            lo = mid
+        else:
+            hi = mid
+    return sign * 0.5 * (lo + hi)
+
+
+def _jacobian_min(flow: np.ndarray) -> float:
+    gy_u, gx_u = np.gradient(flow[..., 0])
+    gy_v, gx_v = np.gradient(flow[..., 1])
+    return float(((1.0 + gx_u) * (1.0 + gy_v) - gy_u * gx_v).min())
+
+
+def head_field(photo_pts: np.ndarray, angle: float, res: int, scale: float,
+               taper: Optional[np.ndarray] = None, iterations: int = 6) -> np.ndarray:
+    """The backward field (R×R×2, model px: the result's pixel x shows the photo's x + field(x))
+    that turns the head placed by ``photo_pts`` (the photo's landmarks, its square's px) by
+    ``angle`` radians (clipped to ±:data:`MAX_ANGLE`). ``scale``: square px per model px;
+    ``taper``: (R, R) in [0, 1] the field is multiplied by (the edit mask's, so that its feather
+    blends the photo with itself, :func:`~priorpaint.compositing.between.mask_taper`). Angle 0:
+    exactly zero. A field that would fold is scaled down until it does not."""
+    angle = float(np.clip(angle, -MAX_ANGLE, MAX_ANGLE))
+    field = np.zeros((res, res, 2), np.float32)
+    if angle == 0.0:
+        return field
+    frame = head_frame(np.asarray(photo_pts, np.float64) / scale)
+    gy, gx = np.mgrid[0:res, 0:res].astype(np.float32)
+    for _ in range(FOLD_TRIES):   # the angle shrinks by FOLD_SHRINK until the field does not fold
+        forward = forward_motion(frame, angle, gx.astype(np.float64), gy.astype(np.float64)).astype(np.float32)
+        back = np.zeros_like(forward)
+        for _ in range(iterations):   # backward field f(x) = −D(x + f(x)), fixed point
+            back = -cv2.remap(forward, gx + back[..., 0], gy + back[..., 1], cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        if taper is not None:
+            back = back * taper[..., None].astype(np.float32)
+        if _jacobian_min(back) >= MIN_JACOBIAN:
+            return back
+        angle *= FOLD_SHRINK
+    return field
+
+
+def target_yaw(proxy_change: Optional[float], reference: Optional[float]) -> Optional[float]:
+    """The yaw change to carry: the proxy's own change bounded to :data:`RATIO_BOUNDS` of the
+    model's (``reference``), in the model's sign; the proxy's change alone without a reference;
+    None when neither is known."""
+    if reference is None or reference == 0.0:
+        return proxy_change
+    lo, hi = RATIO_BOUNDS
+    ratio = 0.0 if proxy_change is None else float(proxy_change) / float(reference)
+    return float(reference) * float(np.clip(ratio, lo, hi))
+
+
+def head_correspondence(base: np.ndarray, edited: np.ndarray, region: np.ndarray, mask: np.ndarray,
+                        feather: int, reference: Optional[float] = None):
+    """``(flow, new_content, info)`` for :func:`~priorpaint.compositing.warp.warp_composite`: the
+    photo's head (``region``, its square) turned by the yaw change of the proxies (R×R×3 uint8),
+    bounded by the model's own ``reference`` yaw change at the edit's strength, tapered to zero
+    before the feather of the square's edit ``mask`` (``feather`` px). An edited proxy the detector
+    finds no face on (a face turned to a full profile) gets the model's own turn at the lower bound.
+    None when the photo or the unedited proxy shows no face, or neither the edited proxy nor a
+    reference says how far to turn."""
+    from ..faces.landmarks import square_landmarks
+    from .between import mask_taper
+    res = base.shape[0]
+    b, e = square_landmarks(base), square_landmarks(edited)
+    photo = square_landmarks(region, interpolation="auto")
+    if b is None or photo is None or (e is None and not reference):
+        return None
+    proxy = None if e is None else _yaw(e) - _yaw(b)
+    goal = target_yaw(proxy, reference)
+    angle = angle_for_yaw(photo, goal)
+    flow = head_field(photo, angle, res, region.shape[0] / float(res), mask_taper(mask, feather, res))
+    info: Dict[str, object] = {"proxy_yaw_change": None if proxy is None else round(proxy, 4),
+                               "target_yaw_change": round(goal, 4),
+                               "head_angle_deg": round(float(np.degrees(angle)), 2)}
+    return flow, np.zeros((res, res), np.float32), info

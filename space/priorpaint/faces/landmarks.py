@@ -1,0 +1,37 @@
+"""The five landmarks of the largest face on a square image (a render, or the photo's square).
+
+The composites that move a face (:mod:`priorpaint.compositing.warp`, ``between``, ``warp_mouth``,
+``warp_head``) read the landmarks the same way: the square resized to the detector's scale
+(:data:`DETECT_SIDE`), the largest face found there, its points brought back to the square's px.
+They differ only in the smallest face they accept and in how the square is resized.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import cv2
+import numpy as np
+
+#: side the square is resized to before detection (the detector's sweet spot)
+DETECT_SIDE = 256
+#: the smallest face (in :data:`DETECT_SIDE` px) accepted by default
+MIN_FACE = 48
+#: ``"cubic"``: always bicubic (a 64 px render grown to the detector's side); ``"auto"``: area
+#: averaging when the square is larger than :data:`DETECT_SIDE` (a photo's square), else bicubic
+INTERPOLATIONS = ("cubic", "auto")
+
+
+def square_landmarks(img: np.ndarray, min_face: int = MIN_FACE, interpolation: str = "cubic",
+                     side: int = DETECT_SIDE, device="cpu") -> Optional[np.ndarray]:
+    """The five landmarks (5×2 float64, x then y, in ``img``'s px; the order of
+    :data:`priorpaint.faces.mtcnn.LANDMARKS`) of the largest face in the square RGB uint8 ``img``,
+    or None when there is none."""
+    from .mtcnn import largest_face
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    n = img.shape[0]
+    interp = cv2.INTER_AREA if interpolation == "auto" and n > side else cv2.INTER_CUBIC
+    small = cv2.resize(np.ascontiguousarray(img), (side, side), interpolation=interp)
+    face = largest_face(small, device=device, min_face=min_face)
+    return None if face is None else np.asarray(face.points, np.float64) * (n / float(side))

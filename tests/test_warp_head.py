@@ -1,0 +1,142 @@
+"""The warp composite's ``head`` motion (compositing/warp_head.py): the photo's own head, placed by its
+landmarks, rotated about its vertical axis by the proxy's yaw change bounded by the model's; and
+head_turn rendered through it on a real photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from priorpaint.compositing import warp_head as wh
+from priorpaint.compositing.warp import min_jacobian, warp_composite
+
+#: a frontal face's five landmarks (eyes, nose, mouth corners) in a 256 px square (model px × 4)
+FACE = np.array([[96.0, 104.0], [160.0, 104.0], [128.0, 136.0], [104.0, 176.0], [152.0, 176.0]])
+SCALE = 4.0
+
+
+def _field(angle, taper=None):
+    return wh.head_field(FACE, angle, 64, SCALE, taper)
+
+
+def _local_radius():
+    """The normalised head radius of every model pixel (1: the head's outline)."""
+    frame = wh.head_frame(FACE / SCALE)
+    gy, gx = np.mgrid[0:64, 0:64].astype(np.float64)
+    u, v = wh._local(frame, gx, gy)
+    return np.sqrt((u / wh.HEAD_AXES[0]) ** 2 + (v / wh.HEAD_AXES[1]) ** 2), frame
+
+
+def test_angle_zero_is_the_identity_bit_for_bit():
+    assert np.array_equal(_field(0.0), np.zeros((64, 64, 2), np.float32))
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    mask = np.full((256, 256), 255, np.uint8)
+    b = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    w = warp_composite(img, b, b.copy(), _field(0.0), np.zeros((64, 64), np.float32), mask, 8)
+    assert np.array_equal(w.region, img)
+    assert wh.angle_for_yaw(FACE, 0.0) == 0.0
+
+
+def test_the_field_is_zero_outside_the_head():
+    rho, _ = _local_radius()
+    mag = np.hypot(*np.moveaxis(_field(np.radians(20)), -1, 0))
+    assert mag[rho > wh.TAPER[1] + 0.15].max() < 1e-4                     # background, well past the taper
+    assert mag[rho < 0.5].min() > 0.5                                      # the face moves (model px)
+
+
+def test_the_nose_moves_more_than_the_eyes():
+    import cv2
+    pts = FACE / SCALE
+    d = wh.forward_motion(wh.head_frame(pts), np.radians(20), pts[:, 0], pts[:, 1])   # model px
+    assert d[2, 0] > 1.3 * max(d[0, 0], d[1, 0]) > 0                      # both to the right, the nose most
+    f = _field(np.radians(20))                                             # the backward field agrees:
+    moved = (pts + d).astype(np.float32)                                   # each moved landmark shows its origin
+    back = cv2.remap(f, moved[:, 0:1], moved[:, 1:2], cv2.INTER_LINEAR)[:, 0]
+    assert np.abs(back + d).max() < 0.3
+    assert wh.geometric_yaw_change(FACE, np.radians(20)) > 0.1             # the landmarks' yaw follows (+: nose right)
+    assert wh.geometric_yaw_change(FACE, -np.radians(20)) < -0.1
+
+
+def test_the_near_side_widens_and_the_far_side_compresses():
+    f = _field(np.radians(20))                                             # the face's front moves to image right
+    row = int(round(FACE[2, 1] / SCALE))                                   # the nose's row
+    stretch = 1.0 + np.gradient(f[row, :, 0])                              # photo px shown per result px
+    cx = FACE[2, 0] / SCALE
+    half = wh.HEAD_AXES[0] * 64 / SCALE                                    # the head's half width, model px
+    near = stretch[int(cx - 0.85 * half):int(cx - 0.3 * half)]
+    far = stretch[int(cx + 0.3 * half):int(cx + 0.85 * half)]
+    assert near.mean() < 0.95 and far.mean() > 1.05
+
+
+def test_bounded_and_never_folding():
+    assert np.array_equal(_field(10.0), _field(wh.MAX_ANGLE))              # any angle is capped
+    assert wh.angle_for_yaw(FACE, 50.0) == pytest.approx(wh.MAX_ANGLE)
+    assert wh.angle_for_yaw(FACE, -50.0) == pytest.approx(-wh.MAX_ANGLE)
+    assert min_jacobian(_field(wh.MAX_ANGLE)) >= wh.MIN_JACOBIAN - 1e-6
+    a = wh.angle_for_yaw(FACE, 0.2)
+    assert 0 < a < wh.MAX_ANGLE
+    assert wh.geometric_yaw_change(FACE, a) == pytest.approx(0.2 / wh.DETECTOR_GAIN, abs=1e-3)
+
+
+def test_the_proxys_turn_is_bounded_by_the_models():
+    lo, hi = wh.RATIO_BOUNDS
+    assert wh.target_yaw(-0.9, -0.2) == pytest.approx(-0.2 * hi)           # over-reacts: held back
+    assert wh.target_yaw(0.1, -0.2) == pytest.approx(-0.2 * lo)            # turns the other way: the model's sign
+    assert wh.target_yaw(None, -0.2) == pytest.approx(-0.2 * lo)           # no face on the proxy's edit
+    assert wh.target_yaw(-0.22, -0.2) == pytest.approx(-0.2 * min(max(1.1, lo), hi))
+    assert wh.target_yaw(0.07, None) == 0.07                               # no reference: the proxy's own
+
+
+def test_the_taper_keeps_the_feather_still():
+    taper = np.zeros((64, 64), np.float32)
+    taper[8:56, 8:56] = 1.0
+    f = _field(np.radians(20), taper)
+    assert np.abs(f[:8]).max() == 0 and np.abs(f[:, 56:]).max() == 0
+
+
+def test_no_face_no_head_motion():
+    blank = np.full((64, 64, 3), 128, np.uint8)
+    assert wh.head_correspondence(blank, blank, np.full((256, 256, 3), 128, np.uint8),
+                                  np.full((256, 256), 255, np.uint8), 8, -0.2) is None
+
+
+def test_head_turn_turns_the_astronauts_own_head(session, one_thread):
+    """head_turn=2 through the head motion moves the yaw proxy in the model's sign, with the photo's
+    own pixels (no smear), and leaves every pixel outside the edit mask as it was."""
+    from priorpaint.compositing.crop import cut_square
+    from priorpaint.measures.effect import attribute
+    from priorpaint.measures.verdict import LIMITS
+    from priorpaint.warp_render import declared_motion
+    st = session.apply(["direction:head_turn=2"])
+    assert declared_motion(session, st.applied) == "head"
+    r = session.render(st, adapt=False)                                    # the default composite: warp
+    info, s = r.metrics["composite_info"], r.metrics["structure"]
+    assert r.metrics["composite"] == "warp" and info["motion"] == "head"
+    assert 0 < abs(info["head_angle_deg"]) <= np.degrees(wh.MAX_ANGLE) + 1e-6
+    ref = s["effect_reference"]
+    box = session.crop.square
+    before = attribute(cut_square(session.photo.rgb, box, pad="edge"), "yaw")
+    after = attribute(cut_square(r.photo.rgb, box, pad="edge"), "yaw")
+    assert (after - before) * ref > 0 and abs(after - before) > 0.05      # the model's sign, and visibly
+    assert s["smear"] <= LIMITS["smear"] and s["unexplained"] <= LIMITS["unexplained"]
+    assert r.metrics["changed_outside_mask"] == 0
+    outside = np.ones(session.photo.rgb.shape[:2], bool)
+    outside[max(box[1], 0):box[1] + box[2], max(box[0], 0):box[0] + box[2]] = False
+    assert np.array_equal(r.photo.rgb[outside], session.photo.rgb[outside])    # beyond the square, bit for bit
+    other = session.render(session.apply(["direction:head_turn=-2"]), adapt=False)
+    assert (attribute(cut_square(other.photo.rgb, box, pad="edge"), "yaw") - before) * ref < 0
+
+
+def test_the_preview_turns_the_head_as_the_render_does(session, one_thread, monkeypatch):
+    """The live preview of head_turn goes through the same head motion, at the preview's size."""
+    from priorpaint.compositing import warp
+    from priorpaint.measures.effect import attribute
+    st = session.apply(["direction:head_turn=2"])
+    photo = session.preview_region(None, "detail", 256)
+    head = session.preview_region(st, "detail", 256)
+    monkeypatch.setattr(warp, "HEAD_MOTION", False)
+    spline = session.preview_region(st, "detail", 256)
+    assert not np.array_equal(head, spline)
+    ref = session.render(st, adapt=False).metrics["structure"]["effect_reference"]
+    assert (attribute(head, "yaw") - attribute(photo, "yaw")) * ref > 0
