@@ -386,6 +386,11 @@ def test_box_field(server):
         page.wait_for_function("(n) => document.querySelector('#pp-preview-md')?.innerText.includes('interpolation') "
                                "|| document.querySelectorAll('.toast-body').length > n", arg=n_toasts, timeout=180_000)
         assert "interpolation" in page.locator("#pp-preview-md").inner_text(), _toast(page)
+        # before Render, the verdict: the other image (a coffee cup) has no face to move toward
+        page.wait_for_function("document.querySelector('#pp-preview-md')?.innerText.includes('cannot be carried')",
+                               timeout=180_000)
+        assert "no face found in the photo, the other image or the result" in \
+            page.locator("#pp-preview-md").inner_text()
         page.screenshot(path=str(SHOTS / "browser-11-interpolate-preview.png"), full_page=True)
         assert min(_natural(page, "#pp-preview img")) >= 256
         page.locator("#pp-interp-add").click()

@@ -26,6 +26,7 @@ def test_interpolation_is_linear_in_both_latents(tiny_session, monkeypatch):
     z_o = torch.randn_like(s.projection.z)
     h_o = torch.randn_like(s.projection.h)
     monkeypatch.setattr(I, "project_other", lambda session, other, steps=None, seed=None: (z_o, h_o))
+    monkeypatch.setattr(I, "other_points", lambda ctx, other: None)   # no file behind "x.png"
     base = s.initial_state()
     st0 = s.apply([{"kind": "interpolate", "other": "x.png", "t": 0.0}])
     assert torch.equal(st0.h, base.h) and torch.equal(st0.z, base.z)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from priorpaint.compositing.between import between_composite
 from priorpaint.measures.artefacts import artefacts
-from priorpaint.measures.interpolation import interpolation_worked
+from priorpaint.measures.interpolation import MAX_BETWEEN, between_report, interpolation_worked, square_points
 
 from conftest import ASTRONAUT_BOX, FAST_PROJECTION
 
@@ -74,4 +74,37 @@ def test_an_interpolation_renders_through_the_between_composite(default_gen, ast
     r = s.render(s.apply([f"interpolate:{other}@0.5"]))
     assert r.metrics["composite"] == "warp" and r.metrics["composite_info"]["kind"] == "interpolate"
     assert r.metrics["changed_outside_mask"] == 0
+    kind = r.metrics["structure"]["kind"]           # the report's own "worked": the face between the two
+    assert kind["kind"] == "interpolate" and kind["face_found"] and kind["between"] is not None
+    assert ("between" in r.metrics["verdict"]["failed"]) == (kind["between"] > MAX_BETWEEN)
     assert not np.array_equal(r.photo.rgb, s.photo.rgb)
+
+
+def test_the_reports_between_measure_reads_the_others_landmarks(pair):
+    """A render's report keeps the other face's landmarks (fractions of its square), not its pixels:
+    the exact geometric half-way face passes, the unmoved photo and the other face itself fail, and
+    a square without a face says so."""
+    a, b, _, _, _ = pair
+    other = square_points(b)
+    assert other is not None and other.shape == (5, 2) and 0 < other.min() and other.max() < 1
+    half = between_report(scaled(a, 0.9, 0, 7), a, other.tolist(), 0.5)
+    assert half["face_found"] and half["between"] < MAX_BETWEEN and half["failed"] == []
+    for wrong in (a, b):
+        bad = between_report(wrong, a, other.tolist(), 0.5)
+        assert bad["between"] > MAX_BETWEEN and bad["failed"] == ["between"], bad
+    flat = np.full_like(a, 128)
+    assert between_report(flat, a, other.tolist(), 0.5) == {"between": None, "face_found": False, "failed": ["face"]}
+    assert between_report(a, a, None, 0.5)["failed"] == ["face"]
+
+
+def test_an_interpolations_verdict_says_when_the_face_is_not_between():
+    from priorpaint.measures.kinds import merge_verdict
+    from priorpaint.measures.verdict import verdict
+    kind = {"kind": "interpolate", "between": 0.27, "face_found": True, "failed": ["between"]}
+    v = merge_verdict(verdict(None, {"smear": 0.0, "unexplained": 0.02, "ghost": 0.01}), kind)
+    assert v["carried"] is False and v["failed"] == ["between"]
+    assert v["message"] == ("this edit cannot be carried here: the face is 0.27 eye distances from the one "
+                            f"between the two (at most {MAX_BETWEEN})")
+    ok = merge_verdict(verdict(None, {"smear": 0.0, "unexplained": 0.02, "ghost": 0.01}),
+                       dict(kind, between=0.05, failed=[]))
+    assert ok["carried"] is True and ok["message"] == "carried: the face is 0.05 eye distances from the one between the two"

@@ -289,13 +289,15 @@ class Service:
             raise InputError(f"{what} runs only the fast edits ({', '.join(sorted(fast))}); send "
                              f"{', '.join(sorted(set(refused)))} edits to the edit endpoint")
 
-    def verdict(self, req: VerdictRequest, client: Optional[str] = None) -> dict:
+    def verdict(self, req: VerdictRequest, client: Optional[str] = None, slow_ok: bool = False) -> dict:
         """``{"structure", "verdict"}``: whether the edits can be carried on this photo, measured on
         the live preview's square (``verdict["carried"]`` false: ``verdict["message"]`` is the one
-        line to show before the user renders).  Only the fast kinds, as :meth:`preview`."""
+        line to show before the user renders).  Only the fast kinds, as :meth:`preview` (``slow_ok``:
+        the page's own interpolation preview, whose other image is already projected)."""
         s = self.session(req.session, client)
         specs = list(req.edits)
-        self._fast_only(specs, "verdict")
+        if not slow_ok:
+            self._fast_only(specs, "verdict")
         state = s.apply(specs) if specs else None
         return clean(s.preview_verdict(state, req.composite.value, req.size))
 

@@ -72,7 +72,8 @@ def run(report: dict, args) -> None:
             "smear": st.get("smear"), "unexplained": st.get("unexplained"), "ghost": st.get("ghost"),
             "composite": r.metrics.get("composite"), "motion": info.get("motion"),
             "tuned": not ({p["name"], other["name"]} & untuned),
-            "artefact_verdict": v.get("message"), "seconds": round(seconds, 3)}
+            "report_between": (st.get("kind") or {}).get("between"),   # the render's own (measures/kinds.py)
+            "verdict": v.get("message"), "carried": v.get("carried"), "seconds": round(seconds, 3)}
         side = 192
         tiles.append(np.concatenate([np.asarray(Image.fromarray(x).resize((side, side), Image.LANCZOS))
                                      for x in (region, result, squares[other["name"]])], 1))

@@ -40,17 +40,33 @@ from .registry import EditContext, EditState, PreviewCost, Strength, register_ed
 #: the most projection steps a spec may ask for OTHER (as for the photo's own projection)
 MAX_STEPS = 5000
 
-def other_square(ctx: EditContext, other) -> np.ndarray:
-    """The other image's pixels for the selection's square, at model resolution (R, R, 3) uint8."""
+def other_region(ctx: EditContext, other) -> np.ndarray:
+    """The other image's pixels for the selection's square, at its own resolution (S, S, 3) uint8."""
     photo = load_photo(other, "interpolation image")
     if photo.size == ctx.crop.image_size:
-        region = ctx.crop.region_of(photo.rgb, pad="edge")
-    else:
-        h, w = photo.rgb.shape[:2]
-        side = min(h, w)
-        y0, x0 = (h - side) // 2, (w - side) // 2
-        region = np.ascontiguousarray(photo.rgb[y0:y0 + side, x0:x0 + side])
-    return resize_rgb(region, ctx.gen.resolution)
+        return ctx.crop.region_of(photo.rgb, pad="edge")
+    h, w = photo.rgb.shape[:2]
+    side = min(h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    return np.ascontiguousarray(photo.rgb[y0:y0 + side, x0:x0 + side])
+
+
+def other_square(ctx: EditContext, other) -> np.ndarray:
+    """The other image's pixels for the selection's square, at model resolution (R, R, 3) uint8."""
+    return resize_rgb(other_region(ctx, other), ctx.gen.resolution)
+
+
+def other_points(ctx: EditContext, other) -> Optional[list]:
+    """The other face's five landmarks in its square, as fractions of the square's side (5 × [x, y]),
+    or None when the detector finds no face: what the render's ``between`` measure reads
+    (:func:`priorpaint.measures.interpolation.between_report`; remembered in the session's memo)."""
+    from ..measures.interpolation import square_points
+    region = other_region(ctx, other)
+    key = ("interpolate-points", hashlib.sha256(region.tobytes()).hexdigest())
+    if key not in ctx.memo:
+        pts = square_points(region)
+        ctx.memo[key] = None if pts is None else [[round(float(x), 4), round(float(y), 4)] for x, y in pts]
+    return ctx.memo[key]
 
 
 def project_other(ctx: EditContext, other, steps: Optional[int] = None, seed: Optional[int] = None):
@@ -114,6 +130,7 @@ def apply_interpolate(ctx: EditContext, state: EditState, spec: dict) -> EditSta
     if seed is not None and seed > 2 ** 31 - 1:
         raise InputError(f"interpolate: seed must be between 0 and {2 ** 31 - 1}, got {seed}")
     z_o, h_o = project_other(ctx, other, steps=steps, seed=seed)
+    spec["other_points"] = other_points(ctx, other)
     new = state.evolve()
     new.z = (1.0 - t) * state.z + t * z_o.to(state.z.device)
     new.h = (1.0 - t) * state.h + t * h_o.to(state.h.device)

@@ -1,7 +1,9 @@
 """Did an interpolation work: a face *between* the two, without blotches?
 
 Both measured on the selection's square at the photo's resolution, with the other face's square
-(the square the ``interpolate`` edit projects) resized to the same side:
+(the square the ``interpolate`` edit projects) resized to the same side (the bench,
+:func:`interpolation_worked`); a render's report reads ``between`` alone
+(:func:`between_report`: the edit keeps the other face's landmarks, not its pixels):
 
 ``between``
     the independent landmark detector (:mod:`priorpaint.faces.mtcnn`, five landmarks) on the
@@ -45,6 +47,31 @@ def _points(img: np.ndarray) -> Optional[np.ndarray]:
     return None if face is None else np.asarray(face.points, np.float64)
 
 
+def square_points(img: np.ndarray) -> Optional[np.ndarray]:
+    """The five landmarks of the largest face in a square image, as fractions of its side (5×2), or None."""
+    pts = _points(img)
+    return None if pts is None else pts / FACE_SIDE
+
+
+def between_distance(p0: np.ndarray, p1: np.ndarray, pr: np.ndarray, t: float) -> float:
+    """How far the result's landmarks ``pr`` sit from the points ``t`` of the way from the photo's ``p0``
+    to the other's ``p1`` (any one frame), in the two faces' mean eye distance."""
+    target = (1.0 - t) * p0 + t * p1
+    eye = 0.5 * (np.hypot(*(p0[1] - p0[0])) + np.hypot(*(p1[1] - p1[0])))
+    return round(float(np.linalg.norm(pr - target, axis=1).mean() / max(eye, 1e-6)), 4)
+
+
+def between_report(result: np.ndarray, photo: np.ndarray, other_points, t: float) -> Dict[str, object]:
+    """The render's own ``between`` (its report has the other face's landmarks, ``other_points`` as
+    fractions of the square, not its pixels, so no ``blotch`` here: the artefact measures stand for it):
+    ``{"between", "face_found", "failed"}``."""
+    p0, pr = square_points(photo), square_points(result)
+    if other_points is None or p0 is None or pr is None:
+        return {"between": None, "face_found": False, "failed": ["face"]}
+    d = between_distance(p0, np.asarray(other_points, np.float64), pr, float(t))
+    return {"between": d, "face_found": True, "failed": ["between"] if d > MAX_BETWEEN else []}
+
+
 def _low_lightness(img: np.ndarray, sigma: float) -> np.ndarray:
     lab = cv2.cvtColor(np.ascontiguousarray(img, np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     return cv2.GaussianBlur(lab[..., 0], (0, 0), sigma)
@@ -61,10 +88,7 @@ def interpolation_worked(result: np.ndarray, photo: np.ndarray, other: np.ndarra
     out: Dict[str, object] = {"between": None, "blotch": None, "face_found": False, "failed": []}
     pts = [_points(x) for x in (photo, other, result)]
     if all(p is not None for p in pts):
-        p0, p1, pr = pts
-        target = (1.0 - t) * p0 + t * p1
-        eye = 0.5 * (np.hypot(*(p0[1] - p0[0])) + np.hypot(*(p1[1] - p1[0])))
-        out["between"] = round(float(np.linalg.norm(pr - target, axis=1).mean() / max(eye, 1e-6)), 4)
+        out["between"] = between_distance(*pts, t)
         out["face_found"] = True
     if out["face_found"]:   # the other face onto the photo's, so their features line up
         m, _ = cv2.estimateAffinePartial2D(pts[1] * (side / FACE_SIDE), pts[0] * (side / FACE_SIDE))

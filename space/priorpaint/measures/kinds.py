@@ -51,6 +51,7 @@ import cv2
 import numpy as np
 
 from .artefacts import detail_band, detail_sigma
+from .interpolation import MAX_BETWEEN, between_report
 from .vectors import GRID, MIN_AGREEMENT, MIN_CARRIED, effect_map, vector_carried
 
 #: the least share of the photo's detail band a scribble must keep under its strokes
@@ -289,6 +290,8 @@ def kind_report(applied: List[dict], result: np.ndarray, photo: np.ndarray, mask
             part = part_appeared(result, photo, spec["part_map"], mask, resolution)
             out.update({k: v for k, v in part.items() if k != "failed"}, failed=out["failed"] + part["failed"])
         return out
+    if spec.get("kind") == "interpolate" and "other_points" in spec and float(spec.get("t") or 0) > 0:
+        return {"kind": "interpolate", **between_report(result, photo, spec["other_points"], float(spec["t"]))}
     if spec.get("kind") == "vector" and isinstance(spec.get("saved_effect"), list) and float(spec.get("strength") or 0):
         # judged where this render could change (its mask; a vector that reaches nowhere: everywhere,
         # it carries nothing): the saved effect times the strength
@@ -342,19 +345,34 @@ def merge_preview_only(verdict: Dict[str, object], reason: Optional[str]) -> Dic
     return out
 
 
+def _passed(kind: Dict[str, object]) -> str:
+    """What a kind's own measure found when it passed (the verdict's words)."""
+    k = kind.get("kind")
+    if k == "interpolate":
+        return f"the face is {kind.get('between')} eye distances from the one between the two"
+    if k == "scribble":
+        return f"the strokes' colour shows, texture kept {kind.get('texture_kept')} of the photo's"
+    if k == "vector":
+        return f"the vector carried {kind.get('carried')} of the effect it was saved with"
+    if kind.get("part"):
+        return f"the region now reads as the photo's {kind.get('part')}"
+    return f"a visible change where it was painted ({kind.get('changed_share')} of the region)"
+
+
 def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]]) -> Dict[str, object]:
     """The render's verdict with a kind's failed measures added (not carried, with the reason)."""
     if not kind:
         return verdict
     failed = list(kind.get("failed") or [])
     judged = any(kind.get(k) is not None
-                 for k in ("texture_kept", "hue_distance", "colour_reached", "changed_share", "carried", "part"))
+                 for k in ("texture_kept", "hue_distance", "colour_reached", "changed_share", "carried", "part",
+                           "face_found"))
     if not judged:
         return verdict
     out = dict(verdict)
     if not failed:
-        if out.get("carried") is None:
-            out.update(carried=True, message="carried")
+        if out.get("carried") is None or out["carried"]:   # the kind's own measure passed: say which
+            out.update(carried=True, message="carried: " + _passed(kind))
         return out
     out["failed"] = list(out.get("failed") or []) + failed
     out["carried"] = False
@@ -365,6 +383,9 @@ def merge_verdict(verdict: Dict[str, object], kind: Optional[Dict[str, object]])
            "visible": (f"no visible change where it was painted: {kind.get('changed_share')} of the region "
                        f"changed by ΔE ≥ {VISIBLE_DELTA_E:.0f} (at least {MIN_CHANGED_SHARE})"),
            "part": _part_reason(kind),
+           "between": (f"the face is {kind.get('between')} eye distances from the one between the two "
+                       f"(at most {MAX_BETWEEN})"),
+           "face": "no face found in the photo, the other image or the result to place the one between",
            "carried": f"the vector carried {kind.get('carried')} of the effect it was saved with (at least {MIN_CARRIED})",
            "agreement": (f"the change here agrees {kind.get('agreement')} with the one it was saved with "
                          f"(at least {MIN_AGREEMENT})")}

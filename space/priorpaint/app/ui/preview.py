@@ -78,7 +78,7 @@ def wire(page: Page, service) -> None:
         edits, files = C.file_refs(spec_list)
         req = VerdictRequest(session=sid, edits=tuple(C.parse_edit_list(edits, files, service.limits)),
                                composite=C.Composite.DETAIL)
-        return views.verdict_line(service.verdict(req, client=client).get("verdict"))
+        return views.verdict_line(service.verdict(req, client=client, slow_ok=True).get("verdict"))
 
     def previewed(items, values, extra=None):
         """(the edits the live preview shows, its note): the tab's staged cheap edits win over the
@@ -102,12 +102,12 @@ def wire(page: Page, service) -> None:
         return composite_preview(sid, run, client_key(request)), note
 
     @user_errors
-    def ui_verdict(request: gr.Request, sid, items, *values):
+    def ui_verdict(request: gr.Request, sid, items, *values, extra=None):
         """The note again with the verdict's line: measured after the image is shown, so the
         preview itself never waits for the measures."""
         if not sid:
             return gr.skip()
-        run, note = previewed(items, values)
+        run, note = previewed(items, values, extra)
         line = verdict_of(sid, run, client_key(request)) if run else ""
         return note + (f"  \n{line}" if line else "")
 
@@ -126,5 +126,12 @@ def wire(page: Page, service) -> None:
         def ui_preview_t(request: gr.Request, sid, items, o, tv, *values):
             extra = [{"kind": "interpolate", "other": o, "t": float(tv)}] if o else []
             return ui_preview(request, sid, items, *values, extra=extra)
-        page.t.release(ui_preview_t, [page.session, page.edit_list, page.other, page.t, *page.cheap_inputs],
-                       outputs, **kw)
+
+        @user_errors
+        def ui_verdict_t(request: gr.Request, sid, items, o, tv, *values):
+            """Whether the interpolation can be carried (the face between the two; a face in both)."""
+            extra = [{"kind": "interpolate", "other": o, "t": float(tv)}] if o else []
+            return ui_verdict(request, sid, items, *values, extra=extra)
+        inputs_t = [page.session, page.edit_list, page.other, page.t, *page.cheap_inputs]
+        page.t.release(ui_preview_t, inputs_t, outputs, **kw).then(ui_verdict_t, inputs_t, [page.preview_md],
+                                                                    **kw_verdict)
