@@ -10,6 +10,7 @@ import torch
 
 from priorpaint.compositing.drag_motion import confirmed_positions, flow_at
 from priorpaint.edits import drag as D
+from priorpaint.edits import drag_optimise as O
 from priorpaint.edits import drag_space as S
 from priorpaint.errors import InputError
 from priorpaint.jobs import CancelToken, Cancelled
@@ -55,7 +56,7 @@ def test_a_tracker_jump_with_a_still_generator_leaves_the_photo_and_says_how_far
     def jump(feat, f0, p, r2):
         jumps.append(1)
         return p + torch.tensor([[0.0, -float(r2)]], dtype=p.dtype)
-    monkeypatch.setattr(D, "_track", jump)
+    monkeypatch.setattr(O, "_track", jump)
     state = s.apply([{"kind": "drag", "points": [[230, 150, 230, 120]], "steps": 5, "lr": 0.0}])
     d = state.applied[0]
     assert jumps and d["reach_tracked"][0] > 0.0            # the tracker moved ...
