@@ -34,11 +34,10 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 import numpy as np
-import torch
 
 from ..errors import InputError
 from .drag_optimise import DEFAULTS, feature_layer, optimise   # noqa: F401 (the edit's method, one name)
-from .drag_region import _segment_distance, drag_field, movable_region, spread_radii   # noqa: F401
+from .drag_region import LATENTS, _segment_distance, drag_field, movable_region, spread_radii   # noqa: F401
 from .drag_spec import (_check, _inside_selection, attach_save_vector, check_points, model_to_photo,  # noqa: F401
                         parse_drag, photo_to_model, replay_points, saved_drag, strength)
 from .registry import EditContext, EditState, PreviewCost, register_edit
@@ -106,6 +105,9 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
             or not all(0 <= opts[k] <= 10 for k in ("lr", "lambda_mask", "lambda_target")):
         raise InputError("drag: steps must be 0..1000, r1 in (0, 16], r2 in 1..16, lr, lambda_mask and "
                          "lambda_target in [0, 10]")
+    if opts["latents"] not in LATENTS:
+        raise InputError(f"drag latents must be one of {', '.join(repr(v) for v in LATENTS)}, "
+                         f"got {str(opts['latents'])[:20]!r}")
     new = state.evolve()
     region, notes = _movable(ctx, spec)
     new.notes.extend(notes)
@@ -116,7 +118,7 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
             raise InputError("the drag mask is empty: nothing may move")
         movable = crop.model_mask(ctx.gen.device, mask=region)
     else:
-        movable = torch.from_numpy(movable_region(handles, targets, res))[None, None].to(ctx.gen.device)
+        movable = "capsule"   # each group of handles its own capsules (edits/drag_region.py)
         # the render may change the photo where the field is not yet zero (twice the capsule)
         near = _segment_distance(res, handles, targets, spread_radii(handles, targets, res), side=crop.square[2])
         region = np.where(near <= 2.2, 255, 0).astype(np.uint8)
@@ -127,6 +129,7 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     new.z, new.h = z_e, h_e
     from ..compositing.drag_motion import confirmed_positions
     motion = info.pop("generator_motion")
+    info.pop("group_z"), info.pop("row_z")
     confirmed = confirmed_positions(handles, tracked, motion)
     tracked = np.asarray(info.pop("tracker_model"), np.float64)   # where the feature tracker itself put them
     before = np.linalg.norm(targets - handles, axis=1)
@@ -140,7 +143,8 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
                          f"({after[i]:.1f} of {before[i]:.1f} model px left after {info['steps_run']} steps{jump})")
     if save:
         spec["saved_vector"] = _save(ctx, state, new, save, handles, targets, info, share)
-    spec.update(handles_model=np.round(handles, 3).tolist(), tracked_model=np.round(tracked, 3).tolist(),
+    spec.update(handles_model=np.round(handles, 3).tolist(), targets_model=np.round(targets, 3).tolist(),
+                tracked_model=np.round(tracked, 3).tolist(),
                 confirmed_model=np.round(confirmed, 3).tolist(), generator_motion=np.round(motion, 3).tolist(),
                 tracked=np.round(model_to_photo(crop, tracked), 1).tolist(),
                 confirmed=np.round(model_to_photo(crop, confirmed), 1).tolist(),

@@ -39,6 +39,58 @@ def movable_region(handles: np.ndarray, targets: np.ndarray, res: int) -> np.nda
 
 
 
+#: two handles share a latent when they are nearer than this many times the sum of their moves (the two
+#: moves could meet: separate latents pulling apart or together would fold the field between them), or
+#: nearer than :data:`GROUP_PATCH` × ``r1`` (their motion-supervision patches overlap)
+GROUP_NEAR, GROUP_PATCH = 1.0, 2.0
+#: the groups' weights on the split's grid: a softmax of ``−distance / radius`` over the groups at this
+#: temperature (each cell mostly one group's, a soft seam between)
+GROUP_TAU = 0.25
+#: ``latents``: one per group of nearby handles (default), one per handle, or one for all (the paper's)
+LATENTS = ("group", "each", "one")
+
+
+def group_handles(handles: np.ndarray, targets: np.ndarray, r1: float = 3.0, latents: str = "group") -> np.ndarray:
+    """(N,) int: each handle's group (0..G−1, in order of first handle); a group optimises one latent.
+    ``"group"``: the connected components of "nearer than :data:`GROUP_NEAR` × the sum of the two
+    moves, or than :data:`GROUP_PATCH` × ``r1``"; ``"each"``: a group per handle; ``"one"``: one group."""
+    from ..errors import InputError
+    if latents not in LATENTS:
+        raise InputError(f"drag latents must be one of {', '.join(repr(v) for v in LATENTS)}, got {str(latents)[:20]!r}")
+    p = np.asarray(handles, np.float64).reshape(-1, 2)
+    n = len(p)
+    if latents != "group":
+        return np.arange(n) if latents == "each" else np.zeros(n, int)
+    move = np.linalg.norm(np.asarray(targets, np.float64).reshape(-1, 2) - p, axis=1)
+    near = np.linalg.norm(p[:, None] - p[None], axis=2) <= np.maximum(
+        GROUP_NEAR * (move[:, None] + move[None]), GROUP_PATCH * float(r1))
+    label = np.full(n, -1)
+    g = 0
+    for i in range(n):              # connected components, numbered by their first handle
+        if label[i] >= 0:
+            continue
+        stack, label[i] = [i], g
+        while stack:
+            j = stack.pop()
+            for k in np.flatnonzero(near[j] & (label < 0)):
+                label[k] = g
+                stack.append(k)
+        g += 1
+    return label
+
+
+def group_weights(handles: np.ndarray, targets: np.ndarray, groups: np.ndarray, res: int, side: int) -> np.ndarray:
+    """(G, side, side) float32 summing to 1 in each cell: how much of each group's change a cell of a
+    ``side``×``side`` grid over the model's square takes (the split feature's grid): a softmax over
+    the groups of ``−d_g /`` :data:`GROUP_TAU`, ``d_g`` the distance to the group's paths in capsule radii."""
+    handles, targets = np.asarray(handles, np.float64), np.asarray(targets, np.float64)
+    radii = spread_radii(handles, targets, res)
+    d = np.stack([_segment_distance(res, handles[groups == g], targets[groups == g], radii[groups == g], side=side)
+                  for g in range(int(groups.max()) + 1)])
+    e = np.exp(-(d - d.min(0, keepdims=True)) / GROUP_TAU)
+    return (e / e.sum(0, keepdims=True)).astype(np.float32)
+
+
 def drag_field(applied: List[dict], res: int) -> Optional[np.ndarray]:
     """The backward field (R, R, 2) of the applied drags for the warp composite: a thin-plate spline
     from where each handle is in the edited content (the tracked position as far as the generator's
