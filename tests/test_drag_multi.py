@@ -153,3 +153,65 @@ def test_three_handles_on_the_embedded_model_drag_three_latents_and_keep_the_pho
     assert r.metrics["composite_info"]["motion"] == "drag" and r.metrics["changed_outside_mask"] == 0
     one = session.apply([dict(spec, latents="one")]).applied[0]
     assert one["groups"] == [0, 0, 0]
+
+
+def test_a_stalled_latent_has_its_keep_term_lowered_and_the_drag_then_adds_no_generated_pixels(tiny_gen):
+    """lr 0: nothing can move, so the latent stalls; its λ halves every ``patience`` steps down to the
+    floor, and the drag says it escalated (the render's new content is then off). Without escalation,
+    or without a keep term, λ stays."""
+    z = tiny_gen.sample_latents(1, seed=5)
+    with torch.no_grad():
+        h = tiny_gen.forward_to(z, "b8")
+    p, t = np.array([[6.0, 8.0]]), np.array([[6.0, 4.0]])
+    e = O.ESCALATE
+    kw = dict(steps=4 * e["patience"] + 2, lr=0.0, movable="capsule", lambda_mask=1.0)
+    _, _, _, info = O.optimise(tiny_gen, z, h, "b8", p, t, **kw)
+    assert info["escalated"] and info["lambda_rows"] == [pytest.approx(e["floor"])]
+    _, _, _, kept = O.optimise(tiny_gen, z, h, "b8", p, t, escalate=False, **kw)
+    assert not kept["escalated"] and kept["lambda_rows"] == [1.0]
+    _, _, _, free = O.optimise(tiny_gen, z, h, "b8", p, t, **dict(kw, movable=None))
+    assert not free["escalated"]
+
+
+def test_new_content_along_a_drag_field_can_be_switched_off():
+    from priorpaint.compositing.warp import new_content_along
+    g = torch.Generator().manual_seed(0)
+    fb, fe = [torch.randn(1, 8, 16, 16, generator=g)], [torch.randn(1, 8, 16, 16, generator=g)]
+    zero = np.zeros((16, 16, 2), np.float32)
+    assert new_content_along(fb, fe, zero, 16).max() > 0.5          # unrelated features: new content
+    assert not new_content_along(fb, fe, zero, 16, off=True).any()
+
+
+def test_a_bad_escalate_setting_is_a_one_line_error(tiny_session):
+    with pytest.raises(InputError, match="drag escalate must be true or false") as e:
+        tiny_session.apply([{"kind": "drag", "points": [[230, 150, 230, 138]], "escalate": "yes"}])
+    assert "\n" not in str(e.value)
+
+
+def test_the_drag_runs_in_the_proxys_frame_and_answers_in_the_photos(tiny_gen, monkeypatch):
+    """The handles are mapped onto the generator's proxy (its face need not sit where the photo's does)
+    and every position the drag reports comes back in the photo's frame."""
+    a = np.array([[1.1, 0.0, 1.5], [0.05, 0.95, -1.0]])
+    pts = np.array([[3.0, 4.0], [12.5, 9.0]])
+    np.testing.assert_allclose(O.from_frame(a, O.to_frame(a, pts)), pts, atol=1e-9)
+    np.testing.assert_allclose(O.to_frame(None, pts), pts)
+    z = tiny_gen.sample_latents(1, seed=7)
+    with torch.no_grad():
+        h = tiny_gen.forward_to(z, "b8")
+        proxy = to_uint8_render(tiny_gen, z, h)
+    assert O.proxy_frame(tiny_gen, z, h, "b8", None, proxy) is None      # the photo is the proxy: no map
+    monkeypatch.setattr(O, "proxy_frame", lambda *args: a)
+    p, t = np.array([[6.0, 8.0]]), np.array([[6.0, 4.0]])
+    events = []
+    _, _, tracked, info = O.optimise(tiny_gen, z, h, "b8", p, t, steps=2, lr=0.0, movable="capsule",
+                                     to_photo=lambda q: q, progress=lambda *x: events.append(x[2]))
+    assert info["proxy_frame"] == a.tolist()
+    np.testing.assert_allclose(tracked, p, atol=1e-5)                     # nothing moved: the handle, photo frame
+    np.testing.assert_allclose(events[0]["handles"], p, atol=0.05)
+    np.testing.assert_allclose(events[0]["targets"], t, atol=0.05)
+    np.testing.assert_allclose(info["generator_motion"], 0.0, atol=1e-6)
+
+
+def to_uint8_render(gen, z, h):
+    from priorpaint.compositing.blend import to_uint8
+    return to_uint8(gen.forward_from("b8", h, z=z))

@@ -105,6 +105,9 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
             or not all(0 <= opts[k] <= 10 for k in ("lr", "lambda_mask", "lambda_target")):
         raise InputError("drag: steps must be 0..1000, r1 in (0, 16], r2 in 1..16, lr, lambda_mask and "
                          "lambda_target in [0, 10]")
+    for k in ("escalate", "register"):
+        if not isinstance(opts[k], bool):
+            raise InputError(f"drag {k} must be true or false, got {str(opts[k])[:20]!r}")
     if opts["latents"] not in LATENTS:
         raise InputError(f"drag latents must be one of {', '.join(repr(v) for v in LATENTS)}, "
                          f"got {str(opts['latents'])[:20]!r}")

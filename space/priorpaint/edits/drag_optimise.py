@@ -31,9 +31,15 @@ STOP_PX = 1.0
 #: region (1: at 0.3 one chin drag reached further, but the proxy turned into another face and its
 #: "new content" pasted dark blobs into the photos, docs/method/drag.md); ``space``
 #: ``None``: the architecture's (:mod:`priorpaint.edits.drag_space`); λ of the DragGAN-like target term
-#: ``latents``: one latent per group of nearby handles (:func:`priorpaint.edits.drag_region.group_handles`)
+#: ``latents``: one latent per group of nearby handles (:func:`priorpaint.edits.drag_region.group_handles`);
+#: ``escalate``: lower a stalled latent's λ (:data:`ESCALATE`)
 DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None, "lambda_target": 0.0,
-            "latents": "group"}
+            "latents": "group", "escalate": True, "register": False}
+#: a latent whose handles got no closer by ``gain`` × the way in ``patience`` steps has stalled: its keep
+#: term's λ is multiplied by ``factor``, down to ``floor`` × λ (a keep term too strong for that face holds
+#: it still). A drag that escalated adds no generated pixels (the render's new content is off): a proxy
+#: let loose can drift to another face, whose pixels must not be pasted in (docs/method/drag.md)
+ESCALATE = {"patience": 8, "gain": 0.03, "factor": 0.5, "floor": 0.25}
 #: the tracker's cost of a move to the patch's radius, relative to the feature distance
 TRACK_PRIOR = 0.02
 #: cap each step's tracked handles by the generator's motion since the start (compositing/drag_motion.py)
@@ -141,6 +147,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
              lr: float = DEFAULTS["lr"], r1: float = DEFAULTS["r1"], r2: int = DEFAULTS["r2"],
              lambda_mask: float = DEFAULTS["lambda_mask"], space: Optional[str] = None,
              lambda_target: float = DEFAULTS["lambda_target"], latents: str = DEFAULTS["latents"],
+             escalate: bool = DEFAULTS["escalate"], register: bool = DEFAULTS["register"],
              cancel=None, progress=None, to_photo=None):
     """``(z_e, h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px).
     ``movable``: the movable region (1, 1, R, R), ``"capsule"`` (each latent its own handles'
@@ -177,13 +184,21 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
         x, cap = gen.run(h_e, start=split, capture=[layer], z=z_e, interventions=iv)
         return F.interpolate(cap[layer], size=(res, res), mode="bilinear", align_corners=False), x
 
-    t = torch.as_tensor(targets[ent_h].astype(np.float32), device=dev)
-    p = torch.as_tensor(handles[ent_h].astype(np.float32), device=dev)
     with torch.no_grad():
         f_init, x0 = run(state.snapshot())
         f_init = f_init[:1]
+        render0 = to_uint8(x0[0])
+        # the proxy's frame: where the photo's points are on the generator's own render
+        frame = proxy_frame(gen, z, h, split, iv, render0) if register else None
+    handles, targets = to_frame(frame, handles), to_frame(frame, targets)
+    if frame is not None and movable is not None and not isinstance(movable, str):
+        import cv2
+        mv = cv2.warpAffine(movable[0, 0].cpu().numpy().astype(np.float32), frame, (res, res), flags=cv2.INTER_LINEAR)
+        movable = torch.from_numpy(mv)[None, None].to(dev, h.dtype)
+    t = torch.as_tensor(targets[ent_h].astype(np.float32), device=dev)
+    p = torch.as_tensor(handles[ent_h].astype(np.float32), device=dev)
+    with torch.no_grad():
         f0 = _sample(f_init, p)
-        render0 = to_uint8(x0[0]) if CONFIRM else None
     p0 = handles[ent_h]
     disk = _disk(r1, dev)
     patch0 = None
@@ -193,8 +208,14 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
     keep = _keep(movable, handles, targets, members, res, dev)
     opt = torch.optim.Adam(state.params, lr=lr)
     done, raw = 0, p
+    lam = torch.full((len(members),), float(lambda_mask), device=dev)   # each row's keep λ (escalated apart)
+    stalled_since = [0] * len(members)
+    span = [float(np.linalg.norm(targets[m] - handles[m], axis=1).max()) for m in members]
     best = [None] * len(members)   # per row: (worst distance, its rows of the snapshot, its entries, step, raw)
     rows_of = [torch.as_tensor(ent_row == r, device=dev) for r in range(len(members))]
+    if to_photo is not None:   # the progress reports the photo's frame
+        shown = to_photo
+        to_photo = lambda q: shown(from_frame(frame, q))   # noqa: E731
     goal = None if to_photo is None else [[round(float(v), 1) for v in q] for q in to_photo(targets)]
     with torch.enable_grad():
         for step in range(steps + 1):
@@ -214,6 +235,12 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             snap = state.snapshot()
             for r in range(len(members)):   # the tracker's quantised steps can overshoot: each row keeps its closest
                 worst = float(dist[rows_of[r]].max())
+                if best[r] is None or worst < best[r][0] - ESCALATE["gain"] * span[r]:
+                    stalled_since[r] = step
+                elif escalate and keep is not None and step - stalled_since[r] >= ESCALATE["patience"] \
+                        and lam[r] > ESCALATE["floor"] * lambda_mask + 1e-9:
+                    lam[r] = max(float(lam[r]) * ESCALATE["factor"], ESCALATE["floor"] * lambda_mask)
+                    stalled_since[r] = step
                 if best[r] is None or worst <= best[r][0] + 1e-6:
                     best[r] = (worst, tuple(None if v is None else v[r].clone() for v in snap),
                                p[rows_of[r]].clone(), step, raw[rows_of[r]].clone())
@@ -223,7 +250,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
                 break
             loss = motion_loss(feat, p, t, ent_row, disk, dist > STOP_PX, patch0, lambda_target)
             if keep is not None:
-                loss = loss + lambda_mask * ((feat - f_init).abs() * keep).mean(dim=(1, 2, 3)).sum()
+                loss = loss + (lam * ((feat - f_init).abs() * keep).mean(dim=(1, 2, 3))).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -250,12 +277,45 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
         z_e, h_e = pick.combined(snap, w)
         # the generator's own motion at each handle (model px) in its group's render, which gates the photo's field
         motion = _motion(pick.renders((None, None), iv)[0], pick.renders(snap, iv), handles, groups)
+    if frame is not None:   # back to the photo's frame: the points, and the motion by the linear part
+        p_best, raw_best = from_frame(frame, p_best), from_frame(frame, raw_best)
+        motion = motion @ np.linalg.inv(frame[:, :2].astype(np.float64)).T
     return z_e.detach(), h_e.detach(), p_best, \
         {"steps_run": done, "kept_step": max(best[r][3] for r in chosen), "layer": layer, "space": state.space,
          "groups": groups.tolist(), "rows": ["shared" if r >= n_groups else "own" for r in chosen],
+         "lambda_rows": [round(float(lam[r]), 4) for r in chosen],
+         "proxy_frame": None if frame is None else np.round(frame, 4).tolist(),
+         "escalated": bool(any(float(lam[r]) < lambda_mask - 1e-9 for r in chosen)),
          "tracker_model": raw_best.round(3).tolist(), "generator_motion": motion,
          "group_z": pick.moved_z(snap[0]).detach() if snap[0] is not None else None,
          "row_z": None if snap[0] is None else state.moved_z(torch.stack([b[1][0] for b in best])).detach()}
+
+
+def proxy_frame(gen, z: torch.Tensor, h: torch.Tensor, split: str, interventions, proxy: np.ndarray):
+    """The affine map (2×3, model px) from the photo's frame to the generator's proxy ``G_H(z)``
+    (rendered as ``proxy``): an ECC fit of the photo's own reconstruction ``G_F(h)`` onto the proxy
+    (:func:`priorpaint.compositing.warp.register_affine`); ``None`` (the identity) where it does not fit.
+    The drag's features are the proxy's, whose face need not sit where the photo's does (Grace Hopper's
+    proxy has its mouth a few model px below hers, so a chin handle fell on the proxy's upper lip)."""
+    from ..compositing.blend import to_uint8
+    from ..compositing.warp import register_affine
+    recon = to_uint8(gen.forward_from(split, h, z=z, interventions=interventions))
+    if np.array_equal(recon, proxy):
+        return None
+    return register_affine(recon, proxy)
+
+
+def to_frame(frame, pts: np.ndarray) -> np.ndarray:
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    return pts if frame is None else pts @ np.asarray(frame, np.float64)[:, :2].T + np.asarray(frame, np.float64)[:, 2]
+
+
+def from_frame(frame, pts: np.ndarray) -> np.ndarray:
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    if frame is None:
+        return pts
+    a = np.asarray(frame, np.float64)
+    return (pts - a[:, 2]) @ np.linalg.inv(a[:, :2]).T
 
 
 def _nearest(dist: torch.Tensor, ent_h: np.ndarray, n: int):
