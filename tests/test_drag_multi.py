@@ -203,7 +203,7 @@ def test_the_drag_runs_in_the_proxys_frame_and_answers_in_the_photos(tiny_gen, m
     monkeypatch.setattr(O, "proxy_frame", lambda *args: a)
     p, t = np.array([[6.0, 8.0]]), np.array([[6.0, 4.0]])
     events = []
-    _, _, tracked, info = O.optimise(tiny_gen, z, h, "b8", p, t, steps=2, lr=0.0, movable="capsule",
+    _, _, tracked, info = O.optimise(tiny_gen, z, h, "b8", p, t, steps=2, lr=0.0, movable="capsule", register=True,
                                      to_photo=lambda q: q, progress=lambda *x: events.append(x[2]))
     assert info["proxy_frame"] == a.tolist()
     np.testing.assert_allclose(tracked, p, atol=1e-5)                     # nothing moved: the handle, photo frame
