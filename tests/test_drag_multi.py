@@ -164,10 +164,10 @@ def test_a_stalled_latent_has_its_keep_term_lowered_and_the_drag_then_adds_no_ge
         h = tiny_gen.forward_to(z, "b8")
     p, t = np.array([[6.0, 8.0]]), np.array([[6.0, 4.0]])
     e = O.ESCALATE
-    kw = dict(steps=4 * e["patience"] + 2, lr=0.0, movable="capsule", lambda_mask=1.0)
+    kw = dict(steps=4 * e["patience"] + 2, lr=0.0, movable="capsule", lambda_mask=1.0, escalate=True)
     _, _, _, info = O.optimise(tiny_gen, z, h, "b8", p, t, **kw)
     assert info["escalated"] and info["lambda_rows"] == [pytest.approx(e["floor"])]
-    _, _, _, kept = O.optimise(tiny_gen, z, h, "b8", p, t, escalate=False, **kw)
+    _, _, _, kept = O.optimise(tiny_gen, z, h, "b8", p, t, **dict(kw, escalate=False))
     assert not kept["escalated"] and kept["lambda_rows"] == [1.0]
     _, _, _, free = O.optimise(tiny_gen, z, h, "b8", p, t, **dict(kw, movable=None))
     assert not free["escalated"]

@@ -32,9 +32,11 @@ STOP_PX = 1.0
 #: "new content" pasted dark blobs into the photos, docs/method/drag.md); ``space``
 #: ``None``: the architecture's (:mod:`priorpaint.edits.drag_space`); λ of the DragGAN-like target term
 #: ``latents``: one latent per group of nearby handles (:func:`priorpaint.edits.drag_region.group_handles`);
-#: ``escalate``: lower a stalled latent's λ (:data:`ESCALATE`)
+#: ``escalate``: lower a stalled latent's λ (:data:`ESCALATE`; off: on the seven bench photos it moved
+#: Grace Hopper's chin 0.06 → 0.14 but cost the held-out Grace Hopper 0.74 → 0.50, docs/method/drag.md);
+#: ``register``: drag in the proxy's frame (:func:`proxy_frame`; off: it lost the astronaut's chin, 0.95 → 0.00)
 DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None, "lambda_target": 0.0,
-            "latents": "group", "escalate": True, "register": False}
+            "latents": "group", "escalate": False, "register": False}
 #: a latent whose handles got no closer by ``gain`` × the way in ``patience`` steps has stalled: its keep
 #: term's λ is multiplied by ``factor``, down to ``floor`` × λ (a keep term too strong for that face holds
 #: it still). A drag that escalated adds no generated pixels (the render's new content is off): a proxy

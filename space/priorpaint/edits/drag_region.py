@@ -56,7 +56,8 @@ def group_handles(handles: np.ndarray, targets: np.ndarray, r1: float = 3.0, lat
     moves, or than :data:`GROUP_PATCH` × ``r1``"; ``"each"``: a group per handle; ``"one"``: one group."""
     from ..errors import InputError
     if latents not in LATENTS:
-        raise InputError(f"drag latents must be one of {', '.join(repr(v) for v in LATENTS)}, got {str(latents)[:20]!r}")
+        raise InputError(f"drag latents must be one of {', '.join(repr(v) for v in LATENTS)}, "
+                         f"got {str(latents)[:20]!r}")
     p = np.asarray(handles, np.float64).reshape(-1, 2)
     n = len(p)
     if latents != "group":
