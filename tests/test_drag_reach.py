@@ -39,14 +39,13 @@ def test_the_render_flow_sees_a_local_sub_pixel_move_of_a_64_px_render():
 
 
 def test_the_flow_on_a_window_around_the_points_reads_the_same_move():
-    """The gate's window (the points' box grown by WINDOW px): the same local move as on the whole render."""
-    from priorpaint.compositing.drag_motion import WINDOW
+    """A window (the points' box grown by 16 px): the same local move as on the whole render."""
     im = _face64()
     gy, gx = np.mgrid[0:64, 0:64].astype(np.float32)
     w = np.exp(-((gx - 32) ** 2 + (gy - 40) ** 2) / (2 * 4.0 ** 2)).astype(np.float32)
     moved = cv2.remap(im, gx, gy + 3.0 * w, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
     pts = np.array([[32.0, 43.0], [30.0, 38.0]])
-    np.testing.assert_allclose(flow_at(im, moved, pts, window=WINDOW), flow_at(im, moved, pts), atol=0.3)
+    np.testing.assert_allclose(flow_at(im, moved, pts, window=16), flow_at(im, moved, pts), atol=0.3)
     far = flow_at(im, moved, np.array([[2.0, 2.0], [60.0, 61.0]]), window=4)   # boxes at the borders
     assert far.shape == (2, 2) and np.abs(far).max() < 0.3
 

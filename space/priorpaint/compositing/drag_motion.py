@@ -20,9 +20,11 @@ import numpy as np
 UPSCALE = 4
 
 
-#: the drag's gate reads the flow on the renders' window around its handles, this many px either side
-#: (the whole render costs a step of a 5-handle drag about a third of its time)
-WINDOW = 16
+#: the drag's gate may read the flow on the renders' window around its handles, this many px either
+#: side (``None``: the whole render). A 16 px window saves about a third of a 5-handle drag's step, but
+#: on the bench's three-pair drags it confirmed less (worst pair per photo lower on 5 of 7; Grace
+#: Hopper's right mouth corner 0.73 → −0.01: DIS's coarse levels lose the context), so the whole render
+WINDOW: Optional[int] = None
 
 
 def flow_at(before: np.ndarray, after: np.ndarray, pts: np.ndarray, upscale: int = UPSCALE,
