@@ -10,6 +10,7 @@ import torch
 
 from priorpaint.compositing.drag_motion import confirmed_positions, flow_at
 from priorpaint.edits import drag as D
+from priorpaint.edits import drag_optimise as O
 from priorpaint.edits import drag_space as S
 from priorpaint.errors import InputError
 from priorpaint.jobs import CancelToken, Cancelled
@@ -37,6 +38,18 @@ def test_the_render_flow_sees_a_local_sub_pixel_move_of_a_64_px_render():
     assert np.abs(flow_at(im, im, np.array([[32.0, 43.0], [10.0, 10.0]]))).max() < 0.05
 
 
+def test_the_flow_on_a_window_around_the_points_reads_the_same_move():
+    """A window (the points' box grown by 16 px): the same local move as on the whole render."""
+    im = _face64()
+    gy, gx = np.mgrid[0:64, 0:64].astype(np.float32)
+    w = np.exp(-((gx - 32) ** 2 + (gy - 40) ** 2) / (2 * 4.0 ** 2)).astype(np.float32)
+    moved = cv2.remap(im, gx, gy + 3.0 * w, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    pts = np.array([[32.0, 43.0], [30.0, 38.0]])
+    np.testing.assert_allclose(flow_at(im, moved, pts, window=16), flow_at(im, moved, pts), atol=0.3)
+    far = flow_at(im, moved, np.array([[2.0, 2.0], [60.0, 61.0]]), window=4)   # boxes at the borders
+    assert far.shape == (2, 2) and np.abs(far).max() < 0.3
+
+
 def test_a_tracked_shift_is_kept_only_as_far_as_the_generator_moved():
     p = np.array([[10.0, 20.0], [10.0, 20.0], [10.0, 20.0], [10.0, 20.0]])
     tracked = np.array([[10.0, 16.0]] * 4)                       # the tracker says: 4 px up
@@ -52,10 +65,10 @@ def test_a_tracker_jump_with_a_still_generator_leaves_the_photo_and_says_how_far
     s = tiny_session
     jumps = []
 
-    def jump(feat, f0, p, r2):
+    def jump(feat, f0, p, r2, groups=None):
         jumps.append(1)
         return p + torch.tensor([[0.0, -float(r2)]], dtype=p.dtype)
-    monkeypatch.setattr(D, "_track", jump)
+    monkeypatch.setattr(O, "_track", jump)
     state = s.apply([{"kind": "drag", "points": [[230, 150, 230, 120]], "steps": 5, "lr": 0.0}])
     d = state.applied[0]
     assert jumps and d["reach_tracked"][0] > 0.0            # the tracker moved ...

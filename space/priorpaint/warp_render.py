@@ -115,7 +115,7 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     appearance, extra = None, {}
     if dragged is not None:   # a drag: the photo moves along the field through its tracked handles
         flow, motion, appearance = dragged, "drag", DRAG_APPEARANCE
-        new = warp.new_content_along(fb, fe, flow, res)
+        new = warp.new_content_along(fb, fe, flow, res, off=any(s.get("escalated") for s in state.applied))
     elif m is not None:
         (flow, new, extra), motion = m, declared
     else:

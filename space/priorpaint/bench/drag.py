@@ -52,6 +52,12 @@ def _steps(args) -> int:
     return int(getattr(args, "drag_steps", 0) or DEFAULTS["steps"])
 
 
+def _latents(args) -> str:
+    """How the drag's handles share latents (``drag_latents``; default the edit's own)."""
+    from ..edits.drag import DEFAULTS
+    return str(getattr(args, "drag_latents", None) or DEFAULTS["latents"])
+
+
 def _pairs(box) -> Dict[str, List[List[float]]]:
     x, y, w, h = box
     d = MOVE * h
@@ -91,6 +97,15 @@ def generator_reach(before: np.ndarray, after: np.ndarray, pairs: np.ndarray) ->
     return [round(float(v), 3) for v in 1.0 - d1 / np.maximum(d0, 1e-6)]
 
 
+def motion_reach(applied: dict) -> List[float]:
+    """Per pair: ``1 − |t − (p + m)| / |t − p|`` (model px) with ``m`` the generator's own motion at the
+    handle in the render of the latent its group kept (``generator_motion``, the drag's gate reading)."""
+    h, t = np.asarray(applied["handles_model"], np.float64), np.asarray(applied["targets_model"], np.float64)
+    m = np.asarray(applied["generator_motion"], np.float64)
+    d0 = np.linalg.norm(t - h, axis=1)
+    return [round(float(v), 3) for v in 1.0 - np.linalg.norm(t - h - m, axis=1) / np.maximum(d0, 1e-6)]
+
+
 def _arrows(img: np.ndarray, pairs: np.ndarray, scale: float, size: int = 256) -> np.ndarray:
     k = size / float(img.shape[0])
     out = np.array(Image.fromarray(img).resize((size, size), Image.LANCZOS))
@@ -110,7 +125,8 @@ def _real(photo: dict, args, steps: int) -> Dict[str, object]:
                               "drags": {}}
     region = _square(s, s.photo.rgb)
     for name, pairs in _pairs(photo["box"]).items():
-        spec = {"kind": "drag", "points": [[round(v, 1) for v in q] for q in pairs], "steps": _steps(args)}
+        spec = {"kind": "drag", "points": [[round(v, 1) for v in q] for q in pairs], "steps": _steps(args),
+                "latents": _latents(args)}
         t0 = time.perf_counter()
         state = s.apply([spec])
         t_drag = time.perf_counter() - t0
@@ -125,8 +141,10 @@ def _real(photo: dict, args, steps: int) -> Dict[str, object]:
             before = to_uint8(s.gen.forward_from(p.split, hz, z=p.z))
             after = to_uint8(s.gen.forward_from(p.split, hz + state.h - p.h, z=state.z))
         scale = s.gen.resolution / float(side)
-        # the generator's own motion: the optical flow between its renders at the handles (as the drag's gate reads it)
-        gen_reach = generator_reach(before, after, sq_pairs * scale + 0.5 * scale - 0.5)
+        # the generator's own motion at each handle, in the render of the latent its group kept (the gate's reading)
+        gen_reach = motion_reach(applied)
+        # and between the proxy renders of the photo's one combined state (what the render's new content sees)
+        combined_reach = generator_reach(before, after, sq_pairs * scale + 0.5 * scale - 0.5)
         tiles = [_arrows(region, sq_pairs, 1.0), _arrows(_square(s, r.photo.rgb), sq_pairs, 1.0),
                  _arrows(before, sq_pairs, scale), _arrows(after, sq_pairs, scale)]
         path = ARTIFACTS / f"{photo['name']}_{name}.png"
@@ -134,7 +152,8 @@ def _real(photo: dict, args, steps: int) -> Dict[str, object]:
         row["drags"][name] = {
             "pairs": len(pairs), "reach_independent": reach, "reach_independent_worst": min(reach),
             "reach_tracked": applied["reach_tracked"], "reach_confirmed": applied["reach_model"],
-            "reach_generator": gen_reach, "detail_kept": r.metrics.get("detail_kept"),
+            "reach_generator": gen_reach, "reach_generator_combined": combined_reach,
+            "groups": applied["groups"], "rows": applied["rows"], "detail_kept": r.metrics.get("detail_kept"),
             "smear": st.get("smear"), "unexplained": st.get("unexplained"),
             "changed_outside_mask": r.metrics["changed_outside_mask"], "notes": state.notes,
             "seconds_drag": round(t_drag, 3), "seconds_per_step": round(t_drag / n_steps, 4),
@@ -202,7 +221,7 @@ def _faces(args) -> Dict[str, object]:
     gen = load_generator(getattr(args, "model", None))
     split = gen.default_split
     n = int(getattr(args, "face_pairs", 8) or 8)
-    out: Dict[str, object] = {"paper": PAPER, "pairs": n}
+    out: Dict[str, object] = {"paper": PAPER, "pairs": n, "latents": _latents(args)}
     for k in (1, 5):
         rows = []
         seed = 0
@@ -219,7 +238,7 @@ def _faces(args) -> Dict[str, object]:
             with torch.no_grad():
                 h = gen.forward_to(za, split)
             t0 = time.perf_counter()
-            z_e, h_e, _, info = optimise(gen, za, h, split, a[idx], b[idx], steps=_steps(args))
+            z_e, h_e, _, info = optimise(gen, za, h, split, a[idx], b[idx], steps=_steps(args), latents=_latents(args))
             secs = time.perf_counter() - t0
             with torch.no_grad():
                 res = to_uint8(gen.forward_from(split, h_e, z=z_e))
@@ -227,7 +246,8 @@ def _faces(args) -> Dict[str, object]:
             before = float(np.linalg.norm(a[idx] - b[idx], axis=1).mean())
             after = float(np.linalg.norm(got[idx] - b[idx], axis=1).mean()) if got is not None else None
             rows.append({"before": round(before, 3), "after": None if after is None else round(after, 3),
-                         "seconds": round(secs, 3), "steps": info["steps_run"]})
+                         "seconds": round(secs, 3), "steps": info["steps_run"], "groups": info["groups"],
+                         "rows": info["rows"]})
         done = [r for r in rows if r["after"] is not None]
         mb = float(np.mean([r["before"] for r in done])) if done else None
         ma = float(np.mean([r["after"] for r in done])) if done else None
@@ -235,7 +255,9 @@ def _faces(args) -> Dict[str, object]:
             "mean_before": None if mb is None else round(mb, 3), "mean_after": None if ma is None else round(ma, 3),
             "after_share": None if not done or mb == 0 else round(ma / mb, 3),
             "face_lost": len(rows) - len(done), "samples": len(rows),
-            "seconds_mean": round(float(np.mean([r["seconds"] for r in rows])), 3) if rows else None}
+            "seconds_mean": round(float(np.mean([r["seconds"] for r in rows])), 3) if rows else None,
+            "groups_mean": round(float(np.mean([max(r["groups"]) + 1 for r in rows])), 2) if rows else None,
+            "rows": rows}
     return out
 
 
@@ -244,7 +266,7 @@ def run(report: dict, args) -> None:
     steps = min(int(getattr(args, "steps", 300) or 300), 300)
     photos = bench_photos() + held_out_photos()
     photos = photos[:int(getattr(args, "photos", 0) or len(photos))]
-    out: Dict[str, object] = {"targets": TARGETS, "move": MOVE, "photos": {}}
+    out: Dict[str, object] = {"targets": TARGETS, "move": MOVE, "latents": _latents(args), "photos": {}}
     for photo in photos:
         out["photos"][photo["name"]] = _real(photo, args, steps)
     rows = [d for ph in out["photos"].values() for d in ph["drags"].values()]

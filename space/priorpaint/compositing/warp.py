@@ -241,9 +241,12 @@ def correspondence_from_features(base_feats, edited_feats, res: int, radius: int
 
 
 @torch.no_grad()
-def new_content_along(base_feats, edited_feats, flow: np.ndarray, res: int) -> np.ndarray:
+def new_content_along(base_feats, edited_feats, flow: np.ndarray, res: int, off: bool = False) -> np.ndarray:
     """(R, R) in [0, 1]: where the edited features do not match the base features at the place the
-    given field says they came from (a field made elsewhere, e.g. a drag's): new content there."""
+    given field says they came from (a field made elsewhere, e.g. a drag's): new content there.
+    ``off``: none anywhere (a drag whose proxy was let loose, edits/drag_optimise.py's ``ESCALATE``)."""
+    if off:
+        return np.zeros((res, res), np.float32)
     fb, fe = _normalised(base_feats, res), _normalised(edited_feats, res)
     gy, gx = np.mgrid[0:res, 0:res].astype(np.float32)
     grid = np.stack([(gx + flow[..., 0] + 0.5) / res * 2 - 1, (gy + flow[..., 1] + 0.5) / res * 2 - 1], -1)

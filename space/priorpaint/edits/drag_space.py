@@ -11,6 +11,12 @@
   model that tears the image apart.
 
 The default is declared per architecture (:data:`DEFAULT_SPACE`, :func:`default_space`).
+
+A drag may optimise a *batch* of latents, one per group of nearby handles (``batch``: one forward
+through the generator per step for all of them, each row its own offset; the generator's layers
+treat the rows independently). :meth:`DragLatent.combined` gives the photo's one state from them:
+the split feature takes each group's change where that group's weight is (a partition of unity over
+the split's grid, :func:`priorpaint.edits.drag_region.group_weights`), the latent the groups' mean offset.
 """
 
 from __future__ import annotations
@@ -53,14 +59,16 @@ class DragLatent:
     """The optimised tensors of one drag and the latent ``(z_e, h_e)`` they give."""
 
     def __init__(self, gen, z: torch.Tensor, h: torch.Tensor, split: str, space: Optional[str] = None,
-                 basis: Optional[torch.Tensor] = None):
+                 basis: Optional[torch.Tensor] = None, batch: int = 1):
         space = default_space(gen) if space is None else space
         if space not in SPACES:
             raise InputError(f"drag space must be one of {', '.join(repr(s) for s in SPACES)}, got {space!r}")
         if space == "w+" and not hasattr(gen, "to_wplus"):
             raise InputError(f"drag space 'w+' needs a StyleGAN2 model; {gen.architecture or 'this model'} "
                              "has no w+ (use 'z' or 'pose')")
-        self.gen, self.z, self.h, self.split, self.space = gen, z, h, split, space
+        if not isinstance(batch, int) or batch < 1 or z.shape[0] != 1:
+            raise InputError(f"a drag optimises a batch of at least one latent of one image, got {batch!r}")
+        self.gen, self.z, self.h, self.split, self.space, self.batch = gen, z, h, split, space, batch
         self.hz, self.base = None, h
         if space != "h":
             with torch.no_grad():
@@ -69,15 +77,16 @@ class DragLatent:
         self.basis = None
         if space == "pose":
             self.basis = pose_basis(gen) if basis is None else basis.to(z.device, z.dtype)
-            shape = (z.shape[0], self.basis.shape[0])
+            shape = (batch, self.basis.shape[0])
         elif space == "w+":
             self.wplus = gen.to_wplus(z).detach()
-            shape = (z.shape[0], min(FIRST_LAYERS, self.wplus.shape[1]), self.wplus.shape[2])
+            shape = (batch, min(FIRST_LAYERS, self.wplus.shape[1]), self.wplus.shape[2])
         else:
-            shape = tuple(z.shape)
+            shape = (batch,) + tuple(z.shape[1:])
         self.dz = torch.zeros(shape, device=z.device, dtype=z.dtype, requires_grad=True) \
             if space != "h" else None
-        self.dh = torch.zeros_like(h, requires_grad=True) if space in ("h", "z+h") else None
+        self.dh = torch.zeros((batch,) + tuple(h.shape[1:]), device=h.device, dtype=h.dtype, requires_grad=True) \
+            if space in ("h", "z+h") else None
 
     @property
     def params(self) -> List[torch.Tensor]:
@@ -89,12 +98,13 @@ class DragLatent:
     def moved_z(self, dz: Optional[torch.Tensor]) -> torch.Tensor:
         """The latent for the optimised ``dz`` (the input's shape for ``z``/``pose``; ``w+`` for ``w+``)."""
         if dz is None:
-            return self.z
+            return self.z.expand((self.batch,) + tuple(self.z.shape[1:]))
         if self.space == "pose":
             return self.z + torch.einsum("nk,k...->n...", dz, self.basis)
         if self.space == "w+":
             k = dz.shape[1]
-            return torch.cat([self.wplus[:, :k] + dz, self.wplus[:, k:]], 1)
+            w = self.wplus.expand((dz.shape[0],) + tuple(self.wplus.shape[1:]))
+            return torch.cat([w[:, :k] + dz, w[:, k:]], 1)
         return self.z + dz
 
     def latent(self, snap=None, photo: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -106,9 +116,30 @@ class DragLatent:
         h_e = h0 if dz is None else h0 + self.gen.forward_to(z_e, self.split) - self.hz
         return z_e, (h_e if dh is None else h_e + dh)
 
+    def combined(self, snap, weights: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The photo's one state ``(z_e, h_e)`` (batch 1, its whole residual) from a :meth:`snapshot`
+        of the batch: row ``g``'s change of the split feature where ``weights[g]`` is (``(G, 1, s, s)``
+        on the split's grid, summing to 1; ``None``: the rows' mean), the latent the rows' mean offset.
+        With one latent it is that latent's own state."""
+        dz, dh = snap
+        if self.batch == 1:
+            return self.latent(snap, photo=True)
+        if weights is None:
+            weights = torch.full((self.batch,) + (1,) * (self.h.dim() - 1), 1.0 / self.batch,
+                                 device=self.h.device, dtype=self.h.dtype)
+        z_rows = self.moved_z(dz)
+        delta = torch.zeros_like(self.h) if dz is None else self.gen.forward_to(z_rows, self.split) - self.hz
+        if dh is not None:
+            delta = delta + dh
+        h_e = self.h + (weights * delta).sum(0, keepdim=True)
+        z_e = self.z if dz is None else self.moved_z(dz.mean(0, keepdim=True))[:1]
+        return z_e, h_e
+
     @torch.no_grad()
-    def render(self, snap, interventions=None) -> np.ndarray:
-        """The generator's render (R×R×3 uint8) of a :meth:`snapshot` as the drag's features see it."""
+    def renders(self, snap, interventions=None) -> List[np.ndarray]:
+        """The generator's renders (one R×R×3 uint8 per latent of the batch) of a :meth:`snapshot` as
+        the drag's features see them."""
         from ..compositing.blend import to_uint8
         z_e, h_e = self.latent(snap)
-        return to_uint8(self.gen.forward_from(self.split, h_e, z=z_e, interventions=interventions))
+        x = self.gen.forward_from(self.split, h_e, z=z_e, interventions=interventions)
+        return [to_uint8(x[i]) for i in range(x.shape[0])]

@@ -1,0 +1,330 @@
+"""The drag's optimisation (DragGAN's motion supervision and point tracking, own code), for
+:mod:`priorpaint.edits.drag`.
+
+The handles are grouped by nearness (:func:`~priorpaint.edits.drag_region.group_handles`) and each
+group optimises a latent of its own, all as one batch through the generator (one forward a step):
+a group's motion supervision, its keep term (outside its own capsule) and its gate (the generator's
+motion in its own render) see only its own row, so handles far apart no longer pull one latent three
+ways. The photo's one state is the rows combined on the split's grid (:meth:`DragLatent.combined`);
+the photo's field runs through every handle's confirmed position (one thin-plate spline: smooth).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from .drag_space import DragLatent
+
+#: the feature layer per architecture: StyleGAN2 after the 6th synthesis block (the paper's);
+#: the embedded 64 px DCGAN at b32, its finest feature map (32 px, 64 channels): b16 is too coarse
+#: to place a handle within a model pixel, and its RGB output matches colours, not content
+FEATURE_LAYER = {"dcgan": "b32", "stylegan2": 5}
+#: a handle this close to its target (model px) has arrived
+STOP_PX = 1.0
+#: optimisation defaults: Adam steps and rate; r1, r2 in model px; λ of the keep term outside the movable
+#: region (1: at 0.3 one chin drag reached further, but the proxy turned into another face and its
+#: "new content" pasted dark blobs into the photos, docs/method/drag.md); ``space``
+#: ``None``: the architecture's (:mod:`priorpaint.edits.drag_space`); λ of the DragGAN-like target term
+#: ``latents``: one latent per group of nearby handles (:func:`priorpaint.edits.drag_region.group_handles`);
+#: ``escalate``: lower a stalled latent's λ (:data:`ESCALATE`; off: on the seven bench photos it moved
+#: Grace Hopper's chin 0.06 → 0.14 but cost the held-out Grace Hopper 0.74 → 0.50, docs/method/drag.md);
+#: ``register``: drag in the proxy's frame (:func:`proxy_frame`; off: it lost the astronaut's chin, 0.95 → 0.00)
+DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None, "lambda_target": 0.0,
+            "latents": "group", "escalate": False, "register": False}
+#: a latent whose handles got no closer by ``gain`` × the way in ``patience`` steps has stalled: its keep
+#: term's λ is multiplied by ``factor``, down to ``floor`` × λ (a keep term too strong for that face holds
+#: it still). A drag that escalated adds no generated pixels (the render's new content is off): a proxy
+#: let loose can drift to another face, whose pixels must not be pasted in (docs/method/drag.md)
+ESCALATE = {"patience": 8, "gain": 0.03, "factor": 0.5, "floor": 0.25}
+#: the tracker's cost of a move to the patch's radius, relative to the feature distance
+TRACK_PRIOR = 0.02
+#: cap each step's tracked handles by the generator's motion since the start (compositing/drag_motion.py)
+CONFIRM = True
+#: the tracker's search grid, model px
+TRACK_STEP = 0.5
+
+
+def feature_layer(gen, split: str) -> str:
+    """The layer whose output the drag supervises and tracks (after ``split``)."""
+    after = list(gen.layers_after(split))
+    if not after:
+        raise InputError(f"drag needs a layer after the split {split!r}; this model has none")
+    own = getattr(gen, "drag_feature_layer", None)
+    want = own if own is not None else FEATURE_LAYER.get(getattr(gen, "architecture", ""))
+    if isinstance(want, int):   # the output of the N+1-th block, when the model has that many
+        names = gen.layer_names
+        want = names[want] if want < len(names) - 1 else None
+    if want in after:
+        return want
+    # undeclared: the last feature map before the output (the output itself when none follows)
+    return after[-2] if len(after) > 1 else after[-1]
+
+
+def _sample(feat: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples (N, C) of ``feat`` (1, C, R, R) at model px ``pts`` (N, 2)."""
+    r = feat.shape[-1]
+    grid = ((pts + 0.5) / r * 2.0 - 1.0).view(1, -1, 1, 2)
+    return F.grid_sample(feat, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, :, 0].t()
+
+
+def _disk(r1: float, device) -> torch.Tensor:
+    k = int(math.floor(r1))
+    offs = [(dx, dy) for dy in range(-k, k + 1) for dx in range(-k, k + 1) if dx * dx + dy * dy <= r1 * r1]
+    return torch.tensor(offs, dtype=torch.float32, device=device)
+
+
+def _track(feat: torch.Tensor, f0: torch.Tensor, p: torch.Tensor, r2: int, groups=None) -> torch.Tensor:
+    """Each handle's nearest neighbour (L1) of its ``f0`` within the square of radius ``r2`` around
+    its current position, in its group's feature map (``feat[groups[i]]``; ``feat`` (G, C, R, R)),
+    searched on a grid of :data:`TRACK_STEP` model px (bilinear samples, so a sub-pixel motion is
+    seen); staying put is the grid's centre, and a move pays a small prior (:data:`TRACK_PRIOR` at
+    the radius), so flat, ambiguous features do not make it jump."""
+    r = feat.shape[-1]
+    k = int(round(r2 / TRACK_STEP))
+    steps = torch.arange(-k, k + 1, device=feat.device, dtype=feat.dtype) * TRACK_STEP
+    oy, ox = torch.meshgrid(steps, steps, indexing="ij")
+    offs = torch.stack([ox.reshape(-1), oy.reshape(-1)], 1)
+    prior = TRACK_PRIOR * (offs ** 2).sum(1) / float(r2 * r2)
+    out = p.clone()
+    for i in range(p.shape[0]):
+        g = 0 if groups is None else int(groups[i])
+        cand = (p[i][None] + offs).clamp(0.0, r - 1.0)
+        d = (_sample(feat[g:g + 1], cand) - f0[i][None]).abs().mean(1) / f0[i].abs().mean().clamp_min(1e-6) + prior
+        out[i] = cand[int(torch.argmin(d))]
+    return out
+
+
+def _keep(movable, handles: np.ndarray, targets: np.ndarray, members, res: int, dev):
+    """(rows or 1, 1, R, R): where each latent's features are held (the keep term), or ``None``: a
+    given movable region (1, 1, R, R) is the same for all; ``"capsule"``: each latent the capsules of
+    its own handles (``members[row]``: their indices)."""
+    from .drag_region import movable_region
+    if movable is None:
+        return None
+    if isinstance(movable, str):
+        if movable != "capsule":
+            raise ValueError(f"movable must be a tensor, 'capsule' or None, got {movable!r}")
+        caps = [movable_region(handles[m], targets[m], res) for m in members]
+        return 1.0 - torch.from_numpy(np.stack(caps))[:, None].to(dev)
+    return 1.0 - movable
+
+
+def motion_loss(feat: torch.Tensor, p: torch.Tensor, t: torch.Tensor, groups, disk: torch.Tensor,
+                active=None, patch0=None, lambda_target: float = 0.0) -> torch.Tensor:
+    """The motion supervision: for each handle ``i`` (``active[i]``; all when ``None``), in its
+    group's feature map, ``mean_q |F(q + d) − sg(F(q))|₁`` over the disk around ``p_i``, ``d`` the unit
+    step toward ``t_i``; with ``lambda_target``, the handle's initial patch ``patch0[i]`` wanted at the target."""
+    loss = feat.new_zeros(())
+    for i in range(p.shape[0]):
+        if active is not None and not active[i]:
+            continue
+        f = feat[int(groups[i]):int(groups[i]) + 1]
+        d = (t[i] - p[i]) / (t[i] - p[i]).norm().clamp_min(1e-6)
+        q = p[i][None] + disk
+        loss = loss + (_sample(f, q + d) - _sample(f, q).detach()).abs().mean()
+        if lambda_target:
+            loss = loss + lambda_target * (_sample(f, t[i][None] + disk) - patch0[i]).abs().mean()
+    return loss
+
+
+def _motion(render0, renders, p0: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(N, 2): the generator's motion at each handle since the start, in its group's render."""
+    from ..compositing.drag_motion import WINDOW, flow_at
+    m = np.zeros((len(p0), 2))
+    for g, img in enumerate(renders):
+        idx = groups == g
+        if idx.any():
+            m[idx] = flow_at(render0, img, p0[idx], window=WINDOW)
+    return m
+
+
+def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndarray, targets: np.ndarray,
+             movable=None, interventions=None, steps: int = DEFAULTS["steps"],
+             lr: float = DEFAULTS["lr"], r1: float = DEFAULTS["r1"], r2: int = DEFAULTS["r2"],
+             lambda_mask: float = DEFAULTS["lambda_mask"], space: Optional[str] = None,
+             lambda_target: float = DEFAULTS["lambda_target"], latents: str = DEFAULTS["latents"],
+             escalate: bool = DEFAULTS["escalate"], register: bool = DEFAULTS["register"],
+             cancel=None, progress=None, to_photo=None):
+    """``(z_e, h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px).
+    ``movable``: the movable region (1, 1, R, R), ``"capsule"`` (each latent its own handles'
+    capsules) or ``None`` (no keep term); ``latents``: how the handles share latents
+    (:data:`~priorpaint.edits.drag_region.LATENTS`).
+
+    With G > 1 groups the batch has G + 1 rows: a latent per group (its own handles) and a *shared*
+    one that drags every handle (the single-latent drag), all in one forward a step; each row tracks
+    and gates its own handles. Each group then takes whichever of its own row and the shared row got
+    its handles closer (the generator's motions are not local: on the embedded model one mouth corner
+    alone does not move, both corners together do); ``info["rows"]``: ``"own"`` or ``"shared"`` per group."""
+    from ..compositing.blend import to_uint8
+    from ..compositing.drag_motion import confirmed_positions
+    from ..jobs import checkpoint
+    from .drag_region import group_handles, group_weights
+    iv = interventions or None
+    layer = feature_layer(gen, split)
+    res = gen.resolution
+    dev = h.device
+    handles, targets = np.asarray(handles, np.float64), np.asarray(targets, np.float64)
+    n = len(handles)
+    groups = group_handles(handles, targets, r1, latents)
+    n_groups = int(groups.max()) + 1
+    # the rows of the batch and their entries (a handle tracked in a row): each group's own row, then
+    # the shared row of all handles when there are several groups
+    members = [np.flatnonzero(groups == g) for g in range(n_groups)] + ([np.arange(n)] if n_groups > 1 else [])
+    ent_row = np.concatenate([np.full(len(m), r) for r, m in enumerate(members)])
+    ent_h = np.concatenate(members)
+    state = DragLatent(gen, z, h, split, space, batch=len(members))
+
+    def run(snap=None):
+        """The features (rows, C, R, R) and the renders (rows, 3, R, R) of the batch: one forward."""
+        z_e, h_e = state.latent(snap)
+        x, cap = gen.run(h_e, start=split, capture=[layer], z=z_e, interventions=iv)
+        return F.interpolate(cap[layer], size=(res, res), mode="bilinear", align_corners=False), x
+
+    with torch.no_grad():
+        f_init, x0 = run(state.snapshot())
+        f_init = f_init[:1]
+        render0 = to_uint8(x0[0])
+        # the proxy's frame: where the photo's points are on the generator's own render
+        frame = proxy_frame(gen, z, h, split, iv, render0) if register else None
+    handles, targets = to_frame(frame, handles), to_frame(frame, targets)
+    if frame is not None and movable is not None and not isinstance(movable, str):
+        import cv2
+        mv = cv2.warpAffine(movable[0, 0].cpu().numpy().astype(np.float32), frame, (res, res), flags=cv2.INTER_LINEAR)
+        movable = torch.from_numpy(mv)[None, None].to(dev, h.dtype)
+    t = torch.as_tensor(targets[ent_h].astype(np.float32), device=dev)
+    p = torch.as_tensor(handles[ent_h].astype(np.float32), device=dev)
+    with torch.no_grad():
+        f0 = _sample(f_init, p)
+    p0 = handles[ent_h]
+    disk = _disk(r1, dev)
+    patch0 = None
+    if lambda_target:   # DragGAN-like second term: the handle's initial patch, wanted at the target
+        with torch.no_grad():
+            patch0 = [_sample(f_init, p[e][None] + disk) for e in range(p.shape[0])]
+    keep = _keep(movable, handles, targets, members, res, dev)
+    opt = torch.optim.Adam(state.params, lr=lr)
+    done, raw = 0, p
+    lam = torch.full((len(members),), float(lambda_mask), device=dev)   # each row's keep λ (escalated apart)
+    stalled_since = [0] * len(members)
+    span = [float(np.linalg.norm(targets[m] - handles[m], axis=1).max()) for m in members]
+    best = [None] * len(members)   # per row: (worst distance, its rows of the snapshot, its entries, step, raw)
+    rows_of = [torch.as_tensor(ent_row == r, device=dev) for r in range(len(members))]
+    if to_photo is not None:   # the progress reports the photo's frame
+        shown = to_photo
+        to_photo = lambda q: shown(from_frame(frame, q))   # noqa: E731
+    goal = None if to_photo is None else [[round(float(v), 1) for v in q] for q in to_photo(targets)]
+    with torch.enable_grad():
+        for step in range(steps + 1):
+            feat, x = run()
+            if step > 0:
+                p = raw = _track(feat.detach(), f0, p, int(r2), ent_row)
+                if CONFIRM:   # no further than the generator's own render moved there (a jump is not motion)
+                    m = _motion(render0, [to_uint8(x[r].detach()) for r in range(len(members))], p0, ent_row)
+                    p = torch.as_tensor(confirmed_positions(p0, p.cpu().numpy(), m), dtype=p.dtype, device=dev)
+            dist = (t - p).norm(dim=1)
+            near = _nearest(dist, ent_h, n)   # each handle's entry closest to its target
+            info = {"step": step, "distance_px": [round(float(dist[e]), 2) for e in near]}
+            if to_photo is not None:
+                info["handles"] = [[round(float(v), 1) for v in q] for q in to_photo(p[near].cpu().numpy())]
+                info["targets"] = goal
+            checkpoint(cancel, progress, "drag", step / max(steps, 1), info)
+            snap = state.snapshot()
+            for r in range(len(members)):   # the tracker's quantised steps can overshoot: each row keeps its closest
+                worst = float(dist[rows_of[r]].max())
+                if best[r] is None or worst < best[r][0] - ESCALATE["gain"] * span[r]:
+                    stalled_since[r] = step
+                elif escalate and keep is not None and step - stalled_since[r] >= ESCALATE["patience"] \
+                        and lam[r] > ESCALATE["floor"] * lambda_mask + 1e-9:
+                    lam[r] = max(float(lam[r]) * ESCALATE["factor"], ESCALATE["floor"] * lambda_mask)
+                    stalled_since[r] = step
+                if best[r] is None or worst <= best[r][0] + 1e-6:
+                    best[r] = (worst, tuple(None if v is None else v[r].clone() for v in snap),
+                               p[rows_of[r]].clone(), step, raw[rows_of[r]].clone())
+            arrived = (dist <= STOP_PX).cpu().numpy()
+            if all(any(arrived[(ent_row == r) & np.isin(ent_h, members[g])].all() for r in (g, len(members) - 1))
+                   for g in range(n_groups)) or step == steps:
+                break
+            loss = motion_loss(feat, p, t, ent_row, disk, dist > STOP_PX, patch0, lambda_target)
+            if keep is not None:
+                loss = loss + (lam * ((feat - f_init).abs() * keep).mean(dim=(1, 2, 3))).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done = step + 1
+    # each group: its own row, or the shared row where that got its handles closer
+    chosen, p_best, raw_best = [], np.zeros((n, 2)), np.zeros((n, 2))
+    for g in range(n_groups):
+        cands = [g] if n_groups == 1 else [g, len(members) - 1]
+        worst = []
+        for r in cands:
+            at = torch.as_tensor(np.isin(ent_h[ent_row == r], members[g]), device=dev)
+            worst.append(float((t[rows_of[r]][at] - best[r][2][at]).norm(dim=1).max()))
+        r = cands[int(np.argmin(worst))]
+        at = torch.as_tensor(np.isin(ent_h[ent_row == r], members[g]), device=dev)
+        chosen.append(r)
+        p_best[members[g]] = best[r][2][at].cpu().numpy()
+        raw_best[members[g]] = best[r][4][at].cpu().numpy()
+    snap = tuple(None if best[0][1][k] is None else torch.stack([best[r][1][k] for r in chosen]) for k in range(2))
+    with torch.no_grad():
+        side = h.shape[-1] if h.dim() == 4 else 1
+        w = None if h.dim() != 4 else torch.from_numpy(
+            group_weights(handles, targets, groups, res, side))[:, None].to(dev, h.dtype)
+        pick = DragLatent(gen, z, h, split, state.space, basis=state.basis, batch=n_groups)
+        z_e, h_e = pick.combined(snap, w)
+        # the generator's own motion at each handle (model px) in its group's render, which gates the photo's field
+        motion = _motion(pick.renders((None, None), iv)[0], pick.renders(snap, iv), handles, groups)
+    if frame is not None:   # back to the photo's frame: the points, and the motion by the linear part
+        p_best, raw_best = from_frame(frame, p_best), from_frame(frame, raw_best)
+        motion = motion @ np.linalg.inv(frame[:, :2].astype(np.float64)).T
+    return z_e.detach(), h_e.detach(), p_best, \
+        {"steps_run": done, "kept_step": max(best[r][3] for r in chosen), "layer": layer, "space": state.space,
+         "groups": groups.tolist(), "rows": ["shared" if r >= n_groups else "own" for r in chosen],
+         "lambda_rows": [round(float(lam[r]), 4) for r in chosen],
+         "proxy_frame": None if frame is None else np.round(frame, 4).tolist(),
+         "escalated": bool(any(float(lam[r]) < lambda_mask - 1e-9 for r in chosen)),
+         "tracker_model": raw_best.round(3).tolist(), "generator_motion": motion,
+         "group_z": pick.moved_z(snap[0]).detach() if snap[0] is not None else None,
+         "row_z": None if snap[0] is None else state.moved_z(torch.stack([b[1][0] for b in best])).detach()}
+
+
+def proxy_frame(gen, z: torch.Tensor, h: torch.Tensor, split: str, interventions, proxy: np.ndarray):
+    """The affine map (2×3, model px) from the photo's frame to the generator's proxy ``G_H(z)``
+    (rendered as ``proxy``): an ECC fit of the photo's own reconstruction ``G_F(h)`` onto the proxy
+    (:func:`priorpaint.compositing.warp.register_affine`); ``None`` (the identity) where it does not fit.
+    The drag's features are the proxy's, whose face need not sit where the photo's does (Grace Hopper's
+    proxy has its mouth a few model px below hers, so a chin handle fell on the proxy's upper lip)."""
+    from ..compositing.blend import to_uint8
+    from ..compositing.warp import register_affine
+    recon = to_uint8(gen.forward_from(split, h, z=z, interventions=interventions))
+    if np.array_equal(recon, proxy):
+        return None
+    return register_affine(recon, proxy)
+
+
+def to_frame(frame, pts: np.ndarray) -> np.ndarray:
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    return pts if frame is None else pts @ np.asarray(frame, np.float64)[:, :2].T + np.asarray(frame, np.float64)[:, 2]
+
+
+def from_frame(frame, pts: np.ndarray) -> np.ndarray:
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    if frame is None:
+        return pts
+    a = np.asarray(frame, np.float64)
+    return (pts - a[:, 2]) @ np.linalg.inv(a[:, :2]).T
+
+
+def _nearest(dist: torch.Tensor, ent_h: np.ndarray, n: int):
+    """For each handle, the index of its entry (over the rows it is tracked in) closest to its target."""
+    d = dist.detach().cpu().numpy()
+    out = []
+    for i in range(n):
+        e = np.flatnonzero(ent_h == i)
+        out.append(int(e[np.argmin(d[e])]))
+    return out
