@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image
 
+from ..faces.landmarks import square_landmarks
 from .photo import _open, _square, bench_photos
 from .structural import held_out_photos
 
@@ -206,13 +207,6 @@ def _live(photo: dict, args, steps: int) -> Dict[str, object]:
             "goal_updates_per_second": 5}
 
 
-def _landmarks(img: np.ndarray) -> Optional[np.ndarray]:
-    from ..faces.mtcnn import largest_face
-    res = img.shape[0]
-    f = largest_face(cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC), device="cpu", min_face=48)
-    return None if f is None else f.points * (res / 256.0)
-
-
 def _faces(args) -> Dict[str, object]:
     """DragGAN's landmark protocol on generated faces (model px)."""
     from ..compositing.blend import to_uint8
@@ -230,7 +224,7 @@ def _faces(args) -> Dict[str, object]:
             seed += 1
             with torch.no_grad():
                 imgs = [to_uint8(gen(z[i:i + 1])) for i in range(2)]
-            a, b = _landmarks(imgs[0]), _landmarks(imgs[1])
+            a, b = square_landmarks(imgs[0]), square_landmarks(imgs[1])
             if a is None or b is None:
                 continue
             idx = [2] if k == 1 else list(range(5))        # 1 point: the nose
@@ -242,7 +236,7 @@ def _faces(args) -> Dict[str, object]:
             secs = time.perf_counter() - t0
             with torch.no_grad():
                 res = to_uint8(gen.forward_from(split, h_e, z=z_e))
-            got = _landmarks(res)
+            got = square_landmarks(res)
             before = float(np.linalg.norm(a[idx] - b[idx], axis=1).mean())
             after = float(np.linalg.norm(got[idx] - b[idx], axis=1).mean()) if got is not None else None
             rows.append({"before": round(before, 3), "after": None if after is None else round(after, 3),

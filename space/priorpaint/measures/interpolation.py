@@ -39,18 +39,17 @@ BLOTCH_REACH = 32.0
 FACE_SIDE = 256
 
 
-def _points(img: np.ndarray) -> Optional[np.ndarray]:
-    from ..faces.mtcnn import largest_face
-    f = FACE_SIDE / float(img.shape[0])
-    small = cv2.resize(img, (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
-    face = largest_face(small, device="cpu", min_face=FACE_SIDE // 5)
-    return None if face is None else np.asarray(face.points, np.float64)
-
-
 def square_points(img: np.ndarray) -> Optional[np.ndarray]:
     """The five landmarks of the largest face in a square image, as fractions of its side (5×2), or None."""
-    pts = _points(img)
-    return None if pts is None else pts / FACE_SIDE
+    from ..faces.landmarks import square_landmarks
+    pts = square_landmarks(img, min_face=FACE_SIDE // 5, interpolation="auto", side=FACE_SIDE)
+    return None if pts is None else pts / float(img.shape[0])
+
+
+def _points(img: np.ndarray) -> Optional[np.ndarray]:
+    """The landmarks in the detector's frame (:data:`FACE_SIDE` px), where the bench compares squares."""
+    pts = square_points(img)
+    return None if pts is None else pts * FACE_SIDE
 
 
 def between_distance(p0: np.ndarray, p1: np.ndarray, pr: np.ndarray, t: float) -> float:
