@@ -33,6 +33,8 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
+from .warp import min_jacobian
+
 #: the head's half axes (across, down) in the photo's eye distances, and its centre's place below
 #: the eyes' midpoint (eye distances, along the face's down axis)
 HEAD_AXES = (1.15, 1.7)
@@ -138,12 +140,6 @@ def angle_for_yaw(pts: np.ndarray, target: float) -> float:
     return sign * 0.5 * (lo + hi)
 
 
-def _jacobian_min(flow: np.ndarray) -> float:
-    gy_u, gx_u = np.gradient(flow[..., 0])
-    gy_v, gx_v = np.gradient(flow[..., 1])
-    return float(((1.0 + gx_u) * (1.0 + gy_v) - gy_u * gx_v).min())
-
-
 def head_field(photo_pts: np.ndarray, angle: float, res: int, scale: float,
                taper: Optional[np.ndarray] = None, iterations: int = 6) -> np.ndarray:
     """The backward field (R×R×2, model px: the result's pixel x shows the photo's x + field(x))
@@ -166,7 +162,7 @@ def head_field(photo_pts: np.ndarray, angle: float, res: int, scale: float,
                               borderMode=cv2.BORDER_REPLICATE)
         if taper is not None:
             back = back * taper[..., None].astype(np.float32)
-        if _jacobian_min(back) >= MIN_JACOBIAN:
+        if min_jacobian(back) >= MIN_JACOBIAN:
             return back
         angle *= FOLD_SHRINK
     return field
