@@ -40,12 +40,14 @@ GUIDE_RADIUS, GUIDE_EPS = 1 / 48, 64.0
 STRIP_ROWS = 256
 
 
-def _lab(rgb_u8_or_float: np.ndarray) -> np.ndarray:
+def to_lab(rgb_u8_or_float: np.ndarray) -> np.ndarray:
+    """CIE Lab (float32) of RGB pixels on 0..255."""
     x = rgb_u8_or_float.astype(np.float32)
     return cv2.cvtColor(np.ascontiguousarray(x / 255.0), cv2.COLOR_RGB2Lab)
 
 
-def _rgb(lab: np.ndarray) -> np.ndarray:
+def from_lab(lab: np.ndarray) -> np.ndarray:
+    """RGB on 0..255 (float32, unclipped) of CIE Lab pixels: :func:`to_lab`'s inverse."""
     return cv2.cvtColor(np.ascontiguousarray(lab, np.float32), cv2.COLOR_Lab2RGB) * 255.0
 
 
@@ -81,11 +83,11 @@ def colour_change(base: np.ndarray, edited: np.ndarray, side: int, photo: Option
     interp = cv2.INTER_CUBIC if mid > res else cv2.INTER_AREA
     up = [cv2.resize(x.astype(np.float32), (mid, mid), interpolation=interp) if mid != res else x.astype(np.float32)
           for x in (base, edited)]
-    delta = _lab(np.clip(up[1], 0, 255)) - _lab(np.clip(up[0], 0, 255))
+    delta = to_lab(np.clip(up[1], 0, 255)) - to_lab(np.clip(up[0], 0, 255))
     delta = low_band(delta, band_sigma(mid, res))
     if photo is not None:
         small = cv2.resize(photo, (mid, mid), interpolation=cv2.INTER_AREA) if mid != side else photo
-        guide = low_band(_lab(small)[..., 0], band_sigma(mid, res))   # edges, not texture: Δ must not copy the grain
+        guide = low_band(to_lab(small)[..., 0], band_sigma(mid, res))   # edges, not texture: Δ must not copy the grain
         delta = guided(guide, delta, max(2, int(round(GUIDE_RADIUS * mid))), GUIDE_EPS)
     return delta.astype(np.float32)
 
@@ -113,7 +115,7 @@ def colour_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, m
     for r0 in range(ys.start, ys.stop, STRIP_ROWS):
         r1 = min(ys.stop, r0 + STRIP_ROWS)
         p0, p1 = max(0, r0 - pad), min(side, r1 + pad)   # rows around the strip for the lightness blur
-        lab = _lab(region[p0:p1, xs])
+        lab = to_lab(region[p0:p1, xs])
         L = lab[..., 0]
         Llow = cv2.GaussianBlur(L, (0, 0), sigma)
         d = _rows(delta, side, p0, p1)[:, xs]
@@ -122,7 +124,7 @@ def colour_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, m
         new[..., 0] = Llow + d[..., 0] + gain * (L - Llow)
         new[..., 1:] = lab[..., 1:] + d[..., 1:]
         new[..., 0] = np.clip(new[..., 0], 0.0, 100.0)
-        inner = _rgb(new)[r0 - p0:r1 - p0]
+        inner = from_lab(new)[r0 - p0:r1 - p0]
         photo = region[r0:r1, xs].astype(np.float32)
         a = np.ascontiguousarray(alpha[r0:r1, xs])
         gains.append(float(gain[r0 - p0:r1 - p0][a > 0].max()) if (a > 0).any() else 1.0)

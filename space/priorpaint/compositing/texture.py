@@ -40,6 +40,7 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from .colour import from_lab, to_lab
 from .detail import band_sigma, detail_composite, low_band
 
 #: the mode name an edit kind declares (:class:`priorpaint.edits.registry.EditKind.composite`)
@@ -242,14 +243,6 @@ def quilt(image: np.ndarray, source: np.ndarray, target: np.ndarray, block: int,
     return out, {"block_px": b, "blocks": n, "sources": int(len(valid))}
 
 
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.ascontiguousarray(rgb, np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-
-
-def _rgb(lab: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.ascontiguousarray(lab, np.float32), cv2.COLOR_Lab2RGB) * 255.0
-
-
 def texture_fill(region: np.ndarray, low_from: np.ndarray, pm: dict, mask: np.ndarray, resolution: int,
                  low: Optional[str] = None, seed: int = 0) -> Tuple[np.ndarray, np.ndarray, Dict[str, object]]:
     """``(filled, weight, info)``: the square (side, side, 3) float32 RGB with the targets of ``pm``
@@ -258,8 +251,8 @@ def texture_fill(region: np.ndarray, low_from: np.ndarray, pm: dict, mask: np.nd
     ``"generated"``."""
     low = LOW if low is None else low
     side = region.shape[0]
-    lab = _lab(region)
-    out = _lab(low_from)
+    lab = to_lab(region)
+    out = to_lab(low_from)
     weight = np.zeros((side, side), np.float32)
     sigma = band_sigma(side, resolution)
     info: Dict[str, object] = {"filled": [], "missing": [], "block_px": 0, "blocks": 0}
@@ -287,7 +280,7 @@ def texture_fill(region: np.ndarray, low_from: np.ndarray, pm: dict, mask: np.nd
     if SEAM_SIGMA > 0 and weight.any():
         weight = cv2.GaussianBlur(weight, (0, 0), SEAM_SIGMA)
     weight *= (mask > 0)
-    return _rgb(out), weight, info
+    return from_lab(out), weight, info
 
 
 def texture_composite(region: np.ndarray, base: np.ndarray, edited: np.ndarray, mask: np.ndarray,
