@@ -69,33 +69,30 @@ def _pairs(box) -> Dict[str, List[List[float]]]:
                                [*right, right[0] + d, right[1] - 0.5 * d]]}
 
 
-def independent_reach(photo_sq: np.ndarray, result_sq: np.ndarray, pairs_sq: np.ndarray) -> List[float]:
-    """Per pair: how far the content under the handle got toward its target, by DIS optical flow
-    from the photo's square to the result's (square px); the flow is read as a 5×5 median at the handle."""
-    g = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(g(photo_sq), g(result_sq), None)
-    out = []
-    for hx, hy, tx, ty in pairs_sq:
-        xi, yi = int(round(hx)), int(round(hy))
-        patch = flow[max(yi - 2, 0):yi + 3, max(xi - 2, 0):xi + 3].reshape(-1, 2)
-        f = np.median(patch, axis=0)
-        before = np.hypot(tx - hx, ty - hy)
-        after = np.hypot(tx - hx - f[0], ty - hy - f[1])
-        out.append(round(float(1.0 - after / max(before, 1e-6)), 3))
-    return out
-
-
-def generator_reach(before: np.ndarray, after: np.ndarray, pairs: np.ndarray) -> List[float]:
-    """Per pair: ``1 − |t − (p + flow(p))| / |t − p|`` with the flow between two renders of the
-    generator at model resolution read as the drag's gate reads it (:func:`flow_at`: 4× enlarged;
-    at the renders' own 64 px the flow saw a third of a local move)."""
+def _reach(before: np.ndarray, after: np.ndarray, pairs: np.ndarray, upscale: int) -> List[float]:
+    """Per pair ``(hx, hy, tx, ty)``: ``1 − |t − (p + flow(p))| / |t − p|``, the flow from ``before`` to
+    ``after`` read at the handle as the drag's gate reads it (:func:`~priorpaint.compositing.drag_motion.flow_at`:
+    DIS, a 5×5 median, on the images enlarged ``upscale`` times)."""
     from ..compositing.drag_motion import flow_at
     pairs = np.asarray(pairs, np.float64).reshape(-1, 4)
-    f = flow_at(before, after, pairs[:, :2])
+    f = flow_at(before, after, pairs[:, :2], upscale=upscale)
     d0 = np.linalg.norm(pairs[:, 2:] - pairs[:, :2], axis=1)
     d1 = np.linalg.norm(pairs[:, 2:] - pairs[:, :2] - f, axis=1)
     return [round(float(v), 3) for v in 1.0 - d1 / np.maximum(d0, 1e-6)]
+
+
+def independent_reach(photo_sq: np.ndarray, result_sq: np.ndarray, pairs_sq: np.ndarray) -> List[float]:
+    """Per pair: how far the content under the handle got toward its target, by DIS optical flow
+    from the photo's square to the result's (square px, at the square's own resolution)."""
+    return _reach(photo_sq, result_sq, pairs_sq, upscale=1)
+
+
+def generator_reach(before: np.ndarray, after: np.ndarray, pairs: np.ndarray) -> List[float]:
+    """Per pair: the same with the flow between two renders of the generator at model resolution,
+    read 4× enlarged (:data:`~priorpaint.compositing.drag_motion.UPSCALE`; at the renders' own 64 px
+    the flow saw a third of a local move)."""
+    from ..compositing.drag_motion import UPSCALE
+    return _reach(before, after, pairs, upscale=UPSCALE)
 
 
 def motion_reach(applied: dict) -> List[float]:
