@@ -204,11 +204,16 @@ def head_field(photo_pts: np.ndarray, angle: float, res: int, scale: float,
     [0, 1] the field is multiplied by (the edit mask's, so that its feather blends the photo with
     itself, :func:`~priorpaint.compositing.between.mask_taper`). Both angles 0: exactly zero. A field
     that would fold is scaled down (both angles together) until it does not."""
+    return _head_field(photo_pts, angle, res, scale, taper, iterations, pitch)[0]
+
+
+def _head_field(photo_pts, angle, res, scale, taper=None, iterations=6, pitch=0.0):
+    """:func:`head_field` and the ``(yaw, pitch)`` it applied (after the fold's shrink)."""
     angle = float(np.clip(angle, -MAX_ANGLE, MAX_ANGLE))
     pitch = float(np.clip(pitch, -MAX_ANGLE, MAX_ANGLE))
     field = np.zeros((res, res, 2), np.float32)
     if angle == 0.0 and pitch == 0.0:
-        return field
+        return field, (0.0, 0.0)
     frame = head_frame(np.asarray(photo_pts, np.float64) / scale)
     gy, gx = np.mgrid[0:res, 0:res].astype(np.float32)
     for _ in range(FOLD_TRIES):   # the angles shrink by FOLD_SHRINK until the field does not fold
@@ -221,10 +226,10 @@ def head_field(photo_pts: np.ndarray, angle: float, res: int, scale: float,
         if taper is not None:
             back = back * taper[..., None].astype(np.float32)
         if min_jacobian(back) >= MIN_JACOBIAN:
-            return back
+            return back, (angle, pitch)
         angle *= FOLD_SHRINK
         pitch *= FOLD_SHRINK
-    return field
+    return field, (0.0, 0.0)
 
 
 def target_change(proxy_change: Optional[float], reference: Optional[float]) -> Optional[float]:
@@ -268,7 +273,8 @@ def head_correspondence(base: np.ndarray, edited: np.ndarray, region: np.ndarray
         info[f"proxy_{axis}_change"] = None if proxy is None else round(proxy, 4)
         info[f"target_{axis}_change"] = round(goal, 4)
     yaw, pitch = head_angles(photo, goals)
-    flow = head_field(photo, yaw, res, region.shape[0] / float(res), mask_taper(mask, feather, res), pitch=pitch)
+    flow, (yaw, pitch) = _head_field(photo, yaw, res, region.shape[0] / float(res), mask_taper(mask, feather, res),
+                                     pitch=pitch)   # the angles applied: after the fold's shrink
     if YAW in goals:
         info["head_angle_deg"] = round(float(np.degrees(yaw)), 2)
     if PITCH in goals:
