@@ -209,6 +209,8 @@ def test_head_turn_stacked_with_head_tilt_turns_and_bows_the_head(session, one_t
     outside = np.ones(session.photo.rgb.shape[:2], bool)
     outside[max(box[1], 0):box[1] + box[2], max(box[0], 0):box[0] + box[2]] = False
     assert np.array_equal(r.photo.rgb[outside], session.photo.rgb[outside])
+    live = session.preview_verdict(st, "detail", 128)["verdict"]             # said before Render, per edit too
+    assert set(live["effects"]) == {"head_turn", "head_tilt"} and "\n" not in live["message"]
 
 
 def test_a_head_edit_without_an_axis_is_refused(session, monkeypatch):

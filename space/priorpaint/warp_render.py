@@ -6,6 +6,11 @@ composite, which would cross-fade the moved content into smears and doubled rims
 (docs/method/editability.md).  The motion is that of the in-manifold proxy ``G(z)`` → ``G(z_e)``
 (:data:`~priorpaint.compositing.warp.MOTION`: its landmarks' capped spline by default, carried onto
 the photo's features by :func:`~priorpaint.compositing.warp.register_affine`), or a drag's own field.
+A direction that declares a motion moves by it instead: an expression's mouth
+(:mod:`~priorpaint.compositing.warp_mouth`), or the head (:mod:`~priorpaint.compositing.warp_head`):
+head_turn, profile and head_tilt each name the ``"axis"`` they rotate the photo's own head about, and a
+stack of them (head_turn + head_tilt) moves as one head, turned and bowed (:func:`declared_motion`,
+:func:`head_reference`).
 An interpolation (the kind declares ``warp``) moves the photo to the face between the two fitted
 renders instead (:mod:`priorpaint.compositing.between`): the proxy ``G(z)`` does not carry that
 pair's geometry.

@@ -1,25 +1,28 @@
-"""The ``head`` motion of the warp composite: a head turn as a rotation of a 3-D head fitted to the photo.
+"""The ``head`` motion of the warp composite: head edits as one rotation of a 3-D head fitted to the photo.
 
 The head settings of :mod:`priorpaint.compositing.warp` move the photo along a spline through the
 proxy's five landmarks. That carries a tilt but not a turn: moving the photo's nose a fifth of an
 eye distance reads a yaw change of 0.04–0.07, a third of the model's own head_turn=2
 (docs/method/editability.md, round 2). A direction that declares ``"motion": "head"`` in its
-manifest entry (head_turn, profile on the embedded model) is moved here instead:
+manifest entry, with the ``"axis"`` it rotates about (head_turn and profile: ``yaw``; head_tilt:
+``pitch``, round 6), is moved here instead, alone or stacked with other head edits:
 
-* **How much** the head turns is the generator's: the proxy's own yaw change ``G(z) → G(z_e)``
-  (landmarks), bounded relative to the model's own yaw change at that strength
-  (:data:`RATIO_BOUNDS`), so a proxy that barely turns, or turns the other way, still gets a
-  share of the model's turn in the model's sign, and one that over-reacts is held back.
+* **How much** the head rotates about each axis is the generator's: the proxy's own change of that
+  axis's landmark proxy ``G(z) → G(z_e)`` (yaw or pitch), bounded relative to the model's own change
+  at that strength (:data:`RATIO_BOUNDS`), so a proxy that barely moves, or moves the other way,
+  still gets a share of the model's change in the model's sign, and one that over-reacts is held
+  back.
 * **How each photo pixel moves** is the photo's own head's: a head shape placed by the photo's
   eyes, nose and mouth (:func:`head_frame`) — an ellipsoid whose depth falls off as a cosine
-  towards its outline, with the nose standing out as a bump — rotated about the head's vertical
-  axis (:data:`AXIS_BEHIND` behind the face) and projected back. The near side widens, the far
-  side narrows, the nose moves more than the eyes and the outline shifts; the motion tapers to
-  zero outside the head (:data:`TAPER`), so hair and background move little and nothing far
-  from the head moves.
-* The angle is the one whose rotation moves the photo's own landmarks' yaw by the target
-  (:func:`angle_for_yaw`), capped at :data:`MAX_ANGLE`; a field that would fold is scaled down
-  until its Jacobian stays above :data:`MIN_JACOBIAN`.
+  towards its outline, with the nose standing out as a bump — bowed about its own horizontal axis,
+  then turned about its vertical axis (:data:`AXIS_BEHIND` behind the face), and projected back.
+  Under a turn the near side widens, the far side narrows, the nose moves more than the eyes and
+  the outline shifts; under a bow the nose moves down more than the eyes and mouth. The motion
+  tapers to zero outside the head (:data:`TAPER`), so hair and background move little and nothing
+  far from the head moves.
+* The angles are those whose rotation moves the photo's own landmarks' proxies by the targets
+  (:func:`head_angles`), each capped at :data:`MAX_ANGLE`; one composed field, which, if it would
+  fold, is scaled down until its Jacobian stays above :data:`MIN_JACOBIAN`.
 
 A pure warp of the photo's pixels (bicubic, in :func:`~priorpaint.compositing.warp.warp_composite`):
 nothing is generated. No face on the photo or on either proxy: None (the caller falls back to the
