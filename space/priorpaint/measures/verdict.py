@@ -12,7 +12,8 @@ report's ``verdict`` is machine-readable::
 directions (``head_turn`` + ``head_tilt``) are judged each on its own effect ratio (``effects``: name →
 ratio); the stack is carried only when every one of them is, and the message names each edit::
 
-    "this edit cannot be carried here: head_tilt effect -0.40 of the model's; head_turn carried (0.68)"
+    "this edit cannot be carried here: head_tilt effect -0.69 of the model's, artefacts 5 % (unexplained);
+     head_turn carried (0.80)"
 """
 
 from __future__ import annotations
