@@ -2,7 +2,8 @@
 
 Photos: the ``photo`` section's four (:func:`priorpaint.bench.photo.bench_photos`) plus held-out
 boxes nobody tuned on (the astronaut and Grace Hopper at other boxes, the cameraman's face; about
-130–220 px; and three more, 270–440 px, that no warp setting was chosen on). For each photo the default projection, then each edit of :data:`EDITS` rendered
+130–220 px; and three more, 270–440 px, that no warp setting was chosen on). For each photo the default projection, then each edit of :data:`EDITS` (``+`` stacks
+directions: head_turn + head_tilt, whose rows carry each edit's own effect ratio, ``effects``) rendered
 ``today`` (G′ + ``detail``, the defaults) and ``new`` (``warp``: the photo's pixels moved along
 the in-manifold proxy's feature-matched motion, :mod:`priorpaint.compositing.warp`), with the
 measures of :mod:`priorpaint.measures` (smear, unexplained structure, ghost, effect ratio) and
@@ -67,8 +68,8 @@ VARIANTS = {k: {**FEATURES, **v} for k, v in {
     "N40": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "NEW_FROM_CHANGE": (40, 80)},
     # N25 with generated pixels only above the photo's eyes, where a cap goes
     "C25": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "NEW_FROM_CHANGE": (25, 50), "NEW_REGION": "crown"},
-    # round 5: a direction that declares the head motion turns the photo's own head (compositing/warp_head.py);
-    # every setting above has it off, so that they sweep the spline's settings
+    # round 5: a direction that declares the head motion turns the photo's own head (compositing/warp_head.py;
+    # since round 6 head_tilt bows it too); every setting above has it off, so that they sweep the spline's settings
     "HM": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "HEAD_MOTION": True},
 }.items()}
 SETTINGS = sorted({k for v in VARIANTS.values() for k in v} | {"FIELD_SIGMA", "TRUST_RAMP", "GAIN", "PROXY_BLEND",
