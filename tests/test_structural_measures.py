@@ -211,3 +211,17 @@ def test_a_cat_gets_the_honest_message(shared_cache):
     assert v["carried"] is False and "effect" in v["failed"]
     assert v["message"].startswith("this edit cannot be carried here: no face found to measure head_turn")
     assert r.metrics["changed_outside_mask"] == 0
+
+
+def test_the_verdict_judges_each_stacked_edit():
+    """Stacked directions are each judged on their own effect: one edit under the limit fails the
+    stack, and the message names it and the edit that was carried."""
+    from priorpaint.measures.verdict import verdict
+    v = verdict(None, {"smear": 0.0, "unexplained": 0.05}, effects={"head_turn": 0.68, "head_tilt": -0.4})
+    assert v["carried"] is False and v["failed"] == ["effect"] and v["effect_ratio"] == -0.4
+    assert v["message"] == ("this edit cannot be carried here: head_tilt effect -0.40 of the model's, "
+                            "artefacts 5 % (unexplained); head_turn carried (0.68)")
+    ok = verdict(None, {"smear": 0.0}, effects={"head_turn": 0.68, "head_tilt": 0.9})
+    assert ok["carried"] is True and ok["message"] == "carried: head_turn effect 0.68, head_tilt effect 0.90 of the model's"
+    smeared = verdict(None, {"smear": 0.05}, effects={"head_turn": 0.68, "head_tilt": 0.9})
+    assert smeared["carried"] is False and smeared["message"].startswith("this edit cannot be carried here: artefacts 5 % (smear); ")

@@ -47,7 +47,7 @@ def test_routing_of_applied_edits():
 def test_a_structural_direction_renders_with_the_warp_composite(session):
     st = session.apply(["direction:head_tilt=2"])
     r = session.render(st)
-    assert r.metrics["composite"] == "warp" and r.metrics["composite_info"]["motion"] == "landmarks"
+    assert r.metrics["composite"] == "warp" and r.metrics["composite_info"]["motion"] == "head"   # round 6
     explicit = session.render(st, composite="warp")
     assert np.array_equal(r.photo.rgb, explicit.photo.rgb)
     assert r.metrics["changed_outside_mask"] == 0

@@ -1,9 +1,11 @@
 """The warp composite's ``head`` motion (compositing/warp_head.py): the photo's own head, placed by its
-landmarks, rotated about its vertical axis by the proxy's yaw change bounded by the model's; and
-head_turn rendered through it on a real photo."""
+landmarks, rotated about its vertical axis (yaw) and its horizontal axis (pitch) by the proxy's changes
+bounded by the model's; head_turn, and head_turn stacked with head_tilt, rendered through it on a real
+photo."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -38,11 +40,47 @@ def test_angle_zero_is_the_identity_bit_for_bit():
     assert wh.angle_for_yaw(FACE, 0.0) == 0.0
 
 
-def test_the_field_is_zero_outside_the_head():
+@pytest.mark.parametrize("yaw,pitch", [(20, 0), (0, 10), (20, 10)])
+def test_the_field_is_zero_outside_the_head(yaw, pitch):
     rho, _ = _local_radius()
-    mag = np.hypot(*np.moveaxis(_field(np.radians(20)), -1, 0))
+    f = wh.head_field(FACE, np.radians(yaw), 64, SCALE, pitch=np.radians(pitch))
+    mag = np.hypot(*np.moveaxis(f, -1, 0))
     assert mag[rho > wh.TAPER[1] + 0.15].max() < 1e-4                     # background, well past the taper
-    assert mag[rho < 0.5].min() > 0.5                                      # the face moves (model px)
+    assert mag[rho < 0.5].min() > 0.3                                      # the face moves (model px)
+
+
+def test_a_bow_moves_the_nose_down_more_than_the_eyes_and_mouth():
+    """The head bowed about its horizontal axis (+: the front moves down the face): every feature moves
+    down, the nose (which stands out) most; nothing moves sideways on an upright face."""
+    pts = FACE / SCALE
+    d = wh.forward_motion(wh.head_frame(pts), 0.0, pts[:, 0], pts[:, 1], pitch=np.radians(10))
+    assert np.abs(d[:, 0]).max() < 1e-9                                    # no sideways motion
+    assert (d[:, 1] > 0).all()                                             # all down
+    assert d[2, 1] > 1.3 * max(d[[0, 1, 3, 4], 1].max(), 0)                # the nose most
+    up = wh.forward_motion(wh.head_frame(pts), 0.0, pts[:, 0], pts[:, 1], pitch=-np.radians(10))
+    assert up[2, 1] < 0 and (up[:, 1] < 0).all()                           # raised: all up
+    assert wh.geometric_change(FACE, "pitch", 0.0, np.radians(8)) > 0.05   # the pitch proxy follows
+    assert wh.geometric_change(FACE, "pitch", 0.0, -np.radians(8)) < -0.05
+    assert abs(wh.geometric_change(FACE, "yaw", 0.0, np.radians(8))) < 1e-9
+    f = wh.head_field(FACE, 0.0, 64, SCALE, pitch=np.radians(10))          # the backward field agrees
+    moved = (pts + d).astype(np.float32)
+    back = cv2.remap(f, moved[:, 0:1], moved[:, 1:2], cv2.INTER_LINEAR)[:, 0]
+    assert np.abs(back + d).max() < 0.3
+
+
+def test_yaw_and_pitch_compose_into_one_field_without_a_fold():
+    both = wh.head_field(FACE, wh.MAX_ANGLE, 64, SCALE, pitch=wh.MAX_ANGLE)
+    assert min_jacobian(both) >= wh.MIN_JACOBIAN - 1e-6 and np.abs(both).max() > 1.0
+    assert np.array_equal(wh.head_field(FACE, 0.0, 64, SCALE, pitch=0.0), np.zeros((64, 64, 2), np.float32))
+    assert np.array_equal(wh.head_field(FACE, 0.3, 64, SCALE, pitch=0.0), _field(0.3))   # pitch 0: the turn alone
+    turn, bow = _field(np.radians(15)), wh.head_field(FACE, 0.0, 64, SCALE, pitch=np.radians(8))
+    both = wh.head_field(FACE, np.radians(15), 64, SCALE, pitch=np.radians(8))
+    assert np.abs(both[..., 0] - turn[..., 0]).max() < 0.3 * np.abs(turn[..., 0]).max()   # across: mostly the turn's
+    assert np.abs(both[..., 1]).max() > 0.5 * np.abs(bow[..., 1]).max()    # down: the bow's too
+    yaw, pitch = wh.head_angles(FACE, {"yaw": 0.2, "pitch": 0.08})
+    assert wh.geometric_change(FACE, "yaw", yaw, pitch) == pytest.approx(0.2 / wh.DETECTOR_GAIN["yaw"], abs=2e-3)
+    assert wh.geometric_change(FACE, "pitch", yaw, pitch) == pytest.approx(0.08 / wh.DETECTOR_GAIN["pitch"], abs=2e-3)
+    assert wh.head_angles(FACE, {"pitch": 0.08})[0] == 0.0 and wh.angle_for_pitch(FACE, 0.0) == 0.0
 
 
 def test_the_nose_moves_more_than_the_eyes():
@@ -76,16 +114,16 @@ def test_bounded_and_never_folding():
     assert min_jacobian(_field(wh.MAX_ANGLE)) >= wh.MIN_JACOBIAN - 1e-6
     a = wh.angle_for_yaw(FACE, 0.2)
     assert 0 < a < wh.MAX_ANGLE
-    assert wh.geometric_yaw_change(FACE, a) == pytest.approx(0.2 / wh.DETECTOR_GAIN, abs=1e-3)
+    assert wh.geometric_yaw_change(FACE, a) == pytest.approx(0.2 / wh.DETECTOR_GAIN["yaw"], abs=1e-3)
 
 
 def test_the_proxys_turn_is_bounded_by_the_models():
     lo, hi = wh.RATIO_BOUNDS
-    assert wh.target_yaw(-0.9, -0.2) == pytest.approx(-0.2 * hi)           # over-reacts: held back
-    assert wh.target_yaw(0.1, -0.2) == pytest.approx(-0.2 * lo)            # turns the other way: the model's sign
-    assert wh.target_yaw(None, -0.2) == pytest.approx(-0.2 * lo)           # no face on the proxy's edit
-    assert wh.target_yaw(-0.22, -0.2) == pytest.approx(-0.2 * min(max(1.1, lo), hi))
-    assert wh.target_yaw(0.07, None) == 0.07                               # no reference: the proxy's own
+    assert wh.target_change(-0.9, -0.2) == pytest.approx(-0.2 * hi)           # over-reacts: held back
+    assert wh.target_change(0.1, -0.2) == pytest.approx(-0.2 * lo)            # turns the other way: the model's sign
+    assert wh.target_change(None, -0.2) == pytest.approx(-0.2 * lo)           # no face on the proxy's edit
+    assert wh.target_change(-0.22, -0.2) == pytest.approx(-0.2 * min(max(1.1, lo), hi))
+    assert wh.target_change(0.07, None) == 0.07                               # no reference: the proxy's own
 
 
 def test_the_taper_keeps_the_feather_still():
@@ -98,7 +136,7 @@ def test_the_taper_keeps_the_feather_still():
 def test_no_face_no_head_motion():
     blank = np.full((64, 64, 3), 128, np.uint8)
     assert wh.head_correspondence(blank, blank, np.full((256, 256, 3), 128, np.uint8),
-                                  np.full((256, 256), 255, np.uint8), 8, -0.2) is None
+                                  np.full((256, 256), 255, np.uint8), 8, {"yaw": -0.2}) is None
 
 
 def test_head_turn_turns_the_astronauts_own_head(session, one_thread):
@@ -140,3 +178,48 @@ def test_the_preview_turns_the_head_as_the_render_does(session, one_thread, monk
     assert not np.array_equal(head, spline)
     ref = session.render(st, adapt=False).metrics["structure"]["effect_reference"]
     assert (attribute(head, "yaw") - attribute(photo, "yaw")) * ref > 0
+
+
+def test_head_turn_stacked_with_head_tilt_turns_and_bows_the_head(session, one_thread):
+    """head_turn + head_tilt move as one head (one composed rotation, no landmark spline): both proxies
+    move in the model's signs, each stacked edit is judged on its own effect, and every pixel outside
+    the edit mask is the photo's."""
+    from priorpaint.compositing.crop import cut_square
+    from priorpaint.measures.effect import attribute
+    from priorpaint.warp_render import declared_motion, head_reference
+    st = session.apply(["direction:head_turn=-2", "direction:head_tilt=-2"])
+    assert declared_motion(session, st.applied) == "head"
+    refs = head_reference(session, st.applied)
+    assert set(refs) == {"yaw", "pitch"} and refs["yaw"] > 0 and refs["pitch"] < 0
+    r = session.render(st, adapt=False)
+    info, s = r.metrics["composite_info"], r.metrics["structure"]
+    assert r.metrics["composite"] == "warp" and info["motion"] == "head"
+    assert info["head_angle_deg"] != 0 and info["head_pitch_deg"] < 0
+    box = session.crop.square
+    photo, out = (cut_square(x, box, pad="edge") for x in (session.photo.rgb, r.photo.rgb))
+    assert (attribute(out, "yaw") - attribute(photo, "yaw")) * refs["yaw"] > 0
+    assert (attribute(out, "pitch") - attribute(photo, "pitch")) * refs["pitch"] > 0
+    assert set(s["effects"]) == {"head_turn", "head_tilt"}
+    assert s["effects"]["head_turn"]["measure"] == "yaw" and s["effects"]["head_tilt"]["measure"] == "pitch"
+    v = r.metrics["verdict"]
+    assert set(v["effects"]) == {"head_turn", "head_tilt"} and "\n" not in v["message"]
+    assert v["effect_ratio"] == min(v["effects"].values())
+    assert all(name in v["message"] for name in ("head_turn", "head_tilt"))
+    assert s["smear"] <= 0.03 and r.metrics["changed_outside_mask"] == 0
+    outside = np.ones(session.photo.rgb.shape[:2], bool)
+    outside[max(box[1], 0):box[1] + box[2], max(box[0], 0):box[0] + box[2]] = False
+    assert np.array_equal(r.photo.rgb[outside], session.photo.rgb[outside])
+    live = session.preview_verdict(st, "detail", 128)["verdict"]             # said before Render, per edit too
+    assert set(live["effects"]) == {"head_turn", "head_tilt"} and "\n" not in live["message"]
+
+
+def test_a_head_edit_without_an_axis_is_refused(session, monkeypatch):
+    from priorpaint import warp_render
+    from priorpaint.edits.directions import named
+    from priorpaint.errors import ModelError
+    real = named.load_named("dcgan-digiface-64")
+    bad = dict(real, directions=[{k: v for k, v in d.items() if k != "axis"} if d["name"] == "head_tilt" else d
+                                 for d in real["directions"]])
+    monkeypatch.setattr(named, "load_named", lambda model_id: bad)
+    with pytest.raises(ModelError, match="'head_tilt' declares the head motion but no axis"):
+        warp_render.declared_motion(session, [{"kind": "direction", "name": "head_tilt", "strength": 2.0}])

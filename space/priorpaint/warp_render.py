@@ -6,6 +6,11 @@ composite, which would cross-fade the moved content into smears and doubled rims
 (docs/method/editability.md).  The motion is that of the in-manifold proxy ``G(z)`` → ``G(z_e)``
 (:data:`~priorpaint.compositing.warp.MOTION`: its landmarks' capped spline by default, carried onto
 the photo's features by :func:`~priorpaint.compositing.warp.register_affine`), or a drag's own field.
+A direction that declares a motion moves by it instead: an expression's mouth
+(:mod:`~priorpaint.compositing.warp_mouth`), or the head (:mod:`~priorpaint.compositing.warp_head`):
+head_turn, profile and head_tilt each name the ``"axis"`` they rotate the photo's own head about, and a
+stack of them (head_turn + head_tilt) moves as one head, turned and bowed (:func:`declared_motion`,
+:func:`head_reference`).
 An interpolation (the kind declares ``warp``) moves the photo to the face between the two fitted
 renders instead (:mod:`priorpaint.compositing.between`): the proxy ``G(z)`` does not carry that
 pair's geometry.
@@ -23,7 +28,7 @@ Used by :meth:`priorpaint.session.EditSession.render` and by its previews (at th
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -100,7 +105,7 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     res = b.shape[0]
     dragged = drag_field(state.applied, res)
     # a declared motion (no face: the head's spline): an expression's mouth corners on the photo's
-    # mouth, or a head turn as the photo's own head rotated by the proxy's bounded yaw change
+    # mouth, or a head turn and/or bow as the photo's own head rotated by the proxy's bounded change
     declared = declared_motion(session, moving) if dragged is None else None
     m = None
     if declared == MOUTH:
@@ -139,38 +144,67 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     return _with_stacked(session, stacked, region, w)
 
 
+def _entries(session) -> dict:
+    from .edits.directions.named import load_named
+    return {d.get("name"): d for d in load_named(session.model_id).get("directions", [])}
+
+
+def head_axis(entry: dict) -> Optional[str]:
+    """The axis a head edit rotates the head about (``"axis"`` in its manifest entry, one of
+    :data:`~priorpaint.compositing.warp_head.AXES`), or None for an edit that is no head edit."""
+    from .compositing.warp_head import AXES
+    axis = entry.get("axis")
+    if axis is None and entry.get("motion") == HEAD:
+        from .errors import ModelError
+        raise ModelError(f"directions manifest: {entry.get('name')!r} declares the head motion but no axis "
+                         f"(one of {', '.join(AXES)})")
+    if axis is not None and axis not in AXES:
+        from .errors import ModelError
+        raise ModelError(f"directions manifest: axis must be one of {', '.join(AXES)}, got {axis!r}")
+    return axis
+
+
 def declared_motion(session, moving: List[dict]) -> Optional[str]:
     """The motion the moving edits declare (``"motion"`` in a named direction's manifest entry, one of
-    :data:`MOTIONS`): when every one of them declares the same, that one; else None (the head
-    settings of :mod:`priorpaint.compositing.warp`)."""
-    from .edits.directions.named import load_named
+    :data:`MOTIONS`): when every one of them declares the same, that one (a stack of head edits,
+    head_turn + head_tilt, moves as one head: each declares its ``"axis"``, :func:`head_axis`); else
+    None (the head settings of :mod:`priorpaint.compositing.warp`)."""
     if not moving or any(spec.get("kind") != "direction" for spec in moving):
         return None
-    entries = {d.get("name"): d for d in load_named(session.model_id).get("directions", [])}
-    found = {entries.get(spec.get("name"), {}).get("motion") for spec in moving}
+    entries = _entries(session)
+    mine = [entries.get(spec.get("name"), {}) for spec in moving]
+    found = {e.get("motion") for e in mine}
     bad = found - set(MOTIONS) - {None}
     if bad:
         from .errors import ModelError
         raise ModelError(f"directions manifest: motion must be one of {', '.join(MOTIONS)}, got {sorted(bad)[0]!r}")
+    if found == {HEAD}:
+        for e in mine:
+            head_axis(e)   # a head edit names its axis (a clear error for a manifest that does not)
     return found.pop() if len(found) == 1 else None
 
 
-def head_reference(session, moving: List[dict]) -> Optional[float]:
-    """The model's own yaw change for the moving directions (summed): each one's median change on the
+def head_reference(session, moving: List[dict]) -> Dict[str, Optional[float]]:
+    """Per head axis the moving directions rotate about (their manifest ``"axis"``): the model's own
+    change of that axis's proxy, summed over the directions on it — each one's median change on the
     generator's samples at strength ±2 (:func:`~priorpaint.measures.effect.reference_change`, cached;
-    the same figure the render's effect ratio reads), scaled to its strength. None when any has no
-    such figure, or the sum is too small to bound a proxy by (then the proxy's own change is used)."""
+    the same figure the render's effect ratio reads), scaled to its strength. An axis's figure is None
+    when any of its directions has none, or the sum is too small to bound a proxy by (then the
+    proxy's own change is used)."""
     from .measures.effect import MIN_REFERENCE, reference_change
-    total = 0.0
+    entries = _entries(session)
+    totals: Dict[str, Optional[float]] = {}
     for spec in moving:
+        axis = head_axis(entries.get(spec.get("name"), {}))
+        if axis is None:
+            continue
+        totals.setdefault(axis, 0.0)
         strength = float(spec.get("strength", 0.0))
-        if strength == 0.0:
+        if strength == 0.0 or totals[axis] is None:
             continue
         ref = reference_change(session.gen, spec.get("name"), 2.0 if strength > 0 else -2.0, session.model_id)
-        if ref is None:
-            return None
-        total += ref * abs(strength) / 2.0
-    return total if abs(total) >= MIN_REFERENCE["yaw"] else None
+        totals[axis] = None if ref is None else totals[axis] + ref * abs(strength) / 2.0
+    return {a: (t if t is not None and abs(t) >= MIN_REFERENCE[a] else None) for a, t in totals.items()}
 
 
 def _with_stacked(session, stacked: List[dict], region: np.ndarray, w):

@@ -2,7 +2,8 @@
 
 Photos: the ``photo`` section's four (:func:`priorpaint.bench.photo.bench_photos`) plus held-out
 boxes nobody tuned on (the astronaut and Grace Hopper at other boxes, the cameraman's face; about
-130–220 px; and three more, 270–440 px, that no warp setting was chosen on). For each photo the default projection, then each edit of :data:`EDITS` rendered
+130–220 px; and three more, 270–440 px, that no warp setting was chosen on). For each photo the default projection, then each edit of :data:`EDITS` (``+`` stacks
+directions: head_turn + head_tilt, whose rows carry each edit's own effect ratio, ``effects``) rendered
 ``today`` (G′ + ``detail``, the defaults) and ``new`` (``warp``: the photo's pixels moved along
 the in-manifold proxy's feature-matched motion, :mod:`priorpaint.compositing.warp`), with the
 measures of :mod:`priorpaint.measures` (smear, unexplained structure, ghost, effect ratio) and
@@ -27,7 +28,9 @@ from .fixtures import astronaut_path, matplotlib_sample_path, photo_path
 
 ARTIFACTS = Path("artifacts") / "structural"
 EDITS = ("head_turn=2", "head_turn=-2", "head_tilt=2", "head_tilt=-2", "headwear=2", "hair_frame=2",
-         "profile=2", "warm_light=2")
+         "profile=2", "warm_light=2",
+         # two structural edits stacked (round 6: one head, turned and bowed; each edit judged on its own effect)
+         "head_turn=2+head_tilt=2", "head_turn=-2+head_tilt=-2", "head_turn=2+head_tilt=-2", "head_turn=-2+head_tilt=2")
 KEYS = ("smear", "unexplained", "ghost", "effect", "effect_reference", "effect_ratio")
 #: the warp composite's settings swept for the distortion–editability curve (docs/method/editability.md).
 #: Each is complete over :data:`SETTINGS` (letters A–T0 were tried on feature motion with the appearance
@@ -65,8 +68,8 @@ VARIANTS = {k: {**FEATURES, **v} for k, v in {
     "N40": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "NEW_FROM_CHANGE": (40, 80)},
     # N25 with generated pixels only above the photo's eyes, where a cap goes
     "C25": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "NEW_FROM_CHANGE": (25, 50), "NEW_REGION": "crown"},
-    # round 5: a direction that declares the head motion turns the photo's own head (compositing/warp_head.py);
-    # every setting above has it off, so that they sweep the spline's settings
+    # round 5: a direction that declares the head motion turns the photo's own head (compositing/warp_head.py;
+    # since round 6 head_tilt bows it too); every setting above has it off, so that they sweep the spline's settings
     "HM": {**LANDMARKS0, "REGISTER": True, "LANDMARK_SMOOTHING": 12.0, "HEAD_MOTION": True},
 }.items()}
 SETTINGS = sorted({k for v in VARIANTS.values() for k in v} | {"FIELD_SIGMA", "TRUST_RAMP", "GAIN", "PROXY_BLEND",
@@ -101,11 +104,20 @@ def validation_photos() -> List[dict]:
     ]
 
 
+def _directions(spec: str) -> List[str]:
+    """An edit of :data:`EDITS` as the session's direction specs (``+`` stacks several)."""
+    return [f"direction:{one}" for one in spec.split("+")]
+
+
 def _row(render, seconds: float) -> Dict[str, object]:
     st = render.metrics["structure"]
     v = render.metrics["verdict"]
-    return {**{k: st.get(k) for k in KEYS}, "carried": v.get("carried"), "message": v.get("message"),
-            "seconds": round(seconds, 3)}
+    row = {**{k: st.get(k) for k in KEYS}, "carried": v.get("carried"), "message": v.get("message"),
+           "seconds": round(seconds, 3)}
+    if st.get("effects"):   # a stack: each edit's own effect ratio; the row's ratio is the least of them
+        row["effects"] = {n: e.get("effect_ratio") for n, e in st["effects"].items()}
+        row["effect_ratio"] = v.get("effect_ratio")
+    return row
 
 
 def run(report: dict, args) -> None:
@@ -129,7 +141,7 @@ def run(report: dict, args) -> None:
                                   "psnr_projection": round(p.psnr, 2), "edits": {}}
         region = _square(s, s.photo.rgb)
         for spec in edits:
-            state = s.apply([f"direction:{spec}"])
+            state = s.apply(_directions(spec))
             t0 = time.perf_counter()
             today = s.render(before_routing(state), adapt=True, adapt_options=adapt, composite="detail")
             t_today = time.perf_counter() - t0
@@ -148,7 +160,7 @@ def run(report: dict, args) -> None:
         out["photos"][photo["name"]] = row
         if sweep and photo["name"] in SWEEP_PHOTOS:
             for spec in SWEEP_EDITS:
-                for key, r in _sweep(s, s.apply([f"direction:{spec}"])).items():
+                for key, r in _sweep(s, s.apply(_directions(spec))).items():
                     out.setdefault("sweep", {}).setdefault(key, []).append({"photo": photo["name"], "edit": spec,
                                                                             "psnr_projection": row["psnr_projection"], **r})
     out["worst"] = _worst(out["photos"], edits)
@@ -249,4 +261,15 @@ def _worst(photos: Dict[str, dict], edits=EDITS) -> Dict[str, object]:
                 "carried": f"{sum(1 for x in rows if x.get('carried'))}/{len(rows)}",
                 "seconds_max": max(nums("seconds"), default=None),
             }
+            names = sorted({n for x in rows for n in (x.get("effects") or {})})
+            if names:   # a stack: each edit's own worst effect ratio
+                worst[f"{spec}/{mode}"]["effects_min"] = {
+                    n: min((x["effects"][n] for x in rows if (x.get("effects") or {}).get(n) is not None), default=None)
+                    for n in names}
+        # the whole edit's time, the head motion against the landmark spline it replaced (W), per photo
+        pairs = [r["edits"][spec] for r in photos.values() if "W" in r["edits"][spec]]
+        times = [e["new"]["seconds"] / e["W"]["seconds"] for e in pairs if e["W"].get("seconds")]
+        if times:
+            worst[f"{spec}/new"]["seconds_vs_W"] = {"median": round(float(np.median(times)), 3),
+                                                    "max": round(max(times), 3)}
     return worst

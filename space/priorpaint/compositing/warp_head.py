@@ -1,25 +1,28 @@
-"""The ``head`` motion of the warp composite: a head turn as a rotation of a 3-D head fitted to the photo.
+"""The ``head`` motion of the warp composite: head edits as one rotation of a 3-D head fitted to the photo.
 
 The head settings of :mod:`priorpaint.compositing.warp` move the photo along a spline through the
 proxy's five landmarks. That carries a tilt but not a turn: moving the photo's nose a fifth of an
 eye distance reads a yaw change of 0.04–0.07, a third of the model's own head_turn=2
 (docs/method/editability.md, round 2). A direction that declares ``"motion": "head"`` in its
-manifest entry (head_turn, profile on the embedded model) is moved here instead:
+manifest entry, with the ``"axis"`` it rotates about (head_turn and profile: ``yaw``; head_tilt:
+``pitch``, round 6), is moved here instead, alone or stacked with other head edits:
 
-* **How much** the head turns is the generator's: the proxy's own yaw change ``G(z) → G(z_e)``
-  (landmarks), bounded relative to the model's own yaw change at that strength
-  (:data:`RATIO_BOUNDS`), so a proxy that barely turns, or turns the other way, still gets a
-  share of the model's turn in the model's sign, and one that over-reacts is held back.
+* **How much** the head rotates about each axis is the generator's: the proxy's own change of that
+  axis's landmark proxy ``G(z) → G(z_e)`` (yaw or pitch), bounded relative to the model's own change
+  at that strength (:data:`RATIO_BOUNDS`), so a proxy that barely moves, or moves the other way,
+  still gets a share of the model's change in the model's sign, and one that over-reacts is held
+  back.
 * **How each photo pixel moves** is the photo's own head's: a head shape placed by the photo's
   eyes, nose and mouth (:func:`head_frame`) — an ellipsoid whose depth falls off as a cosine
-  towards its outline, with the nose standing out as a bump — rotated about the head's vertical
-  axis (:data:`AXIS_BEHIND` behind the face) and projected back. The near side widens, the far
-  side narrows, the nose moves more than the eyes and the outline shifts; the motion tapers to
-  zero outside the head (:data:`TAPER`), so hair and background move little and nothing far
-  from the head moves.
-* The angle is the one whose rotation moves the photo's own landmarks' yaw by the target
-  (:func:`angle_for_yaw`), capped at :data:`MAX_ANGLE`; a field that would fold is scaled down
-  until its Jacobian stays above :data:`MIN_JACOBIAN`.
+  towards its outline, with the nose standing out as a bump — bowed about its own horizontal axis,
+  then turned about its vertical axis (:data:`AXIS_BEHIND` behind the face), and projected back.
+  Under a turn the near side widens, the far side narrows, the nose moves more than the eyes and
+  the outline shifts; under a bow the nose moves down more than the eyes and mouth. The motion
+  tapers to zero outside the head (:data:`TAPER`), so hair and background move little and nothing
+  far from the head moves.
+* The angles are those whose rotation moves the photo's own landmarks' proxies by the targets
+  (:func:`head_angles`), each capped at :data:`MAX_ANGLE`; one composed field, which, if it would
+  fold, is scaled down until its Jacobian stays above :data:`MIN_JACOBIAN`.
 
 A pure warp of the photo's pixels (bicubic, in :func:`~priorpaint.compositing.warp.warp_composite`):
 nothing is generated. No face on the photo or on either proxy: None (the caller falls back to the
@@ -35,6 +38,10 @@ import numpy as np
 
 from .warp import min_jacobian
 
+#: the axes a head edit declares (``"axis"`` in its manifest entry), named by the landmark proxy each
+#: moves (:class:`priorpaint.faces.mtcnn.Face`): a turn about the vertical axis, a bow about the horizontal
+YAW, PITCH = "yaw", "pitch"
+AXES = (YAW, PITCH)
 #: the head's half axes (across, down) in the photo's eye distances, and its centre's place below
 #: the eyes' midpoint (eye distances, along the face's down axis)
 HEAD_AXES = (1.15, 1.7)
@@ -52,9 +59,9 @@ TAPER = (0.95, 1.35)
 MAX_ANGLE = float(np.radians(25.0))
 #: the proxy's yaw change is used between these shares of the model's own yaw change at that strength
 RATIO_BOUNDS = (1.0, 1.25)
-#: the detector reads a smaller yaw change than the head model's geometry: the angle is chosen for
-#: target / DETECTOR_GAIN of geometric yaw change (measured in docs/method/editability.md, round 5)
-DETECTOR_GAIN = 0.8
+#: the detector reads another change than the head model's geometry: the angle is chosen for
+#: target / DETECTOR_GAIN[axis] of geometric change (measured in docs/method/editability.md, rounds 5 and 6)
+DETECTOR_GAIN = {YAW: 0.8, PITCH: 1.15}
 #: the least Jacobian determinant the field may have (no fold); a field below it is tried again at
 #: FOLD_SHRINK times its angle, at most FOLD_TRIES times (then no motion)
 MIN_JACOBIAN = 0.3
@@ -97,65 +104,124 @@ def _depth_and_weight(frame, u: np.ndarray, v: np.ndarray) -> Tuple[np.ndarray, 
     return surface + bump + AXIS_BEHIND, weight
 
 
-def forward_motion(frame, angle: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(…, 2) the forward motion (same px as the frame) of points (x, y) when the head turns by
-    ``angle`` radians (+: the face's front moves along the eye line's direction, image right for
-    an upright face), tapered outside the head."""
+def forward_motion(frame, angle: float, x: np.ndarray, y: np.ndarray, pitch: float = 0.0) -> np.ndarray:
+    """(…, 2) the forward motion (same px as the frame) of points (x, y) when the head bows by
+    ``pitch`` radians about its own horizontal axis (the eye line's direction through the head's
+    centre; +: the front moves along the face's down axis) and then turns by ``angle`` radians about
+    its vertical axis (+: the face's front moves along the eye line's direction, image right for an
+    upright face) — a nod's axis turns with the head — tapered outside the head. Orthographic: depth
+    is dropped after the rotation."""
     u, v = _local(frame, x, y)
     depth, weight = _depth_and_weight(frame, u, v)
-    du = (u * (np.cos(angle) - 1.0) + depth * np.sin(angle)) * weight * frame["eye"]
-    return np.stack([du * frame["right"][0], du * frame["right"][1]], axis=-1)
+    dv = 0.0
+    if pitch != 0.0:                                                # about the head's horizontal axis
+        dv = v * (np.cos(pitch) - 1.0) + depth * np.sin(pitch)
+        depth = depth * np.cos(pitch) - v * np.sin(pitch)
+    du = u * (np.cos(angle) - 1.0) + depth * np.sin(angle)          # then about the vertical axis
+    du, dv = du * weight * frame["eye"], dv * weight * frame["eye"]
+    r, d = frame["right"], frame["down"]
+    return np.stack([du * r[0] + dv * d[0], du * r[1] + dv * d[1]], axis=-1)
+
+
+def _face(pts: np.ndarray):
+    from ..faces.mtcnn import Face
+    return Face(box=(0.0, 0.0, 0.0, 0.0), score=1.0, points=np.asarray(pts, np.float64))
 
 
 def _yaw(pts: np.ndarray) -> float:
     """The yaw proxy of five landmarks (:attr:`priorpaint.faces.mtcnn.Face.yaw`, the measure's own)."""
-    from ..faces.mtcnn import Face
-    return Face(box=(0.0, 0.0, 0.0, 0.0), score=1.0, points=np.asarray(pts, np.float64)).yaw
+    return _face(pts).yaw
 
 
-def geometric_yaw_change(pts: np.ndarray, angle: float) -> float:
-    """The yaw proxy's change (as :attr:`priorpaint.faces.mtcnn.Face.yaw`) of the landmarks
-    ``pts`` themselves moved by the head model turned by ``angle``."""
+def _pitch(pts: np.ndarray) -> float:
+    """The pitch proxy of five landmarks (:attr:`priorpaint.faces.mtcnn.Face.pitch`, the measure's own)."""
+    return _face(pts).pitch
+
+
+PROXIES = {YAW: _yaw, PITCH: _pitch}
+
+
+def geometric_change(pts: np.ndarray, axis: str, angle: float, pitch: float = 0.0) -> float:
+    """The change of the ``axis`` proxy (:data:`AXES`, as :class:`priorpaint.faces.mtcnn.Face`
+    reads it) of the landmarks ``pts`` themselves moved by the head model turned by ``angle`` and
+    bowed by ``pitch`` (radians)."""
     pts = np.asarray(pts, np.float64)
-    moved = pts + forward_motion(head_frame(pts), angle, pts[:, 0], pts[:, 1])
-    return _yaw(moved) - _yaw(pts)
+    moved = pts + forward_motion(head_frame(pts), angle, pts[:, 0], pts[:, 1], pitch)
+    return PROXIES[axis](moved) - PROXIES[axis](pts)
 
 
-def angle_for_yaw(pts: np.ndarray, target: float) -> float:
-    """The rotation (radians, capped at :data:`MAX_ANGLE`) whose head model moves the landmarks'
-    yaw by ``target / DETECTOR_GAIN`` (bisection: the change grows with the angle)."""
-    goal = float(target) / DETECTOR_GAIN
+def geometric_yaw_change(pts: np.ndarray, angle: float, pitch: float = 0.0) -> float:
+    """The yaw proxy's change of the landmarks moved by the head model (:func:`geometric_change`)."""
+    return geometric_change(pts, YAW, angle, pitch)
+
+
+def _bisect(change, goal: float) -> float:
+    """The angle (radians, capped at :data:`MAX_ANGLE`) at which ``change(angle)`` reaches ``goal``
+    (bisection: the change grows with the angle)."""
     if goal == 0.0:
         return 0.0
-    sign = 1.0 if geometric_yaw_change(pts, 0.1) * goal > 0 else -1.0
+    sign = 1.0 if change(0.1) * goal > 0 else -1.0
     lo, hi = 0.0, MAX_ANGLE
-    if abs(geometric_yaw_change(pts, sign * hi)) <= abs(goal):
+    if abs(change(sign * hi)) <= abs(goal):
         return sign * hi
     for _ in range(40):
         mid = 0.5 * (lo + hi)
-        if abs(geometric_yaw_change(pts, sign * mid)) < abs(goal):
+        if abs(change(sign * mid)) < abs(goal):
             lo = mid
         else:
             hi = mid
     return sign * 0.5 * (lo + hi)
 
 
+def angle_for_yaw(pts: np.ndarray, target: float, pitch: float = 0.0) -> float:
+    """The rotation (radians, capped at :data:`MAX_ANGLE`) whose head model, bowed by ``pitch``,
+    moves the landmarks' yaw by ``target / DETECTOR_GAIN["yaw"]``."""
+    return _bisect(lambda a: geometric_change(pts, YAW, a, pitch), float(target) / DETECTOR_GAIN[YAW])
+
+
+def angle_for_pitch(pts: np.ndarray, target: float, yaw: float = 0.0) -> float:
+    """The bow (radians, capped at :data:`MAX_ANGLE`) whose head model, turned by ``yaw``, moves the
+    landmarks' pitch by ``target / DETECTOR_GAIN["pitch"]``."""
+    return _bisect(lambda b: geometric_change(pts, PITCH, yaw, b), float(target) / DETECTOR_GAIN[PITCH])
+
+
+def head_angles(pts: np.ndarray, goals: Dict[str, float]) -> Tuple[float, float]:
+    """``(yaw, pitch)`` radians that move the landmarks' proxies by ``goals`` (per axis; a missing
+    axis: 0). The two rotations barely move each other's proxy; each is solved with the other's
+    angle held, twice."""
+    yaw = pitch = 0.0
+    for _ in range(2 if len(goals) > 1 else 1):
+        if YAW in goals:
+            yaw = angle_for_yaw(pts, goals[YAW], pitch)
+        if PITCH in goals:
+            pitch = angle_for_pitch(pts, goals[PITCH], yaw)
+    return yaw, pitch
+
+
 def head_field(photo_pts: np.ndarray, angle: float, res: int, scale: float,
-               taper: Optional[np.ndarray] = None, iterations: int = 6) -> np.ndarray:
+               taper: Optional[np.ndarray] = None, iterations: int = 6, pitch: float = 0.0) -> np.ndarray:
     """The backward field (R×R×2, model px: the result's pixel x shows the photo's x + field(x))
     that turns the head placed by ``photo_pts`` (the photo's landmarks, its square's px) by
-    ``angle`` radians (clipped to ±:data:`MAX_ANGLE`). ``scale``: square px per model px;
-    ``taper``: (R, R) in [0, 1] the field is multiplied by (the edit mask's, so that its feather
-    blends the photo with itself, :func:`~priorpaint.compositing.between.mask_taper`). Angle 0:
-    exactly zero. A field that would fold is scaled down until it does not."""
+    ``angle`` radians and bows it by ``pitch`` (each clipped to ±:data:`MAX_ANGLE`; one composed
+    rotation, :func:`forward_motion`). ``scale``: square px per model px; ``taper``: (R, R) in
+    [0, 1] the field is multiplied by (the edit mask's, so that its feather blends the photo with
+    itself, :func:`~priorpaint.compositing.between.mask_taper`). Both angles 0: exactly zero. A field
+    that would fold is scaled down (both angles together) until it does not."""
+    return _head_field(photo_pts, angle, res, scale, taper, iterations, pitch)[0]
+
+
+def _head_field(photo_pts, angle, res, scale, taper=None, iterations=6, pitch=0.0):
+    """:func:`head_field` and the ``(yaw, pitch)`` it applied (after the fold's shrink)."""
     angle = float(np.clip(angle, -MAX_ANGLE, MAX_ANGLE))
+    pitch = float(np.clip(pitch, -MAX_ANGLE, MAX_ANGLE))
     field = np.zeros((res, res, 2), np.float32)
-    if angle == 0.0:
-        return field
+    if angle == 0.0 and pitch == 0.0:
+        return field, (0.0, 0.0)
     frame = head_frame(np.asarray(photo_pts, np.float64) / scale)
     gy, gx = np.mgrid[0:res, 0:res].astype(np.float32)
-    for _ in range(FOLD_TRIES):   # the angle shrinks by FOLD_SHRINK until the field does not fold
-        forward = forward_motion(frame, angle, gx.astype(np.float64), gy.astype(np.float64)).astype(np.float32)
+    for _ in range(FOLD_TRIES):   # the angles shrink by FOLD_SHRINK until the field does not fold
+        forward = forward_motion(frame, angle, gx.astype(np.float64), gy.astype(np.float64),
+                                 pitch).astype(np.float32)
         back = np.zeros_like(forward)
         for _ in range(iterations):   # backward field f(x) = −D(x + f(x)), fixed point
             back = -cv2.remap(forward, gx + back[..., 0], gy + back[..., 1], cv2.INTER_LINEAR,
@@ -163,15 +229,16 @@ def head_field(photo_pts: np.ndarray, angle: float, res: int, scale: float,
         if taper is not None:
             back = back * taper[..., None].astype(np.float32)
         if min_jacobian(back) >= MIN_JACOBIAN:
-            return back
+            return back, (angle, pitch)
         angle *= FOLD_SHRINK
-    return field
+        pitch *= FOLD_SHRINK
+    return field, (0.0, 0.0)
 
 
-def target_yaw(proxy_change: Optional[float], reference: Optional[float]) -> Optional[float]:
-    """The yaw change to carry: the proxy's own change bounded to :data:`RATIO_BOUNDS` of the
-    model's (``reference``), in the model's sign; the proxy's change alone without a reference;
-    None when neither is known."""
+def target_change(proxy_change: Optional[float], reference: Optional[float]) -> Optional[float]:
+    """The proxy change to carry on one axis: the proxy's own change bounded to :data:`RATIO_BOUNDS`
+    of the model's (``reference``), in the model's sign; the proxy's change alone without a
+    reference; None when neither is known."""
     if reference is None or reference == 0.0:
         return proxy_change
     lo, hi = RATIO_BOUNDS
@@ -180,26 +247,39 @@ def target_yaw(proxy_change: Optional[float], reference: Optional[float]) -> Opt
 
 
 def head_correspondence(base: np.ndarray, edited: np.ndarray, region: np.ndarray, mask: np.ndarray,
-                        feather: int, reference: Optional[float] = None):
+                        feather: int, references: Dict[str, Optional[float]]):
     """``(flow, new_content, info)`` for :func:`~priorpaint.compositing.warp.warp_composite`: the
-    photo's head (``region``, its square) turned by the yaw change of the proxies (R×R×3 uint8),
-    bounded by the model's own ``reference`` yaw change at the edit's strength, tapered to zero
-    before the feather of the square's edit ``mask`` (``feather`` px). An edited proxy the detector
-    finds no face on (a face turned to a full profile) gets the model's own turn at the lower bound.
-    None when the photo or the unedited proxy shows no face, or neither the edited proxy nor a
-    reference says how far to turn."""
+    photo's head (``region``, its square) turned and bowed by the proxies' (R×R×3 uint8) change of
+    each axis in ``references`` (:data:`AXES` → the model's own change at the edits' strengths, or
+    None), each bounded by its reference (:func:`target_change`) and composed into one rotation,
+    tapered to zero before the feather of the square's edit ``mask`` (``feather`` px). An edited
+    proxy the detector finds no face on (a face turned to a full profile) gets the model's own
+    change at the lower bound. None when the photo or the unedited proxy shows no face, or neither
+    the edited proxy nor a reference says how far to rotate on an axis."""
     from ..faces.landmarks import square_landmarks
     from .between import mask_taper
     res = base.shape[0]
     b, e = square_landmarks(base), square_landmarks(edited)
     photo = square_landmarks(region, interpolation="auto")
-    if b is None or photo is None or (e is None and not reference):
+    if b is None or photo is None or not references:
         return None
-    proxy = None if e is None else _yaw(e) - _yaw(b)
-    goal = target_yaw(proxy, reference)
-    angle = angle_for_yaw(photo, goal)
-    flow = head_field(photo, angle, res, region.shape[0] / float(res), mask_taper(mask, feather, res))
-    info: Dict[str, object] = {"proxy_yaw_change": None if proxy is None else round(proxy, 4),
-                               "target_yaw_change": round(goal, 4),
-                               "head_angle_deg": round(float(np.degrees(angle)), 2)}
+    info: Dict[str, object] = {}
+    goals: Dict[str, float] = {}
+    for axis in AXES:
+        if axis not in references:
+            continue
+        proxy = None if e is None else PROXIES[axis](e) - PROXIES[axis](b)
+        goal = target_change(proxy, references[axis])
+        if goal is None:
+            return None
+        goals[axis] = goal
+        info[f"proxy_{axis}_change"] = None if proxy is None else round(proxy, 4)
+        info[f"target_{axis}_change"] = round(goal, 4)
+    yaw, pitch = head_angles(photo, goals)
+    flow, (yaw, pitch) = _head_field(photo, yaw, res, region.shape[0] / float(res), mask_taper(mask, feather, res),
+                                     pitch=pitch)   # the angles applied: after the fold's shrink
+    if YAW in goals:
+        info["head_angle_deg"] = round(float(np.degrees(yaw)), 2)
+    if PITCH in goals:
+        info["head_pitch_deg"] = round(float(np.degrees(pitch)), 2)
     return flow, np.zeros((res, res), np.float32), info

@@ -21,11 +21,46 @@ def _single_direction(applied: List[dict]) -> Optional[Tuple[str, float]]:
     return str(dirs[0].get("name")), float(dirs[0].get("strength", 0.0))
 
 
+def _stacked_directions(applied: List[dict]) -> Optional[List[Tuple[str, float]]]:
+    """The (name, strength) of each applied direction that moves, when every applied edit is a
+    direction and at least two move (a stack such as head_turn + head_tilt); else None."""
+    if not applied or any(a.get("kind") != "direction" for a in applied):
+        return None
+    dirs = [(str(a.get("name")), float(a.get("strength", 0.0))) for a in applied]
+    dirs = [d for d in dirs if d[1] != 0.0]
+    return dirs if len(dirs) >= 2 else None
+
+
+def stacked_effects(gen, model_id: Optional[str], dirs: List[Tuple[str, float]], result: np.ndarray,
+                    photo: np.ndarray) -> Dict[str, Dict[str, object]]:
+    """Per stacked direction with a declared measure: ``{"measure", "effect", "effect_reference",
+    "effect_ratio"}``, its measure's change on ``result`` against the model's own change for that
+    direction at its strength. Directions that declare the same measure (head_turn + profile: yaw)
+    share one reference, the sum of theirs, and one ratio."""
+    groups: Dict[str, dict] = {}
+    for name, strength in dirs:
+        measure = direction_measure(model_id, name)
+        if measure is None:
+            continue
+        ref = reference_change(gen, name, strength, model_id)
+        g = groups.setdefault(measure, {"names": [], "reference": 0.0})
+        g["names"].append(name)
+        g["reference"] = None if ref is None or g["reference"] is None else g["reference"] + ref
+    out: Dict[str, Dict[str, object]] = {}
+    for measure, g in groups.items():
+        achieved, ratio = effect_ratio(result, photo, measure, g["reference"])
+        for name in g["names"]:
+            out[name] = {"measure": measure, "effect": achieved, "effect_reference": g["reference"],
+                         "effect_ratio": ratio}
+    return out
+
+
 def structure_report(gen, model_id: Optional[str], applied: List[dict], result: np.ndarray,
                      photo: np.ndarray, mask: np.ndarray) -> Tuple[Dict[str, object], Dict[str, object]]:
     """``(structure, verdict)`` for a result square against the photo's square (uint8, same side)
     under the square's edit mask. The effect ratio is measured for a render of exactly one named
-    direction with a declared measure (stacked edits: artefacts only); a render of one edit of a
+    direction with a declared measure, and for stacked directions per direction (``structure["effects"]``:
+    each edit judged on its own effect, :func:`stacked_effects`); a render of one edit of a
     kind :mod:`.kinds` measures (a scribble) adds that kind's measures (``structure["kind"]``)."""
     sel = np.where(mask > 0, 255, 0).astype(np.uint8)
     out: Dict[str, object] = dict(artefacts(result, photo, sel, gen.resolution))
@@ -42,7 +77,16 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
             if achieved is None:
                 unmeasurable = (f"no face found to measure {name} on" if measure != "crown_lines" else
                                 f"no face, or too little of the forehead in the selection, to measure {name} on")
-    out = {k: ((round(v, 4) if np.isfinite(v) else None) if isinstance(v, float) else v) for k, v in out.items()}
+    stack = _stacked_directions(applied)
+    ratios: Dict[str, float] = {}
+    if stack is not None:
+        effects = stacked_effects(gen, model_id, stack, result, photo)
+        missing = [n for n, e in effects.items() if e["effect"] is None]
+        if missing:
+            unmeasurable = f"no face found to measure {', '.join(missing)} on"
+        ratios = {n: e["effect_ratio"] for n, e in effects.items() if e["effect_ratio"] is not None}
+        out["effects"] = {n: {k: _round(v) for k, v in e.items()} for n, e in effects.items()}
+    out = {k: _round(v) for k, v in out.items()}
     if not applied:
         return out, {"carried": None, "message": "no edit", "failed": [], "effect_ratio": None,
                      "worst_artefact": None, "artefacts": {}}
@@ -52,5 +96,10 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
         out["kind"] = kind
         if kind.get("in_place"):   # recoloured in place: no moved contour to double (measures/kinds.py)
             judged = {**out, "ghost": None}
-    v = merge_verdict(verdict(out["effect_ratio"], judged, unmeasurable), kind)
+    ratios = {n: round(r, 4) for n, r in ratios.items() if np.isfinite(r)}
+    v = merge_verdict(verdict(out["effect_ratio"], judged, unmeasurable, ratios or None), kind)
     return out, merge_preview_only(v, preview_only(model_id, applied))
+
+
+def _round(v):
+    return (round(v, 4) if np.isfinite(v) else None) if isinstance(v, float) else v
