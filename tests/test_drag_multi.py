@@ -218,9 +218,10 @@ def to_uint8_render(gen, z, h):
 
 
 def _arriving_first_group(tiny_gen, monkeypatch):
-    """Two groups on the tiny model, its tracker not gated (it jumps): group 0 arrives at a step
-    between the first and the last, group 1 does not."""
+    """Two groups on the tiny model, its tracker not gated (it jumps), arrived rows frozen (off by
+    default): group 0 arrives at a step between the first and the last, group 1 does not."""
     monkeypatch.setattr(O, "CONFIRM", False)
+    monkeypatch.setattr(O, "FREEZE", True)
     z = tiny_gen.sample_latents(1, seed=9)
     with torch.no_grad():
         h = tiny_gen.forward_to(z, "b8")

@@ -49,10 +49,12 @@ TRACK_PRIOR = 0.02
 CONFIRM = True
 #: the tracker's search grid, model px
 TRACK_STEP = 0.5
-#: a row whose handles have all arrived leaves the batch, its latent kept as it was when it arrived
-#: (:class:`_LiveRows`): a multi-group drag runs on until its last group arrives, and the arrived
-#: rows' forward, backward, tracking and gate were a share of each step's time
-FREEZE = True
+#: freeze a row whose handles have all arrived: it leaves the batch, its latent kept as it was when it
+#: arrived (:class:`_LiveRows`), saving its share of each later step. Off: an arrived row that runs on
+#: keeps getting closer, and the group keeps the closest state its row saw — in the bench's three-pair
+#: drags astronaut_x4's chin went 0.95 → 0.75 frozen at arrival (1 model px of its 3.7), the other
+#: pairs within 0.003 (docs/method/drag.md)
+FREEZE = False
 #: the drag runs torch and OpenCV on this many threads each (``None``: as the process set them). Its
 #: operations are small (a 64 px model, a batch of a few rows, a flow on 256 px renders); on the 2-core
 #: machine shared with other work, torch's two OpenMP threads waiting at every operation's barrier
