@@ -45,3 +45,35 @@ def test_the_bench_reports_the_seconds_of_one_three_and_five_points():
     assert got["5 points"] == {"seconds_drag_mean": 5.0, "seconds_drag_max": 6.0, "seconds_per_step_mean": 0.1}
     assert got["goal_seconds_drag"] == 3.0
     assert seconds_summary([], {})["5 points"]["seconds_drag_max"] is None
+
+
+def test_drags_running_at_once_give_the_process_its_threads_back(tiny_gen):
+    """Two drags in two threads (the app's jobs): while either runs, one thread each; after both,
+    the process's own setting, whichever finished first."""
+    import threading
+    z = tiny_gen.sample_latents(1, seed=5)
+    with torch.no_grad():
+        h = tiny_gen.forward_to(z, "b8")
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(2)
+    cv2.setNumThreads(2)
+    gate, seen, errors = threading.Barrier(2), [], []
+
+    def drag(steps):
+        try:
+            O.optimise(tiny_gen, z, h, "b8", np.array([[4.0, 5.0]]), np.array([[4.0, 2.0]]), steps=steps,
+                       progress=lambda *a: (a[2]["step"] == 0 and gate.wait(timeout=30),
+                                            seen.append(cv2.getNumThreads())))
+        except Exception as e:   # noqa: BLE001 - reported below
+            errors.append(e)
+    try:
+        jobs = [threading.Thread(target=drag, args=(n,)) for n in (1, 4)]
+        for j in jobs:
+            j.start()
+        for j in jobs:
+            j.join(timeout=60)
+        assert not errors and seen and set(seen) == {1}
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (2, 2)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])

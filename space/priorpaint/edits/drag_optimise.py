@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from typing import Optional
 
 import numpy as np
@@ -156,22 +157,33 @@ def _motion(render0, renders, p0: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return m
 
 
+_THREADS_HELD = {"drags": 0, "before": None}
+_THREADS_LOCK = threading.Lock()
+
+
 def _threads(fn):
     """Run ``fn`` with torch and OpenCV on :data:`THREADS` threads each (never more than torch had),
-    then put both back."""
+    then put both back; drags running at once (the app's jobs) share one setting: the first sets
+    it, the last puts the process's own back."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
         if THREADS is None:
             return fn(*args, **kwargs)
         import cv2
-        before = torch.get_num_threads(), cv2.getNumThreads()
-        torch.set_num_threads(max(1, min(THREADS, before[0])))
-        cv2.setNumThreads(THREADS)
+        with _THREADS_LOCK:
+            if _THREADS_HELD["drags"] == 0:
+                _THREADS_HELD["before"] = torch.get_num_threads(), cv2.getNumThreads()
+                torch.set_num_threads(max(1, min(THREADS, _THREADS_HELD["before"][0])))
+                cv2.setNumThreads(THREADS)
+            _THREADS_HELD["drags"] += 1
         try:
             return fn(*args, **kwargs)
         finally:
-            torch.set_num_threads(before[0])
-            cv2.setNumThreads(before[1])
+            with _THREADS_LOCK:
+                _THREADS_HELD["drags"] -= 1
+                if _THREADS_HELD["drags"] == 0:
+                    torch.set_num_threads(_THREADS_HELD["before"][0])
+                    cv2.setNumThreads(_THREADS_HELD["before"][1])
     return run
 
 
