@@ -16,6 +16,8 @@
   another sample's, with 1 and 5 points; the mean landmark distance (model px) before and after,
   measured by detecting the landmarks again on the result, and the seconds, beside the paper's
   2.44 / 3.18 px (256 px, GPU, 2 s).
+* **Seconds** (``report["drag"]["seconds"]``, :func:`seconds_summary`): per drag and per step for one
+  pair and three pairs (the real photos) and five points (the landmark protocol), beside the 3 s goal.
 * **Live preview** (``report["drag"]["live"]``): one drag on the first photo run as the app runs it
   (:meth:`priorpaint.app.service.Service.edit`, the stream the page and the API's clients read),
   far enough that every step runs: the live updates (handle positions) a client received per
