@@ -215,3 +215,48 @@ def test_the_drag_runs_in_the_proxys_frame_and_answers_in_the_photos(tiny_gen, m
 def to_uint8_render(gen, z, h):
     from priorpaint.compositing.blend import to_uint8
     return to_uint8(gen.forward_from("b8", h, z=z))
+
+
+def _arriving_first_group(tiny_gen, monkeypatch):
+    """Two groups on the tiny model, its tracker not gated (it jumps), arrived rows frozen (off by
+    default): group 0 arrives at a step between the first and the last, group 1 does not."""
+    monkeypatch.setattr(O, "CONFIRM", False)
+    monkeypatch.setattr(O, "FREEZE", True)
+    z = tiny_gen.sample_latents(1, seed=9)
+    with torch.no_grad():
+        h = tiny_gen.forward_to(z, "b8")
+    p, t = np.array([[4.0, 5.0], [12.0, 11.0]]), np.array([[4.0, 2.0], [12.0, 14.0]])
+    return z, h, p, t, dict(lr=0.3, movable="capsule")
+
+
+def test_a_row_whose_handles_arrived_leaves_the_batch_and_keeps_its_state_from_then(tiny_gen, monkeypatch):
+    z, h, p, t, kw = _arriving_first_group(tiny_gen, monkeypatch)
+    batches = []
+    run = tiny_gen.run
+
+    def counting(x, *a, **k):
+        if k.get("capture"):              # the drag's forwards that read the features
+            batches.append(x.shape[0])
+        return run(x, *a, **k)
+    monkeypatch.setattr(tiny_gen, "run", counting)
+    _, _, _, info = O.optimise(tiny_gen, z, h, "b8", p, t, steps=20, **kw)
+    k = info["frozen_step"][0]
+    assert 0 < k < info["steps_run"] and info["frozen_step"][1:] == [None, None]
+    # the batch: the start and steps 0..k with all three rows, then two
+    assert batches == [3] * (k + 2) + [2] * (info["steps_run"] - k)
+    monkeypatch.setattr(tiny_gen, "run", run)
+    # the frozen row's latent is the one it had when it arrived: a drag stopped at that step has it
+    _, _, _, upto = O.optimise(tiny_gen, z, h, "b8", p, t, steps=k, **kw)
+    assert upto["frozen_step"] == [None, None, None]
+    torch.testing.assert_close(info["row_z"][0], upto["row_z"][0], atol=0, rtol=0)
+
+
+def test_freezing_an_arrived_row_leaves_the_other_rows_as_they_were(tiny_gen, monkeypatch):
+    z, h, p, t, kw = _arriving_first_group(tiny_gen, monkeypatch)
+    _, _, tracked, frozen = O.optimise(tiny_gen, z, h, "b8", p, t, steps=20, **kw)
+    monkeypatch.setattr(O, "FREEZE", False)
+    _, _, tracked_all, every = O.optimise(tiny_gen, z, h, "b8", p, t, steps=20, **kw)
+    assert every["frozen_step"] == [None, None, None] and frozen["frozen_step"][0] is not None
+    torch.testing.assert_close(frozen["row_z"][1:], every["row_z"][1:], atol=1e-5, rtol=1e-4)
+    assert frozen["rows"] == every["rows"] and frozen["steps_run"] == every["steps_run"]
+    np.testing.assert_allclose(tracked[1], tracked_all[1], atol=1e-4)
