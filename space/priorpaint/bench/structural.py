@@ -31,7 +31,7 @@ EDITS = ("head_turn=2", "head_turn=-2", "head_tilt=2", "head_tilt=-2", "headwear
          "profile=2", "warm_light=2",
          # two structural edits stacked (round 6: one head, turned and bowed; each edit judged on its own effect)
          "head_turn=2+head_tilt=2", "head_turn=-2+head_tilt=-2", "head_turn=2+head_tilt=-2", "head_turn=-2+head_tilt=2")
-KEYS = ("smear", "unexplained", "ghost", "effect", "effect_reference", "effect_ratio")
+KEYS = ("smear", "unexplained", "ghost", "squeeze", "stretch", "effect", "effect_reference", "effect_ratio")
 #: the warp composite's settings swept for the distortion–editability curve (docs/method/editability.md).
 #: Each is complete over :data:`SETTINGS` (letters A–T0 were tried on feature motion with the appearance
 #: change, the defaults before registration; W is today's default)
