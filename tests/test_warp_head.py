@@ -77,8 +77,9 @@ def test_yaw_and_pitch_compose_into_one_field_without_a_fold():
     both = wh.head_field(FACE, np.radians(15), 64, SCALE, pitch=np.radians(8))
     assert np.abs(both[..., 0] - turn[..., 0]).max() < 0.3 * np.abs(turn[..., 0]).max()   # across: mostly the turn's
     assert np.abs(both[..., 1]).max() > 0.5 * np.abs(bow[..., 1]).max()    # down: the bow's too
-    yaw, pitch = wh.head_angles(FACE, {"yaw": 0.2, "pitch": 0.08})
-    assert wh.geometric_change(FACE, "yaw", yaw, pitch) == pytest.approx(0.2 / wh.DETECTOR_GAIN["yaw"], abs=2e-3)
+    yaw, pitch = wh.head_angles(FACE, {"yaw": 0.12, "pitch": 0.08})   # goals below the cap
+    assert abs(yaw) < wh.MAX_ANGLE and abs(pitch) < wh.MAX_ANGLE
+    assert wh.geometric_change(FACE, "yaw", yaw, pitch) == pytest.approx(0.12 / wh.DETECTOR_GAIN["yaw"], abs=2e-3)
     assert wh.geometric_change(FACE, "pitch", yaw, pitch) == pytest.approx(0.08 / wh.DETECTOR_GAIN["pitch"], abs=2e-3)
     assert wh.head_angles(FACE, {"pitch": 0.08})[0] == 0.0 and wh.angle_for_pitch(FACE, 0.0) == 0.0
 
@@ -112,9 +113,9 @@ def test_bounded_and_never_folding():
     assert wh.angle_for_yaw(FACE, 50.0) == pytest.approx(wh.MAX_ANGLE)
     assert wh.angle_for_yaw(FACE, -50.0) == pytest.approx(-wh.MAX_ANGLE)
     assert min_jacobian(_field(wh.MAX_ANGLE)) >= wh.MIN_JACOBIAN - 1e-6
-    a = wh.angle_for_yaw(FACE, 0.2)
+    a = wh.angle_for_yaw(FACE, 0.12)
     assert 0 < a < wh.MAX_ANGLE
-    assert wh.geometric_yaw_change(FACE, a) == pytest.approx(0.2 / wh.DETECTOR_GAIN["yaw"], abs=1e-3)
+    assert wh.geometric_yaw_change(FACE, a) == pytest.approx(0.12 / wh.DETECTOR_GAIN["yaw"], abs=1e-3)
 
 
 def test_the_proxys_turn_is_bounded_by_the_models():
@@ -223,3 +224,36 @@ def test_a_head_edit_without_an_axis_is_refused(session, monkeypatch):
     monkeypatch.setattr(named, "load_named", lambda model_id: bad)
     with pytest.raises(ModelError, match="'head_tilt' declares the head motion but no axis"):
         warp_render.declared_motion(session, [{"kind": "direction", "name": "head_tilt", "strength": 2.0}])
+
+
+def _crease(angle):
+    """``(squeeze, stretch)`` of the field over the head (:func:`priorpaint.measures.artefacts.squeeze_stretch`)."""
+    from priorpaint.measures.artefacts import squeeze_stretch
+    rho, _ = _local_radius()
+    return squeeze_stretch(_field(angle), rho <= 1.0)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_a_turn_at_the_cap_squashes_no_crease_and_stretches_no_near_side(sign, monkeypatch):
+    """Round 7 (issue 23's astronaut at 25°: a dark crease where the far cheek's outer band was
+    squashed 3.3–3.8×, the near ear stretched 2×): at the cap the field squashes at most 2.5× and
+    stretches at most 1.6×. The round-6 head (as narrow as the face, a narrow nose, the axis behind
+    the outline, a 25° cap) fails the same check."""
+    squeeze, stretch = _crease(sign * wh.MAX_ANGLE)
+    assert 1.5 < squeeze <= 2.5 and 1.1 < stretch <= 1.6                   # it moves, and within the limits
+    for name, value in {"HEAD_AXES": (1.15, 1.7), "NOSE_SIGMA": 0.35, "AXIS_BEHIND": 0.3,
+                        "MAX_ANGLE": float(np.radians(25.0))}.items():
+        monkeypatch.setattr(wh, name, value)
+    squeeze, stretch = _crease(sign * wh.MAX_ANGLE)
+    assert squeeze > 3.0 and stretch > 1.8
+
+
+def test_squeeze_and_stretch_read_a_known_field():
+    from priorpaint.measures.artefacts import squeeze_stretch
+    sel = np.ones((32, 32), bool)
+    assert squeeze_stretch(np.zeros((32, 32, 2), np.float32), sel) == pytest.approx((1.0, 1.0))
+    gy, gx = np.mgrid[0:32, 0:32].astype(np.float32)
+    # x ↦ (3x, y/2): three photo px shown in one result px across, one drawn over two down
+    field = np.stack([2.0 * gx, -0.5 * gy], axis=-1)
+    assert squeeze_stretch(field, sel) == pytest.approx((3.0, 2.0))
+    assert squeeze_stretch(field, np.zeros((32, 32), bool)) == (None, None)

@@ -6,7 +6,7 @@ boxes nobody tuned on (the astronaut and Grace Hopper at other boxes, the camera
 directions: head_turn + head_tilt, whose rows carry each edit's own effect ratio, ``effects``) rendered
 ``today`` (G′ + ``detail``, the defaults) and ``new`` (``warp``: the photo's pixels moved along
 the in-manifold proxy's feature-matched motion, :mod:`priorpaint.compositing.warp`), with the
-measures of :mod:`priorpaint.measures` (smear, unexplained structure, ghost, effect ratio) and
+measures of :mod:`priorpaint.measures` (smear, unexplained structure, ghost, squeeze and stretch, effect ratio) and
 the verdict; grids ``photo | today | new | the generator's render`` under
 ``artifacts/structural/`` (a direction that declares the head motion also gets ``W``, the landmark
 spline it replaced: ``photo | today | W | new | the generator's render``). On the photos of :data:`SWEEP_PHOTOS`, head_turn and head_tilt ±2 also
@@ -31,7 +31,7 @@ EDITS = ("head_turn=2", "head_turn=-2", "head_tilt=2", "head_tilt=-2", "headwear
          "profile=2", "warm_light=2",
          # two structural edits stacked (round 6: one head, turned and bowed; each edit judged on its own effect)
          "head_turn=2+head_tilt=2", "head_turn=-2+head_tilt=-2", "head_turn=2+head_tilt=-2", "head_turn=-2+head_tilt=2")
-KEYS = ("smear", "unexplained", "ghost", "effect", "effect_reference", "effect_ratio")
+KEYS = ("smear", "unexplained", "ghost", "squeeze", "stretch", "effect", "effect_reference", "effect_ratio")
 #: the warp composite's settings swept for the distortion–editability curve (docs/method/editability.md).
 #: Each is complete over :data:`SETTINGS` (letters A–T0 were tried on feature motion with the appearance
 #: change, the defaults before registration; W is today's default)

@@ -43,20 +43,24 @@ from .warp import min_jacobian
 YAW, PITCH = "yaw", "pitch"
 AXES = (YAW, PITCH)
 #: the head's half axes (across, down) in the photo's eye distances, and its centre's place below
-#: the eyes' midpoint (eye distances, along the face's down axis)
-HEAD_AXES = (1.15, 1.7)
+#: the eyes' midpoint (eye distances, along the face's down axis). Round 7: the depth falls off over
+#: the whole head (ears and hair included), not the face alone (1.15 × 1.7): a head as narrow as the
+#: face squashed the far cheek's outer band into a crease under a turn and stretched the near ear
+HEAD_AXES = (1.4, 1.8)
 HEAD_CENTRE_DOWN = 0.3
 #: the head's depth at its centre (eye distances), and the nose's protrusion above that surface
 HEAD_DEPTH = 1.0
 NOSE_PROTRUSION = 0.55
-#: the nose bump's width (standard deviation, eye distances)
-NOSE_SIGMA = 0.35
-#: the rotation axis's depth behind the head's outline plane (eye distances): a turn also shifts the head
-AXIS_BEHIND = 0.3
+#: the nose bump's width (standard deviation, eye distances; round 7: 0.35 sheared the nose's sides)
+NOSE_SIGMA = 0.5
+#: the rotation axis's depth behind the head's outline plane (eye distances): a turn also shifts the
+#: head (round 7: 0, the outline stays in place; 0.3 slid the whole head and stretched the near side)
+AXIS_BEHIND = 0.0
 #: the motion is whole inside this normalised head radius and falls (smoothly) to 0 at the second
 TAPER = (0.95, 1.35)
-#: the largest rotation (radians) any request gets
-MAX_ANGLE = float(np.radians(25.0))
+#: the largest rotation (radians) any request gets (round 7: 22°; at 25° the far cheek is squashed
+#: about 2.8× even on the round-7 head, a visible fold line)
+MAX_ANGLE = float(np.radians(22.0))
 #: the proxy's yaw change is used between these shares of the model's own yaw change at that strength
 RATIO_BOUNDS = (1.0, 1.25)
 #: the detector reads another change than the head model's geometry: the angle is chosen for

@@ -28,6 +28,14 @@ grain, pores, hair strands, the glasses' rims.
     ``c_old = corr(HP(result), HP(photo))``, ``c_self = corr(HP(warp(photo)), HP(photo))`` and
     ``c_new = corr(HP(result), HP(warp(photo)))`` over the moved pixels. ``None`` where nothing
     moved (there is no contour to double).
+``squeeze`` / ``stretch``
+    How unevenly the result's own flow (the ``smear`` flow above) moves the photo: the singular
+    values of the Jacobian of ``x ↦ x + flow(x)`` (photo px per result px along the local
+    directions). ``squeeze`` is the :data:`SQUEEZE_PERCENTILE` th percentile inside the mask of the
+    larger one (3: three photo px squashed into one, a crease), ``stretch`` the inverse of the same
+    far tail of the smaller one (3: one photo px drawn over three). About 1 for the photo or a
+    translation; reported, with no verdict limit (docs/method/editability.md, round 7: the old head
+    turn's crease read 4.4 where the one that looks turned reads 3.2–3.8).
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ SMOOTH_SHARE = 0.5
 MOVED_PX = 1.5
 #: the flow is estimated on the square shrunk to at most this side (then scaled back)
 FLOW_SIDE = 384
+#: squeeze and stretch read the far tail inside the mask (a crease is a thin line: a share of a per cent)
+SQUEEZE_PERCENTILE = 99.9
 
 
 def _luma(img: np.ndarray) -> np.ndarray:
@@ -119,6 +129,23 @@ def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
                      borderMode=cv2.BORDER_REPLICATE)
 
 
+def squeeze_stretch(flow: np.ndarray, sel: np.ndarray) -> Tuple[Optional[float], Optional[float]]:
+    """``(squeeze, stretch)`` of the backward field ``flow`` (H×W×2 px) inside the boolean ``sel``
+    (see the module's text); ``(None, None)`` for an empty selection."""
+    if not sel.any():
+        return None, None
+    a = np.gradient(flow[..., 0], axis=1) + 1.0
+    b = np.gradient(flow[..., 0], axis=0)
+    c = np.gradient(flow[..., 1], axis=1)
+    d = np.gradient(flow[..., 1], axis=0) + 1.0
+    # the singular values of [[a, b], [c, d]] in closed form
+    p, q = 0.5 * np.hypot(a + d, c - b), 0.5 * np.hypot(a - d, c + b)
+    larger, smaller = (p + q)[sel], np.abs(p - q)[sel]
+    squeeze = float(np.percentile(larger, SQUEEZE_PERCENTILE))
+    stretch = 1.0 / max(float(np.percentile(smaller, 100.0 - SQUEEZE_PERCENTILE)), 1e-3)
+    return squeeze, stretch
+
+
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     den = float(np.sqrt((a * a).sum() * (b * b).sum()))
@@ -126,15 +153,16 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def artefacts(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, resolution: int) -> Dict[str, Optional[float]]:
-    """``{"smear", "unexplained", "ghost", "moved_px"}`` for one square (see the module's text).
-    ``moved_px``: the 90th percentile of the result's flow magnitude inside the mask."""
-    none = {"smear": None, "unexplained": None, "ghost": None, "moved_px": None}
+    """``{"smear", "unexplained", "ghost", "moved_px", "squeeze", "stretch"}`` for one square (see
+    the module's text). ``moved_px``: the 90th percentile of the result's flow magnitude inside the mask."""
+    none = {"smear": None, "unexplained": None, "ghost": None, "moved_px": None, "squeeze": None, "stretch": None}
     sel = mask > 127
     if sel.sum() < 64:
         return none
     sigma = detail_sigma(photo.shape[0], resolution)
     if np.array_equal(result, photo):
-        return {"smear": smear(result, photo, mask, sigma), "unexplained": 0.0, "ghost": None, "moved_px": 0.0}
+        return {"smear": smear(result, photo, mask, sigma), "unexplained": 0.0, "ghost": None, "moved_px": 0.0,
+                "squeeze": 1.0, "stretch": 1.0}
     flow = result_flow(result, photo)
     moved_photo = warp(photo, flow)
     out: Dict[str, Optional[float]] = {"smear": smear(result, moved_photo, mask, sigma)}
@@ -146,6 +174,7 @@ def artefacts(result: np.ndarray, photo: np.ndarray, mask: np.ndarray, resolutio
     out["unexplained"] = float(((hp_r - hp_f)[sel] ** 2).sum() / energy) if energy > 0 else None
     mag = np.hypot(flow[..., 0], flow[..., 1])
     out["moved_px"] = float(np.percentile(mag[sel], 90))
+    out["squeeze"], out["stretch"] = squeeze_stretch(flow, sel)
     moved = sel & (mag >= MOVED_PX)
     if moved.sum() < 64:
         out["ghost"] = None
