@@ -352,13 +352,11 @@ def seconds_summary(rows: List[dict], faces: Dict[str, object]) -> Dict[str, obj
     """The seconds per drag and per step by the number of points, beside the goal: the real photos'
     one-pair and three-pair drags (least–most over the photos) and the landmark protocol's five-point
     drags (mean and most over its face pairs), with the torch threads the drag ran on."""
-    from ..edits.drag_optimise import THREADS
-
     def span(ds, key):
         v = [d[key] for d in ds]
         return [min(v), max(v)] if v else None
     out: Dict[str, object] = {"goal_seconds_drag": 3.0,
-                             "threads": min(THREADS, torch.get_num_threads()) if THREADS else torch.get_num_threads()}
+                             "threads": torch.get_num_threads()}
     for k in (1, 3):
         ds = [d for d in rows if d["pairs"] == k]
         out[f"{k} pair{'s' if k > 1 else ''}"] = {"seconds_drag": span(ds, "seconds_drag"),

@@ -11,9 +11,7 @@ the photo's field runs through every handle's confirmed position (one thin-plate
 
 from __future__ import annotations
 
-import functools
 import math
-import threading
 from typing import Optional
 
 import numpy as np
@@ -56,11 +54,6 @@ TRACK_STEP = 0.5
 #: drags astronaut_x4's chin went 0.95 → 0.75 frozen at arrival (1 model px of its 3.7), the other
 #: pairs within 0.003 (docs/method/drag.md)
 FREEZE = False
-#: the drag runs torch and OpenCV on this many threads each (``None``: as the process set them). Its
-#: operations are small (a 64 px model, a batch of a few rows, a flow on 256 px renders); on the 2-core
-#: machine shared with other work, torch's two OpenMP threads waiting at every operation's barrier
-#: beside OpenCV's pool made a step 4–5× slower than one thread each (docs/method/drag.md)
-THREADS: Optional[int] = 1
 
 
 def feature_layer(gen, split: str) -> str:
@@ -157,37 +150,6 @@ def _motion(render0, renders, p0: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return m
 
 
-_THREADS_HELD = {"drags": 0, "before": None}
-_THREADS_LOCK = threading.Lock()
-
-
-def _threads(fn):
-    """Run ``fn`` with torch and OpenCV on :data:`THREADS` threads each (never more than torch had),
-    then put both back; drags running at once (the app's jobs) share one setting: the first sets
-    it, the last puts the process's own back."""
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        if THREADS is None:
-            return fn(*args, **kwargs)
-        import cv2
-        with _THREADS_LOCK:
-            if _THREADS_HELD["drags"] == 0:
-                _THREADS_HELD["before"] = torch.get_num_threads(), cv2.getNumThreads()
-                torch.set_num_threads(max(1, min(THREADS, _THREADS_HELD["before"][0])))
-                cv2.setNumThreads(THREADS)
-            _THREADS_HELD["drags"] += 1
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            with _THREADS_LOCK:
-                _THREADS_HELD["drags"] -= 1
-                if _THREADS_HELD["drags"] == 0:
-                    torch.set_num_threads(_THREADS_HELD["before"][0])
-                    cv2.setNumThreads(_THREADS_HELD["before"][1])
-    return run
-
-
-@_threads
 def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndarray, targets: np.ndarray,
              movable=None, interventions=None, steps: int = DEFAULTS["steps"],
              lr: float = DEFAULTS["lr"], r1: float = DEFAULTS["r1"], r2: int = DEFAULTS["r2"],
