@@ -47,6 +47,14 @@ def test_a_poor_or_implausible_landmark_fit_is_the_identity(dst, why):
     assert DF.landmark_map(FACE, dst, [[31.5, 47.0]], 64) is None, why
 
 
+def test_a_handle_mapped_onto_the_proxys_edge_is_the_identity():
+    """The held-out astronaut's proxy has a face 1.65 times longer than hers: her chin maps to the
+    render's bottom row, where no patch can be dragged."""
+    a = _affine(1.05, 1.65, (-1.0, -10.5))
+    assert DF.landmark_map(FACE, FACE @ a[:, :2].T + a[:, 2], [[31.7, 46.6]], 64) is None
+    assert DF.landmark_map(FACE, FACE @ a[:, :2].T + a[:, 2], [[31.7, 40.0]], 64) is not None
+
+
 def test_the_landmark_map_refuses_points_on_a_line():
     line = np.stack([np.linspace(20, 40, 5), np.full(5, 30.0)], 1)
     assert DF.landmark_map(line, line + 1.0, [[30.0, 40.0]], 64) is None
@@ -95,7 +103,7 @@ def test_a_drag_in_the_landmark_frame_answers_in_the_photos(tiny_gen, monkeypatc
     shifted = small * np.array([1.0, 1.2]) + np.array([0.5, -1.0])
     reads = iter([small, shifted])
     monkeypatch.setattr(DF, "render_landmarks", lambda img, device="cpu": next(reads))
-    p, t = np.array([[7.5, 11.0]]), np.array([[7.5, 8.0]])
+    p, t = np.array([[7.5, 9.0]]), np.array([[7.5, 6.0]])
     events = []
     _, _, tracked, info = O.optimise(tiny_gen, z, h, "b8", p, t, steps=2, lr=0.0, movable="capsule",
                                      register="landmarks", to_photo=lambda q: q,

@@ -27,8 +27,11 @@ REGISTER = (False, True, "ecc", "landmarks")
 #: ``σ`` this share of the model's resolution
 LANDMARK_SIGMA = 0.2
 #: the landmark map is refused (the identity) when its weighted RMS residual exceeds this (model px),
-#: or when it scales by less than 0.5 or more than 2, or shifts a handle by more than a third of the model
+#: or when it scales by less than 0.5 or more than 2, or shifts a handle by more than a quarter of the model
 LANDMARK_MAX_RESIDUAL = 2.5
+#: a handle mapped this close to the proxy's edge (model px) cannot be dragged (its patch leaves the
+#: render: on the held-out astronaut the proxy dissolved, docs/method/drag.md): the identity instead
+LANDMARK_MARGIN = 3.0
 #: a 64 px render's landmarks: the mean of the detector's reads at these sides (the render grown
 #: bicubic); one read jitters ~1.5 px when the render moves one model px (docs/method/drag.md)
 LANDMARK_SIDES = (192, 256, 320)
@@ -47,8 +50,9 @@ def landmark_map(src: np.ndarray, dst: np.ndarray, handles: np.ndarray, res: int
     """The affine ``A`` (2×3) with ``A·src ≈ dst`` (landmarks, model px), fitted by least squares
     with each pair weighted by ``exp(−d² / 2(σ·res)²)``, ``d`` its ``src`` landmark's distance to the
     nearest of ``handles``; ``None`` when the weighted RMS residual exceeds ``max_residual`` model px
-    or the map is implausible (a singular value outside 0.5–2, a shift over ``res``/3 at the handles:
-    the proxy's face may be much longer than the photo's, the held-out astronaut's is 1.65 times)."""
+    or the map is implausible (a singular value outside 0.5–2, a handle moved over ``res``/4 or to
+    within :data:`LANDMARK_MARGIN` of the render's edge; the proxy's face may be much longer than the
+    photo's: the held-out astronaut's is 1.65 times, its chin on the render's bottom row)."""
     src, dst = np.asarray(src, np.float64).reshape(-1, 2), np.asarray(dst, np.float64).reshape(-1, 2)
     handles = np.asarray(handles, np.float64).reshape(-1, 2)
     if len(src) != len(dst) or len(src) < 2 or not (np.isfinite(src).all() and np.isfinite(dst).all()):
@@ -63,8 +67,10 @@ def landmark_map(src: np.ndarray, dst: np.ndarray, handles: np.ndarray, res: int
     resid = np.linalg.norm(x @ m.T - dst, axis=1)
     rms = float(np.sqrt((w * resid ** 2).sum() / w.sum()))
     sv = np.linalg.svd(m[:, :2], compute_uv=False)
-    shift = np.abs(handles @ m[:, :2].T + m[:, 2] - handles).max()
-    if rms > max_residual or sv.min() < 0.5 or sv.max() > 2.0 or shift > res / 3:
+    moved = handles @ m[:, :2].T + m[:, 2]
+    shift = np.abs(moved - handles).max()
+    if rms > max_residual or sv.min() < 0.5 or sv.max() > 2.0 or shift > res / 4 \
+            or moved.min() < LANDMARK_MARGIN or moved.max() > res - 1 - LANDMARK_MARGIN:
         return None
     return m
 
