@@ -81,6 +81,27 @@ def test_the_detected_landmarks_map_a_point_onto_the_moved_face(astronaut_path):
     assert np.linalg.norm(DF.to_frame(m, chin) - DF.to_frame(a, chin)) < 1.0
 
 
+def test_the_photos_landmarks_are_read_on_its_square_in_model_px(astronaut_path):
+    """Read on the photo's sharp square, brought to model px: where the detector puts them on the
+    same square shrunk to the model's 64 px (within its jitter there), and ``None`` without a face."""
+    big = _face_square(astronaut_path, (150, 30, 170), side=170)
+    got = DF.photo_landmarks(big, 64)
+    small = DF.render_landmarks(_face_square(astronaut_path, (150, 30, 170)))
+    assert got is not None and small is not None
+    assert np.linalg.norm(got - small, axis=1).mean() < 1.5
+    assert DF.photo_landmarks(np.full((170, 170, 3), 128, np.uint8), 64) is None
+
+
+def test_a_drag_with_the_landmark_frame_and_no_face_runs_unregistered(tiny_session):
+    """The tiny generator renders no face: the edit's ``register: "landmarks"`` falls back to the
+    identity and the drag runs as it would without it."""
+    spec = {"kind": "drag", "points": [[230, 150, 230, 138]], "steps": 2}
+    plain = tiny_session.apply([dict(spec)]).applied[0]
+    got = tiny_session.apply([dict(spec, register="landmarks")]).applied[0]
+    assert got["proxy_frame"] is None
+    assert got["tracked"] == plain["tracked"] and got["reach_model"] == plain["reach_model"]
+
+
 def test_no_face_means_no_map(tiny_gen):
     """The tiny random generator renders no face: the landmark frame is the identity (``None``)."""
     z = tiny_gen.sample_latents(1, seed=3)

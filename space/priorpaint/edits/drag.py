@@ -36,7 +36,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..errors import InputError
-from .drag_frame import REGISTER
+from .drag_frame import REGISTER, photo_landmarks
 from .drag_optimise import DEFAULTS, feature_layer, optimise   # noqa: F401 (the edit's method, one name)
 from .drag_region import LATENTS, _segment_distance, drag_field, movable_region, spread_radii   # noqa: F401
 from .drag_spec import (_check, _inside_selection, attach_save_vector, check_points, model_to_photo,  # noqa: F401
@@ -128,9 +128,11 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
         near = _segment_distance(res, handles, targets, spread_radii(handles, targets, res), side=crop.square[2])
         region = np.where(near <= 2.2, 255, 0).astype(np.uint8)
     new.edit_mask = ctx.merged_mask(state, region)
+    # the photo's own landmarks, read on its square (sharper than the reconstruction), for the landmark frame
+    landmarks = photo_landmarks(crop.region, res, ctx.gen.device) if opts["register"] == "landmarks" else None
     z_e, h_e, tracked, info = optimise(ctx.gen, state.z, state.h, ctx.split, handles, targets, movable,
                                   state.interventions, cancel=ctx.cancel, progress=ctx.progress,
-                                  to_photo=lambda q: model_to_photo(crop, q), **opts)
+                                  to_photo=lambda q: model_to_photo(crop, q), photo_points=landmarks, **opts)
     new.z, new.h = z_e, h_e
     from ..compositing.drag_motion import confirmed_positions
     motion = info.pop("generator_motion")

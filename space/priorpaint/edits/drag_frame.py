@@ -75,18 +75,29 @@ def landmark_map(src: np.ndarray, dst: np.ndarray, handles: np.ndarray, res: int
     return m
 
 
+def photo_landmarks(region: np.ndarray, res: int, device="cpu") -> Optional[np.ndarray]:
+    """(5, 2) the landmarks of the photo's square ``region`` in model px (``res``), or ``None``: read
+    on the photo itself, sharp, where the 64 px reconstruction misplaces them (the held-out Grace
+    Hopper's mouth corners were read on her jaw)."""
+    from ..faces.landmarks import square_landmarks
+    q = square_landmarks(region, interpolation="auto", device=device)
+    return None if q is None else (q + 0.5) * (res / float(region.shape[0])) - 0.5
+
+
 def proxy_frame(gen, z, h, split: str, interventions, proxy: np.ndarray, method="ecc", handles=None,
-                device="cpu") -> Optional[np.ndarray]:
+                device="cpu", photo_points=None) -> Optional[np.ndarray]:
     """The affine map (2×3, model px) from the photo's frame to the generator's proxy ``G_H(z)``
     (rendered as ``proxy``) by ``method`` (:data:`REGISTER`); ``None`` (the identity) where it does
-    not fit, or where the photo's reconstruction is the proxy itself."""
+    not fit, or where the photo's reconstruction is the proxy itself. ``photo_points``: the photo's
+    own landmarks (:func:`photo_landmarks`), else they are read on its reconstruction ``G_F(h)``."""
     from ..compositing.blend import to_uint8
     from ..compositing.warp import register_affine
     recon = to_uint8(gen.forward_from(split, h, z=z, interventions=interventions))
     if np.array_equal(recon, proxy):
         return None
     if method == "landmarks":
-        a, b = render_landmarks(recon, device), render_landmarks(proxy, device)
+        a = photo_points if photo_points is not None else render_landmarks(recon, device)
+        b = render_landmarks(proxy, device)
         if a is None or b is None:
             return None
         return landmark_map(a, b, handles if handles is not None else a.mean(axis=0, keepdims=True), proxy.shape[0])

@@ -158,11 +158,12 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
              lambda_mask: float = DEFAULTS["lambda_mask"], space: Optional[str] = None,
              lambda_target: float = DEFAULTS["lambda_target"], latents: str = DEFAULTS["latents"],
              escalate: bool = DEFAULTS["escalate"], register=DEFAULTS["register"],
-             cancel=None, progress=None, to_photo=None):
+             cancel=None, progress=None, to_photo=None, photo_points=None):
     """``(z_e, h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px).
     ``movable``: the movable region (1, 1, R, R), ``"capsule"`` (each latent its own handles'
     capsules) or ``None`` (no keep term); ``latents``: how the handles share latents
-    (:data:`~priorpaint.edits.drag_region.LATENTS`).
+    (:data:`~priorpaint.edits.drag_region.LATENTS`); ``photo_points``: the photo's landmarks (model px)
+    for ``register="landmarks"`` (:func:`~priorpaint.edits.drag_frame.photo_landmarks`).
 
     With G > 1 groups the batch has G + 1 rows: a latent per group (its own handles) and a *shared*
     one that drags every handle (the single-latent drag), all in one forward a step; each row tracks
@@ -201,7 +202,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
         render0 = to_uint8(x0[0])
         # the proxy's frame: where the photo's points are on the generator's own render
         frame = proxy_frame(gen, z, h, split, iv, render0, "landmarks" if register == "landmarks" else "ecc",
-                            handles, dev) if register else None
+                            handles, dev, photo_points) if register else None
     handles, targets = to_frame(frame, handles), to_frame(frame, targets)
     if frame is not None and movable is not None and not isinstance(movable, str):
         import cv2
