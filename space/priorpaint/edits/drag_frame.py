@@ -8,11 +8,15 @@ proxy has its mouth a few model px below hers, so a chin handle fell on the prox
 
 * ``"ecc"`` (or ``True``): an ECC fit of the photo's reconstruction ``G_F(h)`` onto the proxy's
   render (:func:`priorpaint.compositing.warp.register_affine`), one affine for the whole face;
-* ``"landmarks"``: the five MTCNN landmarks of the reconstruction and of the proxy's render, and an
-  affine fitted to the five pairs by least squares weighted by their nearness to the handles
-  (:func:`landmark_map`): local where the handles are (the proxy's face may also be longer or wider).
+* ``"landmarks"``: the five MTCNN landmarks of the photo's own square (:func:`photo_landmarks`; of
+  the reconstruction when the caller has none) and of the proxy's render, and an affine fitted to the
+  five pairs by least squares weighted by their nearness to the handles (:func:`landmark_map`): local
+  where the handles are (the proxy's face may also be longer or wider).
 
-Where it does not fit (no face on either, a poor fit) the map is ``None``: the identity.
+Where it does not fit (no face on either, a poor fit) the map is ``None``: the identity. Both are
+off by default: each lost reach on the bench's photos (the landmark map puts Grace Hopper's chin
+handle on the proxy's own chin, which, on the render's bottom rows, does not move either;
+docs/method/drag.md, "Landmark registration").
 """
 
 from __future__ import annotations
