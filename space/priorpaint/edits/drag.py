@@ -36,6 +36,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..errors import InputError
+from .drag_frame import REGISTER, photo_landmarks
 from .drag_optimise import DEFAULTS, feature_layer, optimise   # noqa: F401 (the edit's method, one name)
 from .drag_region import LATENTS, _segment_distance, drag_field, movable_region, spread_radii   # noqa: F401
 from .drag_spec import (_check, _inside_selection, attach_save_vector, check_points, model_to_photo,  # noqa: F401
@@ -105,9 +106,10 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
             or not all(0 <= opts[k] <= 10 for k in ("lr", "lambda_mask", "lambda_target")):
         raise InputError("drag: steps must be 0..1000, r1 in (0, 16], r2 in 1..16, lr, lambda_mask and "
                          "lambda_target in [0, 10]")
-    for k in ("escalate", "register"):
-        if not isinstance(opts[k], bool):
-            raise InputError(f"drag {k} must be true or false, got {str(opts[k])[:20]!r}")
+    if not isinstance(opts["escalate"], bool):
+        raise InputError(f"drag escalate must be true or false, got {str(opts['escalate'])[:20]!r}")
+    if not any(opts["register"] is v or (isinstance(v, str) and opts["register"] == v) for v in REGISTER):
+        raise InputError(f"drag register must be false, true, 'ecc' or 'landmarks', got {str(opts['register'])[:20]!r}")
     if opts["latents"] not in LATENTS:
         raise InputError(f"drag latents must be one of {', '.join(repr(v) for v in LATENTS)}, "
                          f"got {str(opts['latents'])[:20]!r}")
@@ -126,9 +128,11 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
         near = _segment_distance(res, handles, targets, spread_radii(handles, targets, res), side=crop.square[2])
         region = np.where(near <= 2.2, 255, 0).astype(np.uint8)
     new.edit_mask = ctx.merged_mask(state, region)
+    # the photo's own landmarks, read on its square (sharper than the reconstruction), for the landmark frame
+    landmarks = photo_landmarks(crop.region, res, ctx.gen.device) if opts["register"] == "landmarks" else None
     z_e, h_e, tracked, info = optimise(ctx.gen, state.z, state.h, ctx.split, handles, targets, movable,
                                   state.interventions, cancel=ctx.cancel, progress=ctx.progress,
-                                  to_photo=lambda q: model_to_photo(crop, q), **opts)
+                                  to_photo=lambda q: model_to_photo(crop, q), photo_points=landmarks, **opts)
     new.z, new.h = z_e, h_e
     from ..compositing.drag_motion import confirmed_positions
     motion = info.pop("generator_motion")

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from .drag_frame import from_frame, proxy_frame, to_frame  # noqa: F401  (the frame's maps, re-exported)
 from .drag_space import DragLatent
 
 #: the feature layer per architecture: StyleGAN2 after the 6th synthesis block (the paper's);
@@ -34,7 +35,8 @@ STOP_PX = 1.0
 #: ``latents``: one latent per group of nearby handles (:func:`priorpaint.edits.drag_region.group_handles`);
 #: ``escalate``: lower a stalled latent's λ (:data:`ESCALATE`; off: on the seven bench photos it moved
 #: Grace Hopper's chin 0.06 → 0.14 but cost the held-out Grace Hopper 0.74 → 0.50, docs/method/drag.md);
-#: ``register``: drag in the proxy's frame (:func:`proxy_frame`; off: it lost the astronaut's chin, 0.95 → 0.00)
+#: ``register``: drag in the proxy's frame (:mod:`priorpaint.edits.drag_frame`: ``"ecc"`` / ``True``, or
+#: ``"landmarks"``; off: the ECC fit lost the astronaut's chin, 0.95 → 0.00, docs/method/drag.md)
 DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None, "lambda_target": 0.0,
             "latents": "group", "escalate": False, "register": False}
 #: a latent whose handles got no closer by ``gain`` × the way in ``patience`` steps has stalled: its keep
@@ -155,12 +157,13 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
              lr: float = DEFAULTS["lr"], r1: float = DEFAULTS["r1"], r2: int = DEFAULTS["r2"],
              lambda_mask: float = DEFAULTS["lambda_mask"], space: Optional[str] = None,
              lambda_target: float = DEFAULTS["lambda_target"], latents: str = DEFAULTS["latents"],
-             escalate: bool = DEFAULTS["escalate"], register: bool = DEFAULTS["register"],
-             cancel=None, progress=None, to_photo=None):
+             escalate: bool = DEFAULTS["escalate"], register=DEFAULTS["register"],
+             cancel=None, progress=None, to_photo=None, photo_points=None):
     """``(z_e, h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px).
     ``movable``: the movable region (1, 1, R, R), ``"capsule"`` (each latent its own handles'
     capsules) or ``None`` (no keep term); ``latents``: how the handles share latents
-    (:data:`~priorpaint.edits.drag_region.LATENTS`).
+    (:data:`~priorpaint.edits.drag_region.LATENTS`); ``photo_points``: the photo's landmarks (model px)
+    for ``register="landmarks"`` (:func:`~priorpaint.edits.drag_frame.photo_landmarks`).
 
     With G > 1 groups the batch has G + 1 rows: a latent per group (its own handles) and a *shared*
     one that drags every handle (the single-latent drag), all in one forward a step; each row tracks
@@ -198,7 +201,8 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
         f_init = f_init[:1]
         render0 = to_uint8(x0[0])
         # the proxy's frame: where the photo's points are on the generator's own render
-        frame = proxy_frame(gen, z, h, split, iv, render0) if register else None
+        frame = proxy_frame(gen, z, h, split, iv, render0, "landmarks" if register == "landmarks" else "ecc",
+                            handles, dev, photo_points) if register else None
     handles, targets = to_frame(frame, handles), to_frame(frame, targets)
     if frame is not None and movable is not None and not isinstance(movable, str):
         import cv2
@@ -356,33 +360,6 @@ class _LiveRows:
             for r, vals in self._kept.items():
                 for v, kept in zip(self.state.params, vals):
                     v[r] = kept
-
-
-def proxy_frame(gen, z: torch.Tensor, h: torch.Tensor, split: str, interventions, proxy: np.ndarray):
-    """The affine map (2×3, model px) from the photo's frame to the generator's proxy ``G_H(z)``
-    (rendered as ``proxy``): an ECC fit of the photo's own reconstruction ``G_F(h)`` onto the proxy
-    (:func:`priorpaint.compositing.warp.register_affine`); ``None`` (the identity) where it does not fit.
-    The drag's features are the proxy's, whose face need not sit where the photo's does (Grace Hopper's
-    proxy has its mouth a few model px below hers, so a chin handle fell on the proxy's upper lip)."""
-    from ..compositing.blend import to_uint8
-    from ..compositing.warp import register_affine
-    recon = to_uint8(gen.forward_from(split, h, z=z, interventions=interventions))
-    if np.array_equal(recon, proxy):
-        return None
-    return register_affine(recon, proxy)
-
-
-def to_frame(frame, pts: np.ndarray) -> np.ndarray:
-    pts = np.asarray(pts, np.float64).reshape(-1, 2)
-    return pts if frame is None else pts @ np.asarray(frame, np.float64)[:, :2].T + np.asarray(frame, np.float64)[:, 2]
-
-
-def from_frame(frame, pts: np.ndarray) -> np.ndarray:
-    pts = np.asarray(pts, np.float64).reshape(-1, 2)
-    if frame is None:
-        return pts
-    a = np.asarray(frame, np.float64)
-    return (pts - a[:, 2]) @ np.linalg.inv(a[:, :2]).T
 
 
 def _nearest(dist: torch.Tensor, ent_h: np.ndarray, n: int):
