@@ -279,3 +279,5 @@ def test_a_stack_of_head_edits_is_bounded_by_the_stacks_own_reference(default_ge
     one = head_reference(session, [{"kind": "direction", "name": "head_turn", "strength": 1.0},
                                    {"kind": "direction", "name": "head_tilt", "strength": 0.0}])
     assert one == {"yaw": alone["yaw"] * 0.5, "pitch": None}
+    half = head_reference(session, [{**stack[0], "strength": 1.0}, stack[1]])   # the stack at ±2, scaled per axis
+    assert half == {"yaw": own["yaw"] * 0.5, "pitch": own["pitch"]}

@@ -189,10 +189,10 @@ def head_reference(session, moving: List[dict]) -> Dict[str, Optional[float]]:
     change of that axis's proxy. One head edit: its median change on the generator's samples at
     strength ±2 (:func:`~priorpaint.measures.effect.reference_change`, cached; the same figure the
     render's effect ratio reads), scaled to its strength. A stack of head edits (two or more that
-    move): the change of each axis's proxy on the same samples with the whole stack applied at its
-    strengths (:func:`~priorpaint.measures.effect.stack_reference`, cached; the figure the stack's
-    verdict reads), since the generator's own turn and bow do not add up (its turn also moves
-    the detector's pitch). An axis's figure is None when any of its directions has none, or it is
+    move): the change of each axis's proxy on the same samples with the whole stack applied at ±2
+    in its strengths' signs (:func:`~priorpaint.measures.effect.stack_reference`, cached; at ±2 the
+    figure the stack's verdict reads), scaled by the mean of its directions' strengths over 2 on that
+    axis: the generator's own turn and bow do not add up (its turn also moves the detector's pitch). An axis's figure is None when any of its directions has none, or it is
     too small to bound a proxy by (then the proxy's own change is used)."""
     from .measures.effect import MIN_REFERENCE, reference_change, stack_reference
     entries = _entries(session)
@@ -206,11 +206,12 @@ def head_reference(session, moving: List[dict]) -> Dict[str, Optional[float]]:
         strength = float(spec.get("strength", 0.0))
         if strength != 0.0:
             stack.append((spec.get("name"), strength, axis))
-    if len(stack) >= 2:
-        refs = stack_reference(session.gen, [(n, s) for n, s, _ in stack], session.model_id,
+    if len(stack) >= 2:   # the stack at ±2 (the signs of its strengths), scaled per axis as one edit's is
+        refs = stack_reference(session.gen, [(n, 2.0 if s > 0 else -2.0) for n, s, _ in stack], session.model_id,
                                also=[a for _, _, a in stack])
-        for _, _, axis in stack:
-            totals[axis] = refs.get(axis)
+        for axis in {a for _, _, a in stack}:
+            scale = float(np.mean([abs(s) / 2.0 for _, s, a in stack if a == axis]))
+            totals[axis] = None if refs.get(axis) is None else refs[axis] * scale
     for name, strength, axis in (stack if len(stack) < 2 else []):
         if totals[axis] is None:
             continue
