@@ -36,8 +36,8 @@ def stacked_effects(gen, model_id: Optional[str], dirs: List[Tuple[str, float]],
     """Per stacked direction with a declared measure: ``{"measure", "effect", "effect_reference",
     "effect_ratio"}``, its measure's change on ``result`` against the model's own change of that
     measure under the whole stack (:func:`~priorpaint.measures.effect.stack_reference`: every one of
-    ``dirs`` applied together to the generator's samples, so a cross-talk the generator itself has
-    is not counted against the photo). Directions that declare the same measure (head_turn + profile:
+    ``dirs`` applied together to the generator's samples, so an interaction the generator itself
+    has is not counted against the photo). Directions that declare the same measure (head_turn + profile:
     yaw) share that reference and one ratio."""
     refs = stack_reference(gen, dirs, model_id)
     read: Dict[str, tuple] = {}
