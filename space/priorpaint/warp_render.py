@@ -192,7 +192,8 @@ def head_reference(session, moving: List[dict]) -> Dict[str, Optional[float]]:
     move): the change of each axis's proxy on the same samples with the whole stack applied at ±2
     in its strengths' signs (:func:`~priorpaint.measures.effect.stack_reference`, cached; at ±2 the
     figure the stack's verdict reads), scaled by the mean of its directions' strengths over 2 on that
-    axis: the generator's own turn and bow do not add up (turned too, its bow reads less pitch). An axis's figure is None when any of its directions has none, or it is
+    axis: the generator's own turn and bow do not add up (turned too, its pitch reads about 0.03 lower:
+    less bow at +2, more at −2). An axis's figure is None when any of its directions has none, or it is
     too small to bound a proxy by (then the proxy's own change is used)."""
     from .measures.effect import MIN_REFERENCE, reference_change, stack_reference
     entries = _entries(session)
