@@ -225,3 +225,89 @@ def test_the_verdict_judges_each_stacked_edit():
     assert ok["carried"] is True and ok["message"] == "carried: head_turn effect 0.68, head_tilt effect 0.90 of the model's"
     smeared = verdict(None, {"smear": 0.05}, effects={"head_turn": 0.68, "head_tilt": 0.9})
     assert smeared["carried"] is False and smeared["message"].startswith("this edit cannot be carried here: artefacts 5 % (smear); ")
+
+
+# -- the stack's own reference (measures/effect.py: stack_reference) --------------------------------
+
+def _feature_direction(gen, name, cols, channels, scale):
+    """An h-space direction of ``gen`` at its split that lifts ``channels`` in the feature columns ``cols``."""
+    import torch
+    from priorpaint.edits.directions.base import Direction
+    h = gen.forward_to(gen.sample_latents(1, seed=0), gen.default_split)
+    v = torch.zeros_like(h)
+    v[:, channels, :, cols] = 1.0
+    return Direction(name=name, description=name, method="supervised", space="h", vector=v / v.norm(),
+                     scale=scale, layer=gen.default_split)
+
+
+@pytest.fixture
+def stackable(tiny_gen, monkeypatch):
+    """Three directions of the tiny generator, all measured by mean brightness: ``left`` and ``also_left``
+    move the same output pixels (the last layer's tanh saturates, so together they interact), ``right``
+    moves pixels neither touches (its change adds to theirs, pixel for pixel)."""
+    import priorpaint.edits.directions as directions
+    from priorpaint.measures import effect, report
+    c = tiny_gen.forward_to(tiny_gen.sample_latents(1, seed=0), tiny_gen.default_split).shape[1]
+    dirs = {"left": _feature_direction(tiny_gen, "left", slice(0, 3), slice(0, c), 40.0),
+            "also_left": _feature_direction(tiny_gen, "also_left", slice(0, 3), slice(0, c // 2), 40.0),
+            "right": _feature_direction(tiny_gen, "right", slice(5, 8), slice(0, c), 40.0)}
+    monkeypatch.setattr(directions, "get_direction", lambda gen, name, model_id=None: dirs[name])
+    for module in (effect, report):
+        monkeypatch.setattr(module, "direction_measure", lambda model_id, name: "brightness" if name in dirs else None)
+    monkeypatch.setattr(effect, "_memo", {})
+    return tiny_gen
+
+
+def test_the_stack_reference_is_read_with_both_directions_applied(stackable):
+    """Where two directions move the same pixels the generator's own change under the stack is not the
+    sum of their single changes; where they move disjoint pixels (orthogonal in the measure) it is."""
+    from priorpaint.measures.effect import reference_change, stack_reference
+    one = {n: reference_change(stackable, n, 2.0, samples=1) for n in ("left", "also_left", "right")}
+    both = stack_reference(stackable, [("left", 2.0), ("also_left", 2.0)], samples=1)["brightness"]
+    summed = one["left"] + one["also_left"]
+    assert abs(both - summed) > 0.1 * abs(summed)
+    apart = stack_reference(stackable, [("left", 2.0), ("right", 2.0)], samples=1)["brightness"]
+    assert apart == pytest.approx(one["left"] + one["right"], abs=1e-5)
+    assert abs(apart) > 0.05   # both really move the measure
+
+
+def test_a_single_reference_is_unchanged_by_the_stack(stackable):
+    """One direction: :func:`reference_change` is still the median change of its measure over the
+    generator's samples with that direction alone applied, and a one-direction stack reads the same."""
+    import torch
+    from priorpaint.edits.directions import get_direction, shift
+    from priorpaint.measures.effect import _samples_uint8, pixel_attribute, reference_change, stack_reference
+    gen, split = stackable, stackable.default_split
+    z = gen.sample_latents(8, seed=0)
+    with torch.no_grad():
+        h = gen.forward_to(z, split)
+        before = _samples_uint8(gen.forward_from(split, h, z=z))
+        ze, he, iv = shift(gen, z, h, split, get_direction(gen, "left"), -2.0)
+        after = _samples_uint8(gen.forward_from(split, he, interventions=iv or None, z=ze))
+    expected = float(np.median([pixel_attribute(b, "brightness") - pixel_attribute(a, "brightness")
+                                for a, b in zip(before, after)]))
+    assert reference_change(gen, "left", -2.0, samples=8) == expected
+    assert stack_reference(gen, [("left", -2.0)], samples=8) == {"brightness": expected}
+
+
+def test_the_verdict_of_a_stack_reads_the_stacks_reference(stackable):
+    """Each stacked edit's effect is its measure's change on the result over the stack's own change on
+    the generator's samples (not the sum of the single references), and the verdict judges that ratio."""
+    from priorpaint.measures import report
+    from priorpaint.measures.effect import reference_change, stack_reference
+    rng = np.random.default_rng(0)
+    photo = rng.integers(60, 140, (64, 64, 3)).astype(np.uint8)
+    result = (photo + 40).astype(np.uint8)
+    stack = [("left", 2.0), ("also_left", 2.0)]
+    ref = stack_reference(stackable, stack)["brightness"]
+    summed = reference_change(stackable, "left", 2.0) + reference_change(stackable, "also_left", 2.0)
+    assert abs(ref - summed) > 0.1 * abs(summed)
+    effects = report.stacked_effects(stackable, None, stack, result, photo)
+    assert set(effects) == {"left", "also_left"}
+    achieved = effects["left"]["effect"]
+    assert effects["left"]["effect_reference"] == ref and effects["left"]["effect_ratio"] == pytest.approx(achieved / ref)
+    applied = [{"kind": "direction", "name": n, "strength": s} for n, s in stack]
+    mask = np.full((64, 64), 255, np.uint8)
+    structure, v = report.structure_report(stackable, None, applied, result, photo, mask)
+    assert structure["effects"]["also_left"]["effect_reference"] == pytest.approx(ref, abs=1e-4)
+    assert v["effects"]["left"] == pytest.approx(achieved / ref, abs=1e-3)

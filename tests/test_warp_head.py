@@ -257,3 +257,27 @@ def test_squeeze_and_stretch_read_a_known_field():
     field = np.stack([2.0 * gx, -0.5 * gy], axis=-1)
     assert squeeze_stretch(field, sel) == pytest.approx((3.0, 2.0))
     assert squeeze_stretch(field, np.zeros((32, 32), bool)) == (None, None)
+
+
+def test_a_stack_of_head_edits_is_bounded_by_the_stacks_own_reference(default_gen):
+    """The head rotates by at most the model's own change: for a stack (head_turn + head_tilt) that is
+    the change of each axis's proxy with both directions applied to the generator's samples together
+    (the figure the stack's verdict reads), not the sum of the single references; one head edit keeps
+    its own reference, scaled to its strength."""
+    from types import SimpleNamespace
+    from priorpaint.measures.effect import reference_change, stack_reference
+    from priorpaint.warp_render import head_reference
+    session = SimpleNamespace(gen=default_gen, model_id=None)
+    stack = [{"kind": "direction", "name": "head_turn", "strength": 2.0},
+             {"kind": "direction", "name": "head_tilt", "strength": 2.0}]
+    refs = head_reference(session, stack)
+    own = stack_reference(default_gen, [("head_turn", 2.0), ("head_tilt", 2.0)], None, also=["yaw", "pitch"])
+    assert refs == {"yaw": own["yaw"], "pitch": own["pitch"]}
+    alone = {"yaw": reference_change(default_gen, "head_turn", 2.0), "pitch": reference_change(default_gen, "head_tilt", 2.0)}
+    assert refs["yaw"] * alone["yaw"] > 0 and refs["pitch"] * alone["pitch"] > 0
+    assert abs(refs["pitch"] - alone["pitch"]) > 0.1 * abs(alone["pitch"])   # the model's turn and bow interact
+    one = head_reference(session, [{"kind": "direction", "name": "head_turn", "strength": 1.0},
+                                   {"kind": "direction", "name": "head_tilt", "strength": 0.0}])
+    assert one == {"yaw": alone["yaw"] * 0.5, "pitch": None}
+    half = head_reference(session, [{**stack[0], "strength": 1.0}, stack[1]])   # the stack at ±2, scaled per axis
+    assert half == {"yaw": own["yaw"] * 0.5, "pitch": own["pitch"]}

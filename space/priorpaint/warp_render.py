@@ -186,23 +186,37 @@ def declared_motion(session, moving: List[dict]) -> Optional[str]:
 
 def head_reference(session, moving: List[dict]) -> Dict[str, Optional[float]]:
     """Per head axis the moving directions rotate about (their manifest ``"axis"``): the model's own
-    change of that axis's proxy, summed over the directions on it — each one's median change on the
-    generator's samples at strength ±2 (:func:`~priorpaint.measures.effect.reference_change`, cached;
-    the same figure the render's effect ratio reads), scaled to its strength. An axis's figure is None
-    when any of its directions has none, or the sum is too small to bound a proxy by (then the
-    proxy's own change is used)."""
-    from .measures.effect import MIN_REFERENCE, reference_change
+    change of that axis's proxy. One head edit: its median change on the generator's samples at
+    strength ±2 (:func:`~priorpaint.measures.effect.reference_change`, cached; the same figure the
+    render's effect ratio reads), scaled to its strength. A stack of head edits (two or more that
+    move): the change of each axis's proxy on the same samples with the whole stack applied at ±2
+    in its strengths' signs (:func:`~priorpaint.measures.effect.stack_reference`, cached; at ±2 the
+    figure the stack's verdict reads), scaled by the mean of its directions' strengths over 2 on that
+    axis: the generator's own turn and bow do not add up (turned too, its pitch reads about 0.03 lower:
+    less bow at +2, more at −2). An axis's figure is None when any of its directions has none, or it is
+    too small to bound a proxy by (then the proxy's own change is used)."""
+    from .measures.effect import MIN_REFERENCE, reference_change, stack_reference
     entries = _entries(session)
     totals: Dict[str, Optional[float]] = {}
+    stack = []
     for spec in moving:
         axis = head_axis(entries.get(spec.get("name"), {}))
         if axis is None:
             continue
         totals.setdefault(axis, 0.0)
         strength = float(spec.get("strength", 0.0))
-        if strength == 0.0 or totals[axis] is None:
+        if strength != 0.0:
+            stack.append((spec.get("name"), strength, axis))
+    if len(stack) >= 2:   # the stack at ±2 (the signs of its strengths), scaled per axis as one edit's is
+        refs = stack_reference(session.gen, [(n, 2.0 if s > 0 else -2.0) for n, s, _ in stack], session.model_id,
+                               also=[a for _, _, a in stack])
+        for axis in {a for _, _, a in stack}:
+            scale = float(np.mean([abs(s) / 2.0 for _, s, a in stack if a == axis]))
+            totals[axis] = None if refs.get(axis) is None else refs[axis] * scale
+    for name, strength, axis in (stack if len(stack) < 2 else []):
+        if totals[axis] is None:
             continue
-        ref = reference_change(session.gen, spec.get("name"), 2.0 if strength > 0 else -2.0, session.model_id)
+        ref = reference_change(session.gen, name, 2.0 if strength > 0 else -2.0, session.model_id)
         totals[axis] = None if ref is None else totals[axis] + ref * abs(strength) / 2.0
     return {a: (t if t is not None and abs(t) >= MIN_REFERENCE[a] else None) for a, t in totals.items()}
 

@@ -21,7 +21,7 @@ reference: 1 carries the model's effect, 0 nothing, negative the opposite.
 from __future__ import annotations
 
 import threading
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -38,7 +38,7 @@ REFERENCE_SAMPLES = 16
 #: a reference change smaller than this (in the attribute's units) is no effect to carry
 MIN_REFERENCE = {"yaw": 0.03, "roll": 1.0, "pitch": 0.02, "crown_lines": 0.05}
 
-_memo: Dict[tuple, float] = {}
+_memo: Dict[tuple, object] = {}
 _lock = threading.Lock()
 
 
@@ -114,12 +114,49 @@ def _samples_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
+def _changes(before: np.ndarray, after: np.ndarray, measures) -> Dict[str, List[float]]:
+    """Per measure, the change of each sample pair where it can be read (the landmark detector run once
+    per image for the landmark proxies, however many of them are asked)."""
+    out: Dict[str, List[float]] = {m: [] for m in measures}
+    for a, b in zip(before, after):
+        geo = None
+        for m in measures:
+            if m in ("yaw", "roll", "pitch"):
+                if geo is None:
+                    geo = (face_geometry(a), face_geometry(b))
+                pair = None if geo[0] is None or geo[1] is None else (geo[0][m], geo[1][m])
+            else:
+                pair = attribute_change(a, b, m)
+            if pair is not None:
+                out[m].append(pair[1] - pair[0])
+    return out
+
+
+def _model_change(gen, moves, measures, samples: int, seed: int) -> Dict[str, Optional[float]]:
+    """Per measure, the median change over ``gen``'s own samples (``samples`` latents from ``seed``)
+    when every ``(direction, strength)`` of ``moves`` is applied to them, in order, as an edit stack
+    applies them (:func:`~priorpaint.edits.directions.shift`); None where fewer than half the samples
+    could be measured."""
+    from ..edits.directions import shift
+    split = getattr(gen, "default_split", None) or gen.layer_names[len(gen.layer_names) // 2]
+    z = gen.sample_latents(samples, seed=seed).to(gen.device)
+    with torch.no_grad():
+        h = gen.forward_to(z, split)
+        before = _samples_uint8(gen.forward_from(split, h, z=z))
+        ze, he, iv = z, h, None
+        for d, strength in moves:
+            ze, he, iv = shift(gen, ze, he, split, d, float(strength), iv)
+        after = _samples_uint8(gen.forward_from(split, he, interventions=iv or None, z=ze))
+    return {m: (float(np.median(c)) if len(c) >= samples // 2 else None)
+            for m, c in _changes(before, after, measures).items()}
+
+
 def reference_change(gen, name: str, strength: float, model_id: Optional[str] = None,
                      samples: int = REFERENCE_SAMPLES, seed: int = 0) -> Optional[float]:
     """The median change of the direction's attribute on ``gen``'s own samples at ``strength``
     (``None`` when the direction declares no measure or too few faces are found)."""
     from .. import store
-    from ..edits.directions import get_direction, shift
+    from ..edits.directions import get_direction
     measure = direction_measure(model_id, name)
     if measure is None:
         return None
@@ -127,23 +164,41 @@ def reference_change(gen, name: str, strength: float, model_id: Optional[str] = 
     with _lock:
         if key in _memo:
             return _memo[key]
-    split = getattr(gen, "default_split", None) or gen.layer_names[len(gen.layer_names) // 2]
-    d = get_direction(gen, name, model_id)
-    z = gen.sample_latents(samples, seed=seed).to(gen.device)
-    with torch.no_grad():
-        h = gen.forward_to(z, split)
-        before = _samples_uint8(gen.forward_from(split, h, z=z))
-        ze, he, iv = shift(gen, z, h, split, d, float(strength))
-        after = _samples_uint8(gen.forward_from(split, he, interventions=iv or None, z=ze))
-    changes = []
-    for a, b in zip(before, after):
-        pair = attribute_change(a, b, measure)
-        if pair is not None:
-            changes.append(pair[1] - pair[0])
-    value = float(np.median(changes)) if len(changes) >= samples // 2 else None
+    value = _model_change(gen, [(get_direction(gen, name, model_id), strength)], [measure], samples, seed)[measure]
     with _lock:
         _memo[key] = value
     return value
+
+
+def stack_reference(gen, dirs: Sequence[Tuple[str, float]], model_id: Optional[str] = None,
+                    samples: int = REFERENCE_SAMPLES, seed: int = 0,
+                    also: Sequence[str] = ()) -> Dict[str, Optional[float]]:
+    """The generator's own change of each measure the stacked directions declare, with *all* of
+    ``dirs`` (``(name, strength)``, in the stack's order) applied together to the same samples
+    :func:`reference_change` reads: measure → median change (None: too few faces). Where the
+    generator's own directions interact (turned too, its bow moves the detector's pitch by 0.044 at
+    head_turn=+2 + head_tilt=+2, against 0.078 alone) that is part of the reference rather than counted
+    against the photo. ``also``: further measures to read (a head
+    axis's proxy). Cached per generator, stack and samples; one direction and no further measure gives
+    :func:`reference_change`'s figure."""
+    from .. import store
+    from ..edits.directions import get_direction
+    declared = [m for m in (direction_measure(model_id, n) for n, _ in dirs) if m is not None]
+    measures = sorted(set(declared) | set(also))
+    if not measures:
+        return {}
+    if len(dirs) == 1 and measures == declared:
+        return {measures[0]: reference_change(gen, dirs[0][0], dirs[0][1], model_id, samples, seed)}
+    key = ("stack", store.model_key(gen), tuple((n, round(float(s), 3)) for n, s in dirs), tuple(measures),
+           samples, seed)
+    with _lock:
+        if key in _memo:
+            return dict(_memo[key])
+    moves = [(get_direction(gen, n, model_id), s) for n, s in dirs]
+    value = _model_change(gen, moves, measures, samples, seed)
+    with _lock:
+        _memo[key] = value
+    return dict(value)
 
 
 def effect_ratio(result: np.ndarray, photo: np.ndarray, measure: str,

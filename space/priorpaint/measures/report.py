@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .artefacts import artefacts
-from .effect import direction_measure, effect_ratio, reference_change
+from .effect import direction_measure, effect_ratio, reference_change, stack_reference
 from .kinds import kind_report, merge_preview_only, merge_verdict, preview_only
 from .verdict import verdict
 
@@ -34,24 +34,22 @@ def _stacked_directions(applied: List[dict]) -> Optional[List[Tuple[str, float]]
 def stacked_effects(gen, model_id: Optional[str], dirs: List[Tuple[str, float]], result: np.ndarray,
                     photo: np.ndarray) -> Dict[str, Dict[str, object]]:
     """Per stacked direction with a declared measure: ``{"measure", "effect", "effect_reference",
-    "effect_ratio"}``, its measure's change on ``result`` against the model's own change for that
-    direction at its strength. Directions that declare the same measure (head_turn + profile: yaw)
-    share one reference, the sum of theirs, and one ratio."""
-    groups: Dict[str, dict] = {}
-    for name, strength in dirs:
+    "effect_ratio"}``, its measure's change on ``result`` against the model's own change of that
+    measure under the whole stack (:func:`~priorpaint.measures.effect.stack_reference`: every one of
+    ``dirs`` applied together to the generator's samples, so an interaction the generator itself
+    has is not counted against the photo). Directions that declare the same measure (head_turn + profile:
+    yaw) share that reference and one ratio."""
+    refs = stack_reference(gen, dirs, model_id)
+    read: Dict[str, tuple] = {}
+    out: Dict[str, Dict[str, object]] = {}
+    for name, _ in dirs:
         measure = direction_measure(model_id, name)
         if measure is None:
             continue
-        ref = reference_change(gen, name, strength, model_id)
-        g = groups.setdefault(measure, {"names": [], "reference": 0.0})
-        g["names"].append(name)
-        g["reference"] = None if ref is None or g["reference"] is None else g["reference"] + ref
-    out: Dict[str, Dict[str, object]] = {}
-    for measure, g in groups.items():
-        achieved, ratio = effect_ratio(result, photo, measure, g["reference"])
-        for name in g["names"]:
-            out[name] = {"measure": measure, "effect": achieved, "effect_reference": g["reference"],
-                         "effect_ratio": ratio}
+        if measure not in read:
+            read[measure] = effect_ratio(result, photo, measure, refs[measure])
+        achieved, ratio = read[measure]
+        out[name] = {"measure": measure, "effect": achieved, "effect_reference": refs[measure], "effect_ratio": ratio}
     return out
 
 
