@@ -50,12 +50,6 @@ TRACK_PRIOR = 0.02
 CONFIRM = True
 #: the tracker's search grid, model px
 TRACK_STEP = 0.5
-#: freeze a row whose handles have all arrived: it leaves the batch, its latent kept as it was when it
-#: arrived (:class:`_LiveRows`), saving its share of each later step. Off: an arrived row that runs on
-#: keeps getting closer, and the group keeps the closest state its row saw — in the bench's three-pair
-#: drags astronaut_x4's chin went 0.95 → 0.75 frozen at arrival (1 model px of its 3.7), the other
-#: pairs within 0.003 (docs/method/drag.md)
-FREEZE = False
 
 
 def feature_layer(gen, split: str) -> str:
@@ -189,10 +183,9 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
     ent_h = np.concatenate(members)
     state = DragLatent(gen, z, h, split, space, batch=len(members))
 
-    def run(snap=None, rows=None):
-        """The features (rows, C, R, R) and the renders (rows, 3, R, R) of the batch (``rows``: of those
-        rows only): one forward."""
-        z_e, h_e = state.latent(snap, rows=rows)
+    def run(snap=None):
+        """The features (rows, C, R, R) and the renders (rows, 3, R, R) of the batch: one forward."""
+        z_e, h_e = state.latent(snap)
         x, cap = gen.run(h_e, start=split, capture=[layer], z=z_e, interventions=iv)
         return F.interpolate(cap[layer], size=(res, res), mode="bilinear", align_corners=False), x
 
@@ -230,19 +223,14 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
         shown = to_photo
         to_photo = lambda q: shown(from_frame(frame, q))   # noqa: E731
     goal = None if to_photo is None else [[round(float(v), 1) for v in q] for q in to_photo(targets)]
-    live = _LiveRows(state, ent_row, len(members) if FREEZE else 0)
     with torch.enable_grad():
         for step in range(steps + 1):
-            feat, x = run(rows=live.rows)
-            if step > 0:   # the rows still optimised track and gate their own entries; a frozen row's stay
-                e = live.entries
-                raw, p = raw.clone(), p.clone()
-                p[e] = raw[e] = _track(feat.detach(), f0[e], p[e], int(r2), live.at[ent_row[live.mask]])
+            feat, x = run()
+            if step > 0:
+                p = raw = _track(feat.detach(), f0, p, int(r2), ent_row)
                 if CONFIRM:   # no further than the generator's own render moved there (a jump is not motion)
-                    m = _motion(render0, [to_uint8(x[r].detach()) for r in range(x.shape[0])], p0[live.mask],
-                                live.at[ent_row[live.mask]])
-                    p[e] = torch.as_tensor(confirmed_positions(p0[live.mask], raw[e].cpu().numpy(), m),
-                                           dtype=p.dtype, device=dev)
+                    m = _motion(render0, [to_uint8(x[r].detach()) for r in range(len(members))], p0, ent_row)
+                    p = torch.as_tensor(confirmed_positions(p0, p.cpu().numpy(), m), dtype=p.dtype, device=dev)
             dist = (t - p).norm(dim=1)
             near = _nearest(dist, ent_h, n)   # each handle's entry closest to its target
             info = {"step": step, "distance_px": [round(float(dist[e]), 2) for e in near]}
@@ -251,7 +239,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
                 info["targets"] = goal
             checkpoint(cancel, progress, "drag", step / max(steps, 1), info)
             snap = state.snapshot()
-            for r in live.ids:   # the tracker's quantised steps can overshoot: each row keeps its closest
+            for r in range(len(members)):   # the tracker's quantised steps can overshoot: each row keeps its closest
                 worst = float(dist[rows_of[r]].max())
                 if best[r] is None or worst < best[r][0] - ESCALATE["gain"] * span[r]:
                     stalled_since[r] = step
@@ -266,22 +254,12 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             if all(any(arrived[(ent_row == r) & np.isin(ent_h, members[g])].all() for r in (g, len(members) - 1))
                    for g in range(n_groups)) or step == steps:
                 break
-            ran = live.freeze_arrived([bool(arrived[rows_of[r].cpu().numpy()].all()) for r in range(len(members))],
-                                      step)
-            if ran is not None:   # rows frozen at this step: this step's features of the others only
-                feat = feat[ran]
-            e = live.entries
-            loss = motion_loss(feat, p[e], t[e], live.at[ent_row[live.mask]], disk, (dist > STOP_PX)[e],
-                               None if patch0 is None else [patch0[i] for i in np.flatnonzero(live.mask)],
-                               lambda_target)
+            loss = motion_loss(feat, p, t, ent_row, disk, dist > STOP_PX, patch0, lambda_target)
             if keep is not None:
-                kept = keep if keep.shape[0] == 1 or live.rows is None else keep[live.rows]
-                rows_lam = lam if live.rows is None else lam[live.rows]
-                loss = loss + (rows_lam * ((feat - f_init).abs() * kept).mean(dim=(1, 2, 3))).sum()
+                loss = loss + (lam * ((feat - f_init).abs() * keep).mean(dim=(1, 2, 3))).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            live.restore()
             done = step + 1
     # each group: its own row, or the shared row where that got its handles closer
     chosen, p_best, raw_best = [], np.zeros((n, 2)), np.zeros((n, 2))
@@ -313,53 +291,10 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
          "groups": groups.tolist(), "rows": ["shared" if r >= n_groups else "own" for r in chosen],
          "lambda_rows": [round(float(lam[r]), 4) for r in chosen],
          "proxy_frame": None if frame is None else np.round(frame, 4).tolist(),
-         "frozen_step": live.frozen_step,
          "escalated": bool(any(float(lam[r]) < lambda_mask - 1e-9 for r in chosen)),
          "tracker_model": raw_best.round(3).tolist(), "generator_motion": motion,
          "group_z": pick.moved_z(snap[0]).detach() if snap[0] is not None else None,
          "row_z": None if snap[0] is None else state.moved_z(torch.stack([b[1][0] for b in best])).detach()}
-
-
-class _LiveRows:
-    """The rows of a drag's batch still optimised. A row whose handles have all arrived is *frozen*
-    (:data:`FREEZE`): it leaves the batch (no forward, backward, tracking or gate for it) and its
-    tensors stay what they were when it arrived (Adam's momentum would otherwise move them with a
-    zero gradient). The other rows compute as before: the generator treats the rows independently."""
-
-    def __init__(self, state: DragLatent, ent_row: np.ndarray, rows: int):
-        self.state, self.ent_row = state, ent_row
-        self.n = max(int(ent_row.max()) + 1, 1)
-        self.can = rows > 1   # one row (or FREEZE off): an arrived row ends the drag anyway
-        self.frozen_step: list = [None] * self.n
-        self._kept: dict = {}
-        self._update()
-
-    def _update(self):
-        self.ids = [r for r in range(self.n) if self.frozen_step[r] is None]
-        self.rows = None if len(self.ids) == self.n else self.ids      # None: the whole batch, as before
-        self.at = np.full(self.n, -1)
-        self.at[self.ids] = np.arange(len(self.ids))                  # a row's place in the live batch
-        self.mask = np.isin(self.ent_row, self.ids)                   # the entries of the live rows
-        self.entries = torch.as_tensor(self.mask, device=self.state.params[0].device)
-
-    def freeze_arrived(self, arrived, step: int):
-        """Freeze each live row whose handles all arrived at ``step`` (never the last live row); the
-        places, in the batch this step ran, of the rows still live (``None``: none was frozen)."""
-        new = [r for r in self.ids if arrived[r]] if self.can else []
-        if not new or len(new) == len(self.ids):
-            return None
-        for r in new:
-            self.frozen_step[r] = step
-            self._kept[r] = [v[r].detach().clone() for v in self.state.params]
-        before = self.at.copy()
-        self._update()
-        return [int(before[r]) for r in self.ids]
-
-    def restore(self):
-        with torch.no_grad():
-            for r, vals in self._kept.items():
-                for v, kept in zip(self.state.params, vals):
-                    v[r] = kept
 
 
 def _nearest(dist: torch.Tensor, ent_h: np.ndarray, n: int):

@@ -95,11 +95,10 @@ class DragLatent:
     def snapshot(self) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         return tuple(None if v is None else v.detach().clone() for v in (self.dz, self.dh))
 
-    def moved_z(self, dz: Optional[torch.Tensor], rows: Optional[int] = None) -> torch.Tensor:
-        """The latent for the optimised ``dz`` (the input's shape for ``z``/``pose``; ``w+`` for ``w+``);
-        ``rows``: how many rows a ``None`` ``dz`` stands for (default the batch)."""
+    def moved_z(self, dz: Optional[torch.Tensor]) -> torch.Tensor:
+        """The latent for the optimised ``dz`` (the input's shape for ``z``/``pose``; ``w+`` for ``w+``)."""
         if dz is None:
-            return self.z.expand((self.batch if rows is None else rows,) + tuple(self.z.shape[1:]))
+            return self.z.expand((self.batch,) + tuple(self.z.shape[1:]))
         if self.space == "pose":
             return self.z + torch.einsum("nk,k...->n...", dz, self.basis)
         if self.space == "w+":
@@ -108,14 +107,11 @@ class DragLatent:
             return torch.cat([w[:, :k] + dz, w[:, k:]], 1)
         return self.z + dz
 
-    def latent(self, snap=None, photo: bool = False, rows: Optional[List[int]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def latent(self, snap=None, photo: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(z_e, h_e)`` of the current tensors, or of a :meth:`snapshot`: what the drag's features
-        see (the proxy, :data:`RESIDUAL`), or with ``photo`` the photo's state (its whole residual);
-        ``rows``: only those rows of the batch (a drag's rows still optimised; gradients flow to them)."""
+        see (the proxy, :data:`RESIDUAL`), or with ``photo`` the photo's state (its whole residual)."""
         dz, dh = (self.dz, self.dh) if snap is None else snap
-        if rows is not None:
-            dz, dh = (None if v is None else v[rows] for v in (dz, dh))
-        z_e = self.moved_z(dz, None if rows is None else len(rows))
+        z_e = self.moved_z(dz)
         h0 = self.h if photo else self.base
         h_e = h0 if dz is None else h0 + self.gen.forward_to(z_e, self.split) - self.hz
         return z_e, (h_e if dh is None else h_e + dh)
