@@ -195,7 +195,7 @@ def head_reference(session, moving: List[dict]) -> Dict[str, Optional[float]]:
     axis: the generator's own turn and bow do not add up (turned too, its pitch reads about 0.03 lower:
     less bow at +2, more at −2). An axis's figure is None when any of its directions has none, or it is
     too small to bound a proxy by (then the proxy's own change is used)."""
-    from .measures.effect import MIN_REFERENCE, reference_change, stack_reference
+    from .measures.effect import MIN_REFERENCE, stack_reference
     entries = _entries(session)
     totals: Dict[str, Optional[float]] = {}
     stack = []
@@ -207,17 +207,12 @@ def head_reference(session, moving: List[dict]) -> Dict[str, Optional[float]]:
         strength = float(spec.get("strength", 0.0))
         if strength != 0.0:
             stack.append((spec.get("name"), strength, axis))
-    if len(stack) >= 2:   # the stack at ±2 (the signs of its strengths), scaled per axis as one edit's is
+    if stack:   # at ±2 (the signs of the strengths), scaled per axis; one edit: its reference_change
         refs = stack_reference(session.gen, [(n, 2.0 if s > 0 else -2.0) for n, s, _ in stack], session.model_id,
                                also=[a for _, _, a in stack])
         for axis in {a for _, _, a in stack}:
             scale = float(np.mean([abs(s) / 2.0 for _, s, a in stack if a == axis]))
             totals[axis] = None if refs.get(axis) is None else refs[axis] * scale
-    for name, strength, axis in (stack if len(stack) < 2 else []):
-        if totals[axis] is None:
-            continue
-        ref = reference_change(session.gen, name, 2.0 if strength > 0 else -2.0, session.model_id)
-        totals[axis] = None if ref is None else totals[axis] + ref * abs(strength) / 2.0
     return {a: (t if t is not None and abs(t) >= MIN_REFERENCE[a] else None) for a, t in totals.items()}
 
 
