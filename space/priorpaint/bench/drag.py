@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..faces.landmarks import square_landmarks
+from ..faces.landmarks import averaged_landmarks, square_landmarks
+from ..faces.landmarks import shifted as _shifted
 from .photo import _open, _square, bench_photos
 from .structural import held_out_photos
 
@@ -223,31 +224,12 @@ DETECT_SHIFTS = ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5))
 DETECT_KEEP = 0.6
 
 
-def _shifted(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """``img`` moved by ``(dx, dy)`` px (bicubic, the border reflected)."""
-    if not dx and not dy:
-        return img
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
-    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-
-
 def protocol_landmarks(img: np.ndarray, sides=DETECT_SIDES, shifts=DETECT_SHIFTS):
     """(5, 2) the landmarks of the square render ``img`` (its px, x then y, the order of
-    :data:`priorpaint.faces.mtcnn.LANDMARKS`): the reads of
-    :func:`~priorpaint.faces.landmarks.square_landmarks` at each side of ``sides`` on ``img`` moved by
-    each of ``shifts`` (the shift taken back off), averaged over the :data:`DETECT_KEEP` share nearest
-    their median; ``None`` when fewer than half the reads find a face."""
-    reads = []
-    for side in sides:
-        for dx, dy in shifts:
-            q = square_landmarks(_shifted(img, dx, dy), side=int(side))
-            if q is not None:
-                reads.append(q - np.array([dx, dy]))
-    if 2 * len(reads) < len(sides) * len(shifts):
-        return None
-    reads = np.stack(reads)
-    off = np.linalg.norm(reads - np.median(reads, axis=0), axis=2).mean(axis=1)
-    return reads[off <= np.quantile(off, DETECT_KEEP)].mean(axis=0)
+    :data:`priorpaint.faces.mtcnn.LANDMARKS`): :func:`~priorpaint.faces.landmarks.averaged_landmarks`
+    over ``sides`` and ``shifts``, the :data:`DETECT_KEEP` share of the reads nearest their median;
+    ``None`` when fewer than half the reads find a face."""
+    return averaged_landmarks(img, sides, shifts, DETECT_KEEP)
 
 
 def _mean_dist(p, q) -> float:

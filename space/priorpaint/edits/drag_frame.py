@@ -44,9 +44,8 @@ LANDMARK_SIDES = (192, 256, 320)
 def render_landmarks(img: np.ndarray, device="cpu") -> Optional[np.ndarray]:
     """(5, 2) the landmarks of the square render ``img`` (its px): the mean of the reads at
     :data:`LANDMARK_SIDES`; ``None`` when fewer than two of them find a face."""
-    from ..faces.landmarks import square_landmarks
-    reads = [q for q in (square_landmarks(img, side=s, device=device) for s in LANDMARK_SIDES) if q is not None]
-    return np.mean(reads, axis=0) if len(reads) >= 2 else None
+    from ..faces.landmarks import averaged_landmarks
+    return averaged_landmarks(img, LANDMARK_SIDES, device=device)
 
 
 def landmark_map(src: np.ndarray, dst: np.ndarray, handles: np.ndarray, res: int,

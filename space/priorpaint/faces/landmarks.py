@@ -35,3 +35,31 @@ def square_landmarks(img: np.ndarray, min_face: int = MIN_FACE, interpolation: s
     small = cv2.resize(np.ascontiguousarray(img), (side, side), interpolation=interp)
     face = largest_face(small, device=device, min_face=min_face)
     return None if face is None else np.asarray(face.points, np.float64) * (n / float(side))
+
+
+def shifted(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``img`` moved by ``(dx, dy)`` px (bicubic, the border reflected)."""
+    if not dx and not dy:
+        return img
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+
+def averaged_landmarks(img: np.ndarray, sides, shifts=((0.0, 0.0),), keep: float = 1.0,
+                       device="cpu") -> Optional[np.ndarray]:
+    """(5, 2) the landmarks of a small square render ``img`` (its px), steadier than one read: the
+    reads of :func:`square_landmarks` at each side of ``sides`` on ``img`` moved by each of ``shifts``
+    (px; the shift taken back off), averaged over the ``keep`` share of them nearest their median
+    (1: all). One read of a 64 px render jitters about 1.5 px when the render moves by one pixel
+    (docs/method/drag.md). None when fewer than half the reads find a face."""
+    reads = []
+    for side in sides:
+        for dx, dy in shifts:
+            q = square_landmarks(shifted(img, dx, dy), side=int(side), device=device)
+            if q is not None:
+                reads.append(q - np.array([dx, dy]))
+    if 2 * len(reads) < len(sides) * len(shifts):
+        return None
+    reads = np.stack(reads)
+    off = np.linalg.norm(reads - np.median(reads, axis=0), axis=2).mean(axis=1)
+    return reads[off <= np.quantile(off, keep)].mean(axis=0)
