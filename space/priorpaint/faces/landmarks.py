@@ -37,6 +37,22 @@ def square_landmarks(img: np.ndarray, min_face: int = MIN_FACE, interpolation: s
     return None if face is None else np.asarray(face.points, np.float64) * (n / float(side))
 
 
+def scaled_face(img: np.ndarray, side: int = DETECT_SIDE, device="cpu"):
+    """``(small, face)``: the RGB (or grayscale) uint8 ``img`` scaled so that its longer side is ``side``
+    (area averaging when it shrinks, bicubic when it grows; its aspect kept) and the largest face
+    found there at least ``side // 5`` px (:class:`priorpaint.faces.mtcnn.Face`, in ``small``'s px), or
+    None. The measures read a result and the photo this way (``measures/effect.py``,
+    ``measures/attributes.py``)."""
+    from .mtcnn import largest_face
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    img = np.ascontiguousarray(img[..., :3])
+    f = side / float(max(img.shape[:2]))
+    interp = cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC
+    small = cv2.resize(img, (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))), interpolation=interp)
+    return small, largest_face(small, device=device, min_face=side // 5)
+
+
 def shifted(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """``img`` moved by ``(dx, dy)`` px (bicubic, the border reflected)."""
     if not dx and not dy:

@@ -118,15 +118,8 @@ def portrait_attributes(img: np.ndarray, device="cpu", pose: bool = False) -> Op
     """Every portrait attribute of the largest face in an RGB (or grayscale) uint8 image, or None
     when no face is found; with ``pose``, also the face's ``yaw``, ``pitch`` and ``roll`` proxies
     (:class:`priorpaint.faces.mtcnn.Face`) from the same detection."""
-    from ..faces.mtcnn import largest_face
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    img = np.ascontiguousarray(img[..., :3])
-    side = max(img.shape[:2])
-    f = DETECT_SIDE / float(side)
-    interp = cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC
-    small = cv2.resize(img, (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))), interpolation=interp)
-    face = largest_face(small, device=device, min_face=DETECT_SIDE // 5)
+    from ..faces.landmarks import scaled_face
+    small, face = scaled_face(img, side=DETECT_SIDE, device=device)
     if face is None:
         return None
     light, pts = _canonical(small, face.points)

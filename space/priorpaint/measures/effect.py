@@ -23,7 +23,6 @@ from __future__ import annotations
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 import torch
 
@@ -53,14 +52,8 @@ def direction_measure(model_id: Optional[str], name: str) -> Optional[str]:
 
 def _face_square(img: np.ndarray):
     """``(small, face)``: the square resized to :data:`FACE_SIDE` and its largest face (or None)."""
-    from ..faces.mtcnn import largest_face
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    side = max(img.shape[:2])
-    interp = cv2.INTER_AREA if side > FACE_SIDE else cv2.INTER_CUBIC
-    f = FACE_SIDE / float(side)
-    small = cv2.resize(img, (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))), interpolation=interp)
-    return small, largest_face(small, device="cpu", min_face=FACE_SIDE // 5)
+    from ..faces.landmarks import scaled_face
+    return scaled_face(img, side=FACE_SIDE)
 
 
 def attribute_change(before: np.ndarray, after: np.ndarray, name: str) -> Optional[Tuple[float, float]]:
