@@ -331,3 +331,17 @@ def test_the_bow_limit_leaves_a_turn_alone_bit_for_bit(monkeypatch):
     monkeypatch.setattr(wh, "MIN_BOW_SCALE", 0.99)
     assert np.array_equal(wh.head_field(FACE, np.radians(18), 64, SCALE, taper), turn)
     assert np.abs(wh.head_field(FACE, np.radians(18), 64, SCALE, taper, pitch=wh.MAX_ANGLE)).max() > 1.0   # still moves
+
+
+def test_the_benchs_structural_row_carries_the_heads_angles():
+    """``priorpaint bench --only structural`` reports the turn and bow the head motion applied (after
+    the fold's and the bow's limits) beside each render's figures; a render without the head motion
+    has neither."""
+    from types import SimpleNamespace
+    from priorpaint.bench.structural import _row
+    metrics = {"structure": {"effect_ratio": 0.8}, "verdict": {"carried": True, "message": "carried"},
+               "composite_info": {"motion": "head", "head_angle_deg": 18.7, "head_pitch_deg": -9.08}}
+    row = _row(SimpleNamespace(metrics=metrics), 0.5)
+    assert row["head_angle_deg"] == 18.7 and row["head_pitch_deg"] == -9.08 and row["effect_ratio"] == 0.8
+    plain = _row(SimpleNamespace(metrics={**metrics, "composite_info": {"motion": "landmarks"}}), 0.5)
+    assert "head_angle_deg" not in plain and "head_pitch_deg" not in plain
