@@ -74,8 +74,8 @@ MIN_JACOBIAN = 0.3
 #: per result px, :func:`bow_scale`) stays within [MIN_BOW_SCALE, 1 / MIN_BOW_SCALE]; a bow beyond it
 #: is tried again at FOLD_SHRINK times its pitch (the turn kept: it leaves that scale at 1; the last of
 #: FOLD_TRIES is the turn alone). Round 9: where the box is tight, the edit mask's taper holds the hat
-#: and chin still while the bow moves the face, and the face between stretches (at 16°: 0.31–0.53 on
-#: Hopper's boxes, 0.55–0.78 on the astronaut's); 0.65 kept smear and unexplained in target on every
+#: and chin still while the bow moves the face, and the face between stretches (at 16°: 0.30–0.50 on
+#: Hopper's boxes, 0.54–0.78 on the astronaut's); 0.65 kept smear and unexplained in target on every
 #: stack measured, 0.6 and 0.55 did not
 MIN_BOW_SCALE = 0.65
 FOLD_SHRINK = 0.85
