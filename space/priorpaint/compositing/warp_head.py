@@ -219,7 +219,8 @@ def head_field(photo_pts: np.ndarray, angle: float, res: int, scale: float,
     rotation, :func:`forward_motion`). ``scale``: square px per model px; ``taper``: (R, R) in
     [0, 1] the field is multiplied by (the edit mask's, so that its feather blends the photo with
     itself, :func:`~priorpaint.compositing.between.mask_taper`). Both angles 0: exactly zero. A field
-    that would fold is scaled down (both angles together) until it does not."""
+    that would fold is scaled down (both angles together) until it does not; a bow that would stretch
+    the face down its length past :data:`MIN_BOW_SCALE` is scaled down alone."""
     return _head_field(photo_pts, angle, res, scale, taper, iterations, pitch)[0]
 
 
@@ -241,7 +242,7 @@ def bow_scale(field: np.ndarray, frame, head: np.ndarray) -> Tuple[float, float]
 
 
 def _head_field(photo_pts, angle, res, scale, taper=None, iterations=6, pitch=0.0):
-    """:func:`head_field` and the ``(yaw, pitch)`` it applied (after the fold's shrink)."""
+    """:func:`head_field` and the ``(yaw, pitch)`` it applied (after the fold's and the bow's shrink)."""
     angle = float(np.clip(angle, -MAX_ANGLE, MAX_ANGLE))
     pitch = float(np.clip(pitch, -MAX_ANGLE, MAX_ANGLE))
     field = np.zeros((res, res, 2), np.float32)
