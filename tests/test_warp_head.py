@@ -281,3 +281,67 @@ def test_a_stack_of_head_edits_is_bounded_by_the_stacks_own_reference(default_ge
     assert one == {"yaw": alone["yaw"] * 0.5, "pitch": None}
     half = head_reference(session, [{**stack[0], "strength": 1.0}, stack[1]])   # the stack at ±2, scaled per axis
     assert half == {"yaw": own["yaw"] * 0.5, "pitch": own["pitch"]}
+
+
+def _tight_taper():
+    """The edit mask's taper (:func:`~priorpaint.compositing.between.mask_taper`) of a box round the
+    synthetic face as tight as Grace Hopper's: its edges at the hat and just below the chin."""
+    from priorpaint.compositing.between import mask_taper
+    mask = np.zeros((256, 256), np.uint8)
+    mask[40:208, 48:208] = 255
+    return mask_taper(mask, 8, 64)
+
+
+def test_bow_scale_reads_a_known_field():
+    frame = wh.head_frame(FACE / SCALE)                                    # upright: down is image +y
+    head = wh.head_mask(frame, 64)
+    gy, gx = np.mgrid[0:64, 0:64].astype(np.float32)
+    assert wh.bow_scale(np.zeros((64, 64, 2), np.float32), frame, head) == pytest.approx((1.0, 1.0))
+    down = np.stack([np.zeros_like(gy), -0.5 * gy], axis=-1)               # one photo px drawn over two, down the face
+    assert wh.bow_scale(down, frame, head) == pytest.approx((0.5, 0.5))
+    across = np.stack([0.4 * gx, np.zeros_like(gx)], axis=-1)              # a turn's kind of motion: across only
+    assert wh.bow_scale(across, frame, head) == pytest.approx((1.0, 1.0))
+    assert head.sum() > 100 and not head[0, 0] and head[int(FACE[2, 1] / SCALE), int(FACE[2, 0] / SCALE)]
+
+
+def test_a_bow_that_would_stretch_the_face_shrinks_alone(monkeypatch):
+    """Round 9 (issue 23: the stack's own bow at head_tilt=−2 asked 14–16° on Grace Hopper's tight
+    boxes, and the edit mask's taper, holding the hat and chin still, stretched the face between): the
+    bow shrinks until the face's scale down its length stays within [MIN_BOW_SCALE, 1/MIN_BOW_SCALE],
+    still a bow; the turn keeps its angle; on a roomy box the same bow is whole."""
+    frame = wh.head_frame(FACE / SCALE)
+    head = wh.head_mask(frame, 64)
+    taper = _tight_taper()
+    field, (yaw, pitch) = wh._head_field(FACE, np.radians(15), 64, SCALE, taper, pitch=-np.radians(16))
+    least, largest = wh.bow_scale(field, frame, head)
+    assert wh.MIN_BOW_SCALE <= least and largest <= 1.0 / wh.MIN_BOW_SCALE
+    assert yaw == pytest.approx(np.radians(15)) and -np.radians(16) < pitch < -np.radians(6)
+    assert min_jacobian(field) >= wh.MIN_JACOBIAN
+    roomy, angles = wh._head_field(FACE, np.radians(15), 64, SCALE, None, pitch=-np.radians(16))
+    assert angles == pytest.approx((np.radians(15), -np.radians(16)))     # nothing stretched: the bow whole
+    assert wh.bow_scale(roomy, frame, head)[0] >= wh.MIN_BOW_SCALE
+    monkeypatch.setattr(wh, "MIN_BOW_SCALE", 1e-6)                        # without the limit: what it prevents
+    unbounded, (_, bow) = wh._head_field(FACE, np.radians(15), 64, SCALE, taper, pitch=-np.radians(16))
+    assert bow == pytest.approx(-np.radians(16)) and wh.bow_scale(unbounded, frame, head)[0] < 0.5
+
+
+def test_the_bow_limit_leaves_a_turn_alone_bit_for_bit(monkeypatch):
+    taper = _tight_taper()
+    turn = wh.head_field(FACE, np.radians(18), 64, SCALE, taper)
+    monkeypatch.setattr(wh, "MIN_BOW_SCALE", 0.99)
+    assert np.array_equal(wh.head_field(FACE, np.radians(18), 64, SCALE, taper), turn)
+    assert np.abs(wh.head_field(FACE, np.radians(18), 64, SCALE, taper, pitch=wh.MAX_ANGLE)).max() > 1.0   # still moves
+
+
+def test_the_benchs_structural_row_carries_the_heads_angles():
+    """``priorpaint bench --only structural`` reports the turn and bow the head motion applied (after
+    the fold's and the bow's limits) beside each render's figures; a render without the head motion
+    has neither."""
+    from types import SimpleNamespace
+    from priorpaint.bench.structural import _row
+    metrics = {"structure": {"effect_ratio": 0.8}, "verdict": {"carried": True, "message": "carried"},
+               "composite_info": {"motion": "head", "head_angle_deg": 18.7, "head_pitch_deg": -9.08}}
+    row = _row(SimpleNamespace(metrics=metrics), 0.5)
+    assert row["head_angle_deg"] == 18.7 and row["head_pitch_deg"] == -9.08 and row["effect_ratio"] == 0.8
+    plain = _row(SimpleNamespace(metrics={**metrics, "composite_info": {"motion": "landmarks"}}), 0.5)
+    assert "head_angle_deg" not in plain and "head_pitch_deg" not in plain
