@@ -142,3 +142,25 @@ def test_the_coarse_drag_runs_as_an_edit_and_keeps_the_photo_outside_its_mask(ti
     assert d["space"] == "z+coarse" and d["coarse_layer"] == "b4" and torch.isfinite(state.h).all()
     r = tiny_session.render(state)
     assert r.metrics["changed_outside_mask"] == 0
+
+
+def test_the_landmark_protocol_drags_in_the_space_it_is_given(default_gen, monkeypatch):
+    """``bench/drag.py``'s ``_faces``: the architecture's space by default, ``drag_space`` when given;
+    the report says which."""
+    from types import SimpleNamespace
+
+    from priorpaint.bench import drag as B
+    from priorpaint.edits import drag as D
+    seen = []
+    real = D.optimise
+
+    def spy(*a, **kw):
+        seen.append(kw.get("space"))
+        kw["steps"] = 1
+        return real(*a, **kw)
+
+    monkeypatch.setattr(D, "optimise", spy)
+    out = B._faces(SimpleNamespace(model=None, face_pairs=1, drag_steps=1, drag_latents=None, drag_space="z+coarse"))
+    assert out["space"] == "z+coarse" and seen and set(seen) == {"z+coarse"}
+    assert out["1 point"]["samples"] == 1 and out["1 point"]["mean_after"] is not None
+    assert B._space(SimpleNamespace()) is None and S.default_space(default_gen) == "z"
