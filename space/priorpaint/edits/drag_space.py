@@ -50,10 +50,12 @@ RESIDUAL = 0.0
 #: declare its own ``drag_coarse_layer``; undeclared: its first layer). It must come before the split.
 COARSE_LAYER = {"dcgan": "b4"}
 #: ``"z+coarse"``: the offset's Adam rate as a share of the drag's ``lr`` (the embedded model's ``b4``
-#: features are about 0.14 in mean magnitude, ``δz``'s unit normal prior 0.8), and the weights of its
-#: penalties per row: ``l2`` on its mean square, ``tv`` on its mean total variation over the grid;
-#: ``z_scale``: ``δz``'s rate as a share of ``lr`` beside the offset (1: free; 0: frozen, the offset alone)
-COARSE = {"lr_scale": 0.1, "l2": 0.0, "tv": 0.0, "z_scale": 1.0}
+#: features are about 0.14 in mean magnitude; at 0.1 the offset painted red and grey patches on the
+#: generated faces, 0.03 kept them), and the weights of its penalties per row: ``l2`` on its mean square,
+#: ``tv`` on its mean total variation over the grid (off: ``tv`` 1 cost the three-pair drags, 0.12 → 0.02
+#: worst); ``z_scale``: ``δz``'s rate as a share of ``lr`` beside the offset (1: free; 0: frozen, the
+#: offset alone); docs/method/drag.md
+COARSE = {"lr_scale": 0.03, "l2": 0.0, "tv": 0.0, "z_scale": 1.0}
 #: ``"pose"``: how many of the first-layer closed-form directions span the geometric subspace
 POSE_COMPONENTS = 3
 
