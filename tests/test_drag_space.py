@@ -164,3 +164,26 @@ def test_the_landmark_protocol_drags_in_the_space_it_is_given(default_gen, monke
     assert out["space"] == "z+coarse" and seen and set(seen) == {"z+coarse"}
     assert out["1 point"]["samples"] == 1 and out["1 point"]["mean_after"] is not None
     assert B._space(SimpleNamespace()) is None and S.default_space(default_gen) == "z"
+
+
+def test_an_undeclared_architecture_offsets_its_first_layer_and_drags(monkeypatch):
+    """A tiny StyleGAN2 (no coarse layer declared): the offset sits on its first layer's output, and
+    the drag is finite and bounded."""
+    from priorpaint.models.stylegan2 import StyleGAN2Generator
+    torch.manual_seed(0)
+    gen = StyleGAN2Generator(size=32, style_dim=16, n_mlp=1, channel_multiplier=1,
+                             channels={k: 8 for k in (4, 8, 16, 32)})
+    for p in gen.parameters():
+        p.requires_grad_(False)
+    gen.model_id = "tiny-stylegan2"
+    gen.eval()
+    split = gen.default_split
+    assert gen.architecture not in S.COARSE_LAYER
+    assert S.coarse_layer(gen, split) == gen.layer_names[0] != split
+    z = gen.sample_latents(1, seed=1)
+    with torch.no_grad():
+        h = gen.forward_to(z, split)
+    z_e, h_e, _, info = O.optimise(gen, z, h, split, np.array([[16.0, 18.0]]), np.array([[16.0, 12.0]]),
+                                   steps=3, lr=0.5, space="z+coarse")
+    assert info["coarse_layer"] == gen.layer_names[0] and info["steps_run"] <= 3
+    assert z_e.shape == z.shape and torch.isfinite(h_e).all() and not torch.equal(h_e, h)
