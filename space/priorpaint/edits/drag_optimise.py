@@ -154,7 +154,8 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
              lambda_mask: float = DEFAULTS["lambda_mask"], space: Optional[str] = None,
              lambda_target: float = DEFAULTS["lambda_target"], latents: str = DEFAULTS["latents"],
              escalate: bool = DEFAULTS["escalate"], register=DEFAULTS["register"],
-             coarse_layer: Optional[str] = DEFAULTS["coarse_layer"], cancel=None, progress=None, to_photo=None, photo_points=None):
+             coarse_layer: Optional[str] = DEFAULTS["coarse_layer"],
+             cancel=None, progress=None, to_photo=None, photo_points=None):
     """``(z_e, h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px).
     ``movable``: the movable region (1, 1, R, R), ``"capsule"`` (each latent its own handles'
     capsules) or ``None`` (no keep term); ``latents``: how the handles share latents

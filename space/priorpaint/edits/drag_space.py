@@ -70,7 +70,8 @@ def coarse_layer(gen, split: str, want: Optional[str] = None) -> str:
     names = list(gen.layer_names)
     before = names[:names.index(split)] if split in names else []
     if not before:
-        raise InputError(f"drag space 'z+coarse' needs a layer before the split {str(split)[:20]!r}; this model has none")
+        raise InputError(f"drag space 'z+coarse' needs a layer before the split {str(split)[:20]!r}; "
+                         "this model has none")
     if want is None:
         want = getattr(gen, "drag_coarse_layer", None) or COARSE_LAYER.get(getattr(gen, "architecture", ""))
         want = want if want in before else before[0]
@@ -143,7 +144,8 @@ class DragLatent:
         :data:`COARSE` ``lr_scale`` and ``δz`` at ``lr ×`` ``z_scale``."""
         if self.dc is None:
             return [{"params": self.params, "lr": lr}]
-        return [{"params": [self.dz], "lr": lr * COARSE["z_scale"]}, {"params": [self.dc], "lr": lr * COARSE["lr_scale"]}]
+        return [{"params": [self.dz], "lr": lr * COARSE["z_scale"]},
+                {"params": [self.dc], "lr": lr * COARSE["lr_scale"]}]
 
     def penalty(self) -> torch.Tensor:
         """The coarse offset's penalties, summed over the rows (each row's own: its gradient stays in
