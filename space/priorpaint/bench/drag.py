@@ -64,6 +64,12 @@ def _latents(args) -> str:
     return str(getattr(args, "drag_latents", None) or DEFAULTS["latents"])
 
 
+def _space(args):
+    """The latent space the landmark protocol drags in (``drag_space``; default the edit's own, per
+    architecture: :func:`priorpaint.edits.drag_space.default_space`)."""
+    return getattr(args, "drag_space", None) or None
+
+
 def _pairs(box) -> Dict[str, List[List[float]]]:
     x, y, w, h = box
     d = MOVE * h
@@ -251,7 +257,10 @@ def _faces(args) -> Dict[str, object]:
     gen = load_generator(getattr(args, "model", None))
     split = gen.default_split
     n = int(getattr(args, "face_pairs", 8) or 8)
+    from ..edits.drag_space import default_space
+    space = _space(args) or default_space(gen)
     out: Dict[str, object] = {"paper": PAPER, "pairs": n, "latents": _latents(args), "movable": PROTOCOL_MOVABLE,
+                              "space": space,
                               "detector": {"sides": list(DETECT_SIDES), "shifts": [list(v) for v in DETECT_SHIFTS]}}
     for k in (1, 5):
         rows = []
@@ -272,7 +281,7 @@ def _faces(args) -> Dict[str, object]:
                 h = gen.forward_to(za, split)
             t0 = time.perf_counter()
             z_e, h_e, confirmed, info = optimise(gen, za, h, split, a[idx], b[idx], movable=PROTOCOL_MOVABLE,
-                                                 steps=_steps(args), latents=_latents(args))
+                                                 steps=_steps(args), latents=_latents(args), space=space)
             secs = time.perf_counter() - t0
             with torch.no_grad():
                 res = to_uint8(gen.forward_from(split, h_e, z=z_e))

@@ -36,9 +36,11 @@ STOP_PX = 1.0
 #: ``escalate``: lower a stalled latent's λ (:data:`ESCALATE`; off: on the seven bench photos it moved
 #: Grace Hopper's chin 0.06 → 0.14 but cost the held-out Grace Hopper 0.74 → 0.50, docs/method/drag.md);
 #: ``register``: drag in the proxy's frame (:mod:`priorpaint.edits.drag_frame`: ``"ecc"`` / ``True``, or
-#: ``"landmarks"``; off: the ECC fit lost the astronaut's chin, 0.95 → 0.00, docs/method/drag.md)
+#: ``"landmarks"``; off: the ECC fit lost the astronaut's chin, 0.95 → 0.00, docs/method/drag.md);
+#: ``coarse_layer``: the layer a ``"z+coarse"`` drag offsets (``None``: the architecture's,
+#: :func:`priorpaint.edits.drag_space.coarse_layer`)
 DEFAULTS = {"steps": 60, "lr": 0.1, "r1": 3.0, "r2": 3, "lambda_mask": 1.0, "space": None, "lambda_target": 0.0,
-            "latents": "group", "escalate": False, "register": False}
+            "latents": "group", "escalate": False, "register": False, "coarse_layer": None}
 #: a latent whose handles got no closer by ``gain`` × the way in ``patience`` steps has stalled: its keep
 #: term's λ is multiplied by ``factor``, down to ``floor`` × λ (a keep term too strong for that face holds
 #: it still). A drag that escalated adds no generated pixels (the render's new content is off): a proxy
@@ -152,6 +154,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
              lambda_mask: float = DEFAULTS["lambda_mask"], space: Optional[str] = None,
              lambda_target: float = DEFAULTS["lambda_target"], latents: str = DEFAULTS["latents"],
              escalate: bool = DEFAULTS["escalate"], register=DEFAULTS["register"],
+             coarse_layer: Optional[str] = DEFAULTS["coarse_layer"],
              cancel=None, progress=None, to_photo=None, photo_points=None):
     """``(z_e, h_e, tracked (N, 2) model px, info)``: drag ``handles`` toward ``targets`` (model px).
     ``movable``: the movable region (1, 1, R, R), ``"capsule"`` (each latent its own handles'
@@ -181,7 +184,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
     members = [np.flatnonzero(groups == g) for g in range(n_groups)] + ([np.arange(n)] if n_groups > 1 else [])
     ent_row = np.concatenate([np.full(len(m), r) for r, m in enumerate(members)])
     ent_h = np.concatenate(members)
-    state = DragLatent(gen, z, h, split, space, batch=len(members))
+    state = DragLatent(gen, z, h, split, space, batch=len(members), coarse=coarse_layer)
 
     def run(snap=None):
         """The features (rows, C, R, R) and the renders (rows, 3, R, R) of the batch: one forward."""
@@ -212,7 +215,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
         with torch.no_grad():
             patch0 = [_sample(f_init, p[e][None] + disk) for e in range(p.shape[0])]
     keep = _keep(movable, handles, targets, members, res, dev)
-    opt = torch.optim.Adam(state.params, lr=lr)
+    opt = torch.optim.Adam(state.param_groups(lr))
     done, raw = 0, p
     lam = torch.full((len(members),), float(lambda_mask), device=dev)   # each row's keep λ (escalated apart)
     stalled_since = [0] * len(members)
@@ -257,6 +260,8 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             loss = motion_loss(feat, p, t, ent_row, disk, dist > STOP_PX, patch0, lambda_target)
             if keep is not None:
                 loss = loss + (lam * ((feat - f_init).abs() * keep).mean(dim=(1, 2, 3))).sum()
+            if state.dc is not None:   # "z+coarse": the offset's own penalties
+                loss = loss + state.penalty()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -279,7 +284,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
         side = h.shape[-1] if h.dim() == 4 else 1
         w = None if h.dim() != 4 else torch.from_numpy(
             group_weights(handles, targets, groups, res, side))[:, None].to(dev, h.dtype)
-        pick = DragLatent(gen, z, h, split, state.space, basis=state.basis, batch=n_groups)
+        pick = DragLatent(gen, z, h, split, state.space, basis=state.basis, batch=n_groups, coarse=state.coarse)
         z_e, h_e = pick.combined(snap, w)
         # the generator's own motion at each handle (model px) in its group's render, which gates the photo's field
         motion = _motion(pick.renders((None, None), iv)[0], pick.renders(snap, iv), handles, groups)
@@ -288,6 +293,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
         motion = motion @ np.linalg.inv(frame[:, :2].astype(np.float64)).T
     return z_e.detach(), h_e.detach(), p_best, \
         {"steps_run": done, "kept_step": max(best[r][3] for r in chosen), "layer": layer, "space": state.space,
+         "coarse_layer": state.coarse,
          "groups": groups.tolist(), "rows": ["shared" if r >= n_groups else "own" for r in chosen],
          "lambda_rows": [round(float(lam[r]), 4) for r in chosen],
          "proxy_frame": None if frame is None else np.round(frame, 4).tolist(),
