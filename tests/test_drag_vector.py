@@ -76,6 +76,23 @@ def test_a_saved_drag_replays_through_another_crop(tiny_gen, astronaut_path, tmp
     assert r.metrics["composite"] == "warp" and r.metrics["changed_outside_mask"] == 0
 
 
+def test_a_saved_drag_replays_with_the_settings_it_was_made_with(tiny_gen, astronaut_path):
+    """The settings a user chose (those not at their defaults) are saved with the pairs; a replay drags
+    with them unless its own spec says otherwise (before, it dragged with the defaults: a 'z+coarse'
+    drag replayed in 'z')."""
+    s = _session(tiny_gen, astronaut_path, ASTRONAUT_BOX)
+    made = s.apply([{**parse_spec(CHIN), "steps": 2, "space": "z+coarse", "lambda_mask": 0.5,
+                     "save_vector": "lift_coarse"}])
+    assert made.applied[0]["space"] == "z+coarse"
+    [meta] = [v for v in V.list_vectors("tiny-dcgan") if v["name"] == "lift_coarse"]
+    assert meta["options"] == {"steps": 2, "space": "z+coarse", "lambda_mask": 0.5}
+    again = s.apply([{"kind": "drag", "vector": "lift_coarse"}]).applied[0]
+    assert again["space"] == "z+coarse" and again["coarse_layer"] == made.applied[0]["coarse_layer"]
+    assert again["steps_run"] <= 2
+    other = s.apply([{"kind": "drag", "vector": "lift_coarse", "space": "z", "steps": 1}]).applied[0]
+    assert other["space"] == "z" and other["coarse_layer"] is None and other["steps_run"] <= 1
+
+
 def test_unknown_and_non_drag_vectors_are_refused(tiny_gen, astronaut_path):
     s = _session(tiny_gen, astronaut_path, ASTRONAUT_BOX)
     with pytest.raises(InputError, match="unknown vector 'nope'"):

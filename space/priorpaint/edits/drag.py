@@ -51,14 +51,17 @@ STUCK_SHARE = 0.5
 APPEARANCE = 0.0
 
 
-def _save(ctx: EditContext, state: EditState, new: EditState, name: str, handles, targets, info, share) -> str:
+def _save(ctx: EditContext, state: EditState, new: EditState, name: str, handles, targets, info, share,
+          opts: dict) -> str:
     from ..store import model_key
     from .vectors import save_vector
     res = float(ctx.gen.resolution)
     square = np.concatenate([handles, targets], 1) + 0.5
     path = save_vector(model_key(ctx.gen), name, new.h - state.h,
                        {"split": ctx.split, "kind": "drag", "points_square": np.round(square / res, 5).tolist(),
-                        "reach_model": [round(float(v), 3) for v in share], "steps": info["steps_run"]},
+                        "reach_model": [round(float(v), 3) for v in share], "steps": info["steps_run"],
+                        # the settings the user chose (those not at their defaults): a replay drags as this did
+                        "options": {k: v for k, v in opts.items() if v != DEFAULTS[k]}},
                        delta_z=new.z - state.z, namespace=ctx.vector_namespace)
     # the app's clients get the name only (never a server path); the CLI reports the file
     return name if ctx.vector_namespace is not None else str(path)
@@ -83,9 +86,11 @@ def _movable(ctx: EditContext, spec: dict) -> Tuple[Optional[np.ndarray], List[s
                     "at most 16 pairs); MASK: the movable region (optional); drag:NAME[=STRENGTH] replays a "
                     "drag saved with --save-vector NAME")
 def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
+    saved_opts = {}
     if spec.get("vector") is not None:
         meta = saved_drag(ctx.gen, spec, ctx.vector_namespace)
         spec["points"] = replay_points(ctx.crop, meta, strength(spec), ctx.gen.resolution)
+        saved_opts = {k: v for k, v in (meta.get("options") or {}).items() if k in DEFAULTS}
     save = spec.get("save_vector")
     if save:
         from .vectors import check_name
@@ -95,7 +100,8 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
     crop = ctx.crop
     _inside_selection(crop, pts[:, :2], "handle")
     _inside_selection(crop, pts[:, 2:], "target")
-    opts = {k: spec.get(k, v) for k, v in DEFAULTS.items()}
+    # the spec's settings, else the saved drag's (it replays as it was made), else the defaults
+    opts = {k: spec.get(k, saved_opts.get(k, v)) for k, v in DEFAULTS.items()}
     try:
         opts["steps"], opts["r2"] = int(opts["steps"]), int(opts["r2"])
         for k in ("lr", "r1", "lambda_mask", "lambda_target"):
@@ -149,7 +155,7 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
         new.notes.append(f"drag handle {i + 1} could not move far: it got {max(share[i], 0.0):.0%} of the way "
                          f"({after[i]:.1f} of {before[i]:.1f} model px left after {info['steps_run']} steps{jump})")
     if save:
-        spec["saved_vector"] = _save(ctx, state, new, save, handles, targets, info, share)
+        spec["saved_vector"] = _save(ctx, state, new, save, handles, targets, info, share, opts)
     spec.update(handles_model=np.round(handles, 3).tolist(), targets_model=np.round(targets, 3).tolist(),
                 tracked_model=np.round(tracked, 3).tolist(),
                 confirmed_model=np.round(confirmed, 3).tolist(), generator_motion=np.round(motion, 3).tolist(),
