@@ -52,6 +52,11 @@ TRACK_PRIOR = 0.02
 CONFIRM = True
 #: the tracker's search grid, model px
 TRACK_STEP = 0.5
+#: the gate (a render's optical flow per row, about a third of a step) runs every this many steps and at
+#: the last; between gates a tracked shift is confirmed by the last gate's motion (no further than it goes),
+#: and only a gated step may be kept or stop the drag. 1 (every step): k = 2 or 3 saved a sixth or two
+#: ninths of a step but moved single pairs' reach by up to 0.45 either way (docs/method/drag.md, "Speed")
+GATE_EVERY = 1
 
 
 def feature_layer(gen, split: str) -> str:
@@ -135,6 +140,11 @@ def motion_loss(feat: torch.Tensor, p: torch.Tensor, t: torch.Tensor, groups, di
         if lambda_target:
             loss = loss + lambda_target * (_sample(f, t[i][None] + disk) - patch0[i]).abs().mean()
     return loss
+
+
+def _gate_due(step: int, steps: int, every: int) -> bool:
+    """Whether step ``step`` (1..``steps``) runs the gate: every ``every``-th step, and the last."""
+    return every <= 1 or step % every == 0 or step == steps
 
 
 def _motion(render0, renders, p0: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -222,6 +232,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
     span = [float(np.linalg.norm(targets[m] - handles[m], axis=1).max()) for m in members]
     best = [None] * len(members)   # per row: (worst distance, its rows of the snapshot, its entries, step, raw)
     rows_of = [torch.as_tensor(ent_row == r, device=dev) for r in range(len(members))]
+    last_motion = np.zeros((len(p0), 2))   # the last gate's reading (model px per entry)
     if to_photo is not None:   # the progress reports the photo's frame
         shown = to_photo
         to_photo = lambda q: shown(from_frame(frame, q))   # noqa: E731
@@ -229,11 +240,15 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
     with torch.enable_grad():
         for step in range(steps + 1):
             feat, x = run()
+            gated = not CONFIRM or step == 0 or _gate_due(step, steps, GATE_EVERY)
             if step > 0:
                 p = raw = _track(feat.detach(), f0, p, int(r2), ent_row)
                 if CONFIRM:   # no further than the generator's own render moved there (a jump is not motion)
-                    m = _motion(render0, [to_uint8(x[r].detach()) for r in range(len(members))], p0, ent_row)
-                    p = torch.as_tensor(confirmed_positions(p0, p.cpu().numpy(), m), dtype=p.dtype, device=dev)
+                    if gated:     # between gates: as far as the last gate's reading goes
+                        last_motion = _motion(render0, [to_uint8(x[r].detach()) for r in range(len(members))],
+                                              p0, ent_row)
+                    p = torch.as_tensor(confirmed_positions(p0, p.cpu().numpy(), last_motion),
+                                        dtype=p.dtype, device=dev)
             dist = (t - p).norm(dim=1)
             near = _nearest(dist, ent_h, n)   # each handle's entry closest to its target
             info = {"step": step, "distance_px": [round(float(dist[e]), 2) for e in near]}
@@ -241,8 +256,8 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
                 info["handles"] = [[round(float(v), 1) for v in q] for q in to_photo(p[near].cpu().numpy())]
                 info["targets"] = goal
             checkpoint(cancel, progress, "drag", step / max(steps, 1), info)
-            snap = state.snapshot()
-            for r in range(len(members)):   # the tracker's quantised steps can overshoot: each row keeps its closest
+            snap = state.snapshot() if gated else None
+            for r in range(len(members) if gated else 0):   # each row keeps its closest (the tracker can overshoot)
                 worst = float(dist[rows_of[r]].max())
                 if best[r] is None or worst < best[r][0] - ESCALATE["gain"] * span[r]:
                     stalled_since[r] = step
@@ -254,8 +269,8 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
                     best[r] = (worst, tuple(None if v is None else v[r].clone() for v in snap),
                                p[rows_of[r]].clone(), step, raw[rows_of[r]].clone())
             arrived = (dist <= STOP_PX).cpu().numpy()
-            if all(any(arrived[(ent_row == r) & np.isin(ent_h, members[g])].all() for r in (g, len(members) - 1))
-                   for g in range(n_groups)) or step == steps:
+            if gated and all(any(arrived[(ent_row == r) & np.isin(ent_h, members[g])].all()
+                                 for r in (g, len(members) - 1)) for g in range(n_groups)) or step == steps:
                 break
             loss = motion_loss(feat, p, t, ent_row, disk, dist > STOP_PX, patch0, lambda_target)
             if keep is not None:
