@@ -61,10 +61,37 @@ def tiny_gen():
     return gen.eval()
 
 
+@pytest.fixture
+def tiny_stylegan2():
+    """A tiny random-weight StyleGAN2 (32×32, 8 channels a layer) for fast math tests."""
+    from priorpaint.models.stylegan2 import StyleGAN2Generator
+    torch.manual_seed(0)
+    gen = StyleGAN2Generator(size=32, style_dim=16, n_mlp=1, channel_multiplier=1,
+                             channels={k: 8 for k in (4, 8, 16, 32)})
+    for p in gen.parameters():
+        p.requires_grad_(False)
+    gen.model_id = "tiny-stylegan2"
+    return gen.eval()
+
+
 @pytest.fixture(scope="session")
 def default_gen():
     from priorpaint.models.registry import load_generator
     return load_generator()
+
+
+def two_handle_loss(gen, lat, split: str = "b8"):
+    """The motion supervision of a two-row drag latent ``lat`` on a 16 px tiny generator: handle 0
+    (row 0) pulled up, handle 1 (row 1) at rest, so only row 0's tensors may get a gradient."""
+    import numpy as np
+    from priorpaint.edits import drag_optimise as O
+    z_e, h_e = lat.latent()
+    layer = O.feature_layer(gen, split)
+    _, cap = gen.run(h_e, start=split, capture=[layer], z=z_e)
+    feat = torch.nn.functional.interpolate(cap[layer], size=(16, 16), mode="bilinear", align_corners=False)
+    p = torch.tensor([[4.0, 4.0], [11.0, 11.0]])
+    t = torch.tensor([[4.0, 1.0], [11.0, 14.0]])
+    return O.motion_loss(feat, p, t, np.array([0, 1]), O._disk(2.0, "cpu"), active=[True, False])
 
 
 #: projection settings for tests that need a projection, not its quality

@@ -10,6 +10,7 @@ import torch
 
 from priorpaint.compositing.warp import min_jacobian
 from priorpaint.edits import drag as D
+from conftest import two_handle_loss
 from priorpaint.edits import drag_optimise as O
 from priorpaint.edits import drag_region as R
 from priorpaint.edits import drag_space as S
@@ -53,13 +54,7 @@ def test_a_handles_loss_moves_only_its_own_groups_latent(tiny_gen):
     lat = S.DragLatent(tiny_gen, z, h, "b8", batch=2)
     with torch.no_grad():
         lat.dz.add_(0.1 * torch.randn(lat.dz.shape, generator=torch.Generator().manual_seed(1)))
-    z_e, h_e = lat.latent()
-    layer = O.feature_layer(tiny_gen, "b8")
-    _, cap = tiny_gen.run(h_e, start="b8", capture=[layer], z=z_e)
-    feat = torch.nn.functional.interpolate(cap[layer], size=(16, 16), mode="bilinear", align_corners=False)
-    p = torch.tensor([[4.0, 4.0], [11.0, 11.0]])
-    t = torch.tensor([[4.0, 1.0], [11.0, 14.0]])
-    loss = O.motion_loss(feat, p, t, np.array([0, 1]), O._disk(2.0, "cpu"), active=[True, False])
+    loss = two_handle_loss(tiny_gen, lat)
     loss.backward()
     assert lat.dz.grad[0].abs().sum() > 0
     assert torch.equal(lat.dz.grad[1], torch.zeros_like(lat.dz.grad[1]))

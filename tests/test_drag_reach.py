@@ -111,19 +111,8 @@ def test_the_embedded_model_drags_its_proxy_not_the_pinned_residual():
         torch.testing.assert_close(h_photo - h, gen.forward_to(z_e, split) - hz)
 
 
-def _tiny_stylegan2():
-    from priorpaint.models.stylegan2 import StyleGAN2Generator
-    torch.manual_seed(0)
-    gen = StyleGAN2Generator(size=32, style_dim=16, n_mlp=1, channel_multiplier=1,
-                             channels={k: 8 for k in (4, 8, 16, 32)})
-    for p in gen.parameters():
-        p.requires_grad_(False)
-    gen.model_id = "tiny-stylegan2"
-    return gen.eval()
-
-
-def test_stylegan2_drags_the_first_layers_of_w_plus_and_leaves_the_others():
-    gen = _tiny_stylegan2()
+def test_stylegan2_drags_the_first_layers_of_w_plus_and_leaves_the_others(tiny_stylegan2):
+    gen = tiny_stylegan2
     split = gen.default_split
     z = gen.sample_latents(1, seed=1)                     # w+ (1, 8, 16)
     with torch.no_grad():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import two_handle_loss
 from priorpaint.edits import drag_optimise as O
 from priorpaint.edits import drag_space as S
 from priorpaint.errors import InputError
@@ -107,13 +108,7 @@ def test_a_rows_loss_moves_only_its_own_offset_and_latent(tiny_gen, monkeypatch)
         g = torch.Generator().manual_seed(1)
         lat.dz[0].add_(0.1 * torch.randn(lat.dz.shape[1:], generator=g))
         lat.dc[0].add_(0.1 * torch.randn(lat.dc.shape[1:], generator=g))
-    z_e, h_e = lat.latent()
-    layer = O.feature_layer(tiny_gen, "b8")
-    _, cap = tiny_gen.run(h_e, start="b8", capture=[layer], z=z_e)
-    feat = torch.nn.functional.interpolate(cap[layer], size=(16, 16), mode="bilinear", align_corners=False)
-    p = torch.tensor([[4.0, 4.0], [11.0, 11.0]])
-    t = torch.tensor([[4.0, 1.0], [11.0, 14.0]])
-    loss = O.motion_loss(feat, p, t, np.array([0, 1]), O._disk(2.0, "cpu"), active=[True, False]) + lat.penalty()
+    loss = two_handle_loss(tiny_gen, lat) + lat.penalty()
     loss.backward()
     assert lat.dc.grad[0].abs().sum() > 0 and lat.dz.grad[0].abs().sum() > 0
     assert torch.equal(lat.dc.grad[1], torch.zeros_like(lat.dc.grad[1]))
@@ -166,17 +161,10 @@ def test_the_landmark_protocol_drags_in_the_space_it_is_given(default_gen, monke
     assert B._space(SimpleNamespace()) is None and S.default_space(default_gen) == "z"
 
 
-def test_an_undeclared_architecture_offsets_its_first_layer_and_drags(monkeypatch):
+def test_an_undeclared_architecture_offsets_its_first_layer_and_drags(tiny_stylegan2):
     """A tiny StyleGAN2 (no coarse layer declared): the offset sits on its first layer's output, and
     the drag is finite and bounded."""
-    from priorpaint.models.stylegan2 import StyleGAN2Generator
-    torch.manual_seed(0)
-    gen = StyleGAN2Generator(size=32, style_dim=16, n_mlp=1, channel_multiplier=1,
-                             channels={k: 8 for k in (4, 8, 16, 32)})
-    for p in gen.parameters():
-        p.requires_grad_(False)
-    gen.model_id = "tiny-stylegan2"
-    gen.eval()
+    gen = tiny_stylegan2
     split = gen.default_split
     assert gen.architecture not in S.COARSE_LAYER
     assert S.coarse_layer(gen, split) == gen.layer_names[0] != split
