@@ -137,6 +137,21 @@ def test_a_photo_without_a_face_gets_the_unaligned_box_and_a_note():
     assert any(n.startswith(align.NO_FACE_NOTE) for n in crop.notes), crop.notes
 
 
+def test_the_coverage_note_counts_the_whole_selection():
+    """A square much smaller than the box (the eyes far apart for the layout): the note's share is
+    of the whole selection, not only of its part inside the square's bounding box."""
+    photo = load_photo(skimage_data("astronaut.png"))
+    box = (100, 0, 300, 300)
+    crop = make_crop(photo, 64, box=box, alignment={"eyes": [[16.0, 28.0], [48.0, 28.0]]},
+                     eyes=(*ASTRONAUT_EYES[0], *ASTRONAUT_EYES[1]))
+    side = crop.alignment.side                  # about 44.5 / 32 * 64 = 89 px: under a tenth of the box
+    expect = 100.0 * side * side / (box[2] * box[3])
+    note = [n for n in crop.notes if "covers" in n]
+    assert len(note) == 1, crop.notes
+    share = float(note[0].split("covers ")[1].split(" %")[0])
+    assert abs(share - expect) < 2.0, (note, expect)
+
+
 def test_bad_alignment_and_eyes_are_refused():
     photo = load_photo(skimage_data("astronaut.png"))
     for bad in ({"eyes": [[10, 10]]}, {"eyes": [[40, 30], [20, 30]]}, {"eyes": [[10, 10], [90, 10]]}, "ffhq"):

@@ -310,7 +310,8 @@ def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None
             x, y, w, h = sel
             crop.selection[max(y - box.y, 0):max(y + h - box.y, 0), max(x - box.x, 0):max(x + w - box.x, 0)] = 255
         crop.region_mask = crop.from_layer(crop.selection)
-        _note_coverage(crop, notes)
+        whole = int((full_mask > 0).sum()) if full_mask is not None else sel[2] * sel[3]
+        _note_coverage(crop, notes, whole)
     elif full_mask is not None:
         crop.region_mask = cut_square(full_mask, square, pad="zero")
     else:
@@ -351,9 +352,9 @@ def _alignment(photo: Photo, sel, resolution: int, alignment, eyes, notes: List[
     return a
 
 
-def _note_coverage(crop: Crop, notes: List[str]) -> None:
-    """Aligned crops frame the face, not the selection: say what of the selection they leave out."""
-    total = int((crop.selection > 0).sum())
+def _note_coverage(crop: Crop, notes: List[str], total: int) -> None:
+    """Aligned crops frame the face, not the selection: say what share of the ``total`` selected
+    pixels (the whole selection, not only its part inside the layer box) they keep."""
     covered = int((crop.photo_mask(crop.region_mask) > 0).sum())
     if total and covered < 0.98 * total:
         notes.append(f"the aligned square covers {100.0 * covered / total:.0f} % of the selection: "
