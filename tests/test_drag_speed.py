@@ -17,3 +17,26 @@ def test_the_bench_reports_the_seconds_of_one_three_and_five_points():
     assert got["goal_seconds_drag"] == 3.0
     assert seconds_summary([], {})["5 points"]["seconds_drag_max"] is None
 
+
+def test_the_bench_reports_each_drags_spread_over_runs_with_its_lr_nudged(tmp_path, monkeypatch, tmp_cache):
+    """A drag's per-pair reach moves by up to ±0.2 when its lr moves by 10⁻⁴ (docs/method/drag.md): the
+    bench runs each real-photo drag again with the lr nudged and reports the per-pair mean and range."""
+    from types import SimpleNamespace
+
+    from priorpaint.bench import drag as B
+    from priorpaint.bench.photo import bench_photos
+    got = B.ensemble([[0.9, 0.1], [0.7, 0.3], [0.8, 0.2]])
+    assert got == {"mean": [0.8, 0.2], "range": [[0.7, 0.9], [0.1, 0.3]]}
+    assert B.ensemble([[0.5]]) == {"mean": [0.5], "range": [[0.5, 0.5]]}
+    assert B._runs(SimpleNamespace()) == B.RUNS and B._runs(SimpleNamespace(drag_runs=1)) == (1.0,)
+    monkeypatch.chdir(tmp_path)
+    B.ARTIFACTS.mkdir(parents=True)
+    real = B._pairs
+    monkeypatch.setattr(B, "_pairs", lambda box: dict(list(real(box).items())[:1]))   # the one-pair drag only
+    row = B._real(bench_photos()[0], SimpleNamespace(model=None, drag_steps=2, drag_runs=2), steps=2)
+    d = next(iter(row["drags"].values()))
+    assert len(d["reach_independent_runs"]) == 2 and d["reach_independent_runs"][0] == d["reach_independent"]
+    lo, hi = d["reach_independent_range"][0]
+    assert lo <= d["reach_independent_mean"][0] <= hi
+    assert abs(min(r[0] for r in d["reach_independent_runs"]) - lo) < 1e-3
+
