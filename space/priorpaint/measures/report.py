@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .artefacts import artefacts
-from .effect import direction_measure, effect_ratio, reference_change, stack_reference
+from .effect import direction_measure, effect_ratio, stack_reference
 from .kinds import kind_report, merge_preview_only, merge_verdict, preview_only
 from .verdict import verdict
 
@@ -65,15 +65,13 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
     out.update({"measure": None, "effect": None, "effect_reference": None, "effect_ratio": None})
     one = _single_direction(applied)
     unmeasurable = None
-    if one is not None and one[1] != 0.0:
-        name, strength = one
-        measure = direction_measure(model_id, name)
-        if measure is not None:
-            ref = reference_change(gen, name, strength, model_id)
-            achieved, ratio = effect_ratio(result, photo, measure, ref)
-            out.update({"measure": measure, "effect": achieved, "effect_reference": ref, "effect_ratio": ratio})
-            if achieved is None:
-                unmeasurable = (f"no face found to measure {name} on" if measure != "crown_lines" else
+    if one is not None and one[1] != 0.0:   # one direction: its effect is the stack's of one (reference_change)
+        name = one[0]
+        found = stacked_effects(gen, model_id, [one], result, photo).get(name)
+        if found is not None:
+            out.update(found)
+            if found["effect"] is None:
+                unmeasurable = (f"no face found to measure {name} on" if found["measure"] != "crown_lines" else
                                 f"no face, or too little of the forehead in the selection, to measure {name} on")
     stack = _stacked_directions(applied)
     ratios: Dict[str, float] = {}
