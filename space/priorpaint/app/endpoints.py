@@ -27,7 +27,7 @@ from PIL import Image
 
 import gradio as gr
 
-from ..errors import PriorpaintError
+from ..errors import Cancelled, PriorpaintError
 from . import contract as C
 from .clients import client_key  # noqa: F401  (the UI and api read it here)
 from .service import Service
@@ -80,6 +80,24 @@ def user_errors(fn):
         with _as_gr_errors(fn.__name__):
             return fn(*args, **kwargs)
     return wrapper
+
+
+def stoppable(fn):
+    """:func:`user_errors` for a browser handler whose job the page's Stop cancels: a cancelled
+    job ends the handler quietly, because Stop's own line already says so (a toast "job
+    cancelled by the client" raced it whenever the job saw the cancel before Gradio cancelled
+    the event).  API endpoints keep :func:`user_errors`: a script must learn it got no result."""
+    if not inspect.isgeneratorfunction(fn):
+        raise TypeError(f"stoppable wraps a generator handler, not {fn.__name__}")
+
+    @functools.wraps(fn)
+    def gen_wrapper(*args, **kwargs):
+        with _as_gr_errors(fn.__name__):
+            try:
+                yield from fn(*args, **kwargs)
+            except Cancelled as e:
+                log.info("%s ended: %s", fn.__name__, e)
+    return gen_wrapper
 
 
 def _image(arr) -> Optional[Image.Image]:

@@ -12,7 +12,7 @@ import gradio as gr
 from ...errors import InputError
 from .. import contract as C
 from .. import views
-from ..endpoints import client_key, user_errors
+from ..endpoints import client_key, stoppable, user_errors
 from . import models, selection
 from .page import (ENGINE, FILL_EDITORS_JS, NAME_JS, PRIVATE, PROJECT_RELAY_JS, SELECTION_COLOUR, Page,
                    editor_layers, editor_value, photo_image)
@@ -179,7 +179,7 @@ def wire(page: Page, service) -> None:
                 "box": ",".join(map(str, box_t)) if box_t else "", "note": note,
                 "where": scratch.save(where_image(bg, mask if box_t is None else None, box_t), "where")}
 
-    @user_errors
+    @stoppable
     def ui_project(sel, model_id, n_steps, seed_v, adapt_v, items, request: gr.Request, progress=gr.Progress()):
         if not sel or not sel.get("photo"):
             raise InputError("upload a photo first")

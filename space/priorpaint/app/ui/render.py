@@ -11,7 +11,7 @@ import gradio as gr
 from ...errors import InputError
 from .. import contract as C
 from .. import views
-from ..endpoints import client_key, user_errors
+from ..endpoints import client_key, stoppable
 from . import models
 from .page import ENGINE, PRIVATE, Page
 from .tabs import drag as drag_tab
@@ -74,7 +74,7 @@ def wire(page: Page, service) -> None:
         names = models.vector_names(service, model_id, request)
         return gr.skip() if names is None else gr.update(choices=names)
 
-    @user_errors
+    @stoppable
     def ui_render(sid, items, adapt_v, comp, state, hist, request: gr.Request, progress=gr.Progress()):
         if not sid:
             raise InputError("project a selection first")

@@ -23,7 +23,7 @@ import gradio as gr
 from ....errors import InputError
 from ... import contract as C
 from ... import views
-from ...endpoints import client_key, user_errors
+from ...endpoints import client_key, stoppable, user_errors
 from ..page import ENGINE, PRIVATE, Page, relay_editor, stroke_layer, editor_value
 
 KIND = "drag"
@@ -271,7 +271,7 @@ def wire(page: Page, service) -> None:
         return page.list_outputs(*views.add(items, spec))
     relay_editor(page, page.drag_add, page.drag_ed, ui_add, [page.drag_pts, page.drag_steps])
 
-    @user_errors
+    @stoppable
     def ui_preview(sid, state, pts, steps, request: gr.Request):
         """The tab's pairs dragged once (warp composite, no G′, the default movable region): the
         picture and the line follow the handles as the job reports them; Stop ends it."""

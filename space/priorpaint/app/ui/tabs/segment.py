@@ -11,7 +11,7 @@ import gradio as gr
 from ....errors import InputError
 from ... import contract as C
 from ... import views
-from ...endpoints import client_key, user_errors
+from ...endpoints import client_key, stoppable, user_errors
 from ..page import ENGINE, FILL_EDITORS_JS, PRIVATE, Page, editor_value, relay_editor, stroke_layer
 
 KIND = "segment"
@@ -49,7 +49,7 @@ def build(page: Page) -> None:
 def wire(page: Page, service) -> None:
     scratch = page.scratch
 
-    @user_errors
+    @stoppable
     def ui_segment(sid, state, request: gr.Request, progress=gr.Progress()):
         if not sid:
             raise InputError("project a selection first")
