@@ -114,3 +114,22 @@ def test_a_drag_that_moved_nothing_renders_the_photo_bit_for_bit(tiny_session):
     assert state.applied[0]["paste_radii_model"]
     r = s.render(state)
     np.testing.assert_array_equal(r.photo.rgb, s.photo.rgb)
+
+
+def test_the_bench_reads_a_pasted_spot_that_the_detail_band_measure_hardly_sees():
+    """``unexplained_spot``: a dark blob pasted into a smooth region reads its depth; the photo and a
+    smooth shift of it read (nearly) nothing."""
+    import cv2
+    from skimage import data
+    from priorpaint.bench.drag import unexplained_spot
+    photo = np.ascontiguousarray(data.astronaut()[0:256, 200:456])    # the astronaut's face and the grey wall
+    mask = np.full((256, 256), 255, np.uint8)
+    gy, gx = np.mgrid[0:256, 0:256].astype(np.float32)
+    shifted = cv2.remap(photo, gx + 2.0 + 0.01 * (gy - 128), gy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    spot = photo.astype(np.float32).copy()
+    blob = np.exp(-((gx - 40) ** 2 + (gy - 40) ** 2) / (2 * 6.0 ** 2))[..., None]
+    spot = np.clip(spot - 90 * blob, 0, 255).astype(np.uint8)
+    assert unexplained_spot(photo, photo, mask, 64) == 0.0
+    assert unexplained_spot(photo, shifted, mask, 64) < 15
+    assert unexplained_spot(photo, spot, mask, 64) > 40
+    assert unexplained_spot(photo, spot, np.zeros_like(mask), 64) == 0.0
