@@ -20,21 +20,21 @@ BLOB = 1.0
 def _drag(handles, targets, r1=3.0) -> dict:
     h, t = np.asarray(handles, np.float64), np.asarray(targets, np.float64)
     return {"kind": "drag", "handles_model": h.tolist(), "targets_model": t.tolist(),
-            "paste_radii_model": R.paste_radii(h, t, r1).tolist()}
+            "paste_radii_model": R.paste_radii(h, r1).tolist()}
 
 
-def test_the_paste_radius_is_the_patch_swept_along_its_path_plus_the_move():
-    np.testing.assert_allclose(R.paste_radii(np.array([[10.0, 20.0], [30, 30]]), np.array([[10.0, 16.0], [33, 34]]), 3.0),
-                               [7.0, 8.0])
-    b = R.paste_bound([_drag([[32.0, 40.0]], [[32.0, 36.0]])], 64)      # radius 3 + 4 = 7 px around x 32, y 36..40
+def test_the_paste_radius_is_the_motion_supervision_patch_swept_along_its_path():
+    np.testing.assert_allclose(R.paste_radii(np.array([[10.0, 20.0], [30, 30]]), 3.0), [3.0, 3.0])
+    b = R.paste_bound([_drag([[32.0, 40.0]], [[32.0, 36.0]])], 64)      # radius 3 px around x 32, y 36..40
     assert b.shape == (64, 64) and b.dtype == np.float32
-    assert b[40, 32] == b[36, 32] == b[38, 38] == 1.0                     # on the path, and 6 px beside it
-    assert b[38, 39] == 0.0 and b[20, 32] == 0.0 and b[5, 5] == 0.0       # 7 px and beyond: nothing
-    assert 0.0 < R.paste_bound([_drag([[32.0, 40.0]], [[32.0, 36.0]], r1=2.5)], 64)[38, 38] < 1.0   # the edge
+    assert b[40, 32] == b[36, 32] == b[38, 34] == b[42, 32] == 1.0       # on the path, 2 px beside and beyond it
+    assert b[38, 35] == 0.0 and b[44, 32] == 0.0 and b[5, 5] == 0.0       # 3 px and beyond: nothing
+    assert 0.0 < R.paste_bound([_drag([[32.0, 40.0]], [[32.0, 36.0]], r1=2.5)], 64)[38, 34] < 1.0   # the edge
     assert R.paste_bound([{"kind": "direction", "name": "smile"}], 64) is None
     # several pairs (and drags): the union of their neighbourhoods
     two = R.paste_bound([_drag([[10.0, 10.0]], [[10.0, 8.0]]), _drag([[50.0, 50.0]], [[52.0, 50.0]])], 64)
     assert two[10, 10] == 1.0 and two[50, 51] == 1.0 and two[30, 30] == 0.0
+    assert two[10, 12] == 1.0 and two[13, 10] == 0.0                     # 2 px below the handle; 3 px: nothing
 
 
 def _render_with_new_content(session, state, monkeypatch, spots):

@@ -162,7 +162,7 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
                 confirmed_model=np.round(confirmed, 3).tolist(), generator_motion=np.round(motion, 3).tolist(),
                 tracked=np.round(model_to_photo(crop, tracked), 1).tolist(),
                 confirmed=np.round(model_to_photo(crop, confirmed), 1).tolist(),
-                paste_radii_model=np.round(paste_radii(handles, targets, opts["r1"]), 3).tolist(),
+                paste_radii_model=np.round(paste_radii(handles, opts["r1"]), 3).tolist(),
                 reach_model=[round(float(s), 3) for s in share],
                 reach_tracked=[round(float(s), 3) for s in tracked_share], **info)
     return new
