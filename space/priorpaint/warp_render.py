@@ -121,6 +121,8 @@ def warp_square(session, state, region: np.ndarray, mask: np.ndarray, radius: in
     if dragged is not None:   # a drag: the photo moves along the field through its tracked handles
         flow, motion, appearance = dragged, "drag", DRAG_APPEARANCE
         new = warp.new_content_along(fb, fe, flow, res, off=any(s.get("escalated") for s in state.applied))
+        from .edits.drag_region import paste_bound   # generated pixels only near the handles' paths
+        new = new * paste_bound(state.applied, res)
     elif m is not None:
         (flow, new, extra), motion = m, declared
     else:

@@ -8,7 +8,8 @@
   under the handle arrived; 0: it did not move), worst over pairs; beside it the method's own
   tracked reach, the confirmed reach (the tracked shift as far as the generator's flow confirms it:
   what moves the photo) and the generator's own reach (the optical flow between its proxy's renders
-  before and after, at model resolution, :func:`generator_reach`), detail kept, smear and unexplained structure (:mod:`priorpaint.measures`), and
+  before and after, at model resolution, :func:`generator_reach`), detail kept, smear and unexplained structure (:mod:`priorpaint.measures`),
+  the largest unexplained low-band change (a pasted spot, :func:`unexplained_spot`), and
   seconds per drag and per optimisation step. Grids ``photo | result | generator before | generator
   after`` with the arrows drawn, under ``artifacts/drag/``. Each drag runs again with its ``lr``
   nudged (:data:`RUNS`): the independent reach's per-pair mean and range over the runs
@@ -105,6 +106,24 @@ def independent_reach(photo_sq: np.ndarray, result_sq: np.ndarray, pairs_sq: np.
     return _reach(photo_sq, result_sq, pairs_sq, upscale=1)
 
 
+def unexplained_spot(photo_sq: np.ndarray, result_sq: np.ndarray, mask: np.ndarray, resolution: int) -> float:
+    """The largest change of the result's *low band* (grey levels) that the result's own flow from the photo
+    does not explain, inside the edit mask: ``|luma(result) − luma(warp(photo))|`` blurred by one model
+    pixel (the flow and the warp of :mod:`priorpaint.measures.artefacts`' ``unexplained``, at full
+    resolution). A generated spot pasted into a smooth region (the cameraman's sky at ``lr`` 0.15)
+    is low band: the ``unexplained`` measure, the detail band's energy, hardly saw it (0.106 with the
+    spot, 0.108 with it removed), this reads it (35–113 with it, 15–28 without; docs/method/drag.md)."""
+    from ..measures.artefacts import result_flow, warp
+    sel = mask > 127
+    if not sel.any():
+        return 0.0
+    moved = warp(photo_sq, result_flow(result_sq, photo_sq, fine=True))
+    grey = lambda im: cv2.cvtColor(np.ascontiguousarray(im, np.float32), cv2.COLOR_RGB2GRAY)
+    diff = grey(result_sq) - grey(moved)
+    blur = cv2.GaussianBlur(diff.astype(np.float32), (0, 0), result_sq.shape[0] / float(resolution))
+    return round(float(np.abs(blur)[sel].max()), 1)
+
+
 def generator_reach(before: np.ndarray, after: np.ndarray, pairs: np.ndarray) -> List[float]:
     """Per pair: the same with the flow between two renders of the generator at model resolution,
     read 4× enlarged (:data:`~priorpaint.compositing.drag_motion.UPSCALE`; at the renders' own 64 px
@@ -165,6 +184,7 @@ def _real(photo: dict, args, steps: int) -> Dict[str, object]:
         applied = state.applied[0]
         sq_pairs = np.array(pairs) - np.array([x0, y0, x0, y0], np.float64)
         reach = independent_reach(region, _square(s, r.photo.rgb), sq_pairs)
+        spot = unexplained_spot(region, _square(s, r.photo.rgb), s.edit_mask(state), s.gen.resolution)
         st = r.metrics["structure"]
         n_steps = max(int(applied["steps_run"]), 1)
         with torch.no_grad():   # the generator's proxy G_H(z), which the drag moves (edits/drag_space.py)
@@ -185,7 +205,7 @@ def _real(photo: dict, args, steps: int) -> Dict[str, object]:
             "reach_tracked": applied["reach_tracked"], "reach_confirmed": applied["reach_model"],
             "reach_generator": gen_reach, "reach_generator_combined": combined_reach,
             "groups": applied["groups"], "rows": applied["rows"], "detail_kept": r.metrics.get("detail_kept"),
-            "smear": st.get("smear"), "unexplained": st.get("unexplained"),
+            "smear": st.get("smear"), "unexplained": st.get("unexplained"), "spot": spot,
             "changed_outside_mask": r.metrics["changed_outside_mask"], "notes": state.notes,
             "seconds_drag": round(t_drag, 3), "seconds_per_step": round(t_drag / n_steps, 4),
             "steps_run": applied["steps_run"], "grid": str(path)}
@@ -361,6 +381,7 @@ def run(report: dict, args) -> None:
         "smear": max((d["smear"] for d in rows if d["smear"] is not None), default=None),
         "detail_kept": min((d["detail_kept"] for d in rows if d["detail_kept"] is not None), default=None),
         "unexplained": max((d["unexplained"] for d in rows if d["unexplained"] is not None), default=None),
+        "spot": max((d["spot"] for d in rows), default=None),
         "seconds_drag": max((d["seconds_drag"] for d in rows), default=None),
         "changed_outside_mask": max((d["changed_outside_mask"] for d in rows), default=None)}
     out["live"] = _live(photos[0], args, steps) if photos else None

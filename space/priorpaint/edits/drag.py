@@ -26,7 +26,8 @@ latent state in :mod:`~priorpaint.edits.drag_space`, the capsules and the field 
 :mod:`~priorpaint.edits.drag_region`; this module is the edit (:func:`apply_drag`).
 
 A render with a drag uses the ``warp`` composite: the photo's own pixels move along a thin-plate field
-through the *confirmed* handles (:func:`drag_field`), so a tracker's jump cannot move the photo.
+through the *confirmed* handles (:func:`drag_field`), so a tracker's jump cannot move the photo, and
+generated pixels are pasted only near the handles' paths (:func:`~priorpaint.edits.drag_region.paste_bound`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import numpy as np
 from ..errors import InputError
 from .drag_frame import REGISTER, photo_landmarks
 from .drag_optimise import DEFAULTS, feature_layer, optimise   # noqa: F401 (the edit's method, one name)
-from .drag_region import LATENTS, _segment_distance, drag_field, movable_region, spread_radii   # noqa: F401
+from .drag_region import LATENTS, _segment_distance, drag_field, movable_region, paste_radii, spread_radii   # noqa: F401
 from .drag_spec import (_check, _inside_selection, attach_save_vector, check_points, model_to_photo,  # noqa: F401
                         parse_drag, photo_to_model, replay_points, saved_drag, strength)
 from .registry import EditContext, EditState, PreviewCost, register_edit
@@ -161,6 +162,7 @@ def apply_drag(ctx: EditContext, state: EditState, spec: dict) -> EditState:
                 confirmed_model=np.round(confirmed, 3).tolist(), generator_motion=np.round(motion, 3).tolist(),
                 tracked=np.round(model_to_photo(crop, tracked), 1).tolist(),
                 confirmed=np.round(model_to_photo(crop, confirmed), 1).tolist(),
+                paste_radii_model=np.round(paste_radii(handles, opts["r1"]), 3).tolist(),
                 reach_model=[round(float(s), 3) for s in share],
                 reach_tracked=[round(float(s), 3) for s in tracked_share], **info)
     return new

@@ -1,6 +1,7 @@
 """Where a drag may move: the capsules around the handles' paths (the default movable region and
 the render's edit mask), the handles grouped by nearness (each group optimises a latent of its own,
-:mod:`priorpaint.edits.drag_optimise`), and the thin-plate field that moves the photo (:func:`drag_field`)."""
+:mod:`priorpaint.edits.drag_optimise`), the thin-plate field that moves the photo (:func:`drag_field`) and where the render may paste generated
+pixels (:func:`paste_bound`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,17 @@ import numpy as np
 #: path's length (at least :data:`MIN_SPREAD` of the model's side): the rest of the face stays put
 #: (DragGAN's unmasked drag moves the whole image; a photo edit should not)
 SPREAD, MIN_SPREAD = 2.5, 0.08
+
+
+#: a drag's render may paste generated pixels (where its proxy's features no longer match the photo's,
+#: :func:`priorpaint.compositing.warp.new_content_along`) only within ``r1`` model px of each pair's path
+#: ``p → t``: the motion-supervision patch swept from its handle to its target. That is where the drag
+#: asked content to move, and where a move opens a gap (a lip dragged down leaves its old place, on the
+#: path). Beyond it a mismatch is the proxy drifting: at ``lr`` 0.15 a dark spot grew in the cameraman's
+#: sky 7–12 px from every path, and ``r1 + |t − p|`` still let a smudge under the held-out cameraman's
+#: nose through, 3–6 px from the chin handle's path (docs/method/drag.md); there the photo's own warped
+#: pixels are used. The bound falls from 1 to 0 over the last :data:`PASTE_EDGE` model px inside it.
+PASTE_EDGE = 1.0
 
 
 def _segment_distance(res: int, handles: np.ndarray, targets: np.ndarray, radii: np.ndarray,
@@ -112,3 +124,25 @@ def drag_field(applied: List[dict], res: int) -> Optional[np.ndarray]:
     x = np.clip(2.0 - d, 0.0, 1.0)
     taper = (x * x * (3.0 - 2.0 * x)).astype(np.float32)
     return flow * taper[..., None]
+
+
+def paste_radii(handles: np.ndarray, r1: float) -> np.ndarray:
+    """(N,) model px: how far from each pair's path a drag may paste generated pixels: ``r1`` for every
+    pair (the note above :data:`PASTE_EDGE`)."""
+    return np.full(len(np.asarray(handles, np.float64).reshape(-1, 2)), float(r1))
+
+
+def paste_bound(applied: List[dict], res: int) -> Optional[np.ndarray]:
+    """(R, R) float32 in [0, 1]: where the applied drags' render may paste generated pixels: 1 up to
+    :data:`PASTE_EDGE` inside each pair's ``paste_radii_model`` from its path ``handles_model →
+    targets_model``, falling to 0 at that radius; the largest over the pairs; ``None`` without a drag."""
+    margin = []
+    for s in applied:
+        if s.get("kind") != "drag" or s.get("handles_model") is None:
+            continue
+        h, t = np.asarray(s["handles_model"], np.float64), np.asarray(s["targets_model"], np.float64)
+        for p, q, r in zip(h, t, np.asarray(s["paste_radii_model"], np.float64)):
+            margin.append(r - _segment_distance(res, p[None], q[None], np.ones(1)))   # model px inside the radius
+    if not margin:
+        return None
+    return np.clip(np.max(margin, axis=0) / PASTE_EDGE, 0.0, 1.0).astype(np.float32)
