@@ -332,23 +332,36 @@ def _alignment(photo: Photo, sel, resolution: int, alignment, eyes, notes: List[
     if alignment is None:
         check_eyes_declared(alignment, eyes)
         return None
-    model_eyes = al_.check_alignment(alignment, resolution)
+    layout = al_.check_layout(alignment, resolution)
+    model_eyes = layout.eyes
+    points = face = None
     if eyes is not None:
-        found, face, source = al_.check_eyes(eyes, photo.size), None, "given"
+        found, source = al_.check_eyes(eyes, photo.size), "given"
     else:
-        found, face, why = al_.detect_eyes(photo.rgb, sel)
+        if layout.points is not None:   # the model's layout is a five-point one: MTCNN's five points
+            points, face = al_.detect_points(photo.rgb, sel)
+        if points is not None:
+            found = (tuple(points[0]), tuple(points[1]))
+        else:
+            found, face, why = al_.detect_eyes(photo.rgb, sel)
+            if found is None:
+                for n in why:
+                    log.info(n)
+                notes.extend(why)
+                return None
         source = "detected"
-        if found is None:
-            for n in why:
-                log.info(n)
-            notes.extend(why)
-            return None
     a = al_.alignment_for(found, model_eyes, resolution, source, face,
-                          max_side=int(math.ceil(1.5 * max(photo.size))))  # eyes far apart: sampled coarser
+                          max_side=int(math.ceil(1.5 * max(photo.size))),  # eyes far apart: sampled coarser
+                          points=points, model_points=layout.points,
+                          keep=sel if layout.frame == "selection" else None)
     (ex1, ey1), (ex2, ey2) = a.eyes
-    notes.append(f"aligned the face as the model expects: eyes {ex1:.1f},{ey1:.1f} and {ex2:.1f},{ey2:.1f} "
-                 f"({source}) go to the model's {model_eyes[0][0]:g},{model_eyes[0][1]:g} and "
-                 f"{model_eyes[1][0]:g},{model_eyes[1][1]:g}; the square is {a.side} px, rotated {a.angle:.1f} degrees")
+    how = (f"five points ({source}: eyes {ex1:.1f},{ey1:.1f} and {ex2:.1f},{ey2:.1f}, nose, mouth corners) go to "
+           "the model's by least squares") if a.points is not None else \
+        (f"eyes {ex1:.1f},{ey1:.1f} and {ex2:.1f},{ey2:.1f} ({source}) go to the model's "
+         f"{model_eyes[0][0]:g},{model_eyes[0][1]:g} and {model_eyes[1][0]:g},{model_eyes[1][1]:g}")
+    zoom = f"; the model's layout shrunk {a.zoom:.2f}x so the square keeps the selection" if a.zoom > 1.0 else ""
+    notes.append(f"aligned the face as the model expects: {how}; the square is {a.side} px, "
+                 f"rotated {a.angle:.1f} degrees{zoom}")
     return a
 
 
