@@ -141,3 +141,21 @@ def test_a_five_point_crop_keeps_the_whole_selection_and_round_trips_bit_exact(f
     assert changed[y:y + 20, x:x + bw].any() and changed[y + bh - 20:y + bh, x:x + bw].any()
     assert r.metrics["alignment"]["fit"] == "five points" and r.metrics["alignment"]["zoom"] > 1.0
     assert lb.x <= x and lb.y <= y and lb.x + lb.w >= x + bw and lb.y + lb.h >= y + bh
+
+
+def test_without_five_points_the_eyes_align_and_without_a_face_the_box(five_point_gen, monkeypatch):
+    astro = load_photo(skimage_data("astronaut.png"))
+    layout = five_point_gen.entry.extra["alignment"]
+    monkeypatch.setattr(align, "detect_points", lambda rgb, near, **kw: (None, None))   # MTCNN finds nothing
+    crop = make_crop(astro, five_point_gen.resolution, box=(140, 20, 180, 180), alignment=layout)
+    assert crop.alignment is not None and crop.alignment.points is None
+    assert crop.alignment.report()["fit"] == "eyes" and crop.alignment.zoom >= 1.0
+    # given eyes: the eyes' similarity, the selection still kept
+    given = make_crop(astro, five_point_gen.resolution, box=(140, 20, 180, 180), alignment=layout,
+                      eyes=(201.5, 101.5, 246.0, 103.0))
+    assert given.alignment.source == "given" and given.alignment.points is None
+    assert not any("covers" in n for n in given.notes)
+    monkeypatch.undo()
+    cup = load_photo(skimage_data("coffee.png"))
+    crop = make_crop(cup, five_point_gen.resolution, box=(150, 60, 300, 260), alignment=layout)
+    assert crop.alignment is None and any(n.startswith(align.NO_FACE_NOTE) for n in crop.notes)
