@@ -159,3 +159,12 @@ def test_without_five_points_the_eyes_align_and_without_a_face_the_box(five_poin
     cup = load_photo(skimage_data("coffee.png"))
     crop = make_crop(cup, five_point_gen.resolution, box=(150, 60, 300, 260), alignment=layout)
     assert crop.alignment is None and any(n.startswith(align.NO_FACE_NOTE) for n in crop.notes)
+
+
+def test_a_selection_far_larger_than_the_face_is_kept_up_to_the_zoom_limit_with_a_note(five_point_gen):
+    astro = load_photo(skimage_data("astronaut.png"))
+    crop = make_crop(astro, five_point_gen.resolution, box=(20, 0, 490, 512),
+                     alignment=five_point_gen.entry.extra["alignment"])
+    assert crop.alignment.zoom == align.MAX_ZOOM
+    assert any(f"(at most {align.MAX_ZOOM:g}x)" in n for n in crop.notes)
+    assert any("covers" in n and "of the selection" in n for n in crop.notes)

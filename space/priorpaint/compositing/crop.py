@@ -359,7 +359,8 @@ def _alignment(photo: Photo, sel, resolution: int, alignment, eyes, notes: List[
            "the model's by least squares") if a.points is not None else \
         (f"eyes {ex1:.1f},{ey1:.1f} and {ex2:.1f},{ey2:.1f} ({source}) go to the model's "
          f"{model_eyes[0][0]:g},{model_eyes[0][1]:g} and {model_eyes[1][0]:g},{model_eyes[1][1]:g}")
-    zoom = f"; the model's layout shrunk {a.zoom:.2f}x so the square keeps the selection" if a.zoom > 1.0 else ""
+    zoom = "" if a.zoom <= 1.0 else f"; the model's layout shrunk {a.zoom:.2f}x " + (
+        "so the square keeps the selection" if a.zoom < al_.MAX_ZOOM else f"(at most {al_.MAX_ZOOM:g}x)")
     notes.append(f"aligned the face as the model expects: {how}; the square is {a.side} px, "
                  f"rotated {a.angle:.1f} degrees{zoom}")
     return a
