@@ -168,3 +168,25 @@ def test_a_selection_far_larger_than_the_face_is_kept_up_to_the_zoom_limit_with_
     assert crop.alignment.zoom == align.MAX_ZOOM
     assert any(f"(at most {align.MAX_ZOOM:g}x)" in n for n in crop.notes)
     assert any("covers" in n and "of the selection" in n for n in crop.notes)
+
+
+def test_a_painted_selection_is_kept_whole_and_nothing_outside_it_changes(five_point_gen):
+    from priorpaint.projection.project import ProjectionConfig
+    from priorpaint.session import EditSession
+    photo = load_photo(skimage_data("astronaut.png"))
+    H, W = photo.rgb.shape[:2]
+    yy, xx = np.mgrid[:H, :W]
+    d = ((xx - 225) / 95.0) ** 2 + ((yy - 120) / 115.0) ** 2   # a soft ellipse: head, hair and chin
+    sel = np.clip((1.2 - d) * 255 / 0.4, 0, 255).astype(np.uint8)
+    s = EditSession.open(photo, mask=sel, gen=five_point_gen)
+    assert s.crop.alignment is not None and s.crop.alignment.zoom > 1.0, s.crop.notes
+    assert int((s.crop.photo_mask(s.crop.region_mask) > 0).sum()) == int((sel > 0).sum())
+    s.project(ProjectionConfig(steps=2, **FAST_PROJECTION))
+    state = s.initial_state()
+    torch.manual_seed(2)
+    state.h = state.h + 0.8 * torch.randn_like(state.h)
+    r = s.render(state, composite="detail")
+    outside = sel == 0
+    assert r.metrics["changed_outside_mask"] == 0 and np.array_equal(r.photo.rgb[outside], photo.rgb[outside])
+    changed = (r.photo.rgb != photo.rgb).any(axis=2)
+    assert changed[:20].any() and changed[200:].any()   # the crown and the chin are edited too
