@@ -102,7 +102,7 @@ class EditSession:
             raise InputError("eye positions (--eyes) and no alignment (--no-align) contradict each other: "
                              "give one of them")
         crop = make_crop(photo, gen.resolution, box=box, mask=mask, margin=margin, content_box=content,
-                         alignment=alignment, eyes=eyes)
+                         alignment=alignment, eyes=eyes, device=gen.device)
         if not align and extra.get("alignment") is not None:
             crop.notes.append("this model expects aligned faces (its manifest declares where the eyes go); "
                               "this crop is the unaligned box")

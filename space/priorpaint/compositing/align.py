@@ -13,6 +13,20 @@ translation), from two points the user gives or from OpenCV's bundled Haar casca
 (``haarcascade_frontalface_default.xml`` for the face, ``haarcascade_eye.xml`` for the eyes
 inside it; offline, nothing to fetch).
 
+A model whose layout is measured at five points (MTCNN's eyes, nose and mouth corners, the
+order of :data:`priorpaint.faces.mtcnn.LANDMARKS`) declares them too, and may ask that the
+square keep the whole selection (``"frame": "selection"``)::
+
+    "alignment": {"eyes": [[22.1, 31.3], [42.3, 30.9]],
+                  "points": [[22.1, 31.3], [42.3, 30.9], [32.1, 44.3], [23.6, 55.5], [41.0, 55.1]],
+                  "frame": "selection"}
+
+The photo's five points (MTCNN near the selection) then go to the model's by the least-squares
+similarity (:func:`similarity_fit`); without them (given eyes, no MTCNN face) the eyes alone, as
+above.  With ``"frame": "selection"`` the model's layout is shrunk about the canvas centre just
+enough that the aligned square covers the selection's box (at most :data:`MAX_ZOOM` times): the
+face sits where the model's faces sit, smaller, and every selected pixel stays under the edit.
+
 Coordinates are continuous: pixel ``i`` covers ``[i, i + 1)``, so its centre is ``i + 0.5``
 (what a pointer position in GIMP or a box centre ``x + w / 2`` means).  OpenCV's
 ``warpAffine`` indexes pixel centres at integers; :func:`cv_matrix` converts.
@@ -38,6 +52,10 @@ SEARCH_ANGLES = (0.0, 20.0, -20.0, 40.0, -40.0)
 #: the longest side (px) of the image the cascades search; larger selections are searched downscaled
 DETECT_SIDE = 1024
 NO_FACE_NOTE = "no face found for alignment: used the box unaligned"
+#: how the aligned square is framed: the model's canvas at its own layout, or grown to keep the selection
+FRAMES = ("model", "selection")
+#: the most a ``"selection"`` frame shrinks the model's layout (the face at 1/MAX_ZOOM of its scale)
+MAX_ZOOM = 3.0
 _local = threading.local()
 
 
@@ -70,6 +88,35 @@ def check_alignment(raw, resolution: int) -> Tuple[Point, Point]:
         raise InputError(f"alignment eyes {[[x1, y1], [x2, y2]]} must lie in the {resolution}x{resolution} canvas, "
                          "image-left eye first")
     return (x1, y1), (x2, y2)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A face model's declared layout (model pixels): the eyes, optionally all five points, and
+    how the aligned square is framed (:data:`FRAMES`)."""
+    eyes: Tuple[Point, Point]
+    points: Optional[Tuple[Point, ...]] = None
+    frame: str = "model"
+
+
+def check_layout(raw, resolution: int) -> Layout:
+    """A manifest's ``alignment`` -> :class:`Layout` (``eyes`` required; ``points``: five
+    [x, y] in the order eyes, nose, mouth corners; ``frame``: one of :data:`FRAMES`)."""
+    eyes = check_alignment(raw, resolution)
+    points = None
+    if raw.get("points") is not None:
+        try:
+            points = tuple((float(a), float(b)) for a, b in raw["points"])
+        except (TypeError, ValueError):
+            points = ()
+        if len(points) != 5 or not all(math.isfinite(v) and 0.0 <= v <= resolution for p in points for v in p) \
+                or points[1][0] <= points[0][0] or points[4][0] <= points[3][0]:
+            raise InputError(f"alignment points must be five [x, y] in the {resolution}x{resolution} canvas (eyes, "
+                             f"nose, mouth corners; image-left first), got {raw['points']!r}")
+    frame = raw.get("frame", "model")
+    if frame not in FRAMES:
+        raise InputError(f"alignment frame must be one of {', '.join(FRAMES)}, got {frame!r}")
+    return Layout(eyes=eyes, points=points, frame=frame)
 
 
 def parse_eyes(text: str) -> Tuple[float, float, float, float]:
@@ -115,6 +162,22 @@ def similarity(src: Sequence[Point], dst: Sequence[Point]) -> np.ndarray:
     return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]], np.float64)
 
 
+def similarity_fit(src, dst) -> np.ndarray:
+    """The 2x3 similarity (no reflection) taking the points ``src`` (N >= 2) nearest to ``dst``
+    in least squares (for two points: :func:`similarity`, exactly)."""
+    p = np.asarray(src, np.float64).reshape(-1, 2) @ np.array([1.0, 1j])
+    q = np.asarray(dst, np.float64).reshape(-1, 2) @ np.array([1.0, 1j])
+    if p.size != q.size or p.size < 2:
+        raise InputError(f"a similarity needs two or more point pairs, got {p.size} and {q.size}")
+    dp, dq = p - p.mean(), q - q.mean()
+    spread = float((np.abs(dp) ** 2).sum())
+    if not math.isfinite(spread) or spread < 1e-12:
+        raise InputError("the points to align are all the same point")
+    a = complex((dq * dp.conj()).sum() / spread)
+    b = complex(q.mean() - a * p.mean())
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]], np.float64)
+
+
 def apply(m: np.ndarray, pts) -> np.ndarray:
     """``m`` (2x3) applied to points (N, 2)."""
     pts = np.asarray(pts, np.float64).reshape(-1, 2)
@@ -150,6 +213,10 @@ class Alignment:
     eyes: Tuple[Point, Point]
     source: str                   # "detected" or "given"
     face: Optional[Tuple[int, int, int, int]] = None   # the detected face box (photo pixels)
+    #: the photo's five landmarks the fit used (photo pixels), or None (the eyes alone)
+    points: Optional[Tuple[Point, ...]] = None
+    #: how much the model's layout was shrunk so the square keeps the selection (1: its own framing)
+    zoom: float = 1.0
 
     @property
     def angle(self) -> float:
@@ -169,21 +236,47 @@ class Alignment:
         return {"source": self.source, "eyes": [[round(v, 2) for v in e] for e in self.eyes],
                 "angle_degrees": round(self.angle, 3), "side": self.side,
                 "corners": [[round(float(v), 2) for v in c] for c in self.corners()],
+                "fit": "five points" if self.points is not None else "eyes", "zoom": round(self.zoom, 3),
+                **({"points": [[round(v, 2) for v in p] for p in self.points]} if self.points else {}),
                 **({"face": list(self.face)} if self.face else {})}
 
 
 def alignment_for(eyes: Tuple[Point, Point], model_eyes: Tuple[Point, Point], resolution: int,
-                  source: str, face=None, max_side: Optional[int] = None) -> Alignment:
+                  source: str, face=None, max_side: Optional[int] = None, points=None, model_points=None,
+                  keep=None, max_zoom: Optional[float] = None) -> Alignment:
     """The aligned square for photo ``eyes``: the model's canvas at (about) the photo's own scale
-    (sampled more coarsely when that would exceed ``max_side`` pixels)."""
-    to_model = similarity(eyes, model_eyes)                 # photo -> model pixels
+    (sampled more coarsely when that would exceed ``max_side`` pixels).
+
+    ``points`` / ``model_points`` (five each): the least-squares similarity of all five instead of
+    the eyes'.  ``keep`` (a photo box x, y, w, h): the model's layout is shrunk about the canvas
+    centre until the square covers the box (at most ``max_zoom`` times, default :data:`MAX_ZOOM`)."""
+    if points is not None and model_points is not None:
+        to_model = similarity_fit(points, model_points)      # photo -> model pixels
+    else:
+        to_model, points = similarity(eyes, model_eyes), None
+    zoom = 1.0
+    if keep is not None:
+        zoom = min(max(1.0, cover_zoom(to_model, keep, resolution)), float(MAX_ZOOM if max_zoom is None else max_zoom))
+        c = resolution / 2.0
+        shrink = np.array([[1 / zoom, 0, c * (1 - 1 / zoom)], [0, 1 / zoom, c * (1 - 1 / zoom)]], np.float64)
+        to_model = compose(shrink, to_model)
     per_photo_px = math.hypot(to_model[0, 0], to_model[1, 0])
     side = max(8, int(round(resolution / per_photo_px)))
     if max_side is not None:
         side = min(side, max(int(max_side), resolution))
     square_to_model = np.array([[resolution / side, 0, 0], [0, resolution / side, 0]], np.float64)
+    pts = None if points is None else tuple((float(x), float(y)) for x, y in np.asarray(points).reshape(-1, 2))
     return Alignment(to_photo=compose(invert(to_model), square_to_model), side=side, eyes=eyes,
-                     source=source, face=face)
+                     source=source, face=face, points=pts, zoom=zoom)
+
+
+def cover_zoom(to_model: np.ndarray, box, resolution: int) -> float:
+    """How much the canvas must grow about its centre (``to_model``: photo -> model pixels) to
+    hold the photo box ``(x, y, w, h)`` with half a model pixel to spare."""
+    x, y, w, h = (float(v) for v in box)
+    corners = apply(to_model, [(x, y), (x + w, y), (x + w, y + h), (x, y + h)])
+    c = resolution / 2.0
+    return float(np.abs(corners - c).max() + 0.5) / c
 
 
 # -- warping between the photo and the square ----------------------------------------------------
@@ -299,6 +392,38 @@ def detect_eyes(rgb: np.ndarray, near: Tuple[int, int, int, int]) -> Tuple[Optio
             return (a, b), (int(round(fc[0] - fw / 2.0)), int(round(fc[1] - fh / 2.0)), fw, fh), []
     why = "found a face but not both of its eyes" if faces_seen else "found no face"
     return None, None, [f"{NO_FACE_NOTE} (the detector {why} near the selection)"]
+
+
+def detect_points(rgb: np.ndarray, near: Tuple[int, int, int, int], device="cpu",
+                  side: int = 512) -> Tuple[Optional[np.ndarray], Optional[tuple]]:
+    """``(points, face box)``: MTCNN's five landmarks (5x2, photo pixels; eyes, nose, mouth corners)
+    of the face nearest the centre of the box ``near``, searched in the box widened 2x about its
+    centre and scaled so its longer side is at most ``side``; ``(None, None)`` when none is found
+    there at a quarter of the box's size or more."""
+    import cv2
+    from ..faces.mtcnn import detect_faces
+    H, W = rgb.shape[:2]
+    bx, by, bw, bh = near
+    cx, cy = bx + bw / 2.0, by + bh / 2.0
+    half = max(bw, bh)
+    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    x1, y1 = min(W, int(math.ceil(cx + half))), min(H, int(math.ceil(cy + half)))
+    sub = np.ascontiguousarray(rgb[y0:y1, x0:x1, :3])
+    f = min(1.0, side / float(max(sub.shape[:2])))
+    if f < 1.0:
+        sub = cv2.resize(sub, (max(1, round(sub.shape[1] * f)), max(1, round(sub.shape[0] * f))),
+                         interpolation=cv2.INTER_AREA)
+    fx, fy = sub.shape[1] / float(x1 - x0), sub.shape[0] / float(y1 - y0)
+    faces = detect_faces(sub, device=device, min_face=max(20, int(min(bw * fx, bh * fy) / 4)))
+    if not faces:
+        return None, None
+    sel = ((cx - x0) * fx, (cy - y0) * fy)
+    best = min(faces, key=lambda q: math.hypot((q.box[0] + q.box[2]) / 2 - sel[0], (q.box[1] + q.box[3]) / 2 - sel[1]))
+    pts = np.asarray(best.points, np.float64) / np.array([fx, fy]) + np.array([x0, y0], np.float64)
+    b = best.box
+    box = (int(round(b[0] / fx + x0)), int(round(b[1] / fy + y0)),
+           int(round((b[2] - b[0]) / fx)), int(round((b[3] - b[1]) / fy)))
+    return pts, box
 
 
 def cv_to_cont(m: np.ndarray) -> np.ndarray:

@@ -251,7 +251,7 @@ def content_rect(square: Tuple[int, int, int], content: Tuple[int, int, int, int
 def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None,
               mask: Optional[np.ndarray] = None, margin: float = DEFAULT_MARGIN,
               content_box: Optional[Sequence[int]] = None, alignment=None,
-              eyes: Optional[Sequence[float]] = None) -> Crop:
+              eyes: Optional[Sequence[float]] = None, device=None) -> Crop:
     """The model's view of a selection given as a box or an image-sized soft mask.
 
     ``content_box`` (a manifest's ``[x, y, w, h]`` in model pixels, e.g. the LSUN car
@@ -263,7 +263,7 @@ def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None
     model's layout): the square is rotated and scaled so the photo's eyes land there
     (:mod:`priorpaint.compositing.align`); ``eyes`` ``(x1, y1, x2, y2)`` are the photo's, else
     they are detected near the selection.  Without a face the crop is the unaligned box,
-    with a note."""
+    with a note.  ``device``: where a five-point layout's landmark detector runs (default the CPU)."""
     if (box is None) == (mask is None):
         raise InputError("give exactly one of a box or a mask for the selection")
     if not 0.0 <= margin <= 1.0:
@@ -282,7 +282,7 @@ def make_crop(photo: Photo, resolution: int, box: Optional[Sequence[int]] = None
             raise InputError(f"selection {sel[2]}x{sel[3]} px is too small; it must be at least {MIN_BOX}x{MIN_BOX} px")
         full_mask = mask
     content = check_content_box(content_box, resolution) if content_box is not None else None
-    aligned = _alignment(photo, sel, resolution, alignment, eyes, notes)
+    aligned = _alignment(photo, sel, resolution, alignment, eyes, notes, device)
     if aligned is not None:
         c = aligned.corners().mean(axis=0)
         side = aligned.side
@@ -327,28 +327,42 @@ def check_eyes_declared(alignment, eyes, model: Optional[str] = None) -> None:
                          f"stylegan2-ffhq-1024); {model or 'this model'} declares none")
 
 
-def _alignment(photo: Photo, sel, resolution: int, alignment, eyes, notes: List[str]):
+def _alignment(photo: Photo, sel, resolution: int, alignment, eyes, notes: List[str], device=None):
     """The :class:`~priorpaint.compositing.align.Alignment` of a crop, or None (unaligned)."""
     if alignment is None:
         check_eyes_declared(alignment, eyes)
         return None
-    model_eyes = al_.check_alignment(alignment, resolution)
+    layout = al_.check_layout(alignment, resolution)
+    model_eyes = layout.eyes
+    points = face = None
     if eyes is not None:
-        found, face, source = al_.check_eyes(eyes, photo.size), None, "given"
+        found, source = al_.check_eyes(eyes, photo.size), "given"
     else:
-        found, face, why = al_.detect_eyes(photo.rgb, sel)
+        if layout.points is not None:   # the model's layout is a five-point one: MTCNN's five points
+            points, face = al_.detect_points(photo.rgb, sel, device=device or "cpu")
+        if points is not None:
+            found = (tuple(points[0]), tuple(points[1]))
+        else:
+            found, face, why = al_.detect_eyes(photo.rgb, sel)
+            if found is None:
+                for n in why:
+                    log.info(n)
+                notes.extend(why)
+                return None
         source = "detected"
-        if found is None:
-            for n in why:
-                log.info(n)
-            notes.extend(why)
-            return None
     a = al_.alignment_for(found, model_eyes, resolution, source, face,
-                          max_side=int(math.ceil(1.5 * max(photo.size))))  # eyes far apart: sampled coarser
+                          max_side=int(math.ceil(1.5 * max(photo.size))),  # eyes far apart: sampled coarser
+                          points=points, model_points=layout.points,
+                          keep=sel if layout.frame == "selection" else None)
     (ex1, ey1), (ex2, ey2) = a.eyes
-    notes.append(f"aligned the face as the model expects: eyes {ex1:.1f},{ey1:.1f} and {ex2:.1f},{ey2:.1f} "
-                 f"({source}) go to the model's {model_eyes[0][0]:g},{model_eyes[0][1]:g} and "
-                 f"{model_eyes[1][0]:g},{model_eyes[1][1]:g}; the square is {a.side} px, rotated {a.angle:.1f} degrees")
+    how = (f"five points ({source}: eyes {ex1:.1f},{ey1:.1f} and {ex2:.1f},{ey2:.1f}, nose, mouth corners) go to "
+           "the model's by least squares") if a.points is not None else \
+        (f"eyes {ex1:.1f},{ey1:.1f} and {ex2:.1f},{ey2:.1f} ({source}) go to the model's "
+         f"{model_eyes[0][0]:g},{model_eyes[0][1]:g} and {model_eyes[1][0]:g},{model_eyes[1][1]:g}")
+    zoom = "" if a.zoom <= 1.0 else f"; the model's layout shrunk {a.zoom:.2f}x " + (
+        "so the square keeps the selection" if a.zoom < al_.MAX_ZOOM else f"(at most {al_.MAX_ZOOM:g}x)")
+    notes.append(f"aligned the face as the model expects: {how}; the square is {a.side} px, "
+                 f"rotated {a.angle:.1f} degrees{zoom}")
     return a
 
 
