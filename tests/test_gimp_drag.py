@@ -16,6 +16,7 @@ from PIL import Image
 
 from gimp_backend import Backend
 from gimp_bridge import ops
+from priorpaint.edits.drag_optimise import DEFAULTS as DRAG_DEFAULTS
 from test_gimp_plugin import GIMP_COMMON, SELECTION, _load_raw, _run_gimp, gimp  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -67,7 +68,7 @@ for x, y in __SAMPLES__[:3]:
     img.add_sample_point(x, y)
 case("odd", img, layer, "priorpaint-drag-points", steps=40, adapt=False)
 img.add_sample_point(*__SAMPLES__[3])
-case("samples", img, layer, "priorpaint-drag-points", steps=40, adapt=False)
+case("samples", img, layer, "priorpaint-drag-points", steps=0, adapt=False)   # 0: the backend's default
 spec_and_clean("samples_spec")
 # a selected path wins over the sample points
 path_of(img, "one", [[(hx, hy), (tx, ty)] for hx, hy, tx, ty in __PAIRS__[:1]])
@@ -119,6 +120,7 @@ def test_drag_points_in_real_gimp(gimp):
     # sample points: a pixel each, so the crop's point is the pixel less the crop's origin
     assert res["cases"]["samples"]["status"] == "success", res["cases"]["samples"]
     [spec] = res["samples_spec"]
+    assert spec.get("steps", DRAG_DEFAULTS["steps"]) == DRAG_DEFAULTS["steps"], spec    # steps 0: the backend's
     assert spec["points"] == [[hx - x0, hy - y0, tx - x0, ty - y0]
                               for (hx, hy), (tx, ty) in zip(SAMPLES[::2], SAMPLES[1::2])]
     assert res["cases"]["both"]["status"] == "success", res["cases"]["both"]

@@ -74,7 +74,7 @@ def run_drag(procedure, run_mode, image, drawables, config, data):
         if run_mode == Gimp.RunMode.INTERACTIVE:
             if not _dialog(procedure, config, crop, points, base, about, shared, source):
                 return procedures._cancel(procedure)
-        steps = int(config.get_property("steps"))
+        steps = int(config.get_property("steps")) or None     # 0: the backend's default
         adapt = bool(config.get_property("adapt"))
     except BridgeError as exc:
         return procedures._fail(procedure, "priorpaint: %s" % exc)
@@ -174,7 +174,7 @@ def _dialog(procedure, config, crop, points, base, about, shared, source="path")
             button.set_sensitive(False)
             stop.set_sensitive(True)
             status.set_text("Dragging…")
-            threading.Thread(target=worker, args=(int(config.get_property("steps")),), daemon=True).start()
+            threading.Thread(target=worker, args=(int(config.get_property("steps")) or None,), daemon=True).start()
 
         def stopped(*_):
             state["stop"] = True       # the bridge cancels the job at its next progress event

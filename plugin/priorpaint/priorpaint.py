@@ -146,7 +146,8 @@ class PriorPaint(Gimp.PlugIn):
             procedure.add_choice_argument("mode", "_Mode", "Add the concept or remove it", mode, "add", RW)
         elif name == PROC_DRAG:
             procedure.add_int_argument("steps", "_Steps", "At most this many optimisation steps (the drag stops "
-                                       "earlier when every handle has reached its target)", 1, 1000, 60, RW)
+                                       "earlier when every handle has reached its target); 0: the backend's "
+                                       "default", 0, 1000, 0, RW)
         if name in (PROC_EDIT, PROC_PAINT, PROC_APPLY_SEG):
             composite = Gimp.Choice.new()
             composite.add("detail", 0, ops.COMPOSITE_LABELS["detail"],

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 import gradio as gr
 
+from ....edits.drag_optimise import DEFAULTS as DRAG_DEFAULTS
 from ....errors import InputError
 from ... import contract as C
 from ... import views
@@ -49,7 +50,7 @@ def build(page: Page) -> None:
     page.drag_md = gr.Markdown("Project a selection first; then " + HINT[0].lower() + HINT[1:],
                                elem_id="pp-drag-md")
     with gr.Row():
-        page.drag_steps = gr.Slider(1, 300, value=60, step=1, label="steps (at most; stops when every handle arrived)",
+        page.drag_steps = gr.Slider(1, 300, value=DRAG_DEFAULTS["steps"], step=1, label="steps (at most; stops when every handle arrived)",
                                     elem_id="pp-drag-steps")
         page.drag_undo = gr.Button("Undo the last point", elem_id="pp-drag-undo", size="sm")
         page.drag_clear = gr.Button("Clear the points", elem_id="pp-drag-clear", size="sm")
