@@ -30,7 +30,7 @@ MIN_EFFECT = 0.5
 LIMITS = {"smear": 0.03, "unexplained": 0.10, "ghost": 0.30}
 #: the most of a head edit's head the selection may hold back (``composite_info["head_cut"]``,
 #: :func:`priorpaint.compositing.warp_head.head_cut`) before the verdict says so (docs/method/measures.md)
-MAX_HEAD_CUT = 0.9
+MAX_HEAD_CUT = 0.89
 
 
 def head_cut_note(info: Optional[Dict[str, object]]) -> Optional[str]:
