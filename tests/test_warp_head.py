@@ -340,8 +340,9 @@ def test_the_benchs_structural_row_carries_the_heads_angles():
     from types import SimpleNamespace
     from priorpaint.bench.structural import _row
     metrics = {"structure": {"effect_ratio": 0.8}, "verdict": {"carried": True, "message": "carried"},
-               "composite_info": {"motion": "head", "head_angle_deg": 18.7, "head_pitch_deg": -9.08}}
+               "composite_info": {"motion": "head", "head_angle_deg": 18.7, "head_pitch_deg": -9.08, "head_cut": 0.93}}
     row = _row(SimpleNamespace(metrics=metrics), 0.5)
     assert row["head_angle_deg"] == 18.7 and row["head_pitch_deg"] == -9.08 and row["effect_ratio"] == 0.8
+    assert row["head_cut"] == 0.93                                         # the share of the head the selection cuts
     plain = _row(SimpleNamespace(metrics={**metrics, "composite_info": {"motion": "landmarks"}}), 0.5)
-    assert "head_angle_deg" not in plain and "head_pitch_deg" not in plain
+    assert "head_angle_deg" not in plain and "head_pitch_deg" not in plain and "head_cut" not in plain

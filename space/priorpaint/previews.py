@@ -54,6 +54,12 @@ def _square(session, region: np.ndarray, base, edited, state, mask: np.ndarray, 
 def preview_region(session, state=None, mode: str = "detail", size: Optional[int] = None,
                    frame=None) -> np.ndarray:
     """See :meth:`priorpaint.session.EditSession.preview_region`."""
+    return _preview_square(session, state, mode, size, frame)[0]
+
+
+def _preview_square(session, state, mode: str, size: Optional[int], frame=None):
+    """``(square, info)``: :func:`preview_region`'s square and its composite's ``info`` (the head
+    motion's ``head_cut`` and angles, for the verdict)."""
     import cv2
 
     from .compositing.blend import default_feather
@@ -76,8 +82,9 @@ def preview_region(session, state=None, mode: str = "detail", size: Optional[int
         if n != side:
             mask = sel if mask is session.crop.region_mask else cv2.resize(mask, (n, n), interpolation=cv2.INTER_AREA)
             radius = max(1, int(round(radius * n / side)))
-        out = _square(session, region, base, edited, state, mask, radius, mode)[0] if mask.any() else region
-    return np.ascontiguousarray(out)
+        out, *_, info = _square(session, region, base, edited, state, mask, radius, mode) if mask.any() \
+            else (region, {})
+    return np.ascontiguousarray(out), info
 
 
 def preview_verdict(session, state=None, mode: str = "detail", size: int = 256) -> Dict[str, object]:
@@ -87,14 +94,14 @@ def preview_verdict(session, state=None, mode: str = "detail", size: int = 256) 
     from .measures.report import structure_report
 
     state = state or session.initial_state()
-    result = preview_region(session, state, mode, size)
+    result, info = _preview_square(session, state, mode, size)
     with session.lock:
         region = session.cache.get(("preview-square", result.shape[0]), (session.photo_square(),))[0]
     mask = session.edit_mask(state)
     if mask.shape[0] != result.shape[0]:
         mask = cv2.resize(mask, (result.shape[0],) * 2, interpolation=cv2.INTER_AREA)
     structure, verdict = structure_report(session.gen, getattr(session.gen, "model_id", None), state.applied,
-                                          result, region, mask)
+                                          result, region, mask, motion=info)
     return {"structure": structure, "verdict": verdict}
 
 

@@ -390,7 +390,7 @@ class EditSession:
         m.update(photo_metrics(result_region, region, base_u8, edited, mask, self.crop.region_mask, radius))
         from .measures.report import structure_report
         m["structure"], m["verdict"] = structure_report(self.gen, getattr(self.gen, "model_id", None), state.applied,
-                                                        *measure_squares(result_region, region, mask))
+                                                        *measure_squares(result_region, region, mask), motion=info)
         if region.shape[0] > MEASURE_SIDE and m["structure"].get("moved_px") is not None:  # in the square's px
             m["structure"]["moved_px"] = round(m["structure"]["moved_px"] * region.shape[0] / MEASURE_SIDE, 4)
         self.seconds["composite"] = seconds_composite

@@ -115,7 +115,8 @@ def _row(render, seconds: float) -> Dict[str, object]:
     row = {**{k: st.get(k) for k in KEYS}, "carried": v.get("carried"), "message": v.get("message"),
            "seconds": round(seconds, 3)}
     info = render.metrics.get("composite_info") or {}
-    for key in ("head_angle_deg", "head_pitch_deg"):   # the head motion's turn and bow, after its limits
+    # the head motion's turn and bow (after its limits), and the share of the head the selection holds still
+    for key in ("head_angle_deg", "head_pitch_deg", "head_cut"):
         if key in info:
             row[key] = info[key]
     if st.get("effects"):   # a stack: each edit's own effect ratio; the row's ratio is the least of them

@@ -80,6 +80,8 @@ MIN_JACOBIAN = 0.3
 MIN_BOW_SCALE = 0.65
 FOLD_SHRINK = 0.85
 FOLD_TRIES = 12
+#: the taper under which a head pixel counts as held back by the selection (:func:`head_cut`)
+CUT_TAPER = 0.9
 
 
 def head_frame(pts: np.ndarray) -> Dict[str, np.ndarray]:
@@ -231,6 +233,22 @@ def head_mask(frame, res: int) -> np.ndarray:
     return (u / HEAD_AXES[0]) ** 2 + (v / HEAD_AXES[1]) ** 2 <= 1.0
 
 
+def head_cut(frame, taper: np.ndarray) -> float:
+    """The share of the head (its outline, :func:`head_mask`, counted past the square's edge too)
+    whose motion the edit mask's ``taper`` ((R, R) in [0, 1], :func:`~priorpaint.compositing.between.mask_taper`)
+    holds back by more than :data:`CUT_TAPER`'s complement: under the selection's feather ramp, or
+    outside the selection or the square. 0: the whole head turns freely; 1: none of it does."""
+    res = taper.shape[0]
+    gy, gx = np.mgrid[-res:2 * res, -res:2 * res].astype(np.float64)   # the square and a square's width round it
+    u, v = _local(frame, gx, gy)
+    head = (u / HEAD_AXES[0]) ** 2 + (v / HEAD_AXES[1]) ** 2 <= 1.0
+    if not head.any():
+        return 0.0
+    free = np.zeros(gx.shape, bool)
+    free[res:2 * res, res:2 * res] = taper >= CUT_TAPER
+    return float(1.0 - np.count_nonzero(head & free) / np.count_nonzero(head))
+
+
 def bow_scale(field: np.ndarray, frame, head: np.ndarray) -> Tuple[float, float]:
     """``(least, largest)`` scale of the backward ``field`` along the face's down axis over ``head``
     (bool): ``1 + ∂f_d/∂d``, photo px shown per result px down the face (< 1: stretched, > 1:
@@ -312,11 +330,13 @@ def head_correspondence(base: np.ndarray, edited: np.ndarray, region: np.ndarray
         goals[axis] = goal
         info[f"proxy_{axis}_change"] = None if proxy is None else round(proxy, 4)
         info[f"target_{axis}_change"] = round(goal, 4)
-    yaw, pitch = head_angles(photo, goals)
-    flow, (yaw, pitch) = _head_field(photo, yaw, res, region.shape[0] / float(res), mask_taper(mask, feather, res),
-                                     pitch=pitch)   # the angles applied: after the fold's shrink
-    if YAW in goals:
-        info["head_angle_deg"] = round(float(np.degrees(yaw)), 2)
-    if PITCH in goals:
-        info["head_pitch_deg"] = round(float(np.degrees(pitch)), 2)
+    yaw0, pitch0 = head_angles(photo, goals)
+    scale, taper = region.shape[0] / float(res), mask_taper(mask, feather, res)
+    flow, (yaw, pitch) = _head_field(photo, yaw0, res, scale, taper, pitch=pitch0)   # after the fold's shrink
+    # how much of the head the selection's edge holds still (a tight box: the taper crosses the face)
+    info["head_cut"] = round(head_cut(head_frame(np.asarray(photo, np.float64) / scale), taper), 4)
+    for axis, key, asked, applied in ((YAW, "head_angle_deg", yaw0, yaw), (PITCH, "head_pitch_deg", pitch0, pitch)):
+        if axis in goals:
+            info[key] = round(float(np.degrees(applied)), 2)
+            info[key.replace("_deg", "_asked_deg")] = round(float(np.degrees(np.clip(asked, -MAX_ANGLE, MAX_ANGLE))), 2)
     return flow, np.zeros((res, res), np.float32), info

@@ -11,7 +11,7 @@ import numpy as np
 from .artefacts import artefacts
 from .effect import direction_measure, effect_ratio, stack_reference
 from .kinds import kind_report, merge_preview_only, merge_verdict, preview_only
-from .verdict import verdict
+from .verdict import head_cut_note, verdict, with_notes
 
 
 def _single_direction(applied: List[dict]) -> Optional[Tuple[str, float]]:
@@ -54,12 +54,15 @@ def stacked_effects(gen, model_id: Optional[str], dirs: List[Tuple[str, float]],
 
 
 def structure_report(gen, model_id: Optional[str], applied: List[dict], result: np.ndarray,
-                     photo: np.ndarray, mask: np.ndarray) -> Tuple[Dict[str, object], Dict[str, object]]:
+                     photo: np.ndarray, mask: np.ndarray,
+                     motion: Optional[Dict[str, object]] = None) -> Tuple[Dict[str, object], Dict[str, object]]:
     """``(structure, verdict)`` for a result square against the photo's square (uint8, same side)
     under the square's edit mask. The effect ratio is measured for a render of exactly one named
     direction with a declared measure, and for stacked directions per direction (``structure["effects"]``:
     each edit judged on its own effect, :func:`stacked_effects`); a render of one edit of a
-    kind :mod:`.kinds` measures (a scribble) adds that kind's measures (``structure["kind"]``)."""
+    kind :mod:`.kinds` measures (a scribble) adds that kind's measures (``structure["kind"]``). ``motion``:
+    the composite's ``info``; a head motion's ``head_cut`` is kept in ``structure`` and, past the
+    verdict's limit, said in its message (:func:`~priorpaint.measures.verdict.head_cut_note`)."""
     sel = np.where(mask > 0, 255, 0).astype(np.uint8)
     out: Dict[str, object] = dict(artefacts(result, photo, sel, gen.resolution))
     out.update({"measure": None, "effect": None, "effect_reference": None, "effect_ratio": None})
@@ -82,6 +85,8 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
             unmeasurable = f"no face found to measure {', '.join(missing)} on"
         ratios = {n: e["effect_ratio"] for n, e in effects.items() if e["effect_ratio"] is not None}
         out["effects"] = {n: {k: _round(v) for k, v in e.items()} for n, e in effects.items()}
+    if (motion or {}).get("head_cut") is not None:
+        out["head_cut"] = float(motion["head_cut"])
     out = {k: _round(v) for k, v in out.items()}
     if not applied:
         return out, {"carried": None, "message": "no edit", "failed": [], "effect_ratio": None,
@@ -94,7 +99,7 @@ def structure_report(gen, model_id: Optional[str], applied: List[dict], result: 
             judged = {**out, "ghost": None}
     ratios = {n: round(r, 4) for n, r in ratios.items() if np.isfinite(r)}
     v = merge_verdict(verdict(out["effect_ratio"], judged, unmeasurable, ratios or None), kind)
-    return out, merge_preview_only(v, preview_only(model_id, applied))
+    return out, with_notes(merge_preview_only(v, preview_only(model_id, applied)), [head_cut_note(motion)])
 
 
 def _round(v):

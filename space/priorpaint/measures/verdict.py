@@ -14,6 +14,10 @@ ratio); the stack is carried only when every one of them is, and the message nam
 
     "this edit cannot be carried here: head_tilt effect -0.69 of the model's, artefacts 5 % (unexplained);
      head_turn carried (0.80)"
+
+A head edit whose head the selection cuts (:func:`head_cut_note`: more than :data:`MAX_HEAD_CUT` of
+it under the feather's taper or outside the selection) adds one clause saying so, with the fix, to
+the message (``notes`` lists it too), carried or not: the pixels are the same either way.
 """
 
 from __future__ import annotations
@@ -24,6 +28,27 @@ from typing import Dict, List, Optional
 MIN_EFFECT = 0.5
 #: the most each artefact measure may show (docs/method/measures.md)
 LIMITS = {"smear": 0.03, "unexplained": 0.10, "ghost": 0.30}
+#: the most of a head edit's head the selection may hold back (``composite_info["head_cut"]``,
+#: :func:`priorpaint.compositing.warp_head.head_cut`) before the verdict says so (docs/method/measures.md)
+MAX_HEAD_CUT = 0.89
+
+
+def head_cut_note(info: Optional[Dict[str, object]]) -> Optional[str]:
+    """One clause saying that the selection cuts the head of a head edit, with the fix, from the
+    warp composite's ``info`` (``head_cut``, ``head_angle_deg`` / ``head_pitch_deg`` and their
+    ``_asked_deg``); None when the cut is at most :data:`MAX_HEAD_CUT` or there is no head motion."""
+    cut = (info or {}).get("head_cut")
+    if not isinstance(cut, (int, float)) or cut <= MAX_HEAD_CUT:
+        return None
+    limited = []
+    for key, word in (("head_angle", "turn"), ("head_pitch", "bow")):
+        done, asked = info.get(f"{key}_deg"), info.get(f"{key}_asked_deg")
+        if isinstance(done, (int, float)) and isinstance(asked, (int, float)) and abs(done) < abs(asked) - 0.5:
+            limited.append(f"the {word} is limited to {abs(done):.0f}° of {abs(asked):.0f}°")
+    verb = "turn" if "head_angle_deg" in info else "bow"
+    held = ", ".join(limited) if limited else "its edges are held still"
+    return (f"the selection cuts the head ({100 * cut:.0f} % of it under the edge's feather): {held}; "
+            f"select the whole head to {verb} it fully")
 
 
 def verdict(effect_ratio: Optional[float], artefacts: Dict[str, Optional[float]],
@@ -69,3 +94,12 @@ def verdict(effect_ratio: Optional[float], artefacts: Dict[str, Optional[float]]
     else:   # artefacts alone say nothing of whether the edit did what it says (a pure warp adds no cap)
         out["message"] = "no artefacts over the limits; no independent measure of the effect"
     return out
+
+
+def with_notes(verdict: Dict[str, object], notes: List[Optional[str]]) -> Dict[str, object]:
+    """``verdict`` with each clause of ``notes`` (None: none) added to its one-line message, carried
+    or not, and listed in ``notes``; a verdict with nothing to judge stays as it is."""
+    notes = [n for n in notes if n]
+    if not notes or verdict.get("carried") is None:
+        return verdict
+    return dict(verdict, notes=notes, message="; ".join([str(verdict.get("message") or "")] + notes))
