@@ -16,11 +16,14 @@ from .client import BackendError, Client
 
 
 def verdict_message(status: Any) -> Optional[str]:
-    """The backend's one line saying the edit was not carried (its ``verdict.message``, on one
-    line), from a status or a ``verdict`` answer whose ``verdict.carried`` is false; None when
-    carried, unknown or absent."""
+    """The backend's one line the user must read (its ``verdict.message``, on one line), from a
+    status or a ``verdict`` answer: when ``verdict.carried`` is false, or when the verdict lists
+    ``notes`` (a carried head edit that the selection held back says so, with the fix); None when
+    carried without notes, unknown or absent."""
     verdict = status.get("verdict") if isinstance(status, dict) else None
-    if not isinstance(verdict, dict) or verdict.get("carried") is not False:
+    if not isinstance(verdict, dict):
+        return None
+    if verdict.get("carried") is not False and not (verdict.get("notes") and verdict.get("message")):
         return None
     message = " ".join(str(verdict.get("message") or "").split())
     return message or "this edit cannot be carried here: the picture did not change as the direction intends"

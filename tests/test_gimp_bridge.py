@@ -708,6 +708,10 @@ def test_verdict_lines_and_bad_answers(kinds):
     assert verdict_message({}) is None and verdict_message(None) is None
     assert verdict_message({"verdict": {"carried": False, "message": "a\nb "}}) == "a b"
     assert verdict_message({"verdict": {"carried": False}}).startswith("this edit cannot be carried here")
+    noted = {"carried": True, "message": "carried: effect 0.52 of the model's; the selection cuts the head",
+             "notes": ["the selection cuts the head"]}
+    assert verdict_message({"verdict": noted}) == noted["message"]       # carried, but held back: said
+    assert verdict_message({"verdict": {**noted, "notes": []}}) is None
     client = Client(kinds.url)
     proj = ops.project(client, _face_crop(), fetch_images=False)
     answer = verdict(client, proj.session, [catalog.direction_spec("smile", -2.5)], composite="detail")

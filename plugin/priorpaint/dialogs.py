@@ -299,10 +299,10 @@ def semantic_dialog(procedure, config, crop, directions, client, s, base=(), abo
     images.pack_start(after, False, False, 0)
     status = Gtk.Label(label="Fitting the selection to the model…", xalign=0.0)
     status.set_line_wrap(True)
-    warning = Gtk.Label(xalign=0.0)      # the backend's verdict, only when the edit is not carried
+    warning = Gtk.Label(xalign=0.0)      # the backend's verdict: the edit is not carried, or was held back
     warning.set_line_wrap(True)
     warning.set_tooltip_text("the backend compared the preview with the selection: this edit does not "
-                             "change the picture the way the direction intends")
+                             "change the picture the way the direction intends, or only in part")
     box.pack_start(images, False, False, 0)
     box.pack_start(status, False, False, 0)
     box.pack_start(warning, False, False, 0)
