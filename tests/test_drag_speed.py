@@ -137,3 +137,16 @@ def test_the_faster_step_follows_the_same_trajectory_on_the_embedded_model(defau
     targets = handles + [[1.6, -3.5], [3.3, -3.1], [-3.3, -0.7], [1.7, -2.1], [3.0, -0.8]]
     now = _same_trajectory(default_gen, z, h, handles, targets, monkeypatch)
     assert len(now[3]["rows"]) == 5
+
+
+@pytest.mark.parametrize("rows", [1, 4])
+def test_the_keep_terms_one_pass_gradient_is_autograds_bit_for_bit(rows):
+    g = torch.Generator().manual_seed(rows)
+    feat = O.upsample(torch.randn((rows, 8, 16, 16), generator=g), 32).requires_grad_(True)
+    target = torch.randn((1, 8, 32, 32), generator=g)
+    keep = (torch.rand((rows, 1, 32, 32), generator=g) > 0.4).float() * torch.rand((rows, 1, 32, 32), generator=g)
+    lam = torch.rand(rows, generator=g) + 0.5
+    got = O.keep_term(feat, target, keep)
+    want = ((feat - target).abs() * keep).mean(dim=(1, 2, 3))
+    assert torch.equal(got, want)
+    assert torch.equal(torch.autograd.grad((lam * got).sum(), feat)[0], torch.autograd.grad((lam * want).sum(), feat)[0])
