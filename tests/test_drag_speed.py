@@ -52,11 +52,8 @@ import torch.nn.functional as F  # noqa: E402
 from priorpaint.edits import drag_optimise as O  # noqa: E402
 
 
-def _loss_one_handle_at_a_time(feat, p, t, groups, disk, active=None, patch0=None, lambda_target=0.0, res=None):
-    """The motion supervision as it was computed before: one bilinear sample per handle and disk, of the
-    whole map enlarged (``res``: ``feat`` is the layer's own map, enlarged here as before)."""
-    if res is not None:
-        feat = _plain_upsample(feat, res)
+def _loss_one_handle_at_a_time(feat, p, t, groups, disk, active=None, patch0=None, lambda_target=0.0):
+    """The motion supervision as it was computed before: one bilinear sample per handle and disk."""
     loss = feat.new_zeros(())
     for i in range(p.shape[0]):
         if active is not None and not active[i]:
@@ -106,27 +103,6 @@ def test_the_batched_motion_supervision_is_the_per_handle_loss(lambda_target):
     assert float(O.motion_loss(feat, p, t, groups, disk, [False] * 6)) == 0.0
 
 
-@pytest.mark.parametrize("lambda_target", [0.0, 0.5])
-def test_the_features_sampled_only_where_the_loss_reads_them_are_the_enlarged_maps(lambda_target):
-    """``res``: the disks sampled from the layer's own map through its enlargement at the points only (no
-    enlarged map in the loss's gradient): the samples, the loss and its gradient as from the whole enlarged
-    map, up to float rounding, at the border too."""
-    g = torch.Generator().manual_seed(5)
-    raw = torch.randn((4, 16, 32, 32), generator=g).requires_grad_(True)
-    pts = torch.cat([torch.rand((4, 40, 2), generator=g) * 70 - 3, torch.tensor([[[0.0, 0.0], [63.0, 63.0]]]).expand(4, 2, 2)], 1)
-    want = F.grid_sample(_plain_upsample(raw, 64), ((pts + 0.5) / 64 * 2 - 1)[:, :, None], mode="bilinear",
-                         padding_mode="border", align_corners=False)[..., 0]
-    torch.testing.assert_close(O._enlarged_at(raw, 64, pts), want, rtol=1e-5, atol=1e-6)
-    p = torch.tensor([[10.2, 11.7], [20.0, 5.5], [0.5, 62.5], [15.5, 15.5], [25.0, 25.0]])
-    t = p + torch.tensor([[0.0, -3.0], [2.5, 1.0], [-1.0, 2.0], [0.0, 3.0], [3.0, 3.0]])
-    groups, disk = np.array([0, 1, 1, 2, 3]), O._disk(3.0, "cpu")
-    patch0 = [torch.randn((disk.shape[0], 16), generator=g) for _ in range(5)]
-    got = O.motion_loss(raw, p, t, groups, disk, None, patch0, lambda_target, res=64)
-    ref = _loss_one_handle_at_a_time(raw, p, t, groups, disk, None, patch0, lambda_target, res=64)
-    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(torch.autograd.grad(got, raw)[0], torch.autograd.grad(ref, raw)[0], rtol=1e-4, atol=1e-7)
-
-
 def _same_trajectory(gen, z, h, handles, targets, monkeypatch, steps=10):
     """The drag now and the drag as computed before (per-handle samples, channels-first upsampling, a
     """
@@ -139,7 +115,7 @@ def _same_trajectory(gen, z, h, handles, targets, monkeypatch, steps=10):
     assert now[3]["steps_run"] == before[3]["steps_run"] and now[3]["rows"] == before[3]["rows"]
     np.testing.assert_allclose(now[2], before[2], atol=0.01)                      # the confirmed positions
     np.testing.assert_allclose(now[3]["tracker_model"], before[3]["tracker_model"], atol=0.01)
-    torch.testing.assert_close(now[3]["row_z"], before[3]["row_z"], atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(now[3]["row_z"], before[3]["row_z"], atol=1e-4, rtol=1e-4)
     return now
 
 

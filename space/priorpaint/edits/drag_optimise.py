@@ -180,25 +180,8 @@ def _keep(movable, handles: np.ndarray, targets: np.ndarray, members, res: int, 
     return 1.0 - movable
 
 
-def _enlarged_at(raw: torch.Tensor, res: int, grid: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples (rows, C, L) at ``grid`` (rows, L, 2; model px) of ``raw``'s bilinear enlargement to
-    ``res`` px (:func:`upsample`), computed at the points only: the enlarged map at the four pixels around
-    each point (``raw`` sampled at their centres) weighted as ``grid_sample`` weighs them (border padding)."""
-    rows, n = grid.shape[:2]
-    q = grid.clamp(0.0, res - 1.0)
-    base = q.floor()
-    w = q - base
-    corners = torch.stack([base, base + torch.tensor([1.0, 0.0], device=q.device),
-                           base + torch.tensor([0.0, 1.0], device=q.device), base + 1.0], 2).clamp(max=res - 1.0)
-    at = ((corners + 0.5) / res * 2.0 - 1.0).view(rows, n * 4, 1, 2)
-    v = F.grid_sample(raw, at, mode="bilinear", padding_mode="border", align_corners=False)[..., 0]
-    v = v.view(rows, raw.shape[1], n, 4)
-    wx, wy = w[..., 0][:, None], w[..., 1][:, None]
-    return (v[..., 0] * (1 - wx) + v[..., 1] * wx) * (1 - wy) + (v[..., 2] * (1 - wx) + v[..., 3] * wx) * wy
-
-
 def motion_loss(feat: torch.Tensor, p: torch.Tensor, t: torch.Tensor, groups, disk: torch.Tensor,
-                active=None, patch0=None, lambda_target: float = 0.0, res: Optional[int] = None) -> torch.Tensor:
+                active=None, patch0=None, lambda_target: float = 0.0) -> torch.Tensor:
     """The motion supervision: for each handle ``i`` (``active[i]``; all when ``None``), in its
     group's feature map, ``mean_q |F(q + d) − sg(F(q))|₁`` over the disk around ``p_i``, ``d`` the unit
     step toward ``t_i``; with ``lambda_target``, the handle's initial patch ``patch0[i]`` wanted at the target.
@@ -206,9 +189,7 @@ def motion_loss(feat: torch.Tensor, p: torch.Tensor, t: torch.Tensor, groups, di
     All handles' disks are sampled in one ``grid_sample`` over the batch (each row its own handles' points),
     not one per handle: each per-handle sample's backward filled and added a gradient the size of the
     whole batch's feature map, a tenth of a five-point step; the loss is the same up to float rounding
-    (tests/test_drag_speed.py). With ``res``, ``feat`` is the layer's own map and the disks are sampled from
-    its enlargement to ``res`` px at the points only (:func:`_enlarged_at`; the same up to float rounding):
-    the gradient then skips the enlarged map."""
+    (tests/test_drag_speed.py)."""
     on = [i for i in range(p.shape[0]) if active is None or bool(active[i])]
     if not on:
         return feat.new_zeros(())
@@ -220,28 +201,21 @@ def motion_loss(feat: torch.Tensor, p: torch.Tensor, t: torch.Tensor, groups, di
     step = t[idx] - p[idx]
     d = step / step.norm(dim=1, keepdim=True).clamp_min(1e-6)
     q = p[idx][:, None] + disk[None]                          # (M, K, 2): each handle's disk
-    r = feat.shape[-1] if res is None else res
+    r = feat.shape[-1]
     grid = feat.new_zeros((2, rows, width, k, 2))             # [ahead, here]; unused slots sample (0, 0)
     at_row, at_slot = torch.as_tensor(row, device=p.device), torch.as_tensor(slot, device=p.device)
-    grid[0, at_row, at_slot] = q + d[:, None]
-    grid[1, at_row, at_slot] = q
-    grid = grid.view(2, rows, width * k, 2)
-    if res is None:
-        grid = ((grid + 0.5) / r * 2.0 - 1.0)[:, :, :, None]
-        ahead = F.grid_sample(feat, grid[0], mode="bilinear", padding_mode="border", align_corners=False)
-        with torch.no_grad():
-            here = F.grid_sample(feat, grid[1], mode="bilinear", padding_mode="border", align_corners=False)
-    else:
-        ahead = _enlarged_at(feat, res, grid[0])[..., None]
-        with torch.no_grad():
-            here = _enlarged_at(feat, res, grid[1])[..., None]
+    grid[0, at_row, at_slot] = (q + d[:, None] + 0.5) / r * 2.0 - 1.0
+    grid[1, at_row, at_slot] = (q + 0.5) / r * 2.0 - 1.0
+    grid = grid.view(2, rows, width * k, 1, 2)
+    ahead = F.grid_sample(feat, grid[0], mode="bilinear", padding_mode="border", align_corners=False)
+    with torch.no_grad():
+        here = F.grid_sample(feat, grid[1], mode="bilinear", padding_mode="border", align_corners=False)
     ahead, here = (v[..., 0].view(rows, -1, width, k)[at_row, :, at_slot] for v in (ahead, here))   # (M, C, K)
     loss = (ahead - here).abs().mean(dim=(1, 2)).sum()
     if lambda_target:
         for i in on:
-            f, at = feat[int(groups[i]):int(groups[i]) + 1], t[i][None] + disk
-            got = _sample(f, at) if res is None else _enlarged_at(f, res, at[None])[0].t()
-            loss = loss + lambda_target * (got - patch0[i]).abs().mean()
+            f = feat[int(groups[i]):int(groups[i]) + 1]
+            loss = loss + lambda_target * (_sample(f, t[i][None] + disk) - patch0[i]).abs().mean()
     return loss
 
 
@@ -300,14 +274,14 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
     state = DragLatent(gen, z, h, split, space, batch=len(members), coarse=coarse_layer)
 
     def run(snap=None, render=True):
-        """The features enlarged (rows, C, R, R), the renders (rows, 3, R, R) and the layer's own map of the
-        batch: one forward (without ``render`` it stops at the feature layer and gives no render)."""
+        """The features (rows, C, R, R) and the renders (rows, 3, R, R) of the batch: one forward
+        (without ``render`` it stops at the feature layer and gives no render)."""
         z_e, h_e = state.latent(snap)
         x, cap = gen.run(h_e, start=split, stop=None if render else layer, capture=[layer], z=z_e, interventions=iv)
-        return upsample(cap[layer], res), (x if render else None), cap[layer]
+        return upsample(cap[layer], res), (x if render else None)
 
     with torch.no_grad():
-        f_init, x0, _ = run(state.snapshot())
+        f_init, x0 = run(state.snapshot())
         f_init = f_init[:1]
         render0 = to_uint8(x0[0])
         # the proxy's frame: where the photo's points are on the generator's own render
@@ -345,7 +319,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
         for step in range(steps + 1):
             gated = not CONFIRM or step == 0 or _gate_due(step, steps, GATE_EVERY)
             # the render is read by the gate only (the features end the forward otherwise: the same features)
-            feat, x, raw_feat = run(render=CONFIRM and gated and step > 0)
+            feat, x = run(render=CONFIRM and gated and step > 0)
             if step > 0:
                 p = raw = _track(feat.detach(), f0, p, int(r2), ent_row)
                 if CONFIRM:   # no further than the generator's own render moved there (a jump is not motion)
@@ -377,7 +351,7 @@ def optimise(gen, z: torch.Tensor, h: torch.Tensor, split: str, handles: np.ndar
             if gated and all(any(arrived[(ent_row == r) & np.isin(ent_h, members[g])].all()
                                  for r in (g, len(members) - 1)) for g in range(n_groups)) or step == steps:
                 break
-            loss = motion_loss(raw_feat, p, t, ent_row, disk, dist > STOP_PX, patch0, lambda_target, res=res)
+            loss = motion_loss(feat, p, t, ent_row, disk, dist > STOP_PX, patch0, lambda_target)
             if keep is not None:
                 loss = loss + (lam * keep_term(feat, f_init, keep)).sum()
             if state.dc is not None:   # "z+coarse": the offset's own penalties
