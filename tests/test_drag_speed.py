@@ -1,8 +1,15 @@
-"""The bench reports a drag's seconds by the number of points, beside the 3 s goal (bench/drag.py)."""
+"""The bench reports a drag's seconds by the number of points, beside the 3 s goal (bench/drag.py); the
+faster drag step (edits/drag_optimise.py) computes the same drag."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
 from priorpaint.bench.drag import seconds_summary
+from priorpaint.edits import drag_optimise as O
 
 
 def test_the_bench_reports_the_seconds_of_one_three_and_five_points():
@@ -44,12 +51,6 @@ def test_the_bench_reports_each_drags_spread_over_runs_with_its_lr_nudged(tmp_pa
 
 # --- the faster step computes the same drag (docs/method/drag.md, "Speed", 2026-12-07 late night) ---
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from priorpaint.edits import drag_optimise as O  # noqa: E402
 
 
 def _loss_one_handle_at_a_time(feat, p, t, groups, disk, active=None, patch0=None, lambda_target=0.0):
