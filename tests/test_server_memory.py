@@ -254,9 +254,9 @@ def test_a_render_measures_its_structure_on_a_square_of_at_most_measure_side(tin
     seen, measured = [], []
     real = report.structure_report
 
-    def spy(gen, model_id, applied, result, photo, mask):
+    def spy(gen, model_id, applied, result, photo, mask, **kwargs):
         seen.append((result.shape, photo.shape, mask.shape))
-        structure, verdict = real(gen, model_id, applied, result, photo, mask)
+        structure, verdict = real(gen, model_id, applied, result, photo, mask, **kwargs)
         measured.append(structure["moved_px"])
         return dict(structure), verdict
 
