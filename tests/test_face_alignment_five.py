@@ -109,6 +109,19 @@ def five_point_gen(tiny_gen):
     del tiny_gen.entry
 
 
+def _random_edit(s, photo, sel, seed: int):
+    """``(render, changed)``: a random change of the projected session's split feature rendered with the
+    detail composite, checked to leave every pixel outside the selection ``sel`` as it was; ``changed``
+    is where the result differs from the photo."""
+    state = s.initial_state()
+    torch.manual_seed(seed)
+    state.h = state.h + 0.8 * torch.randn_like(state.h)
+    r = s.render(state, composite="detail")
+    outside = sel == 0
+    assert r.metrics["changed_outside_mask"] == 0 and np.array_equal(r.photo.rgb[outside], photo.rgb[outside])
+    return r, (r.photo.rgb != photo.rgb).any(axis=2)
+
+
 def test_a_five_point_crop_keeps_the_whole_selection_and_round_trips_bit_exact(five_point_gen):
     from priorpaint.projection.project import ProjectionConfig
     from priorpaint.session import EditSession
@@ -130,13 +143,7 @@ def test_a_five_point_crop_keeps_the_whole_selection_and_round_trips_bit_exact(f
     assert int((s.crop.photo_mask(s.crop.region_mask) > 0).sum()) == bw * bh   # every selected pixel is editable
     s.project(ProjectionConfig(steps=2, **FAST_PROJECTION))
     assert np.array_equal(s.render(None, composite="detail").photo.rgb, photo.rgb)   # no edit: bit for bit
-    state = s.initial_state()
-    torch.manual_seed(1)
-    state.h = state.h + 0.8 * torch.randn_like(state.h)
-    r = s.render(state, composite="detail")
-    outside = sel == 0
-    assert r.metrics["changed_outside_mask"] == 0 and np.array_equal(r.photo.rgb[outside], photo.rgb[outside])
-    changed = (r.photo.rgb != photo.rgb).any(axis=2)
+    r, changed = _random_edit(s, photo, sel, seed=1)
     # the edit reaches the selection's corners (the crown and chin that a tight square cut off)
     assert changed[y:y + 20, x:x + bw].any() and changed[y + bh - 20:y + bh, x:x + bw].any()
     assert r.metrics["alignment"]["fit"] == "five points" and r.metrics["alignment"]["zoom"] > 1.0
@@ -182,11 +189,5 @@ def test_a_painted_selection_is_kept_whole_and_nothing_outside_it_changes(five_p
     assert s.crop.alignment is not None and s.crop.alignment.zoom > 1.0, s.crop.notes
     assert int((s.crop.photo_mask(s.crop.region_mask) > 0).sum()) == int((sel > 0).sum())
     s.project(ProjectionConfig(steps=2, **FAST_PROJECTION))
-    state = s.initial_state()
-    torch.manual_seed(2)
-    state.h = state.h + 0.8 * torch.randn_like(state.h)
-    r = s.render(state, composite="detail")
-    outside = sel == 0
-    assert r.metrics["changed_outside_mask"] == 0 and np.array_equal(r.photo.rgb[outside], photo.rgb[outside])
-    changed = (r.photo.rgb != photo.rgb).any(axis=2)
+    _, changed = _random_edit(s, photo, sel, seed=2)
     assert changed[:20].any() and changed[200:].any()   # the crown and the chin are edited too
