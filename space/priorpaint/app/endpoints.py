@@ -91,13 +91,12 @@ def stoppable(fn):
         raise TypeError(f"stoppable wraps a generator handler, not {fn.__name__}")
 
     @functools.wraps(fn)
-    def gen_wrapper(*args, **kwargs):
-        with _as_gr_errors(fn.__name__):
-            try:
-                yield from fn(*args, **kwargs)
-            except Cancelled as e:
-                log.info("%s ended: %s", fn.__name__, e)
-    return gen_wrapper
+    def quiet(*args, **kwargs):
+        try:
+            yield from fn(*args, **kwargs)
+        except Cancelled as e:
+            log.info("%s ended: %s", fn.__name__, e)
+    return user_errors(quiet)
 
 
 def _image(arr) -> Optional[Image.Image]:
